@@ -1,0 +1,35 @@
+# Everything a fresh clone needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_DATE ?= 2018-10-31
+DEMO_EVENTS ?= 200000
+DEMO_TOP_N ?= 10
+
+.PHONY: demo test lint typecheck check clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(BIN)/charon sample-data --date $(DEMO_DATE) --events $(DEMO_EVENTS)
+	$(BIN)/charon run --module jobs.top_artists TopArtistsJob --date $(DEMO_DATE) --top-n $(DEMO_TOP_N) --local-scheduler
+	$(BIN)/charon show --module jobs.top_artists TopArtistsJob --date $(DEMO_DATE) --top-n $(DEMO_TOP_N)
+
+test: $(STAMP)
+	$(BIN)/ruff check orchestrator sensors jobs tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check orchestrator sensors jobs tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .charon .pytest_cache .mypy_cache .ruff_cache

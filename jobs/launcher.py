@@ -1,0 +1,104 @@
+"""Job launchers: the Beam command line in the seed's ScioJobTask shape, and its subprocess."""
+
+from __future__ import annotations
+
+import collections
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import anyio
+import structlog
+from anyio.streams.text import TextReceiveStream
+
+from orchestrator.config import BeamSettings
+from orchestrator.errors import JobFailed, UsageError
+from orchestrator.model import InputRevision
+from orchestrator.task import BeamJobTask
+
+# (task attribute / beam setting, command-line flag), in the order the seed prints them.
+DATAFLOW_OPTIONS = (
+    ("project", "--project"),
+    ("region", "--region"),
+    ("staging_location", "--stagingLocation"),
+    ("temp_location", "--tempLocation"),
+    ("autoscaling_algorithm", "--autoscalingAlgorithm"),
+    ("max_num_workers", "--maxNumWorkers"),
+)
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_LOG_TAIL = 20
+
+
+def beam_command(
+    task: BeamJobTask,
+    *,
+    inputs: Mapping[str, InputRevision],
+    outputs: Mapping[str, str],
+    beam: BeamSettings,
+    job_options: Sequence[str] = (),
+) -> list[str]:
+    """The job's argument list.
+
+    Runner and Dataflow options first, then one ``--<key>=<ref>`` per requires() key
+    and per output() key in declaration order, then ``args()``.
+    """
+    python = beam.python or sys.executable
+    argv = [python, "-m", task.pipeline, f"--runner={beam.runner}"]
+    if beam.runner == "DataflowRunner":
+        for attribute, flag in DATAFLOW_OPTIONS:
+            value = getattr(task, attribute) or getattr(beam, attribute)
+            if value:
+                argv.append(f"{flag}={value}")
+    argv.append("--blocking")
+    argv.extend(job_options)
+    for key, value in [*((k, i.ref) for k, i in inputs.items()), *outputs.items()]:
+        if not _KEY.match(key):
+            raise UsageError(
+                f"{task.task_family}: key {key!r} cannot be a job argument; "
+                "requires() and output() of a job task must be dicts keyed by argument names"
+            )
+        argv.append(f"--{key}={value}")
+    argv.extend(task.args())
+    return argv
+
+
+class SubprocessJobRunner:
+    """Runs a job as a child process, streaming its output into the log."""
+
+    async def run(
+        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+    ) -> None:
+        log = structlog.get_logger("charon.job")
+        tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
+        log.info("job starting", command=" ".join(argv))
+        try:
+            process = await anyio.open_process(
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        except OSError as exc:
+            raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
+        async with process:
+            await on_started(f"local-{process.pid}")
+            assert process.stdout is not None  # noqa: S101  # requested as a pipe above
+            async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
+                tail.append(line)
+                log.info("job log", line=line)
+            returncode = await process.wait()
+        if returncode != 0:
+            raise JobFailed(
+                f"job exited with code {returncode}; last output:\n" + "\n".join(tail)
+            )
+        log.info("job finished", returncode=returncode)
+
+
+async def _lines(chunks: TextReceiveStream) -> collections.abc.AsyncIterator[str]:
+    pending = ""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            if line.strip():
+                yield line.rstrip()
+    if pending.strip():
+        yield pending.rstrip()

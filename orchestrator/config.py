@@ -1,0 +1,203 @@
+"""Settings: the embedded ``config.toml``, an optional CHARON_CONFIG file, CHARON_* overrides.
+
+The embedded file is both the defaults and the schema, so every key a user can set
+is documented in one place and a misspelt key is an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigError
+
+ENV_PREFIX = "CHARON_"
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_FORMATS = ("auto", "console", "json")
+CONFIG_ENV = "CHARON_CONFIG"
+_KINDS = {
+    "state": ("sqlite",),
+    "registry": ("sqlite",),
+    "warehouse": ("duckdb",),
+    "storage": ("local",),
+}
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    kind: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    kind: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    kind: str
+    path: Path
+    location: str
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    kind: str
+    root: Path
+    output_prefix: str
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    runner: str
+    python: str
+    project: str
+    region: str
+    staging_location: str
+    temp_location: str
+    autoscaling_algorithm: str
+    max_num_workers: int
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_concurrent_runs: int
+    lease_seconds: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    state: StateSettings
+    registry: RegistrySettings
+    warehouse: WarehouseSettings
+    storage: StorageSettings
+    beam: BeamSettings
+    engine: EngineSettings
+    log: LogSettings
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the embedded defaults, CHARON_CONFIG and CHARON_* variables."""
+    env = os.environ if environ is None else environ
+    raw = _parse_toml(embedded_default_text(), "the embedded config.toml")
+    if config_file := env.get(CONFIG_ENV):
+        path = Path(config_file)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {CONFIG_ENV}={config_file}: {exc}") from None
+        _overlay(raw, _parse_toml(text, str(path)), str(path))
+    _apply_env(raw, env)
+    return _build(raw)
+
+
+def embedded_default_text() -> str:
+    # An installed wheel carries the file inside the package; a source checkout has
+    # it at the top level, where the design card asks for it.
+    packaged = resources.files("orchestrator").joinpath("default_config.toml")
+    if packaged.is_file():
+        return packaged.read_text()
+    return (Path(__file__).resolve().parent.parent / "config.toml").read_text()
+
+
+def _parse_toml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
+
+
+def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str) -> None:
+    for key, value in update.items():
+        if key not in base:
+            raise ConfigError(f"{origin}: unknown key {key!r}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: {key!r} must be a table")
+            _overlay(base[key], value, f"{origin} [{key}]")
+        else:
+            base[key] = _coerce(value, base[key], f"{origin}: {key}")
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        target = raw
+        for part in path[:-1]:
+            section = target.get(part)
+            if not isinstance(section, dict):
+                raise ConfigError(f"{name}: unknown config section {part!r}")
+            target = section
+        key = path[-1]
+        if key not in target or isinstance(target[key], dict):
+            raise ConfigError(f"{name}: unknown config key {'.'.join(path)!r}")
+        target[key] = _coerce(value, target[key], name)
+
+
+def _coerce(value: object, default: object, origin: str) -> object:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif isinstance(value, str):
+        return value
+    raise ConfigError(f"{origin}: expected {type(default).__name__}, got {value!r}")
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    home = Path(raw["home"]).expanduser().resolve()
+    for section, kinds in _KINDS.items():
+        kind = raw[section]["kind"]
+        if kind not in kinds:
+            raise ConfigError(f"{section}.kind = {kind!r}: expected one of {', '.join(kinds)}")
+    if raw["log"]["level"] not in _LOG_LEVELS:
+        raise ConfigError(f"log.level = {raw['log']['level']!r}: expected one of {_LOG_LEVELS}")
+    if raw["log"]["format"] not in _LOG_FORMATS:
+        raise ConfigError(f"log.format = {raw['log']['format']!r}: expected one of {_LOG_FORMATS}")
+    for key in ("max_concurrent_runs", "lease_seconds"):
+        if raw["engine"][key] < 1:
+            raise ConfigError(f"engine.{key} must be at least 1")
+    sections: dict[str, object] = {"home": home}
+    for field in fields(Settings):
+        if field.name == "home":
+            continue
+        klass = _SECTION_TYPES[field.name]
+        values = {f.name: raw[field.name][f.name] for f in fields(klass)}
+        for f in fields(klass):
+            if f.type == "Path":
+                values[f.name] = home / Path(values[f.name]).expanduser()
+        sections[field.name] = klass(**values)
+    return Settings(**sections)  # type: ignore[arg-type]  # built field by field above
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "state": StateSettings,
+    "registry": RegistrySettings,
+    "warehouse": WarehouseSettings,
+    "storage": StorageSettings,
+    "beam": BeamSettings,
+    "engine": EngineSettings,
+    "log": LogSettings,
+}

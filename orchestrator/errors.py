@@ -1,0 +1,92 @@
+"""The one exception tree of charon.
+
+Every error a user can meet derives from :class:`CharonError`. Adapters convert
+vendor exceptions (sqlite3, DuckDB, OS errors, HTTP errors) into these at their
+edge, so callers never need to know which backend is configured.
+"""
+
+from __future__ import annotations
+
+
+class CharonError(Exception):
+    """Base of every error charon raises on purpose."""
+
+
+class ConfigError(CharonError):
+    """The configuration file or a CHARON_* override is invalid."""
+
+
+class UsageError(CharonError):
+    """A command line, parameter value or task definition is invalid."""
+
+
+class InvalidIdentifier(UsageError):
+    """A table spec, endpoint or other identifier failed validation."""
+
+
+class TaskNotFound(UsageError):
+    """The requested module or task family does not exist."""
+
+
+class DependencyCycle(UsageError):
+    """requires() chains lead back to a task already on the path."""
+
+
+class AdapterError(CharonError):
+    """An outside system (store, registry, warehouse, storage) failed."""
+
+
+class StateStoreError(AdapterError):
+    """The state store could not read or write runs."""
+
+
+class RegistryError(AdapterError):
+    """The partition registry could not be read or written."""
+
+
+class UnknownRevision(RegistryError):
+    """A revision id or partition has no published revision."""
+
+
+class WarehouseError(AdapterError):
+    """The warehouse could not be read or written."""
+
+
+class TableNotFound(WarehouseError):
+    """A table that must exist does not."""
+
+
+class StorageError(AdapterError):
+    """Object storage could not be read or written."""
+
+
+class ObjectNotFound(StorageError):
+    """A storage URI that must exist does not."""
+
+
+class ObjectExists(StorageError):
+    """A create-only write found the object already there."""
+
+
+class RunError(CharonError):
+    """A run could not complete."""
+
+
+class InputsMissing(RunError):
+    """Some inputs of the requested task have no revision yet."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__("inputs missing: " + ", ".join(missing))
+
+
+class JobFailed(RunError):
+    """The job subprocess (or in-process run) failed."""
+
+
+class OutputInvalid(RunError):
+    """A job reported success but its outputs failed validation."""
+
+
+class RunConflict(RunError):
+    """Another worker holds the claim on this run."""

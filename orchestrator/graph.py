@@ -1,0 +1,52 @@
+"""The dependency graph of a task: one node per task instance, edges from requires()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.errors import DependencyCycle
+from orchestrator.task import Task, requirements
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Every task reachable from ``root``; ``order`` lists dependencies before dependents."""
+
+    root: Task
+    tasks: dict[str, Task]
+    requires: dict[str, dict[str, Task]]
+    order: tuple[str, ...]
+
+    def dependents(self, task_id: str) -> list[str]:
+        return [
+            candidate
+            for candidate, deps in self.requires.items()
+            if any(dep.task_id == task_id for dep in deps.values())
+        ]
+
+
+def resolve(root: Task) -> Graph:
+    """Walk requires() from ``root``; raise DependencyCycle on a loop."""
+    tasks: dict[str, Task] = {}
+    requires: dict[str, dict[str, Task]] = {}
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(task: Task) -> None:
+        task_id = task.task_id
+        if task_id in tasks:
+            return
+        if task_id in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(task_id) :], task_id])
+            raise DependencyCycle(f"dependency cycle: {cycle}")
+        visiting.append(task_id)
+        deps = requirements(task)
+        for dep in deps.values():
+            visit(dep)
+        visiting.pop()
+        tasks[task_id] = task
+        requires[task_id] = deps
+        order.append(task_id)
+
+    visit(root)
+    return Graph(root, tasks, requires, tuple(order))

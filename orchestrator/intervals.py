@@ -1,0 +1,83 @@
+"""Date intervals in Luigi's spellings: 2012-06-05, 2012-06, 2012-W05, 2012, 2012-06-01-2012-06-30."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from orchestrator.errors import UsageError
+
+_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_YEAR = re.compile(r"^(\d{4})$")
+_CUSTOM = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass(frozen=True)
+class DateInterval:
+    """Days from ``start`` up to, not including, ``end``; ``text`` is how it was spelled."""
+
+    start: date
+    end: date
+    text: str
+
+    def __iter__(self) -> Iterator[date]:
+        day = self.start
+        while day < self.end:
+            yield day
+            day += timedelta(days=1)
+
+    def __len__(self) -> int:
+        return (self.end - self.start).days
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def last_day(self) -> date:
+        return self.end - timedelta(days=1)
+
+
+def parse_day(text: str) -> date:
+    match = _DAY.match(text)
+    if not match:
+        raise UsageError(f"invalid date {text!r}: expected YYYY-MM-DD")
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as exc:
+        raise UsageError(f"invalid date {text!r}: {exc}") from None
+
+
+def parse_interval(text: str) -> DateInterval:
+    """Parse any of Luigi's interval spellings; raise UsageError otherwise."""
+    try:
+        return _parse(text.strip())
+    except (ValueError, UsageError) as exc:
+        raise UsageError(f"invalid date interval {text!r}: {exc}") from None
+
+
+def _parse(text: str) -> DateInterval:
+    if _DAY.match(text):
+        day = parse_day(text)
+        return DateInterval(day, day + timedelta(days=1), text)
+    if match := _MONTH.match(text):
+        year, month = int(match[1]), int(match[2])
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+        return DateInterval(start, end, text)
+    if match := _WEEK.match(text):
+        start = date.fromisocalendar(int(match[1]), int(match[2]), 1)
+        return DateInterval(start, start + timedelta(days=7), text)
+    if match := _YEAR.match(text):
+        year = int(match[1])
+        return DateInterval(date(year, 1, 1), date(year + 1, 1, 1), text)
+    if match := _CUSTOM.match(text):
+        start, last = parse_day(match[1]), parse_day(match[2])
+        if last < start:
+            raise ValueError("the interval ends before it starts")
+        # Luigi's custom intervals include their last day.
+        return DateInterval(start, last + timedelta(days=1), text)
+    raise ValueError("expected 2012-06-05, 2012-06, 2012-W05, 2012 or 2012-06-01-2012-06-30")

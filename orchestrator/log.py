@@ -1,0 +1,46 @@
+"""structlog configuration: explicit, resettable, JSON lines unless on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Configure structlog for this process; call again to reconfigure.
+
+    Logs go to stderr so that a command's results on stdout stay machine-readable.
+    """
+    out = stream or sys.stderr
+    if level not in _LEVELS:
+        raise ValueError(f"unknown log level {level!r}")
+    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if console
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def reset_logging() -> None:
+    """Back to structlog's defaults (tests use this between configurations)."""
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,174 @@
+"""The Protocols every outside system sits behind.
+
+Adapters implementing them are built by the CLI or daemon from the settings and
+passed in; nothing else constructs clients. ``orchestrator.testing`` holds the
+in-memory implementations used by unit tests.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from orchestrator.model import InputRevision, Revision, Run, RunState, TableInfo
+from orchestrator.tablespec import TableSpec
+
+
+class Registry(Protocol):
+    """The partition registry: immutable revisions per (endpoint, partition)."""
+
+    async def publish(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
+    ) -> Revision:
+        """Publish a new revision; validates names, assigns id, creation time and seq."""
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None: ...
+
+    async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        """Every revision of the partition, newest first."""
+
+    async def get(self, revision_id: str) -> Revision:
+        """Raise UnknownRevision when there is no such revision."""
+
+    async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        """Revisions with seq > since_seq in seq order: the change feed."""
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Column:
+    """A warehouse column with a BigQuery type name (STRING, INT64, DATE, ...)."""
+
+    name: str
+    type: str
+
+
+class Warehouse(Protocol):
+    """Tables addressed by ``project:dataset.table`` specs."""
+
+    async def table_info(self, spec: TableSpec) -> TableInfo | None: ...
+
+    async def list_tables(self, project: str, dataset: str) -> list[TableInfo]:
+        """Every table of one dataset in one call (for sensors watching many)."""
+
+    async def create_table(
+        self, spec: TableSpec, columns: Sequence[Column], rows: Iterable[Sequence[object]]
+    ) -> TableInfo:
+        """Create or replace a table with the given rows, atomically."""
+
+    async def read_rows(
+        self, spec: TableSpec, limit: int | None = None
+    ) -> list[dict[str, object]]: ...
+
+    async def staging_table(self, final: TableSpec) -> TableSpec:
+        """A fresh ``_incoming_<location>._<table>_<random>`` spec in the final's project.
+
+        The dataset is created on demand; the table itself is left for the job to write.
+        """
+
+    async def replace_from_staging(
+        self, staging: TableSpec, final: TableSpec, job_key: str
+    ) -> TableInfo:
+        """Replace the final table by the staging table's rows in one atomic step.
+
+        ``job_key`` identifies the move so that a retried move is recognised.
+        """
+
+    async def drop_table(self, spec: TableSpec) -> None:
+        """Drop the table if it exists."""
+
+    def job_options(self) -> list[str]:
+        """Pipeline options a job needs to reach this warehouse (none for BigQuery)."""
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    size: int
+    updated: datetime
+
+
+class Storage(Protocol):
+    """Objects addressed by URI: ``gs://bucket/path`` or an absolute local path."""
+
+    async def exists(self, uri: str) -> bool: ...
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object below the prefix (recursively), sorted by URI."""
+
+    async def read(self, uri: str) -> bytes:
+        """Raise ObjectNotFound when the object is absent."""
+
+    def read_lines(self, uri: str) -> AsyncIterator[str]:
+        """Stream a text object line by line without loading it whole."""
+
+    async def write(self, uri: str, data: bytes) -> None:
+        """Create-only, atomic: raise ObjectExists if the object is already there."""
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object below the prefix; return how many were deleted."""
+
+    async def aclose(self) -> None: ...
+
+
+class StateStore(Protocol):
+    """Runs, unique on (task id, fingerprint), guarded by leases and fencing tokens.
+
+    A run's ``attempt`` is its fencing token: every write names the attempt it
+    belongs to and is refused with RunConflict once a newer attempt has taken over.
+    """
+
+    async def claim(
+        self,
+        *,
+        task_id: str,
+        family: str,
+        partition: str,
+        fingerprint: str,
+        inputs: Sequence[InputRevision],
+        owner: str,
+        lease: timedelta,
+        rerun_succeeded: bool = False,
+    ) -> Run:
+        """Start an attempt at (task_id, fingerprint).
+
+        No row: insert attempt 1, RUNNING. A FAILED row, or an active one whose lease
+        expired: next attempt, RUNNING. A SUCCEEDED row is returned unchanged unless
+        ``rerun_succeeded``. An active row leased by another owner: RunConflict.
+        """
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None: ...
+
+    async def latest(self, task_id: str) -> Run | None:
+        """The most recently updated run of the task, any fingerprint."""
+
+    async def list_runs(
+        self, *, task_id: str | None = None, state: RunState | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Runs newest first, optionally filtered."""
+
+    async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run: ...
+
+    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run: ...
+
+    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run: ...
+
+    async def fail(self, run_id: str, attempt: int, error: str) -> Run: ...
+
+    async def aclose(self) -> None: ...
+
+
+class JobRunner(Protocol):
+    """Runs one job to completion: a subprocess here, a Dataflow job in the cloud."""
+
+    async def run(
+        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Start the job, await ``on_started(job_id)`` before waiting, raise JobFailed on failure."""

@@ -1,0 +1,40 @@
+"""Validation of the names users and publishers hand to charon."""
+
+from __future__ import annotations
+
+import re
+
+from orchestrator.errors import InvalidIdentifier
+
+_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+# A day (2018-10-31), a month (2012-06), an ISO week (2012-W05), a year (2012) or a
+# custom range (2012-06-01-2012-06-30): the spellings Luigi uses for partitions.
+_PARTITION = re.compile(
+    r"^\d{4}(?:-\d{2}(?:-\d{2}(?:-\d{4}-\d{2}-\d{2})?)?|-W\d{2})?$"
+)
+_URI_SCHEMES = ("gs://", "/")
+
+
+def endpoint(name: str) -> str:
+    if not _ENDPOINT.match(name):
+        raise InvalidIdentifier(
+            f"invalid endpoint {name!r}: use letters, digits, '.', '_' and '-'"
+        )
+    return name
+
+
+def partition(name: str) -> str:
+    if not _PARTITION.match(name):
+        raise InvalidIdentifier(
+            f"invalid partition {name!r}: expected a day (2018-10-31) or an interval"
+            " (2012-06, 2012-W05, 2012, 2012-06-01-2012-06-30)"
+        )
+    return name
+
+
+def uri(value: str) -> str:
+    if not value.startswith(_URI_SCHEMES) or any(c in value for c in "\n\r\0"):
+        raise InvalidIdentifier(
+            f"invalid URI {value!r}: expected gs://bucket/path or an absolute local path"
+        )
+    return value

@@ -1,0 +1,82 @@
+"""The job command line, pinned against the seed's ScioJobTask log line."""
+
+from dataclasses import replace
+
+import pytest
+
+from jobs.launcher import beam_command
+from jobs.top_artists import TopArtistsJob
+from orchestrator.config import load_settings
+from orchestrator.errors import UsageError
+from orchestrator.model import InputRevision
+from orchestrator.params import DateParameter
+from orchestrator.task import BeamJobTask
+
+SEED_INPUT = (
+    "gs://golden-path-sample-data/di.golden.path.EndContentFactXT2/2018-10-31/"
+    "20181031T075406.854146-12dc225803c3/*.avro"
+)
+INPUTS = {
+    "endContentFact": InputRevision("endContentFact", SEED_INPUT, "rev-1"),
+    "trackEntity": InputRevision(
+        "trackEntity", "scio-playground:di_golden_path.track_entity_20181031", "t@1"
+    ),
+}
+OUTPUTS = {
+    "textOutput": "gs://scio-playground/di_golden_path/part3/charon/random",
+    "bqOutput": "scio-playground:_incoming_EU._top_artists_daily20181031_2295469999",
+}
+
+
+def test_dataflow_command_line_matches_the_seed() -> None:
+    beam = replace(load_settings({}).beam, runner="DataflowRunner", python="python3")
+    argv = beam_command(
+        TopArtistsJob(date="2018-10-31", top_n=100), inputs=INPUTS, outputs=OUTPUTS, beam=beam
+    )
+    assert argv == [
+        "python3", "-m", "jobs.top_artists.pipeline",
+        "--runner=DataflowRunner",
+        "--project=scio-playground",
+        "--region=europe-west1",
+        "--stagingLocation=gs://scio-playground/user/charon/dataflow/staging",
+        "--tempLocation=gs://scio-playground/user/charon/dataflow/tmp",
+        "--autoscalingAlgorithm=THROUGHPUT_BASED",
+        "--maxNumWorkers=25",
+        "--blocking",
+        f"--endContentFact={SEED_INPUT}",
+        "--trackEntity=scio-playground:di_golden_path.track_entity_20181031",
+        "--textOutput=gs://scio-playground/di_golden_path/part3/charon/random",
+        "--bqOutput=scio-playground:_incoming_EU._top_artists_daily20181031_2295469999",
+        "--topN=100",
+    ]
+
+
+def test_direct_runner_gets_no_dataflow_options_but_the_warehouse_options() -> None:
+    beam = replace(load_settings({}).beam, python="python3")
+    argv = beam_command(
+        TopArtistsJob(date="2018-10-31", top_n=5), inputs=INPUTS, outputs=OUTPUTS, beam=beam,
+        job_options=["--duckdbDir=/data/warehouse"],
+    )
+    assert argv[3:6] == ["--runner=DirectRunner", "--blocking", "--duckdbDir=/data/warehouse"]
+    assert not any(arg.startswith(("--project", "--region")) for arg in argv)
+    assert argv[-1] == "--topN=5"
+
+
+def test_task_options_fall_back_to_config() -> None:
+    class Bare(BeamJobTask):
+        pipeline = "some.pipeline"
+        date = DateParameter()
+
+    beam = replace(load_settings({}).beam, runner="DataflowRunner", project="from-config",
+                   region="us-central1")
+    argv = beam_command(Bare(date="2018-10-31"), inputs={}, outputs={}, beam=beam)
+    assert "--project=from-config" in argv
+    assert "--region=us-central1" in argv
+
+
+def test_keys_that_cannot_be_arguments_are_refused() -> None:
+    beam = load_settings({}).beam
+    bad = {"0": InputRevision("0", "/x", "r")}
+    with pytest.raises(UsageError, match="cannot be a job argument"):
+        beam_command(TopArtistsJob(date="2018-10-31", top_n=1), inputs=bad, outputs={},
+                     beam=beam)

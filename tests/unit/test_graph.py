@@ -1,0 +1,48 @@
+import pytest
+
+from orchestrator.errors import DependencyCycle
+from orchestrator.graph import resolve
+from orchestrator.params import IntParameter
+from orchestrator.task import Task
+
+
+class Leaf(Task):
+    n = IntParameter()
+
+
+class Middle(Task):
+    n = IntParameter()
+
+    def requires(self) -> list[Task]:
+        return [Leaf(n=self.n), Leaf(n=self.n + 1)]
+
+
+class Root(Task):
+    def requires(self) -> dict[str, Task]:
+        return {"a": Middle(n=1), "b": Middle(n=2)}
+
+
+def test_graph_has_one_node_per_task_and_dependencies_first() -> None:
+    graph = resolve(Root())
+    assert set(graph.tasks) == {
+        "Root()", "Middle(n=1)", "Middle(n=2)", "Leaf(n=1)", "Leaf(n=2)", "Leaf(n=3)"
+    }
+    position = {task_id: index for index, task_id in enumerate(graph.order)}
+    for task_id, deps in graph.requires.items():
+        assert all(position[dep.task_id] < position[task_id] for dep in deps.values())
+    assert sorted(graph.dependents("Leaf(n=2)")) == ["Middle(n=1)", "Middle(n=2)"]
+
+
+class Ping(Task):
+    def requires(self) -> Task:
+        return Pong()
+
+
+class Pong(Task):
+    def requires(self) -> Task:
+        return Ping()
+
+
+def test_cycles_are_reported_with_their_path() -> None:
+    with pytest.raises(DependencyCycle, match=r"Ping\(\) -> Pong\(\) -> Ping\(\)"):
+        resolve(Ping())
