@@ -22,15 +22,15 @@ from orchestrator.tablespec import TableSpec
 
 META_SCHEMA = "_charon"
 CREATE_META = (
-    f'CREATE SCHEMA IF NOT EXISTS "{META_SCHEMA}";'
-    f'CREATE TABLE IF NOT EXISTS "{META_SCHEMA}".tables ('
+    'CREATE SCHEMA IF NOT EXISTS "_charon";'
+    'CREATE TABLE IF NOT EXISTS "_charon".tables ('
     " dataset VARCHAR NOT NULL, name VARCHAR NOT NULL,"
     " modified TIMESTAMPTZ NOT NULL, PRIMARY KEY (dataset, name))"
 )
 STAMP_MODIFIED = (
-    f'INSERT OR REPLACE INTO "{META_SCHEMA}".tables (dataset, name, modified) VALUES (?, ?, ?)'
+    'INSERT OR REPLACE INTO "_charon".tables (dataset, name, modified) VALUES (?, ?, ?)'
 )
-FORGET_TABLE = f'DELETE FROM "{META_SCHEMA}".tables WHERE dataset = ? AND name = ?'
+FORGET_TABLE = 'DELETE FROM "_charon".tables WHERE dataset = ? AND name = ?'
 
 # BigQuery type names (what users write in schemas) to DuckDB's.
 DUCKDB_TYPES = {
@@ -103,7 +103,11 @@ def replace_table(
     try:
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{spec.dataset}"')
         connection.execute(f"CREATE OR REPLACE TABLE {quoted(spec)} ({definition})")
-        connection.executemany(f"INSERT INTO {quoted(spec)} VALUES ({placeholders})", list(rows))
+        values = list(rows)
+        # DuckDB refuses executemany with no parameter sets; an empty table is valid output.
+        if values:
+            insert = f"INSERT INTO {quoted(spec)} VALUES ({placeholders})"  # noqa: S608  # validated spec
+            connection.executemany(insert, values)
         stamp_modified(connection, spec)
         connection.execute("COMMIT")
     except BaseException:

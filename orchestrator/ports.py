@@ -8,7 +8,6 @@ in-memory implementations used by unit tests.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,4 +170,7 @@ class JobRunner(Protocol):
     async def run(
         self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
     ) -> None:
-        """Start the job, await ``on_started(job_id)`` before waiting, raise JobFailed on failure."""
+        """Start the job and await ``on_started(job_id)`` before waiting on it.
+
+        Raise JobFailed when the job fails.
+        """

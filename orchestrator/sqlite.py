@@ -1,0 +1,188 @@
+"""The shared plumbing of the SQLite-backed adapters.
+
+One connection per adapter, used from worker threads one call at a time, so the
+event loop never blocks on disk and the connection is never used concurrently.
+Schemas evolve through numbered ``.sql`` files in ``orchestrator/migrations/<name>``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import AdapterError, CharonError
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+)
+CREATE_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)"
+)
+SELECT_MIGRATION = "SELECT 1 FROM schema_migrations WHERE version = ?"
+INSERT_MIGRATION = "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)"
+SELECT_MIGRATIONS = "SELECT version, name, applied FROM schema_migrations ORDER BY version"
+
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds: sorts as text, round-trips exactly."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def truncate_ms(moment: datetime) -> datetime:
+    """The moment as stored: UTC, milliseconds, so returned values equal re-read ones."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def load_migrations(name: str) -> list[Migration]:
+    """The numbered scripts of ``orchestrator/migrations/<name>``, in version order."""
+    folder = resources.files("orchestrator") / "migrations" / name
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in found]
+    if len(set(versions)) != len(versions):
+        raise CharonError(f"duplicate migration versions in migrations/{name}: {versions}")
+    return found
+
+
+def split_statements(script: str) -> Iterator[str]:
+    """Complete SQL statements of a script, so each can run inside our own transaction.
+
+    ``executescript`` would commit on its own; splitting keeps a migration and its
+    ``schema_migrations`` row in one transaction.
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip() and not pending.strip().startswith("--"):
+        raise CharonError(f"incomplete SQL statement at end of migration: {pending!r}")
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock up front: read-then-write cannot race."""
+    connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _apply(connection: sqlite3.Connection, migration: Migration) -> None:
+    with transaction(connection):
+        # Checked inside the transaction: another process may have just applied it.
+        if connection.execute(SELECT_MIGRATION, (migration.version,)).fetchone():
+            return
+        for statement in split_statements(migration.sql):
+            connection.execute(statement)
+        connection.execute(
+            INSERT_MIGRATION, (migration.version, migration.name, iso_ms(datetime.now(UTC)))
+        )
+
+
+def migrate(connection: sqlite3.Connection, name: str) -> None:
+    connection.execute(CREATE_MIGRATIONS_TABLE)
+    for migration in load_migrations(name):
+        _apply(connection, migration)
+
+
+def _connect(path: Path, migrations: str) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, sqlite3 adds nothing.
+    connection = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        for pragma in PRAGMAS:
+            connection.execute(pragma)
+        migrate(connection, migrations)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+class SqliteDatabase:
+    """A sqlite3 connection whose every use runs in a worker thread, one at a time."""
+
+    def __init__(self, connection: sqlite3.Connection, error: type[AdapterError]) -> None:
+        self._connection = connection
+        self._error = error
+        self._limiter = anyio.CapacityLimiter(1)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, migrations: str, error: type[AdapterError]
+    ) -> SqliteDatabase:
+        """Open (creating if needed) and migrate the database file at ``path``."""
+        try:
+            connection = await anyio.to_thread.run_sync(_connect, Path(path), migrations)
+        except (sqlite3.Error, OSError) as exc:
+            raise error(f"cannot open database {path}: {exc}") from exc
+        return cls(connection, error)
+
+    async def run(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``function(connection)`` in a worker thread; vendor errors become ours."""
+        if self._closed:
+            raise self._error("database is closed")
+        try:
+            return await anyio.to_thread.run_sync(
+                function, self._connection, limiter=self._limiter
+            )
+        except sqlite3.Error as exc:
+            raise self._error(f"database error: {exc}") from exc
+
+    async def migrations(self) -> list[tuple[int, str, str]]:
+        """The applied migrations: (version, name, applied timestamp)."""
+
+        def select(connection: sqlite3.Connection) -> list[tuple[int, str, str]]:
+            return [tuple(row) for row in connection.execute(SELECT_MIGRATIONS)]
+
+        return await self.run(select)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Through the limiter, so a call still running in its thread finishes first.
+        await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)

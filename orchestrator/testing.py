@@ -1,0 +1,356 @@
+"""In-memory implementations of every port, for unit tests.
+
+They follow the same rules and raise the same errors as the embedded adapters (the
+contract tests in ``tests/contracts`` run against both), and share their pure rule
+functions (validation, claim planning, fencing) so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import anyio.lowlevel
+
+from orchestrator.duckdb_files import DUCKDB_TYPES
+from orchestrator.errors import (
+    ObjectExists,
+    ObjectNotFound,
+    StorageError,
+    TableNotFound,
+    UnknownRevision,
+    UsageError,
+    WarehouseError,
+)
+from orchestrator.model import InputRevision, Revision, Run, RunState, TableInfo
+from orchestrator.ports import Column, ObjectInfo
+from orchestrator.registry_sqlite import check_limit, check_publish
+from orchestrator.sqlite import truncate_ms
+from orchestrator.state_sqlite import (
+    ClaimRequest,
+    check_list_limit,
+    fenced,
+    finished,
+    plan_claim,
+)
+from orchestrator.tablespec import TableSpec
+from orchestrator.warehouse_duckdb import check_location, check_read_limit, staging_spec
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock tests move by hand, for lease expiry without sleeping."""
+
+    def __init__(self, start: datetime = datetime(2018, 10, 31, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+class InMemoryRegistry:
+    def __init__(self, now: Clock = utc_now) -> None:
+        self._now = now
+        self._revisions: list[Revision] = []  # in seq order; seq = index + 1
+
+    async def publish(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
+    ) -> Revision:
+        ids = check_publish(endpoint, partition, uri, lineage)
+        await anyio.lowlevel.checkpoint()
+        revision = Revision(
+            str(uuid.uuid4()), endpoint, partition, uri, truncate_ms(self._now()), ids,
+            len(self._revisions) + 1,
+        )
+        self._revisions.append(revision)
+        return revision
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        revisions = await self.list(endpoint, partition)
+        return revisions[0] if revisions else None
+
+    async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        await anyio.lowlevel.checkpoint()
+        key = (endpoint, partition)
+        return [r for r in reversed(self._revisions) if (r.endpoint, r.partition) == key]
+
+    async def get(self, revision_id: str) -> Revision:
+        await anyio.lowlevel.checkpoint()
+        for revision in self._revisions:
+            if revision.id == revision_id:
+                return revision
+        raise UnknownRevision(f"no revision {revision_id!r}")
+
+    async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        check_limit(limit)
+        await anyio.lowlevel.checkpoint()
+        return [r for r in self._revisions if r.seq > since_seq][:limit]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryStateStore:
+    def __init__(self, now: Clock = utc_now) -> None:
+        self._now = now
+        self._runs: dict[str, Run] = {}  # by id, in creation order
+        self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
+        self._writes = 0
+
+    def _store(self, run: Run) -> Run:
+        self._writes += 1
+        self._runs[run.id] = run
+        self._touched[run.id] = self._writes
+        return run
+
+    async def claim(
+        self,
+        *,
+        task_id: str,
+        family: str,
+        partition: str,
+        fingerprint: str,
+        inputs: Sequence[InputRevision],
+        owner: str,
+        lease: timedelta,
+        rerun_succeeded: bool = False,
+    ) -> Run:
+        request = ClaimRequest(
+            task_id, family, partition, fingerprint, tuple(inputs), owner, lease, rerun_succeeded
+        )
+        await anyio.lowlevel.checkpoint()
+        old = self._find(task_id, fingerprint)
+        new = plan_claim(old, request, truncate_ms(self._now()))
+        return new if new is old else self._store(new)
+
+    def _find(self, task_id: str, fingerprint: str) -> Run | None:
+        for run in self._runs.values():
+            if (run.task_id, run.fingerprint) == (task_id, fingerprint):
+                return run
+        return None
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        await anyio.lowlevel.checkpoint()
+        return self._find(task_id, fingerprint)
+
+    async def latest(self, task_id: str) -> Run | None:
+        await anyio.lowlevel.checkpoint()
+        runs = [r for r in self._runs.values() if r.task_id == task_id]
+        return max(runs, key=lambda r: self._touched[r.id], default=None)
+
+    async def list_runs(
+        self, *, task_id: str | None = None, state: RunState | None = None, limit: int = 100
+    ) -> list[Run]:
+        check_list_limit(limit)
+        await anyio.lowlevel.checkpoint()
+        runs = [
+            r for r in reversed(self._runs.values())
+            if task_id in (None, r.task_id) and state in (None, r.state)
+        ]
+        # Stable sort: equal creation times keep newest-inserted first.
+        return sorted(runs, key=lambda r: r.created, reverse=True)[:limit]
+
+    async def _update(
+        self, run_id: str, attempt: int, change: Callable[[Run, datetime], Run]
+    ) -> Run:
+        await anyio.lowlevel.checkpoint()
+        run = fenced(self._runs.get(run_id), run_id, attempt)
+        return self._store(change(run, truncate_ms(self._now())))
+
+    async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run:
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now)
+        )
+
+    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
+        state = RunState(state)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, state=state, updated=now)
+        )
+
+    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
+        done = dict(outputs)
+        return await self._update(
+            run_id, attempt,
+            lambda r, now: finished(r, now, state=RunState.SUCCEEDED, outputs=done, error=None),
+        )
+
+    async def fail(self, run_id: str, attempt: int, error: str) -> Run:
+        return await self._update(
+            run_id, attempt, lambda r, now: finished(r, now, state=RunState.FAILED, error=error)
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Table:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[object, ...], ...]
+    modified: datetime
+
+
+class InMemoryWarehouse:
+    def __init__(self, location: str = "EU", now: Clock = utc_now) -> None:
+        self._location = check_location(location)
+        self._now = now
+        self._tables: dict[TableSpec, _Table] = {}
+        self._moves: dict[str, tuple[str, str]] = {}
+
+    def _info(self, spec: TableSpec) -> TableInfo | None:
+        table = self._tables.get(spec)
+        return None if table is None else TableInfo(str(spec), len(table.rows), table.modified)
+
+    def _found(self, spec: TableSpec) -> TableInfo:
+        info = self._info(spec)
+        if info is None:
+            raise TableNotFound(f"no table {spec}")
+        return info
+
+    async def table_info(self, spec: TableSpec) -> TableInfo | None:
+        await anyio.lowlevel.checkpoint()
+        return self._info(spec)
+
+    async def list_tables(self, project: str, dataset: str) -> list[TableInfo]:
+        TableSpec(project, dataset, "_")
+        await anyio.lowlevel.checkpoint()
+        specs = sorted(s for s in self._tables if (s.project, s.dataset) == (project, dataset))
+        return [self._found(spec) for spec in specs]
+
+    async def create_table(
+        self, spec: TableSpec, columns: Sequence[Column], rows: Iterable[Sequence[object]]
+    ) -> TableInfo:
+        for column in columns:
+            if column.type.upper() not in DUCKDB_TYPES:
+                raise WarehouseError(f"unsupported column type {column.type!r}")
+            if not column.name.isidentifier():
+                raise WarehouseError(f"invalid column name {column.name!r}")
+        data = tuple(tuple(row) for row in rows)
+        if not columns:
+            raise WarehouseError(f"table {spec} needs at least one column")
+        if any(len(row) != len(columns) for row in data):
+            raise WarehouseError(f"every row of {spec} must have {len(columns)} values")
+        await anyio.lowlevel.checkpoint()
+        self._tables[spec] = _Table(tuple(c.name for c in columns), data, self._now())
+        return self._found(spec)
+
+    async def read_rows(self, spec: TableSpec, limit: int | None = None) -> list[dict[str, object]]:
+        check_read_limit(limit)
+        await anyio.lowlevel.checkpoint()
+        table = self._tables.get(spec)
+        if table is None:
+            raise TableNotFound(f"no table {spec}")
+        rows = table.rows if limit is None else table.rows[:limit]
+        return [dict(zip(table.columns, row, strict=True)) for row in rows]
+
+    async def staging_table(self, final: TableSpec) -> TableSpec:
+        await anyio.lowlevel.checkpoint()
+        return staging_spec(final, self._location)
+
+    async def replace_from_staging(
+        self, staging: TableSpec, final: TableSpec, job_key: str
+    ) -> TableInfo:
+        if staging.project != final.project:
+            raise WarehouseError(f"cannot move {staging} to {final}: different projects")
+        if staging == final:
+            raise UsageError(f"cannot move {final} onto itself")
+        if not job_key:
+            raise UsageError("a move needs a non-empty job_key")
+        await anyio.lowlevel.checkpoint()
+        done = self._moves.get(job_key)
+        if done is not None:
+            if done != (str(staging), str(final)):
+                raise WarehouseError(f"job key {job_key!r} already moved {done[0]} to {done[1]}")
+            return self._found(final)
+        source = self._tables.get(staging)
+        if source is None:
+            raise TableNotFound(f"staging table {staging} does not exist")
+        self._tables[final] = dataclasses.replace(source, modified=self._now())
+        self._moves[job_key] = (str(staging), str(final))
+        return self._found(final)
+
+    async def drop_table(self, spec: TableSpec) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._tables.pop(spec, None)
+
+    def job_options(self) -> list[str]:
+        return []
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryStorage:
+    """Objects in a dict; ``root`` (a URI prefix) optionally confines them like LocalStorage."""
+
+    def __init__(self, root: str | None = None, now: Clock = utc_now) -> None:
+        self._root = root
+        self._now = now
+        self._objects: dict[str, tuple[bytes, datetime]] = {}
+
+    def _check(self, uri: str) -> str:
+        if not uri.startswith(("gs://", "/")) or "\0" in uri:
+            raise StorageError(f"invalid storage URI {uri!r}")
+        if self._root is not None and not uri.startswith(self._root):
+            raise StorageError(f"{uri} lies outside the storage root {self._root}")
+        return uri
+
+    async def exists(self, uri: str) -> bool:
+        await anyio.lowlevel.checkpoint()
+        return self._check(uri) in self._objects
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        self._check(prefix)
+        await anyio.lowlevel.checkpoint()
+        return [
+            ObjectInfo(uri, len(data), updated)
+            for uri, (data, updated) in sorted(self._objects.items())
+            if uri.startswith(prefix)
+        ]
+
+    async def read(self, uri: str) -> bytes:
+        await anyio.lowlevel.checkpoint()
+        try:
+            return self._objects[self._check(uri)][0]
+        except KeyError:
+            raise ObjectNotFound(f"no object {uri}") from None
+
+    async def read_lines(self, uri: str) -> AsyncIterator[str]:
+        try:
+            text = (await self.read(uri)).decode()
+        except UnicodeDecodeError as exc:
+            raise StorageError(f"object is not UTF-8 text: {exc}") from exc
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        for line in lines:
+            yield line.removesuffix("\r")
+
+    async def write(self, uri: str, data: bytes) -> None:
+        if self._check(uri).endswith("/"):
+            raise StorageError(f"invalid object URI {uri!r}: names a folder")
+        await anyio.lowlevel.checkpoint()
+        if uri in self._objects:
+            raise ObjectExists(f"object {uri} already exists")
+        self._objects[uri] = (bytes(data), self._now())
+
+    async def delete_prefix(self, prefix: str) -> int:
+        doomed = [info.uri for info in await self.list(prefix)]
+        for uri in doomed:
+            del self._objects[uri]
+        return len(doomed)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

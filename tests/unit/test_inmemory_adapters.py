@@ -1,0 +1,73 @@
+"""The contract suites against the in-memory adapters of orchestrator.testing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from orchestrator.errors import InvalidIdentifier, StorageError
+from orchestrator.ports import Registry, StateStore, Storage, Warehouse
+from orchestrator.testing import (
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+    ManualClock,
+)
+from tests.contracts.registry import RegistryContract
+from tests.contracts.state import StateStoreContract
+from tests.contracts.storage import StorageContract
+from tests.contracts.warehouse import WarehouseContract
+
+
+class TestInMemoryRegistry(RegistryContract):
+    @pytest.fixture
+    async def registry(self) -> AsyncIterator[Registry]:
+        registry = InMemoryRegistry()
+        yield registry
+        await registry.aclose()
+
+
+class TestInMemoryStateStore(StateStoreContract):
+    @pytest.fixture
+    async def state(self, clock: ManualClock) -> AsyncIterator[StateStore]:
+        store = InMemoryStateStore(now=clock)
+        yield store
+        await store.aclose()
+
+
+class TestInMemoryWarehouse(WarehouseContract):
+    @pytest.fixture
+    async def warehouse(self) -> AsyncIterator[Warehouse]:
+        warehouse = InMemoryWarehouse(location="EU")
+        yield warehouse
+        await warehouse.aclose()
+
+    def test_needs_no_job_options(self) -> None:
+        assert InMemoryWarehouse().job_options() == []
+
+    def test_location_is_validated(self) -> None:
+        with pytest.raises(InvalidIdentifier):
+            InMemoryWarehouse(location="EU; DROP")
+
+
+class TestInMemoryStorage(StorageContract):
+    @pytest.fixture
+    def base(self) -> str:
+        return "gs://bucket/tests/"
+
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        storage = InMemoryStorage()
+        yield storage
+        await storage.aclose()
+
+    async def test_root_confines_uris(self) -> None:
+        storage = InMemoryStorage(root="/data/")
+        with pytest.raises(StorageError):
+            await storage.write("/elsewhere/x", b"x")
+        with pytest.raises(StorageError):
+            await storage.write("relative/x", b"x")
+        await storage.write("/data/x", b"x")
+        assert await storage.exists("/data/x")
