@@ -80,7 +80,7 @@ class SubprocessJobRunner:
             raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
         async with process:
             await on_started(f"local-{process.pid}")
-            assert process.stdout is not None  # noqa: S101  # requested as a pipe above
+            assert process.stdout is not None  # requested as a pipe above
             async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
                 tail.append(line)
                 log.info("job log", line=line)

@@ -1,4 +1,7 @@
-"""Date intervals in Luigi's spellings: 2012-06-05, 2012-06, 2012-W05, 2012, 2012-06-01-2012-06-30."""
+"""Date intervals in Luigi's spellings.
+
+``2012-06-05``, ``2012-06``, ``2012-W05``, ``2012`` and ``2012-06-01-2012-06-30``.
+"""
 
 from __future__ import annotations
 

@@ -99,6 +99,10 @@ class ExternalTask(Task):
     """Data made outside charon; complete when its output exists, never run."""
 
 
+class WrapperTask(Task):
+    """Groups other tasks; complete when everything it requires is (Luigi's WrapperTask)."""
+
+
 class BeamJobTask(Task):
     """A Beam pipeline launched as a subprocess, in the seed's ScioJobTask shape.
 

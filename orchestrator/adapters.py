@@ -1,0 +1,40 @@
+"""The adapters one process works with, built from the settings in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from orchestrator.config import Settings
+from orchestrator.ports import Registry, StateStore, Storage, Warehouse
+from orchestrator.registry_sqlite import SqliteRegistry
+from orchestrator.state_sqlite import SqliteStateStore
+from orchestrator.storage_local import LocalStorage
+from orchestrator.warehouse_duckdb import DuckDBWarehouse
+
+
+@dataclass(frozen=True)
+class Adapters:
+    registry: Registry
+    warehouse: Warehouse
+    storage: Storage
+    state: StateStore
+    output_prefix: str
+    """Where registry outputs without a ``uri_prefix`` of their own are written."""
+
+
+@asynccontextmanager
+async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
+    """Open every configured backend; close them all on exit, whatever happened."""
+    async with AsyncExitStack() as stack:
+        registry = await SqliteRegistry.open(settings.registry.path)
+        stack.push_async_callback(registry.aclose)
+        state = await SqliteStateStore.open(settings.state.path)
+        stack.push_async_callback(state.aclose)
+        warehouse = DuckDBWarehouse(settings.warehouse.path, settings.warehouse.location)
+        stack.push_async_callback(warehouse.aclose)
+        storage = LocalStorage(settings.storage.root)
+        stack.push_async_callback(storage.aclose)
+        prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")
+        yield Adapters(registry, warehouse, storage, state, prefix)

@@ -1,0 +1,191 @@
+"""The ``charon`` command: run tasks the Luigi way, work with the registry, make sample data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from jobs import sample_data
+from jobs.launcher import SubprocessJobRunner
+from orchestrator import render
+from orchestrator.adapters import Adapters, open_adapters
+from orchestrator.config import Settings, load_settings
+from orchestrator.engine import Engine
+from orchestrator.errors import CharonError, UsageError
+from orchestrator.intervals import parse_day
+from orchestrator.log import configure_logging
+from orchestrator.task import Task, load_task_class
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 20
+
+Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run_cli(sys.argv[1:] if argv is None else argv))
+
+
+def run_cli(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if getattr(args, "task_args", False):
+            args.task = parse_task(args.module, args.family, extra)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        settings = load_settings()
+        configure_logging(settings.log.level, settings.log.format)
+        command: Command = args.command
+        return anyio.run(_with_adapters, command, args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CharonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
+    async with open_adapters(settings) as adapters:
+        return await command(args, settings, adapters)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charon", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = _task_command(commands, "run", "bring a task and its dependencies up to date")
+    run.add_argument("--local-scheduler", action="store_true",
+                     help="accepted for Luigi compatibility; charon needs no scheduler")
+    run.add_argument("--workers", type=int, default=None,
+                     help="runs launched at once (default: engine.max_concurrent_runs)")
+    run.set_defaults(command=cmd_run)
+    show = _task_command(commands, "show", "print a task's published outputs")
+    show.add_argument("--limit", type=int, default=20, help="rows to print per output")
+    show.set_defaults(command=cmd_show)
+
+    registry = commands.add_parser("registry", help="the partition registry")
+    verbs = registry.add_subparsers(required=True, metavar="VERB")
+    ls = verbs.add_parser("ls", help="list a partition's revisions, newest first")
+    ls.add_argument("endpoint")
+    ls.add_argument("partition")
+    ls.set_defaults(command=cmd_registry_ls)
+    publish = verbs.add_parser("publish", help="publish a new revision of a partition")
+    publish.add_argument("endpoint")
+    publish.add_argument("partition")
+    publish.add_argument("uri")
+    publish.add_argument("--lineage", action="append", default=[], metavar="REVISION_ID",
+                         help="an input revision this one was built from (repeatable)")
+    publish.set_defaults(command=cmd_registry_publish)
+
+    sample = commands.add_parser("sample-data", help="write a realistic day of input data")
+    sample.add_argument("--date", required=True, type=_day, help="the day, e.g. 2018-10-31")
+    sample.add_argument("--events", type=_positive, default=100_000, help="stream events")
+    sample.add_argument("--seed", type=int, default=None, help="random seed (default: the date)")
+    sample.add_argument("--new-revision", action="store_true",
+                        help="publish another revision even if the day already has one")
+    sample.set_defaults(command=cmd_sample_data)
+    return parser
+
+
+def _task_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                  help_text: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        name, help=help_text,
+        usage=f"charon {name} --module MODULE TASK [--param VALUE ...]",
+    )
+    parser.add_argument("--module", required=True, help="the Python module defining the task")
+    parser.add_argument("family", metavar="TASK", help="the task class, e.g. TopArtistsJob")
+    parser.set_defaults(task_args=True)
+    return parser
+
+
+def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
+    """Instantiate ``family`` from Luigi-style flags (``--top-n 100`` or ``--top_n=100``)."""
+    task_class = load_task_class(module, family)
+    parser = argparse.ArgumentParser(prog=f"charon run --module {module} {family}",
+                                     exit_on_error=False, add_help=False)
+    for name, parameter in task_class.parameters().items():
+        parser.add_argument(parameter.flag, f"--{name}", dest=name, default=None,
+                            help=parameter.description)
+    try:
+        values, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise UsageError(str(exc)) from None
+    if unknown:
+        raise UsageError(f"{family} does not take {' '.join(unknown)}")
+    given = {name: value for name, value in vars(values).items() if value is not None}
+    return task_class(**given)
+
+
+def _day(text: str) -> str:
+    try:
+        return parse_day(text).isoformat()
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    workers = args.workers or settings.engine.max_concurrent_runs
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    engine = Engine(
+        adapters, runner=SubprocessJobRunner(), beam=settings.beam,
+        max_concurrent_runs=workers, lease=timedelta(seconds=settings.engine.lease_seconds),
+    )
+    report = await engine.run(args.task)
+    print(render.report(report))
+    return report.exit_code
+
+
+async def cmd_show(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    print(await render.task_outputs(args.task, adapters, limit=args.limit))
+    return EXIT_OK
+
+
+async def cmd_registry_ls(args: argparse.Namespace, settings: Settings,
+                          adapters: Adapters) -> int:
+    revisions = await adapters.registry.list(args.endpoint, args.partition)
+    print(render.revisions(revisions))
+    return EXIT_OK if revisions else EXIT_FAILED
+
+
+async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
+                               adapters: Adapters) -> int:
+    revision = await adapters.registry.publish(
+        args.endpoint, args.partition, args.uri, args.lineage
+    )
+    print(render.revisions([revision]))
+    return EXIT_OK
+
+
+async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
+                          adapters: Adapters) -> int:
+    day = parse_day(args.date)
+    log = structlog.get_logger("charon.sample_data")
+    existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
+    if existing and not args.new_revision:
+        print(f"{sample_data.ENDPOINT} {args.date} already has revision {existing.id}; "
+              "pass --new-revision to publish another")
+        return EXIT_OK
+    seed = int(f"{day:%Y%m%d}") if args.seed is None else args.seed
+    sample = sample_data.generate_day(day, args.events, seed=seed)
+    log.info("writing sample data", date=args.date, events=args.events)
+    revision = await sample_data.publish_sample_day(
+        sample, registry=adapters.registry, warehouse=adapters.warehouse,
+        storage=adapters.storage, storage_prefix=str(settings.storage.root),
+    )
+    print(render.revisions([revision]))
+    print(f"created table {sample.track_entity_spec}")
+    return EXIT_OK

@@ -1,0 +1,108 @@
+"""The commit protocol: stage → validate → publish, or discard.
+
+Nothing a run writes is visible before it succeeded: tables are written to a
+staging table and moved to the final table by one atomic copy; text outputs are
+written under a fresh random URI that becomes visible only as a published revision.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import structlog
+
+from orchestrator.errors import CharonError, OutputInvalid
+from orchestrator.model import InputRevision
+from orchestrator.ports import Registry, Storage, Warehouse
+from orchestrator.tablespec import TableSpec
+from orchestrator.targets import RegistryTarget, Target, WarehouseTable
+
+
+def folder(uri: str) -> str:
+    """The URI as a folder prefix: storage lists by plain prefix, as GCS does."""
+    return uri.rstrip("/") + "/"
+
+
+def fresh_uri(prefix: str, target: RegistryTarget) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+    base = (target.uri_prefix or prefix).rstrip("/")
+    return f"{base}/{target.endpoint}/{target.partition}/{stamp}-{secrets.token_hex(6)}"
+
+
+async def stage(
+    targets: Mapping[str, Target], *, warehouse: Warehouse, output_prefix: str
+) -> dict[str, str]:
+    """Where the run writes each output: a fresh URI or a staging table spec."""
+    refs: dict[str, str] = {}
+    for key, target in targets.items():
+        if isinstance(target, RegistryTarget):
+            refs[key] = fresh_uri(output_prefix, target)
+        else:
+            refs[key] = str(await warehouse.staging_table(target.spec))
+    return refs
+
+
+async def validate(
+    targets: Mapping[str, Target], refs: Mapping[str, str], *, warehouse: Warehouse,
+    storage: Storage,
+) -> None:
+    for key, target in targets.items():
+        if isinstance(target, RegistryTarget):
+            if not await storage.list(folder(refs[key])):
+                raise OutputInvalid(f"output {key!r}: the job wrote nothing under {refs[key]}")
+        elif await warehouse.table_info(TableSpec.parse(refs[key])) is None:
+            raise OutputInvalid(f"output {key!r}: the job did not write {refs[key]}")
+
+
+async def publish(
+    targets: Mapping[str, Target],
+    refs: Mapping[str, str],
+    *,
+    inputs: Sequence[InputRevision],
+    move_key: str,
+    registry: Registry,
+    warehouse: Warehouse,
+) -> dict[str, str]:
+    """Make every output visible; return output key → the version it published.
+
+    Tables move first and revisions are published last, so a registry revision
+    (what downstream sensors react to) never points at tables not yet in place.
+    """
+    log = structlog.get_logger("charon.commit")
+    published: dict[str, str] = {}
+    for key, target in targets.items():
+        if isinstance(target, WarehouseTable):
+            staging = TableSpec.parse(refs[key])
+            log.info("moving staging table", staging=str(staging), final=str(target.spec))
+            info = await warehouse.replace_from_staging(staging, target.spec, f"{move_key}:{key}")
+            await warehouse.drop_table(staging)
+            published[key] = f"{info.spec}@{info.last_modified.isoformat()}"
+    lineage = [i.revision_id for i in inputs]
+    for key, target in targets.items():
+        if isinstance(target, RegistryTarget):
+            revision = await registry.publish(target.endpoint, target.partition, refs[key], lineage)
+            log.info("published revision", endpoint=target.endpoint,
+                     partition=target.partition, revision=revision.id, uri=revision.uri)
+            published[key] = revision.id
+    return published
+
+
+async def discard(
+    targets: Mapping[str, Target], refs: Mapping[str, str], *, warehouse: Warehouse,
+    storage: Storage,
+) -> None:
+    """Remove what a failed run staged; keep going past errors so all of it is tried."""
+    log = structlog.get_logger("charon.commit")
+    for key, target in targets.items():
+        if key not in refs:
+            continue
+        try:
+            if isinstance(target, WarehouseTable):
+                await warehouse.drop_table(TableSpec.parse(refs[key]))
+            else:
+                await storage.delete_prefix(folder(refs[key]))
+        except CharonError as exc:
+            log.warning("could not discard staged output", output=key, ref=refs[key],
+                        error=str(exc))

@@ -1,0 +1,258 @@
+"""The engine against in-memory adapters and a fake job runner (our own JobRunner Protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
+from orchestrator.adapters import Adapters
+from orchestrator.config import load_settings
+from orchestrator.engine import Engine, Outcome, Report, Status
+from orchestrator.errors import JobFailed
+from orchestrator.model import RunState
+from orchestrator.params import IntParameter
+from orchestrator.ports import Column
+from orchestrator.runcontext import RunContext
+from orchestrator.tablespec import TableSpec
+from orchestrator.targets import RegistryTarget
+from orchestrator.task import Task, WrapperTask
+from orchestrator.testing import (
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+)
+
+TRACK_ENTITY = TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031")
+FINAL = TableSpec.parse("scio-playground:charon.top_artists_daily20181031")
+ENDPOINT = "di.golden.path.charon.top_artists"
+
+
+def options(argv: Sequence[str]) -> dict[str, str]:
+    return dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
+
+
+@dataclass
+class FakeJobRunner:
+    """Plays a Beam job: writes the text output and the staging table it was pointed at."""
+
+    warehouse: InMemoryWarehouse
+    storage: InMemoryStorage
+    fail_with: str | None = None
+    write_outputs: bool = True
+    calls: list[list[str]] = field(default_factory=list)
+    running: int = 0
+    most_running: int = 0
+
+    async def run(
+        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+    ) -> None:
+        self.calls.append(list(argv))
+        await on_started(f"fake-{len(self.calls)}")
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await anyio.sleep(0.01)
+            given = options(argv)
+            if self.write_outputs:
+                await self.storage.write(f"{given['textOutput']}/part", b"a1\tArtist\t3\n")
+                await self.warehouse.create_table(
+                    TableSpec.parse(given["bqOutput"]),
+                    [Column("artist_gid", "STRING"), Column("streams", "INT64")],
+                    [("a1", 3)],
+                )
+            if self.fail_with:
+                raise JobFailed(self.fail_with)
+        finally:
+            self.running -= 1
+
+
+@dataclass
+class World:
+    adapters: Adapters
+    runner: FakeJobRunner
+    registry: InMemoryRegistry
+    warehouse: InMemoryWarehouse
+    storage: InMemoryStorage
+    state: InMemoryStateStore
+
+    def engine(self, max_concurrent_runs: int = 4) -> Engine:
+        return Engine(
+            self.adapters, runner=self.runner, beam=load_settings({}).beam,
+            max_concurrent_runs=max_concurrent_runs, lease=timedelta(hours=1),
+        )
+
+    async def publish_inputs(self) -> str:
+        revision = await self.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
+        await self.warehouse.create_table(
+            TRACK_ENTITY, [Column("track_gid", "STRING")], [("t1",)]
+        )
+        return revision.id
+
+
+@pytest.fixture
+def world() -> World:
+    registry, warehouse = InMemoryRegistry(), InMemoryWarehouse()
+    storage, state = InMemoryStorage(), InMemoryStateStore()
+    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
+    return World(adapters, FakeJobRunner(warehouse, storage), registry, warehouse, storage, state)
+
+
+JOB = TopArtistsJob(date="2018-10-31", top_n=10)
+
+
+async def test_missing_inputs_exit_20_listing_them_and_launch_nothing(world: World) -> None:
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 20
+    assert len(report.missing) == 2
+    assert any(END_CONTENT_FACT in line for line in report.missing)
+    assert any(str(TRACK_ENTITY) in line for line in report.missing)
+    assert world.runner.calls == []
+    assert await world.state.list_runs() == []
+
+
+async def test_one_missing_input_is_the_only_one_listed(world: World) -> None:
+    await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 20
+    assert report.missing == [f"TrackEntity(date=2018-10-31): table {TRACK_ENTITY}"]
+
+
+async def test_a_run_publishes_with_lineage_moves_the_table_and_drops_staging(
+    world: World,
+) -> None:
+    input_revision = await world.publish_inputs()
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 0
+    outcome = report.outcomes[JOB.task_id]
+    assert outcome.status is Status.DONE
+    [argv] = world.runner.calls
+    given = options(argv)
+    assert given["endContentFact"] == "/data/ecf/r1/*.avro"
+    assert given["trackEntity"] == str(TRACK_ENTITY)
+    assert given["textOutput"].startswith(f"/data/outputs/{ENDPOINT}/2018-10-31/")
+    assert given["bqOutput"].startswith("scio-playground:_incoming_EU._top_artists_daily20181031_")
+
+    [published] = await world.registry.list(ENDPOINT, "2018-10-31")
+    assert published.uri == given["textOutput"]
+    assert input_revision in published.lineage
+    assert any(item.startswith(f"{TRACK_ENTITY}@") for item in published.lineage)
+    assert await world.warehouse.read_rows(FINAL) == [{"artist_gid": "a1", "streams": 3}]
+    assert await world.warehouse.table_info(TableSpec.parse(given["bqOutput"])) is None
+    [run] = await world.state.list_runs()
+    assert (run.state, run.job_id, run.outputs["textOutput"]) == (
+        RunState.SUCCEEDED, "fake-1", published.id
+    )
+
+
+async def test_a_second_run_does_nothing(world: World) -> None:
+    await world.publish_inputs()
+    await world.engine().run(JOB)
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 0
+    assert report.outcomes[JOB.task_id].status is Status.COMPLETE
+    assert len(world.runner.calls) == 1
+    assert len(await world.registry.list(ENDPOINT, "2018-10-31")) == 1
+
+
+async def test_a_new_input_revision_reruns_with_new_lineage(world: World) -> None:
+    await world.publish_inputs()
+    await world.engine().run(JOB)
+    late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
+    report = await world.engine().run(JOB)
+    assert report.outcomes[JOB.task_id].status is Status.DONE
+    newest, older = await world.registry.list(ENDPOINT, "2018-10-31")
+    assert late.id in newest.lineage
+    assert late.id not in older.lineage
+    assert options(world.runner.calls[-1])["endContentFact"] == "/data/ecf/r2/*.avro"
+
+
+async def test_a_failing_job_leaves_nothing_visible(world: World) -> None:
+    await world.publish_inputs()
+    world.runner.fail_with = "pipeline crashed"
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 1
+    assert "pipeline crashed" in report.outcomes[JOB.task_id].detail
+    given = options(world.runner.calls[0])
+    assert await world.registry.list(ENDPOINT, "2018-10-31") == []
+    assert await world.warehouse.table_info(FINAL) is None
+    assert await world.warehouse.table_info(TableSpec.parse(given["bqOutput"])) is None
+    assert await world.storage.list(given["textOutput"]) == []
+    [run] = await world.state.list_runs()
+    assert run.state is RunState.FAILED
+
+    world.runner.fail_with = None
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 0
+    [run] = await world.state.list_runs()
+    assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
+
+
+async def test_a_job_that_writes_nothing_fails_validation(world: World) -> None:
+    await world.publish_inputs()
+    world.runner.write_outputs = False
+    report = await world.engine().run(JOB)
+    assert report.exit_code == 1
+    assert "wrote nothing" in report.outcomes[JOB.task_id].detail
+    assert await world.registry.list(ENDPOINT, "2018-10-31") == []
+
+
+class Ranked(Task):
+    """An in-process task downstream of the job: reads its text output, writes its own."""
+
+    n = IntParameter()
+
+    def requires(self) -> dict[str, Task]:
+        return {"top": TopArtistsJob(date="2018-10-31", top_n=self.n)}
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget("charon.ranked", "2018-10-31")
+
+    async def run(self, context: RunContext) -> None:
+        source = context.inputs["top.textOutput"].ref.removesuffix("/*")
+        text = await context.storage.read(f"{source}/part")
+        await context.storage.write(f"{context.outputs['output']}/part", text.upper())
+
+
+async def test_downstream_tasks_fire_after_their_upstream_publishes(world: World) -> None:
+    await world.publish_inputs()
+    report = await world.engine().run(Ranked(n=10))
+    assert report.exit_code == 0
+    [upstream] = await world.registry.list(ENDPOINT, "2018-10-31")
+    [downstream] = await world.registry.list("charon.ranked", "2018-10-31")
+    assert upstream.id in downstream.lineage
+    assert any(item.startswith(f"{FINAL}@") for item in downstream.lineage)
+    assert await world.storage.read(f"{downstream.uri}/part") == b"A1\tARTIST\t3\n"
+
+
+class Fanout(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [TopArtistsJob(date="2018-10-31", top_n=n) for n in range(1, 7)]
+
+
+async def test_runs_respect_the_concurrency_limit(world: World) -> None:
+    await world.publish_inputs()
+    report = await world.engine(max_concurrent_runs=2).run(Fanout())
+    assert all(
+        report.outcomes[TopArtistsJob(date="2018-10-31", top_n=n).task_id].status is Status.DONE
+        for n in range(1, 7)
+    )
+    assert len(world.runner.calls) == 6
+    assert world.runner.most_running == 2
+
+
+def test_exit_codes_follow_luigi() -> None:
+    def report(*statuses: Status) -> Report:
+        outcomes = {f"t{i}": Outcome(f"t{i}", s, "x") for i, s in enumerate(statuses)}
+        return Report("t0", outcomes)
+
+    assert report(Status.DONE).exit_code == 0
+    assert report(Status.COMPLETE).exit_code == 0
+    assert report(Status.BLOCKED, Status.MISSING).exit_code == 20
+    assert report(Status.BLOCKED, Status.MISSING, Status.FAILED).exit_code == 1
+    assert report(Status.FAILED).exit_code == 1
