@@ -22,7 +22,6 @@ from orchestrator.errors import (
     StorageError,
     TableNotFound,
     UnknownRevision,
-    UsageError,
     WarehouseError,
 )
 from orchestrator.model import InputRevision, Revision, Run, RunState, TableInfo
@@ -37,7 +36,12 @@ from orchestrator.state_sqlite import (
     plan_claim,
 )
 from orchestrator.tablespec import TableSpec
-from orchestrator.warehouse_duckdb import check_location, check_read_limit, staging_spec
+from orchestrator.warehouse_duckdb import (
+    check_location,
+    check_move,
+    check_read_limit,
+    staging_spec,
+)
 
 Clock = Callable[[], datetime]
 
@@ -262,12 +266,7 @@ class InMemoryWarehouse:
     async def replace_from_staging(
         self, staging: TableSpec, final: TableSpec, job_key: str
     ) -> TableInfo:
-        if staging.project != final.project:
-            raise WarehouseError(f"cannot move {staging} to {final}: different projects")
-        if staging == final:
-            raise UsageError(f"cannot move {final} onto itself")
-        if not job_key:
-            raise UsageError("a move needs a non-empty job_key")
+        check_move(staging, final, job_key)
         await anyio.lowlevel.checkpoint()
         done = self._moves.get(job_key)
         if done is not None:

@@ -54,6 +54,16 @@ LIST_TABLES = (
 SELECT_STAMPS = 'SELECT name, modified FROM "_charon".tables WHERE dataset = ?'
 
 
+def check_move(staging: TableSpec, final: TableSpec, job_key: str) -> None:
+    """What every warehouse refuses before moving a staging table to its final table."""
+    if staging.project != final.project:
+        raise WarehouseError(f"cannot move {staging} to {final}: different projects")
+    if staging == final:
+        raise UsageError(f"cannot move {final} onto itself")
+    if not job_key:
+        raise UsageError("a move needs a non-empty job_key")
+
+
 def staging_spec(final: TableSpec, location: str) -> TableSpec:
     """``{project}:_incoming_{location}._{table}_{10 random digits}``, like BigQuery's."""
     digits = f"{secrets.randbelow(10**10):010d}"
@@ -219,12 +229,7 @@ class DuckDBWarehouse:
     async def replace_from_staging(
         self, staging: TableSpec, final: TableSpec, job_key: str
     ) -> TableInfo:
-        if staging.project != final.project:
-            raise WarehouseError(f"cannot move {staging} to {final}: different projects")
-        if staging == final:
-            raise UsageError(f"cannot move {final} onto itself")
-        if not job_key:
-            raise UsageError("a move needs a non-empty job_key")
+        check_move(staging, final, job_key)
 
         def move(connection: Connection) -> TableInfo:
             connection.execute(CREATE_MOVES)
