@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import anyio
 import fastavro
+import structlog
 
 from orchestrator.model import Revision
 from orchestrator.ports import Column, Registry, Storage, Warehouse
@@ -214,10 +216,16 @@ async def publish_sample_day(
 
     Publishing comes last so that the revision only appears once its data is whole.
     """
+    log = structlog.get_logger("charon.sample_data")
     folder = revision_folder(storage_prefix, sample.day, datetime.now(UTC), secrets.token_hex(6))
     for index, records in enumerate(split(sample.streams, files)):
-        await storage.write(f"{folder}/{part_name(index, files)}", avro_bytes(records))
+        # Encoding is CPU-bound: keep it off the event loop.
+        data = await anyio.to_thread.run_sync(avro_bytes, records)
+        uri = f"{folder}/{part_name(index, files)}"
+        await storage.write(uri, data)
+        log.info("wrote sample file", file=f"{index + 1}/{files}", records=len(records), uri=uri)
     await warehouse.create_table(
         TableSpec.parse(sample.track_entity_spec), TRACK_ENTITY_COLUMNS, sample.track_entities
     )
+    log.info("created table", table=sample.track_entity_spec, rows=len(sample.track_entities))
     return await registry.publish(sample.endpoint, sample.day.isoformat(), folder)

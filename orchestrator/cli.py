@@ -180,7 +180,7 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
               "pass --new-revision to publish another")
         return EXIT_OK
     seed = int(f"{day:%Y%m%d}") if args.seed is None else args.seed
-    sample = sample_data.generate_day(day, args.events, seed=seed)
+    sample = await anyio.to_thread.run_sync(sample_data.generate_day, day, args.events, seed)
     log.info("writing sample data", date=args.date, events=args.events)
     revision = await sample_data.publish_sample_day(
         sample, registry=adapters.registry, warehouse=adapters.warehouse,
