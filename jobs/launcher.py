@@ -6,7 +6,7 @@ import collections
 import re
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import anyio
 import structlog
@@ -92,7 +92,7 @@ class SubprocessJobRunner:
         log.info("job finished", returncode=returncode)
 
 
-async def _lines(chunks: TextReceiveStream) -> collections.abc.AsyncIterator[str]:
+async def _lines(chunks: TextReceiveStream) -> AsyncIterator[str]:
     pending = ""
     async for chunk in chunks:
         pending += chunk
