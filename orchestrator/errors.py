@@ -68,6 +68,10 @@ class ObjectExists(StorageError):
     """A create-only write found the object already there."""
 
 
+class AuthError(CharonError):
+    """A request is not authenticated: missing or wrong token, bad or stale signature."""
+
+
 class RunError(CharonError):
     """A run could not complete."""
 
