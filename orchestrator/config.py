@@ -6,10 +6,11 @@ is documented in one place and a misspelt key is an error, not silently ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,13 @@ ENV_PREFIX = "CHARON_"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("auto", "console", "json")
 CONFIG_ENV = "CHARON_CONFIG"
+# Secrets never live in config files: only in these variables, or in the file a
+# NAME_FILE variable points at.
+SECRETS = {"registry_token": "CHARON_REGISTRY_TOKEN", "webhook_secret": "CHARON_WEBHOOK_SECRET"}
+_SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.values())}
 _KINDS = {
     "state": ("sqlite",),
-    "registry": ("sqlite",),
+    "registry": ("sqlite", "postgres", "http"),
     "warehouse": ("duckdb",),
     "storage": ("local",),
 }
@@ -38,6 +43,27 @@ class StateSettings:
 class RegistrySettings:
     kind: str
     path: Path
+    dsn: str
+    url: str
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class RegistryServiceSettings:
+    host: str
+    port: int
+    max_body_bytes: int
+    long_poll_max_seconds: int
+    subscribers: tuple[str, ...]
+    notify_attempts: int
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Read from the environment only; ``repr`` hides the values."""
+
+    registry_token: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,11 +109,13 @@ class Settings:
     home: Path
     state: StateSettings
     registry: RegistrySettings
+    registry_service: RegistryServiceSettings
     warehouse: WarehouseSettings
     storage: StorageSettings
     beam: BeamSettings
     engine: EngineSettings
     log: LogSettings
+    secrets: Secrets = field(default_factory=Secrets, repr=False)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,7 +130,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"cannot read {CONFIG_ENV}={config_file}: {exc}") from None
         _overlay(raw, _parse_toml(text, str(path)), str(path))
     _apply_env(raw, env)
-    return _build(raw)
+    return dataclasses.replace(_build(raw), secrets=_secrets(env))
+
+
+def _secrets(env: Mapping[str, str]) -> Secrets:
+    values: dict[str, str] = {}
+    for name, variable in SECRETS.items():
+        if file_name := env.get(f"{variable}_FILE"):
+            try:
+                values[name] = Path(file_name).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {variable}_FILE={file_name}: {exc}") from None
+        else:
+            values[name] = env.get(variable, "")
+    return Secrets(**values)
 
 
 def embedded_default_text() -> str:
@@ -135,7 +176,7 @@ def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str) -> No
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name in (CONFIG_ENV, *_SECRET_VARIABLES):
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         target = raw
@@ -151,19 +192,44 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
 
 
 def _coerce(value: object, default: object, origin: str) -> object:
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-            return value.lower() in ("true", "1")
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-    elif isinstance(value, str):
+    """``value`` as the type of ``default``; strings (from the environment) are parsed."""
+    converted = _CONVERTERS[type(default)](value)
+    if converted is None:
+        raise ConfigError(f"{origin}: expected {type(default).__name__}, got {value!r}")
+    return converted
+
+
+def _to_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
         return value
-    raise ConfigError(f"{origin}: expected {type(default).__name__}, got {value!r}")
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    return None
+
+
+def _to_int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _to_list(value: object) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return None
+
+
+def _to_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_CONVERTERS: dict[type, Callable[[object], object | None]] = {
+    bool: _to_bool, int: _to_int, list: _to_list, str: _to_str,
+}
 
 
 def _build(raw: dict[str, Any]) -> Settings:
@@ -180,21 +246,21 @@ def _build(raw: dict[str, Any]) -> Settings:
         if raw["engine"][key] < 1:
             raise ConfigError(f"engine.{key} must be at least 1")
     sections: dict[str, object] = {"home": home}
-    for field in fields(Settings):
-        if field.name == "home":
-            continue
-        klass = _SECTION_TYPES[field.name]
-        values = {f.name: raw[field.name][f.name] for f in fields(klass)}
+    for name, klass in _SECTION_TYPES.items():
+        values = {f.name: raw[name][f.name] for f in fields(klass)}
         for f in fields(klass):
             if f.type == "Path":
                 values[f.name] = home / Path(values[f.name]).expanduser()
-        sections[field.name] = klass(**values)
+            elif isinstance(values[f.name], list):
+                values[f.name] = tuple(values[f.name])
+        sections[name] = klass(**values)
     return Settings(**sections)  # type: ignore[arg-type]  # built field by field above
 
 
 _SECTION_TYPES: dict[str, type] = {
     "state": StateSettings,
     "registry": RegistrySettings,
+    "registry_service": RegistryServiceSettings,
     "warehouse": WarehouseSettings,
     "storage": StorageSettings,
     "beam": BeamSettings,

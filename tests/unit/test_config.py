@@ -58,3 +58,25 @@ def test_unknown_keys_in_a_config_file_are_refused(tmp_path: Path) -> None:
     config.write_text("[warehouse]\nlocaton = 'US'\n")
     with pytest.raises(ConfigError, match="unknown key 'locaton'"):
         load_settings({"CHARON_CONFIG": str(config)})
+
+
+def test_secrets_come_from_the_environment_or_files_and_are_not_shown(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    settings = load_settings({
+        "CHARON_WEBHOOK_SECRET": "hush",
+        "CHARON_REGISTRY_TOKEN_FILE": str(token_file),
+    })
+    assert settings.secrets.webhook_secret == "hush"
+    assert settings.secrets.registry_token == "from-file"
+    assert "hush" not in repr(settings)
+    assert "from-file" not in repr(settings)
+
+
+def test_list_values_accept_comma_separated_overrides() -> None:
+    settings = load_settings({
+        "CHARON_REGISTRY_SERVICE__SUBSCRIBERS": "http://127.0.0.1:1/hooks, http://127.0.0.1:2/h"
+    })
+    assert settings.registry_service.subscribers == (
+        "http://127.0.0.1:1/hooks", "http://127.0.0.1:2/h"
+    )
