@@ -5,25 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 
 import anyio
 import structlog
 
 from jobs import sample_data
 from jobs.launcher import SubprocessJobRunner
-from orchestrator import render
-from orchestrator.adapters import Adapters, open_adapters
+from orchestrator import registry_service, render
+from orchestrator.adapters import Adapters, open_adapters, open_registry
+from orchestrator.cli_daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
-from orchestrator.engine import Engine
-from orchestrator.errors import CharonError, UsageError
+from orchestrator.engine import build_engine
+from orchestrator.errors import CharonError, ConfigError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.log import configure_logging
+from orchestrator.ports import Registry
 from orchestrator.task import Task, load_task_class
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 20
 
 Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
+RegistryCommand = Callable[[argparse.Namespace, Settings, Registry], Awaitable[int]]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -51,6 +53,12 @@ def run_cli(argv: Sequence[str]) -> int:
 
 
 async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
+    registry_command: RegistryCommand | None = getattr(args, "registry_command", None)
+    if registry_command is not None:
+        # The registry alone: a long-running service has no use for the state store,
+        # warehouse or storage, and should not hold them open.
+        async with open_registry(settings) as registry:
+            return await registry_command(args, settings, registry)
     async with open_adapters(settings) as adapters:
         return await command(args, settings, adapters)
 
@@ -82,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--lineage", action="append", default=[], metavar="REVISION_ID",
                          help="an input revision this one was built from (repeatable)")
     publish.set_defaults(command=cmd_registry_publish)
+    serve = verbs.add_parser("serve", help="serve the registry over HTTP (the registry service)")
+    serve.add_argument("--host", help="listen here (default: registry_service.host)")
+    serve.add_argument("--port", type=int,
+                       help="0 picks a free port (default: registry_service.port)")
+    serve.set_defaults(command=None, registry_command=cmd_registry_serve)
 
     sample = commands.add_parser("sample-data", help="write a realistic day of input data")
     sample.add_argument("--date", required=True, type=_day, help="the day, e.g. 2018-10-31")
@@ -90,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--new-revision", action="store_true",
                         help="publish another revision even if the day already has one")
     sample.set_defaults(command=cmd_sample_data)
+    add_daemon_commands(commands, _task_command)
     return parser
 
 
@@ -137,13 +151,10 @@ def _positive(text: str) -> int:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
-    workers = args.workers or settings.engine.max_concurrent_runs
-    if workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    engine = Engine(
-        adapters, runner=SubprocessJobRunner(), beam=settings.beam,
-        max_concurrent_runs=workers, lease=timedelta(seconds=settings.engine.lease_seconds),
-    )
+    engine = build_engine(adapters, settings, SubprocessJobRunner(),
+                          max_concurrent_runs=args.workers)
     report = await engine.run(args.task)
     print(render.report(report))
     return report.exit_code
@@ -167,6 +178,19 @@ async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
         args.endpoint, args.partition, args.uri, args.lineage
     )
     print(render.revisions([revision]))
+    return EXIT_OK
+
+
+async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
+                             registry: Registry) -> int:
+    if settings.registry.kind == "http":
+        raise ConfigError('registry serve needs registry.kind = "sqlite" or "postgres" behind it')
+    host = args.host or settings.registry_service.host
+    port = settings.registry_service.port if args.port is None else args.port
+    await registry_service.serve(
+        registry, registry_service.ServiceOptions.from_settings(settings), host=host, port=port,
+        ready=lambda url: print(f"registry serving on {url}", flush=True),
+    )
     return EXIT_OK
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError
+from orchestrator.workflows import WorkflowSettings, parse_workflows
 
 ENV_PREFIX = "CHARON_"
+WORKFLOWS = "workflows"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("auto", "console", "json")
 CONFIG_ENV = "CHARON_CONFIG"
@@ -99,6 +101,18 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class DaemonSettings:
+    host: str
+    port: int
+    poll_interval_ms: int
+    jitter_percent: int
+    max_backoff_seconds: int
+    max_body_bytes: int
+    shutdown_grace_seconds: int
+    trigger_queue: int
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str
     format: str
@@ -114,7 +128,9 @@ class Settings:
     storage: StorageSettings
     beam: BeamSettings
     engine: EngineSettings
+    daemon: DaemonSettings
     log: LogSettings
+    workflows: tuple[WorkflowSettings, ...]
     secrets: Secrets = field(default_factory=Secrets, repr=False)
 
 
@@ -166,7 +182,11 @@ def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str) -> No
     for key, value in update.items():
         if key not in base:
             raise ConfigError(f"{origin}: unknown key {key!r}")
-        if isinstance(base[key], dict):
+        if key == WORKFLOWS:
+            # A list of tables has no per-key defaults to merge with: it is replaced whole
+            # and checked by the workflow parser.
+            base[key] = value
+        elif isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{origin}: {key!r} must be a table")
             _overlay(base[key], value, f"{origin} [{key}]")
@@ -186,6 +206,8 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
                 raise ConfigError(f"{name}: unknown config section {part!r}")
             target = section
         key = path[-1]
+        if key == WORKFLOWS:
+            raise ConfigError(f"{name}: workflows can only be set in a CHARON_CONFIG file")
         if key not in target or isinstance(target[key], dict):
             raise ConfigError(f"{name}: unknown config key {'.'.join(path)!r}")
         target[key] = _coerce(value, target[key], name)
@@ -254,6 +276,7 @@ def _build(raw: dict[str, Any]) -> Settings:
             elif isinstance(values[f.name], list):
                 values[f.name] = tuple(values[f.name])
         sections[name] = klass(**values)
+    sections[WORKFLOWS] = parse_workflows(raw[WORKFLOWS])
     return Settings(**sections)  # type: ignore[arg-type]  # built field by field above
 
 
@@ -265,5 +288,6 @@ _SECTION_TYPES: dict[str, type] = {
     "storage": StorageSettings,
     "beam": BeamSettings,
     "engine": EngineSettings,
+    "daemon": DaemonSettings,
     "log": LogSettings,
 }

@@ -8,11 +8,12 @@ the current fingerprint does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,7 +23,7 @@ import structlog
 from jobs.launcher import beam_command
 from orchestrator import commit
 from orchestrator.adapters import Adapters
-from orchestrator.config import BeamSettings
+from orchestrator.config import BeamSettings, Settings
 from orchestrator.errors import CharonError, RunConflict, UsageError
 from orchestrator.graph import Graph, resolve
 from orchestrator.model import InputRevision, Run, RunState, fingerprint
@@ -46,6 +47,7 @@ class Status(enum.StrEnum):
     AVAILABLE = "available"  # an external input that is there
     MISSING = "missing"  # an external input that is not there yet
     BLOCKED = "blocked"  # a dependency is missing or failed
+    WOULD_RUN = "would run"  # a dry run found everything it needs
     FAILED = "failed"
 
     @property
@@ -83,8 +85,23 @@ class Report:
         return 1
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How one evaluation may act: the daemon sets one per workflow."""
+
+    limiter: anyio.CapacityLimiter | None = None
+    """Held, besides the engine's global limit, while a run of this evaluation executes."""
+    rerun_late_inputs: bool = True
+    """False: a task that succeeded once ignores later input revisions."""
+    dry_run: bool = False
+    """Stop before claiming: report what would run and what it would consume."""
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+_UNLIMITED = contextlib.nullcontext()
 
 
 class Engine:
@@ -97,8 +114,10 @@ class Engine:
         max_concurrent_runs: int,
         lease: timedelta,
         owner: str | None = None,
+        on_launch: Callable[[Task], None] | None = None,
     ) -> None:
         self._adapters = adapters
+        self._on_launch = on_launch
         self._sensors = Sensors(adapters.registry, adapters.warehouse)
         self._runner = runner
         self._beam = beam
@@ -107,7 +126,7 @@ class Engine:
         self._owner = owner or worker_id()
         self._log = structlog.get_logger("charon.engine")
 
-    async def run(self, root: Task) -> Report:
+    async def run(self, root: Task, policy: Policy = Policy()) -> Report:
         """Bring ``root`` and everything it requires up to date."""
         graph = resolve(root)
         finished = {task_id: anyio.Event() for task_id in graph.order}
@@ -117,7 +136,7 @@ class Engine:
             try:
                 for dep in graph.requires[task_id].values():
                     await finished[dep.task_id].wait()
-                outcomes[task_id] = await self._evaluate(graph, task_id, outcomes)
+                outcomes[task_id] = await self._evaluate(graph, task_id, outcomes, policy)
             finally:
                 finished[task_id].set()
 
@@ -127,7 +146,7 @@ class Engine:
         return Report(root.task_id, outcomes)
 
     async def _evaluate(
-        self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome]
+        self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome], policy: Policy
     ) -> Outcome:
         task = graph.tasks[task_id]
         unfinished = [
@@ -146,16 +165,19 @@ class Engine:
         with structlog.contextvars.bound_contextvars(
             task=task_id, partition=task.partition_label
         ):
-            return await self._bring_up_to_date(task, inputs)
+            return await self._bring_up_to_date(task, inputs, policy)
 
     async def _check_external(self, task: ExternalTask) -> Outcome:
-        absent = [
-            str(target) for key, target in outputs(task).items()
-            if await self._sensors.lookup(key, target) is None
-        ]
+        absent, found = [], []
+        for key, target in outputs(task).items():
+            revision = await self._sensors.lookup(key, target)
+            if revision is None:
+                absent.append(str(target))
+            else:
+                found.append(f"{target} at {revision.revision_id}")
         if absent:
             return Outcome(task.task_id, Status.MISSING, f"{task.task_id}: {', '.join(absent)}")
-        return Outcome(task.task_id, Status.AVAILABLE)
+        return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
 
     async def _inputs(self, task: Task) -> dict[str, InputRevision] | Outcome:
         inputs: dict[str, InputRevision] = {}
@@ -170,13 +192,21 @@ class Engine:
                 inputs[input_key] = found
         return inputs
 
-    async def _bring_up_to_date(self, task: Task, inputs: dict[str, InputRevision]) -> Outcome:
+    async def _bring_up_to_date(
+        self, task: Task, inputs: dict[str, InputRevision], policy: Policy
+    ) -> Outcome:
         current = fingerprint(inputs.values())
         state = self._adapters.state
         existing = await state.get(task.task_id, current)
+        if not policy.rerun_late_inputs and existing is None:
+            existing = await state.latest(task.task_id)
         if existing and existing.state is RunState.SUCCEEDED and await self._outputs_exist(task):
             self._log.info("already complete", fingerprint=current, run_id=existing.id)
             return Outcome(task.task_id, Status.COMPLETE, run=existing)
+        if policy.dry_run:
+            consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
+            return Outcome(task.task_id, Status.WOULD_RUN,
+                           f"fingerprint {current} consuming {consumed}", run=existing)
         try:
             run = await state.claim(
                 task_id=task.task_id, family=task.task_family, partition=task.partition_label,
@@ -186,7 +216,7 @@ class Engine:
         except RunConflict as exc:
             return Outcome(task.task_id, Status.FAILED, str(exc))
         with structlog.contextvars.bound_contextvars(run_id=run.id, attempt=run.attempt):
-            async with self._limiter:
+            async with self._limiter, policy.limiter or _UNLIMITED:
                 return await self._execute(task, run, inputs)
 
     async def _outputs_exist(self, task: Task) -> bool:
@@ -229,6 +259,8 @@ class Engine:
         self, task: Task, run: Run, inputs: dict[str, InputRevision], refs: dict[str, str]
     ) -> None:
         adapters = self._adapters
+        if self._on_launch:
+            self._on_launch(task)
         if isinstance(task, BeamJobTask):
             argv = beam_command(task, inputs=inputs, outputs=refs, beam=self._beam,
                                 job_options=adapters.warehouse.job_options())
@@ -254,3 +286,19 @@ class Engine:
             await self._adapters.state.fail(run.id, run.attempt, error)
         except CharonError as exc:
             self._log.error("could not record the failure", error=str(exc))
+
+
+def build_engine(
+    adapters: Adapters,
+    settings: Settings,
+    runner: JobRunner,
+    *,
+    max_concurrent_runs: int | None = None,
+    on_launch: Callable[[Task], None] | None = None,
+) -> Engine:
+    """The engine as the settings describe it."""
+    return Engine(
+        adapters, runner=runner, beam=settings.beam,
+        max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
+        lease=timedelta(seconds=settings.engine.lease_seconds), on_launch=on_launch,
+    )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import anyio.lowlevel
 
 from orchestrator.duckdb_files import DUCKDB_TYPES
 from orchestrator.errors import (
+    JobFailed,
     ObjectExists,
     ObjectNotFound,
     StorageError,
@@ -353,3 +354,55 @@ class InMemoryStorage:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def job_options(argv: Sequence[str]) -> dict[str, str]:
+    """``--key=value`` arguments of a job command line."""
+    return dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
+
+
+@dataclasses.dataclass
+class FakeJobRunner:
+    """A JobRunner that plays a Beam job against in-memory storage and warehouse.
+
+    It writes a ``part`` file under each of ``text_outputs`` and a one-row table at
+    every staging table spec it is handed, then succeeds (or raises ``fail_with``).
+    ``gate``, when set, holds every job until the test sets it.
+    """
+
+    warehouse: InMemoryWarehouse
+    storage: InMemoryStorage
+    text_outputs: tuple[str, ...] = ("textOutput",)
+    fail_with: str | None = None
+    write_outputs: bool = True
+    gate: anyio.Event | None = None
+    calls: list[list[str]] = dataclasses.field(default_factory=list)
+    running: int = 0
+    most_running: int = 0
+
+    async def run(
+        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+    ) -> None:
+        self.calls.append(list(argv))
+        await on_started(f"fake-{len(self.calls)}")
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await (self.gate.wait() if self.gate else anyio.sleep(0.01))
+            if self.write_outputs:
+                await self._write(job_options(argv))
+            if self.fail_with:
+                raise JobFailed(self.fail_with)
+        finally:
+            self.running -= 1
+
+    async def _write(self, given: Mapping[str, str]) -> None:
+        for key, value in given.items():
+            if key in self.text_outputs:
+                await self.storage.write(f"{value}/part", b"a1\tArtist\t3\n")
+            elif ":_incoming_" in value:
+                await self.warehouse.create_table(
+                    TableSpec.parse(value),
+                    [Column("artist_gid", "STRING"), Column("streams", "INT64")],
+                    [("a1", 3)],
+                )

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from orchestrator.model import InputRevision
+import time
+from typing import Protocol, runtime_checkable
+
+from anyio.streams.memory import MemoryObjectSendStream
+
+from orchestrator.model import InputRevision, Revision
 from orchestrator.ports import Registry
 from orchestrator.targets import RegistryTarget
+from orchestrator.watch import Trigger, registry_key
 
 
 class RegistrySensor:
@@ -17,3 +23,40 @@ class RegistrySensor:
             return None
         ref = f"{revision.uri.rstrip('/')}/{target.pattern}" if target.pattern else revision.uri
         return InputRevision(key=key, ref=ref, revision_id=revision.id)
+
+
+@runtime_checkable
+class LongPollRegistry(Protocol):
+    """A registry whose change feed can wait for the next publish (the HTTP service)."""
+
+    # The timeout is the server's long-poll wait, sent with the request; the client's own
+    # deadline is the HTTP timeout around it.
+    async def wait_for_changes(
+        self, since_seq: int, timeout: float  # noqa: ASYNC109
+    ) -> list[Revision]: ...
+
+
+class RegistryFeed:
+    """Follows the registry's change feed: one request per cycle, whatever the partitions."""
+
+    def __init__(
+        self, registry: Registry, send: MemoryObjectSendStream[Trigger], *,
+        page: int = 1000, long_poll_seconds: float = 30.0,
+    ) -> None:
+        self._registry = registry
+        self._send = send
+        self._page = page
+        self._long_poll_seconds = long_poll_seconds
+        self.cursor = 0
+
+    async def poll_once(self) -> bool:
+        if isinstance(self._registry, LongPollRegistry):
+            changes = await self._registry.wait_for_changes(self.cursor, self._long_poll_seconds)
+        else:
+            changes = await self._registry.changes(self.cursor, limit=self._page)
+        if changes:
+            self.cursor = max(revision.seq for revision in changes)
+            keys = tuple(dict.fromkeys(registry_key(r.endpoint, r.partition) for r in changes))
+            await self._send.send(Trigger("registry", keys, received=time.perf_counter()))
+        # A long-poll already waited; a full page means more is waiting.
+        return isinstance(self._registry, LongPollRegistry) or len(changes) == self._page

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from anyio.streams.memory import MemoryObjectSendStream
+
 from orchestrator.model import InputRevision
 from orchestrator.ports import Warehouse
 from orchestrator.targets import WarehouseTable
+from orchestrator.watch import Trigger, table_key
 
 
 class WarehouseSensor:
@@ -19,3 +26,38 @@ class WarehouseSensor:
         # so a rewritten table yields a new fingerprint downstream.
         version = f"{info.spec}@{info.last_modified.isoformat()}"
         return InputRevision(key=key, ref=str(target.spec), revision_id=version)
+
+
+class TableWatch:
+    """Watches tables by listing each dataset once per cycle, not one call per table."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        datasets: Callable[[], dict[tuple[str, str], set[str]]],
+        send: MemoryObjectSendStream[Trigger],
+    ) -> None:
+        self._warehouse = warehouse
+        self._datasets = datasets
+        self._send = send
+        self._seen: dict[str, datetime] = {}
+        self._listed: set[tuple[str, str]] = set()
+
+    async def poll_once(self) -> bool:
+        changed: list[str] = []
+        for dataset, specs in self._datasets().items():
+            tables = await self._warehouse.list_tables(*dataset)
+            fresh = [
+                info.spec for info in tables
+                if info.spec in specs and self._seen.get(info.spec) != info.last_modified
+            ]
+            self._seen.update((i.spec, i.last_modified) for i in tables if i.spec in specs)
+            # The first listing is the baseline: the daemon's start-up sweep has
+            # already evaluated everything that existed then.
+            if dataset in self._listed:
+                changed.extend(fresh)
+            self._listed.add(dataset)
+        if changed:
+            keys = tuple(table_key(spec) for spec in changed)
+            await self._send.send(Trigger("warehouse", keys, received=time.perf_counter()))
+        return False

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
-import anyio
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.engine import Engine, Outcome, Report, Status
-from orchestrator.errors import JobFailed
 from orchestrator.model import RunState
 from orchestrator.params import IntParameter
 from orchestrator.ports import Column
@@ -22,54 +19,17 @@ from orchestrator.tablespec import TableSpec
 from orchestrator.targets import RegistryTarget
 from orchestrator.task import Task, WrapperTask
 from orchestrator.testing import (
+    FakeJobRunner,
     InMemoryRegistry,
     InMemoryStateStore,
     InMemoryStorage,
     InMemoryWarehouse,
 )
+from orchestrator.testing import job_options as options
 
 TRACK_ENTITY = TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031")
 FINAL = TableSpec.parse("scio-playground:charon.top_artists_daily20181031")
 ENDPOINT = "di.golden.path.charon.top_artists"
-
-
-def options(argv: Sequence[str]) -> dict[str, str]:
-    return dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
-
-
-@dataclass
-class FakeJobRunner:
-    """Plays a Beam job: writes the text output and the staging table it was pointed at."""
-
-    warehouse: InMemoryWarehouse
-    storage: InMemoryStorage
-    fail_with: str | None = None
-    write_outputs: bool = True
-    calls: list[list[str]] = field(default_factory=list)
-    running: int = 0
-    most_running: int = 0
-
-    async def run(
-        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
-    ) -> None:
-        self.calls.append(list(argv))
-        await on_started(f"fake-{len(self.calls)}")
-        self.running += 1
-        self.most_running = max(self.most_running, self.running)
-        try:
-            await anyio.sleep(0.01)
-            given = options(argv)
-            if self.write_outputs:
-                await self.storage.write(f"{given['textOutput']}/part", b"a1\tArtist\t3\n")
-                await self.warehouse.create_table(
-                    TableSpec.parse(given["bqOutput"]),
-                    [Column("artist_gid", "STRING"), Column("streams", "INT64")],
-                    [("a1", 3)],
-                )
-            if self.fail_with:
-                raise JobFailed(self.fail_with)
-        finally:
-            self.running -= 1
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""``charon daemon`` and ``charon explain``: the reactive side of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import anyio.abc
+
+from jobs.launcher import SubprocessJobRunner
+from orchestrator import render
+from orchestrator.adapters import Adapters
+from orchestrator.config import Settings
+from orchestrator.daemon import Daemon, utc_today
+from orchestrator.daemon_http import daemon_app
+from orchestrator.engine import Policy, build_engine
+from orchestrator.http import serve
+from orchestrator.model import RunState
+from orchestrator.workflows import check_loadable
+
+TaskCommand = Callable[[Any, str, str], argparse.ArgumentParser]
+
+
+def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
+    daemon = commands.add_parser(
+        "daemon", help="watch the configured workflows and run each day the moment it is ready"
+    )
+    daemon.add_argument("--host", help="serve webhooks, /status and /metrics here")
+    daemon.add_argument("--port", type=int, help="0 picks a free port")
+    daemon.set_defaults(command=cmd_daemon)
+    explain = task_command(commands, "explain", "say why a run has not fired")
+    explain.set_defaults(command=cmd_explain)
+
+
+async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    check_loadable(settings.workflows, utc_today())
+    host = args.host or settings.daemon.host
+    port = settings.daemon.port if args.port is None else args.port
+    daemon = Daemon(
+        settings, adapters,
+        lambda on_launch: build_engine(adapters, settings, SubprocessJobRunner(),
+                                       on_launch=on_launch),
+    )
+    app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
+                     max_body_bytes=settings.daemon.max_body_bytes)
+
+    async def serve_http(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        def announce(bound: int) -> None:
+            print(f"daemon listening on http://{host}:{bound}", flush=True)
+
+        await serve(app, host, port, announce=announce, task_status=task_status)
+
+    await daemon.run(serve_http)
+    return 0
+
+
+async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    workflow = next(
+        (w for w in settings.workflows if w.task == type(args.task).task_family), None
+    )
+    policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs if workflow
+                    else True)
+    engine = build_engine(adapters, settings, SubprocessJobRunner())
+    report = await engine.run(args.task, policy)
+    running = await adapters.state.list_runs(state=RunState.RUNNING, limit=10_000)
+    print(render.explanation(report, running, settings, workflow))
+    return 0

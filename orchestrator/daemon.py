@@ -1,0 +1,285 @@
+"""The long-running daemon: sensors feed triggers, triggers fire evaluations, runs launch.
+
+One task group holds everything. Sensing tasks (sensors, dispatcher, HTTP server,
+the window clock) and evaluations each run under their own cancel scope, so a
+shutdown can stop the first at once and give the second a grace period.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from orchestrator.adapters import Adapters
+from orchestrator.config import Settings
+from orchestrator.engine import Engine, Policy, Report, Status
+from orchestrator.errors import CharonError
+from orchestrator.metrics import DaemonMetrics
+from orchestrator.model import RunState
+from orchestrator.task import Task
+from orchestrator.watch import Root, Trigger, Watchlist
+from sensors.polling import PollSchedule, poll_forever
+from sensors.registry import RegistryFeed
+from sensors.warehouse import TableWatch
+
+_TRIGGERED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "charon_triggered_at", default=None
+)
+_WORKFLOW: contextvars.ContextVar[str] = contextvars.ContextVar("charon_workflow", default="")
+WINDOW_CHECK_SECONDS = 60.0
+MAX_CONCURRENT_EVALUATIONS = 64
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass
+class RootState:
+    evaluating: bool = False
+    dirty: bool = False
+    pending_since: float | None = None
+    report: Report | None = None
+    error: str | None = None
+    evaluated_at: datetime | None = None
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Adapters,
+        engine: Callable[[Callable[[Task], None]], Engine],
+        *,
+        metrics: DaemonMetrics | None = None,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        """``engine`` builds the engine given the launch hook the daemon times launches with."""
+        self.settings = settings
+        self.adapters = adapters
+        self.metrics = metrics or DaemonMetrics()
+        self.watch = Watchlist(settings.workflows)
+        self.engine = engine(self._launched)
+        self._today = today
+        self._limiters = {
+            w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
+        }
+        self._policies = {
+            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs) for w in settings.workflows
+        }
+        self.roots: dict[Root, RootState] = {}
+        self._slots = anyio.CapacityLimiter(MAX_CONCURRENT_EVALUATIONS)
+        self._sensing: set[anyio.CancelScope] = set()
+        self._working: set[anyio.CancelScope] = set()
+        self._group: anyio.abc.TaskGroup | None = None
+        self._stopping = False
+        self._drained = anyio.Event()
+        self._log = structlog.get_logger("charon.daemon")
+        self._send: MemoryObjectSendStream[Trigger] | None = None
+
+    async def run(
+        self,
+        serve: Callable[..., Awaitable[None]] | None = None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until stopped; ``serve`` (the HTTP server) is started before sensing begins."""
+        daemon = self.settings.daemon
+        schedule = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
+                                daemon.max_backoff_seconds)
+        send, receive = anyio.create_memory_object_stream[Trigger](daemon.trigger_queue)
+        self._send = send
+        feed = RegistryFeed(self.adapters.registry, send)
+        tables = TableWatch(self.adapters.warehouse, lambda: self.watch.datasets, send)
+        polls = [partial(poll_forever, "registry", feed.poll_once, schedule, self.metrics),
+                 partial(poll_forever, "warehouse", tables.poll_once, schedule, self.metrics)]
+        with send, receive:
+            await self._run_all(serve, receive, polls, task_status)
+        self._log.info("daemon stopped")
+
+    async def _run_all(
+        self,
+        serve: Callable[..., Awaitable[None]] | None,
+        receive: MemoryObjectReceiveStream[Trigger],
+        polls: Sequence[Callable[[], Awaitable[None]]],
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            if serve is not None:
+                await group.start(self._sensing_task, serve)
+            self._sweep()
+            group.start_soon(self._sensing_task, partial(self._dispatch, receive))
+            group.start_soon(self._sensing_task, self._watch_window)
+            for poll in polls:
+                group.start_soon(self._sensing_task, poll)
+            group.start_soon(self._sensing_task, self._handle_signals)
+            self._log.info("daemon started", workflows=list(self.watch.workflows),
+                           roots=len(self.roots))
+            task_status.started()
+
+    async def _sensing_task(
+        self, work: Callable[..., Awaitable[None]],
+        *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with anyio.CancelScope() as scope:
+            self._sensing.add(scope)
+            if self._stopping:
+                scope.cancel()
+            try:
+                if task_status is anyio.TASK_STATUS_IGNORED:
+                    await work()
+                else:
+                    await work(task_status=task_status)
+            finally:
+                self._sensing.discard(scope)
+
+    async def stop(self) -> None:
+        """Stop sensing at once; give running evaluations the grace period, then cancel them."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._log.info("stopping: no new triggers", running=len(self._working))
+        for scope in list(self._sensing):
+            scope.cancel()
+        if self._working:
+            with anyio.move_on_after(self.settings.daemon.shutdown_grace_seconds):
+                await self._drained.wait()
+        for scope in list(self._working):
+            self._log.warning("cancelling a run still going after the grace period")
+            scope.cancel()
+
+    async def _handle_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                self._log.info("signal received", signal=signal.Signals(signum).name)
+                break
+        assert self._group is not None  # set before any sensing task starts
+        self._group.start_soon(self.stop)
+
+    def accept(self, trigger: Trigger) -> bool:
+        """Queue a trigger from outside (a webhook); False when the queue is full."""
+        if self._send is None or self._stopping:
+            return False
+        try:
+            self._send.send_nowait(trigger)
+        except anyio.WouldBlock:
+            return False
+        return True
+
+    async def _dispatch(self, receive: MemoryObjectReceiveStream[Trigger]) -> None:
+        async for trigger in receive:
+            self.metrics.triggers.inc(source=trigger.source)
+            for root in trigger.roots:
+                self.watch.add(root)
+            for root in self.watch.roots_for(trigger.keys) | set(trigger.roots):
+                self.schedule(root, trigger.received or None)
+
+    async def _watch_window(self) -> None:
+        while True:
+            await anyio.sleep(WINDOW_CHECK_SECONDS)
+            self._sweep(only_new=True)
+
+    def _sweep(self, *, only_new: bool = False) -> None:
+        """Evaluate the roots the window brings in, and retry those whose sensing failed."""
+        added = self.watch.refresh(self._today())
+        retry = [root for root, state in self.roots.items() if state.error]
+        for root in (added if only_new else self.watch.roots) + retry:
+            self.schedule(root, None)
+
+    def schedule(self, root: Root, received: float | None) -> None:
+        state = self.roots.setdefault(root, RootState())
+        if received is not None:
+            state.pending_since = min(state.pending_since or received, received)
+        if state.evaluating:
+            state.dirty = True
+            return
+        if self._stopping or self._group is None:
+            return
+        state.evaluating = True
+        self._group.start_soon(self._evaluate, root, state)
+
+    async def _evaluate(self, root: Root, state: RootState) -> None:
+        task = self.watch.task(root)
+        with anyio.CancelScope() as scope:
+            self._working.add(scope)
+            try:
+                while True:
+                    state.dirty, received, state.pending_since = False, state.pending_since, None
+                    _TRIGGERED_AT.set(received)
+                    _WORKFLOW.set(root.workflow)
+                    await self._evaluate_once(root, task, state)
+                    if not state.dirty or self._stopping:
+                        break
+            finally:
+                self._working.discard(scope)
+                state.evaluating = False
+                if self._stopping and not self._working:
+                    self._drained.set()
+
+    async def _evaluate_once(self, root: Root, task: Task, state: RootState) -> None:
+        try:
+            async with self._slots:
+                state.report = await self.engine.run(task, self._policies[root.workflow])
+            state.error = None
+        except CharonError as exc:
+            state.error = str(exc)
+            self._log.warning("evaluation failed", root=str(root), error=str(exc))
+        state.evaluated_at = datetime.now(UTC)
+
+    def _launched(self, task: Task) -> None:
+        workflow = _WORKFLOW.get()
+        self.metrics.launches.inc(workflow=workflow or "none")
+        if (received := _TRIGGERED_AT.get()) is not None:
+            self.metrics.trigger_latency.observe(time.perf_counter() - received)
+
+    async def status(self) -> dict[str, Any]:
+        runs = await self.adapters.state.list_runs(limit=50)
+        return {
+            "workflows": [
+                {"name": w.name, "module": w.module, "task": w.task, "policy": w.policy,
+                 "max_concurrent_runs": w.max_concurrent_runs,
+                 "running": self._limiters[w.name].borrowed_tokens}
+                for w in self.watch.workflows.values()
+            ],
+            "partitions": [self._root_status(root) for root in self.watch.roots],
+            "runs": [
+                {"id": r.id, "task": r.task_id, "partition": r.partition, "state": r.state.value,
+                 "attempt": r.attempt, "fingerprint": r.fingerprint, "job_id": r.job_id,
+                 "updated": r.updated.isoformat(), "error": r.error}
+                for r in runs
+            ],
+        }
+
+    def _root_status(self, root: Root) -> dict[str, Any]:
+        state = self.roots.get(root, RootState())
+        report = state.report
+        status: dict[str, Any] = {
+            "workflow": root.workflow, "partition": root.day.isoformat(),
+            "task": self.watch.task(root).task_id, "evaluating": state.evaluating,
+            "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
+            "error": state.error,
+        }
+        if report is not None:
+            outcome = report.outcomes[report.root]
+            status["state"] = outcome.status.value
+            status["waiting_for"] = report.missing or (
+                [outcome.detail] if outcome.status is Status.BLOCKED else []
+            )
+        return status
+
+    async def update_run_gauge(self) -> None:
+        runs = await self.adapters.state.list_runs(limit=10_000)
+        for state in RunState:
+            self.metrics.runs.set(sum(r.state is state for r in runs), state=state.value)

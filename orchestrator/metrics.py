@@ -1,0 +1,97 @@
+"""Prometheus text-format metrics: counters and histograms, nothing more than the daemon needs."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+
+Labels = tuple[tuple[str, str], ...]
+
+# Trigger-to-launch latency spans sub-millisecond pushes to multi-second polls.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               for _, value in labels)
+    return "{" + ",".join(f'{k}="{v}"' for (k, _), v in zip(labels, escaped, strict=True)) + "}"
+
+
+class Counter:
+    def __init__(self, name: str, help_text: str) -> None:
+        self.name, self.help = name, help_text
+        self._values: dict[Labels, float] = defaultdict(float)
+
+    def inc(self, amount: float = 1, **labels: str) -> None:
+        self._values[tuple(sorted(labels.items()))] += amount
+
+    def value(self, **labels: str) -> float:
+        return self._values.get(tuple(sorted(labels.items())), 0.0)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        lines += [f"{self.name}{_labels(k)} {v:g}" for k, v in sorted(self._values.items())]
+        return lines
+
+
+class Gauge(Counter):
+    def set(self, value: float, **labels: str) -> None:
+        self._values[tuple(sorted(labels.items()))] = value
+
+    def render(self) -> list[str]:
+        lines = super().render()
+        lines[1] = f"# TYPE {self.name} gauge"
+        return lines
+
+
+class Histogram:
+    def __init__(self, name: str, help_text: str, buckets: Sequence[float]) -> None:
+        self.name, self.help = name, help_text
+        self.buckets = tuple(buckets)
+        self._counts = [0] * (len(self.buckets) + 1)
+        self._sum = 0.0
+        self.observations: list[float] = []
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self.buckets, value)] += 1
+        self._sum += value
+        # Kept (bounded) so benchmarks and /status can report exact percentiles.
+        if len(self.observations) < 100_000:
+            self.observations.append(value)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        cumulative = 0
+        for bound, count in zip(self.buckets, self._counts, strict=False):
+            cumulative += count
+            lines.append(f'{self.name}_bucket{{le="{bound:g}"}} {cumulative}')
+        total = cumulative + self._counts[-1]
+        lines += [f'{self.name}_bucket{{le="+Inf"}} {total}',
+                  f"{self.name}_sum {self._sum:g}", f"{self.name}_count {total}"]
+        return lines
+
+
+class DaemonMetrics:
+    """Everything ``GET /metrics`` shows."""
+
+    def __init__(self) -> None:
+        self.runs = Gauge("charon_runs", "Runs in the state store by state")
+        self.sensor_polls = Counter("charon_sensor_polls_total", "Sensor polls by sensor")
+        self.sensor_errors = Counter("charon_sensor_errors_total", "Failed sensor polls")
+        self.triggers = Counter("charon_triggers_total", "Triggers received by source")
+        self.webhooks_rejected = Counter(
+            "charon_webhooks_rejected_total", "Webhook requests refused, by reason"
+        )
+        self.launches = Counter("charon_launches_total", "Runs launched by workflow")
+        self.trigger_latency = Histogram(
+            "charon_trigger_to_launch_seconds", "From trigger received to run launched",
+            LATENCY_BUCKETS,
+        )
+
+    def render(self) -> str:
+        metrics = (self.runs, self.sensor_polls, self.sensor_errors, self.triggers,
+                   self.webhooks_rejected, self.launches, self.trigger_latency)
+        return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

@@ -1,0 +1,108 @@
+"""What the daemon watches: every (workflow, day) root and the targets its graph touches.
+
+The index maps a target key to the roots whose graphs contain it, so a sensor fact
+("this partition has a new revision") turns into exactly the evaluations it affects.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from orchestrator.graph import resolve
+from orchestrator.targets import RegistryTarget, Target, WarehouseTable
+from orchestrator.task import Task, outputs
+from orchestrator.workflows import WorkflowSettings
+
+
+@dataclass(frozen=True, order=True)
+class Root:
+    workflow: str
+    day: date
+
+    def __str__(self) -> str:
+        return f"{self.workflow} {self.day.isoformat()}"
+
+
+def registry_key(endpoint: str, partition: str) -> str:
+    return f"registry:{endpoint}:{partition}"
+
+
+def table_key(spec: str) -> str:
+    return f"table:{spec}"
+
+
+def target_key(target: Target) -> str:
+    if isinstance(target, RegistryTarget):
+        return registry_key(target.endpoint, target.partition)
+    return table_key(str(target.spec))
+
+
+class Watchlist:
+    def __init__(self, workflows: Sequence[WorkflowSettings]) -> None:
+        self.workflows = {workflow.name: workflow for workflow in workflows}
+        self._tasks: dict[Root, Task] = {}
+        self._roots_by_key: dict[str, set[Root]] = defaultdict(set)
+        self._tables: dict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def refresh(self, today: date) -> list[Root]:
+        """Add the roots that today's windows bring in; return the new ones."""
+        added = [
+            Root(name, day)
+            for name, workflow in self.workflows.items()
+            for day in workflow.days(today)
+            if Root(name, day) not in self._tasks
+        ]
+        for root in added:
+            self.add(root)
+        return added
+
+    def add(self, root: Root) -> Task:
+        """Watch one root (also one outside its window, when a run is requested)."""
+        if root not in self._tasks:
+            task = self.workflows[root.workflow].task_for(root.day)
+            self._tasks[root] = task
+            for target in _targets(resolve(task).tasks.values()):
+                self._roots_by_key[target_key(target)].add(root)
+                if isinstance(target, WarehouseTable):
+                    spec = target.spec
+                    self._tables[(spec.project, spec.dataset)].add(str(spec))
+        return self._tasks[root]
+
+    def task(self, root: Root) -> Task:
+        return self._tasks[root]
+
+    @property
+    def roots(self) -> list[Root]:
+        return sorted(self._tasks)
+
+    def roots_for(self, keys: Iterable[str]) -> set[Root]:
+        found: set[Root] = set()
+        for key in keys:
+            found |= self._roots_by_key.get(key, set())
+        return found
+
+    def watches(self, key: str) -> bool:
+        return key in self._roots_by_key
+
+    @property
+    def datasets(self) -> dict[tuple[str, str], set[str]]:
+        """(project, dataset) → the watched table specs in it."""
+        return {dataset: set(specs) for dataset, specs in self._tables.items()}
+
+
+def _targets(tasks: Iterable[Task]) -> list[Target]:
+    return [target for task in tasks for target in outputs(task).values()]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A fact that may make roots ready: changed target keys, or roots named outright."""
+
+    source: str
+    keys: tuple[str, ...] = ()
+    roots: tuple[Root, ...] = ()
+    received: float = 0.0
+    """``time.perf_counter()`` when the fact reached the daemon, for trigger latency."""

@@ -1,0 +1,105 @@
+"""Workflows the daemon watches: a task family, a parameter template and a window of days."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from orchestrator.errors import CharonError, ConfigError
+from orchestrator.intervals import parse_day
+from orchestrator.task import Task, load_task_class
+
+POLICIES = ("rerun", "ignore")
+_FIELDS = {
+    "name": str, "module": str, "task": str, "params": dict, "partition_param": str,
+    "lookback_days": int, "start": str, "policy": str, "max_concurrent_runs": int,
+}
+_REQUIRED = ("module", "task")
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    name: str
+    module: str
+    task: str
+    params: tuple[tuple[str, str | int | bool], ...] = ()
+    partition_param: str = "date"
+    lookback_days: int = 7
+    start: str = ""
+    policy: str = "rerun"
+    max_concurrent_runs: int = 2
+
+    @property
+    def rerun_late_inputs(self) -> bool:
+        return self.policy == "rerun"
+
+    def days(self, today: date) -> list[date]:
+        """The days watched today: from ``start`` or the lookback, up to today."""
+        first = parse_day(self.start) if self.start else today - timedelta(days=self.lookback_days)
+        return [first + timedelta(days=n) for n in range((today - first).days + 1)]
+
+    def task_for(self, day: date) -> Task:
+        task_class = load_task_class(self.module, self.task)
+        return task_class(**dict(self.params), **{self.partition_param: day})
+
+
+def parse_workflows(raw: object) -> tuple[WorkflowSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("workflows must be an array of tables ([[workflows]])")
+    parsed = tuple(_parse_one(entry, index) for index, entry in enumerate(raw))
+    names = [workflow.name for workflow in parsed]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigError(f"workflow names must be unique: {', '.join(duplicates)}")
+    return parsed
+
+
+def _parse_one(entry: object, index: int) -> WorkflowSettings:
+    where = f"workflows[{index}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    for key, value in entry.items():
+        expected = _FIELDS.get(key)
+        if expected is None:
+            raise ConfigError(f"{where}: unknown key {key!r}")
+        if not isinstance(value, expected) or isinstance(value, bool) is not (expected is bool):
+            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
+    if missing := [key for key in _REQUIRED if key not in entry]:
+        raise ConfigError(f"{where}: {', '.join(missing)} required")
+    values: dict[str, Any] = dict(entry)
+    values.setdefault("name", values["task"])
+    values["params"] = _params(values.get("params", {}), where)
+    workflow = WorkflowSettings(**values)
+    _check(workflow, where)
+    return workflow
+
+
+def _params(raw: Mapping[str, object], where: str) -> tuple[tuple[str, str | int | bool], ...]:
+    params: list[tuple[str, str | int | bool]] = []
+    for key, value in raw.items():
+        if not isinstance(value, str | int | bool):
+            raise ConfigError(f"{where}.params.{key}: expected a string, number or boolean")
+        params.append((key, value))
+    return tuple(params)
+
+
+def _check(workflow: WorkflowSettings, where: str) -> None:
+    if workflow.policy not in POLICIES:
+        raise ConfigError(f"{where}.policy = {workflow.policy!r}: expected one of {POLICIES}")
+    if workflow.lookback_days < 0 or workflow.max_concurrent_runs < 1:
+        raise ConfigError(f"{where}: lookback_days >= 0 and max_concurrent_runs >= 1 required")
+    try:
+        if workflow.start:
+            parse_day(workflow.start)
+    except CharonError as exc:
+        raise ConfigError(f"{where}.start: {exc}") from None
+
+
+def check_loadable(workflows: Sequence[WorkflowSettings], today: date) -> None:
+    """Import every workflow's task and build today's instance, so mistakes show at start."""
+    for workflow in workflows:
+        try:
+            workflow.task_for(today)
+        except CharonError as exc:
+            raise ConfigError(f"workflow {workflow.name!r}: {exc}") from None

@@ -1,0 +1,57 @@
+"""The loop every polling sensor runs: jittered interval, exponential backoff, never crash."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import structlog
+
+from orchestrator.errors import CharonError
+from orchestrator.metrics import DaemonMetrics
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    interval: float
+    jitter: float  # a fraction of the interval, e.g. 0.1
+    max_backoff: float
+
+    def next_delay(self, failures: int) -> float:
+        """The pause before the next poll; it doubles per consecutive failure."""
+        base = self.interval if not failures else min(
+            self.interval * 2 ** failures, self.max_backoff
+        )
+        spread = base * self.jitter
+        return max(0.0, base + random.uniform(-spread, spread))  # noqa: S311  # not crypto
+
+
+async def poll_forever(
+    name: str,
+    poll_once: Callable[[], Awaitable[bool]],
+    schedule: PollSchedule,
+    metrics: DaemonMetrics,
+) -> None:
+    """Call ``poll_once`` until cancelled.
+
+    ``poll_once`` returns True when it should be called again at once (it found work
+    and more may be waiting, or it already waited on a long-poll). A failing source is
+    logged and retried with backoff: one bad source never stops the daemon.
+    """
+    log = structlog.get_logger("charon.sensor").bind(sensor=name)
+    failures = 0
+    while True:
+        try:
+            again = await poll_once()
+        except CharonError as exc:
+            failures += 1
+            metrics.sensor_errors.inc(sensor=name)
+            log.warning("sensor poll failed", error=str(exc), failures=failures)
+            again = False
+        else:
+            failures = 0
+        metrics.sensor_polls.inc(sensor=name)
+        if not again:
+            await anyio.sleep(schedule.next_delay(failures))

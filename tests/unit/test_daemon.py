@@ -1,0 +1,240 @@
+"""The daemon against in-memory adapters: sensing, firing, late data, limits, shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+
+import anyio
+
+from jobs.top_artists import END_CONTENT_FACT
+from orchestrator.adapters import Adapters
+from orchestrator.config import load_settings
+from orchestrator.daemon import Daemon
+from orchestrator.engine import build_engine
+from orchestrator.errors import RegistryError
+from orchestrator.model import Revision, RunState
+from orchestrator.ports import Column
+from orchestrator.tablespec import TableSpec
+from orchestrator.testing import (
+    FakeJobRunner,
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+)
+from orchestrator.watch import Root, Trigger, registry_key
+from orchestrator.workflows import WorkflowSettings
+
+TODAY = date(2018, 10, 31)
+OUTPUT = "di.golden.path.charon.top_artists"
+
+
+@dataclass
+class World:
+    registry: InMemoryRegistry
+    warehouse: InMemoryWarehouse
+    state: InMemoryStateStore
+    runner: FakeJobRunner
+    daemon: Daemon
+
+    async def publish_day(self, day: str = "2018-10-31", uri: str = "/data/ecf/r1") -> Revision:
+        await self.warehouse.create_table(
+            TableSpec.parse(f"scio-playground:di_golden_path.track_entity_{day.replace('-', '')}"),
+            [Column("track_gid", "STRING")], [("t1",)],
+        )
+        return await self.registry.publish(END_CONTENT_FACT, day, uri)
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 5) -> None:
+        with anyio.fail_after(timeout):
+            while not condition():
+                await anyio.sleep(0.005)
+
+    async def output_revisions(self, day: str = "2018-10-31") -> list[Revision]:
+        return await self.registry.list(OUTPUT, day)
+
+
+def make_world(policy: str = "rerun", max_runs: int = 2) -> World:
+    registry, warehouse = InMemoryRegistry(), InMemoryWarehouse()
+    storage, state = InMemoryStorage(), InMemoryStateStore()
+    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
+    runner = FakeJobRunner(warehouse, storage)
+    settings = load_settings({
+        "CHARON_DAEMON__POLL_INTERVAL_MS": "10",
+        "CHARON_DAEMON__SHUTDOWN_GRACE_SECONDS": "1",
+    })
+    workflow = WorkflowSettings(
+        name="top_artists", module="jobs.top_artists", task="TopArtistsJob",
+        params=(("top_n", 10),), lookback_days=1, policy=policy, max_concurrent_runs=max_runs,
+    )
+    settings = dataclasses.replace(settings, workflows=(workflow,))
+    daemon = Daemon(
+        settings, adapters,
+        lambda on_launch: build_engine(adapters, settings, runner, on_launch=on_launch),
+        today=lambda: TODAY,
+    )
+    return World(registry, warehouse, state, runner, daemon)
+
+
+@asynccontextmanager
+async def running(world: World) -> AsyncIterator[World]:
+    """The daemon running in the test's own task group, stopped at the end of the block."""
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        yield world
+        await world.daemon.stop()
+
+
+async def test_the_last_input_arriving_fires_the_run() -> None:
+    async with running(make_world()) as world:
+        await world.warehouse.create_table(
+            TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031"),
+            [Column("track_gid", "STRING")], [("t1",)],
+        )
+        await anyio.sleep(0.05)
+        assert world.runner.calls == []
+        revision = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.wait_for(lambda: world.runner.running == 0)
+        await anyio.sleep(0.05)
+        [published] = await world.output_revisions()
+        assert revision.id in published.lineage
+        assert world.daemon.metrics.launches.value(workflow="top_artists") == 1
+
+
+async def test_a_late_revision_reruns_with_new_lineage() -> None:
+    async with running(make_world()) as world:
+        await world.publish_day()
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
+        await world.wait_for(lambda: len(world.runner.calls) == 2)
+
+        async def two_revisions() -> bool:
+            return len(await world.output_revisions()) == 2
+
+        with anyio.fail_after(5):
+            while not await two_revisions():
+                await anyio.sleep(0.01)
+        newest, _ = await world.output_revisions()
+        assert late.id in newest.lineage
+
+
+async def test_policy_ignore_keeps_the_first_result() -> None:
+    world = make_world(policy="ignore")
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day()
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.wait_for(lambda: world.runner.running == 0)
+        await anyio.sleep(0.05)
+        await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
+        await anyio.sleep(0.2)
+        await world.daemon.stop()
+    assert len(world.runner.calls) == 1
+    assert len(await world.output_revisions()) == 1
+
+
+async def test_the_workflow_limit_holds_runs_back() -> None:
+    world = make_world(max_runs=1)
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day("2018-10-30")
+        await world.publish_day("2018-10-31")
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await anyio.sleep(0.1)
+        assert len(world.runner.calls) == 1
+        status = await world.daemon.status()
+        assert status["workflows"][0]["running"] == 1
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == 2)
+        await world.daemon.stop()
+    assert world.runner.most_running == 1
+
+
+async def test_status_says_what_each_partition_waits_for() -> None:
+    async with running(make_world()) as world:
+        await world.wait_for(lambda: all(s.report for s in world.daemon.roots.values()))
+        status = await world.daemon.status()
+        assert [p["partition"] for p in status["partitions"]] == ["2018-10-30", "2018-10-31"]
+        waiting = status["partitions"][1]["waiting_for"]
+        assert any(END_CONTENT_FACT in line for line in waiting)
+        assert any("track_entity_20181031" in line for line in waiting)
+
+
+async def test_a_run_requested_for_a_day_outside_the_window_fires() -> None:
+    world = make_world()
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day("2018-01-15")
+        await anyio.sleep(0.1)
+        assert world.runner.calls == []
+        assert world.daemon.accept(
+            Trigger("webhook", roots=(Root("top_artists", date(2018, 1, 15)),))
+        )
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.daemon.stop()
+
+
+async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
+    world = make_world()
+    failures = 3
+    real_changes = world.registry.changes
+
+    async def flaky_changes(since_seq: int, limit: int = 1000) -> list[Revision]:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RegistryError("registry unavailable")
+        return await real_changes(since_seq, limit)
+
+    world.registry.changes = flaky_changes  # type: ignore[method-assign]
+    await world.warehouse.create_table(
+        TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031"),
+        [Column("track_gid", "STRING")], [("t1",)],
+    )
+    async with running(world):
+        await world.wait_for(lambda: bool(world.daemon.roots) and all(
+            state.report for state in world.daemon.roots.values()
+        ))
+        # Only the registry feed can tell the daemon about this revision.
+        await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
+        await world.wait_for(lambda: len(world.runner.calls) == 1, timeout=10)
+    assert world.daemon.metrics.sensor_errors.value(sensor="registry") == 3
+
+
+async def test_shutdown_lets_a_running_job_finish_within_the_grace_period() -> None:
+    world = make_world()
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day()
+        await world.wait_for(lambda: world.runner.running == 1)
+        group.start_soon(world.daemon.stop)
+        await anyio.sleep(0.1)
+        world.runner.gate.set()
+    [run] = await world.state.list_runs()
+    assert run.state is RunState.SUCCEEDED
+
+
+async def test_shutdown_cancels_a_job_past_the_grace_period_and_publishes_nothing() -> None:
+    world = make_world()
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day()
+        await world.wait_for(lambda: world.runner.running == 1)
+        await world.daemon.stop()
+    [run] = await world.state.list_runs()
+    assert run.state is RunState.FAILED
+    assert await world.output_revisions() == []
+
+
+def test_target_keys_index_the_roots_they_affect() -> None:
+    world = make_world()
+    world.daemon.watch.refresh(TODAY)
+    roots = world.daemon.watch.roots_for([registry_key(END_CONTENT_FACT, "2018-10-31")])
+    assert roots == {Root("top_artists", TODAY)}
