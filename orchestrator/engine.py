@@ -197,27 +197,46 @@ class Engine:
     ) -> Outcome:
         current = fingerprint(inputs.values())
         state = self._adapters.state
-        existing = await state.get(task.task_id, current)
-        if not policy.rerun_late_inputs and existing is None:
-            existing = await state.latest(task.task_id)
-        if existing and existing.state is RunState.SUCCEEDED and await self._outputs_exist(task):
-            self._log.info("already complete", fingerprint=current, run_id=existing.id)
-            return Outcome(task.task_id, Status.COMPLETE, run=existing)
-        if policy.dry_run:
-            consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
-            return Outcome(task.task_id, Status.WOULD_RUN,
-                           f"fingerprint {current} consuming {consumed}", run=existing)
+        if policy.dry_run or not policy.rerun_late_inputs:
+            earlier = await state.get(task.task_id, current)
+            if earlier is None and not policy.rerun_late_inputs:
+                earlier = await state.latest(task.task_id)
+            if await self._succeeded(task, earlier):
+                return Outcome(task.task_id, Status.COMPLETE, run=earlier)
+            if policy.dry_run:
+                consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
+                return Outcome(task.task_id, Status.WOULD_RUN,
+                               f"fingerprint {current} consuming {consumed}", run=earlier)
         try:
-            run = await state.claim(
-                task_id=task.task_id, family=task.task_family, partition=task.partition_label,
-                fingerprint=current, inputs=list(inputs.values()), owner=self._owner,
-                lease=self._lease, rerun_succeeded=existing is not None,
-            )
+            # Claiming first saves a read per run: a succeeded row comes back unchanged.
+            run = await self._claim(task, current, inputs, rerun=False)
+            if await self._succeeded(task, run):
+                return Outcome(task.task_id, Status.COMPLETE, run=run)
+            if run.state is RunState.SUCCEEDED:
+                run = await self._claim(task, current, inputs, rerun=True)
         except RunConflict as exc:
             return Outcome(task.task_id, Status.FAILED, str(exc))
         with structlog.contextvars.bound_contextvars(run_id=run.id, attempt=run.attempt):
             async with self._limiter, policy.limiter or _UNLIMITED:
                 return await self._execute(task, run, inputs)
+
+    async def _claim(
+        self, task: Task, current: str, inputs: dict[str, InputRevision], *, rerun: bool
+    ) -> Run:
+        return await self._adapters.state.claim(
+            task_id=task.task_id, family=task.task_family, partition=task.partition_label,
+            fingerprint=current, inputs=list(inputs.values()), owner=self._owner,
+            lease=self._lease, rerun_succeeded=rerun,
+        )
+
+    async def _succeeded(self, task: Task, run: Run | None) -> bool:
+        """Whether ``run`` succeeded and what it published is still there."""
+        if run is None or run.state is not RunState.SUCCEEDED:
+            return False
+        if not await self._outputs_exist(task):
+            return False
+        self._log.info("already complete", fingerprint=run.fingerprint, run_id=run.id)
+        return True
 
     async def _outputs_exist(self, task: Task) -> bool:
         for key, target in outputs(task).items():
@@ -238,7 +257,8 @@ class Engine:
             await self._produce(task, run, inputs, refs)
             await commit.validate(targets, refs, warehouse=adapters.warehouse,
                                   storage=adapters.storage)
-            await adapters.state.set_state(run.id, run.attempt, RunState.PUBLISHING)
+            if targets:
+                await adapters.state.set_state(run.id, run.attempt, RunState.PUBLISHING)
             published = await commit.publish(
                 targets, refs, inputs=list(inputs.values()),
                 move_key=f"{run.id}:{run.attempt}",

@@ -7,6 +7,7 @@ Schemas evolve through numbered ``.sql`` files in ``orchestrator/migrations/<nam
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -97,7 +98,22 @@ def split_statements(script: str) -> Iterator[str]:
 
 @contextmanager
 def transaction(connection: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
-    """BEGIN IMMEDIATE takes the write lock up front: read-then-write cannot race."""
+    """One unit of work: all of it or none of it.
+
+    Alone it is a transaction, and BEGIN IMMEDIATE takes the write lock up front so
+    read-then-write cannot race. Inside a batch's transaction it is a savepoint, so a
+    failing call undoes only its own work and the batch commits the rest.
+    """
+    if connection.in_transaction:
+        connection.execute("SAVEPOINT unit")
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK TO unit")
+            connection.execute("RELEASE unit")
+            raise
+        connection.execute("RELEASE unit")
+        return
     connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield
@@ -141,14 +157,47 @@ def _connect(path: Path, migrations: str) -> sqlite3.Connection:
     return connection
 
 
+# Bounds how long one batch holds SQLite's write lock against other processes.
+MAX_BATCH = 256
+
+
+class _CallFailed(Exception):
+    """Rolls a failed call's savepoint back inside a batch."""
+
+
+class _Call(Generic[T]):
+    """One queued use of the connection and, once run, its outcome."""
+
+    def __init__(self, function: Callable[[sqlite3.Connection], T]) -> None:
+        self.function = function
+        self.done = anyio.Event()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def run(self, connection: sqlite3.Connection) -> None:
+        try:
+            self.result = self.function(connection)
+        except Exception as exc:  # handed back to the caller's task
+            self.error = exc
+
+
 class SqliteDatabase:
-    """A sqlite3 connection whose every use runs in a worker thread, one at a time."""
+    """A sqlite3 connection used from worker threads, one call at a time.
+
+    Calls that queue up while the connection is busy run together in one worker-
+    thread hop and one transaction (a group commit), each call in a savepoint of its
+    own. When many runs become ready at once, thread hops and commits are what cost,
+    not the statements. No caller hears of its result before the batch committed,
+    and a call that fails is rolled back alone.
+    """
 
     def __init__(self, connection: sqlite3.Connection, error: type[AdapterError]) -> None:
         self._connection = connection
         self._error = error
         self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
+        self._queue: list[_Call[Any]] = []
+        self._draining = False
 
     @classmethod
     async def open(
@@ -162,15 +211,53 @@ class SqliteDatabase:
         return cls(connection, error)
 
     async def run(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``function(connection)`` in a worker thread; vendor errors become ours."""
+        """Run ``function(connection)`` in a worker thread; vendor errors become ours.
+
+        Like ``anyio.to_thread.run_sync``, a call that was queued runs to completion
+        even if its caller is cancelled meanwhile; the cancellation lands afterwards.
+        """
         if self._closed:
             raise self._error("database is closed")
+        call = _Call(function)
+        self._queue.append(call)
+        with anyio.CancelScope(shield=True):
+            if not self._draining:
+                await self._drain()
+            await call.done.wait()
+        if isinstance(call.error, sqlite3.Error):
+            raise self._error(f"database error: {call.error}") from call.error
+        if call.error is not None:
+            raise call.error
+        return call.result  # type: ignore[return-value]  # set by a successful run
+
+    async def _drain(self) -> None:
+        self._draining = True
         try:
-            return await anyio.to_thread.run_sync(
-                function, self._connection, limiter=self._limiter
-            )
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await anyio.to_thread.run_sync(self._run_batch, batch, limiter=self._limiter)
+                for call in batch:
+                    call.done.set()
+        finally:
+            self._draining = False
+
+    def _run_batch(self, batch: list[_Call[Any]]) -> None:
+        if len(batch) == 1:
+            batch[0].run(self._connection)
+            return
+        try:
+            with transaction(self._connection):
+                for call in batch:
+                    # Each call's own transaction() becomes a savepoint; a call
+                    # without one gets one here, so its failure undoes its writes.
+                    with contextlib.suppress(_CallFailed), transaction(self._connection):
+                        call.run(self._connection)
+                        if call.error is not None:
+                            raise _CallFailed
         except sqlite3.Error as exc:
-            raise self._error(f"database error: {exc}") from exc
+            # The commit failed: none of the batch happened.
+            for call in batch:
+                call.result, call.error = None, exc
 
     async def migrations(self) -> list[tuple[int, str, str]]:
         """The applied migrations: (version, name, applied timestamp)."""

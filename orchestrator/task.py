@@ -57,12 +57,16 @@ class Task:
 
     @property
     def task_id(self) -> str:
-        significant = ", ".join(
-            f"{name}={parameter.serialize(self.__dict__['_params'][name])}"
-            for name, parameter in self._parameters.items()
-            if parameter.significant
-        )
-        return f"{self.task_family}({significant})"
+        # Parameters never change after construction, and the engine asks often.
+        cached: str | None = self.__dict__.get("_task_id")
+        if cached is None:
+            significant = ", ".join(
+                f"{name}={parameter.serialize(self.__dict__['_params'][name])}"
+                for name, parameter in self._parameters.items()
+                if parameter.significant
+            )
+            cached = self.__dict__["_task_id"] = f"{self.task_family}({significant})"
+        return cached
 
     @property
     def partition_label(self) -> str:
