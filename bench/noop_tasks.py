@@ -1,4 +1,4 @@
-"""charon's side of bench/thousand_tasks.py: N partitions of a task whose run() does nothing."""
+"""Tasks the benchmarks run: no-op partitions (thousand_tasks) and a daily registry task."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from datetime import date, timedelta
 
 from orchestrator.params import DateParameter
 from orchestrator.runcontext import RunContext
-from orchestrator.task import Task, WrapperTask
+from orchestrator.targets import RegistryTarget
+from orchestrator.task import LookupDaily, Task, WrapperTask
 
 FIRST_DAY = date(2000, 1, 1)
+INPUT_ENDPOINT = "bench.input"
+OUTPUT_ENDPOINT = "bench.output"
 
 
 class Noop(Task):
@@ -23,3 +26,18 @@ class Thousand(WrapperTask):
     def requires(self) -> list[Task]:
         count = int(os.environ.get("BENCH_TASKS", "1000"))
         return [Noop(date=FIRST_DAY + timedelta(days=n)) for n in range(count)]
+
+
+class Daily(Task):
+    """A day's partition of a registry input to a registry output; run() writes one file."""
+
+    date = DateParameter()
+
+    def requires(self) -> LookupDaily:
+        return LookupDaily(endpoint=INPUT_ENDPOINT, partition=self.date, pattern="*")
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget(OUTPUT_ENDPOINT, self.date.isoformat())
+
+    async def run(self, context: RunContext) -> None:
+        await context.storage.write(f"{context.outputs['output']}/part", b"done\n")

@@ -1,0 +1,92 @@
+"""The daemon idle: CPU and memory while it watches 10,000 partitions none of which is ready.
+
+Starts `charon daemon` on a fresh home with one workflow covering --partitions days
+(bench.noop_tasks.Daily: a registry input per day), waits until every partition has
+been evaluated once, then samples the process's CPU time and resident memory over
+--seconds of idling (the registry change feed polled every poll_interval_ms).
+Usage: .venv/bin/python bench/idle_daemon.py [--partitions 10000] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHARON = str(Path(sys.executable).parent / "charon")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310  # loopback only
+        result: dict[str, object] = json.load(response)
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--partitions", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--poll-ms", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        config = Path(home) / "charon.toml"
+        config.write_text(
+            f"[daemon]\nport = 0\npoll_interval_ms = {args.poll_ms}\n\n[[workflows]]\n"
+            'name = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
+            f"lookback_days = {args.partitions - 1}\n"
+        )
+        env = {**os.environ, "CHARON_HOME": home, "CHARON_CONFIG": str(config),
+               "CHARON_LOG__LEVEL": "warning", "PYTHONPATH": str(ROOT)}
+        daemon = subprocess.Popen([CHARON, "daemon"], env=env, stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert daemon.stdout is not None
+            url = daemon.stdout.readline().strip().rsplit(" ", 1)[1]
+            started = time.perf_counter()
+            while True:
+                partitions = get_json(f"{url}/status")["partitions"]
+                assert isinstance(partitions, list)
+                if len(partitions) == args.partitions and all("state" in p for p in partitions):
+                    break
+                time.sleep(0.5)
+            sweep = time.perf_counter() - started
+            time.sleep(2)
+            cpu0, wall0 = cpu_seconds(daemon.pid), time.perf_counter()
+            time.sleep(args.seconds)
+            cpu = (cpu_seconds(daemon.pid) - cpu0) / (time.perf_counter() - wall0)
+            memory = rss_mib(daemon.pid)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+    print(f"daemon watching {args.partitions} partitions (registry polled every "
+          f"{args.poll_ms} ms)")
+    print(f"start-up sweep (evaluate every partition once): {sweep:.1f} s")
+    print(f"idle CPU over {args.seconds:.0f} s: {cpu * 100:.2f}% of one core")
+    print(f"resident memory: {memory:.0f} MiB")
+    print(f"reproduce: .venv/bin/python bench/idle_daemon.py --partitions {args.partitions} "
+          f"--seconds {args.seconds:.0f}")
+
+
+if __name__ == "__main__":
+    main()
