@@ -14,7 +14,7 @@ from orchestrator.task import Task, load_task_class
 POLICIES = ("rerun", "ignore")
 _FIELDS = {
     "name": str, "module": str, "task": str, "params": dict, "partition_param": str,
-    "lookback_days": int, "start": str, "policy": str, "max_concurrent_runs": int,
+    "lookback_days": int, "start": str, "end": str, "policy": str, "max_concurrent_runs": int,
 }
 _REQUIRED = ("module", "task")
 
@@ -28,6 +28,7 @@ class WorkflowSettings:
     partition_param: str = "date"
     lookback_days: int = 7
     start: str = ""
+    end: str = ""
     policy: str = "rerun"
     max_concurrent_runs: int = 2
 
@@ -36,9 +37,10 @@ class WorkflowSettings:
         return self.policy == "rerun"
 
     def days(self, today: date) -> list[date]:
-        """The days watched today: from ``start`` or the lookback, up to today."""
-        first = parse_day(self.start) if self.start else today - timedelta(days=self.lookback_days)
-        return [first + timedelta(days=n) for n in range((today - first).days + 1)]
+        """The days watched today: from ``start`` or the lookback, to ``end`` or today."""
+        last = parse_day(self.end) if self.end else today
+        first = parse_day(self.start) if self.start else last - timedelta(days=self.lookback_days)
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
     def task_for(self, day: date) -> Task:
         task_class = load_task_class(self.module, self.task)
@@ -89,11 +91,14 @@ def _check(workflow: WorkflowSettings, where: str) -> None:
         raise ConfigError(f"{where}.policy = {workflow.policy!r}: expected one of {POLICIES}")
     if workflow.lookback_days < 0 or workflow.max_concurrent_runs < 1:
         raise ConfigError(f"{where}: lookback_days >= 0 and max_concurrent_runs >= 1 required")
-    try:
-        if workflow.start:
-            parse_day(workflow.start)
-    except CharonError as exc:
-        raise ConfigError(f"{where}.start: {exc}") from None
+    for key in ("start", "end"):
+        try:
+            if getattr(workflow, key):
+                parse_day(getattr(workflow, key))
+        except CharonError as exc:
+            raise ConfigError(f"{where}.{key}: {exc}") from None
+    if workflow.start and workflow.end and workflow.end < workflow.start:
+        raise ConfigError(f"{where}: end {workflow.end} is before start {workflow.start}")
 
 
 def check_loadable(workflows: Sequence[WorkflowSettings], today: date) -> None:
