@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from orchestrator.config import Settings
 from orchestrator.ports import Registry, StateStore, Storage, Warehouse
+from orchestrator.registry_http import HttpRegistry
+from orchestrator.registry_pg import PostgresRegistry
 from orchestrator.registry_sqlite import SqliteRegistry
 from orchestrator.state_sqlite import SqliteStateStore
 from orchestrator.storage_local import LocalStorage
@@ -24,12 +26,32 @@ class Adapters:
     """Where registry outputs without a ``uri_prefix`` of their own are written."""
 
 
+async def _build_registry(settings: Settings) -> Registry:
+    config = settings.registry
+    if config.kind == "postgres":
+        return await PostgresRegistry.open(config.dsn)
+    if config.kind == "http":
+        return await HttpRegistry.open(
+            config.url, token=settings.secrets.registry_token, timeout=config.timeout_seconds
+        )
+    return await SqliteRegistry.open(config.path)
+
+
+@asynccontextmanager
+async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
+    """The configured registry alone (by ``registry.kind``), closed on exit."""
+    registry = await _build_registry(settings)
+    try:
+        yield registry
+    finally:
+        await registry.aclose()
+
+
 @asynccontextmanager
 async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
     """Open every configured backend; close them all on exit, whatever happened."""
     async with AsyncExitStack() as stack:
-        registry = await SqliteRegistry.open(settings.registry.path)
-        stack.push_async_callback(registry.aclose)
+        registry = await stack.enter_async_context(open_registry(settings))
         state = await SqliteStateStore.open(settings.state.path)
         stack.push_async_callback(state.aclose)
         warehouse = DuckDBWarehouse(settings.warehouse.path, settings.warehouse.location)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,18 @@ class Cli:
             [CHARON, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
             check=False,
         )
+
+
+def first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """A server's first stdout line, without hanging the test if it never comes."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
 
 
 @pytest.fixture

@@ -1,0 +1,198 @@
+"""A Registry reached over the registry service's JSON API (``charon registry serve``).
+
+It raises what the embedded registry raises, so callers cannot tell them apart:
+400 → InvalidIdentifier or UsageError, 401/403 → AuthError, 404 → UnknownRevision,
+5xx and network failures → RegistryError. Names are validated here too, with the
+embedded registry's own rules, so a bad publish fails fast without a round trip;
+the service validates again, being the authority.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from orchestrator.errors import (
+    AuthError,
+    ConfigError,
+    InvalidIdentifier,
+    RegistryError,
+    UnknownRevision,
+    UsageError,
+)
+from orchestrator.model import Revision
+from orchestrator.registry_sqlite import check_limit, check_publish
+from orchestrator.sqlite import iso_ms
+
+# The ``code`` of a JSON error body, shared with the service.
+CODE_INVALID_IDENTIFIER = "invalid_identifier"
+CODE_BAD_REQUEST = "bad_request"
+CODE_UNAUTHORIZED = "unauthorized"
+CODE_UNKNOWN_REVISION = "unknown_revision"
+CODE_NOT_FOUND = "not_found"
+CODE_TOO_LARGE = "too_large"
+CODE_UNAVAILABLE = "unavailable"
+CODE_INTERNAL = "internal"
+
+_HTTP_BAD_REQUEST, _HTTP_NOT_FOUND, _HTTP_SERVER_ERROR = 400, 404, 500
+_AUTH_STATUSES = (401, 403)
+
+
+def revision_to_json(revision: Revision) -> dict[str, object]:
+    """The wire form of a revision; times are ISO-8601 UTC with milliseconds."""
+    return {
+        "id": revision.id,
+        "endpoint": revision.endpoint,
+        "partition": revision.partition,
+        "uri": revision.uri,
+        "created": iso_ms(revision.created),
+        "lineage": list(revision.lineage),
+        "seq": revision.seq,
+    }
+
+
+def revision_from_json(value: object) -> Revision:
+    revision = None
+    if isinstance(value, Mapping):
+        try:
+            revision = Revision(
+                id=str(value["id"]), endpoint=str(value["endpoint"]),
+                partition=str(value["partition"]), uri=str(value["uri"]),
+                created=datetime.fromisoformat(value["created"]),
+                lineage=tuple(str(item) for item in value["lineage"]), seq=int(value["seq"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            revision = None
+    if revision is None or revision.created.tzinfo is None:
+        raise RegistryError(f"the registry service sent a malformed revision: {value!r}")
+    return revision
+
+
+def _error(status: int, body: object, url: URL) -> Exception:
+    """The charon exception for an error response."""
+    message, code = f"HTTP {status} from {url}", ""
+    if isinstance(body, Mapping):
+        message = str(body.get("error", message))
+        code = str(body.get("code", ""))
+    if status in _AUTH_STATUSES:
+        return AuthError(f"registry service refused the request: {message}")
+    if status == _HTTP_NOT_FOUND and code == CODE_UNKNOWN_REVISION:
+        return UnknownRevision(message)
+    if status == _HTTP_NOT_FOUND:
+        return RegistryError(f"{url} not found: is registry.url a charon registry service?")
+    if status >= _HTTP_SERVER_ERROR:
+        return RegistryError(f"registry service failed: {message}")
+    if code == CODE_INVALID_IDENTIFIER:
+        return InvalidIdentifier(message)
+    return UsageError(message)
+
+
+class HttpRegistry:
+    """Registry client over one shared aiohttp session; build it with :meth:`open`."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: URL, *, token: str,
+                 timeout: float) -> None:
+        self._session = session
+        self._url = url
+        self._token = token
+        self._timeout = timeout
+
+    @classmethod
+    async def open(
+        # The per-request timeout of every later call, not a deadline for this one.
+        cls, url: str, *, token: str = "", timeout: float = 30.0  # noqa: ASYNC109
+    ) -> HttpRegistry:
+        base = URL(url)
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ConfigError(
+                f"registry.url = {url!r}: expected http://host:port of a registry service"
+            )
+        if timeout <= 0:
+            raise ConfigError(f"registry.timeout_seconds must be positive, got {timeout}")
+        return cls(aiohttp.ClientSession(), base, token=token, timeout=timeout)
+
+    async def publish(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
+    ) -> Revision:
+        ids = check_publish(endpoint, partition, uri, lineage)
+        body = {"endpoint": endpoint, "partition": partition, "uri": uri, "lineage": list(ids)}
+        return revision_from_json(await self._call("POST", ("revisions",), body=body))
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        path = ("endpoints", endpoint, "partitions", partition, "latest")
+        try:
+            return revision_from_json(await self._call("GET", path))
+        except UnknownRevision:
+            return None
+
+    async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        path = ("endpoints", endpoint, "partitions", partition, "revisions")
+        return self._revisions(await self._call("GET", path))
+
+    async def get(self, revision_id: str) -> Revision:
+        return revision_from_json(await self._call("GET", ("revisions", revision_id)))
+
+    async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        return await self.wait_for_changes(since_seq, 0, limit=limit)
+
+    async def wait_for_changes(
+        # ``timeout`` is the server-side wait, sent in the query, not a local deadline.
+        self, since_seq: int, timeout: float, *, limit: int = 1000  # noqa: ASYNC109
+    ) -> builtins.list[Revision]:
+        """The change feed, long-polled: wait up to ``timeout`` seconds for a publish.
+
+        Returns as soon as there is anything after ``since_seq``, else an empty list
+        once the wait is over (the service caps it at its long_poll_max_seconds).
+        """
+        check_limit(limit)
+        if timeout < 0:
+            raise UsageError(f"timeout must not be negative, got {timeout}")
+        query = {"since": str(since_seq), "limit": str(limit), "wait": str(timeout)}
+        found = await self._call("GET", ("changes",), query=query, extra_time=timeout)
+        return self._revisions(found)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    @staticmethod
+    def _revisions(body: object) -> builtins.list[Revision]:
+        if not isinstance(body, Mapping) or not isinstance(body.get("revisions"), builtins.list):
+            raise RegistryError(f"the registry service sent no revision list: {body!r}")
+        return [revision_from_json(item) for item in body["revisions"]]
+
+    async def _call(self, method: str, path: Sequence[str], *, body: object = None,
+                    query: Mapping[str, str] | None = None, extra_time: float = 0) -> Any:
+        if self._session.closed:
+            raise RegistryError("the registry client is closed")
+        # Segments are names a user typed: quoted whole, so a `/` in one stays inside it.
+        segments = [quote(segment, safe="") for segment in path]
+        url = (self._url / "v1").joinpath(*segments, encoded=True).with_query(query)
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        timeout = aiohttp.ClientTimeout(total=self._timeout + extra_time)
+        try:
+            async with self._session.request(method, url, json=body, headers=headers,
+                                             timeout=timeout) as response:
+                found = await self._json(response)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise RegistryError(f"cannot reach the registry service at {self._url}: "
+                                f"{exc or type(exc).__name__}") from exc
+        if response.status >= _HTTP_BAD_REQUEST:
+            raise _error(response.status, found, url)
+        return found
+
+    @staticmethod
+    async def _json(response: aiohttp.ClientResponse) -> object:
+        try:
+            return await response.json(content_type=None)
+        except ValueError:
+            if response.status >= _HTTP_BAD_REQUEST:
+                return None  # a proxy's HTML error page: the status says enough
+            raise RegistryError(
+                f"the registry service at {response.url} did not answer JSON"
+            ) from None

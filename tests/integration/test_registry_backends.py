@@ -1,0 +1,232 @@
+"""The registry contract against the production backends: PostgreSQL and the HTTP service.
+
+The HTTP client runs the unchanged contract against an in-process service on loopback,
+once backed by SQLite and once by PostgreSQL (the real local server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import asyncpg
+import pytest
+
+from orchestrator.errors import AuthError, ConfigError, RegistryError
+from orchestrator.model import Revision
+from orchestrator.ports import Registry
+from orchestrator.registry_http import HttpRegistry
+from orchestrator.registry_pg import (
+    INSERT_REVISION,
+    PUBLISH_LOCK,
+    SCHEMA,
+    TAKE_XACT_LOCK,
+    PostgresRegistry,
+)
+from orchestrator.registry_service import ServiceOptions
+from orchestrator.registry_sqlite import SqliteRegistry
+from tests.contracts.registry import DAY, RegistryContract
+from tests.services import registry_service
+
+TOKEN = "test-token"
+
+
+class TestPostgresRegistry(RegistryContract):
+    @pytest.fixture
+    async def registry(self, postgres_dsn: str) -> AsyncIterator[Registry]:
+        registry = await PostgresRegistry.open(postgres_dsn)
+        yield registry
+        await registry.aclose()
+
+    async def test_migrations_apply_once_under_concurrency(self, postgres_dsn: str) -> None:
+        opened: list[PostgresRegistry] = []
+
+        async def open_one() -> None:
+            opened.append(await PostgresRegistry.open(postgres_dsn))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(open_one)
+        try:
+            for registry in opened:
+                applied = await registry.migrations()
+                assert [(version, name) for version, name, _at in applied] == [(1, "init")]
+        finally:
+            for registry in opened:
+                await registry.aclose()
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            tables = {row["table_name"] for row in await connection.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                SCHEMA,
+            )}
+        finally:
+            await connection.close()
+        assert tables == {"revisions", "schema_migrations"}
+
+    async def test_feed_misses_nothing_under_concurrent_publishes(
+        self, postgres_dsn: str
+    ) -> None:
+        """A follower reading while four processes publish sees every revision, in order."""
+        publishers = [await PostgresRegistry.open(postgres_dsn) for _ in range(4)]
+        follower = await PostgresRegistry.open(postgres_dsn)
+        published: list[Revision] = []
+        seen: list[Revision] = []
+        done = anyio.Event()
+
+        async def publish(registry: PostgresRegistry, n: int) -> None:
+            for i in range(15):
+                published.append(await registry.publish("plays", DAY, f"/data/{n}/{i}"))
+
+        async def follow() -> None:
+            while True:
+                finished = done.is_set()  # read before the query: one more pass after it
+                cursor = seen[-1].seq if seen else 0
+                seen.extend(await follower.changes(cursor))
+                if finished:
+                    return
+                await anyio.sleep(0.005)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(follow)
+                async with anyio.create_task_group() as publishing:
+                    for n, registry in enumerate(publishers):
+                        publishing.start_soon(publish, registry, n)
+                done.set()
+        finally:
+            for registry in (*publishers, follower):
+                await registry.aclose()
+        assert sorted(r.seq for r in published) == [r.seq for r in seen]
+        assert {r.id for r in seen} == {r.id for r in published}
+
+    async def test_a_publish_in_flight_holds_back_later_ones(self, postgres_dsn: str) -> None:
+        """Why the feed cannot skip: a seq taken but not yet committed blocks later ones.
+
+        Without the publish lock the second publish would commit seq 2 while seq 1 is
+        still invisible, and a reader at cursor 2 would never see seq 1.
+        """
+        registry = await PostgresRegistry.open(postgres_dsn)
+        slow = await asyncpg.connect(postgres_dsn, server_settings={"search_path": SCHEMA})
+        fast: list[Revision] = []
+
+        async def publish_fast() -> None:
+            fast.append(await registry.publish("plays", DAY, "/data/fast"))
+
+        try:
+            # The transaction (a publisher stalled just before commit) ends first, then
+            # the task group waits for the fast publish it was holding back.
+            async with anyio.create_task_group() as group, slow.transaction():
+                await slow.execute(TAKE_XACT_LOCK, PUBLISH_LOCK)
+                await slow.execute(INSERT_REVISION, "slow", "plays", DAY, "/data/slow",
+                                   datetime.now(UTC), [])
+                group.start_soon(publish_fast)
+                await anyio.sleep(0.3)
+                assert fast == []
+                assert await registry.changes(0) == []
+            feed = await registry.changes(0)
+        finally:
+            await slow.close()
+            await registry.aclose()
+        assert [r.uri for r in feed] == ["/data/slow", "/data/fast"]
+        assert feed[0].seq < feed[1].seq == fast[0].seq
+
+    async def test_unreachable_server_is_a_registry_error(self) -> None:
+        with pytest.raises(RegistryError, match="cannot connect"):
+            await PostgresRegistry.open("postgresql://postgres@127.0.0.1:1/nothing")
+
+    async def test_missing_database_is_a_registry_error(self, postgres_server: str) -> None:
+        with pytest.raises(RegistryError, match="does not exist"):
+            await PostgresRegistry.open(postgres_server.rsplit("/", 1)[0] + "/no_such_db_x")
+
+    async def test_missing_dsn_is_a_config_error(self) -> None:
+        with pytest.raises(ConfigError, match=r"registry\.dsn"):
+            await PostgresRegistry.open("")
+
+    async def test_closed_registry_raises_registry_error(self, postgres_dsn: str) -> None:
+        registry = await PostgresRegistry.open(postgres_dsn)
+        await registry.aclose()
+        with pytest.raises(RegistryError, match="closed"):
+            await registry.latest("plays", DAY)
+
+
+async def _http_registry(url: str) -> HttpRegistry:
+    return await HttpRegistry.open(url, token=TOKEN, timeout=10)
+
+
+class TestHttpRegistryOverSqlite(RegistryContract):
+    @pytest.fixture
+    async def service_url(self, tmp_path: Path) -> AsyncIterator[str]:
+        backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
+        async with registry_service(backend, ServiceOptions(token=TOKEN)) as url:
+            yield url
+        await backend.aclose()
+
+    @pytest.fixture
+    async def registry(self, service_url: str) -> AsyncIterator[Registry]:
+        client = await _http_registry(service_url)
+        yield client
+        await client.aclose()
+
+    async def test_wait_for_changes_returns_at_once_when_there_are_some(
+        self, registry: Registry
+    ) -> None:
+        assert isinstance(registry, HttpRegistry)
+        published = await registry.publish("plays", DAY, "/data/x")
+        with anyio.fail_after(2):
+            assert await registry.wait_for_changes(0, 30) == [published]
+
+    async def test_wrong_token_is_an_auth_error(self, service_url: str) -> None:
+        client = await HttpRegistry.open(service_url, token="wrong", timeout=10)
+        try:
+            with pytest.raises(AuthError):
+                await client.publish("plays", DAY, "/data/x")
+            assert await client.changes(0) == []
+        finally:
+            await client.aclose()
+
+    async def test_unreachable_service_is_a_registry_error(self) -> None:
+        client = await HttpRegistry.open("http://127.0.0.1:1", timeout=5)  # refused at once
+        try:
+            with pytest.raises(RegistryError, match="cannot reach"):
+                await client.latest("plays", DAY)
+        finally:
+            await client.aclose()
+
+    async def test_a_url_that_is_not_a_registry_is_a_registry_error(
+        self, service_url: str
+    ) -> None:
+        client = await HttpRegistry.open(f"{service_url}/elsewhere", timeout=5)
+        try:
+            with pytest.raises(RegistryError, match="not found"):
+                await client.latest("plays", DAY)
+        finally:
+            await client.aclose()
+
+    async def test_closed_client_raises_registry_error(self, service_url: str) -> None:
+        client = await _http_registry(service_url)
+        await client.aclose()
+        with pytest.raises(RegistryError, match="closed"):
+            await client.latest("plays", DAY)
+
+    async def test_negative_cursor_reads_from_the_start(self, registry: Registry) -> None:
+        published = await registry.publish("plays", DAY, "/data/x")
+        assert await registry.changes(-5) == [published]
+
+    @pytest.mark.parametrize("url", ["", "ftp://host/x", "127.0.0.1:8090"])
+    async def test_bad_url_is_a_config_error(self, url: str) -> None:
+        with pytest.raises(ConfigError, match=r"registry\.url"):
+            await HttpRegistry.open(url)
+
+
+class TestHttpRegistryOverPostgres(RegistryContract):
+    @pytest.fixture
+    async def registry(self, postgres_dsn: str) -> AsyncIterator[Registry]:
+        backend = await PostgresRegistry.open(postgres_dsn)
+        async with registry_service(backend, ServiceOptions(token=TOKEN)) as url:
+            client = await _http_registry(url)
+            yield client
+            await client.aclose()
+        await backend.aclose()

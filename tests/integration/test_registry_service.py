@@ -1,0 +1,343 @@
+"""The registry service over real HTTP on loopback: auth, bad input, long-poll, webhooks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+import structlog.testing
+from aiohttp import web
+from multidict import CIMultiDict
+
+from orchestrator.errors import ConfigError
+from orchestrator.model import Revision
+from orchestrator.registry_http import HttpRegistry, revision_to_json
+from orchestrator.registry_service import Notifier, ServiceOptions, check_options
+from orchestrator.registry_sqlite import SqliteRegistry
+from orchestrator.signing import DELIVERY_HEADER, verify
+from tests.contracts.registry import DAY
+from tests.services import registry_service
+
+TOKEN = "service-token"
+SECRET = "webhook-secret"
+# Only ever checked, never bound: these tests are about refusing it.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+GOOD = {"endpoint": "plays", "partition": DAY, "uri": "/data/plays"}
+
+
+@dataclass
+class Service:
+    url: str
+    backend: SqliteRegistry
+    http: aiohttp.ClientSession
+
+    async def post(self, body: bytes, token: str | None = TOKEN,
+                   headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        async with self.http.post(f"{self.url}/v1/revisions", data=body,
+                                  headers=sent) as response:
+            return response.status, await response.json()
+
+    async def get(self, path: str) -> tuple[int, dict[str, object]]:
+        async with self.http.get(f"{self.url}{path}") as response:
+            return response.status, await response.json()
+
+    async def assert_nothing_published(self) -> None:
+        assert await self.backend.changes(0) == []
+
+
+@asynccontextmanager
+async def started(tmp_path: Path, options: ServiceOptions) -> AsyncIterator[Service]:
+    backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
+    try:
+        async with registry_service(backend, options) as url, aiohttp.ClientSession() as http:
+            yield Service(url, backend, http)
+    finally:
+        await backend.aclose()
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    options = ServiceOptions(token=TOKEN, max_body_bytes=1024, long_poll_max_seconds=5)
+    async with started(tmp_path, options) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+     {"Authorization": TOKEN}, {"Authorization": "Bearer "}],
+)
+async def test_publish_needs_the_token(service: Service, headers: dict[str, str]) -> None:
+    status, body = await service.post(json.dumps(GOOD).encode(), token=None, headers=headers)
+    assert (status, body["code"]) == (401, "unauthorized")
+    await service.assert_nothing_published()
+
+
+async def test_publish_with_the_token(service: Service) -> None:
+    status, body = await service.post(json.dumps({**GOOD, "lineage": ["a"]}).encode())
+    assert status == 201
+    [revision] = await service.backend.changes(0)
+    assert body == revision_to_json(revision)
+    assert str(body["created"]).endswith("+00:00")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "mentions"),
+    [
+        (b"{not json", "bad_request", "JSON"),
+        (b"\xff\xfe\x00", "bad_request", "JSON"),
+        (b"[1, 2]", "bad_request", "object"),
+        (json.dumps({**GOOD, "colour": "red"}).encode(), "bad_request", "colour"),
+        (json.dumps({"endpoint": "plays", "partition": DAY}).encode(), "bad_request", "uri"),
+        (json.dumps({**GOOD, "endpoint": 5}).encode(), "bad_request", "endpoint"),
+        (json.dumps({**GOOD, "lineage": "abc"}).encode(), "bad_request", "lineage"),
+        (json.dumps({**GOOD, "lineage": [1]}).encode(), "bad_request", "lineage"),
+        (json.dumps({**GOOD, "endpoint": "bad endpoint"}).encode(), "invalid_identifier",
+         "endpoint"),
+        (json.dumps({**GOOD, "partition": "31-10-2018"}).encode(), "invalid_identifier",
+         "partition"),
+        (json.dumps({**GOOD, "uri": "relative/x"}).encode(), "invalid_identifier", "URI"),
+        (json.dumps({**GOOD, "lineage": ["has space"]}).encode(), "invalid_identifier",
+         "lineage"),
+    ],
+)
+async def test_bad_publish_is_a_400_and_changes_nothing(
+    service: Service, body: bytes, code: str, mentions: str
+) -> None:
+    status, answer = await service.post(body)
+    assert (status, answer["code"]) == (400, code)
+    assert mentions in str(answer["error"])
+    await service.assert_nothing_published()
+
+
+async def test_oversize_body_is_a_413_and_changes_nothing(service: Service) -> None:
+    body = json.dumps({**GOOD, "uri": "/data/" + "x" * 2000}).encode()
+    status, answer = await service.post(body)
+    assert (status, answer["code"]) == (413, "too_large")
+    await service.assert_nothing_published()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/v1/endpoints/plays/partitions/2018-10-31/latest", 404, "unknown_revision"),
+        ("/v1/revisions/no-such-revision", 404, "unknown_revision"),
+        ("/v1/changes?since=abc", 400, "bad_request"),
+        ("/v1/changes?since=1.5", 400, "bad_request"),
+        ("/v1/changes?wait=-1", 400, "bad_request"),
+        ("/v1/changes?limit=0", 400, "bad_request"),
+        ("/v1/changes?wait=nan", 400, "bad_request"),
+        ("/v1/nothing-here", 404, "not_found"),
+    ],
+)
+async def test_bad_reads_answer_json_errors(
+    service: Service, path: str, status: int, code: str
+) -> None:
+    got_status, body = await service.get(path)
+    assert (got_status, body["code"]) == (status, code)
+    assert body["error"]
+
+
+async def test_health(service: Service) -> None:
+    assert await service.get("/healthz") == (200, {"status": "ok"})
+
+
+async def test_long_poll_returns_as_soon_as_a_revision_is_published(service: Service) -> None:
+    client = await HttpRegistry.open(service.url, token=TOKEN)
+    found: list[Revision] = []
+    waited: list[float] = []
+
+    async def wait() -> None:
+        begun = anyio.current_time()
+        found.extend(await client.wait_for_changes(0, 10))
+        waited.append(anyio.current_time() - begun)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.sleep(0.3)
+            published = await client.publish("plays", DAY, "/data/x")
+    finally:
+        await client.aclose()
+    assert found == [published]
+    assert 0.25 <= waited[0] < 1.5  # woken by the publish, not by the 10 s wait
+
+
+async def test_long_poll_returns_empty_after_the_wait(service: Service) -> None:
+    client = await HttpRegistry.open(service.url, token=TOKEN)
+    try:
+        started = anyio.current_time()
+        assert await client.wait_for_changes(0, 0.5) == []
+        assert 0.45 <= anyio.current_time() - started < 2.5
+    finally:
+        await client.aclose()
+
+
+async def test_long_poll_is_capped_by_the_service(tmp_path: Path) -> None:
+    options = ServiceOptions(long_poll_max_seconds=1)
+    async with started(tmp_path, options) as service:
+        client = await HttpRegistry.open(service.url)
+        try:
+            begun = anyio.current_time()
+            assert await client.wait_for_changes(0, 30) == []
+            assert anyio.current_time() - begun < 3
+        finally:
+            await client.aclose()
+
+
+async def test_shutdown_answers_waiting_long_polls(tmp_path: Path) -> None:
+    found: list[object] = []
+
+    async def wait(client: HttpRegistry) -> None:
+        try:
+            found.append(await client.wait_for_changes(0, 30))
+        finally:
+            await client.aclose()
+
+    begun = anyio.current_time()
+    with anyio.fail_after(10):
+        # The service shuts down first; the task group then waits for the long-poll.
+        async with anyio.create_task_group() as group, started(
+            tmp_path, ServiceOptions()
+        ) as service:
+            group.start_soon(wait, await HttpRegistry.open(service.url))
+            await anyio.sleep(0.3)
+    assert found == [[]]
+    assert anyio.current_time() - begun < 3
+
+
+@dataclass
+class Receiver:
+    """A webhook subscriber: answers ``statuses`` in turn (then 200), records every call."""
+
+    statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    received: list[tuple[CIMultiDict[str], bytes]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((request.headers.copy(), await request.read()))
+        await anyio.sleep(self.delay)
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    async def wait_for(self, count: int) -> None:
+        with anyio.fail_after(5):
+            while len(self.received) < count:
+                await anyio.sleep(0.02)
+
+
+@asynccontextmanager
+async def receiving(receiver: Receiver) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    finally:
+        await runner.cleanup()
+
+
+def notifying(*subscribers: str, attempts: int = 5) -> ServiceOptions:
+    return ServiceOptions(token=TOKEN, webhook_secret=SECRET, subscribers=subscribers,
+                          notify_attempts=attempts, notify_backoff_seconds=0.05)
+
+
+async def test_subscribers_get_signed_notifications(tmp_path: Path) -> None:
+    first, second = Receiver(), Receiver()
+    async with receiving(first) as one, receiving(second) as two, started(
+        tmp_path, notifying(one, two)
+    ) as service:
+        status, published = await service.post(json.dumps(GOOD).encode())
+        assert status == 201
+        await first.wait_for(1)
+        await second.wait_for(1)
+    for receiver in (first, second):
+        [(headers, body)] = receiver.received
+        verify(SECRET.encode(), headers, body)
+        assert json.loads(body) == published
+
+
+async def test_failing_subscriber_is_retried_with_one_delivery_id(tmp_path: Path) -> None:
+    receiver = Receiver(statuses=[500, 500])
+    async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
+        assert (await service.post(json.dumps(GOOD).encode()))[0] == 201
+        await receiver.wait_for(3)
+        await anyio.sleep(0.3)  # delivered on the third attempt: no fourth
+    assert len(receiver.received) == 3
+    assert len({headers[DELIVERY_HEADER] for headers, _ in receiver.received}) == 1
+    for headers, body in receiver.received:
+        verify(SECRET.encode(), headers, body)
+
+
+@pytest.mark.parametrize(("statuses", "attempts", "calls"), [([400], 5, 1), ([503] * 5, 3, 3)])
+async def test_retries_stop(tmp_path: Path, statuses: list[int], attempts: int,
+                            calls: int) -> None:
+    """A 4xx is a refusal, not a failure; and retries end after notify_attempts."""
+    receiver = Receiver(statuses=statuses)
+    options = notifying("", attempts=attempts)
+    async with receiving(receiver) as hook, started(
+        tmp_path, dataclasses.replace(options, subscribers=(hook,))
+    ) as service:
+        assert (await service.post(json.dumps(GOOD).encode()))[0] == 201
+        await receiver.wait_for(calls)
+        await anyio.sleep(0.4)
+    assert len(receiver.received) == calls
+
+
+async def test_publish_does_not_wait_for_subscribers(tmp_path: Path) -> None:
+    receiver = Receiver(delay=1.0)
+    async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
+        begun = anyio.current_time()
+        assert (await service.post(json.dumps(GOOD).encode()))[0] == 201
+        assert anyio.current_time() - begun < 0.5
+        await receiver.wait_for(1)
+
+
+async def test_a_full_queue_drops_and_logs(tmp_path: Path) -> None:
+    backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
+    revision = await backend.publish("plays", DAY, "/data/x")
+    await backend.aclose()
+    options = dataclasses.replace(notifying("http://127.0.0.1:9/hook"), notify_queue_size=1)
+    async with aiohttp.ClientSession() as session:
+        notifier = Notifier(session, options)
+        try:
+            with structlog.testing.capture_logs() as logs:
+                notifier.submit(revision)  # queued: no worker is running
+                notifier.submit(revision)  # dropped
+        finally:
+            notifier.close()
+    assert [(entry["event"], entry["reason"]) for entry in logs] == [
+        ("notification dropped", "queue full")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "options", "refused"),
+    [
+        (ALL_INTERFACES, ServiceOptions(), "without a token"),
+        ("192.0.2.10", ServiceOptions(), "without a token"),
+        ("registry.example", ServiceOptions(), "without a token"),
+        ("127.0.0.1", ServiceOptions(subscribers=("http://127.0.0.1:9/",)), "WEBHOOK_SECRET"),
+        ("127.0.0.1", ServiceOptions(max_body_bytes=0), "max_body_bytes"),
+    ],
+)
+def test_unsafe_settings_are_refused(host: str, options: ServiceOptions, refused: str) -> None:
+    with pytest.raises(ConfigError, match=refused):
+        check_options(host, options)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_may_go_without_a_token(host: str) -> None:
+    check_options(host, ServiceOptions())
+    check_options(ALL_INTERFACES, ServiceOptions(token=TOKEN))
