@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None, help="random seed (default: the date)")
     sample.add_argument("--new-revision", action="store_true",
                         help="publish another revision even if the day already has one")
+    sample.add_argument("--json", action="store_true",
+                        help="print the revision and table as one JSON object")
     sample.set_defaults(command=cmd_sample_data)
     add_daemon_commands(commands, _task_command)
     return parser
@@ -200,8 +203,11 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     log = structlog.get_logger("charon.sample_data")
     existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
     if existing and not args.new_revision:
-        print(f"{sample_data.ENDPOINT} {args.date} already has revision {existing.id}; "
-              "pass --new-revision to publish another")
+        if args.json:
+            print(json.dumps({"revision": existing.id, "uri": existing.uri, "created": False}))
+        else:
+            print(f"{sample_data.ENDPOINT} {args.date} already has revision {existing.id}; "
+                  "pass --new-revision to publish another")
         return EXIT_OK
     seed = int(f"{day:%Y%m%d}") if args.seed is None else args.seed
     sample = await anyio.to_thread.run_sync(sample_data.generate_day, day, args.events, seed)
@@ -210,6 +216,10 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
         sample, registry=adapters.registry, warehouse=adapters.warehouse,
         storage=adapters.storage, storage_prefix=str(settings.storage.root),
     )
-    print(render.revisions([revision]))
-    print(f"created table {sample.track_entity_spec}")
+    if args.json:
+        print(json.dumps({"revision": revision.id, "uri": revision.uri, "created": True,
+                          "table": sample.track_entity_spec}))
+    else:
+        print(render.revisions([revision]))
+        print(f"created table {sample.track_entity_spec}")
     return EXIT_OK

@@ -1,0 +1,173 @@
+"""The reactive path end to end, every piece a subprocess.
+
+`charon registry serve` (notifying the daemon by signed webhook), `charon daemon`
+watching the top-artists workflow, and publishers using the registry API: the day
+runs when its inputs arrive, re-runs with new lineage on a late revision, and the
+daemon stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.acceptance.conftest import CHARON, Cli, first_line
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "acceptance-token"
+SECRET = "acceptance-webhook-secret"
+DAY = "2018-10-31"
+ECF = "di.golden.path.EndContentFactXT2"
+OUTPUT = "di.golden.path.charon.top_artists"
+
+
+@dataclass(frozen=True)
+class Stack:
+    cli: Cli
+    registry_url: str
+    daemon_url: str
+    daemon: subprocess.Popen[str]
+    daemon_log: Path
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self.cli(*args)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    def get(self, url: str) -> dict[str, object]:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # loopback
+            answer: dict[str, object] = json.load(response)
+            return answer
+
+    def latest(self, endpoint: str) -> dict[str, object]:
+        return self.get(f"{self.registry_url}/v1/endpoints/{endpoint}/partitions/{DAY}/latest")
+
+    def output_revisions(self) -> list[list[str]]:
+        lines = self.cli("registry", "ls", OUTPUT, DAY).stdout.splitlines()[1:]
+        return [line.split() for line in lines]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
+    subprocess.Popen[str], str
+]:
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr,
+                                   text=True)
+    line = first_line(process, timeout=60)
+    assert line.startswith(ready), f"no ready line: {line!r}\n{log.read_text()}"
+    return process, line[len(ready):].strip()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    home = tmp_path / "home"
+    config = tmp_path / "charon.toml"
+    config.write_text(
+        '[[workflows]]\nname = "top_artists"\nmodule = "jobs.top_artists"\n'
+        f'task = "TopArtistsJob"\nparams = {{ top_n = 10 }}\nstart = "{DAY}"\nend = "{DAY}"\n'
+    )
+    daemon_port = free_port()
+    base = Cli(home).env
+    registry, registry_url = start(
+        [CHARON, "registry", "serve", "--port", "0"],
+        {**base, "CHARON_REGISTRY_TOKEN": TOKEN, "CHARON_WEBHOOK_SECRET": SECRET,
+         "CHARON_REGISTRY_SERVICE__SUBSCRIBERS":
+             f"http://127.0.0.1:{daemon_port}/hooks/partitions"},
+        tmp_path / "registry.log", "registry serving on ",
+    )
+    client_env = {"CHARON_REGISTRY__KIND": "http", "CHARON_REGISTRY__URL": registry_url,
+                  "CHARON_REGISTRY_TOKEN": TOKEN}
+    daemon_log = tmp_path / "daemon.log"
+    daemon, daemon_url = start(
+        [CHARON, "daemon", "--port", str(daemon_port)],
+        {**base, **client_env, "CHARON_CONFIG": str(config), "CHARON_WEBHOOK_SECRET": SECRET,
+         "CHARON_DAEMON__POLL_INTERVAL_MS": "200"},
+        daemon_log, "daemon listening on ",
+    )
+    cli = _HttpCli(home, client_env)
+    try:
+        yield Stack(cli, registry_url, daemon_url, daemon, daemon_log)
+    finally:
+        for process in (daemon, registry):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            assert process.stdout is not None
+            process.stdout.close()
+
+
+@dataclass(frozen=True)
+class _HttpCli(Cli):
+    extra: dict[str, str] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, **(self.extra or {})}
+
+
+def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None:
+    log = stack.daemon_log
+    first = json.loads(stack.run("sample-data", "--date", DAY, "--events", "3000",
+                                 "--json").stdout)
+    wait_until(lambda: len(stack.output_revisions()) == 1, 120, "the first run", log)
+    latest = stack.latest(OUTPUT)
+    assert first["revision"] in latest["lineage"]  # type: ignore[operator]
+    assert Path(str(latest["uri"]), "part").read_text().count("\n") == 10
+
+    def final_rows() -> int:
+        path = stack.cli.home / "warehouse" / "scio-playground.duckdb"
+        with duckdb.connect(str(path), read_only=True) as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM charon.top_artists_daily20181031"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    assert final_rows() == 10
+
+    late = json.loads(stack.run("sample-data", "--date", DAY, "--events", "3000", "--seed",
+                                "7", "--new-revision", "--json").stdout)
+    wait_until(lambda: len(stack.output_revisions()) == 2, 120, "the re-run", log)
+    newest = stack.latest(OUTPUT)
+    assert late["revision"] in newest["lineage"]  # type: ignore[operator]
+    assert first["revision"] not in newest["lineage"]  # type: ignore[operator]
+
+    status = stack.get(f"{stack.daemon_url}/status")
+    runs = status["runs"]
+    assert isinstance(runs, list)
+    assert [r["state"] for r in runs if r["task"].startswith("TopArtistsJob")] == [
+        "succeeded", "succeeded"
+    ]
+    with urllib.request.urlopen(f"{stack.daemon_url}/metrics", timeout=10) as response:  # noqa: S310
+        metrics = response.read().decode()
+    assert 'charon_launches_total{workflow="top_artists"} 2' in metrics
+
+    stack.daemon.send_signal(signal.SIGTERM)
+    assert stack.daemon.wait(timeout=60) == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()
+              if line.startswith("{")]
+    assert any(e.get("event") == "daemon stopped" for e in events)
