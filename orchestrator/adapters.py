@@ -6,13 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import aiohttp
+
 from orchestrator.config import Settings
+from orchestrator.gcp_http import new_session
 from orchestrator.ports import Registry, StateStore, Storage, Warehouse
 from orchestrator.registry_http import HttpRegistry
 from orchestrator.registry_pg import PostgresRegistry
 from orchestrator.registry_sqlite import SqliteRegistry
 from orchestrator.state_sqlite import SqliteStateStore
+from orchestrator.storage_gcs import GcsStorage
 from orchestrator.storage_local import LocalStorage
+from orchestrator.warehouse_bigquery import BigQueryWarehouse
 from orchestrator.warehouse_duckdb import DuckDBWarehouse
 
 
@@ -47,6 +52,32 @@ async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
         await registry.aclose()
 
 
+async def _warehouse_and_storage(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Warehouse, Storage]:
+    """By ``warehouse.kind`` and ``storage.kind``, each on its own; the Google Cloud
+    adapters share one aiohttp session (one connection pool), closed after both."""
+    session: aiohttp.ClientSession | None = None
+    if settings.warehouse.kind == "bigquery" or settings.storage.kind == "gcs":
+        session = await stack.enter_async_context(new_session())
+    warehouse: Warehouse
+    if settings.warehouse.kind == "bigquery":
+        warehouse = await BigQueryWarehouse.open(
+            project=settings.warehouse.project, location=settings.warehouse.location,
+            session=session,
+        )
+    else:
+        warehouse = DuckDBWarehouse(settings.warehouse.path, settings.warehouse.location)
+    stack.push_async_callback(warehouse.aclose)
+    storage: Storage
+    if settings.storage.kind == "gcs":
+        storage = await GcsStorage.open(session=session)
+    else:
+        storage = LocalStorage(settings.storage.root)
+    stack.push_async_callback(storage.aclose)
+    return warehouse, storage
+
+
 @asynccontextmanager
 async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
     """Open every configured backend; close them all on exit, whatever happened."""
@@ -54,9 +85,6 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
         registry = await stack.enter_async_context(open_registry(settings))
         state = await SqliteStateStore.open(settings.state.path)
         stack.push_async_callback(state.aclose)
-        warehouse = DuckDBWarehouse(settings.warehouse.path, settings.warehouse.location)
-        stack.push_async_callback(warehouse.aclose)
-        storage = LocalStorage(settings.storage.root)
-        stack.push_async_callback(storage.aclose)
+        warehouse, storage = await _warehouse_and_storage(settings, stack)
         prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")
         yield Adapters(registry, warehouse, storage, state, prefix)

@@ -214,7 +214,10 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     log.info("writing sample data", date=args.date, events=args.events)
     revision = await sample_data.publish_sample_day(
         sample, registry=adapters.registry, warehouse=adapters.warehouse,
-        storage=adapters.storage, storage_prefix=str(settings.storage.root),
+        storage=adapters.storage,
+        # GCS has no local root: sample days go beside the outputs, in the same bucket.
+        storage_prefix=(str(settings.storage.root) if settings.storage.kind == "local"
+                        else settings.storage.output_prefix),
     )
     if args.json:
         print(json.dumps({"revision": revision.id, "uri": revision.uri, "created": True,

@@ -30,8 +30,8 @@ _SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.val
 _KINDS = {
     "state": ("sqlite",),
     "registry": ("sqlite", "postgres", "http"),
-    "warehouse": ("duckdb",),
-    "storage": ("local",),
+    "warehouse": ("duckdb", "bigquery"),
+    "storage": ("local", "gcs"),
 }
 
 
@@ -73,6 +73,7 @@ class WarehouseSettings:
     kind: str
     path: Path
     location: str
+    project: str
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def _build(raw: dict[str, Any]) -> Settings:
         kind = raw[section]["kind"]
         if kind not in kinds:
             raise ConfigError(f"{section}.kind = {kind!r}: expected one of {', '.join(kinds)}")
+    _check_gcs_prefix(raw["storage"])
     if raw["log"]["level"] not in _LOG_LEVELS:
         raise ConfigError(f"log.level = {raw['log']['level']!r}: expected one of {_LOG_LEVELS}")
     if raw["log"]["format"] not in _LOG_FORMATS:
@@ -278,6 +280,16 @@ def _build(raw: dict[str, Any]) -> Settings:
         sections[name] = klass(**values)
     sections[WORKFLOWS] = parse_workflows(raw[WORKFLOWS])
     return Settings(**sections)  # type: ignore[arg-type]  # built field by field above
+
+
+def _check_gcs_prefix(storage: Mapping[str, Any]) -> None:
+    """On GCS, outputs need a bucket: the local default ("<root>/outputs") cannot work."""
+    prefix = storage["output_prefix"]
+    if storage["kind"] == "gcs" and not (prefix.startswith("gs://") and len(prefix) > 5):
+        raise ConfigError(
+            f'storage.output_prefix = {prefix!r}: storage.kind = "gcs" needs a gs://bucket/path'
+            " prefix (CHARON_STORAGE__OUTPUT_PREFIX)"
+        )
 
 
 _SECTION_TYPES: dict[str, type] = {

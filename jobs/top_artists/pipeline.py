@@ -29,7 +29,13 @@ from apache_beam.pvalue import PCollection
 from apache_beam.runners.runner import PipelineResult
 from apache_beam.transforms import combiners
 
-from jobs.top_artists.warehouse_io import Row, WarehouseOptions, read_table, write_table
+from jobs.top_artists.warehouse_io import (
+    Row,
+    WarehouseOptions,
+    read_table,
+    use_emulators_without_credentials,
+    write_table,
+)
 from orchestrator.errors import CharonError, UsageError
 from orchestrator.ports import Column
 from orchestrator.tablespec import TableSpec
@@ -103,7 +109,7 @@ def parse_args(argv: Sequence[str]) -> tuple[JobArgs, PipelineOptions]:
         top_n=known.topN,
         day=known.date or partition_day(known.trackEntity),
         blocking=known.blocking,
-        warehouse=WarehouseOptions(duckdb_dir=known.duckdbDir),
+        warehouse=WarehouseOptions.from_environment(known.duckdbDir),
     )
     return job, beam_options(rest)
 
@@ -240,6 +246,7 @@ def build(pipeline: beam.Pipeline, job: JobArgs) -> None:
 
 
 def run(job: JobArgs, options: PipelineOptions) -> PipelineResult:
+    use_emulators_without_credentials()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, job)
     result = pipeline.run()

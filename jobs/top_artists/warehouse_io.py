@@ -3,17 +3,28 @@
 """Warehouse reads and writes for the job, behind one choice made from the options.
 
 The job only ever calls :func:`read_table` and :func:`write_table`; which warehouse
-backs them is decided there, so adding BigQuery IO touches this module alone.
-Rows travel as ``{column: value}`` dicts, the shape BigQuery IO also uses.
+backs them is decided there. Rows travel as ``{column: value}`` dicts, the shape
+BigQuery IO also uses. Three choices, by the options:
+
+* ``--duckdbDir``: the embedded warehouse's files;
+* ``BIGQUERY_EMULATOR_HOST`` set: a small DoFn IO over BigQuery's REST API (charon's
+  own BigQueryWarehouse), because Beam's BigQuery IO cannot be pointed at an
+  emulator: its apitools client has a fixed https://bigquery.googleapis.com base
+  URL, its google-cloud-bigquery and Storage Read clients are built without
+  client options, and without credentials apitools starts an interactive OAuth flow;
+* otherwise: Beam's own ReadFromBigQuery / WriteToBigQuery (WRITE_TRUNCATE,
+  CREATE_IF_NEEDED), as on Dataflow.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import apache_beam as beam
 import duckdb
 from apache_beam.pvalue import PBegin, PCollection
@@ -23,6 +34,7 @@ from orchestrator import duckdb_files
 from orchestrator.errors import TableNotFound, UsageError, WarehouseError
 from orchestrator.ports import Column
 from orchestrator.tablespec import TableSpec
+from orchestrator.warehouse_bigquery import BigQueryWarehouse
 
 Row = dict[str, Any]
 RowsTransform = beam.PTransform[Any, PCollection[Any]]
@@ -33,16 +45,26 @@ _FETCH_SIZE = 10_000
 
 @dataclass(frozen=True)
 class WarehouseOptions:
-    """What the job needs to reach its warehouse; only DuckDB exists so far."""
+    """What the job needs to reach its warehouse."""
 
     duckdb_dir: Path | None = None
+    # host:port of a BigQuery emulator (BIGQUERY_EMULATOR_HOST), reached over REST.
+    bigquery_emulator: str | None = None
+
+    @classmethod
+    def from_environment(cls, duckdb_dir: Path | None) -> WarehouseOptions:
+        return cls(duckdb_dir, os.environ.get("BIGQUERY_EMULATOR_HOST") or None)
 
 
 def read_table(spec: TableSpec, columns: Sequence[str], options: WarehouseOptions) -> RowsTransform:
     """A transform from the pipeline's start to the table's rows."""
     if options.duckdb_dir is not None:
         return _ReadDuckDB(options.duckdb_dir, spec, tuple(columns))
-    raise UsageError(f"no warehouse to read {spec} from: pass --duckdbDir")
+    if options.bigquery_emulator:
+        return _ReadBigQueryRest(options.bigquery_emulator, spec, tuple(columns))
+    names = ", ".join(_bigquery_identifier(name) for name in columns)
+    query = f"SELECT {names} FROM `{spec.project}.{spec.dataset}.{spec.table}`"  # noqa: S608
+    return beam.io.ReadFromBigQuery(query=query, use_standard_sql=True)
 
 
 def write_table(
@@ -51,7 +73,27 @@ def write_table(
     """A transform replacing the table by the rows of its input PCollection."""
     if options.duckdb_dir is not None:
         return _WriteDuckDB(options.duckdb_dir, spec, tuple(columns))
-    raise UsageError(f"no warehouse to write {spec} to: pass --duckdbDir")
+    if options.bigquery_emulator:
+        return _WriteBigQueryRest(options.bigquery_emulator, spec, tuple(columns))
+    return _WriteBigQuery(spec, tuple(columns))
+
+
+def use_emulators_without_credentials() -> None:
+    """Skip Beam's credential lookup when the job only talks to emulators.
+
+    Without credentials Beam retries google.auth.default() with backoff for about
+    20 s before it connects anonymously, which is all an emulator needs. Beam has no
+    public switch for it (``--no_auth`` only reaches the Dataflow client), so its
+    credential cache is marked as settled with "no credentials".
+    """
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        return
+    from apache_beam.internal.gcp import auth  # noqa: PLC0415  (needs the gcp extra)
+
+    credentials = getattr(auth, "_Credentials", None)
+    if credentials is not None and hasattr(credentials, "_credentials_init"):
+        credentials._credentials = None
+        credentials._credentials_init = True
 
 
 def duckdb_rows(root: Path, spec: TableSpec, columns: Sequence[str]) -> Iterator[Row]:
@@ -94,6 +136,51 @@ def _identifier(name: str) -> str:
     return f'"{name}"'
 
 
+def _bigquery_identifier(name: str) -> str:
+    return f"`{_identifier(name)[1:-1]}`"
+
+
+def _emulated_warehouse(host: str, spec: TableSpec) -> Any:
+    # Temporary tables go beside the staging table when there is one; the location
+    # only names the dataset here, as emulators ignore locations.
+    location = spec.dataset.removeprefix("_incoming_") if spec.dataset.startswith(
+        "_incoming_") else "US"
+    return BigQueryWarehouse.open(location=location, api_root=f"http://{host}/bigquery/v2")
+
+
+def bigquery_rest_rows(host: str, spec: TableSpec, columns: Sequence[str]) -> list[Row]:
+    """Every row of the table, over the REST API (pages of tabledata.list)."""
+
+    async def read() -> list[Row]:
+        warehouse = await _emulated_warehouse(host, spec)
+        try:
+            rows = await warehouse.read_rows(spec)
+        finally:
+            await warehouse.aclose()
+        return [{name: row.get(name) for name in columns} for row in rows]
+
+    return anyio.run(read)
+
+
+def replace_bigquery_rest_table(
+    host: str, spec: TableSpec, columns: Sequence[Column], rows: Sequence[Row]
+) -> None:
+    async def write() -> None:
+        warehouse = await _emulated_warehouse(host, spec)
+        try:
+            values = [[row[column.name] for column in columns] for row in rows]
+            await warehouse.create_table(spec, columns, values)
+        finally:
+            await warehouse.aclose()
+
+    anyio.run(write)
+
+
+def _json_row(row: Row) -> Row:
+    """Dates as ISO strings: the form WriteToBigQuery's JSON load files need."""
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+
+
 class _ReadDuckDB(beam.PTransform[PBegin, PCollection[Row]]):
     def __init__(self, root: Path, spec: TableSpec, columns: tuple[str, ...]) -> None:
         super().__init__()
@@ -130,3 +217,62 @@ class _WriteDuckDB(beam.PTransform[PCollection[Row], PCollection[None]]):
             | "Replace" >> beam.Map(lambda batch: replace_duckdb_table(root, spec, columns, batch))
         )
         return done
+
+
+class _ReadBigQueryRest(beam.PTransform[PBegin, PCollection[Row]]):
+    def __init__(self, host: str, spec: TableSpec, columns: tuple[str, ...]) -> None:
+        super().__init__()
+        self._host = host
+        self._spec = spec
+        self._columns = columns
+
+    def expand(self, begin: PBegin) -> PCollection[Row]:
+        host, columns = self._host, self._columns
+        rows: PCollection[Row] = (
+            begin
+            | "Spec" >> beam.Create([self._spec])
+            | "Rows" >> beam.FlatMap(lambda spec: bigquery_rest_rows(host, spec, columns))
+        )
+        return rows
+
+
+class _WriteBigQueryRest(beam.PTransform[PCollection[Row], PCollection[None]]):
+    def __init__(self, host: str, spec: TableSpec, columns: tuple[Column, ...]) -> None:
+        super().__init__()
+        self._host = host
+        self._spec = spec
+        self._columns = columns
+
+    def expand(self, rows: PCollection[Row]) -> PCollection[None]:
+        # One create_table call with every row: a load plus one atomic replacement.
+        host, spec, columns = self._host, self._spec, self._columns
+        done: PCollection[None] = (
+            rows
+            | "Collect" >> combiners.ToList()
+            | "Replace"
+            >> beam.Map(lambda batch: replace_bigquery_rest_table(host, spec, columns, batch))
+        )
+        return done
+
+
+class _WriteBigQuery(beam.PTransform[PCollection[Row], Any]):
+    """Beam's BigQuery sink: the table replaced by the rows, created if needed."""
+
+    def __init__(self, spec: TableSpec, columns: tuple[Column, ...]) -> None:
+        super().__init__()
+        self._spec = spec
+        self._schema = {"fields": [{"name": c.name, "type": c.type} for c in columns]}
+
+    def expand(self, rows: PCollection[Row]) -> Any:
+        disposition = beam.io.BigQueryDisposition
+        return (
+            rows
+            | "AsJson" >> beam.Map(_json_row)
+            | "WriteToBigQuery"
+            >> beam.io.WriteToBigQuery(
+                table=str(self._spec),
+                schema=self._schema,
+                write_disposition=disposition.WRITE_TRUNCATE,
+                create_disposition=disposition.CREATE_IF_NEEDED,
+            )
+        )
