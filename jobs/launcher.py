@@ -9,11 +9,12 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import anyio
+import anyio.abc
 import structlog
 from anyio.streams.text import TextReceiveStream
 
 from orchestrator.config import BeamSettings
-from orchestrator.errors import JobFailed, UsageError
+from orchestrator.errors import JobFailed, JobLost, UsageError
 from orchestrator.model import InputRevision
 from orchestrator.task import BeamJobTask
 
@@ -28,6 +29,15 @@ DATAFLOW_OPTIONS = (
 )
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _LOG_TAIL = 20
+
+
+def job_name(task_family: str, partition: str, fingerprint: str) -> str:
+    """The job's name, the same for every attempt at one (task, partition, fingerprint).
+
+    Dataflow job names are lowercase letters, digits and hyphens, starting with a letter.
+    """
+    raw = f"charon-{task_family}-{partition}-{fingerprint[:12]}".lower()
+    return re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")[:1023]
 
 
 def beam_command(
@@ -64,27 +74,47 @@ def beam_command(
 
 
 class SubprocessJobRunner:
-    """Runs a job as a child process, streaming its output into the log."""
+    """Runs a job as a child process, streaming its output into the log.
+
+    The child lives and dies with this process, so a job started by an earlier
+    process cannot be reattached: the engine launches it anew.
+    """
+
+    def __init__(self) -> None:
+        self._processes: dict[str, anyio.abc.Process] = {}
+
+    async def reattach(self, job_id: str) -> None:
+        raise JobLost(f"{job_id} ran as a child of a process that has gone")
+
+    async def cancel(self, job_id: str) -> None:
+        if process := self._processes.get(job_id):
+            process.terminate()
 
     async def run(
-        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+        self, argv: Sequence[str], *, job_name: str,
+        on_started: Callable[[str], Awaitable[None]],
     ) -> None:
         log = structlog.get_logger("charon.job")
         tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
-        log.info("job starting", command=" ".join(argv))
+        log.info("job starting", job_name=job_name, command=" ".join(argv))
         try:
             process = await anyio.open_process(
                 list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
         except OSError as exc:
             raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
-        async with process:
-            await on_started(f"local-{process.pid}")
-            assert process.stdout is not None  # requested as a pipe above
-            async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
-                tail.append(line)
-                log.info("job log", line=line)
-            returncode = await process.wait()
+        job_id = f"local-{process.pid}"
+        self._processes[job_id] = process
+        try:
+            async with process:
+                await on_started(job_id)
+                assert process.stdout is not None  # requested as a pipe above
+                async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
+                    tail.append(line)
+                    log.info("job log", line=line)
+                returncode = await process.wait()
+        finally:
+            del self._processes[job_id]
         if returncode != 0:
             raise JobFailed(
                 f"job exited with code {returncode}; last output:\n" + "\n".join(tail)

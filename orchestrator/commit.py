@@ -61,7 +61,8 @@ async def publish(
     refs: Mapping[str, str],
     *,
     inputs: Sequence[InputRevision],
-    move_key: str,
+    run_id: str,
+    resuming: bool,
     registry: Registry,
     warehouse: Warehouse,
 ) -> dict[str, str]:
@@ -69,6 +70,9 @@ async def publish(
 
     Tables move first and revisions are published last, so a registry revision
     (what downstream sensors react to) never points at tables not yet in place.
+    Safe to repeat after a crash (``resuming``): a move is keyed by its staging
+    table, so a retried move finds the first instead of copying twice, and a
+    revision already published for the staged URI is reused, not published again.
     """
     log = structlog.get_logger("charon.commit")
     published: dict[str, str] = {}
@@ -76,13 +80,20 @@ async def publish(
         if isinstance(target, WarehouseTable):
             staging = TableSpec.parse(refs[key])
             log.info("moving staging table", staging=str(staging), final=str(target.spec))
-            info = await warehouse.replace_from_staging(staging, target.spec, f"{move_key}:{key}")
+            info = await warehouse.replace_from_staging(staging, target.spec,
+                                                        f"{run_id}:{staging}")
             await warehouse.drop_table(staging)
             published[key] = f"{info.spec}@{info.last_modified.isoformat()}"
     lineage = [i.revision_id for i in inputs]
     for key, target in targets.items():
         if isinstance(target, RegistryTarget):
-            revision = await registry.publish(target.endpoint, target.partition, refs[key], lineage)
+            earlier = [
+                r for r in await registry.list(target.endpoint, target.partition)
+                if r.uri == refs[key]
+            ] if resuming else []
+            revision = earlier[0] if earlier else await registry.publish(
+                target.endpoint, target.partition, refs[key], lineage
+            )
             log.info("published revision", endpoint=target.endpoint,
                      partition=target.partition, revision=revision.id, uri=revision.uri)
             published[key] = revision.id

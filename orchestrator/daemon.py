@@ -23,10 +23,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
-from orchestrator.engine import Engine, Policy, Report, Status
+from orchestrator.engine import Engine, Policy
 from orchestrator.errors import CharonError
 from orchestrator.metrics import DaemonMetrics
 from orchestrator.model import RunState
+from orchestrator.report import Report, Status
 from orchestrator.task import Task
 from orchestrator.watch import Root, Trigger, Watchlist
 from sensors.polling import PollSchedule, poll_forever

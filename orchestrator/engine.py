@@ -9,29 +9,25 @@ the current fingerprint does nothing.
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
 import structlog
 
-from jobs.launcher import beam_command
-from orchestrator import commit
 from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings, Settings
-from orchestrator.errors import CharonError, RunConflict, UsageError
+from orchestrator.errors import RunConflict
+from orchestrator.execution import Executor
 from orchestrator.graph import Graph, resolve
 from orchestrator.model import InputRevision, Run, RunState, fingerprint
 from orchestrator.ports import JobRunner
-from orchestrator.runcontext import RunContext
-from orchestrator.targets import Target
+from orchestrator.report import Outcome, Report, Status
 from orchestrator.task import (
-    BeamJobTask,
     ExternalTask,
     Task,
     WrapperTask,
@@ -39,50 +35,6 @@ from orchestrator.task import (
     requirements,
 )
 from sensors import Sensors
-
-
-class Status(enum.StrEnum):
-    DONE = "done"  # ran now and published
-    COMPLETE = "complete"  # outputs already existed for the current fingerprint
-    AVAILABLE = "available"  # an external input that is there
-    MISSING = "missing"  # an external input that is not there yet
-    BLOCKED = "blocked"  # a dependency is missing or failed
-    WOULD_RUN = "would run"  # a dry run found everything it needs
-    FAILED = "failed"
-
-    @property
-    def ok(self) -> bool:
-        return self in (Status.DONE, Status.COMPLETE, Status.AVAILABLE)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    task_id: str
-    status: Status
-    detail: str = ""
-    run: Run | None = None
-    published: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Report:
-    root: str
-    outcomes: Mapping[str, Outcome]
-
-    @property
-    def missing(self) -> list[str]:
-        return [o.detail for o in self.outcomes.values() if o.status is Status.MISSING]
-
-    @property
-    def exit_code(self) -> int:
-        """0 done or already complete, 20 inputs missing, 1 failed (Luigi's convention)."""
-        if self.outcomes[self.root].status.ok:
-            return 0
-        if self.missing and not any(
-            o.status is Status.FAILED for o in self.outcomes.values()
-        ):
-            return 20
-        return 1
 
 
 @dataclass(frozen=True)
@@ -117,10 +69,9 @@ class Engine:
         on_launch: Callable[[Task], None] | None = None,
     ) -> None:
         self._adapters = adapters
-        self._on_launch = on_launch
         self._sensors = Sensors(adapters.registry, adapters.warehouse)
-        self._runner = runner
-        self._beam = beam
+        self._executor = Executor(adapters, runner=runner, beam=beam, lease=lease,
+                                  on_launch=on_launch)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._lease = lease
         self._owner = owner or worker_id()
@@ -218,7 +169,7 @@ class Engine:
             return Outcome(task.task_id, Status.FAILED, str(exc))
         with structlog.contextvars.bound_contextvars(run_id=run.id, attempt=run.attempt):
             async with self._limiter, policy.limiter or _UNLIMITED:
-                return await self._execute(task, run, inputs)
+                return await self._executor.execute(task, run, inputs)
 
     async def _claim(
         self, task: Task, current: str, inputs: dict[str, InputRevision], *, rerun: bool
@@ -243,69 +194,6 @@ class Engine:
             if await self._sensors.lookup(key, target) is None:
                 return False
         return True
-
-    async def _execute(self, task: Task, run: Run, inputs: dict[str, InputRevision]) -> Outcome:
-        adapters = self._adapters
-        targets = outputs(task)
-        refs: dict[str, str] = {}
-        self._log.info("run started", fingerprint=run.fingerprint,
-                       inputs={k: i.revision_id for k, i in inputs.items()})
-        try:
-            refs = await commit.stage(
-                targets, warehouse=adapters.warehouse, output_prefix=adapters.output_prefix
-            )
-            await self._produce(task, run, inputs, refs)
-            await commit.validate(targets, refs, warehouse=adapters.warehouse,
-                                  storage=adapters.storage)
-            if targets:
-                await adapters.state.set_state(run.id, run.attempt, RunState.PUBLISHING)
-            published = await commit.publish(
-                targets, refs, inputs=list(inputs.values()),
-                move_key=f"{run.id}:{run.attempt}",
-                registry=adapters.registry, warehouse=adapters.warehouse,
-            )
-            finished = await adapters.state.succeed(run.id, run.attempt, published)
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._abandon(run, targets, refs, "cancelled")
-            raise
-        except Exception as exc:  # any failure of user code fails the run
-            await self._abandon(run, targets, refs, str(exc))
-            return Outcome(task.task_id, Status.FAILED, str(exc), run)
-        self._log.info("run succeeded", published=published)
-        return Outcome(task.task_id, Status.DONE, run=finished, published=published)
-
-    async def _produce(
-        self, task: Task, run: Run, inputs: dict[str, InputRevision], refs: dict[str, str]
-    ) -> None:
-        adapters = self._adapters
-        if self._on_launch:
-            self._on_launch(task)
-        if isinstance(task, BeamJobTask):
-            argv = beam_command(task, inputs=inputs, outputs=refs, beam=self._beam,
-                                job_options=adapters.warehouse.job_options())
-
-            async def record_job(job_id: str) -> None:
-                await adapters.state.set_job_id(run.id, run.attempt, job_id)
-
-            await self._runner.run(argv, on_started=record_job)
-        elif type(task).run is not Task.run:
-            await task.run(RunContext(inputs, refs, adapters.storage, adapters.warehouse))
-        else:
-            raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
-
-    async def _abandon(
-        self, run: Run, targets: Mapping[str, Target], refs: dict[str, str], error: str
-    ) -> None:
-        self._log.error("run failed", error=error)
-        await commit.discard(
-            targets, refs, warehouse=self._adapters.warehouse,
-            storage=self._adapters.storage,
-        )
-        try:
-            await self._adapters.state.fail(run.id, run.attempt, error)
-        except CharonError as exc:
-            self._log.error("could not record the failure", error=str(exc))
 
 
 def build_engine(

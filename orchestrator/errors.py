@@ -88,6 +88,10 @@ class JobFailed(RunError):
     """The job subprocess (or in-process run) failed."""
 
 
+class JobLost(RunError):
+    """A recorded job can no longer be followed (its process died with its parent)."""
+
+
 class OutputInvalid(RunError):
     """A job reported success but its outputs failed validation."""
 

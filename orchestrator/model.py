@@ -84,6 +84,8 @@ class Run:
     updated: datetime
     inputs: tuple[InputRevision, ...] = ()
     outputs: Mapping[str, str] = field(default_factory=dict)
+    staged: Mapping[str, str] = field(default_factory=dict)
+    """Where this attempt writes its outputs before publication (see commit.stage)."""
     job_id: str | None = None
     error: str | None = None
     lease_owner: str | None = None

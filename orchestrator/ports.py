@@ -138,9 +138,11 @@ class StateStore(Protocol):
     ) -> Run:
         """Start an attempt at (task_id, fingerprint).
 
-        No row: insert attempt 1, RUNNING. A FAILED row, or an active one whose lease
-        expired: next attempt, RUNNING. A SUCCEEDED row is returned unchanged unless
-        ``rerun_succeeded``. An active row leased by another owner: RunConflict.
+        No row: insert attempt 1, RUNNING. A FAILED row: next attempt, RUNNING, from
+        scratch. An active row whose lease expired (its owner died): next attempt in the
+        same state, keeping its job id and staged outputs so the new owner can resume.
+        A SUCCEEDED row is returned unchanged unless ``rerun_succeeded``. An active row
+        under a live lease: RunConflict.
         """
 
     async def get(self, task_id: str, fingerprint: str) -> Run | None: ...
@@ -155,6 +157,12 @@ class StateStore(Protocol):
 
     async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run: ...
 
+    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
+        """Record where the run writes its outputs, before the job starts."""
+
+    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
+        """Extend an active run's lease from now; RunConflict if superseded or finished."""
+
     async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run: ...
 
     async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run: ...
@@ -168,9 +176,22 @@ class JobRunner(Protocol):
     """Runs one job to completion: a subprocess here, a Dataflow job in the cloud."""
 
     async def run(
-        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+        self, argv: Sequence[str], *, job_name: str,
+        on_started: Callable[[str], Awaitable[None]],
     ) -> None:
         """Start the job and await ``on_started(job_id)`` before waiting on it.
 
-        Raise JobFailed when the job fails.
+        ``job_name`` is deterministic per (task, partition, fingerprint): a runner that
+        can look jobs up by name attaches to a live job of that name instead of
+        submitting a second one. Raise JobFailed when the job fails.
         """
+
+    async def reattach(self, job_id: str) -> None:
+        """Wait for a job an earlier process started and recorded.
+
+        Raise JobLost when it cannot be followed (the engine then launches anew),
+        JobFailed when it failed.
+        """
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask for the job to stop; a job already finished is left alone."""

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
-from orchestrator.engine import Report, Status
 from orchestrator.errors import ObjectNotFound
 from orchestrator.model import Revision, Run
+from orchestrator.report import Report, Status
 from orchestrator.targets import RegistryTarget
 from orchestrator.task import Task, outputs
 from orchestrator.workflows import WorkflowSettings

@@ -24,44 +24,44 @@ Clock = Callable[[], datetime]
 MAX_LIST = 10_000
 
 # Every SELECT returns the columns _run() unpacks, in this order.
-SELECT_BY_KEY = (
+SELECT_RUN = (
     "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
-    " inputs, outputs, lease_owner, lease_expires, created, updated FROM runs"
+    " inputs, outputs, staged, lease_owner, lease_expires, created, updated FROM runs"
+)
+SELECT_BY_KEY = (
+    SELECT_RUN +
     " WHERE task_id = ? AND fingerprint = ?"
 )
 SELECT_BY_ID = (
-    "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
-    " inputs, outputs, lease_owner, lease_expires, created, updated FROM runs"
+    SELECT_RUN +
     " WHERE id = ?"
 )
 SELECT_LATEST = (
-    "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
-    " inputs, outputs, lease_owner, lease_expires, created, updated FROM runs"
+    SELECT_RUN +
     " WHERE task_id = ? ORDER BY touched DESC LIMIT 1"
 )
 SELECT_RUNS = (
-    "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
-    " inputs, outputs, lease_owner, lease_expires, created, updated FROM runs"
+    SELECT_RUN +
     " WHERE (:task_id IS NULL OR task_id = :task_id) AND (:state IS NULL OR state = :state)"
     " ORDER BY created DESC, rowid DESC LIMIT :limit"
 )
 # touched counts writes across the table, so latest() needs no distinct clock readings.
 INSERT_RUN = (
     "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt, job_id,"
-    " error, inputs, outputs, lease_owner, lease_expires, created, updated, started, touched)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " error, inputs, outputs, staged, lease_owner, lease_expires, created, updated, started,"
+    " touched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " (SELECT COALESCE(MAX(touched), 0) + 1 FROM runs))"
 )
 # The WHERE on attempt re-checks the fence in SQL: a row changed under us matches nothing.
 RESTART_RUN = (
     "UPDATE runs SET state = ?, attempt = ?, job_id = ?, error = ?, inputs = ?, outputs = ?,"
-    " lease_owner = ?, lease_expires = ?, updated = ?, started = ?, finished = NULL,"
+    " staged = ?, lease_owner = ?, lease_expires = ?, updated = ?, started = ?, finished = NULL,"
     " touched = (SELECT COALESCE(MAX(touched), 0) + 1 FROM runs)"
     " WHERE id = ? AND attempt = ?"
 )
 UPDATE_RUN = (
-    "UPDATE runs SET state = ?, job_id = ?, error = ?, outputs = ?, lease_owner = ?,"
-    " lease_expires = ?, updated = ?, finished = COALESCE(?, finished),"
+    "UPDATE runs SET state = ?, job_id = ?, error = ?, outputs = ?, staged = ?,"
+    " lease_owner = ?, lease_expires = ?, updated = ?, finished = COALESCE(?, finished),"
     " touched = (SELECT COALESCE(MAX(touched), 0) + 1 FROM runs)"
     " WHERE id = ? AND attempt = ?"
 )
@@ -111,9 +111,16 @@ def plan_claim(existing: Run | None, request: ClaimRequest, now: datetime) -> Ru
             f" {existing.state} under a lease held by {existing.lease_owner!r}"
             f" until {existing.lease_expires.isoformat()}"
         )
+    if existing.state.active:
+        # Its owner died: the new attempt inherits the state, job id and staged outputs
+        # so it can reattach to the job or finish the publication instead of redoing it.
+        return dataclasses.replace(
+            existing, attempt=existing.attempt + 1, updated=now, error=None,
+            lease_owner=request.owner, lease_expires=expires,
+        )
     return dataclasses.replace(
         existing, state=RunState.RUNNING, attempt=existing.attempt + 1, updated=now,
-        inputs=request.inputs, outputs={}, job_id=None, error=None,
+        inputs=request.inputs, outputs={}, staged={}, job_id=None, error=None,
         lease_owner=request.owner, lease_expires=expires,
     )
 
@@ -137,13 +144,14 @@ def check_list_limit(limit: int) -> int:
 
 def _run(row: tuple[Any, ...]) -> Run:
     (rid, task_id, family, partition, fingerprint, state, attempt, job_id, error,
-     inputs, outputs, lease_owner, lease_expires, created, updated) = row
+     inputs, outputs, staged, lease_owner, lease_expires, created, updated) = row
     return Run(
         id=rid, task_id=task_id, family=family, partition=partition,
         fingerprint=fingerprint, state=RunState(state), attempt=attempt,
         created=parse_iso(created), updated=parse_iso(updated),
         inputs=tuple(InputRevision(*item) for item in json.loads(inputs)),
-        outputs=json.loads(outputs), job_id=job_id, error=error, lease_owner=lease_owner,
+        outputs=json.loads(outputs), staged=json.loads(staged), job_id=job_id, error=error,
+        lease_owner=lease_owner,
         lease_expires=None if lease_expires is None else parse_iso(lease_expires),
     )
 
@@ -163,16 +171,16 @@ def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> 
 
 def _write_claim(connection: sqlite3.Connection, old: Run | None, new: Run, now: str) -> None:
     inputs, outputs = _inputs_json(new.inputs), json.dumps(dict(new.outputs))
-    expires = _iso_or_none(new.lease_expires)
+    staged, expires = json.dumps(dict(new.staged)), _iso_or_none(new.lease_expires)
     if old is None:
         connection.execute(INSERT_RUN, (
             new.id, new.task_id, new.family, new.partition, new.fingerprint, new.state.value,
-            new.attempt, new.job_id, new.error, inputs, outputs, new.lease_owner, expires,
-            iso_ms(new.created), iso_ms(new.updated), now,
+            new.attempt, new.job_id, new.error, inputs, outputs, staged, new.lease_owner,
+            expires, iso_ms(new.created), iso_ms(new.updated), now,
         ))
         return
     connection.execute(RESTART_RUN, (
-        new.state.value, new.attempt, new.job_id, new.error, inputs, outputs,
+        new.state.value, new.attempt, new.job_id, new.error, inputs, outputs, staged,
         new.lease_owner, expires, iso_ms(new.updated), now, new.id, old.attempt,
     ))
 
@@ -251,7 +259,8 @@ class SqliteStateStore:
                 new = change(fenced(old, run_id, attempt), now)
                 connection.execute(UPDATE_RUN, (
                     new.state.value, new.job_id, new.error, json.dumps(dict(new.outputs)),
-                    new.lease_owner, _iso_or_none(new.lease_expires), iso_ms(now),
+                    json.dumps(dict(new.staged)), new.lease_owner,
+                    _iso_or_none(new.lease_expires), iso_ms(now),
                     iso_ms(now) if finish else None, run_id, attempt,
                 ))
                 return new
@@ -263,6 +272,17 @@ class SqliteStateStore:
             run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now),
             finish=False,
         )
+
+    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
+        refs = dict(staged)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, staged=refs, updated=now),
+            finish=False,
+        )
+
+    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
+        return await self._update(run_id, attempt, lambda r, now: renewed(r, now, lease),
+                                  finish=False)
 
     async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
         state = RunState(state)
@@ -287,6 +307,13 @@ class SqliteStateStore:
 
     async def aclose(self) -> None:
         await self._db.aclose()
+
+
+def renewed(run: Run, now: datetime, lease: timedelta) -> Run:
+    """``run`` with its lease extended; only an active run holds a lease."""
+    if not run.state.active:
+        raise RunConflict(f"run {run.id} is {run.state}: there is no lease to renew")
+    return dataclasses.replace(run, updated=now, lease_expires=now + lease)
 
 
 def finished(run: Run, now: datetime, **changes: Any) -> Run:

@@ -18,6 +18,7 @@ import anyio.lowlevel
 from orchestrator.duckdb_files import DUCKDB_TYPES
 from orchestrator.errors import (
     JobFailed,
+    JobLost,
     ObjectExists,
     ObjectNotFound,
     StorageError,
@@ -35,6 +36,7 @@ from orchestrator.state_sqlite import (
     fenced,
     finished,
     plan_claim,
+    renewed,
 )
 from orchestrator.tablespec import TableSpec
 from orchestrator.warehouse_duckdb import (
@@ -177,6 +179,15 @@ class InMemoryStateStore:
         return await self._update(
             run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now)
         )
+
+    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
+        refs = dict(staged)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, staged=refs, updated=now)
+        )
+
+    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
+        return await self._update(run_id, attempt, lambda r, now: renewed(r, now, lease))
 
     async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
         state = RunState(state)
@@ -356,6 +367,14 @@ class InMemoryStorage:
         """Nothing to release."""
 
 
+class ProcessCrashed(BaseException):  # named for what it simulates
+    """Raised by FakeJobRunner to stand for the orchestrator process dying mid-run.
+
+    A BaseException, like the SystemExit of a killed process, so the engine's error
+    handling does not clean up after it, exactly as after a real crash.
+    """
+
+
 def job_options(argv: Sequence[str]) -> dict[str, str]:
     """``--key=value`` arguments of a job command line."""
     return dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
@@ -377,14 +396,27 @@ class FakeJobRunner:
     write_outputs: bool = True
     gate: anyio.Event | None = None
     calls: list[list[str]] = dataclasses.field(default_factory=list)
+    job_names: list[str] = dataclasses.field(default_factory=list)
     running: int = 0
     most_running: int = 0
+    crash_after_start: bool = False
+    """Simulate this process dying once the job id is recorded (nothing cleans up)."""
+    reattachable: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Job ids an earlier process started that reattach() can follow, with their argv."""
+    reattached: list[str] = dataclasses.field(default_factory=list)
+    cancelled: list[str] = dataclasses.field(default_factory=list)
 
     async def run(
-        self, argv: Sequence[str], *, on_started: Callable[[str], Awaitable[None]]
+        self, argv: Sequence[str], *, job_name: str,
+        on_started: Callable[[str], Awaitable[None]],
     ) -> None:
         self.calls.append(list(argv))
-        await on_started(f"fake-{len(self.calls)}")
+        self.job_names.append(job_name)
+        job_id = f"fake-{len(self.calls)}"
+        await on_started(job_id)
+        if self.crash_after_start:
+            self.reattachable[job_id] = list(argv)
+            raise ProcessCrashed(job_id)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:
@@ -395,6 +427,15 @@ class FakeJobRunner:
                 raise JobFailed(self.fail_with)
         finally:
             self.running -= 1
+
+    async def reattach(self, job_id: str) -> None:
+        if job_id not in self.reattachable:
+            raise JobLost(f"{job_id} is not running any more")
+        self.reattached.append(job_id)
+        await self._write(job_options(self.reattachable.pop(job_id)))
+
+    async def cancel(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
 
     async def _write(self, given: Mapping[str, str]) -> None:
         for key, value in given.items():

@@ -140,12 +140,18 @@ def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None
     assert Path(str(latest["uri"]), "part").read_text().count("\n") == 10
 
     def final_rows() -> int:
+        # The daemon opens the file between polls; DuckDB lets one process in at a time.
         path = stack.cli.home / "warehouse" / "scio-playground.duckdb"
-        with duckdb.connect(str(path), read_only=True) as connection:
-            row = connection.execute(
-                "SELECT count(*) FROM charon.top_artists_daily20181031"
-            ).fetchone()
-            return int(row[0]) if row else 0
+        for _ in range(100):
+            try:
+                with duckdb.connect(str(path), read_only=True) as connection:
+                    row = connection.execute(
+                        "SELECT count(*) FROM charon.top_artists_daily20181031"
+                    ).fetchone()
+                    return int(row[0]) if row else 0
+            except duckdb.IOException:
+                time.sleep(0.1)
+        pytest.fail("the warehouse file stayed locked")
 
     assert final_rows() == 10
 

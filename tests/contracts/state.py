@@ -71,13 +71,50 @@ class StateStoreContract:
 
     async def test_expired_lease_is_taken_over(self, state: StateStore, clock: ManualClock) -> None:
         first = await claim(state, owner="worker-a")
+        await state.set_staged(first.id, 1, {"textOutput": "/out/x"})
         await state.set_job_id(first.id, 1, "job-1")
         clock.advance(LEASE + timedelta(seconds=1))
         second = await claim(state, owner="worker-b")
         assert (second.id, second.attempt, second.state) == (first.id, 2, RunState.RUNNING)
         assert second.lease_owner == "worker-b"
         assert second.lease_expires == clock.now + LEASE
-        assert second.job_id is None
+        # The new owner inherits what it needs to reattach to the job.
+        assert (second.job_id, dict(second.staged)) == ("job-1", {"textOutput": "/out/x"})
+        with pytest.raises(RunConflict):
+            await state.set_job_id(first.id, 1, "late write of the dead owner")
+
+    async def test_a_publishing_run_taken_over_stays_publishing(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        run = await claim(state)
+        await state.set_staged(run.id, 1, {"bqOutput": "p:_incoming_EU._t_1"})
+        await state.set_state(run.id, 1, RunState.PUBLISHING)
+        clock.advance(LEASE * 2)
+        taken = await claim(state, owner="worker-b")
+        assert (taken.state, taken.attempt) == (RunState.PUBLISHING, 2)
+        assert dict(taken.staged) == {"bqOutput": "p:_incoming_EU._t_1"}
+
+    async def test_a_failed_run_restarts_from_scratch(self, state: StateStore) -> None:
+        run = await claim(state)
+        await state.set_staged(run.id, 1, {"textOutput": "/out/x"})
+        await state.set_job_id(run.id, 1, "job-1")
+        await state.fail(run.id, 1, "boom")
+        again = await claim(state)
+        assert (again.attempt, again.job_id, dict(again.staged)) == (2, None, {})
+
+    async def test_renew_extends_the_lease_of_the_current_attempt_only(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        run = await claim(state, owner="worker-a")
+        clock.advance(LEASE / 2)
+        renewed = await state.renew(run.id, 1, LEASE)
+        assert renewed.lease_expires == clock.now + LEASE
+        clock.advance(LEASE * 3 / 4)
+        with pytest.raises(RunConflict):
+            await claim(state, owner="worker-b")
+        await state.succeed(run.id, 1, {})
+        with pytest.raises(RunConflict):
+            await state.renew(run.id, 1, LEASE)
 
     async def test_publishing_run_is_active_too(
         self, state: StateStore, clock: ManualClock

@@ -10,10 +10,11 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import Engine, Outcome, Report, Status
+from orchestrator.engine import Engine
 from orchestrator.model import RunState
 from orchestrator.params import IntParameter
 from orchestrator.ports import Column
+from orchestrator.report import Outcome, Report, Status
 from orchestrator.runcontext import RunContext
 from orchestrator.tablespec import TableSpec
 from orchestrator.targets import RegistryTarget

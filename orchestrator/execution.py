@@ -1,0 +1,172 @@
+"""Executing one claimed run: stage, produce, validate, publish, and resume after a crash.
+
+Where a run writes its outputs is recorded before its job starts, and the job's id
+before the engine waits on it. A process that takes over a run whose owner died
+(its lease expired) therefore finishes it instead of redoing it: it publishes what
+a job already produced, reattaches to a job still running, or — when the job cannot
+be followed — discards what was staged and launches again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from jobs.launcher import beam_command, job_name
+from orchestrator import commit
+from orchestrator.adapters import Adapters
+from orchestrator.config import BeamSettings
+from orchestrator.errors import CharonError, JobLost, RunConflict, UsageError
+from orchestrator.model import InputRevision, Run, RunState
+from orchestrator.ports import JobRunner
+from orchestrator.report import Outcome, Status
+from orchestrator.runcontext import RunContext
+from orchestrator.targets import Target
+from orchestrator.task import BeamJobTask, Task, outputs
+
+Inputs = Mapping[str, InputRevision]
+
+
+class Executor:
+    def __init__(
+        self,
+        adapters: Adapters,
+        *,
+        runner: JobRunner,
+        beam: BeamSettings,
+        lease: timedelta,
+        on_launch: Callable[[Task], None] | None = None,
+    ) -> None:
+        self._adapters = adapters
+        self._runner = runner
+        self._beam = beam
+        self._lease = lease
+        self._on_launch = on_launch
+        self._log = structlog.get_logger("charon.engine")
+
+    async def execute(self, task: Task, run: Run, inputs: Inputs) -> Outcome:
+        targets = outputs(task)
+        refs: dict[str, str] = dict(run.staged)
+        self._log.info("run resumed" if run.staged else "run started",
+                       fingerprint=run.fingerprint, state=run.state.value, job_id=run.job_id,
+                       inputs={k: i.revision_id for k, i in inputs.items()})
+        try:
+            async with self._leased(run):
+                await self._write_outputs(task, run, inputs, targets, refs)
+                published = await self._publish(run, inputs, targets, refs)
+            finished = await self._adapters.state.succeed(run.id, run.attempt, published)
+        except RunConflict as exc:
+            # Another worker took the run over: what is staged is now its to finish.
+            self._log.warning("run taken over by another worker", error=str(exc))
+            return Outcome(task.task_id, Status.FAILED, str(exc), run)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._abandon(run, targets, refs, "cancelled")
+            raise
+        except Exception as exc:  # any failure of user code fails the run
+            await self._abandon(run, targets, refs, str(exc))
+            return Outcome(task.task_id, Status.FAILED, str(exc), run)
+        self._log.info("run succeeded", published=published)
+        return Outcome(task.task_id, Status.DONE, run=finished, published=published)
+
+    @asynccontextmanager
+    async def _leased(self, run: Run) -> AsyncIterator[None]:
+        """Keep the run's lease alive while it executes, however long its job takes."""
+
+        async def renew() -> None:
+            while True:
+                await anyio.sleep(self._lease.total_seconds() / 3)
+                await self._adapters.state.renew(run.id, run.attempt, self._lease)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(renew)
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
+        except BaseExceptionGroup as errors:
+            # The renewer is only ever cancelled, so the one error is the run's own (or
+            # the renewer's RunConflict): raise it as itself for the handlers above.
+            if len(errors.exceptions) == 1:
+                raise errors.exceptions[0] from None
+            raise
+
+    async def _write_outputs(
+        self, task: Task, run: Run, inputs: Inputs, targets: Mapping[str, Target],
+        refs: dict[str, str],
+    ) -> None:
+        """Get the outputs written at ``refs``: inherited from a dead owner, or staged now.
+
+        ``refs`` is updated the moment new outputs are staged, so whoever cleans up
+        after a failure knows what to discard.
+        """
+        adapters = self._adapters
+        if refs and run.state is RunState.PUBLISHING:
+            return
+        if refs and run.job_id:
+            try:
+                self._log.info("reattaching to job", job_id=run.job_id)
+                await self._runner.reattach(run.job_id)
+            except JobLost as exc:
+                self._log.warning("cannot reattach, launching again", error=str(exc))
+            else:
+                return
+        if refs:
+            await commit.discard(targets, refs, warehouse=adapters.warehouse,
+                                 storage=adapters.storage)
+        refs.clear()
+        refs.update(await commit.stage(targets, warehouse=adapters.warehouse,
+                                       output_prefix=adapters.output_prefix))
+        await adapters.state.set_staged(run.id, run.attempt, refs)
+        await self._produce(task, run, inputs, refs)
+
+    async def _produce(self, task: Task, run: Run, inputs: Inputs, refs: dict[str, str]) -> None:
+        adapters = self._adapters
+        if self._on_launch:
+            self._on_launch(task)
+        if isinstance(task, BeamJobTask):
+            argv = beam_command(task, inputs=inputs, outputs=refs, beam=self._beam,
+                                job_options=adapters.warehouse.job_options())
+
+            async def record_job(job_id: str) -> None:
+                await adapters.state.set_job_id(run.id, run.attempt, job_id)
+
+            await self._runner.run(
+                argv, job_name=job_name(task.task_family, run.partition, run.fingerprint),
+                on_started=record_job,
+            )
+        elif type(task).run is not Task.run:
+            await task.run(RunContext(inputs, refs, adapters.storage, adapters.warehouse))
+        else:
+            raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
+
+    async def _publish(
+        self, run: Run, inputs: Inputs, targets: Mapping[str, Target], refs: dict[str, str]
+    ) -> dict[str, str]:
+        adapters = self._adapters
+        resuming = run.state is RunState.PUBLISHING
+        if not resuming:
+            await commit.validate(targets, refs, warehouse=adapters.warehouse,
+                                  storage=adapters.storage)
+            if targets:
+                await adapters.state.set_state(run.id, run.attempt, RunState.PUBLISHING)
+        return await commit.publish(
+            targets, refs, inputs=list(inputs.values()), run_id=run.id, resuming=resuming,
+            registry=adapters.registry, warehouse=adapters.warehouse,
+        )
+
+    async def _abandon(
+        self, run: Run, targets: Mapping[str, Target], refs: dict[str, str], error: str
+    ) -> None:
+        self._log.error("run failed", error=error)
+        await commit.discard(targets, refs, warehouse=self._adapters.warehouse,
+                             storage=self._adapters.storage)
+        try:
+            await self._adapters.state.fail(run.id, run.attempt, error)
+        except CharonError as exc:
+            self._log.error("could not record the failure", error=str(exc))

@@ -1,0 +1,53 @@
+"""What an evaluation found for each task, and the exit code it means."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from orchestrator.model import Run
+
+
+class Status(enum.StrEnum):
+    DONE = "done"  # ran now and published
+    COMPLETE = "complete"  # outputs already existed for the current fingerprint
+    AVAILABLE = "available"  # an external input that is there
+    MISSING = "missing"  # an external input that is not there yet
+    BLOCKED = "blocked"  # a dependency is missing or failed
+    WOULD_RUN = "would run"  # a dry run found everything it needs
+    FAILED = "failed"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Status.DONE, Status.COMPLETE, Status.AVAILABLE)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task_id: str
+    status: Status
+    detail: str = ""
+    run: Run | None = None
+    published: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    root: str
+    outcomes: Mapping[str, Outcome]
+
+    @property
+    def missing(self) -> list[str]:
+        return [o.detail for o in self.outcomes.values() if o.status is Status.MISSING]
+
+    @property
+    def exit_code(self) -> int:
+        """0 done or already complete, 20 inputs missing, 1 failed (Luigi's convention)."""
+        if self.outcomes[self.root].status.ok:
+            return 0
+        if self.missing and not any(
+            o.status is Status.FAILED for o in self.outcomes.values()
+        ):
+            return 20
+        return 1

@@ -1,0 +1,159 @@
+"""A restarted engine finishes what a crashed one started, without doing anything twice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
+from orchestrator.adapters import Adapters
+from orchestrator.config import load_settings
+from orchestrator.engine import Engine
+from orchestrator.model import Revision, Run, RunState
+from orchestrator.ports import Column
+from orchestrator.report import Status
+from orchestrator.tablespec import TableSpec
+from orchestrator.testing import (
+    FakeJobRunner,
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+    ManualClock,
+    ProcessCrashed,
+)
+
+LEASE = timedelta(minutes=10)
+JOB = TopArtistsJob(date="2018-10-31", top_n=10)
+OUTPUT = "di.golden.path.charon.top_artists"
+FINAL = TableSpec.parse("scio-playground:charon.top_artists_daily20181031")
+
+
+class CrashingRegistry(InMemoryRegistry):
+    """Dies (as a process would) on the first publish of the job's output."""
+
+    crash_next_output = True
+
+    async def publish(self, endpoint: str, partition: str, uri: str,
+                      lineage: Sequence[str] = ()) -> Revision:
+        if endpoint == OUTPUT and self.crash_next_output:
+            self.crash_next_output = False
+            raise ProcessCrashed("between the table move and the publish")
+        return await super().publish(endpoint, partition, uri, lineage)
+
+
+class CrashingStateStore(InMemoryStateStore):
+    """Dies right after publication, before the success is recorded."""
+
+    crash_next_success = False
+
+    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
+        if self.crash_next_success:
+            self.crash_next_success = False
+            raise ProcessCrashed("before recording success")
+        return await super().succeed(run_id, attempt, outputs)
+
+
+@dataclass
+class World:
+    clock: ManualClock
+    registry: CrashingRegistry
+    warehouse: InMemoryWarehouse
+    state: CrashingStateStore
+    runner: FakeJobRunner
+    adapters: Adapters
+
+    def engine(self) -> Engine:
+        return Engine(self.adapters, runner=self.runner, beam=load_settings({}).beam,
+                      max_concurrent_runs=2, lease=LEASE)
+
+    async def crash_once(self) -> None:
+        with pytest.raises(BaseExceptionGroup) as crashed:
+            await self.engine().run(JOB)
+        assert crashed.group_contains(ProcessCrashed)
+        self.clock.advance(LEASE + timedelta(seconds=1))
+
+    async def run(self) -> Run:
+        report = await self.engine().run(JOB)
+        outcome = report.outcomes[JOB.task_id]
+        assert outcome.status is Status.DONE, outcome.detail
+        [run] = await self.state.list_runs()
+        return run
+
+
+@pytest.fixture
+async def world() -> World:
+    clock = ManualClock()
+    registry, warehouse = CrashingRegistry(now=clock), InMemoryWarehouse(now=clock)
+    registry.crash_next_output = False
+    storage, state = InMemoryStorage(), CrashingStateStore(now=clock)
+    await warehouse.create_table(
+        TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031"),
+        [Column("track_gid", "STRING")], [("t1",)],
+    )
+    await registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
+    runner = FakeJobRunner(warehouse, storage)
+    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
+    return World(clock, registry, warehouse, state, runner, adapters)
+
+
+async def test_a_restarted_engine_reattaches_to_the_running_job(world: World) -> None:
+    world.runner.crash_after_start = True
+    await world.crash_once()
+    [crashed] = await world.state.list_runs()
+    assert (crashed.state, crashed.job_id) == (RunState.RUNNING, "fake-1")
+    assert crashed.staged  # recorded before the job started
+
+    world.runner.crash_after_start = False
+    run = await world.run()
+    assert world.runner.reattached == ["fake-1"]
+    assert len(world.runner.calls) == 1  # never a second job for the same run
+    assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
+    [revision] = await world.registry.list(OUTPUT, "2018-10-31")
+    assert revision.uri == crashed.staged["textOutput"]
+
+
+async def test_a_job_that_cannot_be_followed_is_cleaned_up_and_launched_again(
+    world: World,
+) -> None:
+    world.runner.crash_after_start = True
+    await world.crash_once()
+    [crashed] = await world.state.list_runs()
+    world.runner.reattachable.clear()  # the job died with its process
+    world.runner.crash_after_start = False
+    run = await world.run()
+    assert len(world.runner.calls) == 2
+    assert run.staged != crashed.staged
+    [revision] = await world.registry.list(OUTPUT, "2018-10-31")
+    assert revision.uri == run.staged["textOutput"]
+
+
+async def test_a_crash_between_the_move_and_the_publish_neither_copies_twice_nor_loses_it(
+    world: World,
+) -> None:
+    world.registry.crash_next_output = True
+    await world.crash_once()
+    [crashed] = await world.state.list_runs()
+    assert crashed.state is RunState.PUBLISHING
+    moved = await world.warehouse.table_info(FINAL)
+    assert moved is not None
+
+    run = await world.run()
+    assert len(world.runner.calls) == 1  # the job is not run again
+    again = await world.warehouse.table_info(FINAL)
+    assert again == moved  # the retried move found the first copy: no second copy
+    [revision] = await world.registry.list(OUTPUT, "2018-10-31")
+    assert run.outputs["textOutput"] == revision.id
+
+
+async def test_a_crash_after_publishing_reuses_the_revision(world: World) -> None:
+    world.state.crash_next_success = True
+    await world.crash_once()
+    [published] = await world.registry.list(OUTPUT, "2018-10-31")
+
+    run = await world.run()
+    assert await world.registry.list(OUTPUT, "2018-10-31") == [published]
+    assert run.outputs["textOutput"] == published.id
