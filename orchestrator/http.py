@@ -1,14 +1,34 @@
-"""Running an aiohttp application as a task of the process's task group."""
+"""Running an aiohttp application inside the process's task group."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
 from aiohttp import web
 
-from orchestrator.errors import CharonError
+from orchestrator.errors import ConfigError
+
+SHUTDOWN_SECONDS = 5.0
+
+
+@asynccontextmanager
+async def listening(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+    """Serve ``app`` for the duration of the block; yield the bound port (0 picks one)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_SECONDS)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+        yield int(runner.addresses[0][1])
+    finally:
+        with anyio.CancelScope(shield=True):
+            await runner.cleanup()
 
 
 async def serve(
@@ -19,20 +39,9 @@ async def serve(
     announce: Callable[[int], None] | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled; report the bound port (``port`` 0 picks a free one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise CharonError(f"cannot listen on {host}:{port}: {exc}") from exc
-        bound = int(runner.addresses[0][1])
+    """Serve until cancelled, as a task: reports the bound port once listening."""
+    async with listening(app, host, port) as bound:
         if announce is not None:
             announce(bound)
         task_status.started(bound)
         await anyio.sleep_forever()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await runner.cleanup()

@@ -25,6 +25,7 @@ import anyio
 import structlog
 from aiohttp import web
 
+from orchestrator import http
 from orchestrator import registry_http as wire  # the JSON forms, shared with the client
 from orchestrator.config import Settings
 from orchestrator.errors import (
@@ -47,7 +48,6 @@ DEFAULT_CHANGES_LIMIT = 1000
 # A long-poll also re-reads the store this often, so a publish made through another
 # replica of the service (sharing a PostgreSQL registry) is seen within this time.
 RECHECK_SECONDS = 5.0
-SHUTDOWN_SECONDS = 5.0  # requests in flight may finish within this on shutdown
 DRAIN_SECONDS = 5.0  # queued notifications may be delivered within this on shutdown
 NOTIFY_WORKERS = 4
 NOTIFY_TIMEOUT_SECONDS = 10.0
@@ -403,21 +403,13 @@ async def running_service(
 
 @asynccontextmanager
 async def _listening(handlers: Handlers, host: str, port: int) -> AsyncIterator[str]:
-    runner = web.AppRunner(build_app(handlers), access_log=None,
-                           shutdown_timeout=SHUTDOWN_SECONDS)
-    await runner.setup()
-    try:
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
-        bound_port = runner.addresses[0][1]
+    async with http.listening(build_app(handlers), host, port) as bound_port:
         shown = f"[{host}]" if ":" in host else host
-        yield f"http://{shown}:{bound_port}"
-    finally:
-        handlers.changed.close()  # long-polls answer now rather than hold the shutdown
-        with anyio.CancelScope(shield=True):
-            await runner.cleanup()
+        try:
+            yield f"http://{shown}:{bound_port}"
+        finally:
+            # Before the server's cleanup: long-polls answer now rather than hold it up.
+            handlers.changed.close()
 
 
 async def serve(registry: Registry, options: ServiceOptions, *, host: str, port: int,

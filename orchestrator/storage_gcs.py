@@ -12,7 +12,6 @@ whole. Listing is by plain prefix, as the Storage contract says.
 
 from __future__ import annotations
 
-import codecs
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 from gcloud.aio.storage.storage import SCOPES, init_api_root
 
+from orchestrator import textlines
 from orchestrator.errors import ObjectExists, ObjectNotFound, StorageError
 from orchestrator.gcp_http import GoogleApi, HttpStatusError, HttpUnavailable, Response
 from orchestrator.ports import ObjectInfo
@@ -133,17 +133,14 @@ class GcsStorage:
         size = int(metadata.get("size", 0))
         # Pinning the generation keeps every range from the same version of the object.
         generation = metadata.get("generation")
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        pending = ""
-        for start in range(0, size, RANGE_BYTES):
-            chunk = await self._range(uri, start, min(start + RANGE_BYTES, size) - 1, generation)
-            pending += _decode(decoder, chunk)
-            *lines, pending = pending.split("\n")
-            for line in lines:
-                yield line.removesuffix("\r")
-        pending += _decode(decoder, b"", final=True)
-        if pending:
-            yield pending.removesuffix("\r")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, size, RANGE_BYTES):
+                last = min(start + RANGE_BYTES, size) - 1
+                yield await self._range(uri, start, last, generation)
+
+        async for line in textlines.lines(chunks()):
+            yield line
 
     async def _range(self, uri: str, first: int, last: int, generation: object) -> bytes:
         bucket, name = _object_name(uri)
@@ -189,8 +186,3 @@ class GcsStorage:
             await self._api.session.close()
 
 
-def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:
-    try:
-        return decoder.decode(chunk, final)
-    except UnicodeDecodeError as exc:
-        raise StorageError(f"object is not UTF-8 text: {exc}") from exc

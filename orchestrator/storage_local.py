@@ -7,7 +7,6 @@ free, so a reader sees either no object or the whole object.
 
 from __future__ import annotations
 
-import codecs
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +17,7 @@ from typing import BinaryIO, TypeVar
 import anyio
 import anyio.to_thread
 
+from orchestrator import textlines
 from orchestrator.errors import ObjectExists, ObjectNotFound, StorageError
 from orchestrator.ports import ObjectInfo
 
@@ -162,17 +162,14 @@ class LocalStorage:
     async def read_lines(self, uri: str) -> AsyncIterator[str]:
         """Lines without their line ending, read chunk by chunk in worker threads."""
         handle = await self._thread(_open_for_lines, await self._path(uri))
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        pending = ""
-        try:
+
+        async def chunks() -> AsyncIterator[bytes]:
             while chunk := await self._thread(handle.read, CHUNK_BYTES):
-                pending += _decode(decoder, chunk)
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    yield line.removesuffix("\r")
-            pending += _decode(decoder, b"", final=True)
-            if pending:
-                yield pending.removesuffix("\r")
+                yield chunk
+
+        try:
+            async for line in textlines.lines(chunks()):
+                yield line
         finally:
             # Shielded: a cancelled reader must still release its file handle.
             with anyio.CancelScope(shield=True):
@@ -202,8 +199,3 @@ def _lexical(uri: str) -> Path:
     return Path(os.path.normpath(uri))
 
 
-def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:
-    try:
-        return decoder.decode(chunk, final)
-    except UnicodeDecodeError as exc:
-        raise StorageError(f"object is not UTF-8 text: {exc}") from exc

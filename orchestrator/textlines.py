@@ -1,0 +1,29 @@
+"""Text lines from byte chunks, however the chunks split lines and UTF-8 characters."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import AsyncIterator
+
+from orchestrator.errors import StorageError
+
+
+async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Each line without its ``\\n`` or ``\\r\\n``; a last line without one is kept."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""
+    async for chunk in chunks:
+        pending += _decode(decoder, chunk)
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            yield line.removesuffix("\r")
+    pending += _decode(decoder, b"", final=True)
+    if pending:
+        yield pending.removesuffix("\r")
+
+
+def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:
+    try:
+        return decoder.decode(chunk, final)
+    except UnicodeDecodeError as exc:
+        raise StorageError(f"object is not UTF-8 text: {exc}") from exc
