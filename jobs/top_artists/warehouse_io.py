@@ -19,8 +19,9 @@ BigQuery IO also uses. Three choices, by the options:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,10 @@ class WarehouseOptions:
 def read_table(spec: TableSpec, columns: Sequence[str], options: WarehouseOptions) -> RowsTransform:
     """A transform from the pipeline's start to the table's rows."""
     if options.duckdb_dir is not None:
-        return _ReadDuckDB(options.duckdb_dir, spec, tuple(columns))
+        return _ReadRows(spec, partial(duckdb_rows, options.duckdb_dir, columns=tuple(columns)))
     if options.bigquery_emulator:
-        return _ReadBigQueryRest(options.bigquery_emulator, spec, tuple(columns))
+        return _ReadRows(spec, partial(bigquery_rest_rows, options.bigquery_emulator,
+                                       columns=tuple(columns)))
     names = ", ".join(_bigquery_identifier(name) for name in columns)
     query = f"SELECT {names} FROM `{spec.project}.{spec.dataset}.{spec.table}`"  # noqa: S608
     return beam.io.ReadFromBigQuery(query=query, use_standard_sql=True)
@@ -72,9 +74,11 @@ def write_table(
 ) -> RowsTransform:
     """A transform replacing the table by the rows of its input PCollection."""
     if options.duckdb_dir is not None:
-        return _WriteDuckDB(options.duckdb_dir, spec, tuple(columns))
+        return _ReplaceTable(partial(replace_duckdb_table, options.duckdb_dir, spec,
+                                     tuple(columns)))
     if options.bigquery_emulator:
-        return _WriteBigQueryRest(options.bigquery_emulator, spec, tuple(columns))
+        return _ReplaceTable(partial(replace_bigquery_rest_table, options.bigquery_emulator,
+                                     spec, tuple(columns)))
     return _WriteBigQuery(spec, tuple(columns))
 
 
@@ -181,76 +185,39 @@ def _json_row(row: Row) -> Row:
     return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
 
 
-class _ReadDuckDB(beam.PTransform[PBegin, PCollection[Row]]):
-    def __init__(self, root: Path, spec: TableSpec, columns: tuple[str, ...]) -> None:
+class _ReadRows(beam.PTransform[PBegin, PCollection[Row]]):
+    """A table's rows, read by ``read(spec)`` when the pipeline runs.
+
+    Reading at run time, not when the pipeline is built, keeps construction free of
+    I/O and lets a failed read fail the run like any other step.
+    """
+
+    def __init__(self, spec: TableSpec, read: Callable[[TableSpec], Iterable[Row]]) -> None:
         super().__init__()
-        self._root = root
         self._spec = spec
-        self._columns = columns
+        self._read = read
 
     def expand(self, begin: PBegin) -> PCollection[Row]:
-        # Opening the file at run time, not when the pipeline is built, keeps
-        # construction free of I/O and lets the read fail as part of the run.
-        root, columns = self._root, self._columns
         rows: PCollection[Row] = (
-            begin
-            | "Spec" >> beam.Create([self._spec])
-            | "Rows" >> beam.FlatMap(lambda spec: duckdb_rows(root, spec, columns))
+            begin | "Spec" >> beam.Create([self._spec]) | "Rows" >> beam.FlatMap(self._read)
         )
         return rows
 
 
-class _WriteDuckDB(beam.PTransform[PCollection[Row], PCollection[None]]):
-    def __init__(self, root: Path, spec: TableSpec, columns: tuple[Column, ...]) -> None:
+class _ReplaceTable(beam.PTransform[PCollection[Row], PCollection[None]]):
+    """The table replaced by every row of the input, in one ``replace(rows)`` call.
+
+    One call with all the rows makes the replacement a single atomic step, and DuckDB
+    admits only one writing process per file at a time.
+    """
+
+    def __init__(self, replace: Callable[[list[Row]], None]) -> None:
         super().__init__()
-        self._root = root
-        self._spec = spec
-        self._columns = columns
+        self._replace = replace
 
     def expand(self, rows: PCollection[Row]) -> PCollection[None]:
-        # One writer call with every row: DuckDB admits one writing process per
-        # file, and a single transaction makes the replacement all-or-nothing.
-        root, spec, columns = self._root, self._spec, self._columns
         done: PCollection[None] = (
-            rows
-            | "Collect" >> combiners.ToList()
-            | "Replace" >> beam.Map(lambda batch: replace_duckdb_table(root, spec, columns, batch))
-        )
-        return done
-
-
-class _ReadBigQueryRest(beam.PTransform[PBegin, PCollection[Row]]):
-    def __init__(self, host: str, spec: TableSpec, columns: tuple[str, ...]) -> None:
-        super().__init__()
-        self._host = host
-        self._spec = spec
-        self._columns = columns
-
-    def expand(self, begin: PBegin) -> PCollection[Row]:
-        host, columns = self._host, self._columns
-        rows: PCollection[Row] = (
-            begin
-            | "Spec" >> beam.Create([self._spec])
-            | "Rows" >> beam.FlatMap(lambda spec: bigquery_rest_rows(host, spec, columns))
-        )
-        return rows
-
-
-class _WriteBigQueryRest(beam.PTransform[PCollection[Row], PCollection[None]]):
-    def __init__(self, host: str, spec: TableSpec, columns: tuple[Column, ...]) -> None:
-        super().__init__()
-        self._host = host
-        self._spec = spec
-        self._columns = columns
-
-    def expand(self, rows: PCollection[Row]) -> PCollection[None]:
-        # One create_table call with every row: a load plus one atomic replacement.
-        host, spec, columns = self._host, self._spec, self._columns
-        done: PCollection[None] = (
-            rows
-            | "Collect" >> combiners.ToList()
-            | "Replace"
-            >> beam.Map(lambda batch: replace_bigquery_rest_table(host, spec, columns, batch))
+            rows | "Collect" >> combiners.ToList() | "Replace" >> beam.Map(self._replace)
         )
         return done
 
