@@ -27,8 +27,9 @@ DATAFLOW_OPTIONS = (
     ("autoscaling_algorithm", "--autoscalingAlgorithm"),
     ("max_num_workers", "--maxNumWorkers"),
 )
+JOB_NAME_FLAG = "--jobName="
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_LOG_TAIL = 20
+LOG_TAIL = 20
 
 
 def job_name(task_family: str, partition: str, fingerprint: str) -> str:
@@ -47,11 +48,13 @@ def beam_command(
     outputs: Mapping[str, str],
     beam: BeamSettings,
     job_options: Sequence[str] = (),
+    job_name: str | None = None,
 ) -> list[str]:
     """The job's argument list.
 
-    Runner and Dataflow options first, then one ``--<key>=<ref>`` per requires() key
-    and per output() key in declaration order, then ``args()``.
+    Runner and Dataflow options first (with ``job_name``, ``--jobName`` last among them),
+    then one ``--<key>=<ref>`` per requires() key and per output() key in declaration
+    order, then ``args()``.
     """
     python = beam.python or sys.executable
     argv = [python, "-m", task.pipeline, f"--runner={beam.runner}"]
@@ -60,6 +63,8 @@ def beam_command(
             value = getattr(task, attribute) or getattr(beam, attribute)
             if value:
                 argv.append(f"{flag}={value}")
+        if job_name:
+            argv.append(f"{JOB_NAME_FLAG}{job_name}")
     argv.append("--blocking")
     argv.extend(job_options)
     for key, value in [*((k, i.ref) for k, i in inputs.items()), *outputs.items()]:
@@ -95,31 +100,50 @@ class SubprocessJobRunner:
         on_started: Callable[[str], Awaitable[None]],
     ) -> None:
         log = structlog.get_logger("charon.job")
-        tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
+        tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
         log.info("job starting", job_name=job_name, command=" ".join(argv))
-        try:
-            process = await anyio.open_process(
-                list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            )
-        except OSError as exc:
-            raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
+        process = await start_process(argv)
         job_id = f"local-{process.pid}"
         self._processes[job_id] = process
         try:
             async with process:
                 await on_started(job_id)
-                assert process.stdout is not None  # requested as a pipe above
-                async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
-                    tail.append(line)
-                    log.info("job log", line=line)
+                await stream_log(process, tail)
                 returncode = await process.wait()
         finally:
             del self._processes[job_id]
         if returncode != 0:
-            raise JobFailed(
-                f"job exited with code {returncode}; last output:\n" + "\n".join(tail)
-            )
+            raise JobFailed(f"job exited with code {returncode}; {log_tail(tail)}")
         log.info("job finished", returncode=returncode)
+
+
+async def start_process(argv: Sequence[str]) -> anyio.abc.Process:
+    """The job's process, its stderr merged into a stdout pipe for :func:`stream_log`."""
+    try:
+        return await anyio.open_process(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    except OSError as exc:
+        raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
+
+
+async def stream_log(
+    process: anyio.abc.Process,
+    tail: collections.deque[str],
+    on_line: Callable[[str], None] | None = None,
+) -> None:
+    """Copy the job's output into the log line by line until it closes, keeping a tail."""
+    log = structlog.get_logger("charon.job")
+    assert process.stdout is not None  # start_process asks for a pipe
+    async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
+        tail.append(line)
+        log.info("job log", line=line)
+        if on_line is not None:
+            on_line(line)
+
+
+def log_tail(tail: collections.deque[str]) -> str:
+    return "last output:\n" + "\n".join(tail)
 
 
 async def _lines(chunks: TextReceiveStream) -> AsyncIterator[str]:

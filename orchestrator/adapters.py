@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from orchestrator.config import Settings
+from orchestrator.database_pg import PostgresDatabase
 from orchestrator.gcp_http import new_session
-from orchestrator.ports import Registry, StateStore, Storage, Warehouse
+from orchestrator.ports import Database, Registry, StateStore, Storage, Warehouse
 from orchestrator.registry_http import HttpRegistry
 from orchestrator.registry_pg import PostgresRegistry
 from orchestrator.registry_sqlite import SqliteRegistry
@@ -29,6 +30,17 @@ class Adapters:
     state: StateStore
     output_prefix: str
     """Where registry outputs without a ``uri_prefix`` of their own are written."""
+    database: Database | None = None
+    """The PostgreSQL database CopyToTable tasks load into; None without postgres.dsn."""
+    data_prefix: str = ""
+    """What relative StorageTarget URIs (Luigi's ``data/...``) are resolved against."""
+
+
+def data_prefix(settings: Settings) -> str:
+    """The storage root; GCS has none, so input data lives beside the outputs' prefix."""
+    if settings.storage.kind == "local":
+        return str(settings.storage.root)
+    return settings.storage.output_prefix
 
 
 async def _build_registry(settings: Settings) -> Registry:
@@ -87,4 +99,9 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
         stack.push_async_callback(state.aclose)
         warehouse, storage = await _warehouse_and_storage(settings, stack)
         prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")
-        yield Adapters(registry, warehouse, storage, state, prefix)
+        database: Database | None = None
+        if settings.postgres.dsn:
+            database = await PostgresDatabase.open(settings.postgres.dsn)
+            stack.push_async_callback(database.aclose)
+        yield Adapters(registry, warehouse, storage, state, prefix, database,
+                       data_prefix(settings))

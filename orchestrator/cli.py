@@ -10,16 +10,17 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import structlog
 
-from jobs import sample_data
-from jobs.launcher import SubprocessJobRunner
+from jobs import sample_data, sample_streams
+from jobs.runners import open_job_runner
 from orchestrator import registry_service, render
 from orchestrator.adapters import Adapters, open_adapters, open_registry
 from orchestrator.cli_daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
 from orchestrator.engine import build_engine
 from orchestrator.errors import CharonError, ConfigError, UsageError
-from orchestrator.intervals import parse_day
+from orchestrator.intervals import DateInterval, parse_day, parse_interval
 from orchestrator.log import configure_logging
+from orchestrator.params import BoolParameter
 from orchestrator.ports import Registry
 from orchestrator.task import Task, load_task_class
 
@@ -98,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(command=None, registry_command=cmd_registry_serve)
 
     sample = commands.add_parser("sample-data", help="write a realistic day of input data")
-    sample.add_argument("--date", required=True, type=_day, help="the day, e.g. 2018-10-31")
+    sample.add_argument("--date", type=_day,
+                        help="the day of EndContentFact and TrackEntity, e.g. 2018-10-31")
+    sample.add_argument("--streams", action="store_true",
+                        help="write the Luigi example's daily Streams TSV files instead")
+    sample.add_argument("--date-interval", type=_interval,
+                        help="with --streams: the days, in any Luigi spelling (2012-07)")
     sample.add_argument("--events", type=_positive, default=100_000, help="stream events")
     sample.add_argument("--seed", type=int, default=None, help="random seed (default: the date)")
     sample.add_argument("--new-revision", action="store_true",
@@ -128,8 +134,11 @@ def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
     parser = argparse.ArgumentParser(prog=f"charon run --module {module} {family}",
                                      exit_on_error=False, add_help=False)
     for name, parameter in task_class.parameters().items():
+        # A BoolParameter is a flag, as in Luigi (--use-spark); --use-spark=false works too.
+        is_flag = isinstance(parameter, BoolParameter)
         parser.add_argument(parameter.flag, f"--{name}", dest=name, default=None,
-                            help=parameter.description)
+                            help=parameter.description, nargs="?" if is_flag else None,
+                            const="true" if is_flag else None)
     try:
         values, unknown = parser.parse_known_args(argv)
     except argparse.ArgumentError as exc:
@@ -147,6 +156,13 @@ def _day(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _interval(text: str) -> DateInterval:
+    try:
+        return parse_interval(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
@@ -156,9 +172,9 @@ def _positive(text: str) -> int:
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    engine = build_engine(adapters, settings, SubprocessJobRunner(),
-                          max_concurrent_runs=args.workers)
-    report = await engine.run(args.task)
+    async with open_job_runner(settings) as runner:
+        engine = build_engine(adapters, settings, runner, max_concurrent_runs=args.workers)
+        report = await engine.run(args.task)
     print(render.report(report))
     return report.exit_code
 
@@ -199,6 +215,10 @@ async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
 
 async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
+    if args.streams:
+        return await _sample_streams(args, settings, adapters)
+    if args.date is None:
+        raise UsageError("sample-data needs --date (or --streams --date-interval)")
     day = parse_day(args.date)
     log = structlog.get_logger("charon.sample_data")
     existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
@@ -225,4 +245,18 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     else:
         print(render.revisions([revision]))
         print(f"created table {sample.track_entity_spec}")
+    return EXIT_OK
+
+
+async def _sample_streams(args: argparse.Namespace, settings: Settings,
+                          adapters: Adapters) -> int:
+    if args.date_interval is None:
+        raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
+    written = await sample_streams.write_streams(
+        args.date_interval, events=args.events,
+        seed=sample_streams.DEFAULT_SEED if args.seed is None else args.seed,
+        storage=adapters.storage, data_prefix=adapters.data_prefix,
+    )
+    for item in written:
+        print(f"{'wrote' if item.created else 'exists'} {item.uri}")
     return EXIT_OK

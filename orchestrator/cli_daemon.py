@@ -1,4 +1,4 @@
-"""``charon daemon`` and ``charon explain``: the reactive side of the CLI."""
+"""``charon daemon``, ``charon explain`` and ``charon cancel``: the reactive side of the CLI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio.abc
 
-from jobs.launcher import SubprocessJobRunner
+from jobs.runners import open_job_runner
 from orchestrator import render
 from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
@@ -31,27 +31,29 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     daemon.set_defaults(command=cmd_daemon)
     explain = task_command(commands, "explain", "say why a run has not fired")
     explain.set_defaults(command=cmd_explain)
+    cancel = task_command(commands, "cancel", "cancel the task's running run and its job")
+    cancel.set_defaults(command=cmd_cancel)
 
 
 async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     check_loadable(settings.workflows, utc_today())
     host = args.host or settings.daemon.host
     port = settings.daemon.port if args.port is None else args.port
-    daemon = Daemon(
-        settings, adapters,
-        lambda on_launch: build_engine(adapters, settings, SubprocessJobRunner(),
-                                       on_launch=on_launch),
-    )
-    app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
-                     max_body_bytes=settings.daemon.max_body_bytes)
+    async with open_job_runner(settings) as runner:
+        daemon = Daemon(
+            settings, adapters,
+            lambda on_launch: build_engine(adapters, settings, runner, on_launch=on_launch),
+        )
+        app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
+                         max_body_bytes=settings.daemon.max_body_bytes)
 
-    async def serve_http(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-        def announce(bound: int) -> None:
-            print(f"daemon listening on http://{host}:{bound}", flush=True)
+        async def serve_http(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            def announce(bound: int) -> None:
+                print(f"daemon listening on http://{host}:{bound}", flush=True)
 
-        await serve(app, host, port, announce=announce, task_status=task_status)
+            await serve(app, host, port, announce=announce, task_status=task_status)
 
-    await daemon.run(serve_http)
+        await daemon.run(serve_http)
     return 0
 
 
@@ -61,8 +63,29 @@ async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Ad
     )
     policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs if workflow
                     else True)
-    engine = build_engine(adapters, settings, SubprocessJobRunner())
-    report = await engine.run(args.task, policy)
+    async with open_job_runner(settings) as runner:  # a dry run: it launches nothing
+        report = await build_engine(adapters, settings, runner).run(args.task, policy)
     running = await adapters.state.list_runs(state=RunState.RUNNING, limit=10_000)
     print(render.explanation(report, running, settings, workflow))
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    """Cancel the task's running run: its job first, then the run, under its attempt."""
+    task_id = args.task.task_id
+    run = await adapters.state.latest(task_id)
+    if run is None or run.state is not RunState.RUNNING:
+        why = "it has no run" if run is None else f"its latest run {run.id} is {run.state}"
+        if run is not None and run.state is RunState.PUBLISHING:
+            why += ": its job is over and its outputs are being published"
+        print(f"nothing to cancel for {task_id}: {why}")
+        return 1
+    if run.job_id:
+        async with open_job_runner(settings) as runner:
+            await runner.cancel(run.job_id)
+    # Failing the run under its attempt fences its owner out: the owner's next write
+    # (a lease renewal at the latest) is refused and it stops the job it runs.
+    await adapters.state.fail(run.id, run.attempt, "cancelled by the user")
+    job = f", job {run.job_id}" if run.job_id else " (no job recorded yet)"
+    print(f"cancelled {task_id}: run {run.id} attempt {run.attempt}{job}")
     return 0

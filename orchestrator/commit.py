@@ -3,6 +3,12 @@
 Nothing a run writes is visible before it succeeded: tables are written to a
 staging table and moved to the final table by one atomic copy; text outputs are
 written under a fresh random URI that becomes visible only as a published revision.
+
+A PostgreSQL table (``PostgresTable``, Luigi's CopyToTable) is the exception that
+proves the rule: the run's own transaction — COPY plus marker row — *is* the atomic
+publication, so its stage is just a name, validate checks the marker committed,
+publish has nothing left to do and discard nothing to remove (a failed transaction
+rolled back). Storage objects (``StorageTarget``) are inputs only.
 """
 
 from __future__ import annotations
@@ -13,11 +19,18 @@ from datetime import UTC, datetime
 
 import structlog
 
-from orchestrator.errors import CharonError, OutputInvalid
+from orchestrator.errors import CharonError, OutputInvalid, UsageError
 from orchestrator.model import InputRevision
-from orchestrator.ports import Registry, Storage, Warehouse
+from orchestrator.ports import Database, Registry, Storage, Warehouse
 from orchestrator.tablespec import TableSpec
-from orchestrator.targets import RegistryTarget, Target, WarehouseTable
+from orchestrator.targets import (
+    PostgresTable,
+    RegistryTarget,
+    StorageTarget,
+    Target,
+    WarehouseTable,
+)
+from sensors.database import require
 
 
 def folder(uri: str) -> str:
@@ -39,6 +52,13 @@ async def stage(
     for key, target in targets.items():
         if isinstance(target, RegistryTarget):
             refs[key] = fresh_uri(output_prefix, target)
+        elif isinstance(target, PostgresTable):
+            refs[key] = target.table  # the run's transaction publishes it in place
+        elif isinstance(target, StorageTarget):
+            raise UsageError(
+                f"output {key!r}: {target} is an input target; write outputs to a "
+                "RegistryTarget, which publishes them atomically with lineage"
+            )
         else:
             refs[key] = str(await warehouse.staging_table(target.spec))
     return refs
@@ -46,12 +66,17 @@ async def stage(
 
 async def validate(
     targets: Mapping[str, Target], refs: Mapping[str, str], *, warehouse: Warehouse,
-    storage: Storage,
+    storage: Storage, database: Database | None = None,
 ) -> None:
     for key, target in targets.items():
         if isinstance(target, RegistryTarget):
             if not await storage.list(folder(refs[key])):
                 raise OutputInvalid(f"output {key!r}: the job wrote nothing under {refs[key]}")
+        elif isinstance(target, PostgresTable):
+            if await require(database, target).marker(target.table, target.marker) is None:
+                raise OutputInvalid(f"output {key!r}: the run did not load {target}")
+        elif isinstance(target, StorageTarget):
+            continue  # refused by stage()
         elif await warehouse.table_info(TableSpec.parse(refs[key])) is None:
             raise OutputInvalid(f"output {key!r}: the job did not write {refs[key]}")
 
@@ -84,6 +109,8 @@ async def publish(
                                                         f"{run_id}:{staging}")
             await warehouse.drop_table(staging)
             published[key] = f"{info.spec}@{info.last_modified.isoformat()}"
+        elif isinstance(target, PostgresTable):
+            published[key] = f"{target.table}#{target.marker}"  # committed by the run
     lineage = [i.revision_id for i in inputs]
     for key, target in targets.items():
         if isinstance(target, RegistryTarget):
@@ -112,8 +139,9 @@ async def discard(
         try:
             if isinstance(target, WarehouseTable):
                 await warehouse.drop_table(TableSpec.parse(refs[key]))
-            else:
+            elif isinstance(target, RegistryTarget):
                 await storage.delete_prefix(folder(refs[key]))
+            # A PostgresTable load that failed rolled back: nothing to remove.
         except CharonError as exc:
             log.warning("could not discard staged output", output=key, ref=refs[key],
                         error=str(exc))

@@ -84,6 +84,13 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class PostgresSettings:
+    """The database CopyToTable tasks load into; empty dsn: none."""
+
+    dsn: str
+
+
+@dataclass(frozen=True)
 class BeamSettings:
     runner: str
     python: str
@@ -93,6 +100,12 @@ class BeamSettings:
     temp_location: str
     autoscaling_algorithm: str
     max_num_workers: int
+
+
+@dataclass(frozen=True)
+class DataflowSettings:
+    api_root: str
+    poll_interval_ms: int
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,9 @@ class Settings:
     registry_service: RegistryServiceSettings
     warehouse: WarehouseSettings
     storage: StorageSettings
+    postgres: PostgresSettings
     beam: BeamSettings
+    dataflow: DataflowSettings
     engine: EngineSettings
     daemon: DaemonSettings
     log: LogSettings
@@ -269,6 +284,8 @@ def _build(raw: dict[str, Any]) -> Settings:
     for key in ("max_concurrent_runs", "lease_seconds"):
         if raw["engine"][key] < 1:
             raise ConfigError(f"engine.{key} must be at least 1")
+    if raw["dataflow"]["poll_interval_ms"] < 1:
+        raise ConfigError("dataflow.poll_interval_ms must be at least 1")
     sections: dict[str, object] = {"home": home}
     for name, klass in _SECTION_TYPES.items():
         values = {f.name: raw[name][f.name] for f in fields(klass)}
@@ -298,7 +315,9 @@ _SECTION_TYPES: dict[str, type] = {
     "registry_service": RegistryServiceSettings,
     "warehouse": WarehouseSettings,
     "storage": StorageSettings,
+    "postgres": PostgresSettings,
     "beam": BeamSettings,
+    "dataflow": DataflowSettings,
     "engine": EngineSettings,
     "daemon": DaemonSettings,
     "log": LogSettings,

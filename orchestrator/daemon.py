@@ -32,6 +32,7 @@ from orchestrator.task import Task
 from orchestrator.watch import Root, Trigger, Watchlist
 from sensors.polling import PollSchedule, poll_forever
 from sensors.registry import RegistryFeed
+from sensors.storage import StorageWatch
 from sensors.warehouse import TableWatch
 
 _TRIGGERED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -103,8 +104,11 @@ class Daemon:
         self._send = send
         feed = RegistryFeed(self.adapters.registry, send)
         tables = TableWatch(self.adapters.warehouse, lambda: self.watch.datasets, send)
+        objects = StorageWatch(self.adapters.storage, self.adapters.data_prefix,
+                               lambda: self.watch.objects, send)
         polls = [partial(poll_forever, "registry", feed.poll_once, schedule, self.metrics),
-                 partial(poll_forever, "warehouse", tables.poll_once, schedule, self.metrics)]
+                 partial(poll_forever, "warehouse", tables.poll_once, schedule, self.metrics),
+                 partial(poll_forever, "storage", objects.poll_once, schedule, self.metrics)]
         with send, receive:
             await self._run_all(serve, receive, polls, task_status)
         self._log.info("daemon stopped")
@@ -184,7 +188,8 @@ class Daemon:
             self.metrics.triggers.inc(source=trigger.source)
             for root in trigger.roots:
                 self.watch.add(root)
-            for root in self.watch.roots_for(trigger.keys) | set(trigger.roots):
+            named = {self.watch.canonical(root) for root in trigger.roots}
+            for root in self.watch.roots_for(trigger.keys) | named:
                 self.schedule(root, trigger.received or None)
 
     async def _watch_window(self) -> None:
@@ -267,7 +272,7 @@ class Daemon:
         state = self.roots.get(root, RootState())
         report = state.report
         status: dict[str, Any] = {
-            "workflow": root.workflow, "partition": root.day.isoformat(),
+            "workflow": root.workflow, "partition": self.watch.task(root).partition_label,
             "task": self.watch.task(root).task_id, "evaluating": state.evaluating,
             "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
             "error": state.error,

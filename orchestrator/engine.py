@@ -19,6 +19,7 @@ from datetime import timedelta
 import anyio
 import structlog
 
+from jobs.launcher import SubprocessJobRunner
 from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings, Settings
 from orchestrator.errors import RunConflict
@@ -67,11 +68,13 @@ class Engine:
         lease: timedelta,
         owner: str | None = None,
         on_launch: Callable[[Task], None] | None = None,
+        local_runner: JobRunner | None = None,
     ) -> None:
         self._adapters = adapters
-        self._sensors = Sensors(adapters.registry, adapters.warehouse)
+        self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
+                                data_prefix=adapters.data_prefix, database=adapters.database)
         self._executor = Executor(adapters, runner=runner, beam=beam, lease=lease,
-                                  on_launch=on_launch)
+                                  on_launch=on_launch, local_runner=local_runner)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
         self._lease = lease
         self._owner = owner or worker_id()
@@ -204,9 +207,14 @@ def build_engine(
     max_concurrent_runs: int | None = None,
     on_launch: Callable[[Task], None] | None = None,
 ) -> Engine:
-    """The engine as the settings describe it."""
+    """The engine as the settings describe it.
+
+    ``runner`` runs Beam jobs; spark-submit jobs always run as local subprocesses,
+    even when Beam jobs go to Dataflow.
+    """
     return Engine(
         adapters, runner=runner, beam=settings.beam,
         max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
         lease=timedelta(seconds=settings.engine.lease_seconds), on_launch=on_launch,
+        local_runner=SubprocessJobRunner(),
     )

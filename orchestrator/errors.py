@@ -68,6 +68,10 @@ class ObjectExists(StorageError):
     """A create-only write found the object already there."""
 
 
+class DatabaseError(AdapterError):
+    """The PostgreSQL database tasks load tables into could not be read or written."""
+
+
 class AuthError(CharonError):
     """A request is not authenticated: missing or wrong token, bad or stale signature."""
 

@@ -17,6 +17,7 @@ import anyio
 import structlog
 
 from jobs.launcher import beam_command, job_name
+from jobs.spark_launcher import spark_command
 from orchestrator import commit
 from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings
@@ -26,7 +27,7 @@ from orchestrator.ports import JobRunner
 from orchestrator.report import Outcome, Status
 from orchestrator.runcontext import RunContext
 from orchestrator.targets import Target
-from orchestrator.task import BeamJobTask, Task, outputs
+from orchestrator.task import BeamJobTask, SparkSubmitTask, Task, outputs
 
 Inputs = Mapping[str, InputRevision]
 
@@ -40,9 +41,14 @@ class Executor:
         beam: BeamSettings,
         lease: timedelta,
         on_launch: Callable[[Task], None] | None = None,
+        local_runner: JobRunner | None = None,
     ) -> None:
+        """``runner`` runs Beam jobs (wherever the Beam runner runs them); ``local_runner``
+        runs jobs that always run on this machine (spark-submit), ``runner`` if not given.
+        """
         self._adapters = adapters
         self._runner = runner
+        self._local_runner = local_runner or runner
         self._beam = beam
         self._lease = lease
         self._on_launch = on_launch
@@ -111,11 +117,17 @@ class Executor:
         if refs and run.job_id:
             try:
                 self._log.info("reattaching to job", job_id=run.job_id)
-                await self._runner.reattach(run.job_id)
+                await self._runner_for(task).reattach(run.job_id)
             except JobLost as exc:
                 self._log.warning("cannot reattach, launching again", error=str(exc))
             else:
                 return
+        if refs and not run.job_id and isinstance(task, BeamJobTask):
+            # The dead owner may have submitted the job before recording its id. The
+            # same deterministic name and the same locations let a runner that finds
+            # jobs by name attach to it; a job relaunched here writes the same places.
+            await self._produce(task, run, inputs, refs)
+            return
         if refs:
             await commit.discard(targets, refs, warehouse=adapters.warehouse,
                                  storage=adapters.storage)
@@ -125,23 +137,29 @@ class Executor:
         await adapters.state.set_staged(run.id, run.attempt, refs)
         await self._produce(task, run, inputs, refs)
 
+    def _runner_for(self, task: Task) -> JobRunner:
+        return self._local_runner if isinstance(task, SparkSubmitTask) else self._runner
+
     async def _produce(self, task: Task, run: Run, inputs: Inputs, refs: dict[str, str]) -> None:
         adapters = self._adapters
         if self._on_launch:
             self._on_launch(task)
+        context = RunContext(inputs, refs, adapters.storage, adapters.warehouse,
+                             adapters.database)
+        name = job_name(task.task_family, run.partition, run.fingerprint)
+
+        async def record_job(job_id: str) -> None:
+            await adapters.state.set_job_id(run.id, run.attempt, job_id)
+
         if isinstance(task, BeamJobTask):
             argv = beam_command(task, inputs=inputs, outputs=refs, beam=self._beam,
-                                job_options=adapters.warehouse.job_options())
-
-            async def record_job(job_id: str) -> None:
-                await adapters.state.set_job_id(run.id, run.attempt, job_id)
-
-            await self._runner.run(
-                argv, job_name=job_name(task.task_family, run.partition, run.fingerprint),
-                on_started=record_job,
-            )
+                                job_options=adapters.warehouse.job_options(), job_name=name)
+            await self._runner.run(argv, job_name=name, on_started=record_job)
+        elif isinstance(task, SparkSubmitTask):
+            argv = spark_command(task, context, job_name=name, python=self._beam.python)
+            await self._local_runner.run(argv, job_name=name, on_started=record_job)
         elif type(task).run is not Task.run:
-            await task.run(RunContext(inputs, refs, adapters.storage, adapters.warehouse))
+            await task.run(context)
         else:
             raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
 
@@ -152,7 +170,7 @@ class Executor:
         resuming = run.state is RunState.PUBLISHING
         if not resuming:
             await commit.validate(targets, refs, warehouse=adapters.warehouse,
-                                  storage=adapters.storage)
+                                  storage=adapters.storage, database=adapters.database)
             if targets:
                 await adapters.state.set_state(run.id, run.attempt, RunState.PUBLISHING)
         return await commit.publish(

@@ -43,6 +43,33 @@ class DateInterval:
     def last_day(self) -> date:
         return self.end - timedelta(days=1)
 
+    @property
+    def date_a(self) -> date:
+        """Luigi's name for the first day."""
+        return self.start
+
+    @property
+    def date_b(self) -> date:
+        """Luigi's name for the end: the day after the last, as in Luigi."""
+        return self.end
+
+
+PERIODS = ("day", "week", "month", "year")
+
+
+def period_interval(period: str, day: date) -> DateInterval:
+    """The interval of ``period`` containing ``day``, spelled the way Luigi spells it."""
+    if period == "day":
+        return _parse(day.isoformat())
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return _parse(f"{year:04d}-W{week:02d}")
+    if period == "month":
+        return _parse(f"{day:%Y-%m}")
+    if period == "year":
+        return _parse(f"{day:%Y}")
+    raise UsageError(f"unknown period {period!r}: expected one of {', '.join(PERIODS)}")
+
 
 def parse_day(text: str) -> date:
     match = _DAY.match(text)

@@ -117,6 +117,35 @@ class Storage(Protocol):
     async def aclose(self) -> None: ...
 
 
+PgColumn = tuple[str, str]
+"""A PostgreSQL column as Luigi's CopyToTable declares it: (name, SQL type)."""
+
+
+class Database(Protocol):
+    """A PostgreSQL database that tasks load tables into (Luigi's CopyToTable).
+
+    A load is marked done by a row keyed by the task's id in a marker table, written in
+    the same transaction as the rows: both land together, or neither does.
+    """
+
+    async def marker(self, table: str, key: str) -> datetime | None:
+        """When the load ``key`` into ``table`` was committed; None if it never was."""
+
+    async def copy_with_marker(
+        self, table: str, columns: Sequence[PgColumn],
+        rows: Iterable[Sequence[object]], key: str,
+    ) -> bool:
+        """Create the table if needed, COPY the rows and insert the marker, in ONE transaction.
+
+        Return False (and change nothing) when the marker is already there.
+        """
+
+    async def read_rows(self, table: str, limit: int | None = None) -> list[dict[str, object]]:
+        """The table's rows in physical order (for ``charon show`` and tests)."""
+
+    async def aclose(self) -> None: ...
+
+
 class StateStore(Protocol):
     """Runs, unique on (task id, fingerprint), guarded by leases and fencing tokens.
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import anyio
 import asyncpg
 
+from orchestrator import pg
 from orchestrator.errors import ConfigError, RegistryError, UnknownRevision
 from orchestrator.model import Revision
 from orchestrator.registry_sqlite import check_limit, check_publish, utc_now
@@ -28,8 +28,6 @@ Clock = Callable[[], datetime]
 SCHEMA = "charon_registry"
 MIGRATIONS = "registry_pg"
 POOL_MAX_SIZE = 10
-CONNECT_TIMEOUT_SECONDS = 10.0
-CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 def _lock_key(name: str) -> int:
@@ -74,11 +72,8 @@ SELECT_CHANGES = (
 
 @contextmanager
 def _converted(action: str) -> Iterator[None]:
-    """Vendor and network errors become RegistryError here, at the adapter's edge."""
-    try:
+    with pg.converted(RegistryError, f"cannot {action} the PostgreSQL registry"):
         yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        raise RegistryError(f"cannot {action} the PostgreSQL registry: {exc}") from exc
 
 
 def _revision(row: asyncpg.Record) -> Revision:
@@ -114,21 +109,19 @@ async def migrate(connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) 
 class PostgresRegistry:
     """Registry over a PostgreSQL database; build it with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool, now: Clock = utc_now) -> None:
+    def __init__(self, pool: pg.Pool, now: Clock = utc_now) -> None:
         self._pool = pool
         self._now = now
-        self._closed = False
 
     @classmethod
     async def open(cls, dsn: str, *, now: Clock = utc_now) -> PostgresRegistry:
         """Connect a pool to ``dsn`` and bring the schema up to date."""
         if not dsn:
             raise ConfigError('registry.kind = "postgres" needs registry.dsn')
-        with _converted("connect to"):
-            pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=POOL_MAX_SIZE, timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings={"search_path": SCHEMA},
-            )
+        pool = await pg.Pool.open(
+            dsn, error=RegistryError, name="the PostgreSQL registry", min_size=1,
+            max_size=POOL_MAX_SIZE, server_settings={"search_path": SCHEMA},
+        )
         try:
             with _converted("migrate"):
                 async with pool.acquire() as connection:
@@ -192,16 +185,7 @@ class PostgresRegistry:
         return [(row["version"], row["name"], row["applied"]) for row in rows]
 
     def _acquire(self) -> asyncpg.pool.PoolAcquireContext:
-        if self._closed:
-            raise RegistryError("the PostgreSQL registry is closed")
         return self._pool.acquire()
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # Lets calls in flight finish, within bounds; then the sockets are cut.
-        with anyio.move_on_after(CLOSE_TIMEOUT_SECONDS, shield=True) as scope:
-            await self._pool.close()
-        if scope.cancelled_caught:
-            self._pool.terminate()
+        await self._pool.aclose()

@@ -9,7 +9,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import ObjectNotFound
 from orchestrator.model import Revision, Run
 from orchestrator.report import Report, Status
-from orchestrator.targets import RegistryTarget
+from orchestrator.targets import PostgresTable, RegistryTarget, StorageTarget
 from orchestrator.task import Task, outputs
 from orchestrator.workflows import WorkflowSettings
 
@@ -47,6 +47,8 @@ async def task_outputs(task: Task, adapters: Adapters, *, limit: int) -> str:
     for key, target in outputs(task).items():
         if isinstance(target, RegistryTarget):
             sections.append(await _registry_output(key, target, adapters, limit))
+        elif isinstance(target, PostgresTable | StorageTarget):
+            sections.append(await _other_output(key, target, adapters, limit))
         else:
             rows = await adapters.warehouse.read_rows(target.spec, limit=limit)
             body = [
@@ -54,6 +56,19 @@ async def task_outputs(task: Task, adapters: Adapters, *, limit: int) -> str:
             ] or ["(no such table)"]
             sections.append("\n".join([f"{key}: {target.spec}", *body]))
     return "\n\n".join(sections)
+
+
+async def _other_output(key: str, target: PostgresTable | StorageTarget, adapters: Adapters,
+                        limit: int) -> str:
+    if isinstance(target, StorageTarget):
+        return f"{key}: {target.resolve(adapters.data_prefix)}"
+    if adapters.database is None or await adapters.database.marker(
+        target.table, target.marker
+    ) is None:
+        return f"{key}: {target} not loaded"
+    rows = await adapters.database.read_rows(target.table, limit=limit)
+    body = ["\t".join(str(value) for value in row.values()) for row in rows]
+    return "\n".join([f"{key}: {target}", *body])
 
 
 async def _registry_output(key: str, target: RegistryTarget, adapters: Adapters,
@@ -64,11 +79,16 @@ async def _registry_output(key: str, target: RegistryTarget, adapters: Adapters,
     header = [f"{key}: {target.endpoint} {target.partition}", revisions([revision])]
     if revision.lineage:
         header.append("lineage: " + ", ".join(revision.lineage))
+    # The Beam job writes one "part"; other tasks (Spark, in process) write part-* files.
+    listed = await adapters.storage.list(revision.uri.rstrip("/") + "/")
+    parts = [i.uri for i in listed if i.uri.rpartition("/")[2].startswith("part")]
     try:
-        text = (await adapters.storage.read(f"{revision.uri}/part")).decode()
+        text = (await adapters.storage.read(parts[0])).decode() if parts else ""
     except ObjectNotFound:
+        parts = []
+    if not parts:
         return "\n".join([*header, "(no part file)"])
-    return "\n".join([*header, f"{revision.uri}/part:", *text.splitlines()[:limit]])
+    return "\n".join([*header, f"{parts[0]}:", *text.splitlines()[:limit]])
 
 
 def explanation(

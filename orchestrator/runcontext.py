@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from orchestrator.errors import ConfigError
 from orchestrator.model import InputRevision
-from orchestrator.ports import Storage, Warehouse
+from orchestrator.ports import Database, Storage, Warehouse
+
+_GLOB = set("*?[")
 
 
 @dataclass(frozen=True)
 class RunContext:
     """``inputs`` by requires() key; ``outputs`` maps output() keys to where to write.
 
-    An output ref is a fresh storage URI (registry outputs) or a staging table spec
-    (warehouse outputs); the engine publishes them only after ``run()`` returns.
+    An output ref is a fresh storage URI (registry outputs), a staging table spec
+    (warehouse outputs) or a table name (PostgreSQL outputs, which the run loads in
+    one transaction itself); the engine publishes them only after ``run()`` returns.
     """
 
     inputs: Mapping[str, InputRevision]
     outputs: Mapping[str, str]
     storage: Storage
     warehouse: Warehouse
+    database: Database | None = None
+
+    async def files(self, key: str) -> list[str]:
+        """The objects an input stands for: its ref, or what its ``<folder>/<glob>`` matches.
+
+        A registry input's ref is ``<revision uri>/<pattern>`` (``part-*`` for a folder
+        of part files, as Spark writes them); sorted, so reading order is stable.
+        """
+        ref = self.inputs[key].ref
+        folder, _, pattern = ref.rpartition("/")
+        if not _GLOB & set(pattern):
+            return [ref]
+        listed = await self.storage.list(folder + "/")
+        return [
+            info.uri for info in listed
+            if info.uri.rpartition("/")[0] == folder
+            and fnmatch.fnmatchcase(info.uri.rpartition("/")[2], pattern)
+        ]
+
+    async def lines(self, key: str) -> AsyncIterator[str]:
+        """Every line of every file of one input, streamed: no file is loaded whole."""
+        for uri in await self.files(key):
+            async for line in self.storage.read_lines(uri):
+                yield line
+
+    def require_database(self) -> Database:
+        if self.database is None:
+            raise ConfigError(
+                "this task loads into PostgreSQL: set postgres.dsn in the config"
+                " or CHARON_POSTGRES__DSN in the environment"
+            )
+        return self.database

@@ -317,7 +317,12 @@ def renewed(run: Run, now: datetime, lease: timedelta) -> Run:
 
 
 def finished(run: Run, now: datetime, **changes: Any) -> Run:
-    """A terminal version of ``run``: the lease is released."""
+    """A terminal version of ``run``: the lease is released.
+
+    An attempt ends once: the first outcome recorded (say, a user's cancel) stands.
+    """
+    if not run.state.active:
+        raise RunConflict(f"run {run.id} attempt {run.attempt} already {run.state}")
     return dataclasses.replace(
         run, updated=now, lease_owner=None, lease_expires=None, **changes
     )

@@ -6,9 +6,11 @@ configured adapters, so a workflow never names a backend.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from orchestrator import validate
+from orchestrator.errors import InvalidIdentifier, UsageError
 from orchestrator.tablespec import TableSpec
 
 
@@ -56,4 +58,69 @@ class WarehouseTable:
         return f"table {self.spec}"
 
 
-Target = RegistryTarget | WarehouseTable
+@dataclass(frozen=True)
+class StorageTarget:
+    """One object in storage (the seed's ``LocalTarget`` of an external input).
+
+    ``uri`` is absolute (``gs://bucket/path``, ``/path``) or relative, like Luigi's
+    ``LocalTarget("data/...")``: relative URIs are resolved against the storage's data
+    prefix (the local storage root; on GCS, ``storage.output_prefix``). Input only:
+    outputs go to a registry target, which makes them atomic and gives them lineage.
+    """
+
+    uri: str
+
+    def __post_init__(self) -> None:
+        if not self.uri or any(c in self.uri for c in "\n\r\0") or ".." in self.uri.split("/"):
+            raise InvalidIdentifier(f"invalid storage URI {self.uri!r}")
+        if self.uri.startswith(("gs://", "/")):
+            validate.uri(self.uri)
+
+    def resolve(self, data_prefix: str) -> str:
+        """The absolute URI, a relative one joined to ``data_prefix``."""
+        if self.uri.startswith(("gs://", "/")):
+            return self.uri
+        if not data_prefix:
+            raise UsageError(f"{self.uri} is relative but no storage data prefix is configured")
+        return f"{data_prefix.rstrip('/')}/{self.uri}"
+
+    def __str__(self) -> str:
+        return f"storage {self.uri}"
+
+
+# Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.
+_PG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?$")
+
+
+def pg_identifier(name: str) -> str:
+    """A PostgreSQL table name as charon accepts it: ``table`` or ``schema.table``."""
+    if not _PG_NAME.match(name):
+        raise InvalidIdentifier(
+            f"invalid PostgreSQL table {name!r}: lower-case letters, digits and '_',"
+            " optionally schema.table"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class PostgresTable:
+    """A PostgreSQL table loaded once per task (the seed's ``PostgresTarget``).
+
+    It exists when its marker row (``marker``, the loading task's id) is in the marker
+    table: the rows and the marker are written in one transaction, so either both are
+    there or neither is.
+    """
+
+    table: str
+    marker: str
+
+    def __post_init__(self) -> None:
+        pg_identifier(self.table)
+        if not self.marker or len(self.marker) > 1000:
+            raise InvalidIdentifier(f"invalid marker {self.marker!r}: 1 to 1000 characters")
+
+    def __str__(self) -> str:
+        return f"postgres table {self.table} marked {self.marker}"
+
+
+Target = RegistryTarget | WarehouseTable | StorageTarget | PostgresTable

@@ -123,6 +123,23 @@ class BeamJobTask(Task):
     max_num_workers: ClassVar[int | None] = None
 
 
+class SparkSubmitTask(Task):
+    """A Spark application launched with ``spark-submit`` (Luigi's ``SparkSubmitTask``).
+
+    ``app`` is the application's file, ``master`` the cluster (``local[*]`` runs on this
+    machine) and ``conf`` extra ``--conf`` pairs. ``app_options(context)`` gives the
+    application's arguments; ``context.inputs`` and ``context.outputs`` are where the
+    seed's ``self.input()`` and ``self.output().path`` point. No run() to write.
+    """
+
+    app: ClassVar[str]
+    master: ClassVar[str] = "local[*]"
+    conf: ClassVar[Mapping[str, str]] = {}
+
+    def app_options(self, context: RunContext) -> list[str]:
+        return []
+
+
 class LookupDaily(ExternalTask):
     """A day's partition of a registry endpoint (the seed's Hades ``LookupDaily``)."""
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio.lowlevel
 
+from orchestrator.database_pg import check_load
 from orchestrator.duckdb_files import DUCKDB_TYPES
 from orchestrator.errors import (
     JobFailed,
@@ -27,7 +28,7 @@ from orchestrator.errors import (
     WarehouseError,
 )
 from orchestrator.model import InputRevision, Revision, Run, RunState, TableInfo
-from orchestrator.ports import Column, ObjectInfo
+from orchestrator.ports import Column, ObjectInfo, PgColumn
 from orchestrator.registry_sqlite import check_limit, check_publish
 from orchestrator.sqlite import truncate_ms
 from orchestrator.state_sqlite import (
@@ -362,6 +363,51 @@ class InMemoryStorage:
         for uri in doomed:
             del self._objects[uri]
         return len(doomed)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryDatabase:
+    """Loads in dicts, with the PostgreSQL adapter's rules (``check_load``).
+
+    ``fail_after_copy`` stands for a crash between COPY and commit: the load raises
+    before anything becomes visible, as the transaction's rollback guarantees there.
+    """
+
+    def __init__(self, now: Clock = utc_now) -> None:
+        self._now = now
+        self.tables: dict[str, list[tuple[object, ...]]] = {}
+        self.columns: dict[str, list[str]] = {}
+        self.markers: dict[tuple[str, str], datetime] = {}
+        self.fail_after_copy = False
+
+    async def marker(self, table: str, key: str) -> datetime | None:
+        await anyio.lowlevel.checkpoint()
+        return self.markers.get((table, key))
+
+    async def copy_with_marker(
+        self, table: str, columns: Sequence[PgColumn],
+        rows: Iterable[Sequence[object]], key: str,
+    ) -> bool:
+        check_load(table, columns, key)
+        await anyio.lowlevel.checkpoint()
+        if (table, key) in self.markers:
+            return False
+        copied = [tuple(row) for row in rows]
+        if any(len(row) != len(columns) for row in copied):
+            raise WarehouseError(f"every row of {table} must have {len(columns)} values")
+        if self.fail_after_copy:
+            raise ProcessCrashed(f"crashed after copying into {table}")
+        self.columns.setdefault(table, [name for name, _ in columns])
+        self.tables.setdefault(table, []).extend(copied)
+        self.markers[(table, key)] = self._now()
+        return True
+
+    async def read_rows(self, table: str, limit: int | None = None) -> list[dict[str, object]]:
+        await anyio.lowlevel.checkpoint()
+        names = self.columns.get(table, [])
+        return [dict(zip(names, row, strict=True)) for row in self.tables.get(table, [])[:limit]]
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -49,7 +49,7 @@ STAGING_EXPIRATION_MS = 24 * 60 * 60 * 1000
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _JOB_WAIT_SECONDS = 600.0
 _PAGE_ROWS = 10_000
-_LIST_CONCURRENCY = 8
+LIST_CONCURRENCY = 8  # table reads in flight while listing a dataset
 Row = dict[str, object]
 
 
@@ -105,9 +105,11 @@ class BigQueryWarehouse:
     """Tables in BigQuery; staging in ``_incoming_<location>`` with a 1-day expiration."""
 
     def __init__(
-        self, api: GoogleApi, api_root: str, *, project: str, location: str, owns_session: bool
+        self, api: GoogleApi, api_root: str, *, project: str, location: str, owns_session: bool,
+        list_concurrency: int = LIST_CONCURRENCY,
     ) -> None:
         self._api = api
+        self._list_concurrency = list_concurrency
         self._root = api_root.rstrip("/")
         # Uploads live beside the API: .../bigquery/v2 → .../upload/bigquery/v2.
         self._upload_root = self._root.replace("/bigquery/v2", "/upload/bigquery/v2")
@@ -123,12 +125,14 @@ class BigQueryWarehouse:
         location: str,
         session: aiohttp.ClientSession | None = None,
         api_root: str | None = None,
+        list_concurrency: int = LIST_CONCURRENCY,
     ) -> BigQueryWarehouse:
         """``project`` runs (and pays for) the jobs; empty: each table's own project."""
         emulated, root = init_api_root(api_root)
         owns = session is None
         api = GoogleApi(session or aiohttp.ClientSession(), emulated=emulated, scopes=SCOPES)
-        return cls(api, root, project=project, location=location, owns_session=owns)
+        return cls(api, root, project=project, location=location, owns_session=owns,
+                   list_concurrency=list_concurrency)
 
     # -- requests ---------------------------------------------------------------
 
@@ -251,7 +255,7 @@ class BigQueryWarehouse:
         TableSpec(project, dataset, "_")  # validates both identifiers before any request
         specs = [s async for s in self._table_specs(project, dataset)]
         found: dict[TableSpec, TableInfo] = {}
-        limiter = anyio.CapacityLimiter(_LIST_CONCURRENCY)
+        limiter = anyio.CapacityLimiter(self._list_concurrency)
 
         async def one(spec: TableSpec) -> None:
             async with limiter:

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from orchestrator.graph import resolve
-from orchestrator.targets import RegistryTarget, Target, WarehouseTable
+from orchestrator.targets import (
+    PostgresTable,
+    RegistryTarget,
+    StorageTarget,
+    Target,
+    WarehouseTable,
+)
 from orchestrator.task import Task, outputs
 from orchestrator.workflows import WorkflowSettings
 
@@ -34,9 +40,18 @@ def table_key(spec: str) -> str:
     return f"table:{spec}"
 
 
+def storage_key(uri: str) -> str:
+    """An object's key, from the target's own spelling of its URI (maybe relative)."""
+    return f"storage:{uri}"
+
+
 def target_key(target: Target) -> str:
     if isinstance(target, RegistryTarget):
         return registry_key(target.endpoint, target.partition)
+    if isinstance(target, StorageTarget):
+        return storage_key(target.uri)
+    if isinstance(target, PostgresTable):
+        return f"postgres:{target.table}:{target.marker}"
     return table_key(str(target.spec))
 
 
@@ -46,21 +61,27 @@ class Watchlist:
         self._tasks: dict[Root, Task] = {}
         self._roots_by_key: dict[str, set[Root]] = defaultdict(set)
         self._tables: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._objects: set[StorageTarget] = set()
 
     def refresh(self, today: date) -> list[Root]:
         """Add the roots that today's windows bring in; return the new ones."""
         added = [
             Root(name, day)
             for name, workflow in self.workflows.items()
-            for day in workflow.days(today)
+            for day in workflow.partition_days(today)
             if Root(name, day) not in self._tasks
         ]
         for root in added:
             self.add(root)
         return added
 
+    def canonical(self, root: Root) -> Root:
+        """The root of the period containing ``root.day`` (its first day)."""
+        return Root(root.workflow, self.workflows[root.workflow].partition_day(root.day))
+
     def add(self, root: Root) -> Task:
         """Watch one root (also one outside its window, when a run is requested)."""
+        root = self.canonical(root)
         if root not in self._tasks:
             task = self.workflows[root.workflow].task_for(root.day)
             self._tasks[root] = task
@@ -69,10 +90,12 @@ class Watchlist:
                 if isinstance(target, WarehouseTable):
                     spec = target.spec
                     self._tables[(spec.project, spec.dataset)].add(str(spec))
+                elif isinstance(target, StorageTarget):
+                    self._objects.add(target)
         return self._tasks[root]
 
     def task(self, root: Root) -> Task:
-        return self._tasks[root]
+        return self._tasks[self.canonical(root)]
 
     @property
     def roots(self) -> list[Root]:
@@ -86,6 +109,11 @@ class Watchlist:
 
     def watches(self, key: str) -> bool:
         return key in self._roots_by_key
+
+    @property
+    def objects(self) -> set[StorageTarget]:
+        """The watched storage objects."""
+        return set(self._objects)
 
     @property
     def datasets(self) -> dict[tuple[str, str], set[str]]:

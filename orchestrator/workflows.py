@@ -8,13 +8,15 @@ from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.errors import CharonError, ConfigError
-from orchestrator.intervals import parse_day
+from orchestrator.intervals import PERIODS, parse_day, period_interval
+from orchestrator.params import DateIntervalParameter
 from orchestrator.task import Task, load_task_class
 
 POLICIES = ("rerun", "ignore")
 _FIELDS = {
     "name": str, "module": str, "task": str, "params": dict, "partition_param": str,
     "lookback_days": int, "start": str, "end": str, "policy": str, "max_concurrent_runs": int,
+    "period": str,
 }
 _REQUIRED = ("module", "task")
 
@@ -31,6 +33,9 @@ class WorkflowSettings:
     end: str = ""
     policy: str = "rerun"
     max_concurrent_runs: int = 2
+    period: str = "day"
+    """"week", "month" or "year": one root per interval overlapping the window, whose
+    task gets the interval (Luigi's spelling) and fires when its last day arrives."""
 
     @property
     def rerun_late_inputs(self) -> bool:
@@ -42,9 +47,21 @@ class WorkflowSettings:
         first = parse_day(self.start) if self.start else last - timedelta(days=self.lookback_days)
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
+    def partition_day(self, day: date) -> date:
+        """The first day of the period containing ``day``: what identifies its root."""
+        return period_interval(self.period, day).start
+
+    def partition_days(self, today: date) -> list[date]:
+        """The first day of every period overlapping today's window."""
+        return sorted({self.partition_day(day) for day in self.days(today)})
+
     def task_for(self, day: date) -> Task:
         task_class = load_task_class(self.module, self.task)
-        return task_class(**dict(self.params), **{self.partition_param: day})
+        parameter = task_class.parameters().get(self.partition_param)
+        value: object = day
+        if self.period != "day" or isinstance(parameter, DateIntervalParameter):
+            value = period_interval(self.period, day)
+        return task_class(**dict(self.params), **{self.partition_param: value})
 
 
 def parse_workflows(raw: object) -> tuple[WorkflowSettings, ...]:
@@ -87,6 +104,8 @@ def _params(raw: Mapping[str, object], where: str) -> tuple[tuple[str, str | int
 
 
 def _check(workflow: WorkflowSettings, where: str) -> None:
+    if workflow.period not in PERIODS:
+        raise ConfigError(f"{where}.period = {workflow.period!r}: expected one of {PERIODS}")
     if workflow.policy not in POLICIES:
         raise ConfigError(f"{where}.policy = {workflow.policy!r}: expected one of {POLICIES}")
     if workflow.lookback_days < 0 or workflow.max_concurrent_runs < 1:

@@ -41,7 +41,6 @@ class TableWatch:
         self._datasets = datasets
         self._send = send
         self._seen: dict[str, datetime] = {}
-        self._listed: set[tuple[str, str]] = set()
 
     async def poll_once(self) -> bool:
         changed: list[str] = []
@@ -52,11 +51,10 @@ class TableWatch:
                 if info.spec in specs and self._seen.get(info.spec) != info.last_modified
             ]
             self._seen.update((i.spec, i.last_modified) for i in tables if i.spec in specs)
-            # The first listing is the baseline: the daemon's start-up sweep has
-            # already evaluated everything that existed then.
-            if dataset in self._listed:
-                changed.extend(fresh)
-            self._listed.add(dataset)
+            # The first listing reports everything it finds too: a table written
+            # between the start-up sweep and this listing must not go unnoticed, and
+            # evaluating a root that is already complete does nothing.
+            changed.extend(fresh)
         if changed:
             keys = tuple(table_key(spec) for spec in changed)
             await self._send.send(Trigger("warehouse", keys, received=time.perf_counter()))

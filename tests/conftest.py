@@ -1,3 +1,9 @@
 """Fixtures every test module may use: the real services (see tests/services.py)."""
 
+import pytest
+
+# The contract suites live outside test modules; rewrite their asserts so a failure
+# shows the values, as in any test.
+pytest.register_assert_rewrite("tests.contracts")
+
 pytest_plugins = ["tests.services"]

@@ -63,6 +63,7 @@ _BEAM_OPTIONS: dict[str, tuple[str, type]] = {
     "tempLocation": ("temp_location", str),
     "autoscalingAlgorithm": ("autoscaling_algorithm", str),
     "maxNumWorkers": ("max_num_workers", int),
+    "jobName": ("job_name", str),
 }
 
 Artist = tuple[str, str]  # (artist_gid, artist_name)

@@ -43,8 +43,12 @@ NO_PRECONDITIONS = (
 def _bigquery(root: str, session: aiohttp.ClientSession | None = None) -> Awaitable[
     BigQueryWarehouse
 ]:
+    # bqemulator answers every request through one shared DuckDB connection, so two
+    # requests in flight can read each other's result sets (a count of another table):
+    # against it, tables are read one at a time. Real BigQuery has no such limit.
     return BigQueryWarehouse.open(
-        project="scio-playground", location="EU", session=session, api_root=root
+        project="scio-playground", location="EU", session=session, api_root=root,
+        list_concurrency=1,
     )
 
 

@@ -80,3 +80,15 @@ def test_keys_that_cannot_be_arguments_are_refused() -> None:
     with pytest.raises(UsageError, match="cannot be a job argument"):
         beam_command(TopArtistsJob(date="2018-10-31", top_n=1), inputs=bad, outputs={},
                      beam=beam)
+
+
+def test_dataflow_jobs_are_named_after_their_run() -> None:
+    # The seed's line above has no --jobName (Luigi let Dataflow pick one); charon passes
+    # the run's deterministic name, so a restarted charon can find the job again.
+    beam = replace(load_settings({}).beam, runner="DataflowRunner", python="python3")
+    task = TopArtistsJob(date="2018-10-31", top_n=100)
+    argv = beam_command(task, inputs=INPUTS, outputs=OUTPUTS, beam=beam, job_name="charon-x")
+    assert argv[10:12] == ["--jobName=charon-x", "--blocking"]
+    direct = beam_command(task, inputs=INPUTS, outputs=OUTPUTS,
+                          beam=replace(beam, runner="DirectRunner"), job_name="charon-x")
+    assert not any(arg.startswith("--jobName") for arg in direct)

@@ -18,7 +18,7 @@ from orchestrator.report import Outcome, Report, Status
 from orchestrator.runcontext import RunContext
 from orchestrator.tablespec import TableSpec
 from orchestrator.targets import RegistryTarget
-from orchestrator.task import Task, WrapperTask
+from orchestrator.task import SparkSubmitTask, Task, WrapperTask
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -217,3 +217,20 @@ def test_exit_codes_follow_luigi() -> None:
     assert report(Status.BLOCKED, Status.MISSING).exit_code == 20
     assert report(Status.BLOCKED, Status.MISSING, Status.FAILED).exit_code == 1
     assert report(Status.FAILED).exit_code == 1
+
+
+class SparkApp(SparkSubmitTask):
+    app = "/apps/aggregate.py"
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget("charon.spark.out", "2018-10-31")
+
+
+async def test_spark_jobs_run_locally_whatever_runs_beam_jobs(world: World) -> None:
+    local = FakeJobRunner(world.warehouse, world.storage)
+    engine = Engine(world.adapters, runner=world.runner, beam=load_settings({}).beam,
+                    max_concurrent_runs=1, lease=timedelta(hours=1), local_runner=local)
+    await engine.run(SparkApp())
+    assert world.runner.calls == []
+    [argv] = local.calls
+    assert "/apps/aggregate.py" in argv

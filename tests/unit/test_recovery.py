@@ -157,3 +157,25 @@ async def test_a_crash_after_publishing_reuses_the_revision(world: World) -> Non
     run = await world.run()
     assert await world.registry.list(OUTPUT, "2018-10-31") == [published]
     assert run.outputs["textOutput"] == published.id
+
+
+async def test_a_crash_before_the_job_id_was_recorded_relaunches_to_the_same_places(
+    world: World,
+) -> None:
+    """A job submitted just before the crash can then be found by its name."""
+    real_set_job_id = world.state.set_job_id
+
+    async def crash_instead(run_id: str, attempt: int, job_id: str) -> Run:
+        raise ProcessCrashed("before the job id was recorded")
+
+    world.state.set_job_id = crash_instead  # type: ignore[method-assign]
+    await world.crash_once()
+    [crashed] = await world.state.list_runs()
+    assert crashed.staged
+    assert crashed.job_id is None
+
+    world.state.set_job_id = real_set_job_id  # type: ignore[method-assign]
+    run = await world.run()
+    assert len(world.runner.calls) == 2
+    assert world.runner.job_names[0] == world.runner.job_names[1]
+    assert run.staged == crashed.staged

@@ -1,0 +1,31 @@
+"""The database sensor: has this table been loaded by this task (Luigi's marker table)."""
+
+from __future__ import annotations
+
+from orchestrator.errors import ConfigError
+from orchestrator.model import InputRevision
+from orchestrator.ports import Database
+from orchestrator.targets import PostgresTable
+
+NO_DATABASE = (
+    "{target} needs a PostgreSQL database: set postgres.dsn in the config"
+    " or CHARON_POSTGRES__DSN in the environment"
+)
+
+
+def require(database: Database | None, target: PostgresTable) -> Database:
+    if database is None:
+        raise ConfigError(NO_DATABASE.format(target=target))
+    return database
+
+
+class DatabaseSensor:
+    def __init__(self, database: Database | None) -> None:
+        self._database = database
+
+    async def lookup(self, key: str, target: PostgresTable) -> InputRevision | None:
+        inserted = await require(self._database, target).marker(target.table, target.marker)
+        if inserted is None:
+            return None
+        return InputRevision(key=key, ref=target.table,
+                             revision_id=f"{target.table}#{target.marker}@{inserted.isoformat()}")

@@ -1,0 +1,16 @@
+"""A task run on the fake Dataflow: the top-artists job's shape, the fake pipeline.
+
+``charon run --module tests.dataflow_tasks FakeDataflowTopArtists --date D --top-n N``
+with ``beam.runner = "DataflowRunner"`` and ``dataflow.api_root`` at a
+tests/fake_dataflow.py server.
+"""
+
+from __future__ import annotations
+
+from jobs.top_artists import TopArtistsJob
+
+
+class FakeDataflowTopArtists(TopArtistsJob):
+    """TopArtistsJob's requires(), output() and Dataflow options; the pipeline is a fake."""
+
+    pipeline = "tests.fake_dataflow_pipeline"

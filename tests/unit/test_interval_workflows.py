@@ -1,0 +1,177 @@
+"""Luigi's interval spellings, interval workflows in the daemon, the CLI's flags, spark-submit."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, timedelta
+
+import anyio
+import pytest
+
+from jobs.sample_streams import streams_day
+from jobs.spark_launcher import spark_command
+from jobs.top_artists_example import (
+    TOP_ARTISTS,
+    AggregateArtists,
+    AggregateArtistsSpark,
+    Streams,
+    Top10Artists,
+)
+from orchestrator.adapters import Adapters
+from orchestrator.cli import parse_task
+from orchestrator.config import load_settings
+from orchestrator.daemon import Daemon
+from orchestrator.engine import build_engine
+from orchestrator.errors import ConfigError, UsageError
+from orchestrator.intervals import parse_interval, period_interval
+from orchestrator.model import InputRevision
+from orchestrator.runcontext import RunContext
+from orchestrator.testing import (
+    FakeJobRunner,
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+)
+from orchestrator.watch import Root
+from orchestrator.workflows import WorkflowSettings, parse_workflows
+
+
+def days(first: str, last: str) -> list[date]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+@pytest.mark.parametrize(
+    ("spelling", "first", "last"),
+    [
+        ("2012-06", "2012-06-01", "2012-06-30"),
+        ("2012-W05", "2012-01-30", "2012-02-05"),
+        ("2012", "2012-01-01", "2012-12-31"),
+        ("2012-06-01-2012-06-30", "2012-06-01", "2012-06-30"),
+        ("2012-06-05", "2012-06-05", "2012-06-05"),
+        ("2012-02", "2012-02-01", "2012-02-29"),
+    ],
+)
+def test_each_luigi_spelling_resolves_to_its_days(spelling: str, first: str, last: str) -> None:
+    interval = parse_interval(spelling)
+    assert list(interval) == days(first, last)
+    assert str(interval) == spelling
+    assert (interval.date_a, interval.date_b) == (date.fromisoformat(first),
+                                                  date.fromisoformat(last) + timedelta(days=1))
+    task = AggregateArtists(date_interval=spelling)
+    assert task.requires() == [Streams(date=day) for day in days(first, last)]
+    assert task.task_id == f"AggregateArtists(date_interval={spelling})"
+
+
+@pytest.mark.parametrize("bad", ["2012-13", "2012-W54", "2012-06-30-2012-06-01", "June"])
+def test_bad_intervals_are_usage_errors(bad: str) -> None:
+    with pytest.raises(UsageError, match="invalid date interval"):
+        AggregateArtists(date_interval=bad)
+
+
+def test_each_period_gives_the_interval_containing_a_day() -> None:
+    day = date(2012, 7, 4)
+    assert str(period_interval("day", day)) == "2012-07-04"
+    assert str(period_interval("week", day)) == "2012-W27"
+    assert str(period_interval("month", day)) == "2012-07"
+    assert str(period_interval("year", day)) == "2012"
+    with pytest.raises(UsageError):
+        period_interval("fortnight", day)
+
+
+def test_an_interval_workflow_has_one_root_per_period_overlapping_its_window() -> None:
+    workflow = WorkflowSettings(name="top10", module="jobs.top_artists_example",
+                                task="Top10Artists", partition_param="date_interval",
+                                period="month", lookback_days=3)
+    assert workflow.partition_days(date(2012, 7, 2)) == [date(2012, 6, 1), date(2012, 7, 1)]
+    assert workflow.task_for(date(2012, 7, 15)) == Top10Artists(date_interval="2012-07")
+    weekly = dataclasses.replace(workflow, period="week")
+    assert weekly.partition_days(date(2012, 7, 2)) == [date(2012, 6, 25), date(2012, 7, 2)]
+    assert weekly.task_for(date(2012, 7, 4)) == Top10Artists(date_interval="2012-W27")
+    daily = dataclasses.replace(workflow, period="day")
+    assert daily.task_for(date(2012, 7, 4)) == Top10Artists(date_interval="2012-07-04")
+    with pytest.raises(ConfigError, match="period"):
+        parse_workflows([{"module": "m", "task": "T", "period": "fortnight"}])
+
+
+def test_bool_parameters_are_flags_on_the_command_line() -> None:
+    module, family = "jobs.top_artists_example", "Top10Artists"
+    flagged = parse_task(module, family, ["--date-interval", "2012-07", "--use-spark"])
+    assert flagged == Top10Artists(date_interval="2012-07", use_spark=True)
+    assert not parse_task(module, family, ["--date-interval", "2012-07"]).param_values[
+        "use_spark"]
+    spelled = parse_task(module, family, ["--use-spark=false", "--date_interval=2012-W05"])
+    assert spelled == Top10Artists(date_interval="2012-W05", use_spark=False)
+
+
+def test_the_spark_command_follows_the_seed() -> None:
+    task = AggregateArtistsSpark(date_interval="2012-07-01-2012-07-02")
+    inputs = {
+        "0": InputRevision("0", "/s/data/streams_2012_07_01_faked.tsv", "r0"),
+        "1": InputRevision("1", "/s/data/streams_2012_07_02_faked.tsv", "r1"),
+    }
+    context = RunContext(inputs, {"output": "/s/out/x"}, InMemoryStorage(), InMemoryWarehouse())
+    argv = spark_command(task, context, job_name="charon-job", python="/venv/python")
+    assert argv[0].endswith("spark-submit")
+    assert argv[1:] == [
+        "--master", "local[*]", "--name", "charon-job",
+        "--conf", "spark.ui.enabled=false", "--conf", "spark.log.level=WARN",
+        "--conf", "spark.pyspark.python=/venv/python",
+        "--conf", "spark.pyspark.driver.python=/venv/python",
+        task.app,
+        "/s/data/streams_2012_07_01_faked.tsv,/s/data/streams_2012_07_02_faked.tsv",
+        "/s/out/x",
+    ]
+    assert task.app.endswith("jobs/top_artists_spark.py")
+
+
+def test_the_postgres_dsn_comes_from_config_or_environment() -> None:
+    assert load_settings({}).postgres.dsn == ""
+    dsn = "postgresql://postgres@127.0.0.1:5432/toplists"
+    assert load_settings({"CHARON_POSTGRES__DSN": dsn}).postgres.dsn == dsn
+
+
+async def test_the_daemon_fires_a_monthly_interval_when_its_last_day_arrives() -> None:
+    registry, storage, state = InMemoryRegistry(), InMemoryStorage(), InMemoryStateStore()
+    warehouse = InMemoryWarehouse()
+    adapters = Adapters(registry, warehouse, storage, state, "/out", None, "/store")
+    workflow = WorkflowSettings(name="top10", module="jobs.top_artists_example",
+                                task="Top10Artists", partition_param="date_interval",
+                                period="month", lookback_days=2)
+    settings = dataclasses.replace(
+        load_settings({"CHARON_DAEMON__POLL_INTERVAL_MS": "10"}), workflows=(workflow,)
+    )
+    runner = FakeJobRunner(warehouse, storage)
+    daemon = Daemon(settings, adapters,
+                    lambda hook: build_engine(adapters, settings, runner, on_launch=hook),
+                    today=lambda: date(2012, 7, 31))
+
+    async def write(day: date) -> None:
+        await storage.write(f"/store/data/streams_{day:%Y_%m_%d}_faked.tsv",
+                            streams_day(day, 50).encode())
+
+    async def wait_for(condition: object) -> None:
+        with anyio.fail_after(5):
+            while not callable(condition) or not condition():
+                await anyio.sleep(0.01)
+
+    for day in days("2012-07-01", "2012-07-30"):
+        await write(day)
+    async with anyio.create_task_group() as group:
+        await group.start(daemon.run)
+        root = Root("top10", date(2012, 7, 1))
+        await wait_for(lambda: daemon.metrics.sensor_polls.value(sensor="storage") >= 2
+                       and root in daemon.roots and not daemon.roots[root].evaluating)
+        assert await registry.latest(TOP_ARTISTS, "2012-07") is None
+        status = await daemon.status()
+        [partition] = status["partitions"]
+        assert partition["partition"] == "2012-07"
+        assert any("streams_2012_07_31" in line for line in partition["waiting_for"])
+
+        await write(date(2012, 7, 31))
+        with anyio.fail_after(5):
+            while await registry.latest(TOP_ARTISTS, "2012-07") is None:
+                await anyio.sleep(0.01)
+        await daemon.stop()
+    assert daemon.metrics.launches.value(workflow="top10") == 2  # aggregate, then top 10

@@ -1,0 +1,216 @@
+"""The Luigi example's workflow on in-memory adapters: aggregate, top 10, CopyToTable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+
+from jobs.sample_streams import streams_day
+from jobs.top_artists_example import (
+    ARTIST_STREAMS,
+    TOP_ARTISTS,
+    AggregateArtists,
+    ArtistToplistToDatabase,
+    Top10Artists,
+    top_artists,
+)
+from orchestrator.adapters import Adapters
+from orchestrator.config import load_settings
+from orchestrator.engine import Engine
+from orchestrator.errors import InvalidIdentifier, UsageError
+from orchestrator.report import Status
+from orchestrator.targets import PostgresTable, StorageTarget
+from orchestrator.testing import (
+    FakeJobRunner,
+    InMemoryDatabase,
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+    ProcessCrashed,
+)
+from tests.reference_toplist import artist_counts, top10_rows
+
+DATA = "/store"
+JULY = [date(2012, 7, 1) + timedelta(days=n) for n in range(31)]
+
+
+class NoWholeReads(InMemoryStorage):
+    """Storage whose whole-object read of a day file fails: tasks must stream its lines."""
+
+    async def read(self, uri: str) -> bytes:
+        if uri.endswith(".tsv"):
+            raise AssertionError(f"{uri} was loaded whole")
+        return await super().read(uri)
+
+    async def read_lines(self, uri: str) -> AsyncIterator[str]:
+        data = await InMemoryStorage.read(self, uri)
+        for line in data.decode().splitlines():
+            yield line
+
+
+@dataclass
+class World:
+    registry: InMemoryRegistry
+    storage: NoWholeReads
+    state: InMemoryStateStore
+    database: InMemoryDatabase | None
+    adapters: Adapters
+
+    def engine(self) -> Engine:
+        return Engine(
+            self.adapters, runner=FakeJobRunner(InMemoryWarehouse(), self.storage),
+            beam=load_settings({}).beam, max_concurrent_runs=4, lease=timedelta(hours=1),
+        )
+
+    async def write_days(self, days: list[date], events: int = 300) -> list[str]:
+        texts = []
+        for day in days:
+            text = streams_day(day, events, seed=7)
+            await self.storage.write(f"{DATA}/data/streams_{day:%Y_%m_%d}_faked.tsv",
+                                     text.encode())
+            texts.append(text)
+        return texts
+
+    async def part(self, endpoint: str, partition: str) -> str:
+        revision = await self.registry.latest(endpoint, partition)
+        assert revision is not None
+        return (await self.storage.read(f"{revision.uri}/part-00000")).decode()
+
+
+def make_world(with_database: bool = True) -> World:
+    registry, storage, state = InMemoryRegistry(), NoWholeReads(), InMemoryStateStore()
+    database = InMemoryDatabase() if with_database else None
+    adapters = Adapters(registry, InMemoryWarehouse(), storage, state, "/out", database, DATA)
+    return World(registry, storage, state, database, adapters)
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world()
+
+
+async def test_the_aggregate_streams_every_day_and_equals_an_independent_count(
+    world: World,
+) -> None:
+    texts = await world.write_days(JULY)
+    report = await world.engine().run(AggregateArtists(date_interval="2012-07"))
+    assert report.exit_code == 0
+    lines = (await world.part(ARTIST_STREAMS, "2012-07")).splitlines()
+    counted = {artist: int(count) for artist, count in (line.split("\t") for line in lines)}
+    assert counted == artist_counts(texts)
+
+
+async def test_top10_lines_equal_an_independent_ranking(world: World) -> None:
+    texts = await world.write_days(JULY)
+    report = await world.engine().run(Top10Artists(date_interval="2012-07"))
+    assert report.exit_code == 0
+    lines = [line.split("\t") for line in (await world.part(TOP_ARTISTS, "2012-07")).splitlines()]
+    expected = top10_rows(artist_counts(texts), JULY[0], JULY[-1])
+    assert lines == [[str(a), str(b), artist, str(n)] for a, b, artist, n in expected]
+    assert lines[0][:2] == ["2012-07-01", "2012-08-01"]  # Luigi's date_a, date_b
+
+
+def test_top_10_orders_by_streams_then_artist_in_bounded_batches() -> None:
+    counts = [(f"artist{n:05d}", n % 7) for n in range(25_000)]
+    counts += [("zed", 6), ("abe", 6)]
+    top = top_artists(counts)
+    assert len(top) == 10
+    assert top[0] == ("abe", 6)
+    assert [streams for _, streams in top] == [6] * 10
+    assert [artist for artist, _ in top] == sorted(artist for artist, _ in top)
+    assert top_artists([("b", 2), ("a", 2), ("c", 3)]) == [("c", 3), ("a", 2), ("b", 2)]
+
+
+async def test_a_missing_day_holds_the_interval_back_and_names_it(world: World) -> None:
+    await world.write_days(JULY[:-1])
+    report = await world.engine().run(Top10Artists(date_interval="2012-07"))
+    assert report.exit_code == 20
+    assert report.missing == ["Streams(date=2012-07-31): storage data/streams_2012_07_31_faked.tsv"]
+    assert await world.registry.latest(ARTIST_STREAMS, "2012-07") is None
+
+
+async def test_a_malformed_line_fails_the_run_with_its_file_and_line(world: World) -> None:
+    await world.storage.write(f"{DATA}/data/streams_2012_06_05_faked.tsv",
+                              b"2012-06-05T00:00:01\tartist1\ttrack1\nbroken line\n")
+    report = await world.engine().run(AggregateArtists(date_interval="2012-06-05"))
+    outcome = report.outcomes["AggregateArtists(date_interval=2012-06-05)"]
+    assert outcome.status is Status.FAILED
+    assert "streams_2012_06_05_faked.tsv line 2" in outcome.detail
+    assert await world.registry.latest(ARTIST_STREAMS, "2012-06-05") is None
+
+
+async def test_copy_to_table_loads_the_top_10_once(world: World) -> None:
+    texts = await world.write_days(JULY)
+    task = ArtistToplistToDatabase(date_interval="2012-07")
+    assert (await world.engine().run(task)).exit_code == 0
+    assert world.database is not None
+    rows = await world.database.read_rows("top10")
+    expected = top10_rows(artist_counts(texts), JULY[0], JULY[-1])
+    assert [tuple(row.values()) for row in rows] == expected
+    assert await world.database.marker("top10", task.task_id) is not None
+
+    again = await world.engine().run(task)
+    assert again.outcomes[task.task_id].status is Status.COMPLETE
+    assert len(await world.database.read_rows("top10")) == 10
+
+
+async def test_a_late_input_reruns_but_the_marker_keeps_the_table_loaded_once(
+    world: World,
+) -> None:
+    await world.write_days(JULY)
+    task = ArtistToplistToDatabase(date_interval="2012-07")
+    await world.engine().run(task)
+    # A new revision of the top 10 gives the load a new fingerprint: it runs, finds its
+    # marker and copies nothing, as Luigi's CopyToTable would.
+    await world.engine().run(Top10Artists(date_interval="2012-07"))
+    revision = await world.registry.latest(TOP_ARTISTS, "2012-07")
+    assert revision is not None
+    await world.registry.publish(TOP_ARTISTS, "2012-07", revision.uri)
+    report = await world.engine().run(task)
+    assert report.outcomes[task.task_id].status is Status.DONE
+    assert world.database is not None
+    assert len(await world.database.read_rows("top10")) == 10
+
+
+async def test_a_crash_between_copy_and_commit_leaves_neither_rows_nor_marker(
+    world: World,
+) -> None:
+    await world.write_days(JULY)
+    assert world.database is not None
+    world.database.fail_after_copy = True
+    task = ArtistToplistToDatabase(date_interval="2012-07")
+    # ProcessCrashed stands for the process dying: nothing in charon handles it.
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await world.engine().run(task)
+    assert caught.group_contains(ProcessCrashed, match="crashed after copying")
+    assert await world.database.read_rows("top10") == []
+    assert await world.database.marker("top10", task.task_id) is None
+
+
+async def test_without_a_database_the_load_fails_clearly() -> None:
+    world = make_world(with_database=False)
+    await world.write_days(JULY)
+    task = ArtistToplistToDatabase(date_interval="2012-07")
+    report = await world.engine().run(task)
+    outcome = report.outcomes[task.task_id]
+    assert outcome.status is Status.FAILED
+    assert "CHARON_POSTGRES__DSN" in outcome.detail
+    assert report.exit_code == 1
+
+
+def test_targets_validate_their_names() -> None:
+    assert StorageTarget("data/x.tsv").resolve("/root/") == "/root/data/x.tsv"
+    assert StorageTarget("gs://b/x.tsv").resolve("/root") == "gs://b/x.tsv"
+    with pytest.raises(UsageError):
+        StorageTarget("data/x.tsv").resolve("")
+    for bad in ("", "../etc/passwd", "a\nb"):
+        with pytest.raises(InvalidIdentifier):
+            StorageTarget(bad)
+    assert PostgresTable("public.top10", "T(x=1)").table == "public.top10"
+    for table in ("Top10", "top10; DROP TABLE x", "a.b.c", '"q"'):
+        with pytest.raises(InvalidIdentifier):
+            PostgresTable(table, "T")
