@@ -134,7 +134,8 @@ class Executor:
         refs.clear()
         refs.update(await commit.stage(targets, warehouse=adapters.warehouse,
                                        output_prefix=adapters.output_prefix))
-        await adapters.state.set_staged(run.id, run.attempt, refs)
+        if refs:  # a run with no outputs leaves nothing to resume or discard
+            await adapters.state.set_staged(run.id, run.attempt, refs)
         await self._produce(task, run, inputs, refs)
 
     def _runner_for(self, task: Task) -> JobRunner:
