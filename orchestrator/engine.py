@@ -12,7 +12,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -95,9 +95,18 @@ class Engine:
                 finished[task_id].set()
 
         async with anyio.create_task_group() as group:
+            keeper = anyio.CancelScope()
+            group.start_soon(self._keep_leases, keeper)
             for task_id in graph.order:
                 group.start_soon(evaluate, task_id)
+            for event in finished.values():
+                await event.wait()
+            keeper.cancel()
         return Report(root.task_id, outcomes)
+
+    async def _keep_leases(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self._executor.keep_leases()
 
     async def _evaluate(
         self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome], policy: Policy
@@ -171,8 +180,13 @@ class Engine:
         except RunConflict as exc:
             return Outcome(task.task_id, Status.FAILED, str(exc))
         with structlog.contextvars.bound_contextvars(run_id=run.id, attempt=run.attempt):
-            async with self._limiter, policy.limiter or _UNLIMITED:
-                return await self._executor.execute(task, run, inputs)
+            return await self._executor.execute(task, run, inputs, self._slot(policy))
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, policy: Policy) -> AsyncIterator[None]:
+        """A place within the engine's limit and the evaluation's own."""
+        async with self._limiter, policy.limiter or _UNLIMITED:
+            yield
 
     async def _claim(
         self, task: Task, current: str, inputs: dict[str, InputRevision], *, rerun: bool

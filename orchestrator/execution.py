@@ -9,8 +9,8 @@ be followed — discards what was staged and launches again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 import anyio
@@ -52,18 +52,26 @@ class Executor:
         self._beam = beam
         self._lease = lease
         self._on_launch = on_launch
+        self._active: dict[str, tuple[Run, anyio.CancelScope]] = {}
         self._log = structlog.get_logger("charon.engine")
 
-    async def execute(self, task: Task, run: Run, inputs: Inputs) -> Outcome:
+    async def execute(
+        self, task: Task, run: Run, inputs: Inputs, slot: AbstractAsyncContextManager[None]
+    ) -> Outcome:
+        """Run and publish within ``slot`` (the concurrency limits), then record success.
+
+        The slot is freed before the success is recorded: the limits bound jobs, not
+        bookkeeping, and successes that queue up then share one state-store commit.
+        """
         targets = outputs(task)
         refs: dict[str, str] = dict(run.staged)
         self._log.info("run resumed" if run.staged else "run started",
                        fingerprint=run.fingerprint, state=run.state.value, job_id=run.job_id,
                        inputs={k: i.revision_id for k, i in inputs.items()})
         try:
-            async with self._leased(run):
-                await self._write_outputs(task, run, inputs, targets, refs)
-                published = await self._publish(run, inputs, targets, refs)
+            published = await self._write_and_publish(
+                task, run, inputs=inputs, targets=targets, refs=refs, slot=slot
+            )
             finished = await self._adapters.state.succeed(run.id, run.attempt, published)
         except RunConflict as exc:
             # Another worker took the run over: what is staged is now its to finish.
@@ -79,28 +87,38 @@ class Executor:
         self._log.info("run succeeded", published=published)
         return Outcome(task.task_id, Status.DONE, run=finished, published=published)
 
-    @asynccontextmanager
-    async def _leased(self, run: Run) -> AsyncIterator[None]:
-        """Keep the run's lease alive while it executes, however long its job takes."""
+    async def _write_and_publish(
+        self, task: Task, run: Run, *, inputs: Inputs, targets: Mapping[str, Target],
+        refs: dict[str, str], slot: AbstractAsyncContextManager[None],
+    ) -> dict[str, str]:
+        """The run's work under its lease; RunConflict if the lease keeper lost it."""
+        with anyio.CancelScope() as leased:
+            self._active[run.id] = (run, leased)
+            try:
+                async with slot:
+                    await self._write_outputs(task, run, inputs, targets, refs)
+                    return await self._publish(run, inputs, targets, refs)
+            finally:
+                del self._active[run.id]
+        # Only the keeper cancels this scope, and only when another worker took over.
+        raise RunConflict(f"the lease of run {run.id} attempt {run.attempt} was lost")
 
-        async def renew() -> None:
-            while True:
-                await anyio.sleep(self._lease.total_seconds() / 3)
-                await self._adapters.state.renew(run.id, run.attempt, self._lease)
+    async def keep_leases(self) -> None:
+        """Renew every executing run's lease, however long its job takes; until cancelled.
 
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(renew)
+        One keeper serves all runs. A run whose renewal is refused has been taken over
+        by another worker: it is stopped without touching what it staged.
+        """
+        while True:
+            await anyio.sleep(self._lease.total_seconds() / 3)
+            for run, scope in list(self._active.values()):
                 try:
-                    yield
-                finally:
-                    group.cancel_scope.cancel()
-        except BaseExceptionGroup as errors:
-            # The renewer is only ever cancelled, so the one error is the run's own (or
-            # the renewer's RunConflict): raise it as itself for the handlers above.
-            if len(errors.exceptions) == 1:
-                raise errors.exceptions[0] from None
-            raise
+                    await self._adapters.state.renew(run.id, run.attempt, self._lease)
+                except RunConflict:
+                    scope.cancel()
+                except CharonError as exc:
+                    # The store may be back before the lease runs out: try again then.
+                    self._log.warning("could not renew a lease", run_id=run.id, error=str(exc))
 
     async def _write_outputs(
         self, task: Task, run: Run, inputs: Inputs, targets: Mapping[str, Target],

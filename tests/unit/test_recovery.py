@@ -6,12 +6,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import anyio
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.engine import Engine
+from orchestrator.errors import RunConflict
 from orchestrator.model import Revision, Run, RunState
 from orchestrator.ports import Column
 from orchestrator.report import Status
@@ -179,3 +181,52 @@ async def test_a_crash_before_the_job_id_was_recorded_relaunches_to_the_same_pla
     assert len(world.runner.calls) == 2
     assert world.runner.job_names[0] == world.runner.job_names[1]
     assert run.staged == crashed.staged
+
+
+async def test_a_long_job_keeps_its_lease(world: World) -> None:
+    world.runner.gate = anyio.Event()
+    engine = Engine(world.adapters, runner=world.runner, beam=load_settings({}).beam,
+                    max_concurrent_runs=1, lease=timedelta(seconds=0.3))
+    async with anyio.create_task_group() as group:
+        group.start_soon(engine.run, JOB)
+        with anyio.fail_after(5):
+            while world.runner.running == 0:
+                await anyio.sleep(0.01)
+        # Nearly three leases pass on the store's clock, with time for the keeper to
+        # renew in between: without renewal the lease would long have run out.
+        for _ in range(3):
+            world.clock.advance(timedelta(seconds=0.27))
+            await anyio.sleep(0.25)
+        with pytest.raises(RunConflict):
+            await world.state.claim(
+                task_id=JOB.task_id, family="TopArtistsJob", partition="2018-10-31",
+                fingerprint=(await world.state.list_runs())[0].fingerprint, inputs=[],
+                owner="another-worker", lease=LEASE,
+            )
+        world.runner.gate.set()
+    [run] = await world.state.list_runs()
+    assert run.state is RunState.SUCCEEDED
+
+
+async def test_a_run_whose_lease_is_lost_stops_and_leaves_its_staging(world: World) -> None:
+    world.runner.gate = anyio.Event()
+
+    async def refused(run_id: str, attempt: int, lease: timedelta) -> Run:
+        raise RunConflict("another worker took the run over")
+
+    world.state.renew = refused  # type: ignore[method-assign]
+    engine = Engine(world.adapters, runner=world.runner, beam=load_settings({}).beam,
+                    max_concurrent_runs=1, lease=timedelta(seconds=0.15))
+    with anyio.fail_after(5):
+        report = await engine.run(JOB)
+    outcome = report.outcomes[JOB.task_id]
+    assert outcome.status is Status.FAILED
+    assert "lease" in outcome.detail
+    [run] = await world.state.list_runs()
+    # Neither failed nor cleaned up: the run, its job and its staging now belong to the
+    # worker that took it over.
+    assert run.state is RunState.RUNNING
+    assert set(run.staged) == {"textOutput", "bqOutput"}
+    assert run.job_id == "fake-1"
+    assert world.runner.cancelled == []
+    assert await world.registry.list(OUTPUT, "2018-10-31") == []
