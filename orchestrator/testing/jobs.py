@@ -1,0 +1,91 @@
+"""A fake of charon's own JobRunner Protocol, and the crash it can simulate."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import anyio.lowlevel
+
+from orchestrator.errors import (
+    JobFailed,
+    JobLost,
+)
+from orchestrator.ports import Column
+from orchestrator.tablespec import TableSpec
+from orchestrator.testing.crash import ProcessCrashed
+from orchestrator.testing.data import InMemoryStorage, InMemoryWarehouse
+
+
+def job_options(argv: Sequence[str]) -> dict[str, str]:
+    """``--key=value`` arguments of a job command line."""
+    return dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--") and "=" in arg)
+
+
+@dataclasses.dataclass
+class FakeJobRunner:
+    """A JobRunner that plays a Beam job against in-memory storage and warehouse.
+
+    It writes a ``part`` file under each of ``text_outputs`` and a one-row table at
+    every staging table spec it is handed, then succeeds (or raises ``fail_with``).
+    ``gate``, when set, holds every job until the test sets it.
+    """
+
+    warehouse: InMemoryWarehouse
+    storage: InMemoryStorage
+    text_outputs: tuple[str, ...] = ("textOutput",)
+    fail_with: str | None = None
+    write_outputs: bool = True
+    gate: anyio.Event | None = None
+    calls: list[list[str]] = dataclasses.field(default_factory=list)
+    job_names: list[str] = dataclasses.field(default_factory=list)
+    running: int = 0
+    most_running: int = 0
+    crash_after_start: bool = False
+    """Simulate this process dying once the job id is recorded (nothing cleans up)."""
+    reattachable: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Job ids an earlier process started that reattach() can follow, with their argv."""
+    reattached: list[str] = dataclasses.field(default_factory=list)
+    cancelled: list[str] = dataclasses.field(default_factory=list)
+
+    async def run(
+        self, argv: Sequence[str], *, job_name: str,
+        on_started: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.calls.append(list(argv))
+        self.job_names.append(job_name)
+        job_id = f"fake-{len(self.calls)}"
+        await on_started(job_id)
+        if self.crash_after_start:
+            self.reattachable[job_id] = list(argv)
+            raise ProcessCrashed(job_id)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await (self.gate.wait() if self.gate else anyio.sleep(0.01))
+            if self.write_outputs:
+                await self._write(job_options(argv))
+            if self.fail_with:
+                raise JobFailed(self.fail_with)
+        finally:
+            self.running -= 1
+
+    async def reattach(self, job_id: str) -> None:
+        if job_id not in self.reattachable:
+            raise JobLost(f"{job_id} is not running any more")
+        self.reattached.append(job_id)
+        await self._write(job_options(self.reattachable.pop(job_id)))
+
+    async def cancel(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+
+    async def _write(self, given: Mapping[str, str]) -> None:
+        for key, value in given.items():
+            if key in self.text_outputs:
+                await self.storage.write(f"{value}/part", b"a1\tArtist\t3\n")
+            elif ":_incoming_" in value:
+                await self.warehouse.create_table(
+                    TableSpec.parse(value),
+                    [Column("artist_gid", "STRING"), Column("streams", "INT64")],
+                    [("a1", 3)],
+                )

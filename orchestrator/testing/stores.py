@@ -1,0 +1,172 @@
+"""The in-memory registry and state store."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import anyio.lowlevel
+
+from orchestrator.errors import (
+    UnknownRevision,
+)
+from orchestrator.model import InputRevision, Revision, Run, RunState
+from orchestrator.registry_sqlite import check_limit, check_publish
+from orchestrator.sqlite import truncate_ms
+from orchestrator.state_sqlite import (
+    ClaimRequest,
+    check_list_limit,
+    fenced,
+    finished,
+    plan_claim,
+    renewed,
+)
+from orchestrator.testing.clock import Clock, utc_now
+
+
+class InMemoryRegistry:
+    def __init__(self, now: Clock = utc_now) -> None:
+        self._now = now
+        self._revisions: list[Revision] = []  # in seq order; seq = index + 1
+
+    async def publish(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
+    ) -> Revision:
+        ids = check_publish(endpoint, partition, uri, lineage)
+        await anyio.lowlevel.checkpoint()
+        revision = Revision(
+            str(uuid.uuid4()), endpoint, partition, uri, truncate_ms(self._now()), ids,
+            len(self._revisions) + 1,
+        )
+        self._revisions.append(revision)
+        return revision
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        revisions = await self.list(endpoint, partition)
+        return revisions[0] if revisions else None
+
+    async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        await anyio.lowlevel.checkpoint()
+        key = (endpoint, partition)
+        return [r for r in reversed(self._revisions) if (r.endpoint, r.partition) == key]
+
+    async def get(self, revision_id: str) -> Revision:
+        await anyio.lowlevel.checkpoint()
+        for revision in self._revisions:
+            if revision.id == revision_id:
+                return revision
+        raise UnknownRevision(f"no revision {revision_id!r}")
+
+    async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        check_limit(limit)
+        await anyio.lowlevel.checkpoint()
+        return [r for r in self._revisions if r.seq > since_seq][:limit]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryStateStore:
+    def __init__(self, now: Clock = utc_now) -> None:
+        self._now = now
+        self._runs: dict[str, Run] = {}  # by id, in creation order
+        self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
+        self._writes = 0
+
+    def _store(self, run: Run) -> Run:
+        self._writes += 1
+        self._runs[run.id] = run
+        self._touched[run.id] = self._writes
+        return run
+
+    async def claim(
+        self,
+        *,
+        task_id: str,
+        family: str,
+        partition: str,
+        fingerprint: str,
+        inputs: Sequence[InputRevision],
+        owner: str,
+        lease: timedelta,
+        rerun_succeeded: bool = False,
+    ) -> Run:
+        request = ClaimRequest(
+            task_id, family, partition, fingerprint, tuple(inputs), owner, lease, rerun_succeeded
+        )
+        await anyio.lowlevel.checkpoint()
+        old = self._find(task_id, fingerprint)
+        new = plan_claim(old, request, truncate_ms(self._now()))
+        return new if new is old else self._store(new)
+
+    def _find(self, task_id: str, fingerprint: str) -> Run | None:
+        for run in self._runs.values():
+            if (run.task_id, run.fingerprint) == (task_id, fingerprint):
+                return run
+        return None
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        await anyio.lowlevel.checkpoint()
+        return self._find(task_id, fingerprint)
+
+    async def latest(self, task_id: str) -> Run | None:
+        await anyio.lowlevel.checkpoint()
+        runs = [r for r in self._runs.values() if r.task_id == task_id]
+        return max(runs, key=lambda r: self._touched[r.id], default=None)
+
+    async def list_runs(
+        self, *, task_id: str | None = None, state: RunState | None = None, limit: int = 100
+    ) -> list[Run]:
+        check_list_limit(limit)
+        await anyio.lowlevel.checkpoint()
+        runs = [
+            r for r in reversed(self._runs.values())
+            if task_id in (None, r.task_id) and state in (None, r.state)
+        ]
+        # Stable sort: equal creation times keep newest-inserted first.
+        return sorted(runs, key=lambda r: r.created, reverse=True)[:limit]
+
+    async def _update(
+        self, run_id: str, attempt: int, change: Callable[[Run, datetime], Run]
+    ) -> Run:
+        await anyio.lowlevel.checkpoint()
+        run = fenced(self._runs.get(run_id), run_id, attempt)
+        return self._store(change(run, truncate_ms(self._now())))
+
+    async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run:
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now)
+        )
+
+    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
+        refs = dict(staged)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, staged=refs, updated=now)
+        )
+
+    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
+        return await self._update(run_id, attempt, lambda r, now: renewed(r, now, lease))
+
+    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
+        state = RunState(state)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, state=state, updated=now)
+        )
+
+    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
+        done = dict(outputs)
+        return await self._update(
+            run_id, attempt,
+            lambda r, now: finished(r, now, state=RunState.SUCCEEDED, outputs=done, error=None),
+        )
+
+    async def fail(self, run_id: str, attempt: int, error: str) -> Run:
+        return await self._update(
+            run_id, attempt, lambda r, now: finished(r, now, state=RunState.FAILED, error=error)
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
