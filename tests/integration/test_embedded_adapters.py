@@ -126,7 +126,7 @@ class TestSqliteStateStore(StateStoreContract):
             store = await SqliteStateStore.open(path)
             applied = await store.migrations()
             await store.aclose()
-            assert [version for version, _name, _at in applied] == [1, 2]
+            assert [version for version, _name, _at in applied] == [1, 2, 3]
 
     async def test_sqlite_errors_become_state_store_errors(self, tmp_path: Path) -> None:
         path = tmp_path / "state.sqlite"
