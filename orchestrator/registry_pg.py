@@ -9,8 +9,8 @@ charon stores (each with its own ``schema_migrations``) never sees two of them c
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import hashlib
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,8 +20,8 @@ import asyncpg
 from orchestrator import pg
 from orchestrator.errors import ConfigError, RegistryError, UnknownRevision
 from orchestrator.model import Revision
-from orchestrator.registry_sqlite import check_limit, check_publish, utc_now
-from orchestrator.sqlite import load_migrations, truncate_ms
+from orchestrator.registry_sqlite import check_limit, new_revision, utc_now
+from orchestrator.sqlite import load_migrations
 
 Clock = Callable[[], datetime]
 
@@ -134,9 +134,7 @@ class PostgresRegistry:
     async def publish(
         self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
     ) -> Revision:
-        ids = check_publish(endpoint, partition, uri, lineage)
-        created = truncate_ms(self._now())
-        rid = str(uuid.uuid4())
+        new = new_revision(endpoint, partition, uri, lineage, self._now())
         with _converted("publish to"):
             async with self._acquire() as connection, connection.transaction():
                 # Identity values are handed out at insert time but become visible at
@@ -146,9 +144,10 @@ class PostgresRegistry:
                 # next to reads, so serialising them costs little.
                 await connection.execute(TAKE_XACT_LOCK, PUBLISH_LOCK)
                 seq = await connection.fetchval(
-                    INSERT_REVISION, rid, endpoint, partition, uri, created, list(ids)
+                    INSERT_REVISION, new.id, endpoint, partition, uri, new.created,
+                    list(new.lineage),
                 )
-        return Revision(rid, endpoint, partition, uri, created, ids, seq)
+        return dataclasses.replace(new, seq=seq)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         with _converted("read"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import sqlite3
 import uuid
@@ -67,6 +68,14 @@ def check_publish(
     return check_lineage(lineage)
 
 
+def new_revision(
+    endpoint: str, partition: str, uri: str, lineage: Sequence[str], now: datetime
+) -> Revision:
+    """A validated revision with its id and creation time; every registry adds the seq."""
+    ids = check_publish(endpoint, partition, uri, lineage)
+    return Revision(str(uuid.uuid4()), endpoint, partition, uri, truncate_ms(now), ids)
+
+
 def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not 1 <= limit <= MAX_CHANGES:
         raise UsageError(f"limit must be between 1 and {MAX_CHANGES}, got {limit!r}")
@@ -101,10 +110,9 @@ class SqliteRegistry:
     async def publish(
         self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
     ) -> Revision:
-        ids = check_publish(endpoint, partition, uri, lineage)
-        created = truncate_ms(self._now())
-        rid = str(uuid.uuid4())
-        values = (rid, endpoint, partition, uri, iso_ms(created), json.dumps(list(ids)))
+        new = new_revision(endpoint, partition, uri, lineage, self._now())
+        values = (new.id, endpoint, partition, uri, iso_ms(new.created),
+                  json.dumps(list(new.lineage)))
 
         def insert(connection: sqlite3.Connection) -> int:
             with transaction(connection):
@@ -113,8 +121,7 @@ class SqliteRegistry:
                 raise RegistryError("insert returned no seq")
             return cursor.lastrowid
 
-        seq = await self._db.run(insert)
-        return Revision(rid, endpoint, partition, uri, created, ids, seq)
+        return dataclasses.replace(new, seq=await self._db.run(insert))
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         def select(connection: sqlite3.Connection) -> Revision | None:

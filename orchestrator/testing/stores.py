@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -14,7 +13,7 @@ from orchestrator.errors import (
     UnknownRevision,
 )
 from orchestrator.model import InputRevision, Revision, Run, RunState
-from orchestrator.registry_sqlite import check_limit, check_publish
+from orchestrator.registry_sqlite import check_limit, new_revision
 from orchestrator.sqlite import truncate_ms
 from orchestrator.state_sqlite import (
     ClaimRequest,
@@ -35,12 +34,9 @@ class InMemoryRegistry:
     async def publish(
         self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
     ) -> Revision:
-        ids = check_publish(endpoint, partition, uri, lineage)
+        new = new_revision(endpoint, partition, uri, lineage, self._now())
         await anyio.lowlevel.checkpoint()
-        revision = Revision(
-            str(uuid.uuid4()), endpoint, partition, uri, truncate_ms(self._now()), ids,
-            len(self._revisions) + 1,
-        )
+        revision = dataclasses.replace(new, seq=len(self._revisions) + 1)
         self._revisions.append(revision)
         return revision
 
