@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from orchestrator import pg
+from orchestrator import pg, validate
 from orchestrator.errors import ConfigError, DatabaseError, InvalidIdentifier
 from orchestrator.ports import PgColumn
-from orchestrator.targets import pg_identifier
 
 if TYPE_CHECKING:
     # Generic only in the stubs: subscripting it at run time fails.
@@ -55,13 +54,13 @@ SELECT_MARKER = (
 
 def check_load(table: str, columns: Sequence[PgColumn], key: str) -> None:
     """The rules every Database adapter applies to a load (shared with the in-memory one)."""
-    pg_identifier(table)
+    validate.pg_table(table)
     if not columns:
         raise InvalidIdentifier(f"table {table} needs at least one column")
     for name, sql_type in columns:
         if "." in name:
             raise InvalidIdentifier(f"invalid column name {name!r}")
-        pg_identifier(name)
+        validate.pg_table(name)
         if sql_type.upper() not in PG_TYPES:
             raise InvalidIdentifier(
                 f"column {name}: unsupported type {sql_type!r}; use one of {sorted(PG_TYPES)}"
@@ -72,7 +71,7 @@ def check_load(table: str, columns: Sequence[PgColumn], key: str) -> None:
 
 def quoted(table: str) -> str:
     """A validated name, quoted part by part."""
-    return ".".join(f'"{part}"' for part in pg_identifier(table).split("."))
+    return ".".join(f'"{part}"' for part in validate.pg_table(table).split("."))
 
 
 def create_table_sql(table: str, columns: Sequence[PgColumn]) -> str:
@@ -102,7 +101,7 @@ class PostgresDatabase:
                                       min_size=0, max_size=POOL_MAX_SIZE))
 
     async def marker(self, table: str, key: str) -> datetime | None:
-        pg_identifier(table)
+        validate.pg_table(table)
         with _converted("read the marker from"):
             async with self._acquire() as connection:
                 try:

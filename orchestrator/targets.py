@@ -6,7 +6,6 @@ configured adapters, so a workflow never names a backend.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from orchestrator import validate
@@ -88,20 +87,6 @@ class StorageTarget:
         return f"storage {self.uri}"
 
 
-# Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.
-_PG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?$")
-
-
-def pg_identifier(name: str) -> str:
-    """A PostgreSQL table name as charon accepts it: ``table`` or ``schema.table``."""
-    if not _PG_NAME.match(name):
-        raise InvalidIdentifier(
-            f"invalid PostgreSQL table {name!r}: lower-case letters, digits and '_',"
-            " optionally schema.table"
-        )
-    return name
-
-
 @dataclass(frozen=True)
 class PostgresTable:
     """A PostgreSQL table loaded once per task (the seed's ``PostgresTarget``).
@@ -115,7 +100,7 @@ class PostgresTable:
     marker: str
 
     def __post_init__(self) -> None:
-        pg_identifier(self.table)
+        validate.pg_table(self.table)
         if not self.marker or len(self.marker) > 1000:
             raise InvalidIdentifier(f"invalid marker {self.marker!r}: 1 to 1000 characters")
 

@@ -38,3 +38,17 @@ def uri(value: str) -> str:
             f"invalid URI {value!r}: expected gs://bucket/path or an absolute local path"
         )
     return value
+
+
+# Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.
+_PG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?$")
+
+
+def pg_table(name: str) -> str:
+    """A PostgreSQL table name as charon accepts it: ``table`` or ``schema.table``."""
+    if not _PG_NAME.match(name):
+        raise InvalidIdentifier(
+            f"invalid PostgreSQL table {name!r}: lower-case letters, digits and '_',"
+            " optionally schema.table"
+        )
+    return name
