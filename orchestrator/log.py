@@ -12,10 +12,17 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None, *,
+    cache_loggers: bool = False,
+) -> None:
     """Configure structlog for this process; call again to reconfigure.
 
     Logs go to stderr so that a command's results on stdout stay machine-readable.
+    ``cache_loggers``: a logger binds this configuration on first use and keeps it,
+    instead of binding it again on every call; for a process that configures once,
+    before it logs (the ``charon`` command), since a reconfiguration then reaches
+    only loggers not yet used.
     """
     out = stream or sys.stderr
     if level not in _LEVELS:
@@ -36,7 +43,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache_loggers,
     )
 
 
