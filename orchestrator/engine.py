@@ -13,6 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -54,8 +55,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-_UNLIMITED = contextlib.nullcontext()
-
 
 class Engine:
     def __init__(
@@ -81,27 +80,34 @@ class Engine:
         self._log = structlog.get_logger("charon.engine")
 
     async def run(self, root: Task, policy: Policy = Policy()) -> Report:
-        """Bring ``root`` and everything it requires up to date."""
-        graph = resolve(root)
-        finished = {task_id: anyio.Event() for task_id in graph.order}
-        outcomes: dict[str, Outcome] = {}
+        """Bring ``root`` and everything it requires up to date.
 
-        async def evaluate(task_id: str) -> None:
-            try:
-                for dep in graph.requires[task_id].values():
-                    await finished[dep.task_id].wait()
-                outcomes[task_id] = await self._evaluate(graph, task_id, outcomes, policy)
-            finally:
-                finished[task_id].set()
+        A node is started when its last dependency finishes, so no node sits parked
+        waiting on others, and the lease keeper stops with the last node.
+        """
+        graph = resolve(root)
+        outcomes: dict[str, Outcome] = {}
+        pending = {  # task id -> how many of its dependencies have not finished
+            task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
+            for task_id in graph.order
+        }
+        keeper = anyio.CancelScope()
 
         async with anyio.create_task_group() as group:
-            keeper = anyio.CancelScope()
+
+            async def evaluate(task_id: str) -> None:
+                outcomes[task_id] = await self._evaluate(graph, task_id, outcomes, policy)
+                if len(outcomes) == len(graph.order):
+                    keeper.cancel()
+                for dependent in graph.dependents[task_id]:
+                    pending[dependent] -= 1
+                    if not pending[dependent]:
+                        group.start_soon(evaluate, dependent)
+
             group.start_soon(self._keep_leases, keeper)
-            for task_id in graph.order:
-                group.start_soon(evaluate, task_id)
-            for event in finished.values():
-                await event.wait()
-            keeper.cancel()
+            for task_id, count in pending.items():
+                if not count:
+                    group.start_soon(evaluate, task_id)
         return Report(root.task_id, outcomes)
 
     async def _keep_leases(self, scope: anyio.CancelScope) -> None:
@@ -182,10 +188,15 @@ class Engine:
         with structlog.contextvars.bound_contextvars(run_id=run.id, attempt=run.attempt):
             return await self._executor.execute(task, run, inputs, self._slot(policy))
 
+    def _slot(self, policy: Policy) -> AbstractAsyncContextManager[None]:
+        """A place within the engine's limit and, if it has one, the evaluation's own."""
+        if policy.limiter is None:
+            return self._limiter
+        return self._both_limits(policy.limiter)
+
     @contextlib.asynccontextmanager
-    async def _slot(self, policy: Policy) -> AsyncIterator[None]:
-        """A place within the engine's limit and the evaluation's own."""
-        async with self._limiter, policy.limiter or _UNLIMITED:
+    async def _both_limits(self, limiter: anyio.CapacityLimiter) -> AsyncIterator[None]:
+        async with self._limiter, limiter:
             yield
 
     async def _claim(

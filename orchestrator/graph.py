@@ -16,13 +16,8 @@ class Graph:
     tasks: dict[str, Task]
     requires: dict[str, dict[str, Task]]
     order: tuple[str, ...]
-
-    def dependents(self, task_id: str) -> list[str]:
-        return [
-            candidate
-            for candidate, deps in self.requires.items()
-            if any(dep.task_id == task_id for dep in deps.values())
-        ]
+    dependents: dict[str, tuple[str, ...]]
+    """Task id → the ids of the tasks that require it, each once."""
 
 
 def resolve(root: Task) -> Graph:
@@ -49,4 +44,9 @@ def resolve(root: Task) -> Graph:
         order.append(task_id)
 
     visit(root)
-    return Graph(root, tasks, requires, tuple(order))
+    dependents: dict[str, list[str]] = {task_id: [] for task_id in order}
+    for task_id in order:
+        for dep_id in dict.fromkeys(dep.task_id for dep in requires[task_id].values()):
+            dependents[dep_id].append(task_id)
+    return Graph(root, tasks, requires, tuple(order),
+                 {task_id: tuple(ids) for task_id, ids in dependents.items()})

@@ -30,7 +30,8 @@ def test_graph_has_one_node_per_task_and_dependencies_first() -> None:
     position = {task_id: index for index, task_id in enumerate(graph.order)}
     for task_id, deps in graph.requires.items():
         assert all(position[dep.task_id] < position[task_id] for dep in deps.values())
-    assert sorted(graph.dependents("Leaf(n=2)")) == ["Middle(n=1)", "Middle(n=2)"]
+    assert sorted(graph.dependents["Leaf(n=2)"]) == ["Middle(n=1)", "Middle(n=2)"]
+    assert graph.dependents["Root()"] == ()
 
 
 class Ping(Task):
