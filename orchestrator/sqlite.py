@@ -170,7 +170,6 @@ class _Call(Generic[T]):
 
     def __init__(self, function: Callable[[sqlite3.Connection], T]) -> None:
         self.function = function
-        self.done = anyio.Event()
         self.result: T | None = None
         self.error: BaseException | None = None
 
@@ -179,6 +178,14 @@ class _Call(Generic[T]):
             self.result = self.function(connection)
         except Exception as exc:  # handed back to the caller's task
             self.error = exc
+
+
+class _Batch:
+    """Calls that run in one thread hop and one transaction, and are done together."""
+
+    def __init__(self) -> None:
+        self.calls: list[_Call[Any]] = []
+        self.done = anyio.Event()
 
 
 class SqliteDatabase:
@@ -196,7 +203,7 @@ class SqliteDatabase:
         self._error = error
         self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
-        self._queue: list[_Call[Any]] = []
+        self._queue: list[_Batch] = []
         self._draining = False
 
     @classmethod
@@ -219,25 +226,33 @@ class SqliteDatabase:
         if self._closed:
             raise self._error("database is closed")
         call = _Call(function)
-        self._queue.append(call)
+        batch = self._enqueue(call)
         with anyio.CancelScope(shield=True):
             if not self._draining:
                 await self._drain()
-            await call.done.wait()
+            await batch.done.wait()
         if isinstance(call.error, sqlite3.Error):
             raise self._error(f"database error: {call.error}") from call.error
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]  # set by a successful run
 
+    def _enqueue(self, call: _Call[Any]) -> _Batch:
+        """Into the last waiting batch, or a new one when that is full."""
+        if not self._queue or len(self._queue[-1].calls) >= MAX_BATCH:
+            self._queue.append(_Batch())
+        batch = self._queue[-1]
+        batch.calls.append(call)
+        return batch
+
     async def _drain(self) -> None:
         self._draining = True
         try:
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await anyio.to_thread.run_sync(self._run_batch, batch, limiter=self._limiter)
-                for call in batch:
-                    call.done.set()
+                batch = self._queue.pop(0)
+                await anyio.to_thread.run_sync(self._run_batch, batch.calls,
+                                               limiter=self._limiter)
+                batch.done.set()
         finally:
             self._draining = False
 
