@@ -26,6 +26,7 @@ from orchestrator.config import BeamSettings, Settings
 from orchestrator.errors import RunConflict
 from orchestrator.execution import Executor
 from orchestrator.graph import Graph, resolve
+from orchestrator.log import log_context
 from orchestrator.model import InputRevision, Run, RunState, fingerprint
 from orchestrator.ports import JobRunner
 from orchestrator.report import Outcome, Report, Status
@@ -34,7 +35,6 @@ from orchestrator.task import (
     Task,
     WrapperTask,
     outputs,
-    requirements,
 )
 from sensors import Sensors
 
@@ -128,12 +128,10 @@ class Engine:
             return await self._check_external(task)
         if isinstance(task, WrapperTask):
             return Outcome(task_id, Status.COMPLETE)
-        inputs = await self._inputs(task)
+        inputs = await self._inputs(task, graph.requires[task_id])
         if isinstance(inputs, Outcome):
             return inputs
-        with structlog.contextvars.bound_contextvars(
-            task=task_id, partition=task.partition_label
-        ):
+        with log_context(task=task_id, partition=task.partition_label):
             return await self._bring_up_to_date(task, inputs, policy)
 
     async def _check_external(self, task: ExternalTask) -> Outcome:
@@ -148,9 +146,11 @@ class Engine:
             return Outcome(task.task_id, Status.MISSING, f"{task.task_id}: {', '.join(absent)}")
         return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
 
-    async def _inputs(self, task: Task) -> dict[str, InputRevision] | Outcome:
+    async def _inputs(
+        self, task: Task, required: Mapping[str, Task]
+    ) -> dict[str, InputRevision] | Outcome:
         inputs: dict[str, InputRevision] = {}
-        for key, dep in requirements(task).items():
+        for key, dep in required.items():
             produced = outputs(dep)
             for sub_key, target in produced.items():
                 input_key = key if len(produced) == 1 else f"{key}.{sub_key}"
@@ -185,7 +185,7 @@ class Engine:
                 run = await self._claim(task, current, inputs, rerun=True)
         except RunConflict as exc:
             return Outcome(task.task_id, Status.FAILED, str(exc))
-        with structlog.contextvars.bound_contextvars(run_id=run.id, attempt=run.attempt):
+        with log_context(run_id=run.id, attempt=run.attempt):
             return await self._executor.execute(task, run, inputs, self._slot(policy))
 
     def _slot(self, policy: Policy) -> AbstractAsyncContextManager[None]:

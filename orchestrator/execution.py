@@ -165,6 +165,11 @@ class Executor:
             self._on_launch(task)
         context = RunContext(inputs, refs, adapters.storage, adapters.warehouse,
                              adapters.database)
+        if not isinstance(task, BeamJobTask | SparkSubmitTask):
+            if type(task).run is Task.run:
+                raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
+            await task.run(context)
+            return
         name = job_name(task.task_family, run.partition, run.fingerprint)
 
         async def record_job(job_id: str) -> None:
@@ -174,13 +179,9 @@ class Executor:
             argv = beam_command(task, inputs=inputs, outputs=refs, beam=self._beam,
                                 job_options=adapters.warehouse.job_options(), job_name=name)
             await self._runner.run(argv, job_name=name, on_started=record_job)
-        elif isinstance(task, SparkSubmitTask):
+        else:
             argv = spark_command(task, context, job_name=name, python=self._beam.python)
             await self._local_runner.run(argv, job_name=name, on_started=record_job)
-        elif type(task).run is not Task.run:
-            await task.run(context)
-        else:
-            raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
 
     async def _publish(
         self, run: Run, inputs: Inputs, targets: Mapping[str, Target], refs: dict[str, str]

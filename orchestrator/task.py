@@ -71,10 +71,15 @@ class Task:
     @property
     def partition_label(self) -> str:
         """The partition this task instance covers: its first date or interval parameter."""
-        for name, parameter in self._parameters.items():
-            if isinstance(parameter, DateParameter | DateIntervalParameter):
-                return parameter.serialize(self.__dict__["_params"][name])
-        return ""
+        cached: str | None = self.__dict__.get("_partition_label")
+        if cached is None:
+            cached = self.__dict__["_partition_label"] = next(
+                (parameter.serialize(self.__dict__["_params"][name])
+                 for name, parameter in self._parameters.items()
+                 if isinstance(parameter, DateParameter | DateIntervalParameter)),
+                "",
+            )
+        return cached
 
     def requires(self) -> Task | Sequence[Task] | Mapping[str, Task] | None:
         return None

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import structlog
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.engine import Engine
 from orchestrator.model import RunState
-from orchestrator.params import IntParameter
+from orchestrator.params import DateParameter, IntParameter
 from orchestrator.ports import Column
 from orchestrator.report import Outcome, Report, Status
 from orchestrator.runcontext import RunContext
@@ -234,3 +235,29 @@ async def test_spark_jobs_run_locally_whatever_runs_beam_jobs(world: World) -> N
     assert world.runner.calls == []
     [argv] = local.calls
     assert "/apps/aggregate.py" in argv
+
+
+class LogsFromRun(Task):
+    date = DateParameter()
+
+    async def run(self, context: RunContext) -> None:
+        structlog.get_logger("user").info("working")
+
+
+class TwoDaysLogging(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [LogsFromRun(date="2018-10-30"), LogsFromRun(date="2018-10-31")]
+
+
+async def test_a_run_logs_with_its_task_partition_run_and_attempt(world: World) -> None:
+    merge = structlog.contextvars.merge_contextvars
+    with structlog.testing.capture_logs(processors=[merge]) as logs:
+        report = await world.engine().run(TwoDaysLogging())
+    assert report.exit_code == 0
+    working = [line for line in logs if line["event"] == "working"]
+    runs = await world.state.list_runs()
+    assert {
+        (line["task"], line["partition"], line["run_id"], line["attempt"]) for line in working
+    } == {(run.task_id, run.partition, run.id, 1) for run in runs}
+    assert len(working) == 2
+    assert structlog.contextvars.get_contextvars() == {}
