@@ -227,10 +227,16 @@ class SqliteDatabase:
             raise self._error("database is closed")
         call = _Call(function)
         batch = self._enqueue(call)
-        with anyio.CancelScope(shield=True):
-            if not self._draining:
+        if not self._draining:
+            with anyio.CancelScope(shield=True):
                 await self._drain()
+        try:
             await batch.done.wait()
+        except anyio.get_cancelled_exc_class():
+            # Shielded only once cancelled: a scope per call costs more than the call.
+            with anyio.CancelScope(shield=True):
+                await batch.done.wait()
+            raise
         if isinstance(call.error, sqlite3.Error):
             raise self._error(f"database error: {call.error}") from call.error
         if call.error is not None:

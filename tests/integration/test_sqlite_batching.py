@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 
 from orchestrator.errors import RegistryError
 from orchestrator.sqlite import SqliteDatabase, transaction
@@ -71,3 +73,37 @@ async def test_vendor_errors_in_a_batch_become_ours(tmp_path: Path) -> None:
     assert [str(e) for e in errors] == ["database error: no such table: no_such_table"]
     assert await good() == 1
     await database.aclose()
+
+
+async def test_a_caller_cancelled_while_queued_waits_for_its_call_to_run(tmp_path: Path) -> None:
+    """Like anyio.to_thread.run_sync: a queued call runs, then the cancellation lands."""
+    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry",
+                                         error=RegistryError)
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    seen_when_cancelled: list[list[str]] = []
+
+    def hold(connection: sqlite3.Connection) -> None:  # keeps the next call queued
+        started.set()
+        release.wait(10)
+
+    async def caller(scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await database.run(lambda c: ran.append("queued call"))
+            finally:
+                seen_when_cancelled.append(list(ran))
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as group:
+        group.start_soon(database.run, hold)
+        await anyio.to_thread.run_sync(started.wait, 10)
+        group.start_soon(caller, scope)
+        await anyio.wait_all_tasks_blocked()
+        scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        assert seen_when_cancelled == []  # still waiting: its call has not run yet
+        release.set()
+    await database.aclose()
+    assert seen_when_cancelled == [["queued call"]]
+    assert scope.cancelled_caught
