@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ class Policy:
     """Stop before claiming: report what would run and what it would consume."""
 
 
+EVALUATORS = 256
+"""Nodes of one evaluation evaluated at once: enough that claims and successes
+queued together fill a state-store batch (orchestrator.sqlite.MAX_BATCH)."""
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -75,6 +81,8 @@ class Engine:
         self._executor = Executor(adapters, runner=runner, beam=beam, lease=lease,
                                   on_launch=on_launch, local_runner=local_runner)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
+        # Never fewer evaluators than runs allowed at once, or the limit could not be met.
+        self._evaluators = max(EVALUATORS, max_concurrent_runs)
         self._lease = lease
         self._owner = owner or worker_id()
         self._log = structlog.get_logger("charon.engine")
@@ -82,8 +90,11 @@ class Engine:
     async def run(self, root: Task, policy: Policy = Policy()) -> Report:
         """Bring ``root`` and everything it requires up to date.
 
-        A node is started when its last dependency finishes, so no node sits parked
-        waiting on others, and the lease keeper stops with the last node.
+        A node becomes ready when its last dependency finishes. Up to ``evaluators``
+        tasks take ready nodes one after another, rather than one task per node:
+        a thousand ready partitions then cost a few hundred task spawns, and no more
+        sensor lookups or claims are in flight than that. The lease keeper stops
+        with the last node.
         """
         graph = resolve(root)
         outcomes: dict[str, Outcome] = {}
@@ -91,23 +102,34 @@ class Engine:
             task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
             for task_id in graph.order
         }
+        ready = deque(task_id for task_id, count in pending.items() if not count)
+        evaluators = 0
         keeper = anyio.CancelScope()
 
         async with anyio.create_task_group() as group:
 
-            async def evaluate(task_id: str) -> None:
-                outcomes[task_id] = await self._evaluate(graph, task_id, outcomes, policy)
+            def add_evaluators() -> None:
+                nonlocal evaluators
+                while evaluators < min(self._evaluators, len(ready)):
+                    evaluators += 1
+                    group.start_soon(evaluate_ready)
+
+            async def evaluate_ready() -> None:
+                nonlocal evaluators
+                while ready:
+                    task_id = ready.popleft()
+                    outcomes[task_id] = await self._evaluate(graph, task_id, outcomes, policy)
+                    for dependent in graph.dependents[task_id]:
+                        pending[dependent] -= 1
+                        if not pending[dependent]:
+                            ready.append(dependent)
+                    add_evaluators()
+                evaluators -= 1
                 if len(outcomes) == len(graph.order):
                     keeper.cancel()
-                for dependent in graph.dependents[task_id]:
-                    pending[dependent] -= 1
-                    if not pending[dependent]:
-                        group.start_soon(evaluate, dependent)
 
             group.start_soon(self._keep_leases, keeper)
-            for task_id, count in pending.items():
-                if not count:
-                    group.start_soon(evaluate, task_id)
+            add_evaluators()
         return Report(root.task_id, outcomes)
 
     async def _keep_leases(self, scope: anyio.CancelScope) -> None:

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
+import anyio.lowlevel
 import pytest
 import structlog
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import Engine
-from orchestrator.model import RunState
+from orchestrator.engine import EVALUATORS, Engine
+from orchestrator.model import Revision, RunState
 from orchestrator.params import DateParameter, IntParameter
 from orchestrator.ports import Column
 from orchestrator.report import Outcome, Report, Status
 from orchestrator.runcontext import RunContext
 from orchestrator.tablespec import TableSpec
 from orchestrator.targets import RegistryTarget
-from orchestrator.task import SparkSubmitTask, Task, WrapperTask
+from orchestrator.task import LookupDaily, SparkSubmitTask, Task, WrapperTask
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -261,3 +263,74 @@ async def test_a_run_logs_with_its_task_partition_run_and_attempt(world: World) 
     } == {(run.task_id, run.partition, run.id, 1) for run in runs}
     assert len(working) == 2
     assert structlog.contextvars.get_contextvars() == {}
+
+
+class SlowRegistry(InMemoryRegistry):
+    """Counts the lookups in flight; each takes a few scheduling rounds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = self.most_in_flight = 0
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
+        self.in_flight -= 1
+        return await super().latest(endpoint, partition)
+
+
+class ManyDays(WrapperTask):
+    def requires(self) -> list[Task]:
+        first = date(2018, 1, 1)
+        return [
+            LookupDaily(endpoint="bench.input", partition=first + timedelta(days=n))
+            for n in range(EVALUATORS + 100)
+        ]
+
+
+async def test_an_evaluation_looks_up_a_bounded_number_of_inputs_at_once(world: World) -> None:
+    registry = SlowRegistry()
+    adapters = dataclasses.replace(world.adapters, registry=registry)
+    engine = Engine(adapters, runner=world.runner, beam=load_settings({}).beam,
+                    max_concurrent_runs=4, lease=timedelta(hours=1))
+    report = await engine.run(ManyDays())
+    assert len(report.missing) == EVALUATORS + 100  # every one was looked up
+    assert registry.most_in_flight == EVALUATORS
+
+
+@dataclass
+class Meeting:
+    """Every Gathering run waits until all of them are running at once."""
+
+    expected: int
+    running: int = 0
+    everyone: anyio.Event | None = None
+
+
+MEETING = Meeting(expected=EVALUATORS + 50)
+
+
+class Gathering(Task):
+    n = IntParameter()
+
+    async def run(self, context: RunContext) -> None:
+        assert MEETING.everyone is not None
+        MEETING.running += 1
+        if MEETING.running == MEETING.expected:
+            MEETING.everyone.set()
+        await MEETING.everyone.wait()
+
+
+class Crowd(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [Gathering(n=n) for n in range(MEETING.expected)]
+
+
+async def test_a_limit_above_the_evaluators_still_runs_that_many_at_once(world: World) -> None:
+    MEETING.running, MEETING.everyone = 0, anyio.Event()
+    with anyio.fail_after(10):
+        report = await world.engine(max_concurrent_runs=MEETING.expected).run(Crowd())
+    assert report.exit_code == 0
+    assert MEETING.running == MEETING.expected
