@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from jobs.dataflow import DataflowJobRunner
 from jobs.launcher import SubprocessJobRunner
 from orchestrator.config import Settings
-from orchestrator.gcp_http import new_session
 from orchestrator.ports import JobRunner
 
 DATAFLOW_RUNNER = "DataflowRunner"
@@ -21,5 +19,9 @@ async def open_job_runner(settings: Settings) -> AsyncIterator[JobRunner]:
         # Every other Beam runner runs the pipeline inside the launched process.
         yield SubprocessJobRunner()
         return
+    # Imported here: aiohttp and gcloud-aio were most of a local command's start-up.
+    from jobs.dataflow import DataflowJobRunner  # noqa: PLC0415
+    from orchestrator.gcp_http import new_session  # noqa: PLC0415
+
     async with new_session() as session:
         yield DataflowJobRunner.from_settings(settings, session)

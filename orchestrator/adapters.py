@@ -5,21 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from orchestrator.config import Settings
-from orchestrator.database_pg import PostgresDatabase
-from orchestrator.gcp_http import new_session
 from orchestrator.ports import Database, Registry, StateStore, Storage, Warehouse
-from orchestrator.registry_http import HttpRegistry
-from orchestrator.registry_pg import PostgresRegistry
 from orchestrator.registry_sqlite import SqliteRegistry
 from orchestrator.state_sqlite import SqliteStateStore
-from orchestrator.storage_gcs import GcsStorage
 from orchestrator.storage_local import LocalStorage
-from orchestrator.warehouse_bigquery import BigQueryWarehouse
 from orchestrator.warehouse_duckdb import DuckDBWarehouse
+
+if TYPE_CHECKING:
+    import aiohttp
+
+# The adapters of other backends are imported where they are chosen: their clients
+# (aiohttp, gcloud-aio, asyncpg) took most of a command's start-up on the defaults.
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,12 @@ def data_prefix(settings: Settings) -> str:
 async def _build_registry(settings: Settings) -> Registry:
     config = settings.registry
     if config.kind == "postgres":
+        from orchestrator.registry_pg import PostgresRegistry  # noqa: PLC0415  # see top
+
         return await PostgresRegistry.open(config.dsn)
     if config.kind == "http":
+        from orchestrator.registry_http import HttpRegistry  # noqa: PLC0415  # see top
+
         return await HttpRegistry.open(
             config.url, token=settings.secrets.registry_token, timeout=config.timeout_seconds
         )
@@ -71,9 +74,13 @@ async def _warehouse_and_storage(
     adapters share one aiohttp session (one connection pool), closed after both."""
     session: aiohttp.ClientSession | None = None
     if settings.warehouse.kind == "bigquery" or settings.storage.kind == "gcs":
+        from orchestrator.gcp_http import new_session  # noqa: PLC0415  # see top
+
         session = await stack.enter_async_context(new_session())
     warehouse: Warehouse
     if settings.warehouse.kind == "bigquery":
+        from orchestrator.warehouse_bigquery import BigQueryWarehouse  # noqa: PLC0415
+
         warehouse = await BigQueryWarehouse.open(
             project=settings.warehouse.project, location=settings.warehouse.location,
             session=session,
@@ -83,6 +90,8 @@ async def _warehouse_and_storage(
     stack.push_async_callback(warehouse.aclose)
     storage: Storage
     if settings.storage.kind == "gcs":
+        from orchestrator.storage_gcs import GcsStorage  # noqa: PLC0415  # see top
+
         storage = await GcsStorage.open(session=session)
     else:
         storage = LocalStorage(settings.storage.root)
@@ -101,6 +110,8 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
         prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")
         database: Database | None = None
         if settings.postgres.dsn:
+            from orchestrator.database_pg import PostgresDatabase  # noqa: PLC0415  # see top
+
             database = await PostgresDatabase.open(settings.postgres.dsn)
             stack.push_async_callback(database.aclose)
         yield Adapters(registry, warehouse, storage, state, prefix, database,

@@ -13,7 +13,7 @@ import structlog
 
 from jobs import sample_data, sample_streams
 from jobs.runners import open_job_runner
-from orchestrator import registry_service, render
+from orchestrator import render
 from orchestrator.adapters import Adapters, open_adapters, open_registry
 from orchestrator.cli_daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
@@ -219,6 +219,10 @@ async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
                              registry: Registry) -> int:
     if settings.registry.kind == "http":
         raise ConfigError('registry serve needs registry.kind = "sqlite" or "postgres" behind it')
+    # Imported here, like the daemon's server: aiohttp's server is a third of the
+    # start-up of every other command.
+    from orchestrator import registry_service  # noqa: PLC0415
+
     host = args.host or settings.registry_service.host
     port = settings.registry_service.port if args.port is None else args.port
     await registry_service.serve(

@@ -13,9 +13,7 @@ from orchestrator import render
 from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
 from orchestrator.daemon import Daemon, utc_today
-from orchestrator.daemon_http import daemon_app
 from orchestrator.engine import Policy, build_engine
-from orchestrator.http import serve
 from orchestrator.model import RunState
 from orchestrator.workflows import check_loadable
 
@@ -37,6 +35,10 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
 
 async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     check_loadable(settings.workflows, utc_today())
+    # Imported here: aiohttp's server is a third of the start-up of the other commands.
+    from orchestrator.daemon_http import daemon_app  # noqa: PLC0415
+    from orchestrator.http import serve  # noqa: PLC0415
+
     host = args.host or settings.daemon.host
     port = settings.daemon.port if args.port is None else args.port
     async with open_job_runner(settings) as runner:
