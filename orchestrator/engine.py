@@ -109,20 +109,22 @@ class Engine:
         async with anyio.create_task_group() as group:
 
             def add_evaluators() -> None:
+                """One more evaluator per ready node, up to the cap; each is handed its
+                node, so no ready node waits while another evaluator could start."""
                 nonlocal evaluators
-                while evaluators < min(self._evaluators, len(ready)):
+                while ready and evaluators < self._evaluators:
                     evaluators += 1
-                    group.start_soon(evaluate_ready)
+                    group.start_soon(evaluate_from, ready.popleft())
 
-            async def evaluate_ready() -> None:
+            async def evaluate_from(task_id: str | None) -> None:
                 nonlocal evaluators
-                while ready:
-                    task_id = ready.popleft()
+                while task_id is not None:
                     outcomes[task_id] = await self._evaluate(graph, task_id, outcomes, policy)
                     for dependent in graph.dependents[task_id]:
                         pending[dependent] -= 1
                         if not pending[dependent]:
                             ready.append(dependent)
+                    task_id = ready.popleft() if ready else None
                     add_evaluators()
                 evaluators -= 1
                 if len(outcomes) == len(graph.order):

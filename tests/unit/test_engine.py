@@ -15,7 +15,7 @@ from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.engine import EVALUATORS, Engine
 from orchestrator.model import Revision, RunState
-from orchestrator.params import DateParameter, IntParameter
+from orchestrator.params import DateParameter, IntParameter, Parameter
 from orchestrator.ports import Column
 from orchestrator.report import Outcome, Report, Status
 from orchestrator.runcontext import RunContext
@@ -334,3 +334,51 @@ async def test_a_limit_above_the_evaluators_still_runs_that_many_at_once(world: 
         report = await world.engine(max_concurrent_runs=MEETING.expected).run(Crowd())
     assert report.exit_code == 0
     assert MEETING.running == MEETING.expected
+
+
+@dataclass
+class Handshake:
+    """Waiting runs wait until the Signal run has run."""
+
+    signalled: anyio.Event | None = None
+
+
+HANDSHAKE = Handshake()
+
+
+class Start(Task):
+    async def run(self, context: RunContext) -> None:
+        return None
+
+
+class Waiting(Task):
+    name = Parameter[str]()
+
+    def requires(self) -> Task | None:
+        return Start() if self.name == "after start" else None
+
+    async def run(self, context: RunContext) -> None:
+        assert HANDSHAKE.signalled is not None
+        await HANDSHAKE.signalled.wait()
+
+
+class Signal(Task):
+    def requires(self) -> Task:
+        return Start()
+
+    async def run(self, context: RunContext) -> None:
+        assert HANDSHAKE.signalled is not None
+        HANDSHAKE.signalled.set()
+
+
+class WaitAndSignal(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [Waiting(name="from the start"), Waiting(name="after start"), Signal()]
+
+
+async def test_nodes_ready_together_start_together_while_others_still_run(world: World) -> None:
+    """Start's finish readies two nodes while a third still runs: both must start."""
+    HANDSHAKE.signalled = anyio.Event()
+    with anyio.fail_after(5):
+        report = await world.engine().run(WaitAndSignal())
+    assert report.exit_code == 0
