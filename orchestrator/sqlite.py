@@ -221,22 +221,18 @@ class SqliteDatabase:
         """Run ``function(connection)`` in a worker thread; vendor errors become ours.
 
         Like ``anyio.to_thread.run_sync``, a call that was queued runs to completion
-        even if its caller is cancelled meanwhile; the cancellation lands afterwards.
+        even if its caller is cancelled meanwhile, and its result is returned: the
+        cancellation lands at the caller's next checkpoint. A claim or a success
+        recorded is then never mistaken by its caller for one that did not happen.
         """
         if self._closed:
             raise self._error("database is closed")
         call = _Call(function)
         batch = self._enqueue(call)
-        if not self._draining:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if not self._draining:
                 await self._drain()
-        try:
             await batch.done.wait()
-        except anyio.get_cancelled_exc_class():
-            # Shielded only once cancelled: a scope per call costs more than the call.
-            with anyio.CancelScope(shield=True):
-                await batch.done.wait()
-            raise
         if isinstance(call.error, sqlite3.Error):
             raise self._error(f"database error: {call.error}") from call.error
         if call.error is not None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from orchestrator.errors import RegistryError
@@ -75,13 +76,15 @@ async def test_vendor_errors_in_a_batch_become_ours(tmp_path: Path) -> None:
     await database.aclose()
 
 
-async def test_a_caller_cancelled_while_queued_waits_for_its_call_to_run(tmp_path: Path) -> None:
-    """Like anyio.to_thread.run_sync: a queued call runs, then the cancellation lands."""
+async def test_a_caller_cancelled_while_queued_gets_its_result_then_the_cancellation(
+    tmp_path: Path,
+) -> None:
+    """Like anyio.to_thread.run_sync: a queued call runs and its caller gets the result;
+    the cancellation lands at the caller's next checkpoint."""
     database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry",
                                          error=RegistryError)
     started, release = threading.Event(), threading.Event()
-    ran: list[str] = []
-    seen_when_cancelled: list[list[str]] = []
+    results: list[str] = []
 
     def hold(connection: sqlite3.Connection) -> None:  # keeps the next call queued
         started.set()
@@ -89,10 +92,9 @@ async def test_a_caller_cancelled_while_queued_waits_for_its_call_to_run(tmp_pat
 
     async def caller(scope: anyio.CancelScope) -> None:
         with scope:
-            try:
-                await database.run(lambda c: ran.append("queued call"))
-            finally:
-                seen_when_cancelled.append(list(ran))
+            results.append(await database.run(lambda c: "the queued call ran"))
+            await anyio.lowlevel.checkpoint()
+            results.append("not reached: cancelled at the checkpoint")
 
     scope = anyio.CancelScope()
     async with anyio.create_task_group() as group:
@@ -102,8 +104,8 @@ async def test_a_caller_cancelled_while_queued_waits_for_its_call_to_run(tmp_pat
         await anyio.wait_all_tasks_blocked()
         scope.cancel()
         await anyio.wait_all_tasks_blocked()
-        assert seen_when_cancelled == []  # still waiting: its call has not run yet
+        assert results == []  # still waiting: its call has not run yet
         release.set()
     await database.aclose()
-    assert seen_when_cancelled == [["queued call"]]
+    assert results == ["the queued call ran"]
     assert scope.cancelled_caught
