@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
@@ -30,6 +31,17 @@ from orchestrator.targets import Target
 from orchestrator.task import BeamJobTask, SparkSubmitTask, Task, outputs
 
 Inputs = Mapping[str, InputRevision]
+
+
+@dataclass
+class _Staged:
+    """Where an attempt writes its outputs, and whether their publication has begun."""
+
+    refs: dict[str, str]
+    publishing: bool = False
+    """From then on a table may be in place and a revision may point at the outputs,
+    and downstream may already read them: a failure keeps them all rather than
+    discard any (what was not yet published is left unreferenced, the safer mistake)."""
 
 
 class Executor:
@@ -64,13 +76,13 @@ class Executor:
         bookkeeping, and successes that queue up then share one state-store commit.
         """
         targets = outputs(task)
-        refs: dict[str, str] = dict(run.staged)
+        staged = _Staged(dict(run.staged), publishing=run.state is RunState.PUBLISHING)
         self._log.info("run resumed" if run.staged else "run started",
                        fingerprint=run.fingerprint, state=run.state.value, job_id=run.job_id,
                        inputs={k: i.revision_id for k, i in inputs.items()})
         try:
             published = await self._write_and_publish(
-                task, run, inputs=inputs, targets=targets, refs=refs, slot=slot
+                task, run, inputs=inputs, targets=targets, staged=staged, slot=slot
             )
             finished = await self._adapters.state.succeed(run.id, run.attempt, published)
         except RunConflict as exc:
@@ -79,25 +91,25 @@ class Executor:
             return Outcome(task.task_id, Status.FAILED, str(exc), run)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._abandon(run, targets, refs, "cancelled")
+                await self._abandon(run, targets, staged, "cancelled")
             raise
         except Exception as exc:  # any failure of user code fails the run
-            await self._abandon(run, targets, refs, str(exc))
+            await self._abandon(run, targets, staged, str(exc))
             return Outcome(task.task_id, Status.FAILED, str(exc), run)
         self._log.info("run succeeded", published=published)
         return Outcome(task.task_id, Status.DONE, run=finished, published=published)
 
     async def _write_and_publish(
         self, task: Task, run: Run, *, inputs: Inputs, targets: Mapping[str, Target],
-        refs: dict[str, str], slot: AbstractAsyncContextManager[None],
+        staged: _Staged, slot: AbstractAsyncContextManager[None],
     ) -> dict[str, str]:
         """The run's work under its lease; RunConflict if the lease keeper lost it."""
         with anyio.CancelScope() as leased:
             self._active[run.id] = (run, leased)
             try:
                 async with slot:
-                    await self._write_outputs(task, run, inputs, targets, refs)
-                    return await self._publish(run, inputs, targets, refs)
+                    await self._write_outputs(task, run, inputs, targets, staged.refs)
+                    return await self._publish(run, inputs, targets, staged)
             finally:
                 del self._active[run.id]
         # Only the keeper cancels this scope, and only when another worker took over.
@@ -184,26 +196,33 @@ class Executor:
             await self._local_runner.run(argv, job_name=name, on_started=record_job)
 
     async def _publish(
-        self, run: Run, inputs: Inputs, targets: Mapping[str, Target], refs: dict[str, str]
+        self, run: Run, inputs: Inputs, targets: Mapping[str, Target], staged: _Staged
     ) -> dict[str, str]:
         adapters = self._adapters
         resuming = run.state is RunState.PUBLISHING
         if not resuming:
-            await commit.validate(targets, refs, warehouse=adapters.warehouse,
+            await commit.validate(targets, staged.refs, warehouse=adapters.warehouse,
                                   storage=adapters.storage, database=adapters.database)
             if targets:
                 await adapters.state.set_state(run.id, run.attempt, RunState.PUBLISHING)
+        staged.publishing = True
         return await commit.publish(
-            targets, refs, inputs=list(inputs.values()), run_id=run.id, resuming=resuming,
-            registry=adapters.registry, warehouse=adapters.warehouse,
+            targets, staged.refs, inputs=list(inputs.values()), run_id=run.id,
+            resuming=resuming, registry=adapters.registry, warehouse=adapters.warehouse,
         )
 
     async def _abandon(
-        self, run: Run, targets: Mapping[str, Target], refs: dict[str, str], error: str
+        self, run: Run, targets: Mapping[str, Target], staged: _Staged, error: str
     ) -> None:
-        self._log.error("run failed", error=error)
-        await commit.discard(targets, refs, warehouse=self._adapters.warehouse,
-                             storage=self._adapters.storage)
+        """Record the failure; discard the staged outputs unless publishing them began.
+
+        Kept outputs stay valid where they were published; the run is failed, so the
+        next attempt starts afresh and publishes new ones.
+        """
+        self._log.error("run failed", error=error, outputs_kept=staged.publishing)
+        if not staged.publishing:
+            await commit.discard(targets, staged.refs, warehouse=self._adapters.warehouse,
+                                 storage=self._adapters.storage)
         try:
             await self._adapters.state.fail(run.id, run.attempt, error)
         except CharonError as exc:

@@ -13,7 +13,7 @@ from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.engine import Engine
-from orchestrator.errors import RunConflict
+from orchestrator.errors import RunConflict, StateStoreError
 from orchestrator.model import Revision, Run, RunState
 from orchestrator.ports import Column
 from orchestrator.report import Status
@@ -48,14 +48,18 @@ class CrashingRegistry(InMemoryRegistry):
 
 
 class CrashingStateStore(InMemoryStateStore):
-    """Dies right after publication, before the success is recorded."""
+    """Dies right after publication, before the success is recorded; or fails then."""
 
     crash_next_success = False
+    fail_next_success = False
 
     async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
         if self.crash_next_success:
             self.crash_next_success = False
             raise ProcessCrashed("before recording success")
+        if self.fail_next_success:
+            self.fail_next_success = False
+            raise StateStoreError("database is locked")
         return await super().succeed(run_id, attempt, outputs)
 
 
@@ -159,6 +163,19 @@ async def test_a_crash_after_publishing_reuses_the_revision(world: World) -> Non
     run = await world.run()
     assert await world.registry.list(OUTPUT, "2018-10-31") == [published]
     assert run.outputs["textOutput"] == published.id
+
+
+async def test_a_failure_after_publishing_keeps_what_was_published(world: World) -> None:
+    """A revision, once published, may already be read downstream: its data stays."""
+    world.state.fail_next_success = True
+    report = await world.engine().run(JOB)
+    assert report.outcomes[JOB.task_id].status is Status.FAILED
+    [published] = await world.registry.list(OUTPUT, "2018-10-31")
+    assert await world.adapters.storage.list(published.uri)
+    assert await world.warehouse.table_info(FINAL) is not None
+
+    run = await world.run()
+    assert run.state is RunState.SUCCEEDED
 
 
 async def test_a_crash_before_the_job_id_was_recorded_relaunches_to_the_same_places(
