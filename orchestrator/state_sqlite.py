@@ -6,6 +6,7 @@ functions so the in-memory store in ``orchestrator.testing`` obeys the same ones
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import sqlite3
@@ -149,8 +150,8 @@ def _run(row: tuple[Any, ...]) -> Run:
         id=rid, task_id=task_id, family=family, partition=partition,
         fingerprint=fingerprint, state=RunState(state), attempt=attempt,
         created=parse_iso(created), updated=parse_iso(updated),
-        inputs=() if inputs == "[]" else tuple(InputRevision(*item) for item in json.loads(inputs)),
-        outputs=_load_mapping(outputs), staged=_load_mapping(staged), job_id=job_id, error=error,
+        inputs=load_inputs(inputs), outputs=load_mapping(outputs), staged=load_mapping(staged),
+        job_id=job_id, error=error,
         lease_owner=lease_owner,
         lease_expires=None if lease_expires is None else parse_iso(lease_expires),
     )
@@ -160,17 +161,22 @@ def _iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else iso_ms(moment)
 
 
+# A run's inputs, outputs and staged refs are stored as JSON text by every store.
 # Most runs are written before they have outputs or staged refs, and a task without
 # inputs has none ever: empty columns skip the JSON codec, a tenth of a claim's cost.
-def _inputs_json(inputs: Sequence[InputRevision]) -> str:
+def inputs_json(inputs: Sequence[InputRevision]) -> str:
     return json.dumps([[i.key, i.ref, i.revision_id] for i in inputs]) if inputs else "[]"
 
 
-def _mapping_json(mapping: Mapping[str, str]) -> str:
+def load_inputs(text: str) -> tuple[InputRevision, ...]:
+    return () if text == "[]" else tuple(InputRevision(*item) for item in json.loads(text))
+
+
+def mapping_json(mapping: Mapping[str, str]) -> str:
     return json.dumps(dict(mapping)) if mapping else "{}"
 
 
-def _load_mapping(text: str) -> dict[str, str]:
+def load_mapping(text: str) -> dict[str, str]:
     return {} if text == "{}" else dict(json.loads(text))
 
 
@@ -180,8 +186,8 @@ def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> 
 
 
 def _write_claim(connection: sqlite3.Connection, old: Run | None, new: Run, now: str) -> None:
-    inputs, outputs = _inputs_json(new.inputs), _mapping_json(new.outputs)
-    staged, expires = _mapping_json(new.staged), _iso_or_none(new.lease_expires)
+    inputs, outputs = inputs_json(new.inputs), mapping_json(new.outputs)
+    staged, expires = mapping_json(new.staged), _iso_or_none(new.lease_expires)
     if old is None:
         connection.execute(INSERT_RUN, (
             new.id, new.task_id, new.family, new.partition, new.fingerprint, new.state.value,
@@ -195,7 +201,56 @@ def _write_claim(connection: sqlite3.Connection, old: Run | None, new: Run, now:
     ))
 
 
-class SqliteStateStore:
+Change = Callable[[Run, datetime], Run]
+"""A write to one attempt of a run, given the run as stored and the store's clock."""
+
+
+class FencedWrites(abc.ABC):
+    """The writes to one attempt of a run, the same in every StateStore: each is a pure
+    change that the store's own :meth:`_update` applies under the attempt's fence."""
+
+    @abc.abstractmethod
+    async def _update(self, run_id: str, attempt: int, change: Change, *, finish: bool) -> Run:
+        """Apply ``change`` if ``attempt`` is current (else RunConflict); ``finish``
+        also stamps the run's finishing time."""
+
+    async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run:
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now),
+            finish=False,
+        )
+
+    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
+        refs = dict(staged)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, staged=refs, updated=now),
+            finish=False,
+        )
+
+    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
+        return await self._update(run_id, attempt, lambda r, now: renewed(r, now, lease),
+                                  finish=False)
+
+    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
+        state = RunState(state)
+        return await self._update(
+            run_id, attempt, lambda r, now: dataclasses.replace(r, state=state, updated=now),
+            finish=False,
+        )
+
+    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
+        done = dict(outputs)
+        return await self._update(run_id, attempt, lambda r, now: finished(
+            r, now, state=RunState.SUCCEEDED, outputs=done, error=None
+        ), finish=True)
+
+    async def fail(self, run_id: str, attempt: int, error: str) -> Run:
+        return await self._update(run_id, attempt, lambda r, now: finished(
+            r, now, state=RunState.FAILED, error=error
+        ), finish=True)
+
+
+class SqliteStateStore(FencedWrites):
     """StateStore over one SQLite file; build it with :meth:`open`."""
 
     def __init__(self, database: SqliteDatabase, now: Clock = utc_now) -> None:
@@ -259,9 +314,7 @@ class SqliteStateStore:
 
         return await self._db.run(select)
 
-    async def _update(
-        self, run_id: str, attempt: int, change: Callable[[Run, datetime], Run], finish: bool
-    ) -> Run:
+    async def _update(self, run_id: str, attempt: int, change: Change, *, finish: bool) -> Run:
         def update(connection: sqlite3.Connection) -> Run:
             with transaction(connection):
                 now = self._now()
@@ -269,49 +322,14 @@ class SqliteStateStore:
                 new = change(fenced(old, run_id, attempt), now)
                 stamp = iso_ms(now)
                 connection.execute(UPDATE_RUN, (
-                    new.state.value, new.job_id, new.error, _mapping_json(new.outputs),
-                    _mapping_json(new.staged), new.lease_owner,
+                    new.state.value, new.job_id, new.error, mapping_json(new.outputs),
+                    mapping_json(new.staged), new.lease_owner,
                     _iso_or_none(new.lease_expires), stamp, stamp if finish else None,
                     run_id, attempt,
                 ))
                 return new
 
         return await self._db.run(update)
-
-    async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run:
-        return await self._update(
-            run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now),
-            finish=False,
-        )
-
-    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
-        refs = dict(staged)
-        return await self._update(
-            run_id, attempt, lambda r, now: dataclasses.replace(r, staged=refs, updated=now),
-            finish=False,
-        )
-
-    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
-        return await self._update(run_id, attempt, lambda r, now: renewed(r, now, lease),
-                                  finish=False)
-
-    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
-        state = RunState(state)
-        return await self._update(
-            run_id, attempt, lambda r, now: dataclasses.replace(r, state=state, updated=now),
-            finish=False,
-        )
-
-    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
-        done = dict(outputs)
-        return await self._update(run_id, attempt, lambda r, now: finished(
-            r, now, state=RunState.SUCCEEDED, outputs=done, error=None
-        ), finish=True)
-
-    async def fail(self, run_id: str, attempt: int, error: str) -> Run:
-        return await self._update(run_id, attempt, lambda r, now: finished(
-            r, now, state=RunState.FAILED, error=error
-        ), finish=True)
 
     async def migrations(self) -> list[tuple[int, str, str]]:
         return await self._db.migrations()

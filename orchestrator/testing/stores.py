@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 
 import anyio.lowlevel
 
@@ -16,12 +16,12 @@ from orchestrator.model import InputRevision, Revision, Run, RunState
 from orchestrator.registry_sqlite import check_limit, new_revision
 from orchestrator.sqlite import truncate_ms
 from orchestrator.state_sqlite import (
+    Change,
     ClaimRequest,
+    FencedWrites,
     check_list_limit,
     fenced,
-    finished,
     plan_claim,
-    renewed,
 )
 from orchestrator.testing.clock import Clock, utc_now
 
@@ -65,7 +65,7 @@ class InMemoryRegistry:
         """Nothing to release."""
 
 
-class InMemoryStateStore:
+class InMemoryStateStore(FencedWrites):
     def __init__(self, now: Clock = utc_now) -> None:
         self._now = now
         self._runs: dict[str, Run] = {}  # by id, in creation order
@@ -125,44 +125,10 @@ class InMemoryStateStore:
         # Stable sort: equal creation times keep newest-inserted first.
         return sorted(runs, key=lambda r: r.created, reverse=True)[:limit]
 
-    async def _update(
-        self, run_id: str, attempt: int, change: Callable[[Run, datetime], Run]
-    ) -> Run:
+    async def _update(self, run_id: str, attempt: int, change: Change, *, finish: bool) -> Run:
         await anyio.lowlevel.checkpoint()
         run = fenced(self._runs.get(run_id), run_id, attempt)
         return self._store(change(run, truncate_ms(self._now())))
-
-    async def set_job_id(self, run_id: str, attempt: int, job_id: str) -> Run:
-        return await self._update(
-            run_id, attempt, lambda r, now: dataclasses.replace(r, job_id=job_id, updated=now)
-        )
-
-    async def set_staged(self, run_id: str, attempt: int, staged: Mapping[str, str]) -> Run:
-        refs = dict(staged)
-        return await self._update(
-            run_id, attempt, lambda r, now: dataclasses.replace(r, staged=refs, updated=now)
-        )
-
-    async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
-        return await self._update(run_id, attempt, lambda r, now: renewed(r, now, lease))
-
-    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run:
-        state = RunState(state)
-        return await self._update(
-            run_id, attempt, lambda r, now: dataclasses.replace(r, state=state, updated=now)
-        )
-
-    async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run:
-        done = dict(outputs)
-        return await self._update(
-            run_id, attempt,
-            lambda r, now: finished(r, now, state=RunState.SUCCEEDED, outputs=done, error=None),
-        )
-
-    async def fail(self, run_id: str, attempt: int, error: str) -> Run:
-        return await self._update(
-            run_id, attempt, lambda r, now: finished(r, now, state=RunState.FAILED, error=error)
-        )
 
     async def aclose(self) -> None:
         """Nothing to release."""
