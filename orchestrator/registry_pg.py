@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,33 +20,13 @@ from orchestrator import pg
 from orchestrator.errors import ConfigError, RegistryError, UnknownRevision
 from orchestrator.model import Revision
 from orchestrator.registry_sqlite import check_limit, new_revision, utc_now
-from orchestrator.sqlite import load_migrations
 
 Clock = Callable[[], datetime]
 
 SCHEMA = "charon_registry"
 MIGRATIONS = "registry_pg"
 POOL_MAX_SIZE = 10
-
-
-def _lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for one purpose of this module."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-MIGRATE_LOCK = _lock_key("charon.registry.migrate")
-PUBLISH_LOCK = _lock_key("charon.registry.publish")
-
-TAKE_XACT_LOCK = "SELECT pg_advisory_xact_lock($1)"
-CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS " + SCHEMA  # a constant, not input
-CREATE_MIGRATIONS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-    " applied TIMESTAMPTZ NOT NULL DEFAULT now())"
-)
-SELECT_APPLIED = "SELECT version FROM schema_migrations"
-INSERT_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
-SELECT_MIGRATIONS = "SELECT version, name, applied FROM schema_migrations ORDER BY version"
+PUBLISH_LOCK = pg.lock_key("charon.registry.publish")
 
 INSERT_REVISION = (
     "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage)"
@@ -88,24 +67,6 @@ def _revision(row: asyncpg.Record) -> Revision:
     )
 
 
-async def migrate(connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
-    """Apply the pending ``migrations/registry_pg`` scripts, all in one transaction.
-
-    The transaction-scoped advisory lock makes concurrent starters queue up: the
-    second one finds the versions already recorded and applies nothing. PostgreSQL
-    DDL is transactional, so a failing script leaves no half-made schema behind.
-    """
-    async with connection.transaction():
-        await connection.execute(TAKE_XACT_LOCK, MIGRATE_LOCK)
-        await connection.execute(CREATE_SCHEMA)
-        await connection.execute(CREATE_MIGRATIONS_TABLE)
-        applied = {row["version"] for row in await connection.fetch(SELECT_APPLIED)}
-        for migration in load_migrations(MIGRATIONS):
-            if migration.version not in applied:
-                await connection.execute(migration.sql)
-                await connection.execute(INSERT_MIGRATION, migration.version, migration.name)
-
-
 class PostgresRegistry:
     """Registry over a PostgreSQL database; build it with :meth:`open`."""
 
@@ -118,17 +79,10 @@ class PostgresRegistry:
         """Connect a pool to ``dsn`` and bring the schema up to date."""
         if not dsn:
             raise ConfigError('registry.kind = "postgres" needs registry.dsn')
-        pool = await pg.Pool.open(
-            dsn, error=RegistryError, name="the PostgreSQL registry", min_size=1,
-            max_size=POOL_MAX_SIZE, server_settings={"search_path": SCHEMA},
+        pool = await pg.open_migrated(
+            dsn, error=RegistryError, name="the PostgreSQL registry", schema=SCHEMA,
+            migrations=MIGRATIONS, max_size=POOL_MAX_SIZE,
         )
-        try:
-            with _converted("migrate"):
-                async with pool.acquire() as connection:
-                    await migrate(connection)
-        except BaseException:
-            pool.terminate()
-            raise
         return cls(pool, now)
 
     async def publish(
@@ -142,7 +96,7 @@ class PostgresRegistry:
                 # reader at cursor 7 would never see 6. Holding one lock from before the
                 # insert until commit makes seqs visible in order. Publishes are rare
                 # next to reads, so serialising them costs little.
-                await connection.execute(TAKE_XACT_LOCK, PUBLISH_LOCK)
+                await connection.execute(pg.TAKE_XACT_LOCK, PUBLISH_LOCK)
                 seq = await connection.fetchval(
                     INSERT_REVISION, new.id, endpoint, partition, uri, new.created,
                     list(new.lineage),
@@ -180,8 +134,7 @@ class PostgresRegistry:
         """The applied migrations: (version, name, applied timestamp)."""
         with _converted("read"):
             async with self._acquire() as connection:
-                rows = await connection.fetch(SELECT_MIGRATIONS)
-        return [(row["version"], row["name"], row["applied"]) for row in rows]
+                return await pg.applied_migrations(connection)
 
     def _acquire(self) -> asyncpg.pool.PoolAcquireContext:
         return self._pool.acquire()

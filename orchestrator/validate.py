@@ -52,3 +52,15 @@ def pg_table(name: str) -> str:
             " optionally schema.table"
         )
     return name
+
+
+_PG_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def pg_schema(name: str) -> str:
+    """A PostgreSQL schema name: lower-case letters, digits and '_', never quoted."""
+    if not _PG_SCHEMA.match(name):
+        raise InvalidIdentifier(
+            f"invalid PostgreSQL schema {name!r}: lower-case letters, digits and '_'"
+        )
+    return name

@@ -14,6 +14,7 @@ import anyio
 import asyncpg
 import pytest
 
+from orchestrator import pg
 from orchestrator.errors import AuthError, ConfigError, RegistryError
 from orchestrator.model import Revision
 from orchestrator.ports import Registry
@@ -22,7 +23,6 @@ from orchestrator.registry_pg import (
     INSERT_REVISION,
     PUBLISH_LOCK,
     SCHEMA,
-    TAKE_XACT_LOCK,
     PostgresRegistry,
 )
 from orchestrator.registry_service import ServiceOptions
@@ -119,7 +119,7 @@ class TestPostgresRegistry(RegistryContract):
             # The transaction (a publisher stalled just before commit) ends first, then
             # the task group waits for the fast publish it was holding back.
             async with anyio.create_task_group() as group, slow.transaction():
-                await slow.execute(TAKE_XACT_LOCK, PUBLISH_LOCK)
+                await slow.execute(pg.TAKE_XACT_LOCK, PUBLISH_LOCK)
                 await slow.execute(INSERT_REVISION, "slow", "plays", DAY, "/data/slow",
                                    datetime.now(UTC), [])
                 group.start_soon(publish_fast)
