@@ -41,6 +41,8 @@ _TRIGGERED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 _WORKFLOW: contextvars.ContextVar[str] = contextvars.ContextVar("charon_workflow", default="")
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
+# Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
+LEASE_RETRY_MARGIN_SECONDS = 0.5
 
 
 def utc_today() -> date:
@@ -55,6 +57,8 @@ class RootState:
     report: Report | None = None
     error: str | None = None
     evaluated_at: datetime | None = None
+    retry_at: datetime | None = None
+    """A re-evaluation is pending for when another worker's lease runs out."""
 
 
 class Daemon:
@@ -239,10 +243,29 @@ class Daemon:
             async with self._slots:
                 state.report = await self.engine.run(task, self._policies[root.workflow])
             state.error = None
+            if (held_until := state.report.held_until) is not None:
+                self._retry_when_released(root, state, held_until)
         except CharonError as exc:
             state.error = str(exc)
             self._log.warning("evaluation failed", root=str(root), error=str(exc))
         state.evaluated_at = datetime.now(UTC)
+
+    def _retry_when_released(self, root: Root, state: RootState, held_until: datetime) -> None:
+        """Evaluate ``root`` again once another worker's lease on one of its runs is out:
+        if that worker died (a replica, or this daemon before a restart), nothing else
+        would trigger the takeover. One retry is pending per root at a time."""
+        if self._group is None or (state.retry_at is not None and state.retry_at <= held_until):
+            return
+        state.retry_at = held_until
+
+        async def retry() -> None:
+            wait = (held_until - datetime.now(UTC)).total_seconds() + LEASE_RETRY_MARGIN_SECONDS
+            await anyio.sleep(max(wait, 0))
+            if state.retry_at == held_until:
+                state.retry_at = None
+            self.schedule(root, None)
+
+        self._group.start_soon(self._sensing_task, retry)
 
     def _launched(self, task: Task) -> None:
         workflow = _WORKFLOW.get()

@@ -208,7 +208,7 @@ class Engine:
             if run.state is RunState.SUCCEEDED:
                 run = await self._claim(task, current, inputs, rerun=True)
         except RunConflict as exc:
-            return Outcome(task.task_id, Status.FAILED, str(exc))
+            return Outcome(task.task_id, Status.FAILED, str(exc), held_until=exc.held_until)
         with log_context(run_id=run.id, attempt=run.attempt):
             return await self._executor.execute(task, run, inputs, self._slot(policy))
 

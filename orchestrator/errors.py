@@ -7,6 +7,8 @@ edge, so callers never need to know which backend is configured.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class CharonError(Exception):
     """Base of every error charon raises on purpose."""
@@ -102,3 +104,8 @@ class OutputInvalid(RunError):
 
 class RunConflict(RunError):
     """Another worker holds the claim on this run."""
+
+    def __init__(self, message: str, *, held_until: datetime | None = None) -> None:
+        super().__init__(message)
+        self.held_until = held_until
+        """When the other worker's lease runs out, if a live lease is what refused."""

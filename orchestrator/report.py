@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from orchestrator.model import Run
 
@@ -30,12 +31,19 @@ class Outcome:
     detail: str = ""
     run: Run | None = None
     published: Mapping[str, str] = field(default_factory=dict)
+    held_until: datetime | None = None
+    """Another worker's lease holds the run until then; evaluate again after it."""
 
 
 @dataclass(frozen=True)
 class Report:
     root: str
     outcomes: Mapping[str, Outcome]
+
+    @property
+    def held_until(self) -> datetime | None:
+        """The earliest time a run held by another worker's lease may be taken over."""
+        return min((o.held_until for o in self.outcomes.values() if o.held_until), default=None)
 
     @property
     def missing(self) -> list[str]:

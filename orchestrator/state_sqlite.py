@@ -110,7 +110,8 @@ def plan_claim(existing: Run | None, request: ClaimRequest, now: datetime) -> Ru
         raise RunConflict(
             f"run {existing.id} of {existing.task_id} (attempt {existing.attempt}) is"
             f" {existing.state} under a lease held by {existing.lease_owner!r}"
-            f" until {existing.lease_expires.isoformat()}"
+            f" until {existing.lease_expires.isoformat()}",
+            held_until=existing.lease_expires,
         )
     if existing.state.active:
         # Its owner died: the new attempt inherits the state, job id and staged outputs

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import anyio
+import pytest
 
-from jobs.top_artists import END_CONTENT_FACT
+from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
+from orchestrator.config import load_settings
+from orchestrator.engine import Engine
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, RunState
 from orchestrator.ports import Column
 from orchestrator.tablespec import TableSpec
+from orchestrator.testing import ProcessCrashed
 from orchestrator.watch import Root, Trigger, registry_key
 from tests.daemon_world import TODAY, make_world, running
 
@@ -165,3 +169,26 @@ def test_target_keys_index_the_roots_they_affect() -> None:
     world.daemon.watch.refresh(TODAY)
     roots = world.daemon.watch.roots_for([registry_key(END_CONTENT_FACT, "2018-10-31")])
     assert roots == {Root("top_artists", TODAY)}
+
+
+async def test_a_run_held_by_a_dead_replica_is_taken_over_when_its_lease_runs_out() -> None:
+    """Another daemon claimed the day with a short lease and died mid-job."""
+    world = make_world()
+    await world.publish_day()
+    dead_replica = Engine(world.daemon.adapters, runner=world.runner,
+                          beam=load_settings({}).beam, max_concurrent_runs=1,
+                          lease=timedelta(seconds=0.5))
+    world.runner.crash_after_start = True
+    with pytest.raises(BaseExceptionGroup) as crashed:
+        await dead_replica.run(TopArtistsJob(date="2018-10-31", top_n=10))
+    assert crashed.group_contains(ProcessCrashed)
+    world.runner.crash_after_start = False
+
+    async with running(world):
+        await world.wait_for(lambda: world.runner.reattached == ["fake-1"])
+        with anyio.fail_after(5):
+            while not await world.output_revisions():
+                await anyio.sleep(0.01)
+    [run] = await world.state.list_runs()
+    assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
+    assert len(world.runner.calls) == 1  # reattached, never launched twice
