@@ -57,6 +57,14 @@ async def _build_registry(settings: Settings) -> Registry:
     return await SqliteRegistry.open(config.path)
 
 
+async def _build_state(settings: Settings) -> StateStore:
+    if settings.state.kind == "postgres":
+        from orchestrator.state_pg import PostgresStateStore  # noqa: PLC0415  # see top
+
+        return await PostgresStateStore.open(settings.state.dsn)
+    return await SqliteStateStore.open(settings.state.path)
+
+
 @asynccontextmanager
 async def open_registry(settings: Settings) -> AsyncIterator[Registry]:
     """The configured registry alone (by ``registry.kind``), closed on exit."""
@@ -104,7 +112,7 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
     """Open every configured backend; close them all on exit, whatever happened."""
     async with AsyncExitStack() as stack:
         registry = await stack.enter_async_context(open_registry(settings))
-        state = await SqliteStateStore.open(settings.state.path)
+        state = await _build_state(settings)
         stack.push_async_callback(state.aclose)
         warehouse, storage = await _warehouse_and_storage(settings, stack)
         prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")

@@ -28,7 +28,7 @@ CONFIG_ENV = "CHARON_CONFIG"
 SECRETS = {"registry_token": "CHARON_REGISTRY_TOKEN", "webhook_secret": "CHARON_WEBHOOK_SECRET"}
 _SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.values())}
 _KINDS = {
-    "state": ("sqlite",),
+    "state": ("sqlite", "postgres"),
     "registry": ("sqlite", "postgres", "http"),
     "warehouse": ("duckdb", "bigquery"),
     "storage": ("local", "gcs"),
@@ -39,6 +39,7 @@ _KINDS = {
 class StateSettings:
     kind: str
     path: Path
+    dsn: str
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def _build(raw: dict[str, Any]) -> Settings:
         if kind not in kinds:
             raise ConfigError(f"{section}.kind = {kind!r}: expected one of {', '.join(kinds)}")
     _check_gcs_prefix(raw["storage"])
+    _check_connections(raw)
     if raw["log"]["level"] not in _LOG_LEVELS:
         raise ConfigError(f"log.level = {raw['log']['level']!r}: expected one of {_LOG_LEVELS}")
     if raw["log"]["format"] not in _LOG_FORMATS:
@@ -297,6 +299,18 @@ def _build(raw: dict[str, Any]) -> Settings:
         sections[name] = klass(**values)
     sections[WORKFLOWS] = parse_workflows(raw[WORKFLOWS])
     return Settings(**sections)  # type: ignore[arg-type]  # built field by field above
+
+
+def _check_connections(raw: Mapping[str, Any]) -> None:
+    """A server-backed kind needs its address, refused here before anything is opened."""
+    for section in ("state", "registry"):
+        if raw[section]["kind"] == "postgres" and not raw[section]["dsn"]:
+            raise ConfigError(
+                f'{section}.kind = "postgres" needs {section}.dsn'
+                f" (CHARON_{section.upper()}__DSN)"
+            )
+    if raw["registry"]["kind"] == "http" and not raw["registry"]["url"]:
+        raise ConfigError('registry.kind = "http" needs registry.url (CHARON_REGISTRY__URL)')
 
 
 def _check_gcs_prefix(storage: Mapping[str, Any]) -> None:

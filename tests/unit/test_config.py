@@ -44,6 +44,9 @@ def test_config_file_then_env(tmp_path: Path) -> None:
         ({"CHARON_ENGINE__MAX_CONCURRENT_RUNS": "many"}, "expected int"),
         ({"CHARON_ENGINE__MAX_CONCURRENT_RUNS": "0"}, "at least 1"),
         ({"CHARON_WAREHOUSE__KIND": "oracle"}, "expected one of"),
+        ({"CHARON_STATE__KIND": "postgres"}, r"needs state\.dsn"),
+        ({"CHARON_REGISTRY__KIND": "postgres"}, r"needs registry\.dsn"),
+        ({"CHARON_REGISTRY__KIND": "http"}, r"needs registry\.url"),
         ({"CHARON_LOG__LEVEL": "loud"}, "log.level"),
         ({"CHARON_CONFIG": "/nonexistent/charon.toml"}, "cannot read"),
     ],
@@ -80,3 +83,11 @@ def test_list_values_accept_comma_separated_overrides() -> None:
     assert settings.registry_service.subscribers == (
         "http://127.0.0.1:1/hooks", "http://127.0.0.1:2/h"
     )
+
+
+def test_the_state_store_can_be_postgresql(tmp_path: Path) -> None:
+    dsn = "postgresql://postgres@127.0.0.1:5432/charon"
+    settings = load_settings({
+        "CHARON_HOME": str(tmp_path), "CHARON_STATE__KIND": "postgres", "CHARON_STATE__DSN": dsn,
+    })
+    assert (settings.state.kind, settings.state.dsn) == ("postgres", dsn)

@@ -1,0 +1,156 @@
+"""The state store on the local PostgreSQL server: the contract, and replicas sharing it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import anyio
+import asyncpg
+import pytest
+
+from orchestrator.errors import ConfigError, RunConflict, StateStoreError
+from orchestrator.model import Run, RunState
+from orchestrator.ports import StateStore
+from orchestrator.registry_pg import PostgresRegistry
+from orchestrator.state_pg import SCHEMA, PostgresStateStore
+from orchestrator.testing import ManualClock
+from tests.contracts.state import LEASE, StateStoreContract, claim
+
+
+class TestPostgresStateStore(StateStoreContract):
+    @pytest.fixture
+    async def state(self, postgres_dsn: str, clock: ManualClock) -> AsyncIterator[StateStore]:
+        store = await PostgresStateStore.open(postgres_dsn, now=clock)
+        yield store
+        await store.aclose()
+
+
+Replicas = tuple[ManualClock, list[PostgresStateStore]]
+
+
+@pytest.fixture
+async def replicas(postgres_dsn: str) -> AsyncIterator[Replicas]:
+    """Four stores on one database, each with its own pool: four daemons' worth."""
+    clock = ManualClock()
+    stores = [await PostgresStateStore.open(postgres_dsn, now=clock) for _ in range(4)]
+    yield clock, stores
+    for store in stores:
+        await store.aclose()
+
+
+async def race(stores: list[PostgresStateStore], task_id: str) -> tuple[list[Run], int]:
+    """Three claimers per replica claim ``task_id`` at once: (winners, conflicts)."""
+    winners: list[Run] = []
+    conflicts = 0
+
+    async def contend(store: PostgresStateStore, owner: str) -> None:
+        nonlocal conflicts
+        try:
+            winners.append(await claim(store, owner=owner, task_id=task_id))
+        except RunConflict:
+            conflicts += 1
+
+    async with anyio.create_task_group() as group:
+        for n, store in enumerate(stores):
+            for m in range(3):
+                group.start_soon(contend, store, f"replica-{n}-{m}")
+    return winners, conflicts
+
+
+async def test_replicas_racing_for_a_new_run_launch_it_once(replicas: Replicas) -> None:
+    _clock, stores = replicas
+    for round_ in range(10):  # a race is a race: run it several times
+        winners, conflicts = await race(stores, f"T(n={round_})")
+        assert [run.attempt for run in winners] == [1]
+        assert conflicts == 11
+
+
+async def test_a_replica_takes_over_an_expired_lease_and_fences_the_old_owner(
+    replicas: Replicas,
+) -> None:
+    clock, (first, second, *_others) = replicas
+    run = await claim(first, owner="replica-1")
+    await first.set_staged(run.id, run.attempt, {"output": "/data/out/abc"})
+    with pytest.raises(RunConflict):
+        await claim(second, owner="replica-2")
+
+    clock.advance(LEASE + timedelta(seconds=1))
+    taken = await claim(second, owner="replica-2")
+    assert (taken.id, taken.attempt, taken.lease_owner) == (run.id, 2, "replica-2")
+    assert taken.staged == {"output": "/data/out/abc"}  # inherited, to resume
+    with pytest.raises(RunConflict):
+        await first.succeed(run.id, run.attempt, {"output": "rev-from-the-dead"})
+    done = await second.succeed(taken.id, taken.attempt, {"output": "rev-1"})
+    assert done.state is RunState.SUCCEEDED
+    assert await first.get(run.task_id, run.fingerprint) == done
+
+
+async def test_migrations_apply_once_when_replicas_start_together(postgres_dsn: str) -> None:
+    opened: list[PostgresStateStore] = []
+
+    async def open_one() -> None:
+        opened.append(await PostgresStateStore.open(postgres_dsn))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(5):
+            group.start_soon(open_one)
+    try:
+        for store in opened:
+            applied = await store.migrations()
+            assert [(version, name) for version, name, _at in applied] == [(1, "init")]
+    finally:
+        for store in opened:
+            await store.aclose()
+
+
+async def test_it_shares_a_database_with_the_registry(postgres_dsn: str) -> None:
+    """Each store keeps its tables and its schema_migrations in a schema of its own."""
+    state = await PostgresStateStore.open(postgres_dsn)
+    registry = await PostgresRegistry.open(postgres_dsn)
+    try:
+        await claim(state)
+        await registry.publish("plays", "2018-10-31", "/data/plays/r1")
+        assert len(await state.list_runs()) == 1
+        assert [name for _v, name, _at in await registry.migrations()] == ["init"]
+    finally:
+        await state.aclose()
+        await registry.aclose()
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        tables = {row["table_name"] for row in await connection.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", SCHEMA,
+        )}
+    finally:
+        await connection.close()
+    assert tables == {"runs", "schema_migrations"}
+
+
+async def test_an_unreachable_server_is_a_state_store_error() -> None:
+    with pytest.raises(StateStoreError, match="cannot connect"):
+        await PostgresStateStore.open("postgresql://postgres@127.0.0.1:1/nothing")
+
+
+async def test_an_empty_dsn_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"state\.dsn"):
+        await PostgresStateStore.open("")
+
+
+async def test_writes_after_close_are_refused(postgres_dsn: str) -> None:
+    store = await PostgresStateStore.open(postgres_dsn)
+    await store.aclose()
+    with pytest.raises(StateStoreError, match="closed"):
+        await claim(store)
+
+
+async def test_replicas_racing_to_take_over_an_expired_run_take_it_once(
+    replicas: Replicas,
+) -> None:
+    clock, stores = replicas
+    for round_ in range(10):
+        task_id = f"T(n={round_})"
+        await claim(stores[0], owner="the dead one", task_id=task_id)
+        clock.advance(LEASE + timedelta(seconds=1))
+        winners, conflicts = await race(stores, task_id)
+        assert [run.attempt for run in winners] == [2]
+        assert conflicts == 11
