@@ -11,20 +11,19 @@ the other looks again. The tables live in their own schema, ``charon_state``.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 
 from orchestrator import pg
 from orchestrator.errors import ConfigError, RunConflict, StateStoreError
-from orchestrator.model import InputRevision, Run, RunState
+from orchestrator.model import Run, RunState
 from orchestrator.sqlite import truncate_ms
 from orchestrator.state_sqlite import (
     Change,
     ClaimRequest,
     Clock,
-    FencedWrites,
+    StateStoreBase,
     check_list_limit,
     fenced,
     inputs_json,
@@ -98,7 +97,7 @@ def _check_fence(status: str, run_id: str, attempt: int) -> None:
         raise RunConflict(f"run {run_id} moved past attempt {attempt} during the write")
 
 
-class PostgresStateStore(FencedWrites):
+class PostgresStateStore(StateStoreBase):
     """StateStore over a PostgreSQL database; build it with :meth:`open`."""
 
     def __init__(self, pool: pg.Pool, now: Clock = utc_now) -> None:
@@ -119,30 +118,16 @@ class PostgresStateStore(FencedWrites):
     def _now(self) -> datetime:
         return truncate_ms(self._clock())
 
-    async def claim(
-        self,
-        *,
-        task_id: str,
-        family: str,
-        partition: str,
-        fingerprint: str,
-        inputs: Sequence[InputRevision],
-        owner: str,
-        lease: timedelta,
-        rerun_succeeded: bool = False,
-    ) -> Run:
-        request = ClaimRequest(
-            task_id, family, partition, fingerprint, tuple(inputs), owner, lease, rerun_succeeded
-        )
+    async def _claim(self, request: ClaimRequest) -> Run:
         with pg.converted(StateStoreError, "cannot claim in the PostgreSQL state store"):
             async with self._pool.acquire() as connection:
                 try:
-                    return await self._claim(connection, request)
+                    return await self._claim_on(connection, request)
                 except asyncpg.UniqueViolationError:
                     # Another claimer inserted the row first: its lease now decides.
-                    return await self._claim(connection, request)
+                    return await self._claim_on(connection, request)
 
-    async def _claim(
+    async def _claim_on(
         self, connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
         request: ClaimRequest,
     ) -> Run:

@@ -206,9 +206,31 @@ Change = Callable[[Run, datetime], Run]
 """A write to one attempt of a run, given the run as stored and the store's clock."""
 
 
-class FencedWrites(abc.ABC):
-    """The writes to one attempt of a run, the same in every StateStore: each is a pure
-    change that the store's own :meth:`_update` applies under the attempt's fence."""
+class StateStoreBase(abc.ABC):
+    """What every StateStore does the same way: the claim it is asked for, checked, and
+    the writes to one attempt of a run, each a pure change. A store supplies
+    :meth:`_claim` (apply :func:`plan_claim` atomically) and :meth:`_update` (apply a
+    change under the attempt's fence)."""
+
+    async def claim(
+        self,
+        *,
+        task_id: str,
+        family: str,
+        partition: str,
+        fingerprint: str,
+        inputs: Sequence[InputRevision],
+        owner: str,
+        lease: timedelta,
+        rerun_succeeded: bool = False,
+    ) -> Run:
+        return await self._claim(ClaimRequest(
+            task_id, family, partition, fingerprint, tuple(inputs), owner, lease, rerun_succeeded
+        ))
+
+    @abc.abstractmethod
+    async def _claim(self, request: ClaimRequest) -> Run:
+        """The run :func:`plan_claim` makes of the stored one, written atomically."""
 
     @abc.abstractmethod
     async def _update(self, run_id: str, attempt: int, change: Change, *, finish: bool) -> Run:
@@ -251,7 +273,7 @@ class FencedWrites(abc.ABC):
         ), finish=True)
 
 
-class SqliteStateStore(FencedWrites):
+class SqliteStateStore(StateStoreBase):
     """StateStore over one SQLite file; build it with :meth:`open`."""
 
     def __init__(self, database: SqliteDatabase, now: Clock = utc_now) -> None:
@@ -266,21 +288,8 @@ class SqliteStateStore(FencedWrites):
     def _now(self) -> datetime:
         return truncate_ms(self._clock())
 
-    async def claim(
-        self,
-        *,
-        task_id: str,
-        family: str,
-        partition: str,
-        fingerprint: str,
-        inputs: Sequence[InputRevision],
-        owner: str,
-        lease: timedelta,
-        rerun_succeeded: bool = False,
-    ) -> Run:
-        request = ClaimRequest(
-            task_id, family, partition, fingerprint, tuple(inputs), owner, lease, rerun_succeeded
-        )
+    async def _claim(self, request: ClaimRequest) -> Run:
+        task_id, fingerprint = request.task_id, request.fingerprint
 
         def claim(connection: sqlite3.Connection) -> Run:
             # One IMMEDIATE transaction: another process cannot claim between read and write.

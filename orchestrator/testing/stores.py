@@ -5,20 +5,19 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Sequence
-from datetime import timedelta
 
 import anyio.lowlevel
 
 from orchestrator.errors import (
     UnknownRevision,
 )
-from orchestrator.model import InputRevision, Revision, Run, RunState
+from orchestrator.model import Revision, Run, RunState
 from orchestrator.registry_sqlite import check_limit, new_revision
 from orchestrator.sqlite import truncate_ms
 from orchestrator.state_sqlite import (
     Change,
     ClaimRequest,
-    FencedWrites,
+    StateStoreBase,
     check_list_limit,
     fenced,
     plan_claim,
@@ -65,7 +64,7 @@ class InMemoryRegistry:
         """Nothing to release."""
 
 
-class InMemoryStateStore(FencedWrites):
+class InMemoryStateStore(StateStoreBase):
     def __init__(self, now: Clock = utc_now) -> None:
         self._now = now
         self._runs: dict[str, Run] = {}  # by id, in creation order
@@ -78,23 +77,9 @@ class InMemoryStateStore(FencedWrites):
         self._touched[run.id] = self._writes
         return run
 
-    async def claim(
-        self,
-        *,
-        task_id: str,
-        family: str,
-        partition: str,
-        fingerprint: str,
-        inputs: Sequence[InputRevision],
-        owner: str,
-        lease: timedelta,
-        rerun_succeeded: bool = False,
-    ) -> Run:
-        request = ClaimRequest(
-            task_id, family, partition, fingerprint, tuple(inputs), owner, lease, rerun_succeeded
-        )
+    async def _claim(self, request: ClaimRequest) -> Run:
         await anyio.lowlevel.checkpoint()
-        old = self._find(task_id, fingerprint)
+        old = self._find(request.task_id, request.fingerprint)
         new = plan_claim(old, request, truncate_ms(self._now()))
         return new if new is old else self._store(new)
 
