@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from orchestrator import validate
+from orchestrator import status_page, validate
 from orchestrator.daemon import Daemon
 from orchestrator.errors import AuthError, CharonError
 from orchestrator.intervals import parse_day
@@ -114,6 +114,10 @@ def daemon_app(daemon: Daemon, *, secret: str, max_body_bytes: int) -> web.Appli
     async def status(request: web.Request) -> web.StreamResponse:
         return web.json_response(await daemon.status())
 
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=status_page.render(await daemon.status()),
+                            content_type="text/html", charset="utf-8")
+
     async def metrics(request: web.Request) -> web.StreamResponse:
         await daemon.update_run_gauge()
         return web.Response(text=daemon.metrics.render(), content_type="text/plain",
@@ -125,6 +129,7 @@ def daemon_app(daemon: Daemon, *, secret: str, max_body_bytes: int) -> web.Appli
     app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/hooks/partitions", hooks.handler(hooks.partition_published))
     app.router.add_post("/hooks/runs", hooks.handler(hooks.run_requested))
+    app.router.add_get("/", page)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", health)
