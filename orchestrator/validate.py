@@ -41,7 +41,9 @@ def uri(value: str) -> str:
 
 
 # Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.
-_PG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?$")
+_PG_IDENTIFIER = r"[a-z_][a-z0-9_]{0,62}"
+_PG_NAME = re.compile(rf"^{_PG_IDENTIFIER}(?:\.{_PG_IDENTIFIER})?$")
+_PG_SCHEMA = re.compile(rf"^{_PG_IDENTIFIER}$")
 
 
 def pg_table(name: str) -> str:
@@ -52,9 +54,6 @@ def pg_table(name: str) -> str:
             " optionally schema.table"
         )
     return name
-
-
-_PG_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def pg_schema(name: str) -> str:
