@@ -61,7 +61,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-
 class Engine:
     def __init__(
         self,

@@ -289,13 +289,11 @@ class SqliteStateStore(StateStoreBase):
         return truncate_ms(self._clock())
 
     async def _claim(self, request: ClaimRequest) -> Run:
-        task_id, fingerprint = request.task_id, request.fingerprint
-
         def claim(connection: sqlite3.Connection) -> Run:
             # One IMMEDIATE transaction: another process cannot claim between read and write.
             with transaction(connection):
                 now = self._now()
-                old = _one(connection, SELECT_BY_KEY, (task_id, fingerprint))
+                old = _one(connection, SELECT_BY_KEY, (request.task_id, request.fingerprint))
                 new = plan_claim(old, request, now)
                 if new is not old:
                     _write_claim(connection, old, new, iso_ms(now))
