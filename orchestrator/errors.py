@@ -34,6 +34,15 @@ class DependencyCycle(UsageError):
     """requires() chains lead back to a task already on the path."""
 
 
+class IdempotencyKeyReused(UsageError):
+    """A publish's idempotency key already names a revision of another partition.
+
+    A key stands for one logical publish of one (endpoint, partition); meeting it on
+    another partition means two publishers chose the same key, and handing either one
+    the other's revision would be wrong. Nothing is published.
+    """
+
+
 class AdapterError(CharonError):
     """An outside system (store, registry, warehouse, storage) failed."""
 

@@ -21,9 +21,17 @@ class Registry(Protocol):
     """The partition registry: immutable revisions per (endpoint, partition)."""
 
     async def publish(
-        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = (), *,
+        idempotency_key: str | None = None,
     ) -> Revision:
-        """Publish a new revision; validates names, assigns id, creation time and seq."""
+        """Publish a new revision; validates names, assigns id, creation time and seq.
+
+        With ``idempotency_key`` the publish happens once: a key already stored for
+        this endpoint and partition returns that revision unchanged, whatever uri and
+        lineage this call passed (the caller compares the uri), and adds nothing to
+        the change feed. A key stored for another partition raises
+        IdempotencyKeyReused; an invalid one raises InvalidIdentifier.
+        """
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None: ...
 

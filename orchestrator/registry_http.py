@@ -2,9 +2,10 @@
 
 It raises what the embedded registry raises, so callers cannot tell them apart:
 400 → InvalidIdentifier or UsageError, 401/403 → AuthError, 404 → UnknownRevision,
-5xx and network failures → RegistryError. Names are validated here too, with the
-embedded registry's own rules, so a bad publish fails fast without a round trip;
-the service validates again, being the authority.
+409 → IdempotencyKeyReused, 5xx and network failures → RegistryError. Names are
+validated here too, with the embedded registry's own rules, so a bad publish fails
+fast without a round trip; the service validates again, being the authority. A
+publish's idempotency key travels as the ``Idempotency-Key`` header.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from yarl import URL
 
 from orchestrator.errors import (
     AuthError,
+    CharonError,
     ConfigError,
+    IdempotencyKeyReused,
     InvalidIdentifier,
     RegistryError,
     UnknownRevision,
@@ -35,13 +38,24 @@ CODE_INVALID_IDENTIFIER = "invalid_identifier"
 CODE_BAD_REQUEST = "bad_request"
 CODE_UNAUTHORIZED = "unauthorized"
 CODE_UNKNOWN_REVISION = "unknown_revision"
+CODE_IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 CODE_NOT_FOUND = "not_found"
 CODE_TOO_LARGE = "too_large"
 CODE_UNAVAILABLE = "unavailable"
 CODE_INTERNAL = "internal"
 
+# A publish's idempotency key, and the service's mark on a publish it only replayed.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
 _HTTP_BAD_REQUEST, _HTTP_NOT_FOUND, _HTTP_SERVER_ERROR = 400, 404, 500
 _AUTH_STATUSES = (401, 403)
+# The service's answers that stand for one charon error: (status, code) → its class.
+_ERRORS_BY_CODE: Mapping[tuple[int, str], type[CharonError]] = {
+    (400, CODE_INVALID_IDENTIFIER): InvalidIdentifier,
+    (404, CODE_UNKNOWN_REVISION): UnknownRevision,
+    (409, CODE_IDEMPOTENCY_KEY_REUSED): IdempotencyKeyReused,
+}
 
 
 def revision_to_json(revision: Revision) -> dict[str, object]:
@@ -82,14 +96,12 @@ def _error(status: int, body: object, url: URL) -> Exception:
         code = str(body.get("code", ""))
     if status in _AUTH_STATUSES:
         return AuthError(f"registry service refused the request: {message}")
-    if status == _HTTP_NOT_FOUND and code == CODE_UNKNOWN_REVISION:
-        return UnknownRevision(message)
+    if (known := _ERRORS_BY_CODE.get((status, code))) is not None:
+        return known(message)
     if status == _HTTP_NOT_FOUND:
         return RegistryError(f"{url} not found: is registry.url a charon registry service?")
     if status >= _HTTP_SERVER_ERROR:
         return RegistryError(f"registry service failed: {message}")
-    if code == CODE_INVALID_IDENTIFIER:
-        return InvalidIdentifier(message)
     return UsageError(message)
 
 
@@ -118,11 +130,14 @@ class HttpRegistry:
         return cls(aiohttp.ClientSession(), base, token=token, timeout=timeout)
 
     async def publish(
-        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = (), *,
+        idempotency_key: str | None = None,
     ) -> Revision:
-        ids = check_publish(endpoint, partition, uri, lineage)
+        ids = check_publish(endpoint, partition, uri, lineage, idempotency_key=idempotency_key)
         body = {"endpoint": endpoint, "partition": partition, "uri": uri, "lineage": list(ids)}
-        return revision_from_json(await self._call("POST", ("revisions",), body=body))
+        headers = {} if idempotency_key is None else {IDEMPOTENCY_KEY_HEADER: idempotency_key}
+        found = await self._call("POST", ("revisions",), body=body, headers=headers)
+        return revision_from_json(found)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         path = ("endpoints", endpoint, "partitions", partition, "latest")
@@ -167,13 +182,16 @@ class HttpRegistry:
         return [revision_from_json(item) for item in body["revisions"]]
 
     async def _call(self, method: str, path: Sequence[str], *, body: object = None,
-                    query: Mapping[str, str] | None = None, extra_time: float = 0) -> Any:
+                    query: Mapping[str, str] | None = None, extra_time: float = 0,
+                    headers: Mapping[str, str] | None = None) -> Any:
         if self._session.closed:
             raise RegistryError("the registry client is closed")
         # Segments are names a user typed: quoted whole, so a `/` in one stays inside it.
         segments = [quote(segment, safe="") for segment in path]
         url = (self._url / "v1").joinpath(*segments, encoded=True).with_query(query)
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        headers = {**(headers or {})}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         timeout = aiohttp.ClientTimeout(total=self._timeout + extra_time)
         try:
             async with self._session.request(method, url, json=body, headers=headers,

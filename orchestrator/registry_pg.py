@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -19,7 +19,13 @@ import asyncpg
 from orchestrator import pg
 from orchestrator.errors import ConfigError, RegistryError, UnknownRevision
 from orchestrator.model import Revision
-from orchestrator.registry_sqlite import check_limit, new_revision, utc_now
+from orchestrator.registry_sqlite import (
+    Publication,
+    StoringRegistry,
+    check_limit,
+    replay,
+    utc_now,
+)
 
 Clock = Callable[[], datetime]
 
@@ -29,8 +35,12 @@ POOL_MAX_SIZE = 10
 PUBLISH_LOCK = pg.lock_key("charon.registry.publish")
 
 INSERT_REVISION = (
-    "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage)"
-    " VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
+    "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage, idempotency_key)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq"
+)
+SELECT_BY_IDEMPOTENCY_KEY = (
+    "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
+    " WHERE idempotency_key = $1"
 )
 SELECT_LATEST = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
@@ -67,7 +77,7 @@ def _revision(row: asyncpg.Record) -> Revision:
     )
 
 
-class PostgresRegistry:
+class PostgresRegistry(StoringRegistry):
     """Registry over a PostgreSQL database; build it with :meth:`open`."""
 
     def __init__(self, pool: pg.Pool, now: Clock = utc_now) -> None:
@@ -85,23 +95,26 @@ class PostgresRegistry:
         )
         return cls(pool, now)
 
-    async def publish(
-        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
-    ) -> Revision:
-        new = new_revision(endpoint, partition, uri, lineage, self._now())
+    async def _insert(self, new: Revision, idempotency_key: str | None) -> Publication:
         with _converted("publish to"):
             async with self._acquire() as connection, connection.transaction():
                 # Identity values are handed out at insert time but become visible at
                 # commit, so without this lock seq 7 could commit before seq 6 and a
                 # reader at cursor 7 would never see 6. Holding one lock from before the
                 # insert until commit makes seqs visible in order. Publishes are rare
-                # next to reads, so serialising them costs little.
+                # next to reads, so serialising them costs little. The same lock makes
+                # the key's lookup and insert one step: a second publisher of the key
+                # waits here, then finds the first one's row.
                 await connection.execute(pg.TAKE_XACT_LOCK, PUBLISH_LOCK)
+                if idempotency_key is not None:
+                    row = await connection.fetchrow(SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
+                    if row is not None:
+                        return replay(_revision(row), new, idempotency_key)
                 seq = await connection.fetchval(
-                    INSERT_REVISION, new.id, endpoint, partition, uri, new.created,
-                    list(new.lineage),
+                    INSERT_REVISION, new.id, new.endpoint, new.partition, new.uri, new.created,
+                    list(new.lineage), idempotency_key,
                 )
-        return dataclasses.replace(new, seq=seq)
+        return Publication(dataclasses.replace(new, seq=seq), replayed=False)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         with _converted("read"):

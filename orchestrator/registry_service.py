@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import aiohttp
 import anyio
@@ -32,6 +33,7 @@ from orchestrator.errors import (
     AuthError,
     CharonError,
     ConfigError,
+    IdempotencyKeyReused,
     InvalidIdentifier,
     RegistryError,
     UnknownRevision,
@@ -39,7 +41,7 @@ from orchestrator.errors import (
 )
 from orchestrator.model import Revision
 from orchestrator.ports import Registry
-from orchestrator.registry_sqlite import check_limit
+from orchestrator.registry_sqlite import Publication, check_limit
 from orchestrator.signing import signed_headers
 
 PUBLISH_FIELDS = frozenset({"endpoint", "partition", "uri", "lineage"})
@@ -54,6 +56,20 @@ NOTIFY_TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 60.0
 _CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND, 413: wire.CODE_TOO_LARGE}
 _HTTP_SERVER_ERROR = 500
+
+
+@runtime_checkable
+class ServedRegistry(Registry, Protocol):
+    """What the service runs on: a registry that says whether a publish was replayed.
+
+    A replay by idempotency key answers 200, not 201, and tells no long-poll or
+    subscriber again; only a registry keeping the revisions itself can know which.
+    """
+
+    async def publish_or_replay(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = (), *,
+        idempotency_key: str | None = None,
+    ) -> Publication: ...
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name other than localhost may resolve to anything
+
+
+def check_served(registry: Registry) -> ServedRegistry:
+    if not isinstance(registry, ServedRegistry):
+        raise ConfigError("the registry service runs on a SQLite or PostgreSQL registry, "
+                          f"not on a {type(registry).__name__}")
+    return registry
 
 
 def check_options(host: str, options: ServiceOptions) -> None:
@@ -228,6 +251,14 @@ def parse_publish(raw: bytes) -> tuple[str, str, str, list[str]]:
     return value["endpoint"], value["partition"], value["uri"], lineage
 
 
+def idempotency_key(request: web.Request) -> str | None:
+    """The publish's ``Idempotency-Key`` header; the registry validates it like the body."""
+    keys = request.headers.getall(wire.IDEMPOTENCY_KEY_HEADER, [])
+    if len(keys) > 1:
+        raise UsageError(f"send one {wire.IDEMPOTENCY_KEY_HEADER} header, not {len(keys)}")
+    return keys[0] if keys else None
+
+
 def _query_number(request: web.Request, name: str, default: float, kind: type[float], *,
                   minimum: float = 0) -> float:
     text = request.query.get(name)
@@ -249,6 +280,7 @@ def _error_response(status: int, code: str, message: str) -> web.Response:
 
 # Most specific first: the first class an error is an instance of decides.
 _ERROR_STATUSES: tuple[tuple[type[CharonError], int, str], ...] = (
+    (IdempotencyKeyReused, 409, wire.CODE_IDEMPOTENCY_KEY_REUSED),
     (InvalidIdentifier, 400, wire.CODE_INVALID_IDENTIFIER),
     (UsageError, 400, wire.CODE_BAD_REQUEST),
     (AuthError, 401, wire.CODE_UNAUTHORIZED),
@@ -287,7 +319,7 @@ def _logger() -> structlog.typing.FilteringBoundLogger:
 
 @dataclass(frozen=True)
 class Handlers:
-    registry: Registry
+    registry: ServedRegistry
     options: ServiceOptions
     changed: ChangeSignal
     notifier: Notifier
@@ -315,16 +347,24 @@ class Handlers:
 
     async def publish(self, request: web.Request) -> web.Response:
         self._authorize(request)  # before reading: strangers cannot make us parse anything
+        key = idempotency_key(request)
         endpoint, partition, uri, lineage = parse_publish(await request.read())
-        revision = await self.registry.publish(endpoint, partition, uri, lineage)
+        published = await self.registry.publish_or_replay(endpoint, partition, uri, lineage,
+                                                          idempotency_key=key)
+        revision = published.revision
+        headers = {"Location": f"/v1/revisions/{revision.id}"}
+        log = _logger().bind(endpoint=endpoint, partition=partition, revision=revision.id,
+                             seq=revision.seq)
+        if published.replayed:
+            # The first publish woke the long-polls and queued the webhooks; doing it
+            # again would tell subscribers of one revision twice.
+            log.info("revision publish replayed", idempotency_key=key)
+            headers[wire.REPLAYED_HEADER] = "true"
+            return web.json_response(wire.revision_to_json(revision), headers=headers)
         self.changed.notify()
         self.notifier.submit(revision)
-        _logger().info(
-            "revision published", endpoint=endpoint, partition=partition, revision=revision.id,
-            seq=revision.seq,
-        )
-        return web.json_response(wire.revision_to_json(revision), status=201,
-                                 headers={"Location": f"/v1/revisions/{revision.id}"})
+        log.info("revision published")
+        return web.json_response(wire.revision_to_json(revision), status=201, headers=headers)
 
     async def latest(self, request: web.Request) -> web.Response:
         endpoint, partition = request.match_info["endpoint"], request.match_info["partition"]
@@ -383,13 +423,14 @@ async def running_service(
 ) -> AsyncIterator[str]:
     """Serve until the block exits; yields the base URL (the real port when port is 0)."""
     check_options(host, options)
+    served = check_served(registry)
     async with aiohttp.ClientSession() as session:
         notifier = Notifier(session, options)
         try:
             async with anyio.create_task_group() as group:
                 for _ in range(NOTIFY_WORKERS if options.subscribers else 0):
                     group.start_soon(notifier.work)
-                handlers = Handlers(registry, options, ChangeSignal(), notifier)
+                handlers = Handlers(served, options, ChangeSignal(), notifier)
                 try:
                     async with _listening(handlers, host, port) as url:
                         yield url

@@ -7,13 +7,21 @@ import dataclasses
 import json
 import sqlite3
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator import validate
-from orchestrator.errors import InvalidIdentifier, RegistryError, UnknownRevision, UsageError
+from orchestrator.errors import (
+    IdempotencyKeyReused,
+    InvalidIdentifier,
+    RegistryError,
+    UnknownRevision,
+    UsageError,
+)
 from orchestrator.model import Revision
 from orchestrator.sqlite import SqliteDatabase, iso_ms, parse_iso, transaction, truncate_ms
 
@@ -22,8 +30,12 @@ Clock = Callable[[], datetime]
 MAX_CHANGES = 10_000
 
 INSERT_REVISION = (
-    "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_BY_IDEMPOTENCY_KEY = (
+    "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
+    " WHERE idempotency_key = ?"
 )
 SELECT_LATEST = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
@@ -59,21 +71,84 @@ def check_lineage(lineage: Sequence[str]) -> tuple[str, ...]:
 
 
 def check_publish(
-    endpoint: str, partition: str, uri: str, lineage: Sequence[str]
+    endpoint: str, partition: str, uri: str, lineage: Sequence[str], *,
+    idempotency_key: str | None = None,
 ) -> tuple[str, ...]:
-    """Validate everything publish takes; the in-memory registry shares the rules."""
+    """Validate everything publish takes; every registry shares the rules."""
     validate.endpoint(endpoint)
     validate.partition(partition)
     validate.uri(uri)
+    if idempotency_key is not None:
+        validate.idempotency_key(idempotency_key)
     return check_lineage(lineage)
 
 
 def new_revision(
-    endpoint: str, partition: str, uri: str, lineage: Sequence[str], now: datetime
+    endpoint: str, partition: str, uri: str, lineage: Sequence[str], now: datetime, *,
+    idempotency_key: str | None = None,
 ) -> Revision:
     """A validated revision with its id and creation time; every registry adds the seq."""
-    ids = check_publish(endpoint, partition, uri, lineage)
+    ids = check_publish(endpoint, partition, uri, lineage, idempotency_key=idempotency_key)
     return Revision(str(uuid.uuid4()), endpoint, partition, uri, truncate_ms(now), ids)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What a publish did: the revision, and whether an earlier publish made it."""
+
+    revision: Revision
+    replayed: bool
+
+
+def replay(stored: Revision, wanted: Revision, idempotency_key: str) -> Publication:
+    """The revision an earlier publish with this key made, unchanged: the first one wins.
+
+    Its uri and lineage may differ from the ``wanted`` one's; the caller compares them.
+    A key met on another partition was chosen twice, and is refused.
+    """
+    if (stored.endpoint, stored.partition) != (wanted.endpoint, wanted.partition):
+        raise IdempotencyKeyReused(
+            f"idempotency key {idempotency_key!r} already published {stored.endpoint}"
+            f" {stored.partition} (revision {stored.id}), not {wanted.endpoint}"
+            f" {wanted.partition}"
+        )
+    return Publication(stored, replayed=True)
+
+
+class StoringRegistry(ABC):
+    """What the registries keeping revisions themselves (SQLite, PostgreSQL, in memory)
+    do the same way: validate a publish and make its revision. Each supplies
+    :meth:`_insert`.
+
+    They can tell a publish that made a revision from one replayed by its idempotency
+    key, which the registry service answers differently (201 or 200, a webhook or
+    none); ``publish`` is the same call without the telling.
+    """
+
+    _now: Clock  # set by each registry's constructor
+
+    async def publish_or_replay(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = (), *,
+        idempotency_key: str | None = None,
+    ) -> Publication:
+        """Publish, or with a key already stored for this partition return its revision."""
+        new = new_revision(endpoint, partition, uri, lineage, self._now(),
+                           idempotency_key=idempotency_key)
+        return await self._insert(new, idempotency_key)
+
+    @abstractmethod
+    async def _insert(self, new: Revision, idempotency_key: str | None) -> Publication:
+        """Store ``new`` (valid, its seq not yet given) with its key in one atomic step;
+        or, when the key is stored already, :func:`replay` its revision."""
+
+    async def publish(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = (), *,
+        idempotency_key: str | None = None,
+    ) -> Revision:
+        published = await self.publish_or_replay(
+            endpoint, partition, uri, lineage, idempotency_key=idempotency_key
+        )
+        return published.revision
 
 
 def check_limit(limit: int) -> int:
@@ -95,7 +170,7 @@ def _revision(row: tuple[Any, ...]) -> Revision:
     )
 
 
-class SqliteRegistry:
+class SqliteRegistry(StoringRegistry):
     """Registry over one SQLite file; build it with :meth:`open`."""
 
     def __init__(self, database: SqliteDatabase, now: Clock = utc_now) -> None:
@@ -107,21 +182,26 @@ class SqliteRegistry:
         database = await SqliteDatabase.open(path, migrations="registry", error=RegistryError)
         return cls(database, now)
 
-    async def publish(
-        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
-    ) -> Revision:
-        new = new_revision(endpoint, partition, uri, lineage, self._now())
-        values = (new.id, endpoint, partition, uri, iso_ms(new.created),
-                  json.dumps(list(new.lineage)))
+    async def _insert(self, new: Revision, idempotency_key: str | None) -> Publication:
+        values = (new.id, new.endpoint, new.partition, new.uri, iso_ms(new.created),
+                  json.dumps(list(new.lineage)), idempotency_key)
 
-        def insert(connection: sqlite3.Connection) -> int:
+        def insert(connection: sqlite3.Connection) -> Publication:
+            # BEGIN IMMEDIATE holds the write lock from the lookup to the insert: a
+            # second publisher of the key (another connection or process) waits, then
+            # finds this row instead of inserting its own.
             with transaction(connection):
+                if idempotency_key is not None:
+                    row = connection.execute(SELECT_BY_IDEMPOTENCY_KEY,
+                                             (idempotency_key,)).fetchone()
+                    if row is not None:
+                        return replay(_revision(row), new, idempotency_key)
                 cursor = connection.execute(INSERT_REVISION, values)
             if cursor.lastrowid is None:
                 raise RegistryError("insert returned no seq")
-            return cursor.lastrowid
+            return Publication(dataclasses.replace(new, seq=cursor.lastrowid), replayed=False)
 
-        return dataclasses.replace(new, seq=await self._db.run(insert))
+        return await self._db.run(insert)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         def select(connection: sqlite3.Connection) -> Revision | None:

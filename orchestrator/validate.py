@@ -13,6 +13,9 @@ _PARTITION = re.compile(
     r"^\d{4}(?:-\d{2}(?:-\d{2}(?:-\d{4}-\d{2}-\d{2})?)?|-W\d{2})?$"
 )
 _URI_SCHEMES = ("gs://", "/")
+# ASCII only, spelled out ([0-9], not \d, which takes any script's digits), and always
+# used with fullmatch, which unlike `$` refuses a trailing newline.
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 
 
 def endpoint(name: str) -> str:
@@ -38,6 +41,16 @@ def uri(value: str) -> str:
             f"invalid URI {value!r}: expected gs://bucket/path or an absolute local path"
         )
     return value
+
+
+def idempotency_key(key: str) -> str:
+    """The key a publisher sends so that a retried publish returns the first revision."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidIdentifier(
+            f"invalid idempotency key {key!r}: 1 to 200 ASCII letters, digits, '.', '_',"
+            " ':' and '-', starting with a letter or digit"
+        )
+    return key
 
 
 # Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Sequence
 
 import anyio.lowlevel
 
@@ -12,7 +11,12 @@ from orchestrator.errors import (
     UnknownRevision,
 )
 from orchestrator.model import Revision, Run, RunState
-from orchestrator.registry_sqlite import check_limit, new_revision
+from orchestrator.registry_sqlite import (
+    Publication,
+    StoringRegistry,
+    check_limit,
+    replay,
+)
 from orchestrator.sqlite import truncate_ms
 from orchestrator.state_sqlite import (
     Change,
@@ -25,19 +29,22 @@ from orchestrator.state_sqlite import (
 from orchestrator.testing.clock import Clock, utc_now
 
 
-class InMemoryRegistry:
+class InMemoryRegistry(StoringRegistry):
     def __init__(self, now: Clock = utc_now) -> None:
         self._now = now
         self._revisions: list[Revision] = []  # in seq order; seq = index + 1
+        self._by_key: dict[str, Revision] = {}
 
-    async def publish(
-        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = ()
-    ) -> Revision:
-        new = new_revision(endpoint, partition, uri, lineage, self._now())
+    async def _insert(self, new: Revision, idempotency_key: str | None) -> Publication:
         await anyio.lowlevel.checkpoint()
+        # No await from the lookup to the insert: two tasks with one key cannot interleave.
+        if idempotency_key is not None and idempotency_key in self._by_key:
+            return replay(self._by_key[idempotency_key], new, idempotency_key)
         revision = dataclasses.replace(new, seq=len(self._revisions) + 1)
         self._revisions.append(revision)
-        return revision
+        if idempotency_key is not None:
+            self._by_key[idempotency_key] = revision
+        return Publication(revision, replayed=False)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         revisions = await self.list(endpoint, partition)

@@ -5,12 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
-from orchestrator.errors import InvalidIdentifier, UnknownRevision, UsageError
+from orchestrator.errors import (
+    IdempotencyKeyReused,
+    InvalidIdentifier,
+    UnknownRevision,
+    UsageError,
+)
+from orchestrator.model import Revision
 from orchestrator.ports import Registry
 
 DAY = "2018-10-31"
+KEY = "top_artists:2018-10-31:run-7f3a.attempt-2"
+# The same schema versions in both dialects: (version, name) as each backend lists them.
+APPLIED_MIGRATIONS = [(1, "init"), (2, "idempotency_key")]
 
 
 class RegistryContract:
@@ -99,3 +109,76 @@ class RegistryContract:
         for partition in ("2012-06", "2012-W05", "2012", "2012-06-01-2012-06-30"):
             revision = await registry.publish("monthly", partition, "/data/m")
             assert await registry.latest("monthly", partition) == revision
+
+    async def test_no_idempotency_key_publishes_every_time(self, registry: Registry) -> None:
+        first = await registry.publish("plays", DAY, "/data/x", idempotency_key=None)
+        second = await registry.publish("plays", DAY, "/data/x", idempotency_key=None)
+        assert first.id != second.id
+        assert await registry.changes(0) == [first, second]
+
+    async def test_a_keyed_publish_happens_once_and_the_first_wins(
+        self, registry: Registry
+    ) -> None:
+        first = await registry.publish("plays", DAY, "/data/first", ["in-1"], idempotency_key=KEY)
+        replayed = await registry.publish("plays", DAY, "/data/retry", ["in-2"],
+                                          idempotency_key=KEY)
+        assert replayed == first  # id, seq, uri, lineage and creation time alike
+        assert await registry.changes(0) == [first]
+        assert await registry.changes(first.seq) == []
+        assert await registry.list("plays", DAY) == [first]
+
+    async def test_a_replay_returns_the_keyed_revision_not_the_latest(
+        self, registry: Registry
+    ) -> None:
+        keyed = await registry.publish("plays", DAY, "/data/keyed", idempotency_key=KEY)
+        later = await registry.publish("plays", DAY, "/data/later")
+        assert await registry.publish("plays", DAY, "/data/keyed", idempotency_key=KEY) == keyed
+        assert await registry.changes(0) == [keyed, later]
+
+    async def test_distinct_keys_publish_distinct_revisions(self, registry: Registry) -> None:
+        first = await registry.publish("plays", DAY, "/data/x", idempotency_key=f"{KEY}-a")
+        second = await registry.publish("plays", DAY, "/data/x", idempotency_key=f"{KEY}-b")
+        assert first.id != second.id
+        assert await registry.changes(0) == [first, second]
+
+    @pytest.mark.parametrize(("endpoint", "partition"), [("plays", "2018-11-01"), ("users", DAY)])
+    async def test_a_key_reused_on_another_partition_is_refused_and_changes_nothing(
+        self, registry: Registry, endpoint: str, partition: str
+    ) -> None:
+        first = await registry.publish("plays", DAY, "/data/x", idempotency_key=KEY)
+        with pytest.raises(IdempotencyKeyReused, match="idempotency key"):
+            await registry.publish(endpoint, partition, "/data/x", idempotency_key=KEY)
+        assert await registry.changes(0) == [first]
+        assert await registry.latest(endpoint, partition) is None
+
+    async def test_concurrent_publishes_of_one_key_make_one_revision(
+        self, registry: Registry
+    ) -> None:
+        got: list[Revision] = []
+
+        async def publish(n: int) -> None:
+            got.append(await registry.publish("plays", DAY, f"/data/{n}", idempotency_key=KEY))
+
+        async with anyio.create_task_group() as group:
+            for n in range(8):
+                group.start_soon(publish, n)
+        assert len(got) == 8
+        assert len(set(got)) == 1
+        assert await registry.changes(0) == got[:1]
+
+    @pytest.mark.parametrize("key", ["k", "7", "A-Z.a_b:c-9", "a" * 200])
+    async def test_valid_idempotency_keys(self, registry: Registry, key: str) -> None:
+        published = await registry.publish("plays", DAY, "/data/x", idempotency_key=key)
+        assert await registry.publish("plays", DAY, "/data/y", idempotency_key=key) == published
+
+    @pytest.mark.parametrize(
+        "key",
+        ["", " ", "a b", "-leading-dash", ".hidden", "a" * 201, "a/b", "a\n", "a\x00b",
+         "cl\u00e9", "\u0663\u0664", "a;b", "a\tb"],
+    )
+    async def test_invalid_idempotency_key_is_refused_and_changes_nothing(
+        self, registry: Registry, key: str
+    ) -> None:
+        with pytest.raises(InvalidIdentifier, match="idempotency key"):
+            await registry.publish("plays", DAY, "/data/x", idempotency_key=key)
+        assert await registry.changes(0) == []

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,16 +17,21 @@ import pytest
 
 from orchestrator import duckdb_files
 from orchestrator.errors import InvalidIdentifier, RunConflict, StateStoreError, StorageError
-from orchestrator.model import Run, RunState
+from orchestrator.model import Revision, Run, RunState
 from orchestrator.ports import Registry, StateStore, Storage, Warehouse
 from orchestrator.registry_sqlite import SqliteRegistry
-from orchestrator.sqlite import load_migrations, split_statements
+from orchestrator.sqlite import (
+    CREATE_MIGRATIONS_TABLE,
+    INSERT_MIGRATION,
+    load_migrations,
+    split_statements,
+)
 from orchestrator.state_sqlite import SqliteStateStore
 from orchestrator.storage_local import LocalStorage
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ManualClock
 from orchestrator.warehouse_duckdb import DuckDBWarehouse
-from tests.contracts.registry import RegistryContract
+from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
 from tests.contracts.state import StateStoreContract, claim
 from tests.contracts.storage import StorageContract
 from tests.contracts.warehouse import COLUMNS, FINAL, ROWS, WarehouseContract
@@ -57,10 +63,37 @@ class TestSqliteRegistry(RegistryContract):
             registry = await SqliteRegistry.open(path)
             applied = await registry.migrations()
             await registry.aclose()
-            assert [(version, name) for version, name, _at in applied] == [(1, "init")]
+            assert [(version, name) for version, name, _at in applied] == APPLIED_MIGRATIONS
         with sqlite3.connect(path) as connection:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         assert {"revisions", "schema_migrations"} <= tables
+
+    async def test_a_registry_from_before_idempotency_keys_is_upgraded(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "registry.sqlite"
+        init = load_migrations("registry")[0]
+        with closing(sqlite3.connect(path)) as connection, connection:
+            connection.execute(CREATE_MIGRATIONS_TABLE)
+            for statement in split_statements(init.sql):
+                connection.execute(statement)
+            connection.execute(INSERT_MIGRATION, (init.version, init.name, "2018-10-31"))
+            connection.execute(
+                "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage)"
+                " VALUES ('old-1', 'plays', ?, '/data/old', ?, '[\"in-1\"]')",
+                (DAY, "2018-10-31T01:02:03.004+00:00"),
+            )
+        registry = await SqliteRegistry.open(path)
+        try:
+            [old] = await registry.changes(0)
+            assert old == Revision("old-1", "plays", DAY, "/data/old",
+                                   datetime(2018, 10, 31, 1, 2, 3, 4000, tzinfo=UTC),
+                                   ("in-1",), seq=1)
+            keyed = await registry.publish("plays", DAY, "/data/new", idempotency_key=KEY)
+            assert await registry.publish("plays", DAY, "/data/other", idempotency_key=KEY) == keyed
+            assert await registry.changes(0) == [old, keyed]
+        finally:
+            await registry.aclose()
 
     async def test_closed_registry_raises_adapter_error(self, tmp_path: Path) -> None:
         registry = await SqliteRegistry.open(tmp_path / "registry.sqlite")

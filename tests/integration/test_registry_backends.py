@@ -27,7 +27,7 @@ from orchestrator.registry_pg import (
 )
 from orchestrator.registry_service import ServiceOptions
 from orchestrator.registry_sqlite import SqliteRegistry
-from tests.contracts.registry import DAY, RegistryContract
+from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, RegistryContract
 from tests.services import registry_service
 
 TOKEN = "test-token"
@@ -52,7 +52,7 @@ class TestPostgresRegistry(RegistryContract):
         try:
             for registry in opened:
                 applied = await registry.migrations()
-                assert [(version, name) for version, name, _at in applied] == [(1, "init")]
+                assert [(version, name) for version, name, _at in applied] == APPLIED_MIGRATIONS
         finally:
             for registry in opened:
                 await registry.aclose()
@@ -121,7 +121,7 @@ class TestPostgresRegistry(RegistryContract):
             async with anyio.create_task_group() as group, slow.transaction():
                 await slow.execute(pg.TAKE_XACT_LOCK, PUBLISH_LOCK)
                 await slow.execute(INSERT_REVISION, "slow", "plays", DAY, "/data/slow",
-                                   datetime.now(UTC), [])
+                                   datetime.now(UTC), [], None)
                 group.start_soon(publish_fast)
                 await anyio.sleep(0.3)
                 assert fast == []

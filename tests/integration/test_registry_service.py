@@ -14,15 +14,15 @@ import anyio
 import pytest
 import structlog.testing
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from orchestrator.errors import ConfigError
 from orchestrator.model import Revision
 from orchestrator.registry_http import HttpRegistry, revision_to_json
-from orchestrator.registry_service import Notifier, ServiceOptions, check_options
+from orchestrator.registry_service import Notifier, ServiceOptions, check_options, check_served
 from orchestrator.registry_sqlite import SqliteRegistry
 from orchestrator.signing import DELIVERY_HEADER, verify
-from tests.contracts.registry import DAY
+from tests.contracts.registry import DAY, KEY
 from tests.services import registry_service
 
 TOKEN = "service-token"
@@ -40,12 +40,20 @@ class Service:
 
     async def post(self, body: bytes, token: str | None = TOKEN,
                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
-        sent = dict(headers or {})
+        status, _headers, answer = await self.publish(body, token, headers)
+        return status, answer
+
+    async def publish(
+        self, body: bytes, token: str | None = TOKEN,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    ) -> tuple[int, CIMultiDictProxy[str], dict[str, object]]:
+        """POST /v1/revisions; headers as pairs may name one header twice."""
+        sent = CIMultiDict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         async with self.http.post(f"{self.url}/v1/revisions", data=body,
                                   headers=sent) as response:
-            return response.status, await response.json()
+            return response.status, response.headers, await response.json()
 
     async def get(self, path: str) -> tuple[int, dict[str, object]]:
         async with self.http.get(f"{self.url}{path}") as response:
@@ -117,6 +125,47 @@ async def test_bad_publish_is_a_400_and_changes_nothing(
     status, answer = await service.post(body)
     assert (status, answer["code"]) == (400, code)
     assert mentions in str(answer["error"])
+    await service.assert_nothing_published()
+
+
+async def test_a_keyed_publish_is_201_then_replayed_with_200(service: Service) -> None:
+    status, headers, first = await service.publish(json.dumps(GOOD).encode(),
+                                                   headers={"Idempotency-Key": KEY})
+    assert status == 201
+    assert "Idempotent-Replayed" not in headers
+    retry = json.dumps({**GOOD, "uri": "/data/plays-retry"}).encode()
+    status, headers, again = await service.publish(retry, headers={"Idempotency-Key": KEY})
+    assert (status, headers["Idempotent-Replayed"], again) == (200, "true", first)
+    assert headers["Location"] == f"/v1/revisions/{first['id']}"
+    assert [revision_to_json(r) for r in await service.backend.changes(0)] == [first]
+
+
+async def test_a_key_reused_on_another_partition_is_a_409(service: Service) -> None:
+    status, first = await service.post(json.dumps(GOOD).encode(),
+                                       headers={"Idempotency-Key": KEY})
+    assert status == 201
+    other_day = json.dumps({**GOOD, "partition": "2018-11-01"}).encode()
+    status, answer = await service.post(other_day, headers={"Idempotency-Key": KEY})
+    assert (status, answer["code"]) == (409, "idempotency_key_reused")
+    assert KEY in str(answer["error"])
+    assert [revision_to_json(r) for r in await service.backend.changes(0)] == [first]
+
+
+@pytest.mark.parametrize("key", ["", "has space", "-dash-first", "x" * 201, "a/b", "a;b=c"])
+async def test_a_malformed_idempotency_key_is_a_400_and_changes_nothing(
+    service: Service, key: str
+) -> None:
+    status, answer = await service.post(json.dumps(GOOD).encode(),
+                                        headers={"Idempotency-Key": key})
+    assert (status, answer["code"]) == (400, "invalid_identifier")
+    assert "idempotency key" in str(answer["error"])
+    await service.assert_nothing_published()
+
+
+async def test_two_idempotency_keys_are_a_400(service: Service) -> None:
+    two = [("Idempotency-Key", f"{KEY}-a"), ("Idempotency-Key", f"{KEY}-b")]
+    status, _headers, answer = await service.publish(json.dumps(GOOD).encode(), headers=two)
+    assert (status, answer["code"]) == (400, "bad_request")
     await service.assert_nothing_published()
 
 
@@ -268,6 +317,24 @@ async def test_subscribers_get_signed_notifications(tmp_path: Path) -> None:
         assert json.loads(body) == published
 
 
+async def test_a_replayed_publish_notifies_no_subscriber(tmp_path: Path) -> None:
+    receiver = Receiver()
+    keyed = {"Idempotency-Key": KEY}
+    async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
+        status, published = await service.post(json.dumps(GOOD).encode(), headers=keyed)
+        assert status == 201
+        await receiver.wait_for(1)
+        for _ in range(3):
+            assert (await service.post(json.dumps(GOOD).encode(), headers=keyed))[0] == 200
+        # Another publish after the replays: once it is delivered, the replays' would be too.
+        other = json.dumps({**GOOD, "uri": "/data/other"}).encode()
+        assert (await service.post(other))[0] == 201
+        await receiver.wait_for(2)
+        await anyio.sleep(0.2)
+    assert len(receiver.received) == 2
+    assert json.loads(receiver.received[0][1]) == published
+
+
 async def test_failing_subscriber_is_retried_with_one_delivery_id(tmp_path: Path) -> None:
     receiver = Receiver(statuses=[500, 500])
     async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
@@ -335,6 +402,15 @@ async def test_a_full_queue_drops_and_logs(tmp_path: Path) -> None:
 def test_unsafe_settings_are_refused(host: str, options: ServiceOptions, refused: str) -> None:
     with pytest.raises(ConfigError, match=refused):
         check_options(host, options)
+
+
+async def test_the_service_does_not_run_on_another_service(service: Service) -> None:
+    client = await HttpRegistry.open(service.url)
+    try:
+        with pytest.raises(ConfigError, match="SQLite or PostgreSQL"):
+            check_served(client)
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])

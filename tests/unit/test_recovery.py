@@ -40,11 +40,13 @@ class CrashingRegistry(InMemoryRegistry):
     crash_next_output = True
 
     async def publish(self, endpoint: str, partition: str, uri: str,
-                      lineage: Sequence[str] = ()) -> Revision:
+                      lineage: Sequence[str] = (), *,
+                      idempotency_key: str | None = None) -> Revision:
         if endpoint == OUTPUT and self.crash_next_output:
             self.crash_next_output = False
             raise ProcessCrashed("between the table move and the publish")
-        return await super().publish(endpoint, partition, uri, lineage)
+        return await super().publish(endpoint, partition, uri, lineage,
+                                     idempotency_key=idempotency_key)
 
 
 class CrashingStateStore(InMemoryStateStore):
