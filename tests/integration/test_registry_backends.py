@@ -6,7 +6,7 @@ once backed by SQLite and once by PostgreSQL (the real local server).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +31,38 @@ from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, RegistryContract
 from tests.services import registry_service
 
 TOKEN = "test-token"
+
+
+async def race_one_key(registries: Sequence[Registry], *, rounds: int, tasks: int) -> None:
+    """Each round, ``tasks`` publishers on each registry send one new key at once.
+
+    Every one of them must get the same revision, and the feed must hold exactly one
+    revision a round: the winner of each.
+    """
+    winners: list[Revision] = []
+    for n in range(rounds):
+        got = await _race_round(registries, tasks, f"race-{n}")
+        assert len(got) == len(registries) * tasks
+        assert len(set(got)) == 1, f"round {n}: {len(set(got))} revisions for one key"
+        winners.append(got[0])
+    assert await registries[0].changes(0) == winners
+
+
+async def _race_round(registries: Sequence[Registry], tasks: int, key: str) -> list[Revision]:
+    got: list[Revision] = []
+    go = anyio.Event()
+
+    async def publish(registry: Registry, uri: str) -> None:
+        await go.wait()
+        got.append(await registry.publish("plays", DAY, uri, idempotency_key=key))
+
+    async with anyio.create_task_group() as group:
+        for r, registry in enumerate(registries):
+            for t in range(tasks):
+                group.start_soon(publish, registry, f"/data/{key}/{r}.{t}")
+        await anyio.sleep(0.01)  # all of them waiting at the start line
+        go.set()
+    return got
 
 
 class TestPostgresRegistry(RegistryContract):
@@ -102,6 +134,15 @@ class TestPostgresRegistry(RegistryContract):
         assert sorted(r.seq for r in published) == [r.seq for r in seen]
         assert {r.id for r in seen} == {r.id for r in published}
 
+    async def test_publishers_racing_with_one_key_publish_once(self, postgres_dsn: str) -> None:
+        """Four pools, three connections each, one new key a round: one revision a round."""
+        registries = [await PostgresRegistry.open(postgres_dsn) for _ in range(4)]
+        try:
+            await race_one_key(registries, rounds=25, tasks=3)
+        finally:
+            for registry in registries:
+                await registry.aclose()
+
     async def test_a_publish_in_flight_holds_back_later_ones(self, postgres_dsn: str) -> None:
         """Why the feed cannot skip: a seq taken but not yet committed blocks later ones.
 
@@ -150,6 +191,16 @@ class TestPostgresRegistry(RegistryContract):
         await registry.aclose()
         with pytest.raises(RegistryError, match="closed"):
             await registry.latest("plays", DAY)
+
+
+async def test_sqlite_connections_racing_with_one_key_publish_once(tmp_path: Path) -> None:
+    """Three connections to one file, each from its own thread, one new key a round."""
+    registries = [await SqliteRegistry.open(tmp_path / "registry.sqlite") for _ in range(3)]
+    try:
+        await race_one_key(registries, rounds=30, tasks=2)
+    finally:
+        for registry in registries:
+            await registry.aclose()
 
 
 async def _http_registry(url: str) -> HttpRegistry:
