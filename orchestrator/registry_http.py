@@ -6,17 +6,25 @@ It raises what the embedded registry raises, so callers cannot tell them apart:
 validated here too, with the embedded registry's own rules, so a bad publish fails
 fast without a round trip; the service validates again, being the authority. A
 publish's idempotency key travels as the ``Idempotency-Key`` header.
+
+What is safe to send twice is sent again when the service cannot be reached, times
+out or answers 502, 503 or 504 (a restart, a proxy in front of it): every read, and a
+publish with an idempotency key. A publish without one is sent once: its answer may
+be lost after it happened, and sending it again could publish twice.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import anyio
+import structlog
 from yarl import URL
 
 from orchestrator.errors import (
@@ -47,6 +55,11 @@ CODE_INTERNAL = "internal"
 # A publish's idempotency key, and the service's mark on a publish it only replayed.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+# A request that is safe to repeat gets len(RETRY_DELAYS_SECONDS) + 1 attempts, each
+# with the full timeout, these many seconds apart: enough to ride out a restart.
+RETRY_DELAYS_SECONDS = (0.5, 1.0)
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 _HTTP_BAD_REQUEST, _HTTP_NOT_FOUND, _HTTP_SERVER_ERROR = 400, 404, 500
 _AUTH_STATUSES = (401, 403)
@@ -103,6 +116,14 @@ def _error(status: int, body: object, url: URL) -> Exception:
     if status >= _HTTP_SERVER_ERROR:
         return RegistryError(f"registry service failed: {message}")
     return UsageError(message)
+
+
+class _Retriable(Exception):
+    """An attempt failed in a way the next may not; ``error`` is raised once none is left."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class HttpRegistry:
@@ -186,20 +207,45 @@ class HttpRegistry:
                     headers: Mapping[str, str] | None = None) -> Any:
         if self._session.closed:
             raise RegistryError("the registry client is closed")
+        url = self._url_of(path, query)
+        sent = {**(headers or {})}
+        if self._token:
+            sent["Authorization"] = f"Bearer {self._token}"
+        attempt = functools.partial(
+            self._attempt, method, url, body=body, headers=sent,
+            time_limit=aiohttp.ClientTimeout(total=self._timeout + extra_time),
+        )
+        # What the service recognises when it comes again: a read, a keyed publish.
+        repeatable = method == "GET" or IDEMPOTENCY_KEY_HEADER in sent
+        for delay in RETRY_DELAYS_SECONDS if repeatable else ():
+            try:
+                return await attempt()
+            except _Retriable as failure:
+                _logger().info("registry request will be retried", method=method,
+                               url=str(url), error=str(failure.error), delay=delay)
+            await anyio.sleep(delay)
+        try:
+            return await attempt()
+        except _Retriable as failure:
+            raise failure.error from failure.__cause__
+
+    def _url_of(self, path: Sequence[str], query: Mapping[str, str] | None) -> URL:
         # Segments are names a user typed: quoted whole, so a `/` in one stays inside it.
         segments = [quote(segment, safe="") for segment in path]
-        url = (self._url / "v1").joinpath(*segments, encoded=True).with_query(query)
-        headers = {**(headers or {})}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        timeout = aiohttp.ClientTimeout(total=self._timeout + extra_time)
+        return (self._url / "v1").joinpath(*segments, encoded=True).with_query(query)
+
+    async def _attempt(self, method: str, url: URL, *, body: object,
+                       headers: Mapping[str, str], time_limit: aiohttp.ClientTimeout) -> Any:
+        """One request; _Retriable when sending it again may get another answer."""
         try:
             async with self._session.request(method, url, json=body, headers=headers,
-                                             timeout=timeout) as response:
+                                             timeout=time_limit) as response:
                 found = await self._json(response)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise RegistryError(f"cannot reach the registry service at {self._url}: "
-                                f"{exc or type(exc).__name__}") from exc
+            raise _Retriable(RegistryError(f"cannot reach the registry service at {self._url}: "
+                                           f"{exc or type(exc).__name__}")) from exc
+        if response.status in RETRY_STATUSES:
+            raise _Retriable(_error(response.status, found, url))
         if response.status >= _HTTP_BAD_REQUEST:
             raise _error(response.status, found, url)
         return found
@@ -214,3 +260,7 @@ class HttpRegistry:
             raise RegistryError(
                 f"the registry service at {response.url} did not answer JSON"
             ) from None
+
+
+def _logger() -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger("charon.registry_http")  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ postgres); when it is not running it is started once with ``pg_ctlcluster``.
 Registered for every test module by ``tests/conftest.py``.
 
 ``registry_service`` runs ``charon registry serve``'s application in process, on a
-free loopback port.
+free loopback port (or a given one, to restart a service where it was).
 """
 
 from __future__ import annotations
@@ -89,9 +89,10 @@ async def postgres_dsn(postgres_server: str) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def registry_service(
-    registry: Registry, options: ServiceOptions | None = None
+    registry: Registry, options: ServiceOptions | None = None, *, port: int = 0
 ) -> AsyncIterator[str]:
-    """The service over ``registry`` on 127.0.0.1 and a free port; yields its base URL.
+    """The service over ``registry`` on 127.0.0.1 and ``port`` (0: a free one); yields
+    its base URL.
 
     It runs in an asyncio task of its own because pytest-asyncio may set a fixture up
     and tear it down in different tasks, which a task group (the service has one)
@@ -102,7 +103,7 @@ async def registry_service(
 
     async def run() -> None:
         async with running_service(
-            registry, options or ServiceOptions(), host="127.0.0.1", port=0
+            registry, options or ServiceOptions(), host="127.0.0.1", port=port
         ) as url:
             started.set_result(url)
             await stop.wait()

@@ -7,15 +7,22 @@ once backed by SQLite and once by PostgreSQL (the real local server).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
+import aiohttp
 import anyio
 import asyncpg
 import pytest
+import structlog.testing
+from aiohttp import web
+from yarl import URL
 
-from orchestrator import pg
-from orchestrator.errors import AuthError, ConfigError, RegistryError
+from orchestrator import http, pg
+from orchestrator.errors import AuthError, CharonError, ConfigError, RegistryError
 from orchestrator.model import Revision
 from orchestrator.ports import Registry
 from orchestrator.registry_http import HttpRegistry
@@ -27,7 +34,7 @@ from orchestrator.registry_pg import (
 )
 from orchestrator.registry_service import ServiceOptions
 from orchestrator.registry_sqlite import SqliteRegistry
-from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, RegistryContract
+from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
 from tests.services import registry_service
 
 TOKEN = "test-token"
@@ -281,3 +288,154 @@ class TestHttpRegistryOverPostgres(RegistryContract):
             yield client
             await client.aclose()
         await backend.aclose()
+
+
+Fault = Literal["drop", "lose_answer"] | int
+"""What the fake proxy does to one request: ``drop`` cuts the connection before the
+service sees it; ``lose_answer`` passes it to the service, then cuts the connection,
+so the answer is lost; a status is answered at once, as a proxy's error page."""
+PASSED_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
+
+
+@dataclass
+class FakeFlakyProxy:
+    """A fake proxy in front of the real registry service: the first requests meet the
+    faults given, one each, in turn; later ones pass through. Records every request."""
+
+    upstream: str
+    session: aiohttp.ClientSession
+    faults: list[Fault]
+    seen: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(f"{request.method} {request.path}")
+        fault = self.faults.pop(0) if self.faults else None
+        if isinstance(fault, int):
+            return web.Response(status=fault, text="<html>bad gateway</html>",
+                                content_type="text/html")
+        if fault == "drop":
+            return self._cut(request)
+        answer = await self._forward(request)
+        return self._cut(request) if fault == "lose_answer" else answer
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        headers = {name: request.headers[name] for name in PASSED_HEADERS
+                   if name in request.headers}
+        async with self.session.request(request.method, self.upstream + request.path_qs,
+                                        data=await request.read(), headers=headers) as answer:
+            return web.Response(status=answer.status, body=await answer.read(),
+                                content_type="application/json")
+
+    @staticmethod
+    def _cut(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()  # never sent: the connection is gone
+
+
+@dataclass
+class Flaky:
+    backend: SqliteRegistry
+    proxy: FakeFlakyProxy
+    client: HttpRegistry
+
+
+@asynccontextmanager
+async def flaky(tmp_path: Path, faults: list[Fault]) -> AsyncIterator[Flaky]:
+    """A client reaching the real service (on SQLite) through a FakeFlakyProxy."""
+    backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
+    try:
+        async with registry_service(backend, ServiceOptions(token=TOKEN)) as upstream, \
+                aiohttp.ClientSession() as session:
+            proxy = FakeFlakyProxy(upstream, session, faults)
+            app = web.Application()
+            app.router.add_route("*", "/{path:.*}", proxy.handle)
+            async with http.listening(app, "127.0.0.1", 0) as port:
+                client = await _http_registry(f"http://127.0.0.1:{port}")
+                try:
+                    yield Flaky(backend, proxy, client)
+                finally:
+                    await client.aclose()
+    finally:
+        await backend.aclose()
+
+
+def retries(logs: list[dict[str, object]]) -> int:
+    return sum(entry["event"] == "registry request will be retried" for entry in logs)
+
+
+class TestHttpRegistryRetries:
+    async def test_a_keyed_publish_whose_answer_was_lost_is_sent_again_and_replayed(
+        self, tmp_path: Path
+    ) -> None:
+        async with flaky(tmp_path, ["lose_answer"]) as setup:
+            with structlog.testing.capture_logs() as logs:
+                published = await setup.client.publish("plays", DAY, "/data/x",
+                                                       idempotency_key=KEY)
+            assert await setup.backend.changes(0) == [published]
+            assert setup.proxy.seen == ["POST /v1/revisions"] * 2
+        assert retries(logs) == 1
+
+    @pytest.mark.parametrize("fault", ["drop", "lose_answer", 502, 503, 504])
+    async def test_reads_are_sent_again(self, tmp_path: Path, fault: Fault) -> None:
+        async with flaky(tmp_path, []) as setup:
+            published = await setup.client.publish("plays", DAY, "/data/x")
+            setup.proxy.faults.append(fault)
+            assert await setup.client.latest("plays", DAY) == published
+            assert len(setup.proxy.seen) == 3
+
+    @pytest.mark.parametrize(
+        ("fault", "published"), [("drop", 0), ("lose_answer", 1), (503, 0), (502, 0)],
+    )
+    async def test_a_publish_without_a_key_is_sent_once(
+        self, tmp_path: Path, fault: Fault, published: int
+    ) -> None:
+        """Once, whatever happened: after a lost answer it did publish, unbeknown to us."""
+        async with flaky(tmp_path, [fault]) as setup:
+            with pytest.raises(RegistryError):
+                await setup.client.publish("plays", DAY, "/data/x")
+            assert setup.proxy.seen == ["POST /v1/revisions"]
+            assert len(await setup.backend.changes(0)) == published
+
+    async def test_attempts_end_after_three(self, tmp_path: Path) -> None:
+        async with flaky(tmp_path, [503] * 5) as setup:
+            with pytest.raises(RegistryError, match="HTTP 503"):
+                await setup.client.publish("plays", DAY, "/data/x", idempotency_key=KEY)
+            assert setup.proxy.seen == ["POST /v1/revisions"] * 3
+            assert await setup.backend.changes(0) == []
+
+    @pytest.mark.parametrize("fault", [500, 400, 401])
+    async def test_other_failures_are_not_sent_again(self, tmp_path: Path, fault: int) -> None:
+        async with flaky(tmp_path, [fault]) as setup:
+            with pytest.raises(CharonError):
+                await setup.client.get("no-such-revision")
+            assert len(setup.proxy.seen) == 1
+
+    async def test_requests_ride_out_a_restart_of_the_service(self, tmp_path: Path) -> None:
+        """The service stops; a keyed publish and a read wait while it starts again."""
+        backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
+        options = ServiceOptions(token=TOKEN)
+        async with registry_service(backend, options) as url:
+            client = await _http_registry(url)
+            before = await client.publish("plays", DAY, "/data/before")
+        got: list[Revision] = []
+
+        async def call_while_down() -> None:
+            got.append(await client.publish("plays", DAY, "/data/x", idempotency_key=KEY))
+            got.append(await client.get(before.id))
+
+        try:
+            with structlog.testing.capture_logs() as logs, anyio.fail_after(10):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(call_while_down)
+                    await anyio.sleep(0.2)  # refused at once: waiting to send it again
+                    async with registry_service(backend, options, port=URL(url).port or 0):
+                        while len(got) < 2:
+                            await anyio.sleep(0.02)
+            keyed, again = got
+            assert again == before
+            assert await backend.changes(0) == [before, keyed]
+            assert retries(logs) >= 1
+        finally:
+            await client.aclose()
+            await backend.aclose()
