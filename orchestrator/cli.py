@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("uri")
     publish.add_argument("--lineage", action="append", default=[], metavar="REVISION_ID",
                          help="an input revision this one was built from (repeatable)")
+    publish.add_argument("--idempotency-key", metavar="KEY",
+                         help="publish once: a KEY already used for this partition prints "
+                              "the revision it published, and publishes nothing")
     publish.set_defaults(command=cmd_registry_publish)
     serve = verbs.add_parser("serve", help="serve the registry over HTTP (the registry service)")
     serve.add_argument("--host", help="listen here (default: registry_service.host)")
@@ -209,7 +212,8 @@ async def cmd_registry_ls(args: argparse.Namespace, settings: Settings,
 async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
                                adapters: Adapters) -> int:
     revision = await adapters.registry.publish(
-        args.endpoint, args.partition, args.uri, args.lineage
+        args.endpoint, args.partition, args.uri, args.lineage,
+        idempotency_key=args.idempotency_key,
     )
     print(render.revisions([revision]))
     return EXIT_OK

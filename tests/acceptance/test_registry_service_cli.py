@@ -89,6 +89,19 @@ def test_publish_and_ls_through_the_service(charon: Cli, server: Server) -> None
     assert "invalid endpoint" in bad.stderr
     assert client("registry", "ls", "plays", DAY).stdout == listed.stdout
 
+    keyed = ("registry", "publish", "plays", DAY, "/data/plays/k", "--idempotency-key", "k-1")
+    first, retried = client(*keyed), client(*keyed)
+    assert (first.returncode, retried.returncode) == (0, 0), first.stderr + retried.stderr
+    assert retried.stdout == first.stdout  # the same revision, published once
+    elsewhere = client("registry", "publish", "plays", "2018-11-01", "/data/plays/k",
+                       "--idempotency-key", "k-1")
+    assert elsewhere.returncode == 2
+    assert "idempotency key 'k-1' already published" in elsewhere.stderr
+    after_keyed = client("registry", "ls", "plays", DAY).stdout.splitlines()
+    assert [line.split()[0] for line in after_keyed[1:]] == [
+        first.stdout.splitlines()[1].split()[0], revision_id,
+    ]
+
     begun = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=15) == 0, server.log.read_text()
