@@ -150,6 +150,8 @@ class _Submission:
 class DataflowJobRunner:
     """A JobRunner for ``beam.runner = "DataflowRunner"``, following jobs by the REST API."""
 
+    finds_jobs_by_name = True
+
     def __init__(self, api: DataflowApi, *, poll_seconds: float, project: str = "",
                  region: str = "") -> None:
         self._api = api

@@ -85,6 +85,8 @@ class SubprocessJobRunner:
     process cannot be reattached: the engine launches it anew.
     """
 
+    finds_jobs_by_name = False
+
     def __init__(self) -> None:
         self._processes: dict[str, anyio.abc.Process] = {}
 

@@ -14,7 +14,9 @@ from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
 from orchestrator.daemon import Daemon, utc_today
 from orchestrator.engine import Policy, build_engine
+from orchestrator.janitor import build_janitor
 from orchestrator.model import RunState
+from orchestrator.watch import Watchlist
 from orchestrator.workflows import check_loadable
 
 TaskCommand = Callable[[Any, str, str], argparse.ArgumentParser]
@@ -31,6 +33,12 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     explain.set_defaults(command=cmd_explain)
     cancel = task_command(commands, "cancel", "cancel the task's running run and its job")
     cancel.set_defaults(command=cmd_cancel)
+    janitor = commands.add_parser(
+        "janitor", help="remove staging no live run owns (older than engine.lease_seconds)"
+    )
+    janitor.add_argument("--dry-run", action="store_true",
+                         help="list what would be removed; remove nothing")
+    janitor.set_defaults(command=cmd_janitor)
 
 
 async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
@@ -90,4 +98,22 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
     await adapters.state.fail(run.id, run.attempt, "cancelled by the user")
     job = f", job {run.job_id}" if run.job_id else " (no job recorded yet)"
     print(f"cancelled {task_id}: run {run.id} attempt {run.attempt}{job}")
+    return 0
+
+
+async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    """One sweep over the staging of the configured workflows' outputs."""
+    watch = Watchlist(settings.workflows)
+    watch.refresh(utc_today())
+    swept = await build_janitor(settings, adapters).sweep(
+        {adapters.output_prefix, *watch.output_prefixes}, watch.output_projects,
+        dry_run=args.dry_run,
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for path in swept.removed_folders:
+        print(f"{verb} folder {path}")
+    for spec in swept.removed_tables:
+        print(f"{verb} table {spec}")
+    print(f"{verb} {swept.removed} staging location(s); {swept.kept_young} unowned but younger"
+          f" than {settings.engine.lease_seconds} s, kept for now")
     return 0

@@ -13,14 +13,16 @@ rolled back). Storage objects (``StorageTarget``) are inputs only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import structlog
 
 from orchestrator.errors import CharonError, OutputInvalid, UsageError
-from orchestrator.model import InputRevision
+from orchestrator.model import Run
 from orchestrator.ports import Database, Registry, Storage, Warehouse
 from orchestrator.tablespec import TableSpec
 from orchestrator.targets import (
@@ -81,46 +83,63 @@ async def validate(
             raise OutputInvalid(f"output {key!r}: the job did not write {refs[key]}")
 
 
+def publication_key(run: Run, output: str) -> str:
+    """The registry's idempotency key for one output of one publication.
+
+    It names the logical publication — task, fingerprint, generation, output — not the
+    attempt: every attempt that finishes the same publication (a resumer, a worker
+    waking from a pause) presents the same key and gets the first revision back.
+    """
+    name = json.dumps([run.task_id, run.fingerprint, run.generation, output])
+    return "charon-" + hashlib.sha256(name.encode()).hexdigest()[:48]
+
+
 async def publish(
     targets: Mapping[str, Target],
     refs: Mapping[str, str],
     *,
-    inputs: Sequence[InputRevision],
-    run_id: str,
-    resuming: bool,
+    run: Run,
+    fence: Callable[[], Awaitable[object]],
     registry: Registry,
     warehouse: Warehouse,
+    storage: Storage,
 ) -> dict[str, str]:
     """Make every output visible; return output key → the version it published.
 
     Tables move first and revisions are published last, so a registry revision
     (what downstream sensors react to) never points at tables not yet in place.
-    Safe to repeat after a crash (``resuming``): a move is keyed by its staging
-    table, so a retried move finds the first instead of copying twice, and a
-    revision already published for the staged URI is reused, not published again.
+    ``fence`` is awaited before each irreversible step; it raises when the run's
+    lease is lost. Safe to repeat, by this worker or whoever resumes the run: a move
+    is keyed by its staging table, so a repeated move finds the first instead of
+    copying twice, and a revision is published under its publication key, so a
+    repeated publish returns the first revision. When that first revision points
+    elsewhere (another attempt staged its own copy), this attempt's copy is removed.
     """
     log = structlog.get_logger("charon.commit")
     published: dict[str, str] = {}
     for key, target in targets.items():
         if isinstance(target, WarehouseTable):
             staging = TableSpec.parse(refs[key])
+            await fence()
             log.info("moving staging table", staging=str(staging), final=str(target.spec))
             info = await warehouse.replace_from_staging(staging, target.spec,
-                                                        f"{run_id}:{staging}")
+                                                        f"{run.id}:{staging}")
             await warehouse.drop_table(staging)
             published[key] = f"{info.spec}@{info.last_modified.isoformat()}"
         elif isinstance(target, PostgresTable):
             published[key] = f"{target.table}#{target.marker}"  # committed by the run
-    lineage = [i.revision_id for i in inputs]
+    lineage = [i.revision_id for i in run.inputs]
     for key, target in targets.items():
         if isinstance(target, RegistryTarget):
-            earlier = [
-                r for r in await registry.list(target.endpoint, target.partition)
-                if r.uri == refs[key]
-            ] if resuming else []
-            revision = earlier[0] if earlier else await registry.publish(
-                target.endpoint, target.partition, refs[key], lineage
+            await fence()
+            revision = await registry.publish(
+                target.endpoint, target.partition, refs[key], lineage,
+                idempotency_key=publication_key(run, key),
             )
+            if revision.uri != refs[key]:
+                log.info("this publication was made by another attempt; discarding this"
+                         " attempt's copy", revision=revision.id, uri=refs[key])
+                await storage.delete_prefix(folder(refs[key]))
             log.info("published revision", endpoint=target.endpoint,
                      partition=target.partition, revision=revision.id, uri=revision.uri)
             published[key] = revision.id

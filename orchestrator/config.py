@@ -116,6 +116,11 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class JanitorSettings:
+    interval_seconds: int
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     host: str
     port: int
@@ -145,6 +150,7 @@ class Settings:
     beam: BeamSettings
     dataflow: DataflowSettings
     engine: EngineSettings
+    janitor: JanitorSettings
     daemon: DaemonSettings
     log: LogSettings
     workflows: tuple[WorkflowSettings, ...]
@@ -288,6 +294,8 @@ def _build(raw: dict[str, Any]) -> Settings:
             raise ConfigError(f"engine.{key} must be at least 1")
     if raw["dataflow"]["poll_interval_ms"] < 1:
         raise ConfigError("dataflow.poll_interval_ms must be at least 1")
+    if raw["janitor"]["interval_seconds"] < 0:
+        raise ConfigError("janitor.interval_seconds must not be negative (0: never)")
     sections: dict[str, object] = {"home": home}
     for name, klass in _SECTION_TYPES.items():
         values = {f.name: raw[name][f.name] for f in fields(klass)}
@@ -333,6 +341,7 @@ _SECTION_TYPES: dict[str, type] = {
     "beam": BeamSettings,
     "dataflow": DataflowSettings,
     "engine": EngineSettings,
+    "janitor": JanitorSettings,
     "daemon": DaemonSettings,
     "log": LogSettings,
 }

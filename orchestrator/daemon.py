@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
 from orchestrator.engine import Engine, Policy
 from orchestrator.errors import CharonError
+from orchestrator.janitor import build_janitor
 from orchestrator.metrics import DaemonMetrics
 from orchestrator.model import RunState
 from orchestrator.report import Report, Status
@@ -56,9 +57,13 @@ class RootState:
     pending_since: float | None = None
     report: Report | None = None
     error: str | None = None
+    """Why the last evaluation could not finish: a store or source failed."""
+    errors: int = 0
+    """Evaluations in a row that failed so; the next waits longer each time."""
     evaluated_at: datetime | None = None
     retry_at: datetime | None = None
-    """A re-evaluation is pending for when another worker's lease runs out."""
+    """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
+    failing source is tried again."""
 
 
 class Daemon:
@@ -82,8 +87,12 @@ class Daemon:
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
         }
         self._policies = {
-            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs) for w in settings.workflows
+            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy)
+            for w in settings.workflows
         }
+        daemon = settings.daemon
+        self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
+                                     daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
         self._slots = anyio.CapacityLimiter(MAX_CONCURRENT_EVALUATIONS)
         self._sensing: set[anyio.CancelScope] = set()
@@ -133,6 +142,8 @@ class Daemon:
             group.start_soon(self._sensing_task, self._watch_window)
             for poll in polls:
                 group.start_soon(self._sensing_task, poll)
+            if self.settings.janitor.interval_seconds:
+                group.start_soon(self._sensing_task, self._sweep_staging)
             group.start_soon(self._sensing_task, self._handle_signals)
             self._log.info("daemon started", workflows=list(self.watch.workflows),
                            roots=len(self.roots))
@@ -155,18 +166,21 @@ class Daemon:
                 self._sensing.discard(scope)
 
     async def stop(self) -> None:
-        """Stop sensing at once; give running evaluations the grace period, then cancel them."""
+        """Stop sensing and claiming at once; give running work the grace period, then
+        stop it and release its runs for another worker (or the next start) to resume."""
         if self._stopping:
             return
         self._stopping = True
-        self._log.info("stopping: no new triggers", running=len(self._working))
+        self.engine.stop_claiming()
+        self._log.info("stopping: no new triggers or claims", running=len(self._working))
         for scope in list(self._sensing):
             scope.cancel()
         if self._working:
             with anyio.move_on_after(self.settings.daemon.shutdown_grace_seconds):
                 await self._drained.wait()
         for scope in list(self._working):
-            self._log.warning("cancelling a run still going after the grace period")
+            self._log.warning("stopping work still going after the grace period; its run is"
+                              " released to be resumed")
             scope.cancel()
 
     async def _handle_signals(self) -> None:
@@ -201,11 +215,28 @@ class Daemon:
             await anyio.sleep(WINDOW_CHECK_SECONDS)
             self._sweep(only_new=True)
 
+    async def _sweep_staging(self) -> None:
+        """Remove staging no live run owns, every janitor.interval_seconds."""
+        janitor = build_janitor(self.settings, self.adapters)
+        health = self.metrics.sources["janitor"]
+        while True:
+            await anyio.sleep(self.settings.janitor.interval_seconds)
+            try:
+                swept = await janitor.sweep(
+                    {self.adapters.output_prefix, *self.watch.output_prefixes},
+                    self.watch.output_projects,
+                )
+            except CharonError as exc:
+                health.failed(str(exc))
+                self._log.warning("janitor failed; trying again next time", error=str(exc))
+            else:
+                health.ok()
+                self.metrics.staging_removed.inc(swept.removed)
+
     def _sweep(self, *, only_new: bool = False) -> None:
-        """Evaluate the roots the window brings in, and retry those whose sensing failed."""
+        """Evaluate the roots the window brings in (all of them at start-up)."""
         added = self.watch.refresh(self._today())
-        retry = [root for root, state in self.roots.items() if state.error]
-        for root in (added if only_new else self.watch.roots) + retry:
+        for root in added if only_new else self.watch.roots:
             self.schedule(root, None)
 
     def schedule(self, root: Root, received: float | None) -> None:
@@ -239,29 +270,53 @@ class Daemon:
                     self._drained.set()
 
     async def _evaluate_once(self, root: Root, task: Task, state: RootState) -> None:
+        """One evaluation; whatever fails in it is recorded and tried again later, never
+        let out: a store, registry or warehouse error must not stop the daemon."""
+        health = self.metrics.sources["evaluations"]
         try:
             async with self._slots:
-                state.report = await self.engine.run(task, self._policies[root.workflow])
-            state.error = None
-            if (held_until := state.report.held_until) is not None:
-                self._retry_when_released(root, state, held_until)
-        except CharonError as exc:
-            state.error = str(exc)
-            self._log.warning("evaluation failed", root=str(root), error=str(exc))
+                report = await self.engine.run(task, self._policies[root.workflow])
+        except* CharonError as group:
+            self._evaluation_failed(root, state, _messages(group))
+        except* Exception as group:
+            # A bug, or a task that raises in requires()/output(): logged with its
+            # traceback, kept out of the daemon's task group.
+            self._log.exception("evaluation crashed", root=str(root),
+                                exc_info=group.exceptions[0])
+            self._evaluation_failed(root, state, _messages(group))
+        else:
+            state.report = report
+            if report.errors:
+                self._evaluation_failed(root, state, "; ".join(report.errors))
+            else:
+                state.error, state.errors = None, 0
+                health.ok()
+            if (held_until := report.held_until) is not None:
+                self._evaluate_again_at(root, state, held_until)
         state.evaluated_at = datetime.now(UTC)
 
-    def _retry_when_released(self, root: Root, state: RootState, held_until: datetime) -> None:
-        """Evaluate ``root`` again once another worker's lease on one of its runs is out:
-        if that worker died (a replica, or this daemon before a restart), nothing else
-        would trigger the takeover. One retry is pending per root at a time."""
-        if self._group is None or (state.retry_at is not None and state.retry_at <= held_until):
+    def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
+        state.error, state.errors = error, state.errors + 1
+        self.metrics.sources["evaluations"].failed(error)
+        self.metrics.evaluation_errors.inc(workflow=root.workflow)
+        delay = self._backoff.next_delay(state.errors)
+        self._log.warning("evaluation failed; trying again later", root=str(root), error=error,
+                          failures=state.errors, retry_in_seconds=round(delay, 3))
+        self._evaluate_again_at(root, state, datetime.now(UTC) + timedelta(seconds=delay))
+
+    def _evaluate_again_at(self, root: Root, state: RootState, when: datetime) -> None:
+        """Evaluate ``root`` again at ``when``: once another worker's lease on one of its
+        runs is out (if that worker died, nothing else would trigger the takeover), a
+        failed run's retry is due, or a failing source may be back. One re-evaluation is
+        pending per root at a time, the earliest."""
+        if self._group is None or (state.retry_at is not None and state.retry_at <= when):
             return
-        state.retry_at = held_until
+        state.retry_at = when
 
         async def retry() -> None:
-            wait = (held_until - datetime.now(UTC)).total_seconds() + LEASE_RETRY_MARGIN_SECONDS
+            wait = (when - datetime.now(UTC)).total_seconds() + LEASE_RETRY_MARGIN_SECONDS
             await anyio.sleep(max(wait, 0))
-            if state.retry_at == held_until:
+            if state.retry_at == when:
                 state.retry_at = None
             self.schedule(root, None)
 
@@ -274,8 +329,19 @@ class Daemon:
             self.metrics.trigger_latency.observe(time.perf_counter() - received)
 
     async def status(self) -> dict[str, Any]:
-        runs = await self.adapters.state.list_runs(limit=50)
+        """What ``/status`` shows; it answers whatever the state store is doing."""
+        store = self.metrics.sources["state store"]
+        try:
+            runs = await self.adapters.state.list_runs(limit=50)
+        except CharonError as exc:
+            store.failed(str(exc))
+            runs = []
+        else:
+            store.ok()
         return {
+            "owner": self.engine.owner,
+            "stopping": self._stopping,
+            "sources": {name: health.as_json() for name, health in self.metrics.sources.items()},
             "workflows": [
                 {"name": w.name, "module": w.module, "task": w.task, "policy": w.policy,
                  "max_concurrent_runs": w.max_concurrent_runs,
@@ -286,7 +352,8 @@ class Daemon:
             "runs": [
                 {"id": r.id, "task": r.task_id, "partition": r.partition, "state": r.state.value,
                  "attempt": r.attempt, "fingerprint": r.fingerprint, "job_id": r.job_id,
-                 "updated": r.updated.isoformat(), "error": r.error}
+                 "updated": r.updated.isoformat(), "error": r.error,
+                 "lease_owner": r.lease_owner}
                 for r in runs
             ],
         }
@@ -309,6 +376,25 @@ class Daemon:
         return status
 
     async def update_run_gauge(self) -> None:
-        runs = await self.adapters.state.list_runs(limit=10_000)
+        """Count the runs by state for ``/metrics``; keeps the last counts while the
+        state store cannot answer (``charon_source_up`` says so)."""
+        store = self.metrics.sources["state store"]
+        try:
+            runs = await self.adapters.state.list_runs(limit=10_000)
+        except CharonError as exc:
+            store.failed(str(exc))
+            return
+        store.ok()
         for state in RunState:
             self.metrics.runs.set(sum(r.state is state for r in runs), state=state.value)
+
+
+def _messages(group: BaseExceptionGroup[Exception]) -> str:
+    """Every error of a (nested) group, as one line each."""
+    found: list[str] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.append(_messages(exc))
+        else:
+            found.append(f"{type(exc).__name__}: {exc}")
+    return "; ".join(found)

@@ -112,9 +112,20 @@ class OutputInvalid(RunError):
 
 
 class RunConflict(RunError):
-    """Another worker holds the claim on this run."""
+    """The run cannot be claimed now: another worker holds it, or it waits for a retry."""
 
     def __init__(self, message: str, *, held_until: datetime | None = None) -> None:
         super().__init__(message)
         self.held_until = held_until
-        """When the other worker's lease runs out, if a live lease is what refused."""
+        """When to try again: the other worker's lease runs out, or the retry is due."""
+
+
+class LeaseLost(RunConflict):
+    """This attempt no longer holds its run: its lease ran out, another worker took the
+    run over, or it was superseded or cancelled. The attempt must stop, touching nothing
+    irreversible."""
+
+
+class RetriesExhausted(RunError):
+    """The run failed as often as its retry policy allows; it stays failed until its
+    inputs change or a user runs it again."""

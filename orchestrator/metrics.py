@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -74,11 +76,51 @@ class Histogram:
         return lines
 
 
+@dataclass
+class SourceHealth:
+    """How one outside system has been answering the daemon."""
+
+    failures: int = 0
+    """Consecutive failures; 0 once it answers again."""
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_ok_at: datetime | None = None
+
+    def ok(self) -> None:
+        self.failures, self.last_ok_at = 0, datetime.now(UTC)
+
+    def failed(self, error: str) -> None:
+        self.failures += 1
+        self.last_error, self.last_error_at = error, datetime.now(UTC)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "up": self.failures == 0, "failures": self.failures, "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at), "last_ok_at": _iso(self.last_ok_at),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 class DaemonMetrics:
     """Everything ``GET /metrics`` shows."""
 
     def __init__(self) -> None:
+        self.sources: dict[str, SourceHealth] = defaultdict(SourceHealth)
+        """By source: the sensors, the state store, evaluations."""
+        self.source_up = Gauge("charon_source_up",
+                               "1 when the source answered its last request, else 0")
+        self.evaluation_errors = Counter(
+            "charon_evaluation_errors_total",
+            "Evaluations that a store or source error cut short, by workflow",
+        )
         self.runs = Gauge("charon_runs", "Runs in the state store by state")
+        self.staging_removed = Counter(
+            "charon_staging_removed_total",
+            "Staging folders and tables the janitor removed: no live run owned them",
+        )
         self.sensor_polls = Counter("charon_sensor_polls_total", "Sensor polls by sensor")
         self.sensor_errors = Counter("charon_sensor_errors_total", "Failed sensor polls")
         self.triggers = Counter("charon_triggers_total", "Triggers received by source")
@@ -92,6 +134,10 @@ class DaemonMetrics:
         )
 
     def render(self) -> str:
-        metrics = (self.runs, self.sensor_polls, self.sensor_errors, self.triggers,
-                   self.webhooks_rejected, self.launches, self.trigger_latency)
+        for name, health in self.sources.items():
+            self.source_up.set(1 if health.failures == 0 else 0, source=name)
+        metrics = (self.runs, self.sensor_polls, self.sensor_errors, self.source_up,
+                   self.evaluation_errors, self.staging_removed, self.triggers,
+                   self.webhooks_rejected,
+                   self.launches, self.trigger_latency)
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

@@ -7,7 +7,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from orchestrator.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -57,15 +59,16 @@ def fingerprint(inputs: Iterable[InputRevision]) -> str:
 
 
 class RunState(enum.StrEnum):
-    WAITING = "waiting"
-    READY = "ready"
     RUNNING = "running"
     PUBLISHING = "publishing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SUPERSEDED = "superseded"
+    """Replaced by a run of newer inputs before it began publishing; it publishes nothing."""
 
     @property
     def active(self) -> bool:
+        """Held under a lease by one worker: at most one such run per task."""
         return self in (RunState.RUNNING, RunState.PUBLISHING)
 
 
@@ -90,3 +93,43 @@ class Run:
     error: str | None = None
     lease_owner: str | None = None
     lease_expires: datetime | None = None
+    generation: int = 1
+    """Counts fresh starts of this (task, fingerprint): a takeover continues the same
+    generation (and so the same publication), a retry after a failure or a re-run of a
+    succeeded run begins the next one."""
+    failures: int = 0
+    """Failed executions so far, for the retry policy's backoff and limit."""
+    finished: datetime | None = None
+
+
+# A daily pipeline's failed run waits a day at the most between tries; the bound on
+# doublings keeps the arithmetic far from timedelta's range whatever the delay.
+MAX_RETRY_DELAY = timedelta(days=1)
+MAX_DOUBLINGS = 20
+
+
+@dataclass(frozen=True)
+class RunRetryPolicy:
+    """When a failed run may be tried again: ``attempts`` failed executions at most
+    (None: no limit), the first retry ``delay`` after the failure, doubling each time."""
+
+    attempts: int | None = None
+    delay: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        if self.attempts is not None and self.attempts < 1:
+            raise UsageError(f"retry attempts must be at least 1, got {self.attempts}")
+        if self.delay < timedelta(0):
+            raise UsageError(f"retry delay must not be negative, got {self.delay}")
+
+    def retry_at(self, run: Run) -> datetime | None:
+        """When the failed ``run`` may run again; None when it may not any more."""
+        if self.attempts is not None and run.failures >= self.attempts:
+            return None
+        finished = run.finished or run.updated
+        doublings = min(max(run.failures - 1, 0), MAX_DOUBLINGS)
+        return finished + min(self.delay * (1 << doublings), MAX_RETRY_DELAY)
+
+
+RETRY_AT_ONCE = RunRetryPolicy()
+"""A user's own run: a failed run is tried again the next time it is asked for."""

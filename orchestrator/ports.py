@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from orchestrator.model import InputRevision, Revision, Run, RunState, TableInfo
+from orchestrator.model import InputRevision, Revision, Run, RunRetryPolicy, RunState, TableInfo
 from orchestrator.tablespec import TableSpec
 
 
@@ -155,10 +155,13 @@ class Database(Protocol):
 
 
 class StateStore(Protocol):
-    """Runs, unique on (task id, fingerprint), guarded by leases and fencing tokens.
+    """Runs, unique on (task id, fingerprint), at most one active per task, guarded by
+    leases and fencing tokens (the rules are in ``orchestrator.state_base``).
 
-    A run's ``attempt`` is its fencing token: every write names the attempt it
-    belongs to and is refused with RunConflict once a newer attempt has taken over.
+    A run's ``attempt`` is its fencing token: every write names the attempt it belongs
+    to and is refused with LeaseLost once another attempt has taken over or the run
+    ended; writes that continue the attempt's work also need its lease to be live on
+    the store's clock.
     """
 
     async def claim(
@@ -172,14 +175,20 @@ class StateStore(Protocol):
         owner: str,
         lease: timedelta,
         rerun_succeeded: bool = False,
+        retry: RunRetryPolicy = ...,
     ) -> Run:
-        """Start an attempt at (task_id, fingerprint).
+        """Start or take over an attempt at (task_id, fingerprint), holding its lease.
 
-        No row: insert attempt 1, RUNNING. A FAILED row: next attempt, RUNNING, from
-        scratch. An active row whose lease expired (its owner died): next attempt in the
-        same state, keeping its job id and staged outputs so the new owner can resume.
-        A SUCCEEDED row is returned unchanged unless ``rerun_succeeded``. An active row
-        under a live lease: RunConflict.
+        An active run of the task for *other* inputs is superseded if it has not begun
+        publishing; one that is publishing is waited for (RunConflict) or, when its
+        lease ran out, returned taken over, for the claimer to finish before claiming
+        again. Then, for the requested fingerprint: no row: attempt 1, RUNNING. An
+        active row under a live lease: RunConflict. An active row whose lease ran out:
+        the next attempt in the same state, keeping its job id, staged outputs and
+        generation. A SUCCEEDED row: returned unchanged unless ``rerun_succeeded``. A
+        FAILED row: RetriesExhausted past the policy's limit, RunConflict before its
+        retry is due, else the next attempt of the next generation, from scratch; so is
+        a SUPERSEDED row, or a re-run.
         """
 
     async def get(self, task_id: str, fingerprint: str) -> Run | None: ...
@@ -198,19 +207,35 @@ class StateStore(Protocol):
         """Record where the run writes its outputs, before the job starts."""
 
     async def renew(self, run_id: str, attempt: int, lease: timedelta) -> Run:
-        """Extend an active run's lease from now; RunConflict if superseded or finished."""
+        """Extend a live lease from now; LeaseLost if it ran out or the attempt is over."""
 
-    async def set_state(self, run_id: str, attempt: int, state: RunState) -> Run: ...
+    async def check_fence(self, run_id: str, attempt: int) -> Run:
+        """LeaseLost unless the attempt still holds the run under a live lease."""
+
+    async def begin_publishing(self, run_id: str, attempt: int) -> Run:
+        """RUNNING → PUBLISHING, under a live lease: from here the run is resumed."""
+
+    async def supersede(self, run_id: str, attempt: int, reason: str) -> Run:
+        """End a RUNNING run whose inputs are no longer the latest."""
+
+    async def release(self, run_id: str, attempt: int, reason: str) -> Run:
+        """End the attempt's lease now, leaving the run as it stands to be taken over."""
 
     async def succeed(self, run_id: str, attempt: int, outputs: Mapping[str, str]) -> Run: ...
 
-    async def fail(self, run_id: str, attempt: int, error: str) -> Run: ...
+    async def fail(self, run_id: str, attempt: int, error: str) -> Run:
+        """Record a failed execution; the retry policy of the next claim decides."""
 
     async def aclose(self) -> None: ...
 
 
 class JobRunner(Protocol):
     """Runs one job to completion: a subprocess here, a Dataflow job in the cloud."""
+
+    finds_jobs_by_name: bool
+    """Whether :meth:`run` attaches to a live job of the same name instead of starting a
+    second one; a run whose job id was never recorded is then relaunched to the same
+    places, else its staging is discarded and it starts afresh."""
 
     async def run(
         self, argv: Sequence[str], *, job_name: str,

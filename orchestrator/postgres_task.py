@@ -90,6 +90,9 @@ class CopyToTable(Task):
             typed_row(self.columns, fields, f"{self.task_family} row {number}")
             async for number, fields in _numbered(self.rows(context))
         ]
+        # The load is this task's publication: whoever commits it first wins (the marker),
+        # and a worker that lost its lease does not even try.
+        await context.check_fence()
         loaded = await database.copy_with_marker(self.table, self.columns, rows, self.update_id)
         structlog.get_logger("charon.postgres").info(
             "loaded table" if loaded else "already loaded: marker found, nothing copied",

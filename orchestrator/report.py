@@ -17,6 +17,9 @@ class Status(enum.StrEnum):
     MISSING = "missing"  # an external input that is not there yet
     BLOCKED = "blocked"  # a dependency is missing or failed
     WOULD_RUN = "would run"  # a dry run found everything it needs
+    WAITING = "waiting"  # another worker holds the run, its retry is not due, or shutting down
+    SUPERSEDED = "superseded"  # its inputs changed before it published: run again for them
+    ERROR = "error"  # a store, registry or warehouse failed: evaluated again later
     FAILED = "failed"
 
     @property
@@ -32,7 +35,7 @@ class Outcome:
     run: Run | None = None
     published: Mapping[str, str] = field(default_factory=dict)
     held_until: datetime | None = None
-    """Another worker's lease holds the run until then; evaluate again after it."""
+    """Evaluate again after this: another worker's lease ends, or the retry is due."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,13 @@ class Report:
 
     @property
     def held_until(self) -> datetime | None:
-        """The earliest time a run held by another worker's lease may be taken over."""
+        """The earliest time one of its runs may be taken over or retried."""
         return min((o.held_until for o in self.outcomes.values() if o.held_until), default=None)
+
+    @property
+    def errors(self) -> list[str]:
+        """What could not be evaluated because a store or source failed."""
+        return [o.detail for o in self.outcomes.values() if o.status is Status.ERROR]
 
     @property
     def missing(self) -> list[str]:
@@ -55,7 +63,7 @@ class Report:
         if self.outcomes[self.root].status.ok:
             return 0
         if self.missing and not any(
-            o.status is Status.FAILED for o in self.outcomes.values()
+            o.status in (Status.FAILED, Status.ERROR) for o in self.outcomes.values()
         ):
             return 20
         return 1

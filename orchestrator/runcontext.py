@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from orchestrator.errors import ConfigError
@@ -27,6 +27,14 @@ class RunContext:
     storage: Storage
     warehouse: Warehouse
     database: Database | None = None
+    fence: Callable[[], Awaitable[object]] | None = None
+    """Raises LeaseLost unless the run still holds its lease (see :meth:`check_fence`)."""
+
+    async def check_fence(self) -> None:
+        """Call right before an irreversible step a task takes itself (a load into a
+        database): it raises LeaseLost if another worker may have taken the run over."""
+        if self.fence is not None:
+            await self.fence()
 
     async def files(self, key: str) -> list[str]:
         """The objects an input stands for: its ref, or what its ``<folder>/<glob>`` matches.

@@ -1,29 +1,35 @@
 """The state store on PostgreSQL (asyncpg): what daemon replicas on several machines share.
 
-Same rules as the embedded :class:`SqliteStateStore`: the claim plan, the fence and
-the writes are the same pure functions, so the same contract suite passes against
-both. A claim reads its row ``FOR UPDATE`` inside one transaction, so two replicas
-claiming the same run queue up on the row and the second sees the first's lease;
-when neither finds a row, the unique (task, fingerprint) key lets one insert win and
-the other looks again. The tables live in their own schema, ``charon_state``.
+Same rules as every store (``state_base``), so the same contract suite passes against
+it. Leases are judged by the **database's clock** (``clock_timestamp()``), never by a
+replica's own: replicas whose clocks disagree still agree on whose lease is live.
+
+A claim takes a transaction-scoped advisory lock on its task, so the claims of one task
+queue up whichever fingerprint they are for, and reads the task's rows ``FOR UPDATE``,
+so a write of the run's owner (which locks the row) and a claim superseding that run
+happen one after the other. A unique index allows one active run per task: the
+database itself refuses a second. The tables live in their own schema, ``charon_state``.
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from orchestrator import pg
-from orchestrator.errors import ConfigError, RunConflict, StateStoreError
+from orchestrator.errors import ConfigError, StateStoreError
 from orchestrator.model import Run, RunState
 from orchestrator.sqlite import truncate_ms
-from orchestrator.state_sqlite import (
+from orchestrator.state_base import (
     Change,
+    ClaimPlan,
     ClaimRequest,
-    Clock,
     StateStoreBase,
+    Write,
     check_list_limit,
     fenced,
     inputs_json,
@@ -31,8 +37,12 @@ from orchestrator.state_sqlite import (
     load_mapping,
     mapping_json,
     plan_claim,
-    utc_now,
 )
+
+Clock = Callable[[], datetime]
+if TYPE_CHECKING:
+    # Generic only in the stubs: subscripting it at run time fails.
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 
 SCHEMA = "charon_state"
 MIGRATIONS = "state_pg"
@@ -42,10 +52,14 @@ POOL_MAX_SIZE = 10
 SELECT_RUN = (
     "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
     " inputs::text AS inputs, outputs::text AS outputs, staged::text AS staged,"
-    " lease_owner, lease_expires, created, updated FROM runs"
+    " lease_owner, lease_expires, created, updated, generation, failures, finished FROM runs"
+)
+SELECT_FOR_CLAIM = (
+    SELECT_RUN +
+    " WHERE task_id = $1 AND (fingerprint = $2 OR state IN ('running', 'publishing'))"
+    " FOR UPDATE"
 )
 SELECT_BY_KEY = SELECT_RUN + " WHERE task_id = $1 AND fingerprint = $2"
-SELECT_BY_KEY_FOR_UPDATE = SELECT_BY_KEY + " FOR UPDATE"
 SELECT_BY_ID_FOR_UPDATE = SELECT_RUN + " WHERE id = $1 FOR UPDATE"
 SELECT_LATEST = SELECT_RUN + " WHERE task_id = $1 ORDER BY touched DESC LIMIT 1"
 SELECT_RUNS = (
@@ -53,24 +67,27 @@ SELECT_RUNS = (
     " WHERE ($1::text IS NULL OR task_id = $1) AND ($2::text IS NULL OR state = $2)"
     " ORDER BY created DESC, seq DESC LIMIT $3"
 )
+# The lock is taken first, then the clock read: the time a claim decides by is never
+# earlier than the moment it may decide.
+LOCK_TASK_AND_READ_CLOCK = (
+    "SELECT clock_timestamp() AS now FROM (SELECT pg_advisory_xact_lock($1)) AS locked"
+)
+READ_CLOCK = "SELECT clock_timestamp()"
 INSERT_RUN = (
     "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt, job_id,"
-    " error, inputs, outputs, staged, lease_owner, lease_expires, created, updated, started,"
-    " touched) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb,"
-    " $12::jsonb, $13, $14, $15, $16, $17, nextval('runs_touched'))"
+    " error, inputs, outputs, staged, lease_owner, lease_expires, created, updated,"
+    " generation, failures, finished, started, touched) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+    " $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18, $19, $16,"
+    " nextval('runs_touched'))"
 )
-# The WHERE on attempt re-checks the fence in SQL, besides the row lock held.
-RESTART_RUN = (
+# The WHERE on attempt re-checks the fence in SQL, besides the row lock held; started is
+# stamped when a generation begins and kept otherwise (a NULL parameter).
+UPDATE_RUN = (
     "UPDATE runs SET state = $1, attempt = $2, job_id = $3, error = $4, inputs = $5::jsonb,"
     " outputs = $6::jsonb, staged = $7::jsonb, lease_owner = $8, lease_expires = $9,"
-    " updated = $10, started = $11, finished = NULL, touched = nextval('runs_touched')"
-    " WHERE id = $12 AND attempt = $13"
-)
-UPDATE_RUN = (
-    "UPDATE runs SET state = $1, job_id = $2, error = $3, outputs = $4::jsonb,"
-    " staged = $5::jsonb, lease_owner = $6, lease_expires = $7, updated = $8,"
-    " finished = COALESCE($9, finished), touched = nextval('runs_touched')"
-    " WHERE id = $10 AND attempt = $11"
+    " updated = $10, generation = $11, failures = $12, finished = $13,"
+    " started = COALESCE($14, started), touched = nextval('runs_touched')"
+    " WHERE id = $15 AND attempt = $16"
 )
 
 
@@ -87,25 +104,48 @@ def _run(row: asyncpg.Record) -> Run:
         inputs=load_inputs(row["inputs"]), outputs=load_mapping(row["outputs"]),
         staged=load_mapping(row["staged"]), job_id=row["job_id"], error=row["error"],
         lease_owner=row["lease_owner"], lease_expires=_utc(row["lease_expires"]),
+        generation=row["generation"], failures=row["failures"],
+        finished=_utc(row["finished"]),
     )
 
 
-def _check_fence(status: str, run_id: str, attempt: int) -> None:
-    """The row is locked, so this never fires; if it did, claiming silently would be
-    the one mistake a state store must not make."""
+async def _write(connection: Connection, write: Write) -> None:
+    new, old = write.new, write.old
+    if old is None:
+        await connection.execute(
+            INSERT_RUN, new.id, new.task_id, new.family, new.partition, new.fingerprint,
+            new.state.value, new.attempt, new.job_id, new.error, inputs_json(new.inputs),
+            mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
+            new.lease_expires, new.created, new.updated, new.generation, new.failures,
+            new.finished,
+        )
+        return
+    status = await connection.execute(
+        UPDATE_RUN, new.state.value, new.attempt, new.job_id, new.error,
+        inputs_json(new.inputs), mapping_json(new.outputs), mapping_json(new.staged),
+        new.lease_owner, new.lease_expires, new.updated, new.generation, new.failures,
+        new.finished, new.updated if new.generation != old.generation else None,
+        new.id, old.attempt,
+    )
     if status != "UPDATE 1":
-        raise RunConflict(f"run {run_id} moved past attempt {attempt} during the write")
+        # The row is locked, so this never fires; if it did, writing on regardless
+        # is the one mistake a state store must not make.
+        raise StateStoreError(f"run {new.id} moved past attempt {old.attempt} during a write")
 
 
 class PostgresStateStore(StateStoreBase):
-    """StateStore over a PostgreSQL database; build it with :meth:`open`."""
+    """StateStore over a PostgreSQL database; build it with :meth:`open`.
 
-    def __init__(self, pool: pg.Pool, now: Clock = utc_now) -> None:
+    ``now`` replaces the database's clock (tests move a manual clock to expire leases
+    without waiting); None, the default, is the database's.
+    """
+
+    def __init__(self, pool: pg.Pool, now: Clock | None = None) -> None:
         self._pool = pool
         self._clock = now
 
     @classmethod
-    async def open(cls, dsn: str, *, now: Clock = utc_now) -> PostgresStateStore:
+    async def open(cls, dsn: str, *, now: Clock | None = None) -> PostgresStateStore:
         """Connect a pool to ``dsn`` and bring the schema up to date."""
         if not dsn:
             raise ConfigError('state.kind = "postgres" needs state.dsn')
@@ -115,47 +155,29 @@ class PostgresStateStore(StateStoreBase):
         )
         return cls(pool, now)
 
-    def _now(self) -> datetime:
-        return truncate_ms(self._clock())
+    async def _now(self, connection: Connection) -> datetime:
+        if self._clock is not None:
+            return truncate_ms(self._clock())
+        return truncate_ms(await connection.fetchval(READ_CLOCK))
 
-    async def _claim(self, request: ClaimRequest) -> Run:
+    async def _lock_task(self, connection: Connection, task_id: str) -> datetime:
+        """Queue up behind the task's other claims; the store's time once through."""
+        locked_at = await connection.fetchval(
+            LOCK_TASK_AND_READ_CLOCK, pg.lock_key(f"charon.run.{task_id}")
+        )
+        return truncate_ms(locked_at if self._clock is None else self._clock())
+
+    async def _claim(self, request: ClaimRequest) -> ClaimPlan:
         with pg.converted(StateStoreError, "cannot claim in the PostgreSQL state store"):
-            async with self._pool.acquire() as connection:
-                try:
-                    return await self._claim_on(connection, request)
-                except asyncpg.UniqueViolationError:
-                    # Another claimer inserted the row first: its lease now decides.
-                    return await self._claim_on(connection, request)
-
-    async def _claim_on(
-        self, connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
-        request: ClaimRequest,
-    ) -> Run:
-        async with connection.transaction():
-            now = self._now()
-            row = await connection.fetchrow(
-                SELECT_BY_KEY_FOR_UPDATE, request.task_id, request.fingerprint
-            )
-            old = None if row is None else _run(row)
-            new = plan_claim(old, request, now)
-            if new is old:
-                return new
-            if old is None:
-                await connection.execute(
-                    INSERT_RUN, new.id, new.task_id, new.family, new.partition,
-                    new.fingerprint, new.state.value, new.attempt, new.job_id, new.error,
-                    inputs_json(new.inputs), mapping_json(new.outputs),
-                    mapping_json(new.staged), new.lease_owner, new.lease_expires,
-                    new.created, new.updated, now,
+            async with self._pool.acquire() as connection, connection.transaction():
+                now = await self._lock_task(connection, request.task_id)
+                rows = await connection.fetch(
+                    SELECT_FOR_CLAIM, request.task_id, request.fingerprint
                 )
-            else:
-                _check_fence(await connection.execute(
-                    RESTART_RUN, new.state.value, new.attempt, new.job_id, new.error,
-                    inputs_json(new.inputs), mapping_json(new.outputs),
-                    mapping_json(new.staged), new.lease_owner, new.lease_expires,
-                    new.updated, now, new.id, old.attempt,
-                ), new.id, old.attempt)
-            return new
+                plan = plan_claim([_run(row) for row in rows], request, now)
+                for write in plan.writes:
+                    await _write(connection, write)
+        return plan
 
     async def get(self, task_id: str, fingerprint: str) -> Run | None:
         return await self._one(SELECT_BY_KEY, task_id, fingerprint)
@@ -179,18 +201,15 @@ class PostgresStateStore(StateStoreBase):
                 rows = await connection.fetch(SELECT_RUNS, task_id, wanted, limit)
         return [_run(row) for row in rows]
 
-    async def _update(self, run_id: str, attempt: int, change: Change, *, finish: bool) -> Run:
+    async def _update(self, run_id: str, attempt: int, change: Change) -> Run:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             async with self._pool.acquire() as connection, connection.transaction():
-                now = self._now()
                 row = await connection.fetchrow(SELECT_BY_ID_FOR_UPDATE, run_id)
-                new = change(fenced(None if row is None else _run(row), run_id, attempt), now)
-                _check_fence(await connection.execute(
-                    UPDATE_RUN, new.state.value, new.job_id, new.error,
-                    mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
-                    new.lease_expires, now, now if finish else None, run_id, attempt,
-                ), run_id, attempt)
-                return new
+                old = fenced(None if row is None else _run(row), run_id, attempt)
+                new = change(old, await self._now(connection))
+                if new is not old:
+                    await _write(connection, Write(old, new))
+        return new
 
     async def migrations(self) -> builtins.list[tuple[int, str, datetime]]:
         """The applied migrations: (version, name, applied timestamp)."""

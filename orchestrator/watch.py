@@ -19,7 +19,7 @@ from orchestrator.targets import (
     Target,
     WarehouseTable,
 )
-from orchestrator.task import Task, outputs
+from orchestrator.task import ExternalTask, Task, outputs
 from orchestrator.workflows import WorkflowSettings
 
 
@@ -62,6 +62,10 @@ class Watchlist:
         self._roots_by_key: dict[str, set[Root]] = defaultdict(set)
         self._tables: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._objects: set[StorageTarget] = set()
+        self.output_prefixes: set[str] = set()
+        """The uri_prefix of every registry output with one of its own (for the janitor)."""
+        self.output_projects: set[str] = set()
+        """The project of every warehouse output (its staging tables live there)."""
 
     def refresh(self, today: date) -> list[Root]:
         """Add the roots that today's windows bring in; return the new ones."""
@@ -85,7 +89,9 @@ class Watchlist:
         if root not in self._tasks:
             task = self.workflows[root.workflow].task_for(root.day)
             self._tasks[root] = task
-            for target in _targets(resolve(task).tasks.values()):
+            tasks = resolve(task).tasks.values()
+            self._add_outputs(tasks)
+            for target in _targets(tasks):
                 self._roots_by_key[target_key(target)].add(root)
                 if isinstance(target, WarehouseTable):
                     spec = target.spec
@@ -93,6 +99,16 @@ class Watchlist:
                 elif isinstance(target, StorageTarget):
                     self._objects.add(target)
         return self._tasks[root]
+
+    def _add_outputs(self, tasks: Iterable[Task]) -> None:
+        for task in tasks:
+            if isinstance(task, ExternalTask):
+                continue  # its outputs are someone else's: inputs to charon
+            for target in outputs(task).values():
+                if isinstance(target, RegistryTarget) and target.uri_prefix:
+                    self.output_prefixes.add(target.uri_prefix)
+                elif isinstance(target, WarehouseTable):
+                    self.output_projects.add(target.spec.project)
 
     def task(self, root: Root) -> Task:
         return self._tasks[self.canonical(root)]

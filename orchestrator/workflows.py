@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.errors import CharonError, ConfigError
 from orchestrator.intervals import PERIODS, parse_day, period_interval
+from orchestrator.model import RunRetryPolicy
 from orchestrator.params import DateIntervalParameter
 from orchestrator.task import Task, load_task_class
 
@@ -16,8 +17,11 @@ POLICIES = ("rerun", "ignore")
 _FIELDS = {
     "name": str, "module": str, "task": str, "params": dict, "partition_param": str,
     "lookback_days": int, "start": str, "end": str, "policy": str, "max_concurrent_runs": int,
-    "period": str,
+    "period": str, "max_attempts": int, "retry_delay_seconds": int,
 }
+# A failed run waits at most a day between tries (orchestrator.model.MAX_RETRY_DELAY).
+MAX_RETRY_DELAY_SECONDS = 86_400
+MAX_ATTEMPTS = 100
 _REQUIRED = ("module", "task")
 
 
@@ -36,6 +40,14 @@ class WorkflowSettings:
     period: str = "day"
     """"week", "month" or "year": one root per interval overlapping the window, whose
     task gets the interval (Luigi's spelling) and fires when its last day arrives."""
+    max_attempts: int = 3
+    """Failed executions of one run before the daemon stops retrying it."""
+    retry_delay_seconds: int = 60
+    """The wait before the first retry of a failed run; it doubles with each failure."""
+
+    @property
+    def retry_policy(self) -> RunRetryPolicy:
+        return RunRetryPolicy(self.max_attempts, timedelta(seconds=self.retry_delay_seconds))
 
     @property
     def rerun_late_inputs(self) -> bool:
@@ -110,6 +122,12 @@ def _check(workflow: WorkflowSettings, where: str) -> None:
         raise ConfigError(f"{where}.policy = {workflow.policy!r}: expected one of {POLICIES}")
     if workflow.lookback_days < 0 or workflow.max_concurrent_runs < 1:
         raise ConfigError(f"{where}: lookback_days >= 0 and max_concurrent_runs >= 1 required")
+    if not 1 <= workflow.max_attempts <= MAX_ATTEMPTS:
+        raise ConfigError(f"{where}.max_attempts = {workflow.max_attempts}: expected 1 to"
+                          f" {MAX_ATTEMPTS}")
+    if not 0 <= workflow.retry_delay_seconds <= MAX_RETRY_DELAY_SECONDS:
+        raise ConfigError(f"{where}.retry_delay_seconds = {workflow.retry_delay_seconds}:"
+                          f" expected 0 to {MAX_RETRY_DELAY_SECONDS}")
     for key in ("start", "end"):
         try:
             if getattr(workflow, key):

@@ -41,17 +41,17 @@ async def poll_forever(
     logged and retried with backoff: one bad source never stops the daemon.
     """
     log = structlog.get_logger("charon.sensor").bind(sensor=name)
-    failures = 0
+    health = metrics.sources[name]
     while True:
         try:
             again = await poll_once()
         except CharonError as exc:
-            failures += 1
+            health.failed(str(exc))
             metrics.sensor_errors.inc(sensor=name)
-            log.warning("sensor poll failed", error=str(exc), failures=failures)
+            log.warning("sensor poll failed", error=str(exc), failures=health.failures)
             again = False
         else:
-            failures = 0
+            health.ok()
         metrics.sensor_polls.inc(sensor=name)
         if not again:
-            await anyio.sleep(schedule.next_delay(failures))
+            await anyio.sleep(schedule.next_delay(health.failures))

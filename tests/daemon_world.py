@@ -55,18 +55,23 @@ class World:
         return await self.registry.list(OUTPUT, day)
 
 
-def make_world(policy: str = "rerun", max_runs: int = 2, secret: str = "") -> World:
+def make_world(
+    policy: str = "rerun", max_runs: int = 2, secret: str = "", *,
+    state: InMemoryStateStore | None = None, max_attempts: int = 3,
+    retry_delay_seconds: int = 60, grace_seconds: int = 1,
+) -> World:
     registry, warehouse = InMemoryRegistry(), InMemoryWarehouse()
-    storage, state = InMemoryStorage(), InMemoryStateStore()
+    storage, state = InMemoryStorage(), state or InMemoryStateStore()
     adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
     runner = FakeJobRunner(warehouse, storage)
     settings = load_settings({
         "CHARON_DAEMON__POLL_INTERVAL_MS": "10",
-        "CHARON_DAEMON__SHUTDOWN_GRACE_SECONDS": "1",
+        "CHARON_DAEMON__SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
     })
     workflow = WorkflowSettings(
         name="top_artists", module="jobs.top_artists", task="TopArtistsJob",
         params=(("top_n", 10),), lookback_days=1, policy=policy, max_concurrent_runs=max_runs,
+        max_attempts=max_attempts, retry_delay_seconds=retry_delay_seconds,
     )
     settings = dataclasses.replace(
         settings, workflows=(workflow,),

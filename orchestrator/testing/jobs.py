@@ -47,6 +47,12 @@ class FakeJobRunner:
     """Job ids an earlier process started that reattach() can follow, with their argv."""
     reattached: list[str] = dataclasses.field(default_factory=list)
     cancelled: list[str] = dataclasses.field(default_factory=list)
+    finds_jobs_by_name: bool = True
+    """As a Dataflow runner does; False plays a local runner, whose jobs die unnamed."""
+    reaped: list[str] = dataclasses.field(default_factory=list)
+    """Jobs still running when another attempt reattached: stopped, not followed."""
+    _live: dict[str, anyio.CancelScope] = dataclasses.field(default_factory=dict)
+    _stopped: dict[str, anyio.Event] = dataclasses.field(default_factory=dict)
 
     async def run(
         self, argv: Sequence[str], *, job_name: str,
@@ -61,16 +67,30 @@ class FakeJobRunner:
             raise ProcessCrashed(job_id)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
+        stopped = self._stopped[job_id] = anyio.Event()
         try:
-            await (self.gate.wait() if self.gate else anyio.sleep(0.01))
-            if self.write_outputs:
-                await self._write(job_options(argv))
-            if self.fail_with:
-                raise JobFailed(self.fail_with)
+            with anyio.CancelScope() as killed:
+                self._live[job_id] = killed
+                await (self.gate.wait() if self.gate else anyio.sleep(0.01))
+                if self.write_outputs:
+                    await self._write(job_options(argv))
         finally:
+            self._live.pop(job_id, None)
             self.running -= 1
+            stopped.set()
+        if killed.cancelled_caught:
+            raise JobFailed(f"{job_id} was killed")
+        if self.fail_with:
+            raise JobFailed(self.fail_with)
 
     async def reattach(self, job_id: str) -> None:
+        if killed := self._live.get(job_id):
+            # A job left running by an owner that lost its lease: stopped (and waited
+            # for), as the local runner stops a job another process left behind.
+            killed.cancel()
+            await self._stopped[job_id].wait()
+            self.reaped.append(job_id)
+            raise JobLost(f"{job_id} was left running by its lost owner; stopped it")
         if job_id not in self.reattachable:
             raise JobLost(f"{job_id} is not running any more")
         self.reattached.append(job_id)

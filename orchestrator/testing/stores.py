@@ -18,8 +18,9 @@ from orchestrator.registry_sqlite import (
     replay,
 )
 from orchestrator.sqlite import truncate_ms
-from orchestrator.state_sqlite import (
+from orchestrator.state_base import (
     Change,
+    ClaimPlan,
     ClaimRequest,
     StateStoreBase,
     check_list_limit,
@@ -84,11 +85,16 @@ class InMemoryStateStore(StateStoreBase):
         self._touched[run.id] = self._writes
         return run
 
-    async def _claim(self, request: ClaimRequest) -> Run:
+    async def _claim(self, request: ClaimRequest) -> ClaimPlan:
         await anyio.lowlevel.checkpoint()
-        old = self._find(request.task_id, request.fingerprint)
-        new = plan_claim(old, request, truncate_ms(self._now()))
-        return new if new is old else self._store(new)
+        rows = [
+            r for r in self._runs.values() if r.task_id == request.task_id
+            and (r.fingerprint == request.fingerprint or r.state.active)
+        ]
+        plan = plan_claim(rows, request, truncate_ms(self._now()))
+        for write in plan.writes:
+            self._store(write.new)
+        return plan
 
     def _find(self, task_id: str, fingerprint: str) -> Run | None:
         for run in self._runs.values():
@@ -117,10 +123,11 @@ class InMemoryStateStore(StateStoreBase):
         # Stable sort: equal creation times keep newest-inserted first.
         return sorted(runs, key=lambda r: r.created, reverse=True)[:limit]
 
-    async def _update(self, run_id: str, attempt: int, change: Change, *, finish: bool) -> Run:
+    async def _update(self, run_id: str, attempt: int, change: Change) -> Run:
         await anyio.lowlevel.checkpoint()
         run = fenced(self._runs.get(run_id), run_id, attempt)
-        return self._store(change(run, truncate_ms(self._now())))
+        new = change(run, truncate_ms(self._now()))
+        return run if new is run else self._store(new)
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -6,14 +6,21 @@ fixture below) so lease expiry is tested without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
 import pytest
 
-from orchestrator.errors import RunConflict, StateStoreError, UsageError
-from orchestrator.model import InputRevision, Run, RunState
+from orchestrator.errors import (
+    LeaseLost,
+    RetriesExhausted,
+    RunConflict,
+    StateStoreError,
+    UsageError,
+)
+from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
 from orchestrator.ports import StateStore
 from orchestrator.testing import ManualClock
 
@@ -26,14 +33,16 @@ INPUTS = (
 
 async def claim(
     state: StateStore,
+    *,
     owner: str = "worker-a",
     fingerprint: str = "fp-1",
     task_id: str = "TopArtists(date=2018-10-31)",
     rerun_succeeded: bool = False,
+    retry: RunRetryPolicy = RETRY_AT_ONCE,
 ) -> Run:
     return await state.claim(
         task_id=task_id, family="TopArtists", partition="2018-10-31", fingerprint=fingerprint,
-        inputs=INPUTS, owner=owner, lease=LEASE, rerun_succeeded=rerun_succeeded,
+        inputs=INPUTS, owner=owner, lease=LEASE, rerun_succeeded=rerun_succeeded, retry=retry,
     )  # fmt: skip
 
 
@@ -88,7 +97,7 @@ class StateStoreContract:
     ) -> None:
         run = await claim(state)
         await state.set_staged(run.id, 1, {"bqOutput": "p:_incoming_EU._t_1"})
-        await state.set_state(run.id, 1, RunState.PUBLISHING)
+        await state.begin_publishing(run.id, 1)
         clock.advance(LEASE * 2)
         taken = await claim(state, owner="worker-b")
         assert (taken.state, taken.attempt) == (RunState.PUBLISHING, 2)
@@ -120,7 +129,7 @@ class StateStoreContract:
         self, state: StateStore, clock: ManualClock
     ) -> None:
         run = await claim(state)
-        await state.set_state(run.id, 1, RunState.PUBLISHING)
+        await state.begin_publishing(run.id, 1)
         with pytest.raises(RunConflict):
             await claim(state, owner="worker-b")
         clock.advance(LEASE * 2)
@@ -160,7 +169,7 @@ class StateStoreContract:
         with_job = await state.set_job_id(run.id, 1, "job-42")
         assert with_job.job_id == "job-42"
         assert with_job.updated == clock.now
-        publishing = await state.set_state(run.id, 1, RunState.PUBLISHING)
+        publishing = await state.begin_publishing(run.id, 1)
         assert (publishing.state, publishing.job_id) == (RunState.PUBLISHING, "job-42")
         assert await state.get(run.task_id, run.fingerprint) == publishing
 
@@ -172,7 +181,7 @@ class StateStoreContract:
         current = await claim(state, owner="worker-b")
         for write in (
             state.set_job_id(stale.id, 1, "late"),
-            state.set_state(stale.id, 1, RunState.PUBLISHING),
+            state.begin_publishing(stale.id, 1),
             state.succeed(stale.id, 1, {"out": "/late"}),
             state.fail(stale.id, 1, "late"),
         ):
@@ -195,10 +204,11 @@ class StateStoreContract:
 
     async def test_latest_is_most_recently_updated(self, state: StateStore) -> None:
         old = await claim(state, fingerprint="fp-1")
+        await state.fail(old.id, 1, "boom")
         new = await claim(state, fingerprint="fp-2")
         assert await state.latest(old.task_id) == new
-        touched = await state.fail(old.id, 1, "late news")
-        assert await state.latest(old.task_id) == touched
+        retried = await claim(state, fingerprint="fp-1")  # fp-2 is superseded by it
+        assert await state.latest(old.task_id) == retried
 
     async def test_list_runs_newest_first_with_filters(
         self, state: StateStore, clock: ManualClock
@@ -206,13 +216,14 @@ class StateStoreContract:
         runs = []
         for n in range(3):
             clock.advance(timedelta(seconds=1))
-            runs.append(await claim(state, fingerprint=f"fp-{n}"))
+            runs.append(await claim(state, task_id=f"T(n={n})"))
         other = await claim(state, task_id="Other()", fingerprint="fp-x")
         failed = await state.fail(runs[0].id, 1, "boom")
         listed = await state.list_runs()
         assert [r.id for r in listed] == [other.id, runs[2].id, runs[1].id, runs[0].id]
-        mine = await state.list_runs(task_id=runs[0].task_id, limit=2)
-        assert [r.id for r in mine] == [runs[2].id, runs[1].id]
+        assert [r.id for r in await state.list_runs(limit=2)] == [other.id, runs[2].id]
+        mine = await state.list_runs(task_id=runs[1].task_id)
+        assert [r.id for r in mine] == [runs[1].id]
         assert await state.list_runs(state=RunState.FAILED) == [failed]
         assert await state.list_runs(task_id="Other()", state=RunState.FAILED) == []
 
@@ -245,3 +256,197 @@ class StateStoreContract:
         assert len(winners) == 1
         assert len(conflicts) == 7
         assert winners[0].attempt == 1
+
+    # One active run per task, whatever its inputs.
+
+    async def test_newer_inputs_supersede_a_run_that_has_not_begun_publishing(
+        self, state: StateStore
+    ) -> None:
+        older = await claim(state, owner="worker-a", fingerprint="fp-1")
+        await state.set_staged(older.id, 1, {"textOutput": "/out/old"})
+        newer = await claim(state, owner="worker-b", fingerprint="fp-2")
+        assert (newer.state, newer.attempt, newer.lease_owner) == (
+            RunState.RUNNING, 1, "worker-b",
+        )  # fmt: skip
+        superseded = await state.get(older.task_id, "fp-1")
+        assert superseded is not None
+        assert superseded.state is RunState.SUPERSEDED
+        assert "fp-2" in (superseded.error or "")
+        assert (superseded.lease_owner, superseded.lease_expires) == (None, None)
+        assert superseded.finished is not None
+        assert dict(superseded.staged) == {"textOutput": "/out/old"}  # for its cleanup
+        for write in (
+            state.renew(older.id, 1, LEASE),
+            state.begin_publishing(older.id, 1),
+            state.check_fence(older.id, 1),
+            state.succeed(older.id, 1, {}),
+        ):
+            with pytest.raises(LeaseLost):
+                await write
+
+    async def test_newer_inputs_wait_for_a_run_that_is_publishing(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        older = await claim(state, owner="worker-a", fingerprint="fp-1")
+        await state.begin_publishing(older.id, 1)
+        with pytest.raises(RunConflict) as waiting:
+            await claim(state, owner="worker-b", fingerprint="fp-2")
+        assert waiting.value.held_until == older.lease_expires
+        assert await state.get(older.task_id, "fp-2") is None
+        done = await state.succeed(older.id, 1, {"textOutput": "rev-1"})
+        newer = await claim(state, owner="worker-b", fingerprint="fp-2")
+        assert newer.state is RunState.RUNNING
+        assert await state.get(older.task_id, "fp-1") == done
+
+    async def test_a_publishing_run_whose_owner_died_is_handed_to_the_next_claimer(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        older = await claim(state, owner="worker-a", fingerprint="fp-1")
+        await state.set_staged(older.id, 1, {"textOutput": "/out/old"})
+        await state.begin_publishing(older.id, 1)
+        clock.advance(LEASE + timedelta(seconds=1))
+        handed = await claim(state, owner="worker-b", fingerprint="fp-2")
+        assert (handed.id, handed.fingerprint, handed.state, handed.attempt) == (
+            older.id, "fp-1", RunState.PUBLISHING, 2,
+        )  # fmt: skip
+        assert dict(handed.staged) == {"textOutput": "/out/old"}
+        assert handed.lease_owner == "worker-b"
+        assert await state.get(older.task_id, "fp-2") is None
+        await state.succeed(handed.id, 2, {"textOutput": "rev-1"})
+        assert (await claim(state, owner="worker-b", fingerprint="fp-2")).attempt == 1
+
+    async def test_claims_for_many_inputs_at_once_leave_one_active_run(
+        self, state: StateStore
+    ) -> None:
+        async def contend(n: int) -> None:
+            # A claim may lose the race (RunConflict); it must never leave two active.
+            with contextlib.suppress(RunConflict):
+                await claim(state, owner=f"worker-{n}", fingerprint=f"fp-{n}")
+
+        async with anyio.create_task_group() as group:
+            for n in range(8):
+                group.start_soon(contend, n)
+        runs = await state.list_runs()
+        assert len([r for r in runs if r.state.active]) == 1
+        assert {r.state for r in runs} <= {RunState.RUNNING, RunState.SUPERSEDED}
+
+    # Leases are judged by the store's clock, at the moment of each write.
+
+    async def test_a_lease_that_ran_out_is_lost_even_if_nobody_took_over(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        run = await claim(state)
+        clock.advance(LEASE)
+        for write in (
+            state.renew(run.id, 1, LEASE),
+            state.check_fence(run.id, 1),
+            state.set_staged(run.id, 1, {"out": "/late"}),
+            state.set_job_id(run.id, 1, "late"),
+            state.begin_publishing(run.id, 1),
+        ):
+            with pytest.raises(LeaseLost):
+                await write
+        # What ends the attempt is still recorded: it is the truth, and fenced.
+        failed = await state.fail(run.id, 1, "job failed")
+        assert (failed.state, failed.failures) == (RunState.FAILED, 1)
+
+    async def test_check_fence_confirms_a_live_lease_and_writes_nothing(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        run = await claim(state)
+        clock.advance(LEASE / 2)
+        assert await state.check_fence(run.id, 1) == run
+        assert await state.get(run.task_id, run.fingerprint) == run
+
+    async def test_begin_publishing_only_from_running(self, state: StateStore) -> None:
+        run = await claim(state)
+        await state.begin_publishing(run.id, 1)
+        with pytest.raises(LeaseLost):
+            await state.begin_publishing(run.id, 1)
+        with pytest.raises(LeaseLost):
+            await state.supersede(run.id, 1, "too late: it is publishing")
+
+    async def test_a_released_run_is_taken_over_at_once_where_it_stands(
+        self, state: StateStore
+    ) -> None:
+        run = await claim(state, owner="worker-a")
+        await state.set_staged(run.id, 1, {"bqOutput": "p:_incoming_EU._t_1"})
+        await state.set_job_id(run.id, 1, "job-1")
+        await state.begin_publishing(run.id, 1)
+        released = await state.release(run.id, 1, "shutting down")
+        assert (released.state, released.lease_owner) == (RunState.PUBLISHING, None)
+        taken = await claim(state, owner="worker-b")
+        assert (taken.attempt, taken.state, taken.job_id, taken.generation) == (
+            2, RunState.PUBLISHING, "job-1", 1,
+        )  # fmt: skip
+        assert dict(taken.staged) == {"bqOutput": "p:_incoming_EU._t_1"}
+        with pytest.raises(LeaseLost):
+            await state.release(run.id, 1, "twice")
+
+    async def test_a_superseded_run_starts_afresh_when_its_inputs_are_current_again(
+        self, state: StateStore
+    ) -> None:
+        run = await claim(state, fingerprint="fp-1")
+        superseded = await state.supersede(run.id, 1, "inputs changed")
+        assert (superseded.state, superseded.error) == (RunState.SUPERSEDED, "inputs changed")
+        again = await claim(state, fingerprint="fp-1")
+        assert (again.attempt, again.generation, again.state) == (2, 2, RunState.RUNNING)
+
+    # Generations: a takeover continues one; a fresh start begins the next.
+
+    async def test_generations_count_fresh_starts_not_takeovers(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        first = await claim(state, owner="worker-a")
+        clock.advance(LEASE)
+        taken = await claim(state, owner="worker-b")
+        assert (taken.attempt, taken.generation) == (2, 1)
+        await state.fail(taken.id, 2, "boom")
+        retried = await claim(state, owner="worker-c")
+        assert (retried.attempt, retried.generation, retried.failures) == (3, 2, 1)
+        await state.succeed(retried.id, 3, {})
+        rerun = await claim(state, owner="worker-d", rerun_succeeded=True)
+        assert (rerun.attempt, rerun.generation, rerun.failures) == (4, 3, 0)
+        assert first.generation == 1
+
+    # Retries of failed runs: backoff and a limit.
+
+    async def test_failed_runs_retry_with_backoff_up_to_the_limit(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        policy = RunRetryPolicy(attempts=3, delay=timedelta(minutes=1))
+        run = await claim(state, retry=policy)
+        failed = await state.fail(run.id, 1, "boom")
+        assert failed.finished == clock.now
+        with pytest.raises(RunConflict) as early:
+            await claim(state, retry=policy)
+        assert early.value.held_until == clock.now + timedelta(minutes=1)
+        assert "boom" in str(early.value)
+        clock.advance(timedelta(minutes=1))
+        second = await claim(state, retry=policy)
+        assert (second.attempt, second.failures) == (2, 1)
+        await state.fail(second.id, 2, "boom again")
+        with pytest.raises(RunConflict) as doubled:
+            await claim(state, retry=policy)
+        assert doubled.value.held_until == clock.now + timedelta(minutes=2)
+        clock.advance(timedelta(minutes=2))
+        third = await claim(state, retry=policy)
+        await state.fail(third.id, 3, "boom a third time")
+        clock.advance(timedelta(days=2))
+        with pytest.raises(RetriesExhausted, match="boom a third time"):
+            await claim(state, retry=policy)
+        # Without a limit (a user's own `charon run`), it runs again at once.
+        assert (await claim(state)).attempt == 4
+
+    async def test_a_run_that_must_wait_for_its_retry_still_supersedes_older_inputs(
+        self, state: StateStore
+    ) -> None:
+        policy = RunRetryPolicy(attempts=3, delay=timedelta(minutes=1))
+        failed = await claim(state, fingerprint="fp-2", retry=policy)
+        await state.fail(failed.id, 1, "boom")
+        older = await claim(state, fingerprint="fp-1")
+        with pytest.raises(RunConflict):
+            await claim(state, fingerprint="fp-2", retry=policy)
+        stale = await state.get(older.task_id, "fp-1")
+        assert stale is not None
+        assert stale.state is RunState.SUPERSEDED

@@ -159,7 +159,38 @@ class TestSqliteStateStore(StateStoreContract):
             store = await SqliteStateStore.open(path)
             applied = await store.migrations()
             await store.aclose()
-            assert [version for version, _name, _at in applied] == [1, 2, 3]
+            assert [version for version, _name, _at in applied] == [1, 2, 3, 4]
+
+    async def test_an_older_file_with_two_active_runs_of_a_task_keeps_the_newest(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "state.sqlite"
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied TEXT NOT NULL)"
+            )
+            for migration in load_migrations("state")[:3]:
+                for statement in split_statements(migration.sql):
+                    connection.execute(statement)
+                connection.execute("INSERT INTO schema_migrations VALUES (?, ?, '')",
+                                   (migration.version, migration.name))
+            for n in (1, 2):
+                connection.execute(
+                    "INSERT INTO runs (id, task_id, family, partition, fingerprint, state,"
+                    " attempt, created, updated, touched) VALUES (?, 'T()', 'T', '',"
+                    " ?, 'running', 1, '2018-10-31T00:00:00.000+00:00',"
+                    " '2018-10-31T00:00:00.000+00:00', ?)", (f"run-{n}", f"fp-{n}", n),
+                )
+        store = await SqliteStateStore.open(path)
+        try:
+            older, newer = await store.get("T()", "fp-1"), await store.get("T()", "fp-2")
+            assert older is not None
+            assert newer is not None
+            assert (older.state, newer.state) == (RunState.SUPERSEDED, RunState.RUNNING)
+            assert (newer.generation, newer.failures) == (1, 0)
+        finally:
+            await store.aclose()
 
     async def test_sqlite_errors_become_state_store_errors(self, tmp_path: Path) -> None:
         path = tmp_path / "state.sqlite"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
 import asyncpg
 import pytest
+import time_machine
 
-from orchestrator.errors import ConfigError, RunConflict, StateStoreError
+from orchestrator import pg
+from orchestrator.errors import ConfigError, LeaseLost, RunConflict, StateStoreError
 from orchestrator.model import Run, RunState
 from orchestrator.ports import StateStore
 from orchestrator.registry_pg import PostgresRegistry
-from orchestrator.state_pg import SCHEMA, PostgresStateStore
+from orchestrator.sqlite import load_migrations
+from orchestrator.state_pg import MIGRATIONS, SCHEMA, PostgresStateStore
 from orchestrator.testing import ManualClock
 from tests.contracts.registry import APPLIED_MIGRATIONS
 from tests.contracts.state import LEASE, StateStoreContract, claim
@@ -99,7 +103,9 @@ async def test_migrations_apply_once_when_replicas_start_together(postgres_dsn: 
     try:
         for store in opened:
             applied = await store.migrations()
-            assert [(version, name) for version, name, _at in applied] == [(1, "init")]
+            assert [(version, name) for version, name, _at in applied] == [
+                (1, "init"), (2, "one_active_run"),
+            ]
     finally:
         for store in opened:
             await store.aclose()
@@ -155,3 +161,110 @@ async def test_replicas_racing_to_take_over_an_expired_run_take_it_once(
         winners, conflicts = await race(stores, task_id)
         assert [run.attempt for run in winners] == [2]
         assert conflicts == 11
+
+
+async def test_replicas_racing_with_different_inputs_leave_one_active_run(
+    replicas: Replicas,
+) -> None:
+    _clock, stores = replicas
+    for round_ in range(10):
+        task_id = f"T(n={round_})"
+
+        async def contend(store: PostgresStateStore, n: int, task_id: str = task_id) -> None:
+            # Losing the race (RunConflict) is allowed; leaving two active runs is not.
+            with contextlib.suppress(RunConflict):
+                await claim(store, owner=f"replica-{n}", fingerprint=f"fp-{n}", task_id=task_id)
+
+        async with anyio.create_task_group() as group:
+            for n in range(12):
+                group.start_soon(contend, stores[n % len(stores)], n)
+        runs = await stores[0].list_runs(task_id=task_id)
+        assert len([run for run in runs if run.state.active]) == 1, runs
+
+
+async def test_the_database_refuses_a_second_active_run_of_a_task(postgres_dsn: str) -> None:
+    store = await PostgresStateStore.open(postgres_dsn)
+    try:
+        run = await claim(store)
+    finally:
+        await store.aclose()
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await connection.execute(  # the schema name is a constant of ours
+                f"INSERT INTO {SCHEMA}.runs (id, task_id, family, partition, fingerprint,"  # noqa: S608
+                " state, attempt, created, updated, touched) VALUES ('other', $1, 'T', '',"
+                " 'fp-other', 'running', 1, now(), now(), 0)", run.task_id,
+            )
+    finally:
+        await connection.close()
+
+
+async def test_leases_are_judged_by_the_database_clock(postgres_dsn: str) -> None:
+    """A replica whose own clock runs two hours fast cannot take over a live lease."""
+    first = await PostgresStateStore.open(postgres_dsn)
+    second = await PostgresStateStore.open(postgres_dsn)
+    try:
+        run = await claim(first, owner="replica-1")
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            db_now = await connection.fetchval("SELECT clock_timestamp()")
+        finally:
+            await connection.close()
+        assert run.lease_expires is not None
+        assert abs((run.lease_expires - db_now) - LEASE) < timedelta(seconds=5)
+        with time_machine.travel(timedelta(hours=2), tick=True):
+            with pytest.raises(RunConflict):
+                await claim(second, owner="replica-2-fast-clock")
+            assert await second.check_fence(run.id, run.attempt) == run
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_lease_that_ran_out_on_the_database_clock_is_lost(postgres_dsn: str) -> None:
+    store = await PostgresStateStore.open(postgres_dsn)
+    try:
+        run = await claim(store)
+        connection = await asyncpg.connect(postgres_dsn)
+        try:
+            await connection.execute(  # the schema name is a constant of ours
+                f"UPDATE {SCHEMA}.runs SET lease_expires = clock_timestamp()"  # noqa: S608
+                " - interval '1 millisecond' WHERE id = $1", run.id,
+            )
+        finally:
+            await connection.close()
+        with pytest.raises(LeaseLost, match="ran out"):
+            await store.check_fence(run.id, run.attempt)
+        taken = await claim(store, owner="replica-2")
+        assert (taken.id, taken.attempt) == (run.id, 2)
+    finally:
+        await store.aclose()
+
+
+async def test_an_older_schema_with_two_active_runs_of_a_task_keeps_the_newest(
+    postgres_dsn: str,
+) -> None:
+    connection = await asyncpg.connect(postgres_dsn, server_settings={"search_path": SCHEMA})
+    try:
+        await connection.execute(f"CREATE SCHEMA {SCHEMA}")
+        await connection.execute(pg.CREATE_MIGRATIONS_TABLE)
+        [init, *_later] = load_migrations(MIGRATIONS)
+        await connection.execute(init.sql)
+        await connection.execute(pg.INSERT_MIGRATION, init.version, init.name)
+        for n in (1, 2):
+            await connection.execute(
+                "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt,"
+                " created, updated, touched) VALUES ($1, 'T()', 'T', '', $2, 'running', 1,"
+                " now(), now(), $3)", f"run-{n}", f"fp-{n}", n,
+            )
+    finally:
+        await connection.close()
+    store = await PostgresStateStore.open(postgres_dsn)
+    try:
+        older, newer = await store.get("T()", "fp-1"), await store.get("T()", "fp-2")
+        assert older is not None
+        assert newer is not None
+        assert (older.state, newer.state) == (RunState.SUPERSEDED, RunState.RUNNING)
+    finally:
+        await store.aclose()

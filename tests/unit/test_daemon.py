@@ -16,7 +16,7 @@ from orchestrator.ports import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ProcessCrashed
 from orchestrator.watch import Root, Trigger, registry_key
-from tests.daemon_world import TODAY, make_world, running
+from tests.daemon_world import TODAY, World, make_world, running
 
 
 async def test_the_last_input_arriving_fires_the_run() -> None:
@@ -36,21 +36,33 @@ async def test_the_last_input_arriving_fires_the_run() -> None:
         assert world.daemon.metrics.launches.value(workflow="top_artists") == 1
 
 
+async def revisions(world: World, count: int) -> list[Revision]:
+    with anyio.fail_after(5):
+        while len(found := await world.output_revisions()) != count:
+            await anyio.sleep(0.01)
+    return found
+
+
 async def test_a_late_revision_reruns_with_new_lineage() -> None:
     async with running(make_world()) as world:
         await world.publish_day()
-        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await revisions(world, 1)
         late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
         await world.wait_for(lambda: len(world.runner.calls) == 2)
-
-        async def two_revisions() -> bool:
-            return len(await world.output_revisions()) == 2
-
-        with anyio.fail_after(5):
-            while not await two_revisions():
-                await anyio.sleep(0.01)
-        newest, _ = await world.output_revisions()
+        newest, _ = await revisions(world, 2)
         assert late.id in newest.lineage
+
+
+async def test_a_late_revision_during_the_run_replaces_it_before_it_publishes() -> None:
+    async with running(make_world()) as world:
+        world.runner.gate = anyio.Event()
+        await world.publish_day()
+        await world.wait_for(lambda: world.runner.running == 1)
+        late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == 2)
+        [only] = await revisions(world, 1)
+        assert late.id in only.lineage
 
 
 async def test_policy_ignore_keeps_the_first_result() -> None:
@@ -151,7 +163,7 @@ async def test_shutdown_lets_a_running_job_finish_within_the_grace_period() -> N
     assert run.state is RunState.SUCCEEDED
 
 
-async def test_shutdown_cancels_a_job_past_the_grace_period_and_publishes_nothing() -> None:
+async def test_shutdown_stops_a_job_past_the_grace_period_and_hands_its_run_over() -> None:
     world = make_world()
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
@@ -160,8 +172,15 @@ async def test_shutdown_cancels_a_job_past_the_grace_period_and_publishes_nothin
         await world.wait_for(lambda: world.runner.running == 1)
         await world.daemon.stop()
     [run] = await world.state.list_runs()
-    assert run.state is RunState.FAILED
+    assert (run.state, run.lease_owner, run.failures) == (RunState.RUNNING, None, 0)
     assert await world.output_revisions() == []
+    world.runner.gate.set()
+    engine = Engine(world.daemon.adapters, runner=world.runner, beam=load_settings({}).beam,
+                    max_concurrent_runs=1, lease=timedelta(minutes=1))
+    await engine.run(TopArtistsJob(date="2018-10-31", top_n=10))  # at once, no lease to wait
+    [run] = await world.state.list_runs()
+    assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
+    assert len(await world.output_revisions()) == 1
 
 
 def test_target_keys_index_the_roots_they_affect() -> None:

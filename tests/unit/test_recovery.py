@@ -167,17 +167,23 @@ async def test_a_crash_after_publishing_reuses_the_revision(world: World) -> Non
     assert run.outputs["textOutput"] == published.id
 
 
-async def test_a_failure_after_publishing_keeps_what_was_published(world: World) -> None:
-    """A revision, once published, may already be read downstream: its data stays."""
+async def test_a_failure_after_publishing_began_keeps_it_and_resumes_it(world: World) -> None:
+    """A revision, once published, may already be read downstream: its data stays, and
+    the run is finished with those same outputs, never published again."""
     world.state.fail_next_success = True
     report = await world.engine().run(JOB)
-    assert report.outcomes[JOB.task_id].status is Status.FAILED
+    assert report.outcomes[JOB.task_id].status is Status.ERROR
     [published] = await world.registry.list(OUTPUT, "2018-10-31")
     assert await world.adapters.storage.list(published.uri)
     assert await world.warehouse.table_info(FINAL) is not None
+    [released] = await world.state.list_runs()
+    assert (released.state, released.lease_owner) == (RunState.PUBLISHING, None)
 
     run = await world.run()
     assert run.state is RunState.SUCCEEDED
+    assert await world.registry.list(OUTPUT, "2018-10-31") == [published]
+    assert run.outputs["textOutput"] == published.id
+    assert len(world.runner.calls) == 1
 
 
 async def test_a_crash_before_the_job_id_was_recorded_relaunches_to_the_same_places(
@@ -239,7 +245,7 @@ async def test_a_run_whose_lease_is_lost_stops_and_leaves_its_staging(world: Wor
     with anyio.fail_after(5):
         report = await engine.run(JOB)
     outcome = report.outcomes[JOB.task_id]
-    assert outcome.status is Status.FAILED
+    assert outcome.status is Status.WAITING
     assert "lease" in outcome.detail
     [run] = await world.state.list_runs()
     # Neither failed nor cleaned up: the run, its job and its staging now belong to the

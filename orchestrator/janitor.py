@@ -1,0 +1,149 @@
+"""The janitor: removes staging that no live run owns, never what a revision points at.
+
+Runs write under fresh staging locations (a folder per registry output, a table in
+``_incoming_<location>`` per warehouse output), recorded in the state store before
+their jobs start. Most are published or discarded by their run; the rest — left by a
+process killed mid-run, written by a job that outlived its lease, or kept because
+publication had begun when a run gave up — are found here and removed, once they are
+older than ``min_age`` (one lease).
+
+What is read, in this order, is what makes it safe: first the staging found, then the
+runs still active, then the registry. A folder in use is either staged by a run that is
+active when the runs are read (kept), or by one that finished before: published, so
+the registry, read after it, holds its revision (kept), or failed or superseded
+(garbage). Only folders of charon's own naming are ever considered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from orchestrator.adapters import Adapters
+from orchestrator.commit import folder
+from orchestrator.config import Settings
+from orchestrator.errors import StateStoreError
+from orchestrator.model import RunState
+from orchestrator.ports import ObjectInfo, Registry, StateStore, Storage, Warehouse
+from orchestrator.state_base import MAX_LIST
+from orchestrator.tablespec import TableSpec
+
+# A staging folder as orchestrator.commit.fresh_uri names it:
+# <prefix>/<endpoint>/<partition>/<UTC stamp>-<12 hex digits>
+_STAGING_TAIL = (
+    r"(?P<endpoint>[^/]+)/(?P<partition>[^/]+)/[0-9]{8}T[0-9]{6}\.[0-9]{6}-[0-9a-f]{12}"
+)
+_STAGING_END = re.compile(_STAGING_TAIL + "$")
+
+
+@dataclass
+class Sweep:
+    """What one pass found and did."""
+
+    removed_folders: list[str] = field(default_factory=list)
+    removed_tables: list[str] = field(default_factory=list)
+    kept_young: int = 0
+    """Unowned staging not yet older than the minimum age: looked at again next time."""
+    dry_run: bool = False
+
+    @property
+    def removed(self) -> int:
+        return len(self.removed_folders) + len(self.removed_tables)
+
+
+@dataclass(frozen=True)
+class Janitor:
+    storage: Storage
+    warehouse: Warehouse
+    registry: Registry
+    state: StateStore
+    min_age: timedelta
+    location: str
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    async def sweep(
+        self, prefixes: Iterable[str], projects: Iterable[str], *, dry_run: bool = False,
+    ) -> Sweep:
+        """One pass over the staging under ``prefixes`` and in ``projects``."""
+        result = Sweep(dry_run=dry_run)
+        folders = await self._staged_folders(prefixes)
+        tables = await self._staging_tables(projects)
+        owned = await self._owned()
+        now = self.clock()
+        for path, newest in sorted(folders.items()):
+            if path in owned or await self._published(path):
+                continue
+            if now - newest < self.min_age:
+                result.kept_young += 1
+            else:
+                result.removed_folders.append(path)
+                if not dry_run:
+                    await self.storage.delete_prefix(folder(path))
+        for spec, modified in sorted(tables.items()):
+            if spec in owned:
+                continue
+            if now - modified < self.min_age:
+                result.kept_young += 1
+            else:
+                result.removed_tables.append(spec)
+                if not dry_run:
+                    await self.warehouse.drop_table(TableSpec.parse(spec))
+        if result.removed:
+            structlog.get_logger("charon.janitor").info(
+                "removed unowned staging", folders=result.removed_folders,
+                tables=result.removed_tables, dry_run=dry_run,
+            )
+        return result
+
+    async def _staged_folders(self, prefixes: Iterable[str]) -> dict[str, datetime]:
+        """Staging folder → when an object in it was last written."""
+        found: dict[str, datetime] = {}
+        for prefix in dict.fromkeys(p.rstrip("/") for p in prefixes):
+            staging = re.compile(re.escape(prefix) + "/" + _STAGING_TAIL + "(?=/)")
+            for info in await self.storage.list(prefix + "/"):
+                if match := staging.match(info.uri):
+                    found[match[0]] = _newest(found.get(match[0]), info)
+        return found
+
+    async def _staging_tables(self, projects: Iterable[str]) -> dict[str, datetime]:
+        dataset = f"_incoming_{self.location}"
+        found: dict[str, datetime] = {}
+        for project in dict.fromkeys(projects):
+            for info in await self.warehouse.list_tables(project, dataset):
+                found[info.spec] = info.last_modified
+        return found
+
+    async def _owned(self) -> set[str]:
+        """Every ref staged by a run that is still active: its owner may be writing it."""
+        owned: set[str] = set()
+        for state in (RunState.RUNNING, RunState.PUBLISHING):
+            runs = await self.state.list_runs(state=state, limit=MAX_LIST)
+            if len(runs) == MAX_LIST:
+                # Not every active run was read: some owned staging could look unowned.
+                raise StateStoreError(
+                    f"over {MAX_LIST} runs are {state}: the janitor cannot tell what they"
+                    " own, and removes nothing"
+                )
+            owned.update(ref.rstrip("/") for run in runs for ref in run.staged.values())
+        return owned
+
+    async def _published(self, path: str) -> bool:
+        match = _STAGING_END.search(path)
+        assert match is not None  # only staging folders get here
+        revisions = await self.registry.list(match["endpoint"], match["partition"])
+        return any(revision.uri.rstrip("/") == path for revision in revisions)
+
+
+def _newest(known: datetime | None, info: ObjectInfo) -> datetime:
+    return info.updated if known is None else max(known, info.updated)
+
+
+def build_janitor(settings: Settings, adapters: Adapters) -> Janitor:
+    """The janitor over the configured backends: staging older than one lease goes."""
+    return Janitor(adapters.storage, adapters.warehouse, adapters.registry, adapters.state,
+                   timedelta(seconds=settings.engine.lease_seconds),
+                   settings.warehouse.location)

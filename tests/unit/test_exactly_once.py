@@ -1,0 +1,451 @@
+"""Every (task, partition) is published once per input state, whatever happens to the
+workers running it: the seven ways a chaos run broke that promise, each replayed here
+against in-memory stores, with two engines standing for two replicas."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
+from orchestrator.adapters import Adapters
+from orchestrator.config import load_settings
+from orchestrator.engine import Engine
+from orchestrator.errors import RegistryError, StateStoreError
+from orchestrator.model import Revision, Run, RunState
+from orchestrator.ports import Column
+from orchestrator.report import Report, Status
+from orchestrator.runcontext import RunContext
+from orchestrator.tablespec import TableSpec
+from orchestrator.targets import RegistryTarget
+from orchestrator.task import Task, WrapperTask
+from orchestrator.testing import (
+    FakeJobRunner,
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+    ManualClock,
+    ProcessCrashed,
+)
+from tests.daemon_world import make_world
+
+LEASE = timedelta(minutes=10)
+DAY = "2018-10-31"
+JOB = TopArtistsJob(date=DAY, top_n=10)
+OUTPUT = "di.golden.path.charon.top_artists"
+TRACK_ENTITY = TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031")
+
+
+class HoldingRegistry(InMemoryRegistry):
+    """Holds the next publish of the job's output, as a worker paused at that moment
+    (SIGSTOP) or a slow registry would; or fails it, as a registry outage would."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(now=clock)
+        self._release: anyio.Event | None = None
+        self._after_insert = False
+        self.held = anyio.Event()
+        self.fail_next_output: str | None = None
+
+    def hold_next_output(self, *, after_insert: bool = False) -> anyio.Event:
+        """Hold the next publish of the output until the returned event is set: before
+        it reaches the registry, or after its revision is in but before it answers."""
+        self._release, self._after_insert = anyio.Event(), after_insert
+        return self._release
+
+    async def publish(self, endpoint: str, partition: str, uri: str,
+                      lineage: Sequence[str] = (), *,
+                      idempotency_key: str | None = None) -> Revision:
+        release = None
+        if endpoint == OUTPUT:
+            if self.fail_next_output:
+                error, self.fail_next_output = self.fail_next_output, None
+                raise RegistryError(error)
+            release, self._release = self._release, None
+        if release is not None and not self._after_insert:
+            self.held.set()
+            await release.wait()
+        revision = await super().publish(endpoint, partition, uri, lineage,
+                                         idempotency_key=idempotency_key)
+        if release is not None and self._after_insert:
+            self.held.set()
+            await release.wait()
+        return revision
+
+
+@dataclass
+class World:
+    clock: ManualClock
+    registry: HoldingRegistry
+    warehouse: InMemoryWarehouse
+    storage: InMemoryStorage
+    state: InMemoryStateStore
+    runner: FakeJobRunner
+    adapters: Adapters
+    reports: dict[str, Report] = field(default_factory=dict)
+    """The last report of each worker."""
+
+    def engine(self, owner: str, *, runner: FakeJobRunner | None = None,
+               max_concurrent_runs: int = 2, lease: timedelta = LEASE) -> Engine:
+        return Engine(self.adapters, runner=runner or self.runner,
+                      beam=load_settings({}).beam, max_concurrent_runs=max_concurrent_runs,
+                      lease=lease, owner=owner)
+
+    async def run(self, owner: str, task: Task = JOB, *, runner: FakeJobRunner | None = None,
+                  max_concurrent_runs: int = 2, lease: timedelta = LEASE) -> Report:
+        engine = self.engine(owner, runner=runner, max_concurrent_runs=max_concurrent_runs,
+                             lease=lease)
+        report = self.reports[owner] = await engine.run(task)
+        return report
+
+    def outcome(self, owner: str, task: Task = JOB) -> Status:
+        return self.reports[owner].outcomes[task.task_id].status
+
+    async def output_revisions(self) -> list[Revision]:
+        return await self.registry.list(OUTPUT, DAY)
+
+    async def late_revision(self) -> Revision:
+        return await self.registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r2")
+
+
+@pytest.fixture
+async def world() -> World:
+    clock = ManualClock()
+    registry, warehouse = HoldingRegistry(clock), InMemoryWarehouse(now=clock)
+    storage, state = InMemoryStorage(), InMemoryStateStore(now=clock)
+    await warehouse.create_table(TRACK_ENTITY, [Column("track_gid", "STRING")], [("t1",)])
+    await registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r1")
+    runner = FakeJobRunner(warehouse, storage)
+    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
+    return World(clock, registry, warehouse, storage, state, runner, adapters)
+
+
+async def wait_until(condition: object, timeout: float = 5) -> None:
+    assert callable(condition)
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+async def staged_folders(world: World) -> set[str]:
+    """Every output folder in storage (a revision's folder or a run's staging)."""
+    return {info.uri.rsplit("/", 1)[0] for info in await world.storage.list("/data/outputs/")}
+
+
+async def incoming_tables(world: World) -> list[str]:
+    found = await world.warehouse.list_tables("scio-playground", "_incoming_EU")
+    return [info.spec for info in found]
+
+
+# 1. Daemons died on their own: a store error inside an evaluation left the daemon as an
+#    ExceptionGroup, which the daemon did not catch.
+
+
+class FlakyStateStore(InMemoryStateStore):
+    broken = False
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        if self.broken:
+            raise StateStoreError("the state store is restarting")
+        return await super().get(task_id, fingerprint)
+
+
+async def test_a_store_error_in_an_evaluation_does_not_stop_the_daemon() -> None:
+    state = FlakyStateStore()
+    world = make_world(state=state)
+    state.broken = True
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day()
+        await world.wait_for(lambda: any(s.error for s in world.daemon.roots.values()))
+        status = await world.daemon.status()
+        assert status["sources"]["evaluations"]["up"] is False
+        assert "restarting" in status["sources"]["evaluations"]["last_error"]
+        [partition] = [p for p in status["partitions"] if p["partition"] == DAY]
+        assert "restarting" in partition["error"]
+        state.broken = False  # back: the daemon tries again by itself, with backoff
+        await world.wait_for(lambda: world.runner.calls != [])
+        await world.wait_for(lambda: world.runner.running == 0)
+
+        async def published() -> bool:
+            return len(await world.output_revisions()) == 1
+
+        with anyio.fail_after(5):
+            while not await published():
+                await anyio.sleep(0.01)
+        await world.daemon.stop()
+    assert world.daemon.metrics.evaluation_errors.value(workflow="top_artists") >= 1
+
+
+# 2a. A run stopped after publication began was recorded FAILED, and the next claim
+#     started it from scratch: one input set, two output revisions.
+
+
+async def test_a_run_stopped_while_publishing_is_resumed_not_redone(world: World) -> None:
+    world.registry.hold_next_output(after_insert=True)
+    async with anyio.create_task_group() as group:
+        group.start_soon(world.run, "worker-a")
+        await world.registry.held.wait()  # its revision is in, its answer not back yet
+        group.cancel_scope.cancel()  # SIGTERM, or an evaluation cut short
+    [run] = await world.state.list_runs()
+    assert (run.state, run.lease_owner) == (RunState.PUBLISHING, None)  # released
+
+    report = await world.run("worker-b")
+    assert report.outcomes[JOB.task_id].status is Status.DONE
+    [revision] = await world.output_revisions()
+    [run] = await world.state.list_runs()
+    assert (run.state, run.attempt, run.outputs["textOutput"]) == (
+        RunState.SUCCEEDED, 2, revision.id,
+    )  # fmt: skip
+    assert len(world.runner.calls) == 1  # the job was not run again
+    assert await staged_folders(world) == {revision.uri}
+
+
+# 2b. A worker paused past its lease woke up and published after another replica had
+#     taken the run over: two revisions of one input set.
+
+
+async def test_a_worker_paused_past_its_lease_does_not_publish_twice(world: World) -> None:
+    release = world.registry.hold_next_output()  # A stops right before its registry write
+    async with anyio.create_task_group() as group:
+        group.start_soon(world.run, "worker-a")
+        await world.registry.held.wait()
+        world.clock.advance(LEASE + timedelta(seconds=1))
+        await world.run("worker-b")  # takes the publishing run over and finishes it
+        assert world.outcome("worker-b") is Status.DONE
+        release.set()  # A wakes up and carries on from where it stopped
+    assert world.outcome("worker-a") is Status.WAITING
+    assert len(world.runner.calls) == 1
+    [revision] = await world.output_revisions()
+    [run] = await world.state.list_runs()
+    assert (run.state, run.attempt, run.outputs["textOutput"]) == (
+        RunState.SUCCEEDED, 2, revision.id,
+    )  # fmt: skip
+
+
+# 3. Stale latest: two input states of one day ran at once, and the older published
+#    last; nothing checked before publishing that the inputs were still the latest.
+
+
+async def test_a_run_whose_inputs_changed_while_it_ran_is_not_published(world: World) -> None:
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(world.run, "worker-a")
+        await wait_until(lambda: world.runner.running == 1)
+        late = await world.late_revision()
+        world.runner.gate.set()
+    assert world.outcome("worker-a") is Status.DONE
+    assert len(world.runner.calls) == 2  # the stale job's output was dropped, not published
+    [revision] = await world.output_revisions()
+    assert late.id in revision.lineage
+    states = sorted(run.state for run in await world.state.list_runs())
+    assert states == [RunState.SUCCEEDED, RunState.SUPERSEDED]
+    assert await staged_folders(world) == {revision.uri}
+    assert await incoming_tables(world) == []
+
+
+async def test_replicas_never_publish_an_older_input_state_last(world: World) -> None:
+    slow = FakeJobRunner(world.warehouse, world.storage, gate=anyio.Event())
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: world.run("worker-a", runner=slow))
+        await wait_until(lambda: slow.running == 1)
+        late = await world.late_revision()
+        await world.run("worker-b")  # newer inputs: supersedes A's run and publishes
+        assert world.outcome("worker-b") is Status.DONE
+        assert slow.gate is not None
+        slow.gate.set()  # A's job finishes after B published
+    [revision] = await world.output_revisions()
+    assert late.id in revision.lineage
+    assert await world.registry.latest(OUTPUT, DAY) == revision
+    assert await staged_folders(world) == {revision.uri}
+    assert await incoming_tables(world) == []
+
+
+# 4. Overlapping executions: a worker paused past its lease kept its job running when
+#    it woke, while the replica that took the run over ran it too.
+
+
+async def test_a_job_left_running_by_a_lost_owner_is_stopped_before_it_runs_again(
+    world: World,
+) -> None:
+    world.runner.finds_jobs_by_name = False  # a local job: it cannot be followed
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(world.run, "worker-a")
+        await wait_until(lambda: world.runner.running == 1)
+        world.clock.advance(LEASE + timedelta(seconds=1))  # A is paused past its lease
+        group.start_soon(world.run, "worker-b")
+        await wait_until(lambda: len(world.runner.calls) == 2)
+        world.runner.gate.set()
+    assert world.runner.reaped == ["fake-1"]
+    assert world.runner.most_running == 1
+    assert world.outcome("worker-b") is Status.DONE
+    assert world.outcome("worker-a") is not Status.DONE
+    [revision] = await world.output_revisions()
+    assert await staged_folders(world) == {revision.uri}
+
+
+async def test_a_worker_stops_its_job_when_its_lease_cannot_be_renewed(world: World) -> None:
+    world.runner.gate = anyio.Event()
+    short = timedelta(seconds=0.3)
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: world.run("worker-a", lease=short))
+        await wait_until(lambda: world.runner.running == 1)
+        world.clock.advance(short)  # the lease runs out on the store's clock
+        await wait_until(lambda: world.runner.running == 0)  # stopped, without a rival
+    assert world.outcome("worker-a") is Status.WAITING
+    assert await world.output_revisions() == []
+
+
+# 5. Leftovers: output folders of runs that failed after publishing began, runs left
+#    publishing forever.
+
+
+async def test_a_failed_publication_is_resumed_and_leaves_nothing_behind(world: World) -> None:
+    world.registry.fail_next_output = "the registry service is down"
+    first = await world.run("worker-a")
+    outcome = first.outcomes[JOB.task_id]
+    assert outcome.status is Status.ERROR
+    assert "to be resumed" in outcome.detail
+    [run] = await world.state.list_runs()
+    assert (run.state, run.lease_owner) == (RunState.PUBLISHING, None)
+
+    await world.run("worker-b")
+    assert world.outcome("worker-b") is Status.DONE
+    assert len(world.runner.calls) == 1
+    [revision] = await world.output_revisions()
+    [run] = await world.state.list_runs()
+    assert (run.state, run.outputs["textOutput"]) == (RunState.SUCCEEDED, revision.id)
+    assert await staged_folders(world) == {revision.uri}
+    assert await incoming_tables(world) == []
+
+
+# 6. Runs that never end: a run whose owner died stayed active after newer inputs
+#    arrived, since runs were claimed per input state.
+
+
+async def test_newer_inputs_end_the_run_of_a_dead_owner(world: World) -> None:
+    world.runner.crash_after_start = True
+    with pytest.raises(BaseExceptionGroup) as crashed:
+        await world.run("worker-a")
+    assert crashed.group_contains(ProcessCrashed)
+    world.runner.crash_after_start = False
+    late = await world.late_revision()
+    await world.run("worker-b")  # its lease is still live: it does not wait for it
+    assert world.outcome("worker-b") is Status.DONE
+    runs = await world.state.list_runs()
+    assert sorted(run.state for run in runs) == [RunState.SUCCEEDED, RunState.SUPERSEDED]
+    assert not [run for run in runs if run.state.active]
+    [revision] = await world.output_revisions()
+    assert late.id in revision.lineage
+
+
+# Also seen: one replica claimed work it had no place to run, and renewed its leases
+# while it waited; the others idled.
+
+
+class Days(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [TopArtistsJob(date="2018-10-30", top_n=10), JOB]
+
+
+async def test_a_run_is_claimed_only_with_a_place_free_to_run_it(world: World) -> None:
+    await world.warehouse.create_table(
+        TableSpec.parse("scio-playground:di_golden_path.track_entity_20181030"),
+        [Column("track_gid", "STRING")], [("t1",)],
+    )
+    await world.registry.publish(END_CONTENT_FACT, "2018-10-30", "/data/ecf/r0")
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: world.run("worker-a", Days(), max_concurrent_runs=1))
+        await wait_until(lambda: world.runner.running == 1)
+        await anyio.sleep(0.05)
+        assert len(await world.state.list_runs()) == 1  # the other day is not claimed
+        world.runner.gate.set()
+    assert world.outcome("worker-a", Days()) is Status.COMPLETE
+    assert len(await world.state.list_runs()) == 2
+
+
+# Also seen: after SIGTERM a daemon went on starting the runs it had claimed, and
+# "hand over" was "fail".
+
+
+async def test_shutdown_claims_nothing_more_and_releases_what_is_running() -> None:
+    world = make_world(max_runs=1)
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day("2018-10-30")
+        await world.publish_day("2018-10-31")
+        await world.wait_for(lambda: world.runner.running == 1)
+        await world.daemon.stop()  # the job outlives the grace period
+    [run] = await world.state.list_runs()  # the other day was never claimed
+    assert (run.state, run.lease_owner) == (RunState.RUNNING, None)
+    assert "resumed" in (run.error or "")
+    assert world.runner.running == 0
+
+
+# Also seen: failed runs were retried only when a new trigger arrived.
+
+
+async def test_the_daemon_retries_a_failed_run_with_backoff_up_to_its_limit() -> None:
+    world = make_world(max_attempts=2, retry_delay_seconds=1)
+    world.runner.fail_with = "out of memory"
+    async with anyio.create_task_group() as group:
+        await group.start(world.daemon.run)
+        await world.publish_day()
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.wait_for(lambda: len(world.runner.calls) == 2, timeout=5)
+        await anyio.sleep(1.5)  # past where a third try would be: the limit holds
+        await world.daemon.stop()
+    assert len(world.runner.calls) == 2
+    [run] = await world.state.list_runs()
+    assert (run.state, run.failures, run.error) == (RunState.FAILED, 2, "out of memory")
+
+
+# Also seen: the lease keeper shared the event loop with CPU-bound run() methods.
+
+
+class Crunch(Task):
+    """Task code that computes for a second without awaiting anything."""
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget("charon.crunched", DAY)
+
+    async def run(self, context: RunContext) -> None:
+        time.sleep(1.0)  # noqa: ASYNC251  # the blocking task code under test
+        await context.storage.write(f"{context.outputs['output']}/part", b"done\n")
+
+
+async def test_cpu_bound_task_code_stalls_neither_the_loop_nor_the_lease() -> None:
+    state = InMemoryStateStore()  # the real clock: leases run out in real time here
+    storage = InMemoryStorage()
+    adapters = Adapters(InMemoryRegistry(), InMemoryWarehouse(), storage, state,
+                        "/data/outputs")
+    engine = Engine(adapters, runner=FakeJobRunner(InMemoryWarehouse(), storage),
+                    beam=load_settings({}).beam, max_concurrent_runs=1,
+                    lease=timedelta(seconds=0.3))
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await anyio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        report = await engine.run(Crunch())
+        group.cancel_scope.cancel()
+    assert report.outcomes[Crunch().task_id].status is Status.DONE
+    assert max(gaps) < 0.25
+    [run] = await state.list_runs()
+    assert run.state is RunState.SUCCEEDED

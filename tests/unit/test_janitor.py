@@ -1,0 +1,110 @@
+"""The janitor removes staging no live run owns, and nothing a revision points at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from orchestrator.janitor import Janitor
+from orchestrator.model import InputRevision
+from orchestrator.ports import Column
+from orchestrator.tablespec import TableSpec
+from orchestrator.testing import (
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+    ManualClock,
+)
+
+PREFIX = "/data/outputs"
+LEASE = timedelta(minutes=10)
+ENDPOINT = "di.golden.path.charon.top_artists"
+
+
+def staging(stamp: str, partition: str = "2018-10-31") -> str:
+    return f"{PREFIX}/{ENDPOINT}/{partition}/20181031T{stamp}.000000-0123456789ab"
+
+
+@dataclass
+class World:
+    clock: ManualClock
+    storage: InMemoryStorage
+    warehouse: InMemoryWarehouse
+    registry: InMemoryRegistry
+    state: InMemoryStateStore
+    janitor: Janitor
+
+    async def write(self, folder: str) -> None:
+        await self.storage.write(f"{folder}/part", b"a1\tArtist\t3\n")
+
+    async def table(self, name: str) -> TableSpec:
+        spec = TableSpec.parse(f"scio-playground:_incoming_EU.{name}")
+        await self.warehouse.create_table(spec, [Column("a", "STRING")], [("x",)])
+        return spec
+
+    async def stage_for_a_live_run(self, refs: dict[str, str]) -> None:
+        run = await self.state.claim(
+            task_id="T()", family="T", partition="2018-10-31", fingerprint="fp",
+            inputs=[InputRevision("in", "/data/in", "rev-1")], owner="worker", lease=LEASE,
+        )
+        await self.state.set_staged(run.id, run.attempt, refs)
+
+    async def folders(self) -> set[str]:
+        return {info.uri.rsplit("/", 1)[0] for info in await self.storage.list("/data/")}
+
+
+@pytest.fixture
+def world() -> World:
+    clock = ManualClock()
+    storage, warehouse = InMemoryStorage(now=clock), InMemoryWarehouse(now=clock)
+    registry, state = InMemoryRegistry(now=clock), InMemoryStateStore(now=clock)
+    janitor = Janitor(storage, warehouse, registry, state, LEASE, "EU", clock=clock)
+    return World(clock, storage, warehouse, registry, state, janitor)
+
+
+async def test_only_unowned_unpublished_old_staging_goes(world: World) -> None:
+    orphan, owned, published = staging("000001"), staging("000002"), staging("000003")
+    for folder in (orphan, owned, published):
+        await world.write(folder)
+    await world.write(f"{PREFIX}/not-staging/some")  # not charon's naming: never touched
+    await world.stage_for_a_live_run({"textOutput": owned})
+    await world.registry.publish(ENDPOINT, "2018-10-31", published)
+    world.clock.advance(LEASE)
+    young = staging("000004")
+    await world.write(young)
+
+    swept = await world.janitor.sweep([PREFIX], [])
+    assert swept.removed_folders == [orphan]
+    assert swept.kept_young == 1
+    assert await world.folders() == {owned, published, young, f"{PREFIX}/not-staging/some"}
+
+    world.clock.advance(LEASE)
+    again = await world.janitor.sweep([PREFIX], [])
+    assert again.removed_folders == [young]
+
+
+async def test_staging_tables_no_live_run_owns_are_dropped(world: World) -> None:
+    orphan, owned = await world.table("_t_0000000001"), await world.table("_t_0000000002")
+    await world.stage_for_a_live_run({"bqOutput": str(owned)})
+    world.clock.advance(LEASE)
+    young = await world.table("_t_0000000003")
+
+    swept = await world.janitor.sweep([], ["scio-playground"])
+    assert swept.removed_tables == [str(orphan)]
+    assert await world.warehouse.table_info(orphan) is None
+    assert await world.warehouse.table_info(owned) is not None
+    assert await world.warehouse.table_info(young) is not None
+
+
+async def test_a_dry_run_lists_and_removes_nothing(world: World) -> None:
+    orphan = staging("000001")
+    await world.write(orphan)
+    table = await world.table("_t_0000000001")
+    world.clock.advance(LEASE)
+    swept = await world.janitor.sweep([PREFIX], ["scio-playground"], dry_run=True)
+    assert (swept.removed_folders, swept.removed_tables) == ([orphan], [str(table)])
+    assert await world.folders() == {orphan}
+    assert await world.warehouse.table_info(table) is not None
