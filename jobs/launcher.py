@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
@@ -13,6 +12,7 @@ import anyio.abc
 import structlog
 from anyio.streams.text import TextReceiveStream
 
+from jobs.processes import close_process, start_process, stop_process
 from orchestrator.config import BeamSettings
 from orchestrator.errors import JobFailed, JobLost, UsageError
 from orchestrator.model import InputRevision
@@ -81,8 +81,10 @@ def beam_command(
 class SubprocessJobRunner:
     """Runs a job as a child process, streaming its output into the log.
 
-    The child lives and dies with this process, so a job started by an earlier
-    process cannot be reattached: the engine launches it anew.
+    The job runs in a process group of its own and dies with this process (see
+    jobs.processes). Stopping it, when its run is cancelled or its lease lost, stops
+    the whole group. A job started by an earlier process cannot be followed: the engine
+    launches it anew.
     """
 
     def __init__(self) -> None:
@@ -93,7 +95,8 @@ class SubprocessJobRunner:
 
     async def cancel(self, job_id: str) -> None:
         if process := self._processes.get(job_id):
-            process.terminate()
+            # The task awaiting run() sees the job end, and reaps it.
+            await stop_process(process)
 
     async def run(
         self, argv: Sequence[str], *, job_name: str,
@@ -106,25 +109,16 @@ class SubprocessJobRunner:
         job_id = f"local-{process.pid}"
         self._processes[job_id] = process
         try:
-            async with process:
-                await on_started(job_id)
-                await stream_log(process, tail)
-                returncode = await process.wait()
+            await on_started(job_id)
+            await stream_log(process, tail)
+            returncode = await process.wait()
         finally:
+            # Cancelled (lease lost, shutting down) or failed: the group goes first.
+            await close_process(process)
             del self._processes[job_id]
         if returncode != 0:
             raise JobFailed(f"job exited with code {returncode}; {log_tail(tail)}")
         log.info("job finished", returncode=returncode)
-
-
-async def start_process(argv: Sequence[str]) -> anyio.abc.Process:
-    """The job's process, its stderr merged into a stdout pipe for :func:`stream_log`."""
-    try:
-        return await anyio.open_process(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-    except OSError as exc:
-        raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
 
 
 async def stream_log(
