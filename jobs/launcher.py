@@ -12,7 +12,14 @@ import anyio.abc
 import structlog
 from anyio.streams.text import TextReceiveStream
 
-from jobs.processes import close_process, start_process, stop_process
+from jobs.processes import (
+    STOP_GRACE_SECONDS,
+    LocalJob,
+    close_process,
+    start_process,
+    stop_job,
+    stop_process,
+)
 from orchestrator.config import BeamSettings
 from orchestrator.errors import JobFailed, JobLost, UsageError
 from orchestrator.model import InputRevision
@@ -83,20 +90,39 @@ class SubprocessJobRunner:
 
     The job runs in a process group of its own and dies with this process (see
     jobs.processes). Stopping it, when its run is cancelled or its lease lost, stops
-    the whole group. A job started by an earlier process cannot be followed: the engine
-    launches it anew.
+    the whole group. A job started by an earlier process cannot be followed: if it is
+    still running on this machine (its owner paused past its lease) reattach() stops
+    it, and the engine launches the job again.
     """
 
     def __init__(self) -> None:
         self._processes: dict[str, anyio.abc.Process] = {}
 
     async def reattach(self, job_id: str) -> None:
-        raise JobLost(f"{job_id} ran as a child of a process that has gone")
+        job = LocalJob.parse(job_id)
+        if job is None:
+            raise JobLost(f"job {job_id} ran as a child of a process that has gone")
+        if not job.here:
+            raise JobLost(f"job {job_id} ran on {job.host}: its owner stops it when it wakes "
+                          "to find its lease lost; launching again")
+        if not await stop_job(job, grace=0):
+            raise JobLost(f"job {job_id} is not running any more")
+        raise JobLost(f"job {job_id} was still running, its owner having lost its lease: "
+                      "the orphaned job was stopped; launching again")
 
     async def cancel(self, job_id: str) -> None:
         if process := self._processes.get(job_id):
             # The task awaiting run() sees the job end, and reaps it.
             await stop_process(process)
+            return
+        job = LocalJob.parse(job_id)
+        if job is not None and job.here:
+            await stop_job(job, grace=STOP_GRACE_SECONDS)
+            return
+        # Failing the run fences its owner out, and the owner stops the job itself.
+        structlog.get_logger("charon.job").warning(
+            "the job runs where it cannot be stopped from here; its owner stops it",
+            job_id=job_id)
 
     async def run(
         self, argv: Sequence[str], *, job_name: str,
@@ -106,7 +132,7 @@ class SubprocessJobRunner:
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
         log.info("job starting", job_name=job_name, command=" ".join(argv))
         process = await start_process(argv)
-        job_id = f"local-{process.pid}"
+        job_id = str(LocalJob.started(process))
         self._processes[job_id] = process
         try:
             await on_started(job_id)

@@ -1,5 +1,5 @@
-"""Local jobs as real processes: they die with the process that started them and stop
-as a whole group.
+"""Local jobs as real processes: they die with the process that started them, stop as
+a whole group, and are stopped by a process taking their run over.
 
 The job is tests/job_child.py (a heartbeat every 50 ms, and a grandchild tied to
 nothing); the charon process that starts it, when it must be another process, is
@@ -25,7 +25,8 @@ import pytest
 from jobs import processes
 from jobs.die_with_parent import PARENT_GONE
 from jobs.launcher import SubprocessJobRunner
-from orchestrator.errors import JobFailed
+from jobs.processes import LocalJob
+from orchestrator.errors import JobFailed, JobLost
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -118,10 +119,13 @@ async def test_a_job_and_all_it_started_die_with_the_process_that_started_it(
 ) -> None:
     job_id = await job_id_of(parent)
     job = await started_job(directory)
-    assert job_id == f"local-{job.group}"  # the wrapper, leading the job's group
+    named = LocalJob.parse(job_id)
+    assert named is not None
+    assert named.pid == job.group  # the id names the job's group
 
     parent.kill()
-    await until(lambda: not any(map(running, (job.group, *job.processes))), 1)
+    await until(lambda: not any(map(running, job.processes)), 1)
+    assert not running(named.pid)
     await assert_heartbeats_stopped(job)
 
 
@@ -142,6 +146,7 @@ async def test_cancelling_a_run_stops_the_job_s_whole_group_promptly(directory: 
         group.cancel_scope.cancel()
         cancelled_at = time.monotonic()
     assert time.monotonic() - cancelled_at < 2  # SIGTERM did it, well within the grace
+    assert ids == [str(LocalJob.parse(ids[0]))]
     await until(lambda: not any(map(running, job.processes)), 1)
     await assert_heartbeats_stopped(job)
 
@@ -160,15 +165,78 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(
     await until(lambda: not any(map(running, job.processes)), 1)
 
 
-async def test_cancel_by_job_id_stops_the_group(directory: Path) -> None:
+async def test_cancel_by_job_id_stops_the_group_from_this_or_another_process(
+    directory: Path, parent: anyio.abc.Process
+) -> None:
+    # From this process: the run fails, its job killed by SIGTERM.
     runner = SubprocessJobRunner()
     ids: list[str] = []
+    own = directory / "own"
+    own.mkdir()
     with pytest.RaisesGroup(pytest.RaisesExc(JobFailed, match="code -15;")):
         async with anyio.create_task_group() as group:
-            group.start_soon(partial(run_job, runner, directory, ids=ids))
-            job = await started_job(directory)
+            group.start_soon(partial(run_job, runner, own, ids=ids))
+            job = await started_job(own)
             await runner.cancel(ids[0])
     await until(lambda: not any(map(running, job.processes)), 1)
+
+    # From another process on this machine: the parent's job.
+    job_id = await job_id_of(parent)
+    job = await started_job(directory)
+    with anyio.fail_after(5):
+        await SubprocessJobRunner().cancel(job_id)
+    assert not any(map(running, job.processes))
+    with anyio.fail_after(5):
+        assert await parent.wait() != 0  # its run() raised JobFailed
+
+
+async def test_reattaching_stops_the_job_of_a_paused_owner(
+    parent: anyio.abc.Process, directory: Path
+) -> None:
+    job_id = await job_id_of(parent)
+    job = await started_job(directory)
+    parent.send_signal(signal.SIGSTOP)
+
+    with anyio.fail_after(5), pytest.raises(JobLost, match="orphaned job was stopped"):
+        await SubprocessJobRunner().reattach(job_id)
+    named = LocalJob.parse(job_id)
+    assert named is not None
+    assert not any(map(running, (named.pid, *job.processes)))
+    await assert_heartbeats_stopped(job)
+    with pytest.raises(JobLost, match="not running"):
+        await SubprocessJobRunner().reattach(job_id)
+
+
+async def test_a_pid_reused_by_another_process_is_left_alone() -> None:
+    # Its own group leader, as a job is: signalling the group would reach it.
+    async with await anyio.open_process(
+        [sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True
+    ) as other:
+        real = LocalJob.started(other)
+        reused = LocalJob(real.host, real.pid, real.start_time + 1)
+        runner = SubprocessJobRunner()
+        with pytest.raises(JobLost, match="not running"):
+            await runner.reattach(str(reused))
+        await runner.cancel(str(reused))
+        assert running(other.pid)
+
+        # The same process under its own id is stopped: the check above was the one.
+        with pytest.raises(JobLost, match="orphaned job was stopped"):
+            await runner.reattach(str(real))
+        assert other.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("job_id", "why"),
+    [
+        ("local-4242", "ran as a child of a process that has gone"),  # as ids were
+        ("local:4242:1", "ran as a child of a process that has gone"),
+        ("local:elsewhere.example:4242:1", "its owner stops it when it wakes"),
+    ],
+)
+async def test_jobs_that_cannot_be_stopped_from_here_are_lost(job_id: str, why: str) -> None:
+    with pytest.raises(JobLost, match=why):
+        await SubprocessJobRunner().reattach(job_id)
 
 
 def test_the_wrapper_runs_nothing_once_its_parent_has_gone(tmp_path: Path) -> None:
