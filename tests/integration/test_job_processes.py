@@ -177,6 +177,7 @@ async def test_cancel_by_job_id_stops_the_group_from_this_or_another_process(
         async with anyio.create_task_group() as group:
             group.start_soon(partial(run_job, runner, own, ids=ids))
             job = await started_job(own)
+            await until(lambda: bool(ids), 5)  # the job may write before run() records it
             await runner.cancel(ids[0])
     await until(lambda: not any(map(running, job.processes)), 1)
 
@@ -223,7 +224,8 @@ async def test_a_pid_reused_by_another_process_is_left_alone() -> None:
         # The same process under its own id is stopped: the check above was the one.
         with pytest.raises(JobLost, match="orphaned job was stopped"):
             await runner.reattach(str(real))
-        assert other.returncode == -signal.SIGKILL
+        with anyio.fail_after(5):  # gone already; asyncio reaps it in its own time
+            assert await other.wait() == -signal.SIGKILL
 
 
 @pytest.mark.parametrize(
@@ -253,7 +255,7 @@ def test_the_wrapper_runs_nothing_once_its_parent_has_gone(tmp_path: Path) -> No
 
     started = time.monotonic()
     assert wrapped(int(ended.stdout)).returncode == PARENT_GONE
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 2  # a Python start-up, not a job run
     assert not marker.exists()
 
     assert wrapped(os.getpid()).returncode == 0
