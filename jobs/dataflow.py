@@ -11,7 +11,6 @@ a live job of its name attaches to it instead of submitting a second one.
 from __future__ import annotations
 
 import collections
-import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ import anyio
 import anyio.abc
 import structlog
 
-from jobs.launcher import JOB_NAME_FLAG, LOG_TAIL, log_tail, start_process, stream_log
+from jobs.launcher import JOB_NAME_FLAG, LOG_TAIL, log_tail, stream_log
+from jobs.processes import close_process, start_process, stop_process
 from orchestrator.config import Settings
 from orchestrator.errors import AdapterError, CharonError, JobFailed, JobLost, UsageError
 from orchestrator.gcp_http import RETRY_STATUSES, GoogleApi, HttpStatusError, HttpUnavailable
@@ -205,11 +205,11 @@ class DataflowJobRunner:
     ) -> None:
         self._log.info("job starting", job_name=name, command=" ".join(command))
         process = await start_process(command)
-        async with process:
-            try:
-                await self._launch(process, where, name, known, on_started)
-            finally:
-                _stop(process)
+        try:
+            await self._launch(process, where, name, known, on_started)
+        finally:
+            # The submitter only; the job runs on in the cloud, for run() to cancel or not.
+            await close_process(process)
 
     async def _launch(
         self, process: anyio.abc.Process, where: JobRef, name: str, known: Iterable[str],
@@ -291,7 +291,7 @@ class DataflowJobRunner:
             await process.wait()
             return
         self._log.warning("submitter still running after its job ended; stopping it")
-        _stop(process)
+        await stop_process(process)
 
     async def reattach(self, job_id: str) -> None:
         ref = JobRef.parse(job_id, project=self._project, region=self._region)
@@ -361,13 +361,6 @@ class DataflowJobRunner:
             raise UsageError("a Dataflow job needs a project and a region: set them on the "
                              "task or in [beam] (CHARON_BEAM__PROJECT, CHARON_BEAM__REGION)")
         return project, region
-
-
-def _stop(process: anyio.abc.Process) -> None:
-    if process.returncode is None:
-        # It may have exited unreaped since: then there is nothing left to stop.
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
 
 
 def flag_value(argv: Sequence[str], prefix: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
@@ -13,6 +12,14 @@ import anyio.abc
 import structlog
 from anyio.streams.text import TextReceiveStream
 
+from jobs.processes import (
+    STOP_GRACE_SECONDS,
+    LocalJob,
+    close_process,
+    start_process,
+    stop_job,
+    stop_process,
+)
 from orchestrator.config import BeamSettings
 from orchestrator.errors import JobFailed, JobLost, UsageError
 from orchestrator.model import InputRevision
@@ -81,8 +88,11 @@ def beam_command(
 class SubprocessJobRunner:
     """Runs a job as a child process, streaming its output into the log.
 
-    The child lives and dies with this process, so a job started by an earlier
-    process cannot be reattached: the engine launches it anew.
+    The job runs in a process group of its own and dies with this process (see
+    jobs.processes). Stopping it, when its run is cancelled or its lease lost, stops
+    the whole group. A job started by an earlier process cannot be followed: if it is
+    still running on this machine (its owner paused past its lease) reattach() stops
+    it, and the engine launches the job again.
     """
 
     finds_jobs_by_name = False
@@ -91,11 +101,30 @@ class SubprocessJobRunner:
         self._processes: dict[str, anyio.abc.Process] = {}
 
     async def reattach(self, job_id: str) -> None:
-        raise JobLost(f"{job_id} ran as a child of a process that has gone")
+        job = LocalJob.parse(job_id)
+        if job is None:
+            raise JobLost(f"job {job_id} ran as a child of a process that has gone")
+        if not job.here:
+            raise JobLost(f"job {job_id} ran on {job.host}: its owner stops it when it wakes "
+                          "to find its lease lost; launching again")
+        if not await stop_job(job, grace=0):
+            raise JobLost(f"job {job_id} is not running any more")
+        raise JobLost(f"job {job_id} was still running, its owner having lost its lease: "
+                      "the orphaned job was stopped; launching again")
 
     async def cancel(self, job_id: str) -> None:
         if process := self._processes.get(job_id):
-            process.terminate()
+            # The task awaiting run() sees the job end, and reaps it.
+            await stop_process(process)
+            return
+        job = LocalJob.parse(job_id)
+        if job is not None and job.here:
+            await stop_job(job, grace=STOP_GRACE_SECONDS)
+            return
+        # Failing the run fences its owner out, and the owner stops the job itself.
+        structlog.get_logger("charon.job").warning(
+            "the job runs where it cannot be stopped from here; its owner stops it",
+            job_id=job_id)
 
     async def run(
         self, argv: Sequence[str], *, job_name: str,
@@ -105,28 +134,19 @@ class SubprocessJobRunner:
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
         log.info("job starting", job_name=job_name, command=" ".join(argv))
         process = await start_process(argv)
-        job_id = f"local-{process.pid}"
+        job_id = str(LocalJob.started(process))
         self._processes[job_id] = process
         try:
-            async with process:
-                await on_started(job_id)
-                await stream_log(process, tail)
-                returncode = await process.wait()
+            await on_started(job_id)
+            await stream_log(process, tail)
+            returncode = await process.wait()
         finally:
+            # Cancelled (lease lost, shutting down) or failed: the group goes first.
+            await close_process(process)
             del self._processes[job_id]
         if returncode != 0:
             raise JobFailed(f"job exited with code {returncode}; {log_tail(tail)}")
         log.info("job finished", returncode=returncode)
-
-
-async def start_process(argv: Sequence[str]) -> anyio.abc.Process:
-    """The job's process, its stderr merged into a stdout pipe for :func:`stream_log`."""
-    try:
-        return await anyio.open_process(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-    except OSError as exc:
-        raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
 
 
 async def stream_log(

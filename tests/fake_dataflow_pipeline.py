@@ -1,12 +1,12 @@
 """A fake "Dataflow pipeline" for tests: what Beam's submission does, as charon sees it.
 
 ``python -m tests.fake_dataflow_pipeline --runner=DataflowRunner --project=P --region=R
---jobName=N --textOutput=DIR [--bqOutput=SPEC --duckdbDir=DIR] [--blocking]`` creates
-the job on the fake Dataflow server (tests/fake_dataflow.py; its root comes from
-``CHARON_DATAFLOW__API_ROOT``, the variable charon reads too), logs the line Beam's
-apiclient logs ("Created job with id: [...]"), writes the outputs charon validates (a
-``part`` file under --textOutput, the staging table in the embedded warehouse) as the
-job would, then exits, or with --blocking waits for the job to end as Beam does.
+--jobName=N --textOutput=DIR [--bqOutput=SPEC --duckdbDir=DIR] [--blocking]`` writes the
+outputs charon validates (a ``part`` file under --textOutput, the staging table in the
+embedded warehouse) as the job would, creates the job on the fake Dataflow server
+(tests/fake_dataflow.py; its root comes from ``CHARON_DATAFLOW__API_ROOT``, the
+variable charon reads too), logs the line Beam's apiclient logs ("Created job with id:
+[...]"), then exits, or with --blocking waits for the job to end as Beam does.
 
 Test-only flags: ``--fakeQuiet`` leaves the id line out (charon must find the job by
 name); ``--fakeExitCode=N`` fails before submitting.
@@ -71,11 +71,14 @@ def main(argv: Sequence[str]) -> int:
         return int(args.fakeExitCode)
     jobs = (f"{os.environ['CHARON_DATAFLOW__API_ROOT']}/v1b3/projects/{args.project}"
             f"/locations/{args.region}/jobs")
+    # What the job writes in the cloud, written before charon can learn of the job (from
+    # the line below or from the API): a submitter dies with the charon process that
+    # started it, and the job must not.
+    _write_outputs(args)
     job = _call("POST", jobs, {"name": args.jobName})
     if not args.fakeQuiet:
         print(f"INFO:apache_beam.runners.dataflow.internal.apiclient:"
               f"Created job with id: [{job['id']}]", file=sys.stderr, flush=True)
-    _write_outputs(args)
     if not args.blocking:
         return 0
     deadline = time.monotonic() + WAIT_SECONDS

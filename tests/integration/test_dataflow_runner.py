@@ -181,7 +181,7 @@ async def test_reattaching_to_an_ended_or_unknown_job(
     with pytest.raises(JobLost, match="no job"):
         await runner.reattach("projects/p/locations/r/jobs/2018-10-31_00_00_00-999")
     with pytest.raises(JobLost):
-        await runner.reattach("local-4242")  # a subprocess job from another runner
+        await runner.reattach("local:host:4242:1")  # a subprocess job from another runner
 
 
 async def test_cancel_stops_a_running_job_and_leaves_an_ended_one_alone(

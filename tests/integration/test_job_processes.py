@@ -1,0 +1,276 @@
+"""Local jobs as real processes: they die with the process that started them, stop as
+a whole group, and are stopped by a process taking their run over.
+
+The job is tests/job_child.py (a heartbeat every 50 ms, and a grandchild tied to
+nothing); the charon process that starts it, when it must be another process, is
+tests/job_parent.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import pytest
+
+from jobs import processes
+from jobs.die_with_parent import PARENT_GONE
+from jobs.launcher import SubprocessJobRunner
+from jobs.processes import LocalJob
+from orchestrator.errors import JobFailed, JobLost
+
+pytestmark = pytest.mark.timeout(30)
+
+ROOT = Path(__file__).parents[2]
+CHILD = ROOT / "tests" / "job_child.py"
+WRAPPER = ROOT / "jobs" / "die_with_parent.py"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What tests/job_child.py wrote of itself."""
+
+    pid: int
+    group: int
+    grandchild: int
+    heartbeat: Path
+
+    @property
+    def processes(self) -> tuple[int, int]:
+        return self.pid, self.grandchild
+
+
+def running(pid: int) -> bool:
+    """Whether the process is there and has not ended (a zombie has: only its exit
+    status is left, for a parent that may be stopped or may never ask)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status and "\nState:\tX" not in status
+
+
+async def until(check: Callable[[], bool], seconds: float) -> None:
+    with anyio.fail_after(seconds):
+        while not check():
+            await anyio.sleep(0.01)
+
+
+async def started_job(directory: Path) -> Job:
+    pids = directory / "pids"
+    await until(pids.exists, 5)
+    pid, group, grandchild = (int(word) for word in pids.read_text().split())
+    return Job(pid, group, grandchild, directory / "heartbeat")
+
+
+async def assert_heartbeats_stopped(job: Job) -> None:
+    """No heartbeat for five of its periods."""
+    size = job.heartbeat.stat().st_size
+    await anyio.sleep(0.25)
+    assert job.heartbeat.stat().st_size == size
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Iterator[Path]:
+    """The job's directory; whatever of the job a failed test left running is killed."""
+    yield tmp_path
+    if (tmp_path / "pids").exists():
+        pid, _, grandchild = (int(word) for word in (tmp_path / "pids").read_text().split())
+        for left in (pid, grandchild):
+            if running(left):
+                os.kill(left, signal.SIGKILL)
+
+
+@pytest.fixture
+async def parent(directory: Path) -> AsyncIterator[anyio.abc.Process]:
+    """tests/job_parent.py running the job in ``directory``; killed at the end."""
+    async with await anyio.open_process(
+        [sys.executable, "-m", "tests.job_parent", str(directory)], cwd=ROOT, stderr=None
+    ) as process:
+        try:
+            yield process
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+
+
+async def job_id_of(parent: anyio.abc.Process) -> str:
+    """The first line the parent prints: the id it recorded."""
+    assert parent.stdout is not None
+    printed = b""
+    with anyio.fail_after(10):
+        while b"\n" not in printed:
+            printed += await parent.stdout.receive()
+    return printed.decode().splitlines()[0]
+
+
+async def test_a_job_and_all_it_started_die_with_the_process_that_started_it(
+    parent: anyio.abc.Process, directory: Path
+) -> None:
+    job_id = await job_id_of(parent)
+    job = await started_job(directory)
+    named = LocalJob.parse(job_id)
+    assert named is not None
+    assert named.pid == job.group  # the id names the job's group
+
+    parent.kill()
+    await until(lambda: not any(map(running, job.processes)), 1)
+    assert not running(named.pid)
+    await assert_heartbeats_stopped(job)
+
+
+async def run_job(runner: SubprocessJobRunner, directory: Path, *args: str,
+                  ids: list[str]) -> None:
+    async def record(job_id: str) -> None:
+        ids.append(job_id)
+
+    await runner.run([sys.executable, str(CHILD), str(directory), *args], job_name="test-job",
+                     on_started=record)
+
+
+async def test_cancelling_a_run_stops_the_job_s_whole_group_promptly(directory: Path) -> None:
+    ids: list[str] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(run_job, SubprocessJobRunner(), directory, ids=ids))
+        job = await started_job(directory)
+        group.cancel_scope.cancel()
+        cancelled_at = time.monotonic()
+    assert time.monotonic() - cancelled_at < 2  # SIGTERM did it, well within the grace
+    assert ids == [str(LocalJob.parse(ids[0]))]
+    await until(lambda: not any(map(running, job.processes)), 1)
+    await assert_heartbeats_stopped(job)
+
+
+async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.5)
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(run_job, SubprocessJobRunner(), directory, "--ignore-sigterm",
+                                 ids=[]))
+        job = await started_job(directory)
+        group.cancel_scope.cancel()
+        cancelled_at = time.monotonic()
+    assert 0.5 <= time.monotonic() - cancelled_at < 2.5
+    await until(lambda: not any(map(running, job.processes)), 1)
+
+
+async def test_cancel_by_job_id_stops_the_group_from_this_or_another_process(
+    directory: Path, parent: anyio.abc.Process
+) -> None:
+    # From this process: the run fails, its job killed by SIGTERM.
+    runner = SubprocessJobRunner()
+    ids: list[str] = []
+    own = directory / "own"
+    own.mkdir()
+    with pytest.RaisesGroup(pytest.RaisesExc(JobFailed, match="code -15;")):
+        async with anyio.create_task_group() as group:
+            group.start_soon(partial(run_job, runner, own, ids=ids))
+            job = await started_job(own)
+            await until(lambda: bool(ids), 5)  # the job may write before run() records it
+            await runner.cancel(ids[0])
+    await until(lambda: not any(map(running, job.processes)), 1)
+
+    # From another process on this machine: the parent's job.
+    job_id = await job_id_of(parent)
+    job = await started_job(directory)
+    with anyio.fail_after(5):
+        await SubprocessJobRunner().cancel(job_id)
+    assert not any(map(running, job.processes))
+    with anyio.fail_after(5):
+        assert await parent.wait() != 0  # its run() raised JobFailed
+
+
+async def test_reattaching_stops_the_job_of_a_paused_owner(
+    parent: anyio.abc.Process, directory: Path
+) -> None:
+    job_id = await job_id_of(parent)
+    job = await started_job(directory)
+    parent.send_signal(signal.SIGSTOP)
+
+    with anyio.fail_after(5), pytest.raises(JobLost, match="orphaned job was stopped"):
+        await SubprocessJobRunner().reattach(job_id)
+    named = LocalJob.parse(job_id)
+    assert named is not None
+    assert not any(map(running, (named.pid, *job.processes)))
+    await assert_heartbeats_stopped(job)
+    with pytest.raises(JobLost, match="not running"):
+        await SubprocessJobRunner().reattach(job_id)
+
+
+async def test_a_pid_reused_by_another_process_is_left_alone() -> None:
+    # Its own group leader, as a job is: signalling the group would reach it.
+    async with await anyio.open_process(
+        [sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True
+    ) as other:
+        real = LocalJob.started(other)
+        reused = LocalJob(real.host, real.pid, real.start_time + 1)
+        runner = SubprocessJobRunner()
+        with pytest.raises(JobLost, match="not running"):
+            await runner.reattach(str(reused))
+        await runner.cancel(str(reused))
+        assert running(other.pid)
+
+        # The same process under its own id is stopped: the check above was the one.
+        with pytest.raises(JobLost, match="orphaned job was stopped"):
+            await runner.reattach(str(real))
+        with anyio.fail_after(5):  # gone already; asyncio reaps it in its own time
+            assert await other.wait() == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("job_id", "why"),
+    [
+        ("local-4242", "ran as a child of a process that has gone"),  # as ids were
+        ("local:4242:1", "ran as a child of a process that has gone"),
+        ("local:elsewhere.example:4242:1", "its owner stops it when it wakes"),
+    ],
+)
+async def test_jobs_that_cannot_be_stopped_from_here_are_lost(job_id: str, why: str) -> None:
+    with pytest.raises(JobLost, match=why):
+        await SubprocessJobRunner().reattach(job_id)
+
+
+def test_the_wrapper_runs_nothing_once_its_parent_has_gone(tmp_path: Path) -> None:
+    # To the wrapper a parent that died is one that is not its parent any more: its
+    # orphans get another. So an ended process stands for the parent it expects.
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    marker = tmp_path / "ran"
+    job = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+
+    def wrapped(parent: int) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-I", "-S", str(WRAPPER), str(parent), "--", *job],
+                              timeout=5, check=False)
+
+    started = time.monotonic()
+    assert wrapped(int(ended.stdout)).returncode == PARENT_GONE
+    assert time.monotonic() - started < 2  # a Python start-up, not a job run
+    assert not marker.exists()
+
+    assert wrapped(os.getpid()).returncode == 0
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code"),
+    [("raise SystemExit(3)", 3), ("import os; os.kill(os.getpid(), 9)", -9)],
+)
+async def test_the_job_s_exit_code_comes_through_the_wrapper(code: str, exit_code: int) -> None:
+    with pytest.raises(JobFailed, match=f"code {exit_code};"):
+        await SubprocessJobRunner().run([sys.executable, "-c", code], job_name="test-job",
+                                        on_started=_ignore)
+
+
+async def _ignore(job_id: str) -> None:
+    pass
