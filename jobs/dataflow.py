@@ -25,7 +25,7 @@ import structlog
 from jobs.launcher import JOB_NAME_FLAG, LOG_TAIL, log_tail, stream_log
 from jobs.processes import close_process, start_process, stop_process
 from orchestrator.config import Settings
-from orchestrator.errors import AdapterError, CharonError, JobFailed, JobLost, UsageError
+from orchestrator.errors import AdapterError, JobFailed, JobLost, UsageError
 from orchestrator.gcp_http import RETRY_STATUSES, GoogleApi, HttpStatusError, HttpUnavailable
 
 DEFAULT_ROOT = "https://dataflow.googleapis.com"
@@ -43,7 +43,6 @@ CREATED_LINE = re.compile(r"Created job with id: \[([^\]\s]+)\]")
 _REF = re.compile(r"projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)")
 # A blocking submitter notices the end of its job on its own next poll.
 _SUBMITTER_GRACE_SECONDS = 30.0
-_CANCEL_ON_EXIT_SECONDS = 10.0
 
 Job = dict[str, Any]
 
@@ -176,28 +175,21 @@ class DataflowJobRunner:
         project, region = self._location(argv)
         existing = await self._api.jobs_named(project, region, job_name)
         live = [job for job in existing if job.get("currentState") not in TERMINAL_STATES]
-        recorded: list[str] = []
-
-        async def started(job_id: str) -> None:
-            recorded.append(job_id)
-            await on_started(job_id)
-
-        try:
-            if live:
-                # Its submitter died before the id was recorded: Dataflow runs one active
-                # job per name, and this one is the run's.
-                ref = JobRef(project, region, str(live[0]["id"]))
-                self._log.warning("attaching to a live job of the same name",
-                                  job_name=job_name, job_id=str(ref))
-                await started(str(ref))
-                await self._follow(ref)
-                return
-            await self._submit(with_job_name(argv, job_name), JobRef(project, region, ""),
-                               job_name, [str(job.get("id")) for job in existing], started)
-        except anyio.get_cancelled_exc_class():
-            if recorded:
-                await self._cancel_on_exit(recorded[-1])
-            raise
+        # Stopped while it waits (its lease lost, or a shutdown handing the run over), it
+        # leaves the job running in the cloud: the run's next owner reattaches to it by
+        # its recorded id. A run that ended (superseded, cancelled) has its job cancelled
+        # by the engine, through cancel().
+        if live:
+            # Its submitter died before the id was recorded: Dataflow runs one active
+            # job per name, and this one is the run's.
+            ref = JobRef(project, region, str(live[0]["id"]))
+            self._log.warning("attaching to a live job of the same name",
+                              job_name=job_name, job_id=str(ref))
+            await on_started(str(ref))
+            await self._follow(ref)
+            return
+        await self._submit(with_job_name(argv, job_name), JobRef(project, region, ""),
+                           job_name, [str(job.get("id")) for job in existing], on_started)
 
     async def _submit(
         self, command: list[str], where: JobRef, name: str, known: Iterable[str],
@@ -208,7 +200,7 @@ class DataflowJobRunner:
         try:
             await self._launch(process, where, name, known, on_started)
         finally:
-            # The submitter only; the job runs on in the cloud, for run() to cancel or not.
+            # The submitter only; the job runs on in the cloud.
             await close_process(process)
 
     async def _launch(
@@ -345,14 +337,6 @@ class DataflowJobRunner:
             raise JobLost(f"Dataflow has no job {ref} any more")
         return job
 
-    async def _cancel_on_exit(self, job_id: str) -> None:
-        """Stop the job of a run abandoned mid-way (the engine discards its outputs)."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_ON_EXIT_SECONDS):
-            try:
-                await self.cancel(job_id)
-            except CharonError as exc:
-                self._log.error("could not cancel the abandoned job", job_id=job_id,
-                                error=str(exc))
 
     def _location(self, argv: Sequence[str]) -> tuple[str, str]:
         project = flag_value(argv, "--project=") or self._project

@@ -114,7 +114,7 @@ class Executor:
         except _Stale as exc:
             return Outcome(task.task_id, Status.SUPERSEDED, str(exc), run)
         except LeaseLost as exc:
-            await self._after_lost(run, targets, staged, exc)
+            await self._after_lost(attempt, targets, staged, exc)
             return Outcome(task.task_id, Status.WAITING, str(exc), run,
                            held_until=datetime.now(UTC))
         except anyio.get_cancelled_exc_class():
@@ -245,12 +245,14 @@ class Executor:
         await self._runner_for(task).run(argv, job_name=name, on_started=record_job)
 
     async def _after_lost(
-        self, run: Run, targets: Mapping[str, Target], staged: _Staged, lost: LeaseLost
+        self, attempt: Attempt, targets: Mapping[str, Target], staged: _Staged,
+        lost: LeaseLost,
     ) -> None:
         """Stopped without the lease: clean up only what nobody else will inherit."""
+        run = attempt.run
         self._log.warning("run stopped: its lease is lost", error=str(lost),
                           publishing=staged.publishing)
-        if staged.publishing or not staged.refs:
+        if staged.publishing:
             return  # whoever takes the run over finishes the publication
         try:
             now = await self._adapters.state.get(run.task_id, run.fingerprint)
@@ -258,10 +260,16 @@ class Executor:
             self._log.warning("cannot tell who owns the staged outputs now; the janitor will",
                               error=str(exc))
             return
-        if now is not None and now.attempt == run.attempt and not now.state.active:
-            # Ended while this attempt held it (superseded, or cancelled by a user): the
-            # staging is nobody's now. A run taken over keeps it for its new owner.
-            await self._discard(targets, staged)
+        if now is None or now.attempt != run.attempt or now.state.active:
+            return  # taken over, or to be: its new owner inherits the job and the staging
+        # Ended while this attempt held it (superseded, or cancelled by a user): its job
+        # and its staging are nobody's now.
+        if now.job_id:
+            try:
+                await self._runner_for(attempt.task).cancel(now.job_id)
+            except CharonError as exc:
+                self._log.warning("could not cancel the job", job_id=now.job_id, error=str(exc))
+        await self._discard(targets, staged)
 
     async def _after_failure(
         self, attempt: Attempt, targets: Mapping[str, Target], staged: _Staged,
@@ -274,17 +282,17 @@ class Executor:
             await self._release(run, f"publication interrupted, to be resumed: {failure}")
             return Outcome(task_id, Status.ERROR,
                            f"publication interrupted, to be resumed: {failure}", run)
-        self._log.error("run failed", error=str(failure))
         try:
             failed = await self._adapters.state.fail(run.id, run.attempt, str(failure))
         except LeaseLost as lost:
-            await self._after_lost(run, targets, staged, lost)
+            await self._after_lost(attempt, targets, staged, lost)
             return Outcome(task_id, Status.WAITING, str(lost), run, held_until=datetime.now(UTC))
         except CharonError as exc:
             # The staging stays recorded with the run: whoever takes it over when its
             # lease runs out discards it.
             self._log.error("could not record the failure", error=str(exc))
             return Outcome(task_id, Status.FAILED, str(failure), run)
+        self._log.error("run failed", error=str(failure), failures=failed.failures)
         await self._discard(targets, staged)
         return Outcome(task_id, Status.FAILED, str(failure), failed,
                        held_until=attempt.retry.retry_at(failed))
