@@ -81,6 +81,7 @@ class Faults:
             (0.12, self._kill_registry), (0.22, self._cut_connections),
             (0.30, self._pause_replica),
             (0.40, lambda: self._pause_mid_publication(start + window)),
+            (0.50, self._cut_connections),
             (0.62, self._kill_registry), (0.75, self._cut_connections),
             (0.85, self._pause_replica),
         ]
