@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 import duckdb
 
@@ -59,6 +60,16 @@ class RunRow:
     failures: int
     outputs: Mapping[str, str]
     error: str | None
+
+
+async def dump_tables(pool: asyncpg.Pool[Any], folder: Path) -> None:
+    """The runs and revisions as they ended, kept with the run's files: the database
+    is dropped at the end, and a failure needs them to be understood."""
+    for name, sql in (("runs", "SELECT * FROM charon_state.runs ORDER BY seq"),
+                      ("revisions", "SELECT * FROM charon_registry.revisions ORDER BY seq")):
+        rows = [{k: str(v) for k, v in dict(row).items()} for row in await pool.fetch(sql)]
+        text = "\n".join(json.dumps(row) for row in rows) + "\n"
+        await anyio.Path(folder / f"{name}.jsonl").write_text(text)
 
 
 async def read_revisions(pool: asyncpg.Pool[Any]) -> list[Rev]:

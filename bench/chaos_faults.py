@@ -31,7 +31,8 @@ CATCH_SECONDS = 3.0
 CATCH_POLL_SECONDS = 0.005
 CONFIRM_AGAIN_SECONDS = 1.0
 MID_PUBLICATION_EXTRA_SECONDS = 90.0
-"""How long past the window the mid-publication pause is still tried for."""
+"""How long past the window the mid-publication pause is still tried for, at most
+(and no longer than the window itself)."""
 
 PUBLISHING_RUNS = (
     "SELECT id, task_id, attempt, lease_owner FROM charon_state.runs"
@@ -71,12 +72,14 @@ class Faults:
         self._more_work = more_work
         self._pause_seconds = stack.config.lease_seconds + PAUSE_PAST_LEASE_SECONDS
         self.log = FaultLog()
+        self._window = 0.0
         # Choosing a victim and striking it is one step: two faults never pick one
         # process at once (a kill while the mid-publication pause is confirmed).
         self._choosing = anyio.Lock()
 
     async def run(self, window: float) -> None:
         start = anyio.current_time()
+        self._window = window
         scenes: list[tuple[float, Callable[[], Awaitable[None]]]] = [
             (0.12, self._kill_registry), (0.22, self._cut_connections),
             (0.30, self._pause_replica),
@@ -161,7 +164,7 @@ class Faults:
         self._say(f"fault over: SIGCONT {replica.name}")
 
     async def _pause_mid_publication(self, window_end: float) -> None:
-        give_up = window_end + MID_PUBLICATION_EXTRA_SECONDS
+        give_up = window_end + min(MID_PUBLICATION_EXTRA_SECONDS, self._window)
         while anyio.current_time() < give_up:
             self.log.mid_publication_tries += 1
             async with self._choosing:

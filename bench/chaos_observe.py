@@ -25,6 +25,7 @@ import anyio
 from bench.chaos_job import EXECUTIONS
 
 BEAM_PIPELINE = b"jobs.top_artists.pipeline"
+SMALL_JOB = b"bench.chaos_job"
 WRAPPER = b"die_with_parent"
 SAMPLE_SECONDS = 0.1
 FAILURE_WORDS = 80
@@ -50,8 +51,13 @@ class BeamProcess:
 
 @dataclass
 class ProcSampler:
-    """Samples /proc until cancelled; keeps only the moments worth a second look."""
+    """Samples /proc until cancelled; keeps only the moments worth a second look.
 
+    Only this run's jobs count: those whose command line names a path under ``root``
+    (other work on the machine may run the same pipeline).
+    """
+
+    root: Path
     samples: int = 0
     groups: set[int] = field(default_factory=set)
     crowded: list[list[BeamProcess]] = field(default_factory=list)
@@ -59,7 +65,7 @@ class ProcSampler:
 
     async def run(self) -> None:
         while True:
-            found = await anyio.to_thread.run_sync(scan_beam_processes)
+            found = await anyio.to_thread.run_sync(scan_beam_processes, self.root)
             self.samples += 1
             self.groups.update(p.group for p in found)
             by_ref: dict[str, set[int]] = {}
@@ -70,14 +76,20 @@ class ProcSampler:
             await anyio.sleep(SAMPLE_SECONDS)
 
 
-def scan_beam_processes() -> list[BeamProcess]:
+def _ours(argv: list[bytes], root: Path) -> bool:
+    under = str(root).encode()
+    return any(under in arg for arg in argv)
+
+
+def scan_beam_processes(root: Path) -> list[BeamProcess]:
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            if not any(arg == BEAM_PIPELINE for arg in argv) or any(WRAPPER in a for a in argv):
+            if (BEAM_PIPELINE not in argv or any(WRAPPER in a for a in argv)
+                    or not _ours(argv, root)):
                 continue
             stat = Path(f"/proc/{entry}/stat").read_bytes()
         except OSError:
@@ -89,6 +101,27 @@ def scan_beam_processes() -> list[BeamProcess]:
         flags = _flags(arg.decode(errors="replace") for arg in argv)
         found.append(BeamProcess(int(fields[2]), int(entry), flags.get("endContentFact", ""),
                                  flags.get("textOutput", "")))
+    return found
+
+
+def scan_job_processes(root: Path) -> list[str]:
+    """Every live process of this run's jobs (the small job, the Beam job, their
+    wrappers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2:].split()[0].decode() in _DEAD:
+            continue
+        if _ours(argv, root) and any(
+            arg in (BEAM_PIPELINE, SMALL_JOB) or WRAPPER in arg for arg in argv
+        ):
+            found.append(f"pid {entry}: {b' '.join(argv).decode(errors='replace')[:200]}")
     return found
 
 

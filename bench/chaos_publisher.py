@@ -23,7 +23,7 @@ import aiohttp
 import anyio
 import asyncpg
 
-from bench.chaos_stack import CHARON, TOKEN, Say, Stack
+from bench.chaos_stack import CHARON, ROOT, TOKEN, Say, Stack
 from bench.chaos_tasks import INPUT_ENDPOINT, INPUT_FILE
 
 BURSTS = 8
@@ -188,7 +188,8 @@ class Publisher:
         if seed is not None:
             argv += ["--new-revision", "--seed", str(seed)]
         for _ in range(SAMPLE_ATTEMPTS):
-            result = await anyio.run_process(argv, env=self._stack.client_env, check=False)
+            result = await anyio.run_process(argv, env=self._stack.client_env, check=False,
+                                             cwd=ROOT)
             if result.returncode == 0:
                 revision = json.loads(result.stdout)["revision"]
                 self._say(f"publish: sample-data {day} -> revision {revision}")

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from bench.chaos_checks import (
     RunRow,
     Workflow,
     beam_overlaps,
+    dump_tables,
     duplicate_outputs,
     mismatched_outputs,
     read_revisions,
@@ -36,6 +38,7 @@ from bench.chaos_observe import (
     percentile,
     read_executions,
     read_logs,
+    scan_job_processes,
 )
 from bench.chaos_publisher import Published, Publisher
 from bench.chaos_stack import Layout, Say, Stack, StackConfig, harness_pool
@@ -49,6 +52,7 @@ SETTLE_POLL_SECONDS = 0.5
 JANITOR_POLL_SECONDS = 1.0
 EXIT_MARGIN_SECONDS = 15.0
 REGISTRY_KILLS = 2
+JOBS_GONE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class ChaosParams:
     late_share: float = 0.4
     """Late input revisions, as a share of the small task's partitions."""
     events: int = 20_000
-    settle_seconds: float = 240.0
+    settle_seconds: float = 180.0
 
     @property
     def days(self) -> list[date]:
@@ -101,7 +105,7 @@ async def scenario(params: ChaosParams, layout: Layout, dsn: str, say: Say) -> C
     config = StackConfig(params.replicas, params.lease_seconds, params.janitor_seconds,
                          params.poll_ms, FIRST_DAY, params.partitions, tuple(params.top))
     stack = Stack(layout, config, dsn, say)
-    sampler = ProcSampler()
+    sampler = ProcSampler(layout.root)
     async with anyio.create_task_group() as group:
         try:
             await stack.start(group)
@@ -149,7 +153,9 @@ async def _attack_and_judge(
     janitor = await _janitor_sweeps(params, stack, pool, say)
     codes = await _terminate_replicas(stack, say)
     sampling.cancel()
+    left = await _jobs_left(stack.layout.root)
     await _judge(params, stack, pool, sampler=sampler, result=result, codes=codes)
+    result.zero("job processes left once the replicas stopped", left)
     result.figures.append(("janitor wait after settling", f"{janitor:.1f} s"))
     return result
 
@@ -212,10 +218,21 @@ async def _terminate_replicas(stack: Stack, say: Say) -> dict[str, int | None]:
     return codes
 
 
+async def _jobs_left(root: Path) -> list[str]:
+    """Job processes still alive once every replica exited: none should outlive its
+    owner. A moment is allowed for a killed group to be gone."""
+    with anyio.move_on_after(JOBS_GONE_SECONDS):
+        while await anyio.to_thread.run_sync(scan_job_processes, root):
+            await anyio.sleep(JANITOR_POLL_SECONDS)
+        return []
+    return await anyio.to_thread.run_sync(scan_job_processes, root)
+
+
 async def _judge(params: ChaosParams, stack: Stack, pool: asyncpg.Pool[Any], *,
                  sampler: ProcSampler, result: ChaosResult,
                  codes: dict[str, int | None]) -> None:
     layout = stack.layout
+    await dump_tables(pool, layout.root)
     revisions, runs = await read_revisions(pool), await read_runs(pool)
     tables = await table_versions(layout.warehouse, params.top)
     executions = read_executions(layout.executions)

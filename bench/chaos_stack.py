@@ -230,8 +230,11 @@ class Service:
 
     async def start(self, group: anyio.abc.TaskGroup) -> None:
         with self.log.open("ab") as log, self._out.open("wb") as out:
+            # In this checkout: jobs run as `python -m`, which looks in the working
+            # directory first, so another checkout's folder would run its code.
             process = await anyio.open_process(self._argv, stdin=subprocess.DEVNULL,
-                                               stdout=out, stderr=log, env=self._env)
+                                               stdout=out, stderr=log, env=self._env,
+                                               cwd=ROOT)
         self.process, self.paused, self._intended = process, False, False
         self._exited = anyio.Event()
         self.starts += 1
