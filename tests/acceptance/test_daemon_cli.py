@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.acceptance.conftest import CHARON, Cli, first_line
+from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -56,31 +55,6 @@ class Stack:
     def output_revisions(self) -> list[list[str]]:
         lines = self.cli("registry", "ls", OUTPUT, DAY).stdout.splitlines()[1:]
         return [line.split() for line in lines]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
-    subprocess.Popen[str], str
-]:
-    with log.open("w") as stderr:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr,
-                                   text=True)
-    line = first_line(process, timeout=60)
-    assert line.startswith(ready), f"no ready line: {line!r}\n{log.read_text()}"
-    return process, line[len(ready):].strip()
 
 
 @pytest.fixture
