@@ -70,6 +70,16 @@ def _walk(folder: Path, prefix: str) -> list[ObjectInfo]:
     return sorted(found, key=lambda info: info.uri)
 
 
+def _remove_temp_files(folder: Path, prefix: str) -> None:
+    """Remove the half-written temp files of writers that died below ``folder``: they
+    are never objects, and would keep their folders from being pruned."""
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if is_temp(name) and path.startswith(prefix):
+                Path(path).unlink(missing_ok=True)
+
+
 def _prune_empty(folder: Path, root: Path) -> None:
     """Remove folders left empty below ``folder``, never the root itself."""
     for dirpath, _dirs, _files in os.walk(folder, topdown=False):
@@ -182,10 +192,11 @@ class LocalStorage:
         await self._thread(_write_new, path, data)
 
     async def delete_prefix(self, prefix: str) -> int:
-        folder, _start = await self._prefix(prefix)
+        folder, start = await self._prefix(prefix)
         objects = await self.list(prefix)
         for info in objects:
             await self._thread(Path(info.uri).unlink, True)
+        await self._thread(_remove_temp_files, folder, start)
         root = self._root if folder.is_relative_to(self._root) else self._real_root
         await self._thread(_prune_empty, folder, root)
         return len(objects)
