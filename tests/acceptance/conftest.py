@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,13 @@ CHARON = str(Path(sys.executable).parent / "charon")
 @dataclass(frozen=True)
 class Cli:
     home: Path
+    extra: dict[str, str] = field(default_factory=dict)
+    """Environment on top of the home: another registry, a state store."""
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARON_")}
-        env.update(CHARON_HOME=str(self.home), CHARON_LOG__FORMAT="json")
+        env.update(CHARON_HOME=str(self.home), CHARON_LOG__FORMAT="json", **self.extra)
         return env
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -83,7 +83,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
          "CHARON_DAEMON__POLL_INTERVAL_MS": "200"},
         daemon_log, "daemon listening on ",
     )
-    cli = _HttpCli(home, client_env)
+    cli = Cli(home, client_env)
     try:
         yield Stack(cli, registry_url, daemon_url, daemon, daemon_log)
     finally:
@@ -93,15 +93,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 process.wait(timeout=10)
             assert process.stdout is not None
             process.stdout.close()
-
-
-@dataclass(frozen=True)
-class _HttpCli(Cli):
-    extra: dict[str, str] | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **(self.extra or {})}
 
 
 def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None:

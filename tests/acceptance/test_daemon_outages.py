@@ -111,7 +111,7 @@ def stack(tmp_path: Path, postgres_dsn: str) -> Iterator[Stack]:
          "CHARON_DAEMON__MAX_BACKOFF_SECONDS": "2"},
         tmp_path / "daemon.log", "daemon listening on ",
     )
-    stack = Stack(_EnvCli(tmp_path / "home", client), env, registry_port,
+    stack = Stack(Cli(tmp_path / "home", client), env, registry_port,
                   tmp_path / "registry.log", registry, daemon, daemon_url, tmp_path / "daemon.log")
     try:
         yield stack
@@ -124,15 +124,6 @@ def stack(tmp_path: Path, postgres_dsn: str) -> Iterator[Stack]:
             assert process.stdout is not None
             if not process.stdout.closed:
                 process.stdout.close()
-
-
-@dataclass(frozen=True)
-class _EnvCli(Cli):
-    extra: dict[str, str] | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **(self.extra or {})}
 
 
 def pg_cluster(action: str) -> None:
