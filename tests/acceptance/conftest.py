@@ -27,8 +27,8 @@ class Cli:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARON_")}
-        env.update(CHARON_HOME=str(self.home), CHARON_LOG__FORMAT="json", **self.extra)
-        return env
+        env.update(CHARON_HOME=str(self.home), CHARON_LOG__FORMAT="json")
+        return {**env, **self.extra}
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
