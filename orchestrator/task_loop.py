@@ -15,6 +15,7 @@ no thread blocked on either side; cancelling the awaiting side cancels the other
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import dataclasses
 import threading
@@ -207,6 +208,9 @@ class BridgedStorage:
 
     async def delete_prefix(self, prefix: str) -> int:
         return await self._call(self._storage.delete_prefix(prefix))
+
+    async def empty_folders(self, prefix: str) -> builtins.list[ObjectInfo]:
+        return await self._call(self._storage.empty_folders(prefix))
 
     async def aclose(self) -> None:
         """The real storage belongs to the engine, which closes it."""
