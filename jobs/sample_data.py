@@ -87,14 +87,23 @@ class SampleDay:
     endpoint: str = ENDPOINT
 
 
-def generate_day(day: date, events: int, seed: int = DEFAULT_SEED) -> SampleDay:
-    """A deterministic day of ``events`` plays over a Zipf-skewed catalogue."""
-    rng = random.Random(seed)
+def generate_day(
+    day: date, events: int, seed: int = DEFAULT_SEED, *, catalogue_seed: int | None = None,
+) -> SampleDay:
+    """A deterministic day of ``events`` plays over a Zipf-skewed catalogue.
+
+    The catalogue (TrackEntity) comes from ``catalogue_seed`` (``seed`` if None) and the
+    plays from ``seed``: a late revision of a day's streams is new plays over the same
+    catalogue, as in production, where the day's TrackEntity does not change with them.
+    """
+    rng = random.Random(seed if catalogue_seed is None else catalogue_seed)
     tracks = max(20, events // 20)
     artists = [(gid(rng), name) for name in artist_names(rng, max(10, tracks // 3))]
     track_entities = catalogue(rng, tracks, artists)
     known = list(dict.fromkeys(track for track, _, _ in track_entities))
     unknown = [gid(rng) for _ in range(max(5, tracks // 20))]
+    if catalogue_seed is not None:
+        rng = random.Random(seed)
     users = [gid(rng) for _ in range(max(10, events // 10))]
     popularity = list(
         itertools.accumulate(1 / rank**ZIPF_EXPONENT for rank in range(1, tracks + 1))
@@ -211,10 +220,14 @@ async def publish_sample_day(
     storage: Storage,
     storage_prefix: str,
     files: int = 4,
+    write_table: bool = True,
 ) -> Revision:
-    """Write the Avro files and the TrackEntity table, then publish the partition.
+    """Write the Avro files and (unless ``write_table`` is False) the TrackEntity table,
+    then publish the partition.
 
-    Publishing comes last so that the revision only appears once its data is whole.
+    Publishing comes last so that the revision only appears once its data is whole. A
+    late revision leaves the table alone: changing it too would give a run triggered in
+    between a mix of old and new inputs to read.
     """
     log = structlog.get_logger("charon.sample_data")
     folder = revision_folder(storage_prefix, sample.day, datetime.now(UTC), secrets.token_hex(6))
@@ -224,8 +237,11 @@ async def publish_sample_day(
         uri = f"{folder}/{part_name(index, files)}"
         await storage.write(uri, data)
         log.info("wrote sample file", file=f"{index + 1}/{files}", records=len(records), uri=uri)
-    await warehouse.create_table(
-        TableSpec.parse(sample.track_entity_spec), TRACK_ENTITY_COLUMNS, sample.track_entities
-    )
-    log.info("created table", table=sample.track_entity_spec, rows=len(sample.track_entities))
+    if write_table:
+        await warehouse.create_table(
+            TableSpec.parse(sample.track_entity_spec), TRACK_ENTITY_COLUMNS,
+            sample.track_entities,
+        )
+        log.info("created table", table=sample.track_entity_spec,
+                 rows=len(sample.track_entities))
     return await registry.publish(sample.endpoint, sample.day.isoformat(), folder)

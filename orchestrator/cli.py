@@ -7,6 +7,7 @@ import gc
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import anyio
 import structlog
@@ -23,6 +24,7 @@ from orchestrator.intervals import DateInterval, parse_day, parse_interval
 from orchestrator.log import configure_logging
 from orchestrator.params import BoolParameter
 from orchestrator.ports import Registry
+from orchestrator.tablespec import TableSpec
 from orchestrator.task import Task, load_task_class
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 20
@@ -126,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--events", type=_positive, default=100_000, help="stream events")
     sample.add_argument("--seed", type=int, default=None, help="random seed (default: the date)")
     sample.add_argument("--new-revision", action="store_true",
-                        help="publish another revision even if the day already has one")
+                        help="publish another revision (new plays, the same TrackEntity table)"
+                             " even if the day already has one")
     sample.add_argument("--json", action="store_true",
                         help="print the revision and table as one JSON object")
     sample.set_defaults(command=cmd_sample_data)
@@ -252,22 +255,30 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
             print(f"{sample_data.ENDPOINT} {args.date} already has revision {existing.id}; "
                   "pass --new-revision to publish another")
         return EXIT_OK
-    seed = int(f"{day:%Y%m%d}") if args.seed is None else args.seed
-    sample = await anyio.to_thread.run_sync(sample_data.generate_day, day, args.events, seed)
-    log.info("writing sample data", date=args.date, events=args.events)
+    day_seed = int(f"{day:%Y%m%d}")
+    seed = day_seed if args.seed is None else args.seed
+    # A late revision is new plays over the day's catalogue, which keeps its table.
+    late = existing is not None and await adapters.warehouse.table_info(
+        TableSpec.parse(sample_data.TRACK_ENTITY_TABLE.format(day=day))
+    ) is not None
+    sample = await anyio.to_thread.run_sync(
+        partial(sample_data.generate_day, day, args.events, seed, catalogue_seed=day_seed)
+    )
+    log.info("writing sample data", date=args.date, events=args.events, late=late)
     revision = await sample_data.publish_sample_day(
         sample, registry=adapters.registry, warehouse=adapters.warehouse,
         storage=adapters.storage,
         # GCS has no local root: sample days go beside the outputs, in the same bucket.
         storage_prefix=(str(settings.storage.root) if settings.storage.kind == "local"
                         else settings.storage.output_prefix),
+        write_table=not late,
     )
     if args.json:
         print(json.dumps({"revision": revision.id, "uri": revision.uri, "created": True,
                           "table": sample.track_entity_spec}))
     else:
         print(render.revisions([revision]))
-        print(f"created table {sample.track_entity_spec}")
+        print(f"{'kept' if late else 'created'} table {sample.track_entity_spec}")
     return EXIT_OK
 
 

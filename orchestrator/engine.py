@@ -9,13 +9,12 @@ holds a lease on work it cannot start, so other replicas take that work instead.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -250,7 +249,7 @@ class Engine:
         if not self._claiming:
             return _not_claiming(task)
         waited = not self._place_free(policy)
-        async with self._place(policy):
+        async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place
                     found = await lookup()
@@ -258,13 +257,15 @@ class Engine:
                         return found
                     inputs = found
                 waited = True
-                outcome = await self._claim_and_execute(task, inputs, lookup, policy, evaluation)
+                outcome = await self._claim_and_execute(task, inputs, lookup, policy,
+                                                        place=place, evaluation=evaluation)
                 if outcome.status is not Status.SUPERSEDED:
                     return outcome
             return outcome
 
     async def _claim_and_execute(
-        self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, evaluation: Evaluation,
+        self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, *, place: Place,
+        evaluation: Evaluation,
     ) -> Outcome:
         """Claim the run of ``inputs`` and execute it; first finish the publication of a
         run of older inputs whose owner lost it, if the claim hands one over."""
@@ -274,7 +275,8 @@ class Engine:
             if run.fingerprint != current:
                 older = {i.key: i for i in run.inputs}
                 outcome = await self._execute(task, run, older, claimed_at=claimed_at,
-                                              lookup=None, policy=policy, evaluation=evaluation)
+                                              lookup=None, policy=policy, evaluation=evaluation,
+                                              work_done=_keep_the_place)
                 if not outcome.status.ok:
                     return outcome
                 claimed_at, run = await self._claim(task, current, inputs, policy)
@@ -287,11 +289,13 @@ class Engine:
         except RetriesExhausted as exc:
             return Outcome(task.task_id, Status.FAILED, str(exc))
         return await self._execute(task, run, inputs, claimed_at=claimed_at, lookup=lookup,
-                                   policy=policy, evaluation=evaluation)
+                                   policy=policy, evaluation=evaluation,
+                                   work_done=place.release)
 
     async def _execute(
         self, task: Task, run: Run, inputs: Inputs, *, claimed_at: float,
         lookup: Lookup | None, policy: Policy, evaluation: Evaluation,
+        work_done: Callable[[], None],
     ) -> Outcome:
         async def current_inputs() -> Inputs | None:
             assert lookup is not None
@@ -304,7 +308,8 @@ class Engine:
                 await self._adapters.state.release(run.id, run.attempt, "shutting down")
                 return _not_claiming(task)
             attempt = Attempt(task, run, inputs, claimed_at,
-                              None if lookup is None else current_inputs, policy.retry)
+                              None if lookup is None else current_inputs, policy.retry,
+                              work_done)
             return await self._executor.execute(attempt, evaluation)
 
     def _place_free(self, policy: Policy) -> bool:
@@ -312,15 +317,11 @@ class Engine:
             policy.limiter is None or bool(policy.limiter.available_tokens)
         )
 
-    @contextlib.asynccontextmanager
-    async def _place(self, policy: Policy) -> AsyncIterator[None]:
+    def _place(self, policy: Policy) -> Place:
         """A place within the evaluation's own limit, if it has one, then the engine's:
         waiting for its workflow's limit holds no place another workflow could use."""
-        async with contextlib.AsyncExitStack() as stack:
-            if policy.limiter is not None:
-                await stack.enter_async_context(policy.limiter)
-            await stack.enter_async_context(self._limiter)
-            yield
+        limits = [self._limiter] if policy.limiter is None else [policy.limiter, self._limiter]
+        return Place(limits)
 
     async def _claim(
         self, task: Task, current: str, inputs: Inputs, policy: Policy, *,
@@ -348,6 +349,40 @@ class Engine:
             if await self._sensors.lookup(key, target) is None:
                 return False
         return True
+
+
+class Place:
+    """A place within the concurrency limits, held from before the claim until the run's
+    work is done: it is given back before the success is recorded, since the limits bound
+    jobs, not bookkeeping, and successes that queue up then share one state-store commit."""
+
+    def __init__(self, limits: list[anyio.CapacityLimiter]) -> None:
+        self._limits = limits
+        self._held = False
+
+    async def __aenter__(self) -> Place:
+        for taken, limit in enumerate(self._limits):
+            try:
+                await limit.acquire()
+            except BaseException:
+                for held in reversed(self._limits[:taken]):
+                    held.release()
+                raise
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            for limit in reversed(self._limits):
+                limit.release()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _keep_the_place() -> None:
+    """The place stays held: the run that claimed it still has its own work to do."""
 
 
 def _not_claiming(task: Task) -> Outcome:

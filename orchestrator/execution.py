@@ -55,6 +55,9 @@ class Attempt:
     """Looks the inputs up again before publishing (None if one is missing now); None
     for a run resumed mid-publication, which is finished whatever came since."""
     retry: RunRetryPolicy
+    work_done: Callable[[], None]
+    """Called once the run's work is over, before its success is recorded: it gives the
+    run's place within the concurrency limits back."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class Executor:
                        inputs={k: i.revision_id for k, i in attempt.inputs.items()})
         try:
             published = await self._work_under_lease(attempt, evaluation, targets, staged)
+            attempt.work_done()
             finished = await self._adapters.state.succeed(run.id, run.attempt, published)
         except _Stale as exc:
             return Outcome(task.task_id, Status.SUPERSEDED, str(exc), run)
@@ -172,6 +176,8 @@ class Executor:
         raise _Stale(f"not published: {why}; it runs again for them")
 
     async def _begin_publishing(self, run: Run, staged: _Staged) -> None:
+        if not staged.refs:
+            return  # nothing to publish: the run goes straight to its success
         # From the moment it is asked the run may be publishing (a lost answer still
         # committed): nothing staged is discarded after that, unless the store refused.
         staged.publishing = True

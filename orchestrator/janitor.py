@@ -70,6 +70,7 @@ class Janitor:
     ) -> Sweep:
         """One pass over the staging under ``prefixes`` and in ``projects``."""
         result = Sweep(dry_run=dry_run)
+        prefixes = list(dict.fromkeys(p.rstrip("/") for p in prefixes))
         folders = await self._staged_folders(prefixes)
         tables = await self._staging_tables(projects)
         owned = await self._owned()
@@ -92,6 +93,8 @@ class Janitor:
                 result.removed_tables.append(spec)
                 if not dry_run:
                     await self.warehouse.drop_table(TableSpec.parse(spec))
+        if not dry_run:
+            await self._remove_empty_parents(prefixes, now)
         if result.removed:
             structlog.get_logger("charon.janitor").info(
                 "removed unowned staging", folders=result.removed_folders,
@@ -100,14 +103,25 @@ class Janitor:
         return result
 
     async def _staged_folders(self, prefixes: Iterable[str]) -> dict[str, datetime]:
-        """Staging folder → when an object in it was last written."""
+        """Staging folder → when an object in it was last written (or, for a folder a
+        writer made and died before writing into, when the folder was made)."""
         found: dict[str, datetime] = {}
-        for prefix in dict.fromkeys(p.rstrip("/") for p in prefixes):
-            staging = re.compile(re.escape(prefix) + "/" + _STAGING_TAIL + "(?=/)")
-            for info in await self.storage.list(prefix + "/"):
+        for prefix in prefixes:
+            staging = re.compile(re.escape(prefix) + "/" + _STAGING_TAIL + "(?=/|$)")
+            listed = [*await self.storage.list(prefix + "/"),
+                      *await self.storage.empty_folders(prefix + "/")]
+            for info in listed:
                 if match := staging.match(info.uri):
                     found[match[0]] = _newest(found.get(match[0]), info)
         return found
+
+    async def _remove_empty_parents(self, prefixes: Iterable[str], now: datetime) -> None:
+        """The endpoint and partition folders staging removal left empty, once as old as
+        a lease: a run about to stage in one would have touched it since."""
+        for prefix in prefixes:
+            for info in await self.storage.empty_folders(prefix + "/"):
+                if not _STAGING_END.search(info.uri) and now - info.updated >= self.min_age:
+                    await self.storage.delete_prefix(folder(info.uri))
 
     async def _staging_tables(self, projects: Iterable[str]) -> dict[str, datetime]:
         dataset = f"_incoming_{self.location}"

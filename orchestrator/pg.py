@@ -20,7 +20,13 @@ from orchestrator.validate import pg_schema
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
-VENDOR_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# InternalClientError is what asyncpg raises when a pool resets a connection the server
+# terminated in the middle of an operation ("cannot switch to state ..."): seen when a
+# replica's connections are cut (pg_terminate_backend), it is an outage like the others.
+VENDOR_ERRORS = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+    TimeoutError,
+)
 
 TAKE_XACT_LOCK = "SELECT pg_advisory_xact_lock($1)"
 CREATE_MIGRATIONS_TABLE = (

@@ -122,6 +122,11 @@ class Storage(Protocol):
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object below the prefix; return how many were deleted."""
 
+    async def empty_folders(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """Folders below the prefix that hold no object, with when they last changed: a
+        writer that died before its first object leaves one on a file system. Object
+        stores have no folders, so none there."""
+
     async def aclose(self) -> None: ...
 
 

@@ -12,6 +12,7 @@ whole. Listing is by plain prefix, as the Storage contract says.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -180,6 +181,10 @@ class GcsStorage:
                 continue  # deleted meanwhile by someone else
             deleted += 1
         return deleted
+
+    async def empty_folders(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """GCS has no folders, only object names: nothing is ever left empty."""
+        return []
 
     async def aclose(self) -> None:
         if self._owns_session:

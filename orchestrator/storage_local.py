@@ -7,6 +7,7 @@ free, so a reader sees either no object or the whole object.
 
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +69,29 @@ def _walk(folder: Path, prefix: str) -> list[ObjectInfo]:
             updated = datetime.fromtimestamp(stat.st_mtime, UTC)
             found.append(ObjectInfo(path, stat.st_size, updated))
     return sorted(found, key=lambda info: info.uri)
+
+
+def _empty_folders(folder: Path, prefix: str) -> list[ObjectInfo]:
+    """Folders below ``folder`` (itself excluded) with no file in them or below them."""
+    holding: set[str] = set()
+    empty: list[ObjectInfo] = []
+    for dirpath, dirs, files in os.walk(folder, topdown=False):
+        if files or any(os.path.join(dirpath, d) in holding for d in dirs):
+            holding.add(dirpath)
+        elif dirpath != str(folder) and dirpath.startswith(prefix):
+            updated = datetime.fromtimestamp(os.stat(dirpath).st_mtime, UTC)
+            empty.append(ObjectInfo(dirpath, 0, updated))
+    return sorted(empty, key=lambda info: info.uri)
+
+
+def _remove_temp_files(folder: Path, prefix: str) -> None:
+    """Remove the half-written temp files of writers that died below ``folder``: they
+    are never objects, and would keep their folders from being pruned."""
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if is_temp(name) and path.startswith(prefix):
+                Path(path).unlink(missing_ok=True)
 
 
 def _prune_empty(folder: Path, root: Path) -> None:
@@ -182,13 +206,18 @@ class LocalStorage:
         await self._thread(_write_new, path, data)
 
     async def delete_prefix(self, prefix: str) -> int:
-        folder, _start = await self._prefix(prefix)
+        folder, start = await self._prefix(prefix)
         objects = await self.list(prefix)
         for info in objects:
             await self._thread(Path(info.uri).unlink, True)
+        await self._thread(_remove_temp_files, folder, start)
         root = self._root if folder.is_relative_to(self._root) else self._real_root
         await self._thread(_prune_empty, folder, root)
         return len(objects)
+
+    async def empty_folders(self, prefix: str) -> builtins.list[ObjectInfo]:
+        folder, start = await self._prefix(prefix)
+        return await self._thread(_empty_folders, folder, start)
 
     async def aclose(self) -> None:
         """Nothing to release: every call opens and closes its own files."""

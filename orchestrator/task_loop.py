@@ -15,6 +15,8 @@ no thread blocked on either side; cancelling the awaiting side cancels the other
 from __future__ import annotations
 
 import asyncio
+import builtins
+import concurrent.futures
 import dataclasses
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -83,23 +85,22 @@ class TaskLoop(AbstractAsyncContextManager["TaskLoop"]):
         writes lands after this returns.
         """
         loop = self._start()
-        bridged = bridge(context, _Caller(asyncio.get_running_loop()))
-        stopped = anyio.Event()
         main = asyncio.get_running_loop()
+        bridged = bridge(context, _Caller(main))
+        ending = _Ending(main)
 
         async def on_task_loop() -> None:
             try:
                 await task_run(bridged)
             finally:
-                main.call_soon_threadsafe(stopped.set)
+                ending.finished()
 
         future = asyncio.run_coroutine_threadsafe(on_task_loop(), loop)
         try:
             await asyncio.wrap_future(future)
         except anyio.get_cancelled_exc_class():
-            future.cancel()
             with anyio.CancelScope(shield=True):
-                await stopped.wait()
+                await ending.cancel(future)
             raise
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -110,6 +111,40 @@ class TaskLoop(AbstractAsyncContextManager["TaskLoop"]):
         self._loop = self._thread = None
         loop.call_soon_threadsafe(loop.stop)
         await anyio.to_thread.run_sync(thread.join)
+
+
+class _Ending:
+    """How the main loop learns that cancelled task code has really stopped.
+
+    A cancelled future is done at once, while the task code may still be running until
+    its next await; so a cancelling caller waits for a signal from the code's own
+    ``finally``. Only a cancelled run asks for it: a run that ends by itself costs no
+    second wake-up of the main loop.
+    """
+
+    def __init__(self, main: asyncio.AbstractEventLoop) -> None:
+        self._main = main
+        self._lock = threading.Lock()
+        self._done = False
+        self._cancelling = False
+        self._stopped = anyio.Event()
+
+    def finished(self) -> None:
+        """On the task loop, when the task code has returned or raised."""
+        with self._lock:
+            self._done = True
+            notify = self._cancelling
+        if notify:
+            self._main.call_soon_threadsafe(self._stopped.set)
+
+    async def cancel(self, future: concurrent.futures.Future[None]) -> None:
+        """On the main loop: cancel the task code and wait until it has stopped."""
+        with self._lock:
+            self._cancelling = True
+            done = self._done
+        future.cancel()
+        if not done:
+            await self._stopped.wait()
 
 
 def bridge(context: RunContext, call: _Caller) -> RunContext:
@@ -173,6 +208,9 @@ class BridgedStorage:
 
     async def delete_prefix(self, prefix: str) -> int:
         return await self._call(self._storage.delete_prefix(prefix))
+
+    async def empty_folders(self, prefix: str) -> builtins.list[ObjectInfo]:
+        return await self._call(self._storage.empty_folders(prefix))
 
     async def aclose(self) -> None:
         """The real storage belongs to the engine, which closes it."""

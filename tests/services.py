@@ -40,7 +40,7 @@ def _accepting() -> bool:
         return False
 
 
-def _cluster_version() -> str:
+def cluster_version() -> str:
     versions = [entry.name for entry in Path("/etc/postgresql").iterdir() if entry.is_dir()]
     if len(versions) != 1:
         raise RuntimeError(f"expected one PostgreSQL version in /etc/postgresql, found {versions}")
@@ -51,7 +51,7 @@ def ensure_postgres() -> None:
     """Make sure the local server accepts connections, starting it if needed."""
     if _accepting():
         return
-    command = ["pg_ctlcluster", "--skip-systemctl-redirect", _cluster_version(), "main", "start"]
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", cluster_version(), "main", "start"]
     subprocess.run(command, check=True, capture_output=True, timeout=START_TIMEOUT_SECONDS)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not _accepting():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
@@ -181,6 +182,12 @@ class InMemoryStorage:
         for uri in doomed:
             del self._objects[uri]
         return len(doomed)
+
+    async def empty_folders(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """Object names only, as in GCS: no folder is ever left empty."""
+        self._check(prefix)
+        await anyio.lowlevel.checkpoint()
+        return []
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,12 +21,14 @@ CHARON = str(Path(sys.executable).parent / "charon")
 @dataclass(frozen=True)
 class Cli:
     home: Path
+    extra: dict[str, str] = field(default_factory=dict)
+    """Environment on top of the home: another registry, a state store."""
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARON_")}
         env.update(CHARON_HOME=str(self.home), CHARON_LOG__FORMAT="json")
-        return env
+        return {**env, **self.extra}
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -47,3 +52,28 @@ def first_line(process: subprocess.Popen[str], timeout: float) -> str:
 @pytest.fixture
 def charon(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "home")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
+    subprocess.Popen[str], str
+]:
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr,
+                                   text=True)
+    line = first_line(process, timeout=60)
+    assert line.startswith(ready), f"no ready line: {line!r}\n{log.read_text()}"
+    return process, line[len(ready):].strip()

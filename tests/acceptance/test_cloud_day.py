@@ -55,7 +55,7 @@ def embedded_rows(charon: Cli) -> list[Row]:
             "SELECT date::VARCHAR, rank, artist_gid, artist_name, streams"  # noqa: S608  (fixed spec)
             f" FROM {FINAL.dataset}.{FINAL.table} ORDER BY rank"
         ).fetchall()
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [tuple(row) for row in rows]
 
 
 async def final_rows(bigquery: Emulator) -> list[Row]:

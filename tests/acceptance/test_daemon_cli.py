@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.acceptance.conftest import CHARON, Cli, first_line
+from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -58,31 +57,6 @@ class Stack:
         return [line.split() for line in lines]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
-    subprocess.Popen[str], str
-]:
-    with log.open("w") as stderr:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr,
-                                   text=True)
-    line = first_line(process, timeout=60)
-    assert line.startswith(ready), f"no ready line: {line!r}\n{log.read_text()}"
-    return process, line[len(ready):].strip()
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     home = tmp_path / "home"
@@ -109,7 +83,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
          "CHARON_DAEMON__POLL_INTERVAL_MS": "200"},
         daemon_log, "daemon listening on ",
     )
-    cli = _HttpCli(home, client_env)
+    cli = Cli(home, client_env)
     try:
         yield Stack(cli, registry_url, daemon_url, daemon, daemon_log)
     finally:
@@ -119,15 +93,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
                 process.wait(timeout=10)
             assert process.stdout is not None
             process.stdout.close()
-
-
-@dataclass(frozen=True)
-class _HttpCli(Cli):
-    extra: dict[str, str] | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **(self.extra or {})}
 
 
 def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None:

@@ -96,6 +96,15 @@ class StorageContract:
         await storage.write(base + "run/1/a", b"again")
         assert await storage.read(base + "run/1/a") == b"again"
 
+    async def test_a_deleted_folder_is_not_left_empty(self, storage: Storage, base: str) -> None:
+        await storage.write(base + "staging/x/part", b"x")
+        await storage.write(base + "other/y", b"y")
+        await storage.delete_prefix(base + "staging/x/")
+        # Its parent may be (on a file system): the janitor removes such once they are old.
+        empty = [info.uri.rstrip("/") for info in await storage.empty_folders(base)]
+        assert base + "staging/x" not in empty
+        assert base + "other" not in empty
+
     async def test_write_is_atomic_for_readers(self, storage: Storage, base: str) -> None:
         uri = base + "large.bin"
         data = bytes(range(256)) * (16 * 1024)  # 4 MiB

@@ -323,6 +323,15 @@ class TestLocalStorage(StorageContract):
         assert not await anyio.Path(root / "objects" / "run").exists()
         assert await anyio.Path(root).is_dir()
 
+    async def test_delete_prefix_takes_the_temp_files_of_dead_writers_along(
+        self, storage: Storage, base: str, root: Path
+    ) -> None:
+        await storage.write(base + "run/2/a", b"x")
+        dead = anyio.Path(root / "objects" / "run" / "2" / ".b.charon-tmp-0123")
+        await dead.write_bytes(b"a writer killed mid-write")
+        assert await storage.delete_prefix(base + "run/") == 1
+        assert not await anyio.Path(root / "objects" / "run").exists()
+
     async def test_symlinked_root_keeps_the_callers_spelling(self, tmp_path: Path) -> None:
         real = anyio.Path(tmp_path / "real")
         await real.mkdir()

@@ -268,3 +268,11 @@ async def test_an_older_schema_with_two_active_runs_of_a_task_keeps_the_newest(
         assert (older.state, newer.state) == (RunState.SUPERSEDED, RunState.RUNNING)
     finally:
         await store.aclose()
+
+
+def test_a_connection_cut_mid_operation_is_a_state_store_error() -> None:
+    """asyncpg reports a connection terminated mid-operation as InternalClientError, which
+    derives from neither of its other error bases; it must not escape as a crash."""
+    with pytest.raises(StateStoreError, match="cannot switch to state"), \
+            pg.converted(StateStoreError, "cannot read"):
+        raise asyncpg.InternalClientError("cannot switch to state 15; another operation")

@@ -6,7 +6,7 @@ once backed by SQLite and once by PostgreSQL (the real local server).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -360,7 +360,7 @@ async def flaky(tmp_path: Path, faults: list[Fault]) -> AsyncIterator[Flaky]:
         await backend.aclose()
 
 
-def retries(logs: list[dict[str, object]]) -> int:
+def retries(logs: Sequence[Mapping[str, object]]) -> int:
     return sum(entry["event"] == "registry request will be retried" for entry in logs)
 
 

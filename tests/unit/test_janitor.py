@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import anyio
 import pytest
 
 from orchestrator.janitor import Janitor
 from orchestrator.model import InputRevision
 from orchestrator.ports import Column
+from orchestrator.storage_local import LocalStorage
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import (
     InMemoryRegistry,
@@ -108,3 +112,28 @@ async def test_a_dry_run_lists_and_removes_nothing(world: World) -> None:
     assert (swept.removed_folders, swept.removed_tables) == ([orphan], [str(table)])
     assert await world.folders() == {orphan}
     assert await world.warehouse.table_info(table) is not None
+
+
+async def test_an_empty_staging_folder_a_dead_writer_made_goes_too(tmp_path: Path) -> None:
+    """A job killed between making its output folder and writing into it leaves the
+    folder alone on a file system; its empty parents go with it, the prefix stays."""
+    storage = LocalStorage(tmp_path)
+    prefix = f"{tmp_path}/outputs"
+    empty = f"{prefix}/{ENDPOINT}/2018-10-31/20181031T000001.000000-0123456789ab"
+    await anyio.Path(empty, "beam-temp").mkdir(parents=True)
+    young = f"{prefix}/{ENDPOINT}/2018-11-01/20181101T000001.000000-0123456789ab"
+    await anyio.Path(young).mkdir(parents=True)
+    old = (datetime.now(UTC) - LEASE * 2).timestamp()
+    for path in (f"{empty}/beam-temp", empty):
+        os.utime(path, (old, old))
+    clock = ManualClock(datetime.now(UTC))
+    janitor = Janitor(storage, InMemoryWarehouse(), InMemoryRegistry(),
+                      InMemoryStateStore(now=clock), LEASE, "EU", clock=clock)
+    swept = await janitor.sweep([prefix], [])
+    assert swept.removed_folders == [empty]
+    assert swept.kept_young == 1
+    assert await anyio.Path(young).is_dir()
+    clock.advance(LEASE * 2)  # the partition's folder, left empty: gone once as old as a lease
+    await janitor.sweep([prefix], [])
+    assert not await anyio.Path(f"{prefix}/{ENDPOINT}/2018-10-31").exists()
+    assert await anyio.Path(prefix).is_dir()

@@ -41,7 +41,7 @@ class Example(Task):
     date = DateParameter()
     top_n = IntParameter(10)
     verbose = BoolParameter(significant=False)
-    interval = DateIntervalParameter("2012-06")
+    interval = DateIntervalParameter(parse_interval("2012-06"))
 
 
 def test_parameters_accept_values_and_command_line_spellings() -> None:

@@ -80,7 +80,9 @@ def test_avro_round_trip(sample: SampleDay) -> None:
     records = sample.streams[:500]
     reader = fastavro.reader(io.BytesIO(avro_bytes(records)))
     assert reader.codec == "deflate"
-    assert reader.writer_schema["name"] == "di.golden.path.EndContentFact"
+    schema = reader.writer_schema
+    assert isinstance(schema, dict)
+    assert schema["name"] == "di.golden.path.EndContentFact"
     assert list(reader) == records
 
 

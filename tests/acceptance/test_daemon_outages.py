@@ -1,0 +1,166 @@
+"""The daemon through its sources' outages: the registry service killed, PostgreSQL
+restarted. It keeps answering /status, says what is down, and carries on by itself
+when they are back. Every piece is a subprocess; the state store and the registry
+are on the machine's PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
+from tests.services import cluster_version, ensure_postgres
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "outage-token"
+INPUT, OUTPUT = "bench.input", "bench.output"
+DAYS = ("2020-01-01", "2020-01-02", "2020-01-03")
+
+
+def start_registry(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[str]:
+    """The registry service on a fixed port, so that a restart comes back where it was."""
+    process, _url = start([CHARON, "registry", "serve", "--port", str(port)], env, log,
+                          "registry serving on ")
+    return process
+
+
+@dataclass
+class Stack:
+    cli: Cli
+    env: dict[str, str]
+    registry_port: int
+    registry_log: Path
+    registry: subprocess.Popen[str]
+    daemon: subprocess.Popen[str]
+    daemon_url: str
+    daemon_log: Path
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}"
+
+    def kill_registry(self) -> None:
+        self.registry.kill()
+        self.registry.wait(timeout=10)
+        assert self.registry.stdout is not None
+        self.registry.stdout.close()
+
+    def restart_registry(self) -> None:
+        self.registry = start_registry(self.env, self.registry_port, self.registry_log)
+
+    def status(self) -> dict[str, Any]:
+        """GET /status; the test fails if it does not answer 200 with JSON."""
+        with urllib.request.urlopen(f"{self.daemon_url}/status", timeout=10) as response:  # noqa: S310  # loopback
+            assert response.status == 200
+            answer: dict[str, Any] = json.load(response)
+            return answer
+
+    def source_up(self, name: str) -> bool | None:
+        source = self.status()["sources"].get(name)
+        return None if source is None else bool(source["up"])
+
+    def publish_input(self, day: str) -> None:
+        folder = self.cli.home / "storage" / "inputs" / day
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part").write_text("input\n")
+        result = self.cli("registry", "publish", INPUT, day, str(folder))
+        assert result.returncode == 0, result.stderr
+
+    def published(self, day: str) -> bool:
+        try:
+            with urllib.request.urlopen(  # noqa: S310  # loopback
+                f"{self.registry_url}/v1/endpoints/{OUTPUT}/partitions/{day}/latest", timeout=5,
+            ) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+@pytest.fixture
+def stack(tmp_path: Path, postgres_dsn: str) -> Iterator[Stack]:
+    config = tmp_path / "charon.toml"
+    config.write_text(
+        '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
+        f'start = "{DAYS[0]}"\nend = "{DAYS[-1]}"\n'
+    )
+    base = Cli(tmp_path / "home").env
+    env = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
+           "CHARON_REGISTRY__KIND": "postgres", "CHARON_REGISTRY__DSN": postgres_dsn,
+           "CHARON_REGISTRY_TOKEN": TOKEN}
+    registry_port = free_port()
+    client = {**env, "CHARON_REGISTRY__KIND": "http",
+              "CHARON_REGISTRY__URL": f"http://127.0.0.1:{registry_port}",
+              # The client gives up fast while the service is down: the test polls.
+              "CHARON_REGISTRY__TIMEOUT_SECONDS": "2"}
+    registry = start_registry(env, registry_port, tmp_path / "registry.log")
+    daemon, daemon_url = start(
+        [CHARON, "daemon", "--port", "0"],
+        {**client, "CHARON_CONFIG": str(config), "CHARON_STATE__KIND": "postgres",
+         "CHARON_STATE__DSN": postgres_dsn, "CHARON_DAEMON__POLL_INTERVAL_MS": "200",
+         "CHARON_DAEMON__MAX_BACKOFF_SECONDS": "2"},
+        tmp_path / "daemon.log", "daemon listening on ",
+    )
+    stack = Stack(Cli(tmp_path / "home", client), env, registry_port,
+                  tmp_path / "registry.log", registry, daemon, daemon_url, tmp_path / "daemon.log")
+    try:
+        yield stack
+    finally:
+        ensure_postgres()  # whatever happened, the server is left running
+        for process in (stack.daemon, stack.registry):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            assert process.stdout is not None
+            if not process.stdout.closed:
+                process.stdout.close()
+
+
+def pg_cluster(action: str) -> None:
+    """Stop or start the machine's PostgreSQL server, as its administrator would."""
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", cluster_version(), "main", action]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def test_status_through_a_registry_outage_and_a_postgres_restart(stack: Stack) -> None:
+    log = stack.daemon_log
+    stack.publish_input(DAYS[0])
+    wait_until(lambda: stack.published(DAYS[0]), 60, "the first day", log)
+
+    stack.kill_registry()
+    wait_until(lambda: stack.source_up("registry") is False, 30,
+               "/status to report the registry down", log)
+    assert stack.daemon.poll() is None
+    stack.restart_registry()
+    stack.publish_input(DAYS[1])
+    wait_until(lambda: stack.published(DAYS[1]), 60, "the day after the outage", log)
+    # The change feed long-polls: it is seen up again once a poll has come back.
+    wait_until(lambda: stack.source_up("registry") is True, 30,
+               "/status to report the registry back", log)
+
+    pg_cluster("stop")
+    try:
+        wait_until(lambda: stack.source_up("state store") is False, 30,
+                   "/status to report the state store down", log)
+        for _ in range(3):  # it keeps answering while the database is away
+            assert stack.status()["sources"]["state store"]["failures"] >= 1
+    finally:
+        pg_cluster("start")
+        ensure_postgres()
+    wait_until(lambda: stack.source_up("state store") is True, 60,
+               "/status to report the state store back", log)
+    stack.publish_input(DAYS[2])
+    wait_until(lambda: stack.published(DAYS[2]), 90, "the day after the restart", log)
+    assert stack.daemon.poll() is None, "the daemon exited on its own"
+    runs = stack.status()["runs"]
+    assert sorted(r["partition"] for r in runs if r["state"] == "succeeded") == list(DAYS)
