@@ -6,6 +6,7 @@ in front of it on a fixed port, and daemon replicas sharing one home.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,8 @@ EXIT_SECONDS = 15.0
 RESTART_AFTER_CRASH_SECONDS = 1.0
 POLL_SECONDS = 0.1
 PG_START_SECONDS = 30.0
+LAST_WORDS_BYTES = 20_000
+_RAISED = re.compile(r"^[\w.]+(Error|Exception|Group)\b.*:")
 TOP_ARTISTS_N = 10
 
 Say = Callable[[str], None]
@@ -248,9 +251,11 @@ class Service:
         exited.set()
         if intended or self._closing:
             return
-        self.unexpected_exits.append(f"{self.name} pid {process.pid} exited with code {code}")
-        self._say(f"UNEXPECTED: {self.name} (pid {process.pid}) exited with code {code};"
-                  " restarting it")
+        why = await _last_words(self.log)
+        self.unexpected_exits.append(f"{self.name} pid {process.pid} exited with code {code}:"
+                                     f" {why}")
+        self._say(f"UNEXPECTED: {self.name} (pid {process.pid}) exited with code {code}"
+                  f" ({why}); restarting it")
         await anyio.sleep(RESTART_AFTER_CRASH_SECONDS)
         if not self._closing and self.process is process:
             await self.start(group)
@@ -312,6 +317,21 @@ class Service:
         self._closing = True
         with anyio.CancelScope(shield=True):
             await self.kill()
+
+
+async def _last_words(log: Path) -> str:
+    """The last line of a log that is not a JSON event: an ``error:`` line or the end of
+    a traceback, which says why a process exited."""
+    text = await anyio.Path(log).read_text(errors="replace")
+    lines = text[-LAST_WORDS_BYTES:].splitlines()[1:]  # the first may be cut short
+    said = [line for line in lines if line.strip() and not line.startswith("{")]
+    # The error line, else the exception a task group's traceback ended with, else any
+    # (asyncio's "never retrieved" notes come after the traceback and say less).
+    best = ([line for line in said if line.startswith("error:")]
+            or [line for line in said if line.lstrip().startswith("|")
+                and _RAISED.match(line.strip(" |"))]
+            or [line for line in said if _RAISED.match(line)] or said)
+    return best[-1].strip(" |")[:300] if best else "nothing said"
 
 
 class Stack:
