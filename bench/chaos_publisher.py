@@ -36,6 +36,7 @@ RETRY_SECONDS = 0.3
 AT_ONCE = 16
 IN_FLIGHT_WAIT_SECONDS = 5.0
 SAMPLE_ATTEMPTS = 6
+SAMPLE_SECONDS = 120.0
 POLL_SECONDS = 0.1
 
 RUNNING_PARTITIONS = (
@@ -188,14 +189,17 @@ class Publisher:
         if seed is not None:
             argv += ["--new-revision", "--seed", str(seed)]
         for _ in range(SAMPLE_ATTEMPTS):
-            result = await anyio.run_process(argv, env=self._stack.client_env, check=False,
-                                             cwd=ROOT)
-            if result.returncode == 0:
-                revision = json.loads(result.stdout)["revision"]
-                self._say(f"publish: sample-data {day} -> revision {revision}")
-                return
+            outcome = f"did not end within {SAMPLE_SECONDS:g} s"
+            with anyio.move_on_after(SAMPLE_SECONDS):  # killed if it hangs
+                result = await anyio.run_process(argv, env=self._stack.client_env,
+                                                 check=False, cwd=ROOT)
+                if result.returncode == 0:
+                    revision = json.loads(result.stdout)["revision"]
+                    self._say(f"publish: sample-data {day} -> revision {revision}")
+                    return
+                outcome = f"exited {result.returncode}"
             self.done.retries += 1
-            self._say(f"publish: sample-data {day} exited {result.returncode}; again")
+            self._say(f"publish: sample-data {day} {outcome}; again")
         self.done.failures.append(f"sample-data {day} failed {SAMPLE_ATTEMPTS} times")
 
 

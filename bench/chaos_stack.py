@@ -191,7 +191,7 @@ async def fresh_database() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def harness_pool(dsn: str) -> AsyncIterator[asyncpg.Pool[Any]]:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4,
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=30,
                                      server_settings={"application_name": HARNESS_APP})
     try:
         yield pool
