@@ -100,16 +100,20 @@ class Faults:
         await self.restore()
 
     async def restore(self) -> None:
-        """Every process back and running: the end of the window, or of a failed run."""
+        """Every process back, running and ready: the end of the window, or of a failed
+        run. Settling starts from there, so the final SIGTERM meets daemons that have
+        started, not one still importing its modules after a pause."""
         registry = self._stack.registry
         registry.resume()
         if not registry.running:
             await registry.start(self._group)
-            await registry.wait_ready()
+        await registry.wait_ready(through_restarts=True)
         for replica in self._stack.replicas:
             replica.resume()
             if not replica.running:
                 await replica.start(self._group)
+        for replica in self._stack.replicas:
+            await replica.wait_ready(through_restarts=True)
 
     async def _kill_replicas(self, scope: anyio.CancelScope,
                              restarts: anyio.abc.TaskGroup) -> None:

@@ -140,14 +140,10 @@ async def _attack_and_judge(
     result = ChaosResult(faults=faults.log, published=publisher.done)
     say(f"faults for {params.fault_seconds:g} s; publishing {params.partitions} partitions"
         f" in bursts and {params.top_days} top-artists days")
-    try:
-        async with anyio.create_task_group() as attack:
-            attack.start_soon(publisher.run, params.fault_seconds, params.days, params.top,
-                              params.late_share)
-            attack.start_soon(faults.run, params.fault_seconds)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await faults.restore()
+    async with anyio.create_task_group() as attack:
+        attack.start_soon(publisher.run, params.fault_seconds, params.days, params.top,
+                          params.late_share)
+        attack.start_soon(faults.run, params.fault_seconds)  # ends with every process back
     say("faults over, every process running: settling")
     result.settle_seconds = await _settle(params, pool, say)
     janitor = await _janitor_sweeps(params, stack, pool, say)

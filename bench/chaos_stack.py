@@ -260,14 +260,16 @@ class Service:
         if not self._closing and self.process is process:
             await self.start(group)
 
-    async def wait_ready(self) -> str:
-        """What follows the ready line on the service's stdout (its URL)."""
+    async def wait_ready(self, *, through_restarts: bool = False) -> str:
+        """What follows the ready line on the service's stdout (its URL): the current
+        process's, the file being new with each start. An exit before it is an error,
+        unless ``through_restarts``: then the restarted process's line is waited for."""
         with anyio.fail_after(READY_SECONDS):
             while True:
                 for line in (await anyio.Path(self._out).read_text()).splitlines():
                     if line.startswith(self._ready):
                         return line[len(self._ready):].strip()
-                if not self.running:
+                if not self.running and not through_restarts:
                     raise RuntimeError(f"{self.name} exited before it was ready; see {self.log}")
                 await anyio.sleep(POLL_SECONDS)
 
