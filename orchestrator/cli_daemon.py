@@ -114,6 +114,10 @@ async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Ad
         print(f"{verb} folder {path}")
     for spec in swept.removed_tables:
         print(f"{verb} table {spec}")
+    for run_id in swept.abandoned:
+        print(f"{'would end' if args.dry_run else 'ended'} abandoned run {run_id}")
+    for run_id in swept.stalled:
+        print(f"publication without an owner: run {run_id} (a claim of its task finishes it)")
     print(f"{verb} {swept.removed} staging location(s); {swept.kept_young} unowned but younger"
           f" than {settings.engine.lease_seconds} s, kept for now")
     return 0

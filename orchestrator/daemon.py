@@ -100,6 +100,8 @@ class Daemon:
         self._group: anyio.abc.TaskGroup | None = None
         self._stopping = False
         self._drained = anyio.Event()
+        self._signals: anyio.CancelScope | None = None
+        self._grace: anyio.CancelScope | None = None
         self._log = structlog.get_logger("charon.daemon")
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
@@ -135,6 +137,9 @@ class Daemon:
     ) -> None:
         async with anyio.create_task_group() as group:
             self._group = group
+            # Signals first: a SIGTERM that comes as soon as the daemon says it listens
+            # stops it cleanly, rather than killing it before its handler is there.
+            await group.start(self._handle_signals)
             if serve is not None:
                 await group.start(self._sensing_task, serve)
             self._sweep()
@@ -144,7 +149,6 @@ class Daemon:
                 group.start_soon(self._sensing_task, poll)
             if self.settings.janitor.interval_seconds:
                 group.start_soon(self._sensing_task, self._sweep_staging)
-            group.start_soon(self._sensing_task, self._handle_signals)
             self._log.info("daemon started", workflows=list(self.watch.workflows),
                            roots=len(self.roots))
             task_status.started()
@@ -165,6 +169,10 @@ class Daemon:
             finally:
                 self._sensing.discard(scope)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def stop(self) -> None:
         """Stop sensing and claiming at once; give running work the grace period, then
         stop it and release its runs for another worker (or the next start) to resume."""
@@ -176,20 +184,35 @@ class Daemon:
         for scope in list(self._sensing):
             scope.cancel()
         if self._working:
-            with anyio.move_on_after(self.settings.daemon.shutdown_grace_seconds):
+            with anyio.move_on_after(self.settings.daemon.shutdown_grace_seconds) as grace:
+                self._grace = grace
                 await self._drained.wait()
         for scope in list(self._working):
             self._log.warning("stopping work still going after the grace period; its run is"
                               " released to be resumed")
             scope.cancel()
+        if self._signals is not None:
+            self._signals.cancel()
 
-    async def _handle_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    async def _handle_signals(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """SIGTERM or SIGINT stops the daemon; a second one during the grace period ends
+        the grace at once (running work is stopped and its runs released). Listens until
+        the daemon has stopped, so no signal ever finds the default handler."""
+        with anyio.CancelScope() as self._signals, \
+                anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
             async for signum in signals:
-                self._log.info("signal received", signal=signal.Signals(signum).name)
-                break
-        assert self._group is not None  # set before any sensing task starts
-        self._group.start_soon(self.stop)
+                name = signal.Signals(signum).name
+                if not self._stopping:
+                    self._log.info("signal received", signal=name)
+                    assert self._group is not None  # set before this task starts
+                    self._group.start_soon(self.stop)
+                elif self._grace is not None:
+                    self._log.warning("signal received again: stopping running work now",
+                                      signal=name)
+                    self._grace.cancel()
 
     def accept(self, trigger: Trigger) -> bool:
         """Queue a trigger from outside (a webhook); False when the queue is full."""

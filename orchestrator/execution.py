@@ -165,10 +165,11 @@ class Executor:
             return
         run = attempt.run
         current = await attempt.current_inputs()
-        if current is not None and fingerprint(current.values()) == run.fingerprint:
+        now = None if current is None else fingerprint(current.values())
+        if now == run.fingerprint:
             return
-        why = "an input it read has gone" if current is None else (
-            f"newer inputs arrived (fingerprint {fingerprint(current.values())})")
+        why = "an input it read has gone" if now is None else (
+            f"newer inputs arrived (fingerprint {now})")
         await self._adapters.state.supersede(run.id, run.attempt,
                                              f"not published: {why} while it ran")
         self._log.warning("run superseded before publishing", reason=why)

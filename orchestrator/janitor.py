@@ -26,12 +26,13 @@ import structlog
 from orchestrator.adapters import Adapters
 from orchestrator.commit import folder
 from orchestrator.config import Settings
-from orchestrator.errors import StateStoreError
-from orchestrator.model import RunState
+from orchestrator.errors import LeaseLost, StateStoreError
+from orchestrator.model import Run, RunState
 from orchestrator.ports import ObjectInfo, Registry, StateStore, Storage, Warehouse
 from orchestrator.state_base import MAX_LIST
 from orchestrator.tablespec import TableSpec
 
+ABANDONED = "abandoned: its owner lost its lease and nobody took the run over for a lease"
 # A staging folder as orchestrator.commit.fresh_uri names it:
 # <prefix>/<endpoint>/<partition>/<UTC stamp>-<12 hex digits>
 _STAGING_TAIL = (
@@ -48,6 +49,12 @@ class Sweep:
     removed_tables: list[str] = field(default_factory=list)
     kept_young: int = 0
     """Unowned staging not yet older than the minimum age: looked at again next time."""
+    abandoned: list[str] = field(default_factory=list)
+    """Runs that were running when their owner lost its lease, a lease ago or more, and
+    that nobody took over since: ended as failed, so their staging goes next time."""
+    stalled: list[str] = field(default_factory=list)
+    """Runs publishing under a lease that ran out a lease ago or more: never ended here
+    (a publication is only ever finished), but worth a look."""
     dry_run: bool = False
 
     @property
@@ -73,7 +80,8 @@ class Janitor:
         prefixes = list(dict.fromkeys(p.rstrip("/") for p in prefixes))
         folders = await self._staged_folders(prefixes)
         tables = await self._staging_tables(projects)
-        owned = await self._owned()
+        active = await self._active_runs()
+        owned = {ref.rstrip("/") for run in active for ref in run.staged.values()}
         now = self.clock()
         for path, newest in sorted(folders.items()):
             if path in owned or await self._published(path):
@@ -95,6 +103,7 @@ class Janitor:
                     await self.warehouse.drop_table(TableSpec.parse(spec))
         if not dry_run:
             await self._remove_empty_parents(prefixes, now)
+        await self._finish_abandoned(active, now, result)
         if result.removed:
             structlog.get_logger("charon.janitor").info(
                 "removed unowned staging", folders=result.removed_folders,
@@ -131,9 +140,9 @@ class Janitor:
                 found[info.spec] = info.last_modified
         return found
 
-    async def _owned(self) -> set[str]:
-        """Every ref staged by a run that is still active: its owner may be writing it."""
-        owned: set[str] = set()
+    async def _active_runs(self) -> list[Run]:
+        """Every active run: its staging is owned, its owner may be writing it."""
+        active: list[Run] = []
         for state in (RunState.RUNNING, RunState.PUBLISHING):
             runs = await self.state.list_runs(state=state, limit=MAX_LIST)
             if len(runs) == MAX_LIST:
@@ -142,8 +151,26 @@ class Janitor:
                     f"over {MAX_LIST} runs are {state}: the janitor cannot tell what they"
                     " own, and removes nothing"
                 )
-            owned.update(ref.rstrip("/") for run in runs for ref in run.staged.values())
-        return owned
+            active.extend(runs)
+        return active
+
+    async def _finish_abandoned(self, active: Iterable[Run], now: datetime,
+                                result: Sweep) -> None:
+        log = structlog.get_logger("charon.janitor")
+        for run in active:
+            if run.lease_expires is None or now - run.lease_expires < self.min_age:
+                continue
+            if run.state is RunState.PUBLISHING:
+                result.stalled.append(run.id)
+                log.warning("a publication has had no owner for a lease; a claim of its"
+                            " task finishes it", run_id=run.id, task=run.task_id)
+                continue
+            result.abandoned.append(run.id)
+            if not result.dry_run:
+                try:
+                    await self.state.fail(run.id, run.attempt, ABANDONED)
+                except LeaseLost:
+                    continue  # taken over meanwhile: not abandoned after all
 
     async def _published(self, path: str) -> bool:
         match = _STAGING_END.search(path)

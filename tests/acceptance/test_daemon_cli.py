@@ -142,3 +142,18 @@ def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None
     events = [json.loads(line) for line in log.read_text().splitlines()
               if line.startswith("{")]
     assert any(e.get("event") == "daemon stopped" for e in events)
+
+
+def test_a_sigterm_as_soon_as_it_listens_stops_it_cleanly(tmp_path: Path) -> None:
+    daemon, _url = start([CHARON, "daemon", "--port", "0"], Cli(tmp_path / "home").env,
+                         tmp_path / "daemon.log", "daemon listening on ")
+    try:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-2000:]
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+        assert daemon.stdout is not None
+        daemon.stdout.close()
+    assert '"daemon stopped"' in (tmp_path / "daemon.log").read_text()

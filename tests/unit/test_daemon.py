@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import date, timedelta
 
 import anyio
@@ -211,3 +213,20 @@ async def test_a_run_held_by_a_dead_replica_is_taken_over_when_its_lease_runs_ou
     [run] = await world.state.list_runs()
     assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
     assert len(world.runner.calls) == 1  # reattached, never launched twice
+
+
+async def test_a_second_signal_ends_the_grace_period_at_once() -> None:
+    world = make_world(grace_seconds=30)
+    world.runner.gate = anyio.Event()
+    with anyio.fail_after(10):  # far less than the 30 s grace
+        async with anyio.create_task_group() as group:
+            await group.start(world.daemon.run)
+            await world.publish_day()
+            await world.wait_for(lambda: world.runner.running == 1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            await world.wait_for(lambda: world.daemon.stopping)
+            await anyio.sleep(0.1)
+            assert world.runner.running == 1  # the grace period: the job goes on
+            os.kill(os.getpid(), signal.SIGTERM)
+    [run] = await world.state.list_runs()
+    assert (run.state, run.lease_owner) == (RunState.RUNNING, None)  # released

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from orchestrator.janitor import Janitor
-from orchestrator.model import InputRevision
+from orchestrator.model import InputRevision, RunState
 from orchestrator.ports import Column
 from orchestrator.storage_local import LocalStorage
 from orchestrator.tablespec import TableSpec
@@ -137,3 +137,29 @@ async def test_an_empty_staging_folder_a_dead_writer_made_goes_too(tmp_path: Pat
     await janitor.sweep([prefix], [])
     assert not await anyio.Path(f"{prefix}/{ENDPOINT}/2018-10-31").exists()
     assert await anyio.Path(prefix).is_dir()
+
+
+async def test_runs_nobody_took_over_for_a_lease_are_ended_not_publications(
+    world: World,
+) -> None:
+    running = await world.state.claim(
+        task_id="Lost(n=1)", family="Lost", partition="", fingerprint="fp", inputs=[],
+        owner="a-dead-worker", lease=LEASE,
+    )
+    publishing = await world.state.claim(
+        task_id="Lost(n=2)", family="Lost", partition="", fingerprint="fp", inputs=[],
+        owner="a-dead-worker", lease=LEASE,
+    )
+    await world.state.begin_publishing(publishing.id, 1)
+    world.clock.advance(LEASE)  # the leases ran out just now: not yet abandoned
+    assert (await world.janitor.sweep([PREFIX], [])).abandoned == []
+    world.clock.advance(LEASE)
+    swept = await world.janitor.sweep([PREFIX], [])
+    assert (swept.abandoned, swept.stalled) == ([running.id], [publishing.id])
+    ended = await world.state.get("Lost(n=1)", "fp")
+    assert ended is not None
+    assert (ended.state, ended.failures) == (RunState.FAILED, 1)
+    assert "abandoned" in (ended.error or "")
+    still = await world.state.get("Lost(n=2)", "fp")
+    assert still is not None
+    assert still.state is RunState.PUBLISHING
