@@ -53,6 +53,7 @@ JANITOR_POLL_SECONDS = 1.0
 EXIT_MARGIN_SECONDS = 15.0
 REGISTRY_KILLS = 2
 JOBS_GONE_SECONDS = 5.0
+ACTIVE = ("running", "publishing")
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,9 @@ def _stale(params: ChaosParams, revisions: Sequence[Rev],
 
 async def _janitor_sweeps(params: ChaosParams, stack: Stack, pool: asyncpg.Pool[Any],
                           say: Say) -> float:
-    """Give the janitors their time: until no staging is left, or a lease and two
-    sweeps (and a margin) have passed. Returns the seconds waited."""
+    """Give the janitors their time: until no staging is left and no run is left
+    active (a janitor ends a run abandoned for a lease), or a lease and two sweeps (and
+    a margin) have passed. Returns the seconds waited."""
     start = anyio.current_time()
     limit = params.lease_seconds + 2 * params.janitor_seconds + 5
     with anyio.move_on_after(limit):
@@ -191,7 +193,8 @@ async def _janitor_sweeps(params: ChaosParams, stack: Stack, pool: asyncpg.Pool[
             uris = [r.uri for r in await read_revisions(pool)]
             left = unreferenced_outputs(stack.layout.outputs, uris)
             tables = await anyio.to_thread.run_sync(staging_tables, stack.layout.warehouse)
-            if not left and tables == []:
+            active = [r for r in await read_runs(pool) if r.state in ACTIVE]
+            if not left and tables == [] and not active:
                 break
             await anyio.sleep(JANITOR_POLL_SECONDS)
     waited = anyio.current_time() - start
@@ -254,7 +257,7 @@ async def _judge(params: ChaosParams, stack: Stack, pool: asyncpg.Pool[Any], *,
                 unreferenced_outputs(layout.outputs, [r.uri for r in revisions]))
     result.zero("runs not final (running, publishing)",
                 [f"{r.id} {r.family} {r.partition} is {r.state}" for r in runs
-                 if r.state in ("running", "publishing")])
+                 if r.state in ACTIVE])
     result.zero("daemon exits the script did not cause",
                 [e for replica in stack.replicas for e in replica.unexpected_exits])
     result.zero("registry service exits the script did not cause",
