@@ -24,7 +24,7 @@ import structlog
 from jobs.launcher import SubprocessJobRunner
 from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings, Settings
-from orchestrator.errors import CharonError, RetriesExhausted, RunConflict
+from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
 from orchestrator.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.graph import Graph, resolve
 from orchestrator.leases import LeaseKeeper
@@ -284,6 +284,10 @@ class Engine:
                 if await self._succeeded(task, run):
                     return Outcome(task.task_id, Status.COMPLETE, run=run)
                 claimed_at, run = await self._claim(task, current, inputs, policy, rerun=True)
+        except StaleInputs as exc:
+            # Its lookup was overtaken (it waited, or was paused): the next round looks
+            # the inputs up again.
+            return Outcome(task.task_id, Status.SUPERSEDED, str(exc))
         except RunConflict as exc:
             return Outcome(task.task_id, Status.WAITING, str(exc), held_until=exc.held_until)
         except RetriesExhausted as exc:

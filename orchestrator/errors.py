@@ -120,6 +120,12 @@ class RunConflict(RunError):
         """When to try again: the other worker's lease runs out, or the retry is due."""
 
 
+class StaleInputs(RunConflict):
+    """The claim was made with inputs older than those another run of the task already
+    consumed or holds: they were looked up before a newer revision came (the claimer was
+    slow or paused). Look them up again."""
+
+
 class LeaseLost(RunConflict):
     """This attempt no longer holds its run: its lease ran out, another worker took the
     run over, or it was superseded or cancelled. The attempt must stop, touching nothing

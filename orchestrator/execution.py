@@ -29,7 +29,7 @@ from jobs.spark_launcher import spark_command
 from orchestrator import commit
 from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings
-from orchestrator.errors import CharonError, JobLost, LeaseLost, UsageError
+from orchestrator.errors import AdapterError, CharonError, JobLost, LeaseLost, UsageError
 from orchestrator.leases import LeaseKeeper
 from orchestrator.model import InputRevision, Run, RunRetryPolicy, RunState, fingerprint
 from orchestrator.ports import JobRunner
@@ -77,6 +77,9 @@ class _Staged:
     publishing: bool = False
     """From then on a table may be in place and a revision may point at the outputs,
     so nothing staged is discarded: the run is released, to be resumed."""
+    in_job: bool = False
+    """While the job (or the task's own code) runs: what fails then is the run's own
+    failure; what fails around it, in charon's steps, is an outage."""
 
 
 class _Stale(Exception):  # a control-flow signal inside this module, not an error
@@ -146,7 +149,7 @@ class Executor:
     ) -> dict[str, str]:
         adapters, run = self._adapters, attempt.run
         if not staged.publishing:
-            await self._write_outputs(attempt, evaluation, targets, staged.refs)
+            await self._write_outputs(attempt, evaluation, targets, staged)
             await commit.validate(targets, staged.refs, warehouse=adapters.warehouse,
                                   storage=adapters.storage, database=adapters.database)
             await self._check_inputs_current(attempt, targets, staged)
@@ -190,14 +193,15 @@ class Executor:
 
     async def _write_outputs(
         self, attempt: Attempt, evaluation: Evaluation, targets: Mapping[str, Target],
-        refs: dict[str, str],
+        staged: _Staged,
     ) -> None:
-        """Get the outputs written at ``refs``: inherited from a lost owner, or staged now.
+        """Get the outputs written at ``staged.refs``: inherited from a lost owner, or
+        staged now.
 
-        ``refs`` is updated the moment new outputs are staged, so whoever cleans up
+        The refs are updated the moment new outputs are staged, so whoever cleans up
         after a failure knows what to discard.
         """
-        adapters, task, run = self._adapters, attempt.task, attempt.run
+        adapters, task, run, refs = self._adapters, attempt.task, attempt.run, staged.refs
         runner = self._runner_for(task)
         if refs and run.job_id:
             try:
@@ -211,7 +215,7 @@ class Executor:
             # The lost owner may have submitted the job before recording its id. The
             # same deterministic name and the same locations let the runner attach to
             # it; a job launched anew here writes the same places.
-            await self._produce(attempt, evaluation, refs)
+            await self._produce(attempt, evaluation, staged)
             return
         if refs:
             await commit.discard(targets, refs, warehouse=adapters.warehouse,
@@ -221,12 +225,18 @@ class Executor:
                                        output_prefix=adapters.output_prefix))
         if refs:  # a run with no outputs leaves nothing to resume or discard
             await adapters.state.set_staged(run.id, run.attempt, refs)
-        await self._produce(attempt, evaluation, refs)
+        await self._produce(attempt, evaluation, staged)
 
     def _runner_for(self, task: Task) -> JobRunner:
         return self._local_runner if isinstance(task, SparkSubmitTask) else self._runner
 
     async def _produce(self, attempt: Attempt, evaluation: Evaluation,
+                       staged: _Staged) -> None:
+        staged.in_job = True
+        await self._run_job(attempt, evaluation, staged.refs)
+        staged.in_job = False
+
+    async def _run_job(self, attempt: Attempt, evaluation: Evaluation,
                        refs: dict[str, str]) -> None:
         adapters, task, run = self._adapters, attempt.task, attempt.run
         if self._on_launch:
@@ -289,6 +299,12 @@ class Executor:
             await self._release(run, f"publication interrupted, to be resumed: {failure}")
             return Outcome(task_id, Status.ERROR,
                            f"publication interrupted, to be resumed: {failure}", run)
+        if isinstance(failure, AdapterError) and not staged.in_job:
+            # An outage around the job (the state store, the registry, storage), not the
+            # run's own failure: released, so that outages do not use its retries up.
+            await self._release(run, f"interrupted by an outage, to be resumed: {failure}")
+            return Outcome(task_id, Status.ERROR,
+                           f"interrupted by an outage, to be resumed: {failure}", run)
         try:
             failed = await self._adapters.state.fail(run.id, run.attempt, str(failure))
         except LeaseLost as lost:

@@ -7,9 +7,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from orchestrator.errors import UsageError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,28 @@ class InputRevision:
     key: str
     ref: str
     revision_id: str
+    order: int | None = None
+    """Where this revision stands among the input's revisions: a later one has a greater
+    order (a registry revision's seq; a table's or object's modification time in
+    microseconds). Not part of the fingerprint; it tells a stale lookup from a fresh
+    one. None when unknown (runs recorded before it was)."""
+
+
+def micros(moment: datetime) -> int:
+    """A moment as whole microseconds since the epoch, for an input's ``order``."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def newer_than(inputs: Iterable[InputRevision], others: Iterable[InputRevision]) -> bool:
+    """Whether some input of ``inputs`` is a later revision than the same input in
+    ``others``: whoever looked ``others`` up did so before that revision came."""
+    orders = {other.key: other.order for other in others}
+    return any(
+        mine.order is not None and (theirs := orders.get(mine.key)) is not None
+        and mine.order > theirs
+        for mine in inputs
+    )
 
 
 def fingerprint(inputs: Iterable[InputRevision]) -> str:

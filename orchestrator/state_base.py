@@ -35,10 +35,18 @@ from orchestrator.errors import (
     LeaseLost,
     RetriesExhausted,
     RunConflict,
+    StaleInputs,
     StateStoreError,
     UsageError,
 )
-from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
+from orchestrator.model import (
+    RETRY_AT_ONCE,
+    InputRevision,
+    Run,
+    RunRetryPolicy,
+    RunState,
+    newer_than,
+)
 
 MAX_LIST = 10_000
 
@@ -91,11 +99,22 @@ class ClaimPlan:
 
 
 def plan_claim(rows: Sequence[Run], request: ClaimRequest, now: datetime) -> ClaimPlan:
-    """The claim of ``request`` against ``rows``: the task's active runs and its run of
-    the requested fingerprint, as stored (at most two, by the one-active rule)."""
+    """The claim of ``request`` against ``rows``: the task's run of the requested
+    fingerprint, its active run and its latest succeeded run, as stored.
+
+    A claim whose inputs are older than another of those runs' is refused as stale
+    (StaleInputs), writing nothing: a claimer paused between its lookup and its claim
+    must neither supersede the newer run nor start the older inputs again.
+    """
     mine = next((r for r in rows if r.fingerprint == request.fingerprint), None)
-    other = next((r for r in rows if r.fingerprint != request.fingerprint and r.state.active),
-                 None)
+    others = [r for r in rows if r.fingerprint != request.fingerprint]
+    if newer := next((r for r in others if newer_than(r.inputs, request.inputs)), None):
+        return ClaimPlan(refusal=StaleInputs(
+            f"the inputs of this claim on {request.task_id} are older than those run"
+            f" {newer.id} ({newer.state}) consumed: they were looked up before a newer"
+            " revision came; look them up again"
+        ))
+    other = next((r for r in others if r.state.active), None)
     writes: list[Write] = []
     if other is not None:
         if other.state is RunState.PUBLISHING:
@@ -233,7 +252,9 @@ def check_list_limit(limit: int) -> int:
 # Most runs are written before they have outputs or staged refs, and a task without
 # inputs has none ever: empty columns skip the JSON codec, a tenth of a claim's cost.
 def inputs_json(inputs: Sequence[InputRevision]) -> str:
-    return json.dumps([[i.key, i.ref, i.revision_id] for i in inputs]) if inputs else "[]"
+    if not inputs:
+        return "[]"
+    return json.dumps([[i.key, i.ref, i.revision_id, i.order] for i in inputs])
 
 
 def load_inputs(text: str) -> tuple[InputRevision, ...]:

@@ -54,10 +54,12 @@ SELECT_RUN = (
     " inputs::text AS inputs, outputs::text AS outputs, staged::text AS staged,"
     " lease_owner, lease_expires, created, updated, generation, failures, finished FROM runs"
 )
+# The task's run of these inputs, its active run and its latest succeeded run.
 SELECT_FOR_CLAIM = (
-    SELECT_RUN +
-    " WHERE task_id = $1 AND (fingerprint = $2 OR state IN ('running', 'publishing'))"
-    " FOR UPDATE"
+    SELECT_RUN +  # noqa: S608  # constants of this module; values are bound
+    " WHERE task_id = $1 AND (fingerprint = $2 OR state IN ('running', 'publishing')"
+    " OR id = (SELECT id FROM runs WHERE task_id = $1 AND state = 'succeeded'"
+    " ORDER BY touched DESC LIMIT 1)) FOR UPDATE"
 )
 SELECT_BY_KEY = SELECT_RUN + " WHERE task_id = $1 AND fingerprint = $2"
 SELECT_BY_ID_FOR_UPDATE = SELECT_RUN + " WHERE id = $1 FOR UPDATE"

@@ -40,10 +40,13 @@ SELECT_RUN = (
     " inputs, outputs, staged, lease_owner, lease_expires, created, updated, generation,"
     " failures, finished FROM runs"
 )
-# The rows a claim decides on: the task's active run and its run of these inputs.
+# The rows a claim decides on: the task's run of these inputs, its active run and its
+# latest succeeded run (see state_base.plan_claim).
 SELECT_FOR_CLAIM = (
-    SELECT_RUN +
-    " WHERE task_id = ? AND (fingerprint = ? OR state IN ('running', 'publishing'))"
+    SELECT_RUN +  # noqa: S608  # constants of this module; values are bound
+    " WHERE task_id = :task_id AND (fingerprint = :fingerprint"
+    " OR state IN ('running', 'publishing') OR id = (SELECT id FROM runs"
+    " WHERE task_id = :task_id AND state = 'succeeded' ORDER BY touched DESC LIMIT 1))"
 )
 SELECT_BY_KEY = SELECT_RUN + " WHERE task_id = ? AND fingerprint = ?"
 SELECT_BY_ID = SELECT_RUN + " WHERE id = ?"
@@ -143,9 +146,9 @@ class SqliteStateStore(StateStoreBase):
     async def _claim(self, request: ClaimRequest) -> ClaimPlan:
         def claim(connection: sqlite3.Connection) -> ClaimPlan:
             with transaction(connection):
-                rows = connection.execute(
-                    SELECT_FOR_CLAIM, (request.task_id, request.fingerprint)
-                ).fetchall()
+                rows = connection.execute(SELECT_FOR_CLAIM, {
+                    "task_id": request.task_id, "fingerprint": request.fingerprint,
+                }).fetchall()
                 plan = plan_claim([_run(row) for row in rows], request, self._now())
                 for write in plan.writes:
                     _write(connection, write)

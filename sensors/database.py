@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.errors import ConfigError
-from orchestrator.model import InputRevision
+from orchestrator.model import InputRevision, micros
 from orchestrator.ports import Database
 from orchestrator.targets import PostgresTable
 
@@ -28,4 +28,5 @@ class DatabaseSensor:
         if inserted is None:
             return None
         return InputRevision(key=key, ref=target.table,
-                             revision_id=f"{target.table}#{target.marker}@{inserted.isoformat()}")
+                             revision_id=f"{target.table}#{target.marker}@{inserted.isoformat()}",
+                             order=micros(inserted))

@@ -22,7 +22,7 @@ class RegistrySensor:
         if revision is None:
             return None
         ref = f"{revision.uri.rstrip('/')}/{target.pattern}" if target.pattern else revision.uri
-        return InputRevision(key=key, ref=ref, revision_id=revision.id)
+        return InputRevision(key=key, ref=ref, revision_id=revision.id, order=revision.seq)
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from orchestrator.model import InputRevision
+from orchestrator.model import InputRevision, micros
 from orchestrator.ports import ObjectInfo, Storage
 from orchestrator.targets import StorageTarget
 from orchestrator.watch import Trigger, storage_key
@@ -34,7 +34,8 @@ class StorageSensor:
         found = [info for info in await self._storage.list(uri) if info.uri == uri]
         if not found:
             return None
-        return InputRevision(key=key, ref=uri, revision_id=version(found[0]))
+        return InputRevision(key=key, ref=uri, revision_id=version(found[0]),
+                             order=micros(found[0].updated))
 
 
 class StorageWatch:

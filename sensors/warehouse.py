@@ -8,7 +8,7 @@ from datetime import datetime
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from orchestrator.model import InputRevision
+from orchestrator.model import InputRevision, micros
 from orchestrator.ports import Warehouse
 from orchestrator.targets import WarehouseTable
 from orchestrator.watch import Trigger, table_key
@@ -25,7 +25,8 @@ class WarehouseSensor:
         # A table has no revision ids; its modification time identifies its version,
         # so a rewritten table yields a new fingerprint downstream.
         version = f"{info.spec}@{info.last_modified.isoformat()}"
-        return InputRevision(key=key, ref=str(target.spec), revision_id=version)
+        return InputRevision(key=key, ref=str(target.spec), revision_id=version,
+                             order=micros(info.last_modified))
 
 
 class TableWatch:

@@ -87,10 +87,11 @@ class InMemoryStateStore(StateStoreBase):
 
     async def _claim(self, request: ClaimRequest) -> ClaimPlan:
         await anyio.lowlevel.checkpoint()
-        rows = [
-            r for r in self._runs.values() if r.task_id == request.task_id
-            and (r.fingerprint == request.fingerprint or r.state.active)
-        ]
+        mine = [r for r in self._runs.values() if r.task_id == request.task_id]
+        succeeded = [r for r in mine if r.state is RunState.SUCCEEDED]
+        latest = max(succeeded, key=lambda r: self._touched[r.id], default=None)
+        rows = [r for r in mine if r.fingerprint == request.fingerprint or r.state.active
+                or r is latest]
         plan = plan_claim(rows, request, truncate_ms(self._now()))
         for write in plan.writes:
             self._store(write.new)

@@ -17,6 +17,7 @@ from orchestrator.errors import (
     LeaseLost,
     RetriesExhausted,
     RunConflict,
+    StaleInputs,
     StateStoreError,
     UsageError,
 )
@@ -450,3 +451,44 @@ class StateStoreContract:
         stale = await state.get(older.task_id, "fp-1")
         assert stale is not None
         assert stale.state is RunState.SUPERSEDED
+
+    # A claim with inputs older than a run of the task consumed is stale.
+
+    async def test_a_claim_with_older_inputs_than_the_active_run_is_refused(
+        self, state: StateStore
+    ) -> None:
+        newer = await state.claim(
+            task_id="T()", family="T", partition="", fingerprint="fp-new", owner="fresh",
+            inputs=[InputRevision("plays", "/p/2", "rev-2", order=2)], lease=LEASE,
+        )
+        with pytest.raises(StaleInputs):
+            await state.claim(
+                task_id="T()", family="T", partition="", fingerprint="fp-old", owner="late",
+                inputs=[InputRevision("plays", "/p/1", "rev-1", order=1)], lease=LEASE,
+            )
+        assert await state.get("T()", "fp-new") == newer  # not superseded
+        assert await state.get("T()", "fp-old") is None  # nothing written
+
+    async def test_a_claim_with_older_inputs_than_the_latest_success_is_refused(
+        self, state: StateStore
+    ) -> None:
+        old = [InputRevision("plays", "/p/1", "rev-1", order=1)]
+        first = await state.claim(task_id="T()", family="T", partition="",
+                                  fingerprint="fp-old", owner="a", inputs=old, lease=LEASE)
+        await state.fail(first.id, 1, "boom")
+        newer = await state.claim(
+            task_id="T()", family="T", partition="", fingerprint="fp-new", owner="b",
+            inputs=[InputRevision("plays", "/p/2", "rev-2", order=2)], lease=LEASE,
+        )
+        await state.succeed(newer.id, 1, {})
+        with pytest.raises(StaleInputs):
+            await state.claim(task_id="T()", family="T", partition="",
+                              fingerprint="fp-old", owner="c", inputs=old, lease=LEASE)
+        failed = await state.get("T()", "fp-old")
+        assert failed is not None
+        assert failed.state is RunState.FAILED  # not started again
+
+    async def test_inputs_without_an_order_are_not_judged(self, state: StateStore) -> None:
+        await claim(state, fingerprint="fp-1")  # INPUTS carry no order, as old rows
+        later = await claim(state, fingerprint="fp-2")
+        assert later.state is RunState.RUNNING

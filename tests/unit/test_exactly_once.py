@@ -4,10 +4,12 @@ against in-memory stores, with two engines standing for two replicas."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import pytest
@@ -449,3 +451,95 @@ async def test_cpu_bound_task_code_stalls_neither_the_loop_nor_the_lease() -> No
     assert max(gaps) < 0.25
     [run] = await state.list_runs()
     assert run.state is RunState.SUCCEEDED
+
+
+# Found by the chaos run: a replica paused between its lookup and its claim claimed the
+# older inputs, superseding the newer inputs' run, and ran the older ones again beside
+# the job their own first run had left running.
+
+
+class PausingStateStore(InMemoryStateStore):
+    """Holds the next claim of one worker, as a process paused right before it would be."""
+
+    def __init__(self, now: ManualClock) -> None:
+        super().__init__(now=now)
+        self.pause_owner: str | None = None
+        self.paused = anyio.Event()
+        self.resume = anyio.Event()
+
+    async def claim(self, **request: Any) -> Run:
+        if request["owner"] == self.pause_owner:
+            self.pause_owner = None
+            self.paused.set()
+            await self.resume.wait()
+        return await super().claim(**request)
+
+
+async def test_a_claim_with_inputs_older_than_a_run_of_the_task_looks_them_up_again(
+    world: World,
+) -> None:
+    state = PausingStateStore(world.clock)
+    world.adapters = dataclasses.replace(world.adapters, state=state)
+    state.pause_owner = "worker-a"
+    slow = FakeJobRunner(world.warehouse, world.storage, gate=anyio.Event())
+    async with anyio.create_task_group() as group:
+        group.start_soon(world.run, "worker-a")
+        await state.paused.wait()  # A looked the first revision up, then stopped
+        late = await world.late_revision()
+        group.start_soon(lambda: world.run("worker-b", runner=slow))
+        await wait_until(lambda: slow.running == 1)  # B runs the newer inputs
+        state.resume.set()  # A wakes and claims with what it looked up before
+        await anyio.sleep(0.05)
+        assert slow.gate is not None
+        slow.gate.set()
+    assert world.runner.calls == []  # A never ran the older inputs
+    assert world.outcome("worker-b") is Status.DONE
+    assert world.outcome("worker-a") in (Status.COMPLETE, Status.WAITING)
+    runs = await state.list_runs()
+    assert [run.state for run in runs] == [RunState.SUCCEEDED]
+    [revision] = await world.output_revisions()
+    assert late.id in revision.lineage
+
+
+# Found by the chaos run: an outage around the job (here the registry, at the check of
+# the inputs before publishing) failed the run, using one of its retries up.
+
+
+class FlakyLookups(HoldingRegistry):
+    fail_lookups = 0
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        if endpoint == END_CONTENT_FACT and self.fail_lookups:
+            self.fail_lookups -= 1
+            raise RegistryError("the registry service is restarting")
+        return await super().latest(endpoint, partition)
+
+
+async def test_an_outage_around_the_job_releases_the_run_and_uses_no_retry(
+    world: World,
+) -> None:
+    registry = FlakyLookups(world.clock)
+    world.registry = registry
+    world.adapters = dataclasses.replace(world.adapters, registry=registry)
+    first = await registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r1")
+
+    async def fail_the_check_after_the_job() -> None:
+        await wait_until(lambda: len(world.runner.calls) == 1)
+        registry.fail_lookups = 1
+
+    world.runner.gate = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(world.run, "worker-a")
+        await fail_the_check_after_the_job()
+        world.runner.gate.set()
+    assert world.outcome("worker-a") is Status.ERROR
+    [run] = await world.state.list_runs()
+    assert (run.state, run.failures, run.lease_owner) == (RunState.RUNNING, 0, None)
+
+    await world.run("worker-b")
+    assert world.outcome("worker-b") is Status.DONE
+    [revision] = await world.output_revisions()
+    assert first.id in revision.lineage
+    [run] = await world.state.list_runs()
+    assert (run.state, run.failures) == (RunState.SUCCEEDED, 0)
+    assert await staged_folders(world) == {revision.uri}
