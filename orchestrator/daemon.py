@@ -27,7 +27,7 @@ from orchestrator.engine import Engine, Policy
 from orchestrator.errors import CharonError
 from orchestrator.janitor import build_janitor
 from orchestrator.metrics import DaemonMetrics
-from orchestrator.model import RunState
+from orchestrator.model import Run, RunState
 from orchestrator.report import Report, Status
 from orchestrator.task import Task
 from orchestrator.watch import Root, Trigger, Watchlist
@@ -247,7 +247,7 @@ class Daemon:
             try:
                 swept = await janitor.sweep(
                     {self.adapters.output_prefix, *self.watch.output_prefixes},
-                    self.watch.output_projects,
+                    self.watch.output_projects, adopt=self._take_over,
                 )
             except CharonError as exc:
                 health.failed(str(exc))
@@ -255,6 +255,14 @@ class Daemon:
             else:
                 health.ok()
                 self.metrics.staging_removed.inc(swept.removed)
+
+    def _take_over(self, run: Run) -> bool:
+        """An ownerless run of a task this daemon watches: evaluate its roots, which takes
+        it over (when no trigger came to do so, e.g. its evaluations were cut short)."""
+        roots = self.watch.roots_of_task(run.task_id)
+        for root in roots:
+            self.schedule(root, None)
+        return bool(roots)
 
     def _sweep(self, *, only_new: bool = False) -> None:
         """Evaluate the roots the window brings in (all of them at start-up)."""

@@ -28,6 +28,7 @@ from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, Stal
 from orchestrator.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.graph import Graph, resolve
 from orchestrator.leases import LeaseKeeper
+from orchestrator.limits import Place
 from orchestrator.log import log_context
 from orchestrator.model import (
     RETRY_AT_ONCE,
@@ -353,36 +354,6 @@ class Engine:
             if await self._sensors.lookup(key, target) is None:
                 return False
         return True
-
-
-class Place:
-    """A place within the concurrency limits, held from before the claim until the run's
-    work is done: it is given back before the success is recorded, since the limits bound
-    jobs, not bookkeeping, and successes that queue up then share one state-store commit."""
-
-    def __init__(self, limits: list[anyio.CapacityLimiter]) -> None:
-        self._limits = limits
-        self._held = False
-
-    async def __aenter__(self) -> Place:
-        for taken, limit in enumerate(self._limits):
-            try:
-                await limit.acquire()
-            except BaseException:
-                for held in reversed(self._limits[:taken]):
-                    held.release()
-                raise
-        self._held = True
-        return self
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            for limit in reversed(self._limits):
-                limit.release()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
 
 
 def _keep_the_place() -> None:

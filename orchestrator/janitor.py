@@ -52,6 +52,8 @@ class Sweep:
     abandoned: list[str] = field(default_factory=list)
     """Runs that were running when their owner lost its lease, a lease ago or more, and
     that nobody took over since: ended as failed, so their staging goes next time."""
+    adopted: list[str] = field(default_factory=list)
+    """Such runs that the caller takes over instead (a daemon watching their task)."""
     stalled: list[str] = field(default_factory=list)
     """Runs publishing under a lease that ran out a lease ago or more: never ended here
     (a publication is only ever finished), but worth a look."""
@@ -74,8 +76,13 @@ class Janitor:
 
     async def sweep(
         self, prefixes: Iterable[str], projects: Iterable[str], *, dry_run: bool = False,
+        adopt: Callable[[Run], bool] = lambda run: False,
     ) -> Sweep:
-        """One pass over the staging under ``prefixes`` and in ``projects``."""
+        """One pass over the staging under ``prefixes`` and in ``projects``.
+
+        ``adopt`` is offered each abandoned run first: a daemon that watches its task
+        evaluates it (and so takes it over) instead of letting it be ended.
+        """
         result = Sweep(dry_run=dry_run)
         prefixes = list(dict.fromkeys(p.rstrip("/") for p in prefixes))
         folders = await self._staged_folders(prefixes)
@@ -103,7 +110,7 @@ class Janitor:
                     await self.warehouse.drop_table(TableSpec.parse(spec))
         if not dry_run:
             await self._remove_empty_parents(prefixes, now)
-        await self._finish_abandoned(active, now, result)
+        await self._finish_abandoned(active, now, result, adopt)
         if result.removed:
             structlog.get_logger("charon.janitor").info(
                 "removed unowned staging", folders=result.removed_folders,
@@ -154,8 +161,8 @@ class Janitor:
             active.extend(runs)
         return active
 
-    async def _finish_abandoned(self, active: Iterable[Run], now: datetime,
-                                result: Sweep) -> None:
+    async def _finish_abandoned(self, active: Iterable[Run], now: datetime, result: Sweep,
+                                adopt: Callable[[Run], bool]) -> None:
         log = structlog.get_logger("charon.janitor")
         for run in active:
             if run.lease_expires is None or now - run.lease_expires < self.min_age:
@@ -164,6 +171,9 @@ class Janitor:
                 result.stalled.append(run.id)
                 log.warning("a publication has had no owner for a lease; a claim of its"
                             " task finishes it", run_id=run.id, task=run.task_id)
+                continue
+            if adopt(run):
+                result.adopted.append(run.id)
                 continue
             result.abandoned.append(run.id)
             if not result.dry_run:

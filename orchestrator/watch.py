@@ -66,6 +66,7 @@ class Watchlist:
         """The uri_prefix of every registry output with one of its own (for the janitor)."""
         self.output_projects: set[str] = set()
         """The project of every warehouse output (its staging tables live there)."""
+        self._roots_by_task: dict[str, set[Root]] = defaultdict(set)
 
     def refresh(self, today: date) -> list[Root]:
         """Add the roots that today's windows bring in; return the new ones."""
@@ -91,6 +92,8 @@ class Watchlist:
             self._tasks[root] = task
             tasks = resolve(task).tasks.values()
             self._add_outputs(tasks)
+            for each in tasks:
+                self._roots_by_task[each.task_id].add(root)
             for target in _targets(tasks):
                 self._roots_by_key[target_key(target)].add(root)
                 if isinstance(target, WarehouseTable):
@@ -109,6 +112,10 @@ class Watchlist:
                     self.output_prefixes.add(target.uri_prefix)
                 elif isinstance(target, WarehouseTable):
                     self.output_projects.add(target.spec.project)
+
+    def roots_of_task(self, task_id: str) -> set[Root]:
+        """The watched roots whose graphs hold that task."""
+        return set(self._roots_by_task.get(task_id, ()))
 
     def task(self, root: Root) -> Task:
         return self._tasks[self.canonical(root)]

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from orchestrator.janitor import Janitor
-from orchestrator.model import InputRevision, RunState
+from orchestrator.model import InputRevision, Run, RunState
 from orchestrator.ports import Column
 from orchestrator.storage_local import LocalStorage
 from orchestrator.tablespec import TableSpec
@@ -163,3 +163,22 @@ async def test_runs_nobody_took_over_for_a_lease_are_ended_not_publications(
     still = await world.state.get("Lost(n=2)", "fp")
     assert still is not None
     assert still.state is RunState.PUBLISHING
+
+
+async def test_an_abandoned_run_a_daemon_watches_is_left_to_it(world: World) -> None:
+    run = await world.state.claim(
+        task_id="Watched()", family="Watched", partition="", fingerprint="fp", inputs=[],
+        owner="a-dead-worker", lease=LEASE,
+    )
+    world.clock.advance(LEASE * 2)
+    offered: list[str] = []
+
+    def adopt(abandoned: Run) -> bool:
+        offered.append(abandoned.task_id)
+        return True
+
+    swept = await world.janitor.sweep([PREFIX], [], adopt=adopt)
+    assert (swept.adopted, swept.abandoned, offered) == ([run.id], [], ["Watched()"])
+    still = await world.state.get("Watched()", "fp")
+    assert still is not None
+    assert still.state is RunState.RUNNING

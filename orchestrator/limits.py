@@ -1,0 +1,35 @@
+"""A place within the concurrency limits: what a run holds from its claim to its work's end."""
+
+from __future__ import annotations
+
+import anyio
+
+
+class Place:
+    """A place within the concurrency limits, held from before the claim until the run's
+    work is done: it is given back before the success is recorded, since the limits bound
+    jobs, not bookkeeping, and successes that queue up then share one state-store commit."""
+
+    def __init__(self, limits: list[anyio.CapacityLimiter]) -> None:
+        self._limits = limits
+        self._held = False
+
+    async def __aenter__(self) -> Place:
+        for taken, limit in enumerate(self._limits):
+            try:
+                await limit.acquire()
+            except BaseException:
+                for held in reversed(self._limits[:taken]):
+                    held.release()
+                raise
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            for limit in reversed(self._limits):
+                limit.release()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
