@@ -22,7 +22,7 @@ import duckdb
 
 from bench.chaos_observe import LogFacts, ProcSampler
 from jobs.top_artists import TrackEntity
-from orchestrator.warehouse_duckdb import DuckDBWarehouse
+from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
 from sensors.warehouse import WarehouseSensor
 
 SELECT_REVISIONS = (

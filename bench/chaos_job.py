@@ -3,7 +3,7 @@
     python -m bench.chaos_job --runner=DirectRunner --blocking --input=<file>
         --output=<folder> --partition=<day> --chaosLog=<folder> [other --flags]
 
-It takes the command line the Beam launcher builds (``jobs.launcher.beam_command``:
+It takes the command line the Beam launcher builds (``jobs.runners.beam.beam_command``:
 ``--key=value`` flags, unknown ones ignored), reads its input file, works for a
 random 0.2-1 s while writing its output to a hidden temporary file, and renames that
 to ``<output>/part``. Beam's file sinks do the same in spirit: output is written

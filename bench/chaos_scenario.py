@@ -43,7 +43,7 @@ from bench.chaos_observe import (
 from bench.chaos_publisher import Published, Publisher
 from bench.chaos_stack import Layout, Say, Stack, StackConfig, harness_pool
 from bench.chaos_tasks import INPUT_ENDPOINT, INPUT_FILE, OUTPUT_ENDPOINT
-from jobs.sample_data import ENDPOINT as ECF_ENDPOINT
+from jobs.top_artists.sample_data import ENDPOINT as ECF_ENDPOINT
 
 TOP_ARTISTS_ENDPOINT = "di.golden.path.charon.top_artists"
 FIRST_DAY = date(2000, 1, 1)

@@ -7,9 +7,9 @@ publication path as the real top-artists job, at a fraction of the cost.
 
 from __future__ import annotations
 
-from orchestrator.params import DateParameter, Parameter
-from orchestrator.targets import RegistryTarget
-from orchestrator.task import BeamJobTask, LookupDaily
+from orchestrator.tasks.params import DateParameter, Parameter
+from orchestrator.tasks.targets import RegistryTarget
+from orchestrator.tasks.task import BeamJobTask, LookupDaily
 
 INPUT_ENDPOINT = "chaos.input"
 OUTPUT_ENDPOINT = "chaos.output"

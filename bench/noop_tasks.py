@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from datetime import date, timedelta
 
-from orchestrator.params import DateParameter
-from orchestrator.runcontext import RunContext
-from orchestrator.targets import RegistryTarget
-from orchestrator.task import LookupDaily, Task, WrapperTask
+from orchestrator.tasks.params import DateParameter
+from orchestrator.tasks.runcontext import RunContext
+from orchestrator.tasks.targets import RegistryTarget
+from orchestrator.tasks.task import LookupDaily, Task, WrapperTask
 
 FIRST_DAY = date(2000, 1, 1)
 INPUT_ENDPOINT = "bench.input"

@@ -31,23 +31,23 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.noop_tasks import INPUT_ENDPOINT  # after the path is set
-from jobs.launcher import SubprocessJobRunner
+from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.adapters import Adapters
 from orchestrator.config import Settings, load_settings
-from orchestrator.daemon import Daemon
-from orchestrator.daemon_http import daemon_app
-from orchestrator.engine import Engine, build_engine
+from orchestrator.core.engine import Engine, build_engine
+from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.http_api import daemon_app
 from orchestrator.http import serve
 from orchestrator.log import configure_logging
-from orchestrator.ports import Registry
-from orchestrator.registry_http import HttpRegistry
-from orchestrator.registry_service import ServiceOptions, running_service
-from orchestrator.registry_sqlite import SqliteRegistry
-from orchestrator.state_sqlite import SqliteStateStore
-from orchestrator.storage_local import LocalStorage
-from orchestrator.task import Task
-from orchestrator.warehouse_duckdb import DuckDBWarehouse
-from orchestrator.workflows import WorkflowSettings
+from orchestrator.service.app import ServiceOptions, running_service
+from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.http import HttpRegistry
+from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.stores.state.sqlite import SqliteStateStore
+from orchestrator.stores.storage.local import LocalStorage
+from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
+from orchestrator.tasks.task import Task
+from orchestrator.tasks.workflows import WorkflowSettings
 
 SECRET = "bench-secret"
 FIRST = date(2020, 1, 1)

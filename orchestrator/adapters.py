@@ -7,18 +7,26 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jobs.runners.base import JobRunner
+from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.config import Settings
-from orchestrator.ports import Database, Registry, StateStore, Storage, Warehouse
-from orchestrator.registry_sqlite import SqliteRegistry
-from orchestrator.state_sqlite import SqliteStateStore
-from orchestrator.storage_local import LocalStorage
-from orchestrator.warehouse_duckdb import DuckDBWarehouse
+from orchestrator.stores.database.base import Database
+from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.stores.state.base import StateStore
+from orchestrator.stores.state.sqlite import SqliteStateStore
+from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.storage.local import LocalStorage
+from orchestrator.stores.warehouse.base import Warehouse
+from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
 
 if TYPE_CHECKING:
     import aiohttp
 
 # The adapters of other backends are imported where they are chosen: their clients
 # (aiohttp, gcloud-aio, asyncpg) took most of a command's start-up on the defaults.
+
+DATAFLOW_RUNNER = "DataflowRunner"
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,11 @@ def data_prefix(settings: Settings) -> str:
 async def _build_registry(settings: Settings) -> Registry:
     config = settings.registry
     if config.kind == "postgres":
-        from orchestrator.registry_pg import PostgresRegistry  # noqa: PLC0415  # see top
+        from orchestrator.stores.registry.postgres import PostgresRegistry  # noqa: PLC0415  # see top
 
         return await PostgresRegistry.open(config.dsn)
     if config.kind == "http":
-        from orchestrator.registry_http import HttpRegistry  # noqa: PLC0415  # see top
+        from orchestrator.stores.registry.http import HttpRegistry  # noqa: PLC0415  # see top
 
         return await HttpRegistry.open(
             config.url, token=settings.secrets.registry_token, timeout=config.timeout_seconds
@@ -59,7 +67,7 @@ async def _build_registry(settings: Settings) -> Registry:
 
 async def _build_state(settings: Settings) -> StateStore:
     if settings.state.kind == "postgres":
-        from orchestrator.state_pg import PostgresStateStore  # noqa: PLC0415  # see top
+        from orchestrator.stores.state.postgres import PostgresStateStore  # noqa: PLC0415  # see top
 
         return await PostgresStateStore.open(settings.state.dsn)
     return await SqliteStateStore.open(settings.state.path)
@@ -82,12 +90,12 @@ async def _warehouse_and_storage(
     adapters share one aiohttp session (one connection pool), closed after both."""
     session: aiohttp.ClientSession | None = None
     if settings.warehouse.kind == "bigquery" or settings.storage.kind == "gcs":
-        from orchestrator.gcp_http import new_session  # noqa: PLC0415  # see top
+        from orchestrator.stores.drivers.gcp import new_session  # noqa: PLC0415  # see top
 
         session = await stack.enter_async_context(new_session())
     warehouse: Warehouse
     if settings.warehouse.kind == "bigquery":
-        from orchestrator.warehouse_bigquery import BigQueryWarehouse  # noqa: PLC0415
+        from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse  # noqa: PLC0415
 
         warehouse = await BigQueryWarehouse.open(
             project=settings.warehouse.project, location=settings.warehouse.location,
@@ -98,7 +106,7 @@ async def _warehouse_and_storage(
     stack.push_async_callback(warehouse.aclose)
     storage: Storage
     if settings.storage.kind == "gcs":
-        from orchestrator.storage_gcs import GcsStorage  # noqa: PLC0415  # see top
+        from orchestrator.stores.storage.gcs import GcsStorage  # noqa: PLC0415  # see top
 
         storage = await GcsStorage.open(session=session)
     else:
@@ -118,9 +126,24 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
         prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")
         database: Database | None = None
         if settings.postgres.dsn:
-            from orchestrator.database_pg import PostgresDatabase  # noqa: PLC0415  # see top
+            from orchestrator.stores.database.postgres import PostgresDatabase  # noqa: PLC0415  # see top
 
             database = await PostgresDatabase.open(settings.postgres.dsn)
             stack.push_async_callback(database.aclose)
         yield Adapters(registry, warehouse, storage, state, prefix, database,
                        data_prefix(settings))
+
+
+
+@asynccontextmanager
+async def open_job_runner(settings: Settings) -> AsyncIterator[JobRunner]:
+    """By ``beam.runner``; the Dataflow runner's HTTP session is closed on exit."""
+    if settings.beam.runner != DATAFLOW_RUNNER:
+        # Every other Beam runner runs the pipeline inside the launched process.
+        yield SubprocessJobRunner()
+        return
+    from jobs.runners.dataflow import DataflowJobRunner  # noqa: PLC0415  # see top
+    from orchestrator.stores.drivers.gcp import new_session  # noqa: PLC0415  # see top
+
+    async with new_session() as session:
+        yield DataflowJobRunner.from_settings(settings, session)

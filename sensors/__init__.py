@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from orchestrator.model import InputRevision
-from orchestrator.ports import Database, Registry, Storage, Warehouse
-from orchestrator.targets import PostgresTable, RegistryTarget, StorageTarget, Target
+from orchestrator.stores.database.base import Database
+from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.warehouse.base import Warehouse
+from orchestrator.tasks.targets import PostgresTable, RegistryTarget, StorageTarget, Target
 from sensors.database import DatabaseSensor
 from sensors.registry import RegistrySensor
 from sensors.storage import StorageSensor

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from orchestrator.errors import ConfigError
 from orchestrator.model import InputRevision, micros
-from orchestrator.ports import Database
-from orchestrator.targets import PostgresTable
+from orchestrator.stores.database.base import Database
+from orchestrator.tasks.targets import PostgresTable
 
 NO_DATABASE = (
     "{target} needs a PostgreSQL database: set postgres.dsn in the config"

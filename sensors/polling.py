@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import anyio
 import structlog
 
+from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.errors import CharonError
-from orchestrator.metrics import DaemonMetrics
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 
 from anyio.streams.memory import MemoryObjectSendStream
 
+from orchestrator.daemon.watch import Trigger, storage_key
 from orchestrator.model import InputRevision, micros
-from orchestrator.ports import ObjectInfo, Storage
-from orchestrator.targets import StorageTarget
-from orchestrator.watch import Trigger, storage_key
+from orchestrator.stores.storage.base import ObjectInfo, Storage
+from orchestrator.tasks.targets import StorageTarget
 
 
 def version(info: ObjectInfo) -> str:

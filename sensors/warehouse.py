@@ -8,10 +8,10 @@ from datetime import datetime
 
 from anyio.streams.memory import MemoryObjectSendStream
 
+from orchestrator.daemon.watch import Trigger, table_key
 from orchestrator.model import InputRevision, micros
-from orchestrator.ports import Warehouse
-from orchestrator.targets import WarehouseTable
-from orchestrator.watch import Trigger, table_key
+from orchestrator.stores.warehouse.base import Warehouse
+from orchestrator.tasks.targets import WarehouseTable
 
 
 class WarehouseSensor:

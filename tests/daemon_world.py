@@ -13,11 +13,12 @@ import anyio
 from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.daemon import Daemon
-from orchestrator.engine import build_engine
+from orchestrator.core.engine import build_engine
+from orchestrator.daemon.daemon import Daemon
 from orchestrator.model import Revision
-from orchestrator.ports import Column
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.workflows import WorkflowSettings
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -25,7 +26,6 @@ from orchestrator.testing import (
     InMemoryStorage,
     InMemoryWarehouse,
 )
-from orchestrator.workflows import WorkflowSettings
 
 TODAY = date(2018, 10, 31)
 OUTPUT = "di.golden.path.charon.top_artists"

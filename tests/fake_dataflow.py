@@ -213,7 +213,7 @@ class FakeDataflowServer:
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
-    # Google's error shape, which orchestrator.gcp_http reads.
+    # Google's error shape, which orchestrator.stores.drivers.gcp reads.
     return web.json_response(
         {"error": {"code": status, "message": message, "status": code}}, status=status
     )

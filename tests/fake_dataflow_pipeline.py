@@ -44,7 +44,7 @@ def _write_outputs(args: argparse.Namespace) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "part").write_text("a1\tArtist One\t3\n")
     if args.bqOutput and args.duckdbDir:
-        from orchestrator import duckdb_files  # noqa: PLC0415  (DuckDB only when asked for)
+        from orchestrator.stores.warehouse import duckdb_files  # noqa: PLC0415  (DuckDB only when asked for)
         from orchestrator.tablespec import TableSpec  # noqa: PLC0415  (as above)
 
         spec = TableSpec.parse(args.bqOutput)

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from jobs.launcher import SubprocessJobRunner
+from jobs.runners.beam import SubprocessJobRunner
 
 CHILD = Path(__file__).with_name("job_child.py")
 

@@ -1,6 +1,6 @@
 """The Luigi example's answers computed the plain way, to check the workflow against.
 
-Deliberately shares no code with ``jobs.top_artists_example``: it finds the day files
+Deliberately shares no code with ``jobs.luigi_top_artists``: it finds the day files
 by name, reads them with ``open()``, counts with a dict and ranks with ``sorted()``.
 """
 

@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from orchestrator.ports import Registry
-from orchestrator.registry_service import ServiceOptions, running_service
+from orchestrator.service.app import ServiceOptions, running_service
+from orchestrator.stores.registry.base import Registry
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"

@@ -7,9 +7,9 @@ Run it the Luigi way::
 
 from __future__ import annotations
 
-from orchestrator.params import DateParameter, IntParameter, Parameter
-from orchestrator.targets import RegistryTarget, WarehouseTable
-from orchestrator.task import BeamJobTask, ExternalTask, LookupDaily, Task
+from orchestrator.tasks.params import DateParameter, IntParameter, Parameter
+from orchestrator.tasks.targets import RegistryTarget, WarehouseTable
+from orchestrator.tasks.task import BeamJobTask, ExternalTask, LookupDaily, Task
 
 END_CONTENT_FACT = "di.golden.path.EndContentFactXT2"
 

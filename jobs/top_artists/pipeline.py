@@ -37,7 +37,7 @@ from jobs.top_artists.warehouse_io import (
     write_table,
 )
 from orchestrator.errors import CharonError, UsageError
-from orchestrator.ports import Column
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 
 MIN_STREAM_MS = 30_000

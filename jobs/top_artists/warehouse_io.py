@@ -31,11 +31,11 @@ import duckdb
 from apache_beam.pvalue import PBegin, PCollection
 from apache_beam.transforms import combiners
 
-from orchestrator import duckdb_files
 from orchestrator.errors import TableNotFound, UsageError, WarehouseError
-from orchestrator.ports import Column
+from orchestrator.stores.warehouse import duckdb_files
+from orchestrator.stores.warehouse.base import Column
+from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
 from orchestrator.tablespec import TableSpec
-from orchestrator.warehouse_bigquery import BigQueryWarehouse
 
 Row = dict[str, Any]
 RowsTransform = beam.PTransform[Any, PCollection[Any]]

@@ -9,8 +9,6 @@ from datetime import datetime
 
 import anyio.lowlevel
 
-from orchestrator.database_pg import check_load
-from orchestrator.duckdb_files import DUCKDB_TYPES
 from orchestrator.errors import (
     ObjectExists,
     ObjectNotFound,
@@ -19,16 +17,19 @@ from orchestrator.errors import (
     WarehouseError,
 )
 from orchestrator.model import TableInfo
-from orchestrator.ports import Column, ObjectInfo, PgColumn
-from orchestrator.tablespec import TableSpec
-from orchestrator.testing.clock import Clock, utc_now
-from orchestrator.testing.crash import ProcessCrashed
-from orchestrator.warehouse_duckdb import (
+from orchestrator.stores.database.base import PgColumn, check_load
+from orchestrator.stores.storage.base import ObjectInfo
+from orchestrator.stores.warehouse.base import (
+    Column,
+    check_column,
     check_location,
     check_move,
     check_read_limit,
     staging_spec,
 )
+from orchestrator.tablespec import TableSpec
+from orchestrator.testing.clock import Clock, utc_now
+from orchestrator.testing.crash import ProcessCrashed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +70,7 @@ class InMemoryWarehouse:
         self, spec: TableSpec, columns: Sequence[Column], rows: Iterable[Sequence[object]]
     ) -> TableInfo:
         for column in columns:
-            if column.type.upper() not in DUCKDB_TYPES:
-                raise WarehouseError(f"unsupported column type {column.type!r}")
-            if not column.name.isidentifier():
-                raise WarehouseError(f"invalid column name {column.name!r}")
+            check_column(column.name, column.type)
         data = tuple(tuple(row) for row in rows)
         if not columns:
             raise WarehouseError(f"table {spec} needs at least one column")

@@ -11,7 +11,7 @@ from orchestrator.errors import (
     JobFailed,
     JobLost,
 )
-from orchestrator.ports import Column
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing.crash import ProcessCrashed
 from orchestrator.testing.data import InMemoryStorage, InMemoryWarehouse

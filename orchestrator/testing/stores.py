@@ -11,18 +11,12 @@ from orchestrator.errors import (
     UnknownRevision,
 )
 from orchestrator.model import Revision, Run, RunState
-from orchestrator.registry_sqlite import (
-    Publication,
-    StoringRegistry,
-    check_limit,
-    replay,
-)
-from orchestrator.sqlite import truncate_ms
-from orchestrator.state_base import (
-    Change,
+from orchestrator.stores.drivers.sqlite import truncate_ms
+from orchestrator.stores.registry.base import Publication, StoringRegistry, check_limit, replay
+from orchestrator.stores.state.base import Change, StateStoreBase
+from orchestrator.stores.state.claims import (
     ClaimPlan,
     ClaimRequest,
-    StateStoreBase,
     check_list_limit,
     fenced,
     plan_claim,

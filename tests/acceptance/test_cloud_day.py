@@ -18,9 +18,9 @@ import anyio
 import duckdb
 import pytest
 
-from orchestrator.storage_gcs import GcsStorage
+from orchestrator.stores.storage.gcs import GcsStorage
+from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
 from orchestrator.tablespec import TableSpec
-from orchestrator.warehouse_bigquery import BigQueryWarehouse
 from tests.acceptance.conftest import CHARON, Cli
 from tests.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)
     BUCKET,

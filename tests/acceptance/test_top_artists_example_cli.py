@@ -15,7 +15,7 @@ from tests.reference_toplist import artist_counts_in, top10_rows
 
 pytestmark = pytest.mark.slow
 
-MODULE = ("--module", "jobs.top_artists_example")
+MODULE = ("--module", "jobs.luigi_top_artists")
 LOAD = ("run", *MODULE, "ArtistToplistToDatabase", "--date-interval", "2012-07",
         "--local-scheduler")
 JULY = (date(2012, 7, 1), date(2012, 7, 31))

@@ -15,7 +15,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.ports import Registry
+from orchestrator.stores.registry.base import Registry
 
 DAY = "2018-10-31"
 KEY = "top_artists:2018-10-31:run-7f3a.attempt-2"

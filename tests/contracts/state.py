@@ -22,7 +22,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
-from orchestrator.ports import StateStore
+from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
 
 LEASE = timedelta(minutes=10)

@@ -12,7 +12,7 @@ import anyio.lowlevel
 import pytest
 
 from orchestrator.errors import ObjectExists, ObjectNotFound
-from orchestrator.ports import Storage
+from orchestrator.stores.storage.base import Storage
 
 
 class StorageContract:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from orchestrator.errors import CharonError, InvalidIdentifier, TableNotFound, WarehouseError
-from orchestrator.ports import Column, Warehouse
+from orchestrator.stores.warehouse.base import Column, Warehouse
 from orchestrator.tablespec import TableSpec
 
 FINAL = TableSpec("scio-playground", "charon_test", "top_artists_daily20181031")

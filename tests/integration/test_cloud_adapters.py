@@ -18,10 +18,11 @@ import pytest
 from aiohttp import web
 
 from orchestrator.errors import ObjectNotFound, StorageError, WarehouseError
-from orchestrator.gcp_http import GoogleApi, RetryPolicy
-from orchestrator.ports import Storage, Warehouse
-from orchestrator.storage_gcs import GcsStorage
-from orchestrator.warehouse_bigquery import BigQueryWarehouse, move_job_id
+from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
+from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.storage.gcs import GcsStorage
+from orchestrator.stores.warehouse.base import Warehouse
+from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse, move_job_id
 from tests.contracts.storage import StorageContract
 from tests.contracts.warehouse import COLUMNS, FINAL, ROWS, WarehouseContract, as_dicts
 from tests.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT
-from orchestrator.daemon_http import daemon_app
+from orchestrator.daemon.http_api import daemon_app
 from orchestrator.http import serve
 from orchestrator.signing import DELIVERY_HEADER, signed_headers
 from tests.daemon_world import World, make_world, running

@@ -14,12 +14,18 @@ import aiohttp
 import anyio
 import pytest
 
-from jobs.dataflow import TERMINAL_STATES, DataflowApi, DataflowError, DataflowJobRunner, JobRef
-from jobs.launcher import job_name
-from jobs.runners import open_job_runner
+from jobs.runners.beam import job_name
+from jobs.runners.dataflow import (
+    TERMINAL_STATES,
+    DataflowApi,
+    DataflowError,
+    DataflowJobRunner,
+    JobRef,
+)
+from orchestrator.adapters import open_job_runner
 from orchestrator.config import load_settings
 from orchestrator.errors import JobFailed, JobLost
-from orchestrator.gcp_http import GoogleApi, RetryPolicy
+from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
 from tests.fake_dataflow import FakeDataflowServer
 
 NAME = job_name("TopArtistsJob", "2018-10-31", "0123456789abcdef")

@@ -15,22 +15,25 @@ import anyio
 import duckdb
 import pytest
 
-from orchestrator import duckdb_files
 from orchestrator.errors import InvalidIdentifier, RunConflict, StateStoreError, StorageError
 from orchestrator.model import Revision, Run, RunState
-from orchestrator.ports import Registry, StateStore, Storage, Warehouse
-from orchestrator.registry_sqlite import SqliteRegistry
-from orchestrator.sqlite import (
+from orchestrator.stores.drivers.migrations import load_migrations
+from orchestrator.stores.drivers.sqlite import (
     CREATE_MIGRATIONS_TABLE,
     INSERT_MIGRATION,
-    load_migrations,
     split_statements,
 )
-from orchestrator.state_sqlite import SqliteStateStore
-from orchestrator.storage_local import LocalStorage
+from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.stores.state.base import StateStore
+from orchestrator.stores.state.sqlite import SqliteStateStore
+from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.storage.local import LocalStorage
+from orchestrator.stores.warehouse import duckdb_files
+from orchestrator.stores.warehouse.base import Warehouse
+from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ManualClock
-from orchestrator.warehouse_duckdb import DuckDBWarehouse
 from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
 from tests.contracts.state import StateStoreContract, claim
 from tests.contracts.storage import StorageContract
@@ -72,7 +75,7 @@ class TestSqliteRegistry(RegistryContract):
         self, tmp_path: Path
     ) -> None:
         path = tmp_path / "registry.sqlite"
-        init = load_migrations("registry")[0]
+        init = load_migrations("registry/sqlite")[0]
         with closing(sqlite3.connect(path)) as connection, connection:
             connection.execute(CREATE_MIGRATIONS_TABLE)
             for statement in split_statements(init.sql):
@@ -170,7 +173,7 @@ class TestSqliteStateStore(StateStoreContract):
                 "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
                 " name TEXT NOT NULL, applied TEXT NOT NULL)"
             )
-            for migration in load_migrations("state")[:3]:
+            for migration in load_migrations("state/sqlite")[:3]:
                 for statement in split_statements(migration.sql):
                     connection.execute(statement)
                 connection.execute("INSERT INTO schema_migrations VALUES (?, ?, '')",
@@ -205,7 +208,7 @@ class TestSqliteStateStore(StateStoreContract):
 
 
 def test_migration_scripts_split_into_statements() -> None:
-    for name in ("registry", "state"):
+    for name in ("registry/sqlite", "state/sqlite"):
         migrations = load_migrations(name)
         assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
         for migration in migrations:

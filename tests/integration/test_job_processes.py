@@ -22,17 +22,17 @@ import anyio
 import anyio.abc
 import pytest
 
-from jobs import processes
-from jobs.die_with_parent import PARENT_GONE
-from jobs.launcher import SubprocessJobRunner
-from jobs.processes import LocalJob
+from jobs.runners import processes
+from jobs.runners.beam import SubprocessJobRunner
+from jobs.runners.die_with_parent import PARENT_GONE
+from jobs.runners.processes import LocalJob
 from orchestrator.errors import JobFailed, JobLost
 
 pytestmark = pytest.mark.timeout(30)
 
 ROOT = Path(__file__).parents[2]
 CHILD = ROOT / "tests" / "job_child.py"
-WRAPPER = ROOT / "jobs" / "die_with_parent.py"
+WRAPPER = ROOT / "jobs" / "runners" / "die_with_parent.py"
 
 
 @dataclass(frozen=True)

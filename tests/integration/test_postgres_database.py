@@ -8,15 +8,15 @@ from datetime import date, timedelta
 import asyncpg
 import pytest
 
-from jobs.sample_streams import streams_day
-from jobs.top_artists_example import ArtistToplistToDatabase
+from jobs.luigi_top_artists import ArtistToplistToDatabase
+from jobs.luigi_top_artists.sample_data import streams_day
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.database_pg import PostgresDatabase
-from orchestrator.engine import Engine
+from orchestrator.core.engine import Engine
+from orchestrator.core.report import Status
 from orchestrator.errors import DatabaseError, InvalidIdentifier
-from orchestrator.ports import PgColumn
-from orchestrator.report import Status
+from orchestrator.stores.database.base import PgColumn
+from orchestrator.stores.database.postgres import PostgresDatabase
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,

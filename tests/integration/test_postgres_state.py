@@ -11,13 +11,13 @@ import asyncpg
 import pytest
 import time_machine
 
-from orchestrator import pg
 from orchestrator.errors import ConfigError, LeaseLost, RunConflict, StateStoreError
 from orchestrator.model import Run, RunState
-from orchestrator.ports import StateStore
-from orchestrator.registry_pg import PostgresRegistry
-from orchestrator.sqlite import load_migrations
-from orchestrator.state_pg import MIGRATIONS, SCHEMA, PostgresStateStore
+from orchestrator.stores.drivers import postgres as pg
+from orchestrator.stores.drivers.migrations import load_migrations
+from orchestrator.stores.registry.postgres import PostgresRegistry
+from orchestrator.stores.state.base import StateStore
+from orchestrator.stores.state.postgres import MIGRATIONS, SCHEMA, PostgresStateStore
 from orchestrator.testing import ManualClock
 from tests.contracts.registry import APPLIED_MIGRATIONS
 from tests.contracts.state import LEASE, StateStoreContract, claim

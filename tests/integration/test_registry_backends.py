@@ -21,19 +21,20 @@ import structlog.testing
 from aiohttp import web
 from yarl import URL
 
-from orchestrator import http, pg
+from orchestrator import http
 from orchestrator.errors import AuthError, CharonError, ConfigError, RegistryError
 from orchestrator.model import Revision
-from orchestrator.ports import Registry
-from orchestrator.registry_http import HttpRegistry
-from orchestrator.registry_pg import (
+from orchestrator.service.app import ServiceOptions
+from orchestrator.stores.drivers import postgres as pg
+from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.http import HttpRegistry
+from orchestrator.stores.registry.postgres import (
     INSERT_REVISION,
     PUBLISH_LOCK,
     SCHEMA,
     PostgresRegistry,
 )
-from orchestrator.registry_service import ServiceOptions
-from orchestrator.registry_sqlite import SqliteRegistry
+from orchestrator.stores.registry.sqlite import SqliteRegistry
 from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
 from tests.services import registry_service
 

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from jobs.launcher import SubprocessJobRunner
-from jobs.sample_streams import write_streams
-from jobs.top_artists_example import (
+from jobs.luigi_top_artists import (
     ARTIST_STREAMS,
     ARTIST_STREAMS_SPARK,
     TOP_ARTISTS,
     AggregateArtists,
     Top10Artists,
 )
+from jobs.luigi_top_artists.sample_data import write_streams
+from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import Engine
-from orchestrator.intervals import parse_interval
-from orchestrator.registry_sqlite import SqliteRegistry
-from orchestrator.storage_local import LocalStorage
+from orchestrator.core.engine import Engine
+from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.stores.storage.local import LocalStorage
+from orchestrator.tasks.intervals import parse_interval
 from orchestrator.testing import InMemoryStateStore, InMemoryWarehouse
 from tests.reference_toplist import artist_counts_in, top10_rows
 

@@ -12,7 +12,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from orchestrator.errors import RegistryError
-from orchestrator.sqlite import SqliteDatabase, transaction
+from orchestrator.stores.drivers.sqlite import SqliteDatabase, transaction
 
 
 class Boom(Exception):

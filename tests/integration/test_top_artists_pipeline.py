@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from jobs.sample_data import (
+from jobs.top_artists.sample_data import (
     TRACK_ENTITY_COLUMNS,
     SampleDay,
     avro_bytes,
@@ -17,7 +17,7 @@ from jobs.sample_data import (
     part_name,
     split,
 )
-from orchestrator import duckdb_files
+from orchestrator.stores.warehouse import duckdb_files
 from orchestrator.tablespec import TableSpec
 from tests.reference import top_artists
 

@@ -4,13 +4,13 @@ from dataclasses import replace
 
 import pytest
 
-from jobs.launcher import beam_command
+from jobs.runners.beam import beam_command
 from jobs.top_artists import TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.errors import UsageError
 from orchestrator.model import InputRevision
-from orchestrator.params import DateParameter
-from orchestrator.task import BeamJobTask
+from orchestrator.tasks.params import DateParameter
+from orchestrator.tasks.task import BeamJobTask
 
 SEED_INPUT = (
     "gs://golden-path-sample-data/di.golden.path.EndContentFactXT2/2018-10-31/"

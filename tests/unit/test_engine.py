@@ -13,15 +13,15 @@ import structlog
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import EVALUATORS, Engine
+from orchestrator.core.engine import EVALUATORS, Engine
+from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.model import Revision, RunState
-from orchestrator.params import DateParameter, IntParameter, Parameter
-from orchestrator.ports import Column
-from orchestrator.report import Outcome, Report, Status
-from orchestrator.runcontext import RunContext
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
-from orchestrator.targets import RegistryTarget
-from orchestrator.task import LookupDaily, SparkSubmitTask, Task, WrapperTask
+from orchestrator.tasks.params import DateParameter, IntParameter, Parameter
+from orchestrator.tasks.runcontext import RunContext
+from orchestrator.tasks.targets import RegistryTarget
+from orchestrator.tasks.task import LookupDaily, SparkSubmitTask, Task, WrapperTask
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,

@@ -17,15 +17,15 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import Engine
+from orchestrator.core.engine import Engine
+from orchestrator.core.report import Report, Status
 from orchestrator.errors import RegistryError, StateStoreError
 from orchestrator.model import Revision, Run, RunState
-from orchestrator.ports import Column
-from orchestrator.report import Report, Status
-from orchestrator.runcontext import RunContext
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
-from orchestrator.targets import RegistryTarget
-from orchestrator.task import Task, WrapperTask
+from orchestrator.tasks.runcontext import RunContext
+from orchestrator.tasks.targets import RegistryTarget
+from orchestrator.tasks.task import Task, WrapperTask
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,

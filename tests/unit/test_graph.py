@@ -1,9 +1,9 @@
 import pytest
 
+from orchestrator.core.graph import resolve
 from orchestrator.errors import DependencyCycle
-from orchestrator.graph import resolve
-from orchestrator.params import IntParameter
-from orchestrator.task import Task
+from orchestrator.tasks.params import IntParameter
+from orchestrator.tasks.task import Task
 
 
 class Leaf(Task):

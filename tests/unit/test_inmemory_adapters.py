@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from orchestrator.errors import InvalidIdentifier, StorageError
-from orchestrator.ports import Registry, StateStore, Storage, Warehouse
+from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.state.base import StateStore
+from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.testing import (
     InMemoryRegistry,
     InMemoryStateStore,

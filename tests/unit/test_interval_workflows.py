@@ -8,24 +8,26 @@ from datetime import date, timedelta
 import anyio
 import pytest
 
-from jobs.sample_streams import streams_day
-from jobs.spark_launcher import spark_command
-from jobs.top_artists_example import (
+from jobs.luigi_top_artists import (
     TOP_ARTISTS,
     AggregateArtists,
     AggregateArtistsSpark,
     Streams,
     Top10Artists,
 )
+from jobs.luigi_top_artists.sample_data import streams_day
+from jobs.runners.spark import spark_command
 from orchestrator.adapters import Adapters
-from orchestrator.cli import parse_task
+from orchestrator.cli.main import parse_task
 from orchestrator.config import load_settings
-from orchestrator.daemon import Daemon
-from orchestrator.engine import build_engine
+from orchestrator.core.engine import build_engine
+from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.watch import Root
 from orchestrator.errors import ConfigError, UsageError
-from orchestrator.intervals import parse_interval, period_interval
 from orchestrator.model import InputRevision
-from orchestrator.runcontext import RunContext
+from orchestrator.tasks.intervals import parse_interval, period_interval
+from orchestrator.tasks.runcontext import RunContext
+from orchestrator.tasks.workflows import WorkflowSettings, parse_workflows
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -33,8 +35,6 @@ from orchestrator.testing import (
     InMemoryStorage,
     InMemoryWarehouse,
 )
-from orchestrator.watch import Root
-from orchestrator.workflows import WorkflowSettings, parse_workflows
 
 
 def days(first: str, last: str) -> list[date]:
@@ -81,7 +81,7 @@ def test_each_period_gives_the_interval_containing_a_day() -> None:
 
 
 def test_an_interval_workflow_has_one_root_per_period_overlapping_its_window() -> None:
-    workflow = WorkflowSettings(name="top10", module="jobs.top_artists_example",
+    workflow = WorkflowSettings(name="top10", module="jobs.luigi_top_artists",
                                 task="Top10Artists", partition_param="date_interval",
                                 period="month", lookback_days=3)
     assert workflow.partition_days(date(2012, 7, 2)) == [date(2012, 6, 1), date(2012, 7, 1)]
@@ -96,7 +96,7 @@ def test_an_interval_workflow_has_one_root_per_period_overlapping_its_window() -
 
 
 def test_bool_parameters_are_flags_on_the_command_line() -> None:
-    module, family = "jobs.top_artists_example", "Top10Artists"
+    module, family = "jobs.luigi_top_artists", "Top10Artists"
     flagged = parse_task(module, family, ["--date-interval", "2012-07", "--use-spark"])
     assert flagged == Top10Artists(date_interval="2012-07", use_spark=True)
     assert not parse_task(module, family, ["--date-interval", "2012-07"]).param_values[
@@ -123,7 +123,7 @@ def test_the_spark_command_follows_the_seed() -> None:
         "/s/data/streams_2012_07_01_faked.tsv,/s/data/streams_2012_07_02_faked.tsv",
         "/s/out/x",
     ]
-    assert task.app.endswith("jobs/top_artists_spark.py")
+    assert task.app.endswith("jobs/luigi_top_artists/spark_job.py")
 
 
 def test_the_postgres_dsn_comes_from_config_or_environment() -> None:
@@ -136,7 +136,7 @@ async def test_the_daemon_fires_a_monthly_interval_when_its_last_day_arrives() -
     registry, storage, state = InMemoryRegistry(), InMemoryStorage(), InMemoryStateStore()
     warehouse = InMemoryWarehouse()
     adapters = Adapters(registry, warehouse, storage, state, "/out", None, "/store")
-    workflow = WorkflowSettings(name="top10", module="jobs.top_artists_example",
+    workflow = WorkflowSettings(name="top10", module="jobs.luigi_top_artists",
                                 task="Top10Artists", partition_param="date_interval",
                                 period="month", lookback_days=2)
     settings = dataclasses.replace(

@@ -10,10 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.janitor import Janitor
+from orchestrator.core.janitor import Janitor
 from orchestrator.model import InputRevision, Run, RunState
-from orchestrator.ports import Column
-from orchestrator.storage_local import LocalStorage
+from orchestrator.stores.storage.local import LocalStorage
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import (
     InMemoryRegistry,

@@ -3,9 +3,14 @@ from datetime import date
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.intervals import parse_interval
-from orchestrator.params import BoolParameter, DateIntervalParameter, DateParameter, IntParameter
-from orchestrator.task import Task
+from orchestrator.tasks.intervals import parse_interval
+from orchestrator.tasks.params import (
+    BoolParameter,
+    DateIntervalParameter,
+    DateParameter,
+    IntParameter,
+)
+from orchestrator.tasks.task import Task
 
 
 @pytest.mark.parametrize(

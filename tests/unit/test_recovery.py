@@ -12,11 +12,11 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import Engine
+from orchestrator.core.engine import Engine
+from orchestrator.core.report import Status
 from orchestrator.errors import RunConflict, StateStoreError
 from orchestrator.model import Revision, Run, RunState
-from orchestrator.ports import Column
-from orchestrator.report import Status
+from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import (
     FakeJobRunner,

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import fastavro
 import pytest
 
-from jobs.sample_data import (
+from jobs.top_artists.sample_data import (
     AVRO_SCHEMA,
     ENDPOINT,
     TRACK_ENTITY_COLUMNS,

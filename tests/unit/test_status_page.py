@@ -5,7 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from typing import Any
 
-from orchestrator.status_page import render
+from orchestrator.daemon.status_page import render
 
 STATUS: dict[str, Any] = {
     "workflows": [{"name": "top_artists", "module": "jobs.top_artists", "task": "TopArtistsJob",

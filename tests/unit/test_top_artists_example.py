@@ -8,8 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from jobs.sample_streams import streams_day
-from jobs.top_artists_example import (
+from jobs.luigi_top_artists import (
     ARTIST_STREAMS,
     TOP_ARTISTS,
     AggregateArtists,
@@ -17,12 +16,13 @@ from jobs.top_artists_example import (
     Top10Artists,
     top_artists,
 )
+from jobs.luigi_top_artists.sample_data import streams_day
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
-from orchestrator.engine import Engine
+from orchestrator.core.engine import Engine
+from orchestrator.core.report import Status
 from orchestrator.errors import InvalidIdentifier, UsageError
-from orchestrator.report import Status
-from orchestrator.targets import PostgresTable, StorageTarget
+from orchestrator.tasks.targets import PostgresTable, StorageTarget
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryDatabase,

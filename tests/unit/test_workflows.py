@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.workflows import parse_workflows
+from orchestrator.tasks.workflows import parse_workflows
 
 TODAY = date(2018, 10, 31)
 BASE = {"module": "jobs.top_artists", "task": "TopArtistsJob", "params": {"top_n": 10}}

@@ -1,0 +1,122 @@
+"""``charon daemon``, ``charon explain`` and ``charon cancel``: the reactive side of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import anyio.abc
+
+from orchestrator.adapters import Adapters, open_job_runner
+from orchestrator.cli import render
+from orchestrator.config import Settings
+from orchestrator.core.engine import Policy, build_engine
+from orchestrator.core.janitor import build_janitor
+from orchestrator.daemon.daemon import Daemon, utc_today
+from orchestrator.daemon.watch import Watchlist
+from orchestrator.model import RunState
+from orchestrator.tasks.workflows import check_loadable
+
+TaskCommand = Callable[[Any, str, str], argparse.ArgumentParser]
+
+
+def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
+    daemon = commands.add_parser(
+        "daemon", help="watch the configured workflows and run each day the moment it is ready"
+    )
+    daemon.add_argument("--host", help="serve webhooks, /status and /metrics here")
+    daemon.add_argument("--port", type=int, help="0 picks a free port")
+    daemon.set_defaults(command=cmd_daemon)
+    explain = task_command(commands, "explain", "say why a run has not fired")
+    explain.set_defaults(command=cmd_explain)
+    cancel = task_command(commands, "cancel", "cancel the task's running run and its job")
+    cancel.set_defaults(command=cmd_cancel)
+    janitor = commands.add_parser(
+        "janitor", help="remove staging no live run owns (older than engine.lease_seconds)"
+    )
+    janitor.add_argument("--dry-run", action="store_true",
+                         help="list what would be removed; remove nothing")
+    janitor.set_defaults(command=cmd_janitor)
+
+
+async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    check_loadable(settings.workflows, utc_today())
+    # Imported here: aiohttp's server is a third of the start-up of the other commands.
+    from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
+    from orchestrator.http import serve  # noqa: PLC0415
+
+    host = args.host or settings.daemon.host
+    port = settings.daemon.port if args.port is None else args.port
+    async with open_job_runner(settings) as runner:
+        daemon = Daemon(
+            settings, adapters,
+            lambda on_launch: build_engine(adapters, settings, runner, on_launch=on_launch),
+        )
+        app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
+                         max_body_bytes=settings.daemon.max_body_bytes)
+
+        async def serve_http(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            def announce(bound: int) -> None:
+                print(f"daemon listening on http://{host}:{bound}", flush=True)
+
+            await serve(app, host, port, announce=announce, task_status=task_status)
+
+        await daemon.run(serve_http)
+    return 0
+
+
+async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    workflow = next(
+        (w for w in settings.workflows if w.task == type(args.task).task_family), None
+    )
+    policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs if workflow
+                    else True)
+    async with open_job_runner(settings) as runner:  # a dry run: it launches nothing
+        report = await build_engine(adapters, settings, runner).run(args.task, policy)
+    running = await adapters.state.list_runs(state=RunState.RUNNING, limit=10_000)
+    print(render.explanation(report, running, settings, workflow))
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    """Cancel the task's running run: its job first, then the run, under its attempt."""
+    task_id = args.task.task_id
+    run = await adapters.state.latest(task_id)
+    if run is None or run.state is not RunState.RUNNING:
+        why = "it has no run" if run is None else f"its latest run {run.id} is {run.state}"
+        if run is not None and run.state is RunState.PUBLISHING:
+            why += ": its job is over and its outputs are being published"
+        print(f"nothing to cancel for {task_id}: {why}")
+        return 1
+    if run.job_id:
+        async with open_job_runner(settings) as runner:
+            await runner.cancel(run.job_id)
+    # Failing the run under its attempt fences its owner out: the owner's next write
+    # (a lease renewal at the latest) is refused and it stops the job it runs.
+    await adapters.state.fail(run.id, run.attempt, "cancelled by the user")
+    job = f", job {run.job_id}" if run.job_id else " (no job recorded yet)"
+    print(f"cancelled {task_id}: run {run.id} attempt {run.attempt}{job}")
+    return 0
+
+
+async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    """One sweep over the staging of the configured workflows' outputs."""
+    watch = Watchlist(settings.workflows)
+    watch.refresh(utc_today())
+    swept = await build_janitor(settings, adapters).sweep(
+        {adapters.output_prefix, *watch.output_prefixes}, watch.output_projects,
+        dry_run=args.dry_run,
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for path in swept.removed_folders:
+        print(f"{verb} folder {path}")
+    for spec in swept.removed_tables:
+        print(f"{verb} table {spec}")
+    for run_id in swept.abandoned:
+        print(f"{'would end' if args.dry_run else 'ended'} abandoned run {run_id}")
+    for run_id in swept.stalled:
+        print(f"publication without an owner: run {run_id} (a claim of its task finishes it)")
+    print(f"{verb} {swept.removed} staging location(s); {swept.kept_young} unowned but younger"
+          f" than {settings.engine.lease_seconds} s, kept for now")
+    return 0

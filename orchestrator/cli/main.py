@@ -1,0 +1,296 @@
+"""The ``charon`` command: run tasks the Luigi way, work with the registry, make sample data."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+
+import anyio
+import structlog
+
+from jobs.luigi_top_artists import sample_data as sample_streams
+from jobs.top_artists import sample_data
+from orchestrator.adapters import Adapters, open_adapters, open_job_runner, open_registry
+from orchestrator.cli import render
+from orchestrator.cli.daemon import add_daemon_commands
+from orchestrator.config import Settings, load_settings
+from orchestrator.core.engine import build_engine
+from orchestrator.errors import CharonError, ConfigError, UsageError
+from orchestrator.log import configure_logging
+from orchestrator.stores.registry.base import Registry
+from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.intervals import DateInterval, parse_day, parse_interval
+from orchestrator.tasks.params import BoolParameter
+from orchestrator.tasks.task import Task, load_task_class
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 20
+
+# Evaluating many partitions allocates many short-lived containers (coroutines, events,
+# rows), and CPython's default first-generation threshold of 700 then runs the cyclic
+# collector hundreds of times per thousand runs, each pass also walking what the
+# imports left behind. Freezing that and collecting a tenth as often took a fifth off
+# the orchestration overhead of 1,000 no-op runs (bench/thousand_tasks.py).
+GC_FIRST_GENERATION_THRESHOLD = 10_000
+
+Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
+RegistryCommand = Callable[[argparse.Namespace, Settings, Registry], Awaitable[int]]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    tune_garbage_collector()
+    sys.exit(run_cli(sys.argv[1:] if argv is None else argv))
+
+
+def tune_garbage_collector() -> None:
+    """Set for the whole process, so only the ``charon`` command calls it, never an import."""
+    gc.freeze()
+    gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def run_cli(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if getattr(args, "task_args", False):
+            args.task = parse_task(args.module, args.family, extra)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        settings = load_settings()
+        configure_logging(settings.log.level, settings.log.format, cache_loggers=True)
+        command: Command = args.command
+        return anyio.run(_with_adapters, command, args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CharonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
+    registry_command: RegistryCommand | None = getattr(args, "registry_command", None)
+    if registry_command is not None:
+        # The registry alone: a long-running service has no use for the state store,
+        # warehouse or storage, and should not hold them open.
+        async with open_registry(settings) as registry:
+            return await registry_command(args, settings, registry)
+    async with open_adapters(settings) as adapters:
+        return await command(args, settings, adapters)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charon", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = _task_command(commands, "run", "bring a task and its dependencies up to date")
+    run.add_argument("--local-scheduler", action="store_true",
+                     help="accepted for Luigi compatibility; charon needs no scheduler")
+    run.add_argument("--workers", type=int, default=None,
+                     help="runs launched at once (default: engine.max_concurrent_runs)")
+    run.set_defaults(command=cmd_run)
+    show = _task_command(commands, "show", "print a task's published outputs")
+    show.add_argument("--limit", type=int, default=20, help="rows to print per output")
+    show.set_defaults(command=cmd_show)
+
+    registry = commands.add_parser("registry", help="the partition registry")
+    verbs = registry.add_subparsers(required=True, metavar="VERB")
+    ls = verbs.add_parser("ls", help="list a partition's revisions, newest first")
+    ls.add_argument("endpoint")
+    ls.add_argument("partition")
+    ls.set_defaults(command=cmd_registry_ls)
+    publish = verbs.add_parser("publish", help="publish a new revision of a partition")
+    publish.add_argument("endpoint")
+    publish.add_argument("partition")
+    publish.add_argument("uri")
+    publish.add_argument("--lineage", action="append", default=[], metavar="REVISION_ID",
+                         help="an input revision this one was built from (repeatable)")
+    publish.add_argument("--idempotency-key", metavar="KEY",
+                         help="publish once: a KEY already used for this partition prints "
+                              "the revision it published, and publishes nothing")
+    publish.set_defaults(command=cmd_registry_publish)
+    serve = verbs.add_parser("serve", help="serve the registry over HTTP (the registry service)")
+    serve.add_argument("--host", help="listen here (default: registry_service.host)")
+    serve.add_argument("--port", type=int,
+                       help="0 picks a free port (default: registry_service.port)")
+    serve.set_defaults(command=None, registry_command=cmd_registry_serve)
+
+    sample = commands.add_parser("sample-data", help="write a realistic day of input data")
+    sample.add_argument("--date", type=_day,
+                        help="the day of EndContentFact and TrackEntity, e.g. 2018-10-31")
+    sample.add_argument("--streams", action="store_true",
+                        help="write the Luigi example's daily Streams TSV files instead")
+    sample.add_argument("--date-interval", type=_interval,
+                        help="with --streams: the days, in any Luigi spelling (2012-07)")
+    sample.add_argument("--events", type=_positive, default=100_000, help="stream events")
+    sample.add_argument("--seed", type=int, default=None, help="random seed (default: the date)")
+    sample.add_argument("--new-revision", action="store_true",
+                        help="publish another revision (new plays, the same TrackEntity table)"
+                             " even if the day already has one")
+    sample.add_argument("--json", action="store_true",
+                        help="print the revision and table as one JSON object")
+    sample.set_defaults(command=cmd_sample_data)
+    add_daemon_commands(commands, _task_command)
+    return parser
+
+
+def _task_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                  help_text: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        name, help=help_text,
+        usage=f"charon {name} --module MODULE TASK [--param VALUE ...]",
+    )
+    parser.add_argument("--module", required=True, help="the Python module defining the task")
+    parser.add_argument("family", metavar="TASK", help="the task class, e.g. TopArtistsJob")
+    parser.set_defaults(task_args=True)
+    return parser
+
+
+def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
+    """Instantiate ``family`` from Luigi-style flags (``--top-n 100`` or ``--top_n=100``)."""
+    task_class = load_task_class(module, family)
+    parser = argparse.ArgumentParser(prog=f"charon run --module {module} {family}",
+                                     exit_on_error=False, add_help=False)
+    for name, parameter in task_class.parameters().items():
+        # A BoolParameter is a flag, as in Luigi (--use-spark); --use-spark=false works too.
+        is_flag = isinstance(parameter, BoolParameter)
+        parser.add_argument(parameter.flag, f"--{name}", dest=name, default=None,
+                            help=parameter.description, nargs="?" if is_flag else None,
+                            const="true" if is_flag else None)
+    try:
+        values, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise UsageError(str(exc)) from None
+    if unknown:
+        raise UsageError(f"{family} does not take {' '.join(unknown)}")
+    given = {name: value for name, value in vars(values).items() if value is not None}
+    return task_class(**given)
+
+
+def _day(text: str) -> str:
+    try:
+        return parse_day(text).isoformat()
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _interval(text: str) -> DateInterval:
+    try:
+        return parse_interval(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    async with open_job_runner(settings) as runner:
+        engine = build_engine(adapters, settings, runner, max_concurrent_runs=args.workers)
+        report = await engine.run(args.task)
+    print(render.report(report))
+    return report.exit_code
+
+
+async def cmd_show(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    print(await render.task_outputs(args.task, adapters, limit=args.limit))
+    return EXIT_OK
+
+
+async def cmd_registry_ls(args: argparse.Namespace, settings: Settings,
+                          adapters: Adapters) -> int:
+    revisions = await adapters.registry.list(args.endpoint, args.partition)
+    print(render.revisions(revisions))
+    return EXIT_OK if revisions else EXIT_FAILED
+
+
+async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
+                               adapters: Adapters) -> int:
+    revision = await adapters.registry.publish(
+        args.endpoint, args.partition, args.uri, args.lineage,
+        idempotency_key=args.idempotency_key,
+    )
+    print(render.revisions([revision]))
+    return EXIT_OK
+
+
+async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
+                             registry: Registry) -> int:
+    if settings.registry.kind == "http":
+        raise ConfigError('registry serve needs registry.kind = "sqlite" or "postgres" behind it')
+    # Imported here, like the daemon's server: aiohttp's server is a third of the
+    # start-up of every other command.
+    from orchestrator.service import app as registry_service  # noqa: PLC0415
+
+    host = args.host or settings.registry_service.host
+    port = settings.registry_service.port if args.port is None else args.port
+    await registry_service.serve(
+        registry, registry_service.ServiceOptions.from_settings(settings), host=host, port=port,
+        ready=lambda url: print(f"registry serving on {url}", flush=True),
+    )
+    return EXIT_OK
+
+
+async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
+                          adapters: Adapters) -> int:
+    if args.streams:
+        return await _sample_streams(args, settings, adapters)
+    if args.date is None:
+        raise UsageError("sample-data needs --date (or --streams --date-interval)")
+    day = parse_day(args.date)
+    log = structlog.get_logger("charon.sample_data")
+    existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
+    if existing and not args.new_revision:
+        if args.json:
+            print(json.dumps({"revision": existing.id, "uri": existing.uri, "created": False}))
+        else:
+            print(f"{sample_data.ENDPOINT} {args.date} already has revision {existing.id}; "
+                  "pass --new-revision to publish another")
+        return EXIT_OK
+    day_seed = int(f"{day:%Y%m%d}")
+    seed = day_seed if args.seed is None else args.seed
+    # A late revision is new plays over the day's catalogue, which keeps its table.
+    late = existing is not None and await adapters.warehouse.table_info(
+        TableSpec.parse(sample_data.TRACK_ENTITY_TABLE.format(day=day))
+    ) is not None
+    sample = await anyio.to_thread.run_sync(
+        partial(sample_data.generate_day, day, args.events, seed, catalogue_seed=day_seed)
+    )
+    log.info("writing sample data", date=args.date, events=args.events, late=late)
+    revision = await sample_data.publish_sample_day(
+        sample, registry=adapters.registry, warehouse=adapters.warehouse,
+        storage=adapters.storage,
+        # GCS has no local root: sample days go beside the outputs, in the same bucket.
+        storage_prefix=(str(settings.storage.root) if settings.storage.kind == "local"
+                        else settings.storage.output_prefix),
+        write_table=not late,
+    )
+    if args.json:
+        print(json.dumps({"revision": revision.id, "uri": revision.uri, "created": True,
+                          "table": sample.track_entity_spec}))
+    else:
+        print(render.revisions([revision]))
+        print(f"{'kept' if late else 'created'} table {sample.track_entity_spec}")
+    return EXIT_OK
+
+
+async def _sample_streams(args: argparse.Namespace, settings: Settings,
+                          adapters: Adapters) -> int:
+    if args.date_interval is None:
+        raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
+    written = await sample_streams.write_streams(
+        args.date_interval, events=args.events,
+        seed=sample_streams.DEFAULT_SEED if args.seed is None else args.seed,
+        storage=adapters.storage, data_prefix=adapters.data_prefix,
+    )
+    for item in written:
+        print(f"{'wrote' if item.created else 'exists'} {item.uri}")
+    return EXIT_OK

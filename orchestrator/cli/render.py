@@ -1,0 +1,130 @@
+"""What the CLI prints on stdout: plain text tables a person can read and a script can cut."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.adapters import Adapters
+from orchestrator.config import Settings
+from orchestrator.core.report import Report, Status
+from orchestrator.errors import ObjectNotFound
+from orchestrator.model import Revision, Run
+from orchestrator.tasks.targets import PostgresTable, RegistryTarget, StorageTarget
+from orchestrator.tasks.task import Task, outputs
+from orchestrator.tasks.workflows import WorkflowSettings
+
+
+def revisions(found: Sequence[Revision]) -> str:
+    """The seed's ``hades ls`` layout."""
+    lines = [f"{'REVISION_ID':<38} {'CREATION_TIME':<27} URI"]
+    for revision in found:
+        created = revision.created.strftime("%Y-%m-%dT%H:%M:%S.") + (
+            f"{revision.created.microsecond // 1000:03d}Z"
+        )
+        lines.append(f"{revision.id:<38} {created:<27} {revision.uri}")
+    return "\n".join(lines)
+
+
+def report(result: Report) -> str:
+    lines = []
+    for task_id, outcome in result.outcomes.items():
+        line = f"{task_id}: {outcome.status.value}"
+        if outcome.status is Status.COMPLETE:
+            line += " for the current inputs, nothing to do"
+        if outcome.detail and outcome.status is not Status.MISSING:
+            line += f" ({outcome.detail.splitlines()[0]})"
+        lines.append(line)
+        lines.extend(f"  published {key}: {value}" for key, value in outcome.published.items())
+    if result.missing:
+        lines.append("inputs missing:")
+        lines.extend(f"  {detail}" for detail in result.missing)
+    return "\n".join(lines)
+
+
+async def task_outputs(task: Task, adapters: Adapters, *, limit: int) -> str:
+    """Each output of ``task`` as published: the revision and its ``part`` file, or the table."""
+    sections = []
+    for key, target in outputs(task).items():
+        if isinstance(target, RegistryTarget):
+            sections.append(await _registry_output(key, target, adapters, limit))
+        elif isinstance(target, PostgresTable | StorageTarget):
+            sections.append(await _other_output(key, target, adapters, limit))
+        else:
+            rows = await adapters.warehouse.read_rows(target.spec, limit=limit)
+            body = [
+                "\t".join(str(value) for value in row.values()) for row in rows
+            ] or ["(no such table)"]
+            sections.append("\n".join([f"{key}: {target.spec}", *body]))
+    return "\n\n".join(sections)
+
+
+async def _other_output(key: str, target: PostgresTable | StorageTarget, adapters: Adapters,
+                        limit: int) -> str:
+    if isinstance(target, StorageTarget):
+        return f"{key}: {target.resolve(adapters.data_prefix)}"
+    if adapters.database is None or await adapters.database.marker(
+        target.table, target.marker
+    ) is None:
+        return f"{key}: {target} not loaded"
+    rows = await adapters.database.read_rows(target.table, limit=limit)
+    body = ["\t".join(str(value) for value in row.values()) for row in rows]
+    return "\n".join([f"{key}: {target}", *body])
+
+
+async def _registry_output(key: str, target: RegistryTarget, adapters: Adapters,
+                           limit: int) -> str:
+    revision = await adapters.registry.latest(target.endpoint, target.partition)
+    if revision is None:
+        return f"{key}: {target.endpoint} {target.partition} has no revision"
+    header = [f"{key}: {target.endpoint} {target.partition}", revisions([revision])]
+    if revision.lineage:
+        header.append("lineage: " + ", ".join(revision.lineage))
+    # The Beam job writes one "part"; other tasks (Spark, in process) write part-* files.
+    listed = await adapters.storage.list(revision.uri.rstrip("/") + "/")
+    parts = [i.uri for i in listed if i.uri.rpartition("/")[2].startswith("part")]
+    try:
+        text = (await adapters.storage.read(parts[0])).decode() if parts else ""
+    except ObjectNotFound:
+        parts = []
+    if not parts:
+        return "\n".join([*header, "(no part file)"])
+    return "\n".join([*header, f"{parts[0]}:", *text.splitlines()[:limit]])
+
+
+def explanation(
+    result: Report, running: Sequence[Run], settings: Settings,
+    workflow: WorkflowSettings | None,
+) -> str:
+    """Why each task of a dry run is where it is: missing inputs, consumed revisions, limits."""
+    lines = []
+    for task_id, outcome in result.outcomes.items():
+        lines.append(f"{task_id}: {outcome.status.value}")
+        active = [run for run in running if run.task_id == task_id]
+        if outcome.status is Status.MISSING:
+            lines.append(f"  waiting for input: {outcome.detail.split(': ', 1)[1]}")
+        elif outcome.status is Status.COMPLETE and outcome.run is not None:
+            consumed = ", ".join(f"{i.key}={i.revision_id}" for i in outcome.run.inputs)
+            lines.append(f"  run {outcome.run.id} consumed {consumed}")
+        elif outcome.detail:
+            lines.append(f"  {outcome.detail}")
+        if active:
+            lines.extend(f"  running now: run {r.id} attempt {r.attempt}, job {r.job_id}"
+                         for r in active)
+        elif outcome.status is Status.WOULD_RUN:
+            lines.extend(f"  {hold}" for hold in _holds(running, settings, workflow))
+    return "\n".join(lines)
+
+
+def _holds(running: Sequence[Run], settings: Settings,
+           workflow: WorkflowSettings | None) -> list[str]:
+    holds = []
+    limit = settings.engine.max_concurrent_runs
+    if len(running) >= limit:
+        holds.append(f"held by engine.max_concurrent_runs: {len(running)} of {limit} running")
+    if workflow is not None:
+        mine = sum(run.family == workflow.task for run in running)
+        if mine >= workflow.max_concurrent_runs:
+            holds.append(f"held by workflow {workflow.name!r} max_concurrent_runs: "
+                         f"{mine} of {workflow.max_concurrent_runs} running")
+    return holds or ["no limit holds it: it fires on its next evaluation (charon run, "
+                     "or the daemon's next trigger)"]

@@ -1,0 +1,386 @@
+"""The engine: evaluates a task graph and runs what is missing, in dependency order.
+
+Each node waits for its dependencies, looks its inputs up through the sensors,
+fingerprints them and, unless its outputs already exist for that fingerprint, takes a
+place within the concurrency limits, looks its inputs up again, claims the run in the
+state store and executes it. A run is claimed only with a place free: a worker never
+holds a lease on work it cannot start, so other replicas take that work instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from jobs.runners.base import JobRunner
+from jobs.runners.beam import SubprocessJobRunner
+from orchestrator.adapters import Adapters
+from orchestrator.config import BeamSettings, Settings
+from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
+from orchestrator.core.graph import Graph, resolve
+from orchestrator.core.leases import LeaseKeeper
+from orchestrator.core.limits import Place
+from orchestrator.core.report import Outcome, Report, Status
+from orchestrator.core.task_loop import TaskLoop
+from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
+from orchestrator.log import log_context
+from orchestrator.model import (
+    RETRY_AT_ONCE,
+    InputRevision,
+    Run,
+    RunRetryPolicy,
+    RunState,
+    fingerprint,
+)
+from orchestrator.tasks.task import (
+    ExternalTask,
+    Task,
+    WrapperTask,
+    outputs,
+)
+from sensors import Sensors
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one evaluation may act: the daemon sets one per workflow."""
+
+    limiter: anyio.CapacityLimiter | None = None
+    """Held, besides the engine's global limit, while a run of this evaluation executes."""
+    rerun_late_inputs: bool = True
+    """False: a task that succeeded once ignores later input revisions."""
+    dry_run: bool = False
+    """Stop before claiming: report what would run and what it would consume."""
+    retry: RunRetryPolicy = RETRY_AT_ONCE
+    """When a failed run is tried again; by default (a user's own run) at once."""
+
+
+EVALUATORS = 256
+"""Nodes of one evaluation evaluated at once: enough that claims and successes
+queued together fill a state-store batch (orchestrator.stores.drivers.sqlite.MAX_BATCH)."""
+Lookup = Callable[[], Awaitable[Inputs | Outcome]]
+"""Looks a task's inputs up: their revisions, or the outcome that one is missing."""
+MAX_ROUNDS = 3
+"""Runs of one node in one evaluation when its inputs keep changing under it; the next
+evaluation (a new input's trigger) takes it from there."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Engine:
+    def __init__(
+        self,
+        adapters: Adapters,
+        *,
+        runner: JobRunner,
+        beam: BeamSettings,
+        max_concurrent_runs: int,
+        lease: timedelta,
+        owner: str | None = None,
+        on_launch: Callable[[Task], None] | None = None,
+        local_runner: JobRunner | None = None,
+    ) -> None:
+        self._adapters = adapters
+        self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
+                                data_prefix=adapters.data_prefix, database=adapters.database)
+        self._executor = Executor(adapters, runner=runner, beam=beam, on_launch=on_launch,
+                                  local_runner=local_runner)
+        self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
+        # Never fewer evaluators than runs allowed at once, or the limit could not be met.
+        self._evaluators = max(EVALUATORS, max_concurrent_runs)
+        self._lease = lease
+        self._owner = owner or worker_id()
+        self._claiming = True
+        self._log = structlog.get_logger("charon.engine")
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more (a shutdown began); runs already claimed go on."""
+        self._claiming = False
+
+    async def run(self, root: Task, policy: Policy = Policy()) -> Report:
+        """Bring ``root`` and everything it requires up to date.
+
+        A node becomes ready when its last dependency finishes. Up to ``evaluators``
+        tasks take ready nodes one after another, rather than one task per node:
+        a thousand ready partitions then cost a few hundred task spawns, and no more
+        sensor lookups or claims are in flight than that. The lease keeper stops
+        with the last node. A node whose sources fail ends as an ERROR outcome; it
+        never takes the others down with it.
+        """
+        graph = resolve(root)
+        outcomes: dict[str, Outcome] = {}
+        pending = {  # task id -> how many of its dependencies have not finished
+            task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
+            for task_id in graph.order
+        }
+        ready = deque(task_id for task_id, count in pending.items() if not count)
+        evaluators = 0
+        keeper = LeaseKeeper(self._adapters.state, self._lease)
+        keeping = anyio.CancelScope()
+
+        async with TaskLoop() as task_loop, anyio.create_task_group() as group:
+            evaluation = Evaluation(keeper, task_loop)
+
+            def add_evaluators() -> None:
+                """One more evaluator per ready node, up to the cap; each is handed its
+                node, so no ready node waits while another evaluator could start."""
+                nonlocal evaluators
+                while ready and evaluators < self._evaluators:
+                    evaluators += 1
+                    group.start_soon(evaluate_from, ready.popleft())
+
+            async def evaluate_from(task_id: str | None) -> None:
+                nonlocal evaluators
+                while task_id is not None:
+                    outcomes[task_id] = await self._evaluate_safely(
+                        graph, task_id, outcomes, policy, evaluation
+                    )
+                    for dependent in graph.dependents[task_id]:
+                        pending[dependent] -= 1
+                        if not pending[dependent]:
+                            ready.append(dependent)
+                    task_id = ready.popleft() if ready else None
+                    add_evaluators()
+                evaluators -= 1
+                if len(outcomes) == len(graph.order):
+                    keeping.cancel()
+
+            group.start_soon(self._keep_leases, keeper, keeping)
+            add_evaluators()
+        return Report(root.task_id, outcomes)
+
+    @staticmethod
+    async def _keep_leases(keeper: LeaseKeeper, scope: anyio.CancelScope) -> None:
+        with scope:
+            await keeper.keep()
+
+    async def _evaluate_safely(
+        self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome], policy: Policy,
+        evaluation: Evaluation,
+    ) -> Outcome:
+        try:
+            return await self._evaluate(graph, task_id, outcomes, policy, evaluation)
+        except CharonError as exc:
+            # A store or source failed (or a task is misdeclared): this node cannot be
+            # evaluated now. Its dependents are blocked; the rest of the graph goes on.
+            self._log.warning("cannot evaluate", task=task_id, error=str(exc))
+            return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}")
+
+    async def _evaluate(
+        self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome], policy: Policy,
+        evaluation: Evaluation,
+    ) -> Outcome:
+        task = graph.tasks[task_id]
+        unfinished = [
+            dep.task_id for dep in graph.requires[task_id].values()
+            if not outcomes[dep.task_id].status.ok
+        ]
+        if unfinished:
+            return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished))
+        if isinstance(task, ExternalTask):
+            return await self._check_external(task)
+        if isinstance(task, WrapperTask):
+            return Outcome(task_id, Status.COMPLETE)
+
+        async def lookup() -> Inputs | Outcome:
+            return await self._inputs(task, graph.requires[task_id])
+
+        inputs = await lookup()
+        if isinstance(inputs, Outcome):
+            return inputs
+        with log_context(task=task_id, partition=task.partition_label):
+            return await self._bring_up_to_date(task, inputs, lookup, policy, evaluation)
+
+    async def _check_external(self, task: ExternalTask) -> Outcome:
+        absent, found = [], []
+        for key, target in outputs(task).items():
+            revision = await self._sensors.lookup(key, target)
+            if revision is None:
+                absent.append(str(target))
+            else:
+                found.append(f"{target} at {revision.revision_id}")
+        if absent:
+            return Outcome(task.task_id, Status.MISSING, f"{task.task_id}: {', '.join(absent)}")
+        return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
+
+    async def _inputs(self, task: Task, required: Mapping[str, Task]) -> Inputs | Outcome:
+        inputs: dict[str, InputRevision] = {}
+        for key, dep in required.items():
+            produced = outputs(dep)
+            for sub_key, target in produced.items():
+                input_key = key if len(produced) == 1 else f"{key}.{sub_key}"
+                found = await self._sensors.lookup(input_key, target)
+                if found is None:
+                    detail = f"{dep.task_id} finished but {target} is absent"
+                    return Outcome(task.task_id, Status.FAILED, detail)
+                inputs[input_key] = found
+        return inputs
+
+    async def _bring_up_to_date(
+        self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, evaluation: Evaluation,
+    ) -> Outcome:
+        current = fingerprint(inputs.values())
+        earlier = await self._adapters.state.get(task.task_id, current)
+        if earlier is None and not policy.rerun_late_inputs:
+            succeeded = await self._adapters.state.list_runs(
+                task_id=task.task_id, state=RunState.SUCCEEDED, limit=1
+            )
+            earlier = succeeded[0] if succeeded else None
+        if await self._succeeded(task, earlier):
+            return Outcome(task.task_id, Status.COMPLETE, run=earlier)
+        if policy.dry_run:
+            consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
+            return Outcome(task.task_id, Status.WOULD_RUN,
+                           f"fingerprint {current} consuming {consumed}", run=earlier)
+        if not self._claiming:
+            return _not_claiming(task)
+        waited = not self._place_free(policy)
+        async with self._place(policy) as place:
+            for _ in range(MAX_ROUNDS):
+                if waited:  # the inputs may have moved on while it waited for a place
+                    found = await lookup()
+                    if isinstance(found, Outcome):
+                        return found
+                    inputs = found
+                waited = True
+                outcome = await self._claim_and_execute(task, inputs, lookup, policy,
+                                                        place=place, evaluation=evaluation)
+                if outcome.status is not Status.SUPERSEDED:
+                    return outcome
+            return outcome
+
+    async def _claim_and_execute(
+        self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, *, place: Place,
+        evaluation: Evaluation,
+    ) -> Outcome:
+        """Claim the run of ``inputs`` and execute it; first finish the publication of a
+        run of older inputs whose owner lost it, if the claim hands one over."""
+        current = fingerprint(inputs.values())
+        try:
+            claimed_at, run = await self._claim(task, current, inputs, policy)
+            if run.fingerprint != current:
+                older = {i.key: i for i in run.inputs}
+                outcome = await self._execute(task, run, older, claimed_at=claimed_at,
+                                              lookup=None, policy=policy, evaluation=evaluation,
+                                              work_done=_keep_the_place)
+                if not outcome.status.ok:
+                    return outcome
+                claimed_at, run = await self._claim(task, current, inputs, policy)
+            if run.state is RunState.SUCCEEDED:
+                if await self._succeeded(task, run):
+                    return Outcome(task.task_id, Status.COMPLETE, run=run)
+                claimed_at, run = await self._claim(task, current, inputs, policy, rerun=True)
+        except StaleInputs as exc:
+            # Its lookup was overtaken (it waited, or was paused): the next round looks
+            # the inputs up again.
+            return Outcome(task.task_id, Status.SUPERSEDED, str(exc))
+        except RunConflict as exc:
+            return Outcome(task.task_id, Status.WAITING, str(exc), held_until=exc.held_until)
+        except RetriesExhausted as exc:
+            return Outcome(task.task_id, Status.FAILED, str(exc))
+        return await self._execute(task, run, inputs, claimed_at=claimed_at, lookup=lookup,
+                                   policy=policy, evaluation=evaluation,
+                                   work_done=place.release)
+
+    async def _execute(
+        self, task: Task, run: Run, inputs: Inputs, *, claimed_at: float,
+        lookup: Lookup | None, policy: Policy, evaluation: Evaluation,
+        work_done: Callable[[], None],
+    ) -> Outcome:
+        async def current_inputs() -> Inputs | None:
+            assert lookup is not None
+            found = await lookup()
+            return None if isinstance(found, Outcome) else found
+
+        with log_context(run_id=run.id, attempt=run.attempt):
+            if not self._claiming:
+                # A shutdown began while it claimed: hand the run straight back.
+                await self._adapters.state.release(run.id, run.attempt, "shutting down")
+                return _not_claiming(task)
+            attempt = Attempt(task, run, inputs, claimed_at,
+                              None if lookup is None else current_inputs, policy.retry,
+                              work_done)
+            return await self._executor.execute(attempt, evaluation)
+
+    def _place_free(self, policy: Policy) -> bool:
+        return bool(self._limiter.available_tokens) and (
+            policy.limiter is None or bool(policy.limiter.available_tokens)
+        )
+
+    def _place(self, policy: Policy) -> Place:
+        """A place within the evaluation's own limit, if it has one, then the engine's:
+        waiting for its workflow's limit holds no place another workflow could use."""
+        limits = [self._limiter] if policy.limiter is None else [policy.limiter, self._limiter]
+        return Place(limits)
+
+    async def _claim(
+        self, task: Task, current: str, inputs: Inputs, policy: Policy, *,
+        rerun: bool = False,
+    ) -> tuple[float, Run]:
+        claimed_at = time.monotonic()
+        run = await self._adapters.state.claim(
+            task_id=task.task_id, family=task.task_family, partition=task.partition_label,
+            fingerprint=current, inputs=list(inputs.values()), owner=self._owner,
+            lease=self._lease, rerun_succeeded=rerun, retry=policy.retry,
+        )
+        return claimed_at, run
+
+    async def _succeeded(self, task: Task, run: Run | None) -> bool:
+        """Whether ``run`` succeeded and what it published is still there."""
+        if run is None or run.state is not RunState.SUCCEEDED:
+            return False
+        if not await self._outputs_exist(task):
+            return False
+        self._log.info("already complete", fingerprint=run.fingerprint, run_id=run.id)
+        return True
+
+    async def _outputs_exist(self, task: Task) -> bool:
+        for key, target in outputs(task).items():
+            if await self._sensors.lookup(key, target) is None:
+                return False
+        return True
+
+
+def _keep_the_place() -> None:
+    """The place stays held: the run that claimed it still has its own work to do."""
+
+
+def _not_claiming(task: Task) -> Outcome:
+    return Outcome(task.task_id, Status.WAITING,
+                   "not started: this process is shutting down and claims no new runs")
+
+
+def build_engine(
+    adapters: Adapters,
+    settings: Settings,
+    runner: JobRunner,
+    *,
+    max_concurrent_runs: int | None = None,
+    on_launch: Callable[[Task], None] | None = None,
+) -> Engine:
+    """The engine as the settings describe it.
+
+    ``runner`` runs Beam jobs; spark-submit jobs always run as local subprocesses,
+    even when Beam jobs go to Dataflow.
+    """
+    return Engine(
+        adapters, runner=runner, beam=settings.beam,
+        max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
+        lease=timedelta(seconds=settings.engine.lease_seconds), on_launch=on_launch,
+        local_runner=SubprocessJobRunner(),
+    )

@@ -1,0 +1,52 @@
+"""The dependency graph of a task: one node per task instance, edges from requires()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.errors import DependencyCycle
+from orchestrator.tasks.task import Task, requirements
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Every task reachable from ``root``; ``order`` lists dependencies before dependents."""
+
+    root: Task
+    tasks: dict[str, Task]
+    requires: dict[str, dict[str, Task]]
+    order: tuple[str, ...]
+    dependents: dict[str, tuple[str, ...]]
+    """Task id → the ids of the tasks that require it, each once."""
+
+
+def resolve(root: Task) -> Graph:
+    """Walk requires() from ``root``; raise DependencyCycle on a loop."""
+    tasks: dict[str, Task] = {}
+    requires: dict[str, dict[str, Task]] = {}
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(task: Task) -> None:
+        task_id = task.task_id
+        if task_id in tasks:
+            return
+        if task_id in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(task_id) :], task_id])
+            raise DependencyCycle(f"dependency cycle: {cycle}")
+        visiting.append(task_id)
+        deps = requirements(task)
+        for dep in deps.values():
+            visit(dep)
+        visiting.pop()
+        tasks[task_id] = task
+        requires[task_id] = deps
+        order.append(task_id)
+
+    visit(root)
+    dependents: dict[str, list[str]] = {task_id: [] for task_id in order}
+    for task_id in order:
+        for dep_id in dict.fromkeys(dep.task_id for dep in requires[task_id].values()):
+            dependents[dep_id].append(task_id)
+    return Graph(root, tasks, requires, tuple(order),
+                 {task_id: tuple(ids) for task_id, ids in dependents.items()})

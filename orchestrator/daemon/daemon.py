@@ -1,0 +1,431 @@
+"""The long-running daemon: sensors feed triggers, triggers fire evaluations, runs launch.
+
+One task group holds everything. Sensing tasks (sensors, dispatcher, HTTP server,
+the window clock) and evaluations each run under their own cancel scope, so a
+shutdown can stop the first at once and give the second a grace period.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from orchestrator.adapters import Adapters
+from orchestrator.config import Settings
+from orchestrator.core.engine import Engine, Policy
+from orchestrator.core.janitor import build_janitor
+from orchestrator.core.report import Report, Status
+from orchestrator.daemon.metrics import DaemonMetrics
+from orchestrator.daemon.watch import Root, Trigger, Watchlist
+from orchestrator.errors import CharonError
+from orchestrator.model import Run, RunState
+from orchestrator.tasks.task import Task
+from sensors.polling import PollSchedule, poll_forever
+from sensors.registry import RegistryFeed
+from sensors.storage import StorageWatch
+from sensors.warehouse import TableWatch
+
+_TRIGGERED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "charon_triggered_at", default=None
+)
+_WORKFLOW: contextvars.ContextVar[str] = contextvars.ContextVar("charon_workflow", default="")
+WINDOW_CHECK_SECONDS = 60.0
+MAX_CONCURRENT_EVALUATIONS = 64
+# Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
+LEASE_RETRY_MARGIN_SECONDS = 0.5
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass
+class RootState:
+    evaluating: bool = False
+    dirty: bool = False
+    pending_since: float | None = None
+    report: Report | None = None
+    error: str | None = None
+    """Why the last evaluation could not finish: a store or source failed."""
+    errors: int = 0
+    """Evaluations in a row that failed so; the next waits longer each time."""
+    evaluated_at: datetime | None = None
+    retry_at: datetime | None = None
+    """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
+    failing source is tried again."""
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Adapters,
+        engine: Callable[[Callable[[Task], None]], Engine],
+        *,
+        metrics: DaemonMetrics | None = None,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        """``engine`` builds the engine given the launch hook the daemon times launches with."""
+        self.settings = settings
+        self.adapters = adapters
+        self.metrics = metrics or DaemonMetrics()
+        self.watch = Watchlist(settings.workflows)
+        self.engine = engine(self._launched)
+        self._today = today
+        self._limiters = {
+            w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
+        }
+        self._policies = {
+            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy)
+            for w in settings.workflows
+        }
+        daemon = settings.daemon
+        self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
+                                     daemon.max_backoff_seconds)
+        self.roots: dict[Root, RootState] = {}
+        self._slots = anyio.CapacityLimiter(MAX_CONCURRENT_EVALUATIONS)
+        self._sensing: set[anyio.CancelScope] = set()
+        self._working: set[anyio.CancelScope] = set()
+        self._group: anyio.abc.TaskGroup | None = None
+        self._stopping = False
+        self._drained = anyio.Event()
+        self._signals: anyio.CancelScope | None = None
+        self._grace: anyio.CancelScope | None = None
+        self._log = structlog.get_logger("charon.daemon")
+        self._send: MemoryObjectSendStream[Trigger] | None = None
+
+    async def run(
+        self,
+        serve: Callable[..., Awaitable[None]] | None = None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until stopped; ``serve`` (the HTTP server) is started before sensing begins."""
+        daemon = self.settings.daemon
+        schedule = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
+                                daemon.max_backoff_seconds)
+        send, receive = anyio.create_memory_object_stream[Trigger](daemon.trigger_queue)
+        self._send = send
+        feed = RegistryFeed(self.adapters.registry, send)
+        tables = TableWatch(self.adapters.warehouse, lambda: self.watch.datasets, send)
+        objects = StorageWatch(self.adapters.storage, self.adapters.data_prefix,
+                               lambda: self.watch.objects, send)
+        polls = [partial(poll_forever, "registry", feed.poll_once, schedule, self.metrics),
+                 partial(poll_forever, "warehouse", tables.poll_once, schedule, self.metrics),
+                 partial(poll_forever, "storage", objects.poll_once, schedule, self.metrics)]
+        with send, receive:
+            await self._run_all(serve, receive, polls, task_status)
+        self._log.info("daemon stopped")
+
+    async def _run_all(
+        self,
+        serve: Callable[..., Awaitable[None]] | None,
+        receive: MemoryObjectReceiveStream[Trigger],
+        polls: Sequence[Callable[[], Awaitable[None]]],
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            # Signals first: a SIGTERM that comes as soon as the daemon says it listens
+            # stops it cleanly, rather than killing it before its handler is there.
+            await group.start(self._handle_signals)
+            if serve is not None:
+                await group.start(self._sensing_task, serve)
+            self._sweep()
+            group.start_soon(self._sensing_task, partial(self._dispatch, receive))
+            group.start_soon(self._sensing_task, self._watch_window)
+            for poll in polls:
+                group.start_soon(self._sensing_task, poll)
+            if self.settings.janitor.interval_seconds:
+                group.start_soon(self._sensing_task, self._sweep_staging)
+            self._log.info("daemon started", workflows=list(self.watch.workflows),
+                           roots=len(self.roots))
+            task_status.started()
+
+    async def _sensing_task(
+        self, work: Callable[..., Awaitable[None]],
+        *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with anyio.CancelScope() as scope:
+            self._sensing.add(scope)
+            if self._stopping:
+                scope.cancel()
+            try:
+                if task_status is anyio.TASK_STATUS_IGNORED:
+                    await work()
+                else:
+                    await work(task_status=task_status)
+            finally:
+                self._sensing.discard(scope)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def stop(self) -> None:
+        """Stop sensing and claiming at once; give running work the grace period, then
+        stop it and release its runs for another worker (or the next start) to resume."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.engine.stop_claiming()
+        self._log.info("stopping: no new triggers or claims", running=len(self._working))
+        for scope in list(self._sensing):
+            scope.cancel()
+        if self._working:
+            with anyio.move_on_after(self.settings.daemon.shutdown_grace_seconds) as grace:
+                self._grace = grace
+                await self._drained.wait()
+        for scope in list(self._working):
+            self._log.warning("stopping work still going after the grace period; its run is"
+                              " released to be resumed")
+            scope.cancel()
+        if self._signals is not None:
+            self._signals.cancel()
+
+    async def _handle_signals(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """SIGTERM or SIGINT stops the daemon; a second one during the grace period ends
+        the grace at once (running work is stopped and its runs released). Listens until
+        the daemon has stopped, so no signal ever finds the default handler."""
+        with anyio.CancelScope() as self._signals, \
+                anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if not self._stopping:
+                    self._log.info("signal received", signal=name)
+                    assert self._group is not None  # set before this task starts
+                    self._group.start_soon(self.stop)
+                elif self._grace is not None:
+                    self._log.warning("signal received again: stopping running work now",
+                                      signal=name)
+                    self._grace.cancel()
+
+    def accept(self, trigger: Trigger) -> bool:
+        """Queue a trigger from outside (a webhook); False when the queue is full."""
+        if self._send is None or self._stopping:
+            return False
+        try:
+            self._send.send_nowait(trigger)
+        except anyio.WouldBlock:
+            return False
+        return True
+
+    async def _dispatch(self, receive: MemoryObjectReceiveStream[Trigger]) -> None:
+        async for trigger in receive:
+            self.metrics.triggers.inc(source=trigger.source)
+            for root in trigger.roots:
+                self.watch.add(root)
+            named = {self.watch.canonical(root) for root in trigger.roots}
+            for root in self.watch.roots_for(trigger.keys) | named:
+                self.schedule(root, trigger.received or None)
+
+    async def _watch_window(self) -> None:
+        while True:
+            await anyio.sleep(WINDOW_CHECK_SECONDS)
+            self._sweep(only_new=True)
+
+    async def _sweep_staging(self) -> None:
+        """Remove staging no live run owns, every janitor.interval_seconds."""
+        janitor = build_janitor(self.settings, self.adapters)
+        health = self.metrics.sources["janitor"]
+        while True:
+            await anyio.sleep(self.settings.janitor.interval_seconds)
+            try:
+                swept = await janitor.sweep(
+                    {self.adapters.output_prefix, *self.watch.output_prefixes},
+                    self.watch.output_projects, adopt=self._take_over,
+                )
+            except CharonError as exc:
+                health.failed(str(exc))
+                self._log.warning("janitor failed; trying again next time", error=str(exc))
+            else:
+                health.ok()
+                self.metrics.staging_removed.inc(swept.removed)
+
+    def _take_over(self, run: Run) -> bool:
+        """An ownerless run of a task this daemon watches: evaluate its roots, which takes
+        it over (when no trigger came to do so, e.g. its evaluations were cut short)."""
+        roots = self.watch.roots_of_task(run.task_id)
+        for root in roots:
+            self.schedule(root, None)
+        return bool(roots)
+
+    def _sweep(self, *, only_new: bool = False) -> None:
+        """Evaluate the roots the window brings in (all of them at start-up)."""
+        added = self.watch.refresh(self._today())
+        for root in added if only_new else self.watch.roots:
+            self.schedule(root, None)
+
+    def schedule(self, root: Root, received: float | None) -> None:
+        state = self.roots.setdefault(root, RootState())
+        if received is not None:
+            state.pending_since = min(state.pending_since or received, received)
+        if state.evaluating:
+            state.dirty = True
+            return
+        if self._stopping or self._group is None:
+            return
+        state.evaluating = True
+        self._group.start_soon(self._evaluate, root, state)
+
+    async def _evaluate(self, root: Root, state: RootState) -> None:
+        task = self.watch.task(root)
+        with anyio.CancelScope() as scope:
+            self._working.add(scope)
+            try:
+                while True:
+                    state.dirty, received, state.pending_since = False, state.pending_since, None
+                    _TRIGGERED_AT.set(received)
+                    _WORKFLOW.set(root.workflow)
+                    await self._evaluate_once(root, task, state)
+                    if not state.dirty or self._stopping:
+                        break
+            finally:
+                self._working.discard(scope)
+                state.evaluating = False
+                if self._stopping and not self._working:
+                    self._drained.set()
+
+    async def _evaluate_once(self, root: Root, task: Task, state: RootState) -> None:
+        """One evaluation; whatever fails in it is recorded and tried again later, never
+        let out: a store, registry or warehouse error must not stop the daemon."""
+        health = self.metrics.sources["evaluations"]
+        try:
+            async with self._slots:
+                report = await self.engine.run(task, self._policies[root.workflow])
+        except* CharonError as group:
+            self._evaluation_failed(root, state, _messages(group))
+        except* Exception as group:
+            # A bug, or a task that raises in requires()/output(): logged with its
+            # traceback, kept out of the daemon's task group.
+            self._log.exception("evaluation crashed", root=str(root),
+                                exc_info=group.exceptions[0])
+            self._evaluation_failed(root, state, _messages(group))
+        else:
+            state.report = report
+            if report.errors:
+                self._evaluation_failed(root, state, "; ".join(report.errors))
+            else:
+                state.error, state.errors = None, 0
+                health.ok()
+            if (held_until := report.held_until) is not None:
+                self._evaluate_again_at(root, state, held_until)
+        state.evaluated_at = datetime.now(UTC)
+
+    def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
+        state.error, state.errors = error, state.errors + 1
+        self.metrics.sources["evaluations"].failed(error)
+        self.metrics.evaluation_errors.inc(workflow=root.workflow)
+        delay = self._backoff.next_delay(state.errors)
+        self._log.warning("evaluation failed; trying again later", root=str(root), error=error,
+                          failures=state.errors, retry_in_seconds=round(delay, 3))
+        self._evaluate_again_at(root, state, datetime.now(UTC) + timedelta(seconds=delay))
+
+    def _evaluate_again_at(self, root: Root, state: RootState, when: datetime) -> None:
+        """Evaluate ``root`` again at ``when``: once another worker's lease on one of its
+        runs is out (if that worker died, nothing else would trigger the takeover), a
+        failed run's retry is due, or a failing source may be back. One re-evaluation is
+        pending per root at a time, the earliest."""
+        if self._group is None or (state.retry_at is not None and state.retry_at <= when):
+            return
+        state.retry_at = when
+
+        async def retry() -> None:
+            wait = (when - datetime.now(UTC)).total_seconds() + LEASE_RETRY_MARGIN_SECONDS
+            await anyio.sleep(max(wait, 0))
+            if state.retry_at == when:
+                state.retry_at = None
+            self.schedule(root, None)
+
+        self._group.start_soon(self._sensing_task, retry)
+
+    def _launched(self, task: Task) -> None:
+        workflow = _WORKFLOW.get()
+        self.metrics.launches.inc(workflow=workflow or "none")
+        if (received := _TRIGGERED_AT.get()) is not None:
+            self.metrics.trigger_latency.observe(time.perf_counter() - received)
+
+    async def status(self) -> dict[str, Any]:
+        """What ``/status`` shows; it answers whatever the state store is doing."""
+        store = self.metrics.sources["state store"]
+        try:
+            runs = await self.adapters.state.list_runs(limit=50)
+        except CharonError as exc:
+            store.failed(str(exc))
+            runs = []
+        else:
+            store.ok()
+        return {
+            "owner": self.engine.owner,
+            "stopping": self._stopping,
+            "sources": {name: health.as_json() for name, health in self.metrics.sources.items()},
+            "workflows": [
+                {"name": w.name, "module": w.module, "task": w.task, "policy": w.policy,
+                 "max_concurrent_runs": w.max_concurrent_runs,
+                 "running": self._limiters[w.name].borrowed_tokens}
+                for w in self.watch.workflows.values()
+            ],
+            "partitions": [self._root_status(root) for root in self.watch.roots],
+            "runs": [
+                {"id": r.id, "task": r.task_id, "partition": r.partition, "state": r.state.value,
+                 "attempt": r.attempt, "fingerprint": r.fingerprint, "job_id": r.job_id,
+                 "updated": r.updated.isoformat(), "error": r.error,
+                 "lease_owner": r.lease_owner}
+                for r in runs
+            ],
+        }
+
+    def _root_status(self, root: Root) -> dict[str, Any]:
+        state = self.roots.get(root, RootState())
+        report = state.report
+        status: dict[str, Any] = {
+            "workflow": root.workflow, "partition": self.watch.task(root).partition_label,
+            "task": self.watch.task(root).task_id, "evaluating": state.evaluating,
+            "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
+            "error": state.error,
+        }
+        if report is not None:
+            outcome = report.outcomes[report.root]
+            status["state"] = outcome.status.value
+            status["waiting_for"] = report.missing or (
+                [outcome.detail] if outcome.status is Status.BLOCKED else []
+            )
+        return status
+
+    async def update_run_gauge(self) -> None:
+        """Count the runs by state for ``/metrics``; keeps the last counts while the
+        state store cannot answer (``charon_source_up`` says so)."""
+        store = self.metrics.sources["state store"]
+        try:
+            runs = await self.adapters.state.list_runs(limit=10_000)
+        except CharonError as exc:
+            store.failed(str(exc))
+            return
+        store.ok()
+        for state in RunState:
+            self.metrics.runs.set(sum(r.state is state for r in runs), state=state.value)
+
+
+def _messages(group: BaseExceptionGroup[Exception]) -> str:
+    """Every error of a (nested) group, as one line each."""
+    found: list[str] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.append(_messages(exc))
+        else:
+            found.append(f"{type(exc).__name__}: {exc}")
+    return "; ".join(found)

@@ -1,0 +1,465 @@
+"""The registry service (``charon registry serve``): the partition registry over HTTP.
+
+A JSON API in front of a SQLite or PostgreSQL registry. Reads are open; writes need
+``Authorization: Bearer <CHARON_REGISTRY_TOKEN>`` when a token is set, and a service
+listening beyond loopback refuses to start without one. The change feed long-polls:
+a reader with nothing new waits on an in-process event that every publish sets, so it
+learns of a publish at once. Each publish is also pushed to the configured
+subscribers as a signed webhook, in the background, retried with backoff.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import math
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+import anyio
+import structlog
+from aiohttp import web
+
+from orchestrator import http
+from orchestrator.config import Settings
+from orchestrator.errors import (
+    AuthError,
+    CharonError,
+    ConfigError,
+    IdempotencyKeyReused,
+    InvalidIdentifier,
+    RegistryError,
+    UnknownRevision,
+    UsageError,
+)
+from orchestrator.model import Revision
+from orchestrator.signing import signed_headers
+from orchestrator.stores.registry import http as wire  # the JSON forms, shared with the client
+from orchestrator.stores.registry.base import Publication, Registry, check_limit
+
+PUBLISH_FIELDS = frozenset({"endpoint", "partition", "uri", "lineage"})
+REQUIRED_FIELDS = ("endpoint", "partition", "uri")
+DEFAULT_CHANGES_LIMIT = 1000
+# A long-poll also re-reads the store this often, so a publish made through another
+# replica of the service (sharing a PostgreSQL registry) is seen within this time.
+RECHECK_SECONDS = 5.0
+DRAIN_SECONDS = 5.0  # queued notifications may be delivered within this on shutdown
+NOTIFY_WORKERS = 4
+NOTIFY_TIMEOUT_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 60.0
+_CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND, 413: wire.CODE_TOO_LARGE}
+_HTTP_SERVER_ERROR = 500
+
+
+@runtime_checkable
+class ServedRegistry(Registry, Protocol):
+    """What the service runs on: a registry that says whether a publish was replayed.
+
+    A replay by idempotency key answers 200, not 201, and tells no long-poll or
+    subscriber again; only a registry keeping the revisions itself can know which.
+    """
+
+    async def publish_or_replay(
+        self, endpoint: str, partition: str, uri: str, lineage: Sequence[str] = (), *,
+        idempotency_key: str | None = None,
+    ) -> Publication: ...
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    max_body_bytes: int = 65536
+    long_poll_max_seconds: float = 60.0
+    token: str = ""
+    webhook_secret: str = ""
+    subscribers: tuple[str, ...] = ()
+    notify_attempts: int = 5
+    notify_backoff_seconds: float = 0.5  # the first retry's delay; doubles each time
+    notify_queue_size: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceOptions:
+        service = settings.registry_service
+        return cls(
+            max_body_bytes=service.max_body_bytes,
+            long_poll_max_seconds=service.long_poll_max_seconds,
+            token=settings.secrets.registry_token,
+            webhook_secret=settings.secrets.webhook_secret,
+            subscribers=service.subscribers,
+            notify_attempts=service.notify_attempts,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to anything
+
+
+def check_served(registry: Registry) -> ServedRegistry:
+    if not isinstance(registry, ServedRegistry):
+        raise ConfigError("the registry service runs on a SQLite or PostgreSQL registry, "
+                          f"not on a {type(registry).__name__}")
+    return registry
+
+
+def check_options(host: str, options: ServiceOptions) -> None:
+    """Refuse settings that would make an unsafe or useless service."""
+    if not options.token and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve the registry on {host} without a token: anyone who can "
+            "reach it could publish; set CHARON_REGISTRY_TOKEN or listen on 127.0.0.1"
+        )
+    if options.subscribers and not options.webhook_secret:
+        raise ConfigError("registry_service.subscribers needs CHARON_WEBHOOK_SECRET to sign "
+                          "the notifications")
+    if options.max_body_bytes < 1 or options.notify_attempts < 1:
+        raise ConfigError("registry_service.max_body_bytes and notify_attempts must be >= 1")
+    if options.long_poll_max_seconds < 0:
+        raise ConfigError("registry_service.long_poll_max_seconds must not be negative")
+
+
+class ChangeSignal:
+    """Wakes every waiting long-poll when a revision is published (or on shutdown)."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.closed = False
+
+    def current(self) -> anyio.Event:
+        """Take this before reading the store: a publish after the read still sets it."""
+        return self._event
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    url: str
+    body: bytes
+    delivery_id: str  # the same on every retry, so the receiver can drop duplicates
+    revision_id: str
+
+
+class Notifier:
+    """Signed webhooks to the subscribers, from a bounded queue, with retries."""
+
+    def __init__(self, session: aiohttp.ClientSession, options: ServiceOptions) -> None:
+        self._session = session
+        self._options = options
+        self._secret = options.webhook_secret.encode()
+        self._send, self._receive = anyio.create_memory_object_stream[Delivery](
+            options.notify_queue_size
+        )
+        self._log = _logger()
+
+    def submit(self, revision: Revision) -> None:
+        """Queue one delivery per subscriber; never waits, drops (and logs) when full."""
+        body = json.dumps(wire.revision_to_json(revision)).encode()
+        for url in self._options.subscribers:
+            delivery = Delivery(url, body, uuid.uuid4().hex, revision.id)
+            try:
+                self._send.send_nowait(delivery)
+            except (anyio.WouldBlock, anyio.ClosedResourceError) as exc:
+                why = "queue full" if isinstance(exc, anyio.WouldBlock) else "shutting down"
+                self._log.warning("notification dropped", reason=why, subscriber=url,
+                                  revision=revision.id)
+
+    async def work(self) -> None:
+        """Deliver queued notifications until the intake is closed and drained."""
+        async for delivery in self._receive:
+            try:
+                await self._deliver(delivery)
+            except Exception:  # one bad subscriber URL must not stop the service
+                self._log.exception("notification failed", subscriber=delivery.url)
+
+    def close_intake(self) -> None:
+        self._send.close()
+
+    def close(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        log = self._log.bind(subscriber=delivery.url, revision=delivery.revision_id,
+                             delivery=delivery.delivery_id)
+        for attempt in range(1, self._options.notify_attempts + 1):
+            failure, retry = await self._post(delivery)
+            if failure is None:
+                log.info("subscriber notified", attempt=attempt)
+                return
+            if not retry or attempt == self._options.notify_attempts:
+                log.warning("notification failed", attempt=attempt, error=failure)
+                return
+            delay = min(self._options.notify_backoff_seconds * 2 ** (attempt - 1),
+                        MAX_BACKOFF_SECONDS)
+            log.info("notification will be retried", attempt=attempt, error=failure,
+                     delay=delay)
+            await anyio.sleep(delay)
+
+    async def _post(self, delivery: Delivery) -> tuple[str | None, bool]:
+        """(None, _) on success, else (why, whether a retry may help)."""
+        # Signed per attempt: a retry carries a fresh timestamp, within the replay window.
+        headers = signed_headers(self._secret, delivery.body, delivery_id=delivery.delivery_id)
+        headers["Content-Type"] = "application/json"
+        timeout = aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT_SECONDS)
+        try:
+            async with self._session.post(delivery.url, data=delivery.body, headers=headers,
+                                          timeout=timeout) as response:
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}", True
+        if status < 300:  # 2xx: delivered
+            return None, False
+        # Other 4xx are the receiver's considered refusal: sending it again won't help.
+        return f"HTTP {status}", status >= _HTTP_SERVER_ERROR or status in (408, 429)
+
+
+def parse_publish(raw: bytes) -> tuple[str, str, str, list[str]]:
+    """(endpoint, partition, uri, lineage) from a publish body; UsageError when malformed."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise UsageError("the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise UsageError("the request body must be a JSON object")
+    if unknown := sorted(set(value) - PUBLISH_FIELDS):
+        raise UsageError(f"unknown fields: {', '.join(unknown)}")
+    if missing := [name for name in REQUIRED_FIELDS if name not in value]:
+        raise UsageError(f"missing fields: {', '.join(missing)}")
+    for name in REQUIRED_FIELDS:
+        if not isinstance(value[name], str):
+            raise UsageError(f"{name} must be a string")
+    lineage = value.get("lineage", [])
+    if not isinstance(lineage, list) or not all(isinstance(item, str) for item in lineage):
+        raise UsageError("lineage must be a list of revision ids (strings)")
+    return value["endpoint"], value["partition"], value["uri"], lineage
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The publish's ``Idempotency-Key`` header; the registry validates it like the body."""
+    keys = request.headers.getall(wire.IDEMPOTENCY_KEY_HEADER, [])
+    if len(keys) > 1:
+        raise UsageError(f"send one {wire.IDEMPOTENCY_KEY_HEADER} header, not {len(keys)}")
+    return keys[0] if keys else None
+
+
+def _query_number(request: web.Request, name: str, default: float, kind: type[float], *,
+                  minimum: float = 0) -> float:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        number = kind(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a {kind.__name__}, got {text!r}") from None
+    if not math.isfinite(number) or number < minimum:
+        raise UsageError(f"{name} must be a number of at least {minimum}, got {text!r}")
+    return number
+
+
+def _error_response(status: int, code: str, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response({"error": message, "code": code}, status=status, headers=headers)
+
+
+# Most specific first: the first class an error is an instance of decides.
+_ERROR_STATUSES: tuple[tuple[type[CharonError], int, str], ...] = (
+    (IdempotencyKeyReused, 409, wire.CODE_IDEMPOTENCY_KEY_REUSED),
+    (InvalidIdentifier, 400, wire.CODE_INVALID_IDENTIFIER),
+    (UsageError, 400, wire.CODE_BAD_REQUEST),
+    (AuthError, 401, wire.CODE_UNAUTHORIZED),
+    (UnknownRevision, 404, wire.CODE_UNKNOWN_REVISION),
+    (RegistryError, 503, wire.CODE_UNAVAILABLE),
+)
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every failure answers ``{"error": ..., "code": ...}`` with the fitting status."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects are not errors
+            raise
+        fallback = wire.CODE_BAD_REQUEST if exc.status < _HTTP_SERVER_ERROR else wire.CODE_INTERNAL
+        return _error_response(exc.status, _CODES_BY_STATUS.get(exc.status, fallback),
+                               exc.text or exc.reason)
+    except CharonError as exc:
+        status, code = next(((status, code) for kind, status, code in _ERROR_STATUSES
+                             if isinstance(exc, kind)), (500, wire.CODE_INTERNAL))
+        if status >= _HTTP_SERVER_ERROR:
+            _logger().warning("request failed", path=request.path, error=str(exc))
+        return _error_response(status, code, str(exc))
+    except Exception:
+        _logger().exception("request failed unexpectedly", path=request.path)
+        return _error_response(500, wire.CODE_INTERNAL, "internal error: see the service's log")
+
+
+def _logger() -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger("charon.registry_service")  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Handlers:
+    registry: ServedRegistry
+    options: ServiceOptions
+    changed: ChangeSignal
+    notifier: Notifier
+
+    def routes(self) -> list[web.RouteDef]:
+        partition = "/v1/endpoints/{endpoint}/partitions/{partition}"
+        return [
+            web.post("/v1/revisions", self.publish),
+            web.get(f"{partition}/latest", self.latest),
+            web.get(f"{partition}/revisions", self.revisions),
+            web.get("/v1/revisions/{revision_id}", self.revision),
+            web.get("/v1/changes", self.changes),
+            web.get("/healthz", self.health),
+        ]
+
+    def _authorize(self, request: web.Request) -> None:
+        if not self.options.token:
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest: how long the comparison takes says nothing about the token.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self.options.token.encode()
+        ):
+            raise AuthError("a valid bearer token is required to publish")
+
+    async def publish(self, request: web.Request) -> web.Response:
+        self._authorize(request)  # before reading: strangers cannot make us parse anything
+        key = idempotency_key(request)
+        endpoint, partition, uri, lineage = parse_publish(await request.read())
+        published = await self.registry.publish_or_replay(endpoint, partition, uri, lineage,
+                                                          idempotency_key=key)
+        revision = published.revision
+        headers = {"Location": f"/v1/revisions/{revision.id}"}
+        log = _logger().bind(endpoint=endpoint, partition=partition, revision=revision.id,
+                             seq=revision.seq)
+        if published.replayed:
+            # The first publish woke the long-polls and queued the webhooks; doing it
+            # again would tell subscribers of one revision twice.
+            log.info("revision publish replayed", idempotency_key=key)
+            headers[wire.REPLAYED_HEADER] = "true"
+            return web.json_response(wire.revision_to_json(revision), headers=headers)
+        self.changed.notify()
+        self.notifier.submit(revision)
+        log.info("revision published")
+        return web.json_response(wire.revision_to_json(revision), status=201, headers=headers)
+
+    async def latest(self, request: web.Request) -> web.Response:
+        endpoint, partition = request.match_info["endpoint"], request.match_info["partition"]
+        revision = await self.registry.latest(endpoint, partition)
+        if revision is None:
+            raise UnknownRevision(f"{endpoint} {partition} has no revision")
+        return web.json_response(wire.revision_to_json(revision))
+
+    async def revisions(self, request: web.Request) -> web.Response:
+        found = await self.registry.list(request.match_info["endpoint"],
+                                         request.match_info["partition"])
+        return _revisions_response(found)
+
+    async def revision(self, request: web.Request) -> web.Response:
+        revision = await self.registry.get(request.match_info["revision_id"])
+        return web.json_response(wire.revision_to_json(revision))
+
+    async def changes(self, request: web.Request) -> web.Response:
+        # Any integer, as the embedded registry takes: a cursor below 1 means "from the start".
+        since = int(_query_number(request, "since", 0, int, minimum=-math.inf))
+        limit = check_limit(int(_query_number(request, "limit", DEFAULT_CHANGES_LIMIT, int)))
+        wait = min(_query_number(request, "wait", 0.0, float), self.options.long_poll_max_seconds)
+        deadline = anyio.current_time() + wait
+        while True:
+            woken = self.changed.current()
+            found = await self.registry.changes(since, limit)
+            remaining = deadline - anyio.current_time()
+            if found or remaining <= 0 or self.changed.closed:
+                return _revisions_response(found, since)
+            with anyio.move_on_after(min(remaining, RECHECK_SECONDS)):
+                await woken.wait()
+
+    async def health(self, request: web.Request) -> web.Response:
+        # A real read, so a broken store shows as 503 rather than a cheerful "ok".
+        await self.registry.latest("charon.healthz", "2000")
+        return web.json_response({"status": "ok"})
+
+
+def _revisions_response(found: Sequence[Revision], since: int | None = None) -> web.Response:
+    body: dict[str, object] = {"revisions": [wire.revision_to_json(r) for r in found]}
+    if since is not None:
+        body["next_since"] = found[-1].seq if found else since
+    return web.json_response(body)
+
+
+def build_app(handlers: Handlers) -> web.Application:
+    app = web.Application(client_max_size=handlers.options.max_body_bytes,
+                          middlewares=[_json_errors])
+    app.add_routes(handlers.routes())
+    return app
+
+
+@asynccontextmanager
+async def running_service(
+    registry: Registry, options: ServiceOptions, *, host: str, port: int
+) -> AsyncIterator[str]:
+    """Serve until the block exits; yields the base URL (the real port when port is 0)."""
+    check_options(host, options)
+    served = check_served(registry)
+    async with aiohttp.ClientSession() as session:
+        notifier = Notifier(session, options)
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(NOTIFY_WORKERS if options.subscribers else 0):
+                    group.start_soon(notifier.work)
+                handlers = Handlers(served, options, ChangeSignal(), notifier)
+                try:
+                    async with _listening(handlers, host, port) as url:
+                        yield url
+                finally:
+                    notifier.close_intake()
+                    # Queued notifications get a little time to go out, then are abandoned.
+                    group.cancel_scope.deadline = anyio.current_time() + DRAIN_SECONDS
+        finally:
+            notifier.close()
+
+
+@asynccontextmanager
+async def _listening(handlers: Handlers, host: str, port: int) -> AsyncIterator[str]:
+    async with http.listening(build_app(handlers), host, port) as bound_port:
+        shown = f"[{host}]" if ":" in host else host
+        try:
+            yield f"http://{shown}:{bound_port}"
+        finally:
+            # Before the server's cleanup: long-polls answer now rather than hold it up.
+            handlers.changed.close()
+
+
+async def serve(registry: Registry, options: ServiceOptions, *, host: str, port: int,
+                ready: Callable[[str], None]) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    log = _logger()
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with running_service(registry, options, host=host, port=port) as url:
+            log.info("registry service started", url=url, subscribers=len(options.subscribers))
+            ready(url)
+            async for received in signals:
+                log.info("registry service stopping", signal=signal.Signals(received).name)
+                return

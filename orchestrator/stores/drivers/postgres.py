@@ -1,0 +1,143 @@
+"""The plumbing every PostgreSQL adapter shares: one pool, vendor errors converted.
+
+asyncpg runs on the event loop itself (it is an asyncio driver), so unlike sqlite3
+and DuckDB it needs no worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+
+import anyio
+import asyncpg
+
+from orchestrator.errors import AdapterError
+from orchestrator.stores.drivers.migrations import load_migrations
+from orchestrator.validate import pg_schema
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+CLOSE_TIMEOUT_SECONDS = 10.0
+# InternalClientError is what asyncpg raises when a pool resets a connection the server
+# terminated in the middle of an operation ("cannot switch to state ..."): seen when a
+# replica's connections are cut (pg_terminate_backend), it is an outage like the others.
+VENDOR_ERRORS = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+    TimeoutError,
+)
+
+TAKE_XACT_LOCK = "SELECT pg_advisory_xact_lock($1)"
+CREATE_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    " applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+)
+SELECT_APPLIED = "SELECT version FROM schema_migrations"
+INSERT_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
+SELECT_MIGRATIONS = "SELECT version, name, applied FROM schema_migrations ORDER BY version"
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for one named purpose."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def converted(error: type[AdapterError], what: str) -> Iterator[None]:
+    """Vendor and network errors become ``error`` here, at the adapter's edge."""
+    try:
+        yield
+    except VENDOR_ERRORS as exc:
+        raise error(f"{what}: {exc}") from exc
+
+
+class Pool:
+    """An asyncpg pool that refuses use after close and closes within bounds."""
+
+    def __init__(self, pool: asyncpg.Pool, error: type[AdapterError], name: str) -> None:
+        self._pool = pool
+        self._error = error
+        self._name = name
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, dsn: str, *, error: type[AdapterError], name: str, min_size: int, max_size: int,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> Pool:
+        with converted(error, f"cannot connect to {name}"):
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS,
+                server_settings=dict(server_settings or {}),
+            )
+        return cls(pool, error, name)
+
+    def acquire(self) -> asyncpg.pool.PoolAcquireContext:
+        if self._closed:
+            raise self._error(f"{self._name} is closed")
+        return self._pool.acquire()
+
+    def terminate(self) -> None:
+        self._pool.terminate()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Lets calls in flight finish, within bounds; then the sockets are cut.
+        with anyio.move_on_after(CLOSE_TIMEOUT_SECONDS, shield=True) as scope:
+            await self._pool.close()
+        if scope.cancelled_caught:
+            self._pool.terminate()
+
+
+async def migrate(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], *, schema: str, migrations: str,
+) -> None:
+    """Apply the pending ``migrations/<migrations>`` scripts in ``schema``, in one
+    transaction.
+
+    Each store keeps its tables (and its ``schema_migrations``) in a schema of its
+    own, so stores sharing a database never collide. A transaction-scoped advisory
+    lock makes concurrent starters queue up: the second finds the versions recorded
+    and applies nothing. PostgreSQL DDL is transactional, so a failing script leaves
+    no half-made schema behind.
+    """
+    pg_schema(schema)
+    async with connection.transaction():
+        await connection.execute(TAKE_XACT_LOCK, lock_key(f"charon.{schema}.migrate"))
+        # The schema name is a checked identifier of ours, never input.
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await connection.execute(CREATE_MIGRATIONS_TABLE)
+        applied = {row["version"] for row in await connection.fetch(SELECT_APPLIED)}
+        for migration in load_migrations(migrations):
+            if migration.version not in applied:
+                await connection.execute(migration.sql)
+                await connection.execute(INSERT_MIGRATION, migration.version, migration.name)
+
+
+async def applied_migrations(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+) -> list[tuple[int, str, datetime]]:
+    """(version, name, applied timestamp) of every migration applied, in order."""
+    rows = await connection.fetch(SELECT_MIGRATIONS)
+    return [(row["version"], row["name"], row["applied"]) for row in rows]
+
+
+async def open_migrated(
+    dsn: str, *, error: type[AdapterError], name: str, schema: str, migrations: str,
+    max_size: int,
+) -> Pool:
+    """A pool on ``dsn`` whose connections work in ``schema``, brought up to date."""
+    pool = await Pool.open(dsn, error=error, name=name, min_size=1, max_size=max_size,
+                           server_settings={"search_path": schema})
+    try:
+        with converted(error, f"cannot migrate {name}"):
+            async with pool.acquire() as connection:
+                await migrate(connection, schema=schema, migrations=migrations)
+    except BaseException:
+        pool.terminate()
+        raise
+    return pool

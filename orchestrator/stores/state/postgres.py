@@ -1,0 +1,225 @@
+"""The state store on PostgreSQL (asyncpg): what daemon replicas on several machines share.
+
+Same rules as every store (``state_base``), so the same contract suite passes against
+it. Leases are judged by the **database's clock** (``clock_timestamp()``), never by a
+replica's own: replicas whose clocks disagree still agree on whose lease is live.
+
+A claim takes a transaction-scoped advisory lock on its task, so the claims of one task
+queue up whichever fingerprint they are for, and reads the task's rows ``FOR UPDATE``,
+so a write of the run's owner (which locks the row) and a claim superseding that run
+happen one after the other. A unique index allows one active run per task: the
+database itself refuses a second. The tables live in their own schema, ``charon_state``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from orchestrator.errors import ConfigError, StateStoreError
+from orchestrator.model import Run, RunState
+from orchestrator.stores.drivers import postgres as pg
+from orchestrator.stores.drivers.sqlite import truncate_ms
+from orchestrator.stores.state.base import (
+    Change,
+    StateStoreBase,
+    inputs_json,
+    load_inputs,
+    load_mapping,
+    mapping_json,
+)
+from orchestrator.stores.state.claims import (
+    ClaimPlan,
+    ClaimRequest,
+    Write,
+    check_list_limit,
+    fenced,
+    plan_claim,
+)
+
+Clock = Callable[[], datetime]
+if TYPE_CHECKING:
+    # Generic only in the stubs: subscripting it at run time fails.
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+
+SCHEMA = "charon_state"
+MIGRATIONS = "state/postgres"
+POOL_MAX_SIZE = 10
+
+# Every SELECT returns the columns _run() reads; JSON comes back as text, as stored.
+SELECT_RUN = (
+    "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
+    " inputs::text AS inputs, outputs::text AS outputs, staged::text AS staged,"
+    " lease_owner, lease_expires, created, updated, generation, failures, finished FROM runs"
+)
+# The task's run of these inputs, its active run and its latest succeeded run.
+SELECT_FOR_CLAIM = (
+    SELECT_RUN +  # noqa: S608  # constants of this module; values are bound
+    " WHERE task_id = $1 AND (fingerprint = $2 OR state IN ('running', 'publishing')"
+    " OR id = (SELECT id FROM runs WHERE task_id = $1 AND state = 'succeeded'"
+    " ORDER BY touched DESC LIMIT 1)) FOR UPDATE"
+)
+SELECT_BY_KEY = SELECT_RUN + " WHERE task_id = $1 AND fingerprint = $2"
+SELECT_BY_ID_FOR_UPDATE = SELECT_RUN + " WHERE id = $1 FOR UPDATE"
+SELECT_LATEST = SELECT_RUN + " WHERE task_id = $1 ORDER BY touched DESC LIMIT 1"
+SELECT_RUNS = (
+    SELECT_RUN +
+    " WHERE ($1::text IS NULL OR task_id = $1) AND ($2::text IS NULL OR state = $2)"
+    " ORDER BY created DESC, seq DESC LIMIT $3"
+)
+# The lock is taken first, then the clock read: the time a claim decides by is never
+# earlier than the moment it may decide.
+LOCK_TASK_AND_READ_CLOCK = (
+    "SELECT clock_timestamp() AS now FROM (SELECT pg_advisory_xact_lock($1)) AS locked"
+)
+READ_CLOCK = "SELECT clock_timestamp()"
+INSERT_RUN = (
+    "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt, job_id,"
+    " error, inputs, outputs, staged, lease_owner, lease_expires, created, updated,"
+    " generation, failures, finished, started, touched) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+    " $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18, $19, $16,"
+    " nextval('runs_touched'))"
+)
+# The WHERE on attempt re-checks the fence in SQL, besides the row lock held; started is
+# stamped when a generation begins and kept otherwise (a NULL parameter).
+UPDATE_RUN = (
+    "UPDATE runs SET state = $1, attempt = $2, job_id = $3, error = $4, inputs = $5::jsonb,"
+    " outputs = $6::jsonb, staged = $7::jsonb, lease_owner = $8, lease_expires = $9,"
+    " updated = $10, generation = $11, failures = $12, finished = $13,"
+    " started = COALESCE($14, started), touched = nextval('runs_touched')"
+    " WHERE id = $15 AND attempt = $16"
+)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def _run(row: asyncpg.Record) -> Run:
+    return Run(
+        id=row["id"], task_id=row["task_id"], family=row["family"],
+        partition=row["partition"], fingerprint=row["fingerprint"],
+        state=RunState(row["state"]), attempt=row["attempt"],
+        created=row["created"].astimezone(UTC), updated=row["updated"].astimezone(UTC),
+        inputs=load_inputs(row["inputs"]), outputs=load_mapping(row["outputs"]),
+        staged=load_mapping(row["staged"]), job_id=row["job_id"], error=row["error"],
+        lease_owner=row["lease_owner"], lease_expires=_utc(row["lease_expires"]),
+        generation=row["generation"], failures=row["failures"],
+        finished=_utc(row["finished"]),
+    )
+
+
+async def _write(connection: Connection, write: Write) -> None:
+    new, old = write.new, write.old
+    if old is None:
+        await connection.execute(
+            INSERT_RUN, new.id, new.task_id, new.family, new.partition, new.fingerprint,
+            new.state.value, new.attempt, new.job_id, new.error, inputs_json(new.inputs),
+            mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
+            new.lease_expires, new.created, new.updated, new.generation, new.failures,
+            new.finished,
+        )
+        return
+    status = await connection.execute(
+        UPDATE_RUN, new.state.value, new.attempt, new.job_id, new.error,
+        inputs_json(new.inputs), mapping_json(new.outputs), mapping_json(new.staged),
+        new.lease_owner, new.lease_expires, new.updated, new.generation, new.failures,
+        new.finished, new.updated if new.generation != old.generation else None,
+        new.id, old.attempt,
+    )
+    if status != "UPDATE 1":
+        # The row is locked, so this never fires; if it did, writing on regardless
+        # is the one mistake a state store must not make.
+        raise StateStoreError(f"run {new.id} moved past attempt {old.attempt} during a write")
+
+
+class PostgresStateStore(StateStoreBase):
+    """StateStore over a PostgreSQL database; build it with :meth:`open`.
+
+    ``now`` replaces the database's clock (tests move a manual clock to expire leases
+    without waiting); None, the default, is the database's.
+    """
+
+    def __init__(self, pool: pg.Pool, now: Clock | None = None) -> None:
+        self._pool = pool
+        self._clock = now
+
+    @classmethod
+    async def open(cls, dsn: str, *, now: Clock | None = None) -> PostgresStateStore:
+        """Connect a pool to ``dsn`` and bring the schema up to date."""
+        if not dsn:
+            raise ConfigError('state.kind = "postgres" needs state.dsn')
+        pool = await pg.open_migrated(
+            dsn, error=StateStoreError, name="the PostgreSQL state store", schema=SCHEMA,
+            migrations=MIGRATIONS, max_size=POOL_MAX_SIZE,
+        )
+        return cls(pool, now)
+
+    async def _now(self, connection: Connection) -> datetime:
+        if self._clock is not None:
+            return truncate_ms(self._clock())
+        return truncate_ms(await connection.fetchval(READ_CLOCK))
+
+    async def _lock_task(self, connection: Connection, task_id: str) -> datetime:
+        """Queue up behind the task's other claims; the store's time once through."""
+        locked_at = await connection.fetchval(
+            LOCK_TASK_AND_READ_CLOCK, pg.lock_key(f"charon.run.{task_id}")
+        )
+        return truncate_ms(locked_at if self._clock is None else self._clock())
+
+    async def _claim(self, request: ClaimRequest) -> ClaimPlan:
+        with pg.converted(StateStoreError, "cannot claim in the PostgreSQL state store"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                now = await self._lock_task(connection, request.task_id)
+                rows = await connection.fetch(
+                    SELECT_FOR_CLAIM, request.task_id, request.fingerprint
+                )
+                plan = plan_claim([_run(row) for row in rows], request, now)
+                for write in plan.writes:
+                    await _write(connection, write)
+        return plan
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        return await self._one(SELECT_BY_KEY, task_id, fingerprint)
+
+    async def latest(self, task_id: str) -> Run | None:
+        return await self._one(SELECT_LATEST, task_id)
+
+    async def _one(self, sql: str, *args: object) -> Run | None:
+        with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                row = await connection.fetchrow(sql, *args)
+        return None if row is None else _run(row)
+
+    async def list_runs(
+        self, *, task_id: str | None = None, state: RunState | None = None, limit: int = 100
+    ) -> list[Run]:
+        check_list_limit(limit)
+        wanted = None if state is None else RunState(state).value
+        with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                rows = await connection.fetch(SELECT_RUNS, task_id, wanted, limit)
+        return [_run(row) for row in rows]
+
+    async def _update(self, run_id: str, attempt: int, change: Change) -> Run:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                row = await connection.fetchrow(SELECT_BY_ID_FOR_UPDATE, run_id)
+                old = fenced(None if row is None else _run(row), run_id, attempt)
+                new = change(old, await self._now(connection))
+                if new is not old:
+                    await _write(connection, Write(old, new))
+        return new
+
+    async def migrations(self) -> builtins.list[tuple[int, str, datetime]]:
+        """The applied migrations: (version, name, applied timestamp)."""
+        with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                return await pg.applied_migrations(connection)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()

@@ -1,0 +1,203 @@
+"""The embedded state store: runs in a SQLite file, under the rules of ``state_base``.
+
+Every claim and write is one IMMEDIATE transaction, so processes sharing the file
+queue up on SQLite's write lock and each sees the other's committed rows. Leases are
+judged by this machine's clock: a SQLite file is shared by the processes of one
+machine only, which read the same clock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import StateStoreError
+from orchestrator.model import Run, RunState
+from orchestrator.stores.drivers.sqlite import (
+    SqliteDatabase,
+    iso_ms,
+    parse_iso,
+    transaction,
+    truncate_ms,
+)
+from orchestrator.stores.state.base import (
+    Change,
+    StateStoreBase,
+    inputs_json,
+    load_inputs,
+    load_mapping,
+    mapping_json,
+)
+from orchestrator.stores.state.claims import (
+    ClaimPlan,
+    ClaimRequest,
+    Write,
+    check_list_limit,
+    fenced,
+    plan_claim,
+)
+
+Clock = Callable[[], datetime]
+
+# Every SELECT returns the columns _run() unpacks, in this order.
+SELECT_RUN = (
+    "SELECT id, task_id, family, partition, fingerprint, state, attempt, job_id, error,"
+    " inputs, outputs, staged, lease_owner, lease_expires, created, updated, generation,"
+    " failures, finished FROM runs"
+)
+# The rows a claim decides on: the task's run of these inputs, its active run and its
+# latest succeeded run (see state_base.plan_claim).
+SELECT_FOR_CLAIM = (
+    SELECT_RUN +  # noqa: S608  # constants of this module; values are bound
+    " WHERE task_id = :task_id AND (fingerprint = :fingerprint"
+    " OR state IN ('running', 'publishing') OR id = (SELECT id FROM runs"
+    " WHERE task_id = :task_id AND state = 'succeeded' ORDER BY touched DESC LIMIT 1))"
+)
+SELECT_BY_KEY = SELECT_RUN + " WHERE task_id = ? AND fingerprint = ?"
+SELECT_BY_ID = SELECT_RUN + " WHERE id = ?"
+SELECT_LATEST = SELECT_RUN + " WHERE task_id = ? ORDER BY touched DESC LIMIT 1"
+SELECT_RUNS = (
+    SELECT_RUN +
+    " WHERE (:task_id IS NULL OR task_id = :task_id) AND (:state IS NULL OR state = :state)"
+    " ORDER BY created DESC, rowid DESC LIMIT :limit"
+)
+# touched counts writes across the table, so latest() needs no distinct clock readings.
+INSERT_RUN = (
+    "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt, job_id,"
+    " error, inputs, outputs, staged, lease_owner, lease_expires, created, updated,"
+    " generation, failures, finished, started, touched)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " (SELECT COALESCE(MAX(touched), 0) + 1 FROM runs))"
+)
+# The WHERE on attempt re-checks the fence in SQL: a row changed under us matches nothing.
+# started is stamped when a generation begins, and kept otherwise (a NULL parameter).
+UPDATE_RUN = (
+    "UPDATE runs SET state = ?, attempt = ?, job_id = ?, error = ?, inputs = ?, outputs = ?,"
+    " staged = ?, lease_owner = ?, lease_expires = ?, updated = ?, generation = ?,"
+    " failures = ?, finished = ?, started = COALESCE(?, started),"
+    " touched = (SELECT COALESCE(MAX(touched), 0) + 1 FROM runs)"
+    " WHERE id = ? AND attempt = ?"
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_ms(moment)
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    (rid, task_id, family, partition, fingerprint, state, attempt, job_id, error,
+     inputs, outputs, staged, lease_owner, lease_expires, created, updated, generation,
+     failures, finished) = row
+    return Run(
+        id=rid, task_id=task_id, family=family, partition=partition,
+        fingerprint=fingerprint, state=RunState(state), attempt=attempt,
+        created=parse_iso(created), updated=parse_iso(updated),
+        inputs=load_inputs(inputs), outputs=load_mapping(outputs), staged=load_mapping(staged),
+        job_id=job_id, error=error, lease_owner=lease_owner,
+        lease_expires=None if lease_expires is None else parse_iso(lease_expires),
+        generation=generation, failures=failures,
+        finished=None if finished is None else parse_iso(finished),
+    )
+
+
+def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> Run | None:
+    row = connection.execute(sql, params).fetchone()
+    return None if row is None else _run(row)
+
+
+def _write(connection: sqlite3.Connection, write: Write) -> None:
+    new, old = write.new, write.old
+    if old is None:
+        connection.execute(INSERT_RUN, (
+            new.id, new.task_id, new.family, new.partition, new.fingerprint, new.state.value,
+            new.attempt, new.job_id, new.error, inputs_json(new.inputs),
+            mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
+            _iso_or_none(new.lease_expires), iso_ms(new.created), iso_ms(new.updated),
+            new.generation, new.failures, _iso_or_none(new.finished), iso_ms(new.updated),
+        ))
+        return
+    started = iso_ms(new.updated) if new.generation != old.generation else None
+    cursor = connection.execute(UPDATE_RUN, (
+        new.state.value, new.attempt, new.job_id, new.error, inputs_json(new.inputs),
+        mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
+        _iso_or_none(new.lease_expires), iso_ms(new.updated), new.generation, new.failures,
+        _iso_or_none(new.finished), started, new.id, old.attempt,
+    ))
+    if cursor.rowcount != 1:
+        # The transaction holds SQLite's write lock, so this never fires; if it did,
+        # writing on regardless is the one mistake a state store must not make.
+        raise StateStoreError(f"run {new.id} moved past attempt {old.attempt} during a write")
+
+
+class SqliteStateStore(StateStoreBase):
+    """StateStore over one SQLite file; build it with :meth:`open`."""
+
+    def __init__(self, database: SqliteDatabase, now: Clock = utc_now) -> None:
+        self._db = database
+        self._clock = now
+
+    @classmethod
+    async def open(cls, path: Path, *, now: Clock = utc_now) -> SqliteStateStore:
+        database = await SqliteDatabase.open(path, migrations="state/sqlite", error=StateStoreError)
+        return cls(database, now)
+
+    def _now(self) -> datetime:
+        return truncate_ms(self._clock())
+
+    async def _claim(self, request: ClaimRequest) -> ClaimPlan:
+        def claim(connection: sqlite3.Connection) -> ClaimPlan:
+            with transaction(connection):
+                rows = connection.execute(SELECT_FOR_CLAIM, {
+                    "task_id": request.task_id, "fingerprint": request.fingerprint,
+                }).fetchall()
+                plan = plan_claim([_run(row) for row in rows], request, self._now())
+                for write in plan.writes:
+                    _write(connection, write)
+                return plan
+
+        return await self._db.run(claim)
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        return await self._db.run(lambda c: _one(c, SELECT_BY_KEY, (task_id, fingerprint)))
+
+    async def latest(self, task_id: str) -> Run | None:
+        return await self._db.run(lambda c: _one(c, SELECT_LATEST, (task_id,)))
+
+    async def list_runs(
+        self, *, task_id: str | None = None, state: RunState | None = None, limit: int = 100
+    ) -> list[Run]:
+        check_list_limit(limit)
+        params = {
+            "task_id": task_id,
+            "state": None if state is None else RunState(state).value,
+            "limit": limit,
+        }
+
+        def select(connection: sqlite3.Connection) -> list[Run]:
+            return [_run(row) for row in connection.execute(SELECT_RUNS, params)]
+
+        return await self._db.run(select)
+
+    async def _update(self, run_id: str, attempt: int, change: Change) -> Run:
+        def update(connection: sqlite3.Connection) -> Run:
+            with transaction(connection):
+                old = fenced(_one(connection, SELECT_BY_ID, (run_id,)), run_id, attempt)
+                new = change(old, self._now())
+                if new is not old:
+                    _write(connection, Write(old, new))
+                return new
+
+        return await self._db.run(update)
+
+    async def migrations(self) -> list[tuple[int, str, str]]:
+        return await self._db.migrations()
+
+    async def aclose(self) -> None:
+        await self._db.aclose()

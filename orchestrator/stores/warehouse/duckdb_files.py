@@ -1,0 +1,115 @@
+"""The on-disk layout of the embedded warehouse, shared by the adapter and by jobs.
+
+One DuckDB file per project (``<root>/<project>.duckdb``), one schema per dataset.
+DuckDB tracks no modification times, so every write through these helpers stamps
+``_charon.tables``; both the orchestrator's adapter and the Beam job write through
+them, which keeps ``last_modified`` true whoever wrote the table.
+
+These functions block: the async adapter calls them in worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from orchestrator.errors import WarehouseError
+from orchestrator.stores.warehouse.base import check_column
+from orchestrator.tablespec import TableSpec
+
+META_SCHEMA = "_charon"
+CREATE_META = (
+    'CREATE SCHEMA IF NOT EXISTS "_charon";'
+    'CREATE TABLE IF NOT EXISTS "_charon".tables ('
+    " dataset VARCHAR NOT NULL, name VARCHAR NOT NULL,"
+    " modified TIMESTAMPTZ NOT NULL, PRIMARY KEY (dataset, name))"
+)
+STAMP_MODIFIED = (
+    'INSERT OR REPLACE INTO "_charon".tables (dataset, name, modified) VALUES (?, ?, ?)'
+)
+FORGET_TABLE = 'DELETE FROM "_charon".tables WHERE dataset = ? AND name = ?'
+
+# BigQuery type names (what users write in schemas) to DuckDB's.
+DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "INTEGER": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "FLOAT": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMPTZ",
+}
+
+_LOCK_WAIT_SECONDS = 30.0
+
+
+def database_path(root: Path, project: str) -> Path:
+    return root / f"{project}.duckdb"
+
+
+def quoted(spec: TableSpec) -> str:
+    """``"dataset"."table"``; safe because TableSpec validated both identifiers."""
+    return f'"{spec.dataset}"."{spec.table}"'
+
+
+def connect(root: Path, project: str) -> duckdb.DuckDBPyConnection:
+    """Open the project's database, waiting while another process holds its lock.
+
+    DuckDB lets one process at a time open a file for writing; a job and the
+    orchestrator take turns, so a lock conflict is waited out, not reported.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    path = database_path(root, project)
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            connection = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise WarehouseError(f"cannot open warehouse file {path}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            continue
+        connection.execute(CREATE_META)
+        return connection
+
+
+def column_sql(name: str, bigquery_type: str) -> str:
+    check_column(name, bigquery_type)
+    return f'"{name}" {DUCKDB_TYPES[bigquery_type.upper()]}'
+
+
+def replace_table(
+    connection: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    columns: Sequence[tuple[str, str]],
+    rows: Iterable[Sequence[object]],
+) -> None:
+    """Create or replace ``spec`` with ``rows`` in one transaction and stamp it."""
+    definition = ", ".join(column_sql(name, kind) for name, kind in columns)
+    placeholders = ", ".join("?" for _ in columns)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{spec.dataset}"')
+        connection.execute(f"CREATE OR REPLACE TABLE {quoted(spec)} ({definition})")
+        values = list(rows)
+        # DuckDB refuses executemany with no parameter sets; an empty table is valid output.
+        if values:
+            insert = f"INSERT INTO {quoted(spec)} VALUES ({placeholders})"  # noqa: S608  # validated spec
+            connection.executemany(insert, values)
+        stamp_modified(connection, spec)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def stamp_modified(connection: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    connection.execute(STAMP_MODIFIED, [spec.dataset, spec.table, datetime.now(UTC)])

@@ -1,0 +1,70 @@
+"""What an in-process task's ``run()`` is handed."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from orchestrator.errors import ConfigError
+from orchestrator.model import InputRevision
+from orchestrator.stores.database.base import Database
+from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.warehouse.base import Warehouse
+
+_GLOB = set("*?[")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """``inputs`` by requires() key; ``outputs`` maps output() keys to where to write.
+
+    An output ref is a fresh storage URI (registry outputs), a staging table spec
+    (warehouse outputs) or a table name (PostgreSQL outputs, which the run loads in
+    one transaction itself); the engine publishes them only after ``run()`` returns.
+    """
+
+    inputs: Mapping[str, InputRevision]
+    outputs: Mapping[str, str]
+    storage: Storage
+    warehouse: Warehouse
+    database: Database | None = None
+    fence: Callable[[], Awaitable[object]] | None = None
+    """Raises LeaseLost unless the run still holds its lease (see :meth:`check_fence`)."""
+
+    async def check_fence(self) -> None:
+        """Call right before an irreversible step a task takes itself (a load into a
+        database): it raises LeaseLost if another worker may have taken the run over."""
+        if self.fence is not None:
+            await self.fence()
+
+    async def files(self, key: str) -> list[str]:
+        """The objects an input stands for: its ref, or what its ``<folder>/<glob>`` matches.
+
+        A registry input's ref is ``<revision uri>/<pattern>`` (``part-*`` for a folder
+        of part files, as Spark writes them); sorted, so reading order is stable.
+        """
+        ref = self.inputs[key].ref
+        folder, _, pattern = ref.rpartition("/")
+        if not _GLOB & set(pattern):
+            return [ref]
+        listed = await self.storage.list(folder + "/")
+        return [
+            info.uri for info in listed
+            if info.uri.rpartition("/")[0] == folder
+            and fnmatch.fnmatchcase(info.uri.rpartition("/")[2], pattern)
+        ]
+
+    async def lines(self, key: str) -> AsyncIterator[str]:
+        """Every line of every file of one input, streamed: no file is loaded whole."""
+        for uri in await self.files(key):
+            async for line in self.storage.read_lines(uri):
+                yield line
+
+    def require_database(self) -> Database:
+        if self.database is None:
+            raise ConfigError(
+                "this task loads into PostgreSQL: set postgres.dsn in the config"
+                " or CHARON_POSTGRES__DSN in the environment"
+            )
+        return self.database

@@ -1,0 +1,190 @@
+"""The task API, in Luigi's vocabulary: parameters, ``requires()``, ``output()``, ``args()``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orchestrator.errors import TaskNotFound, UsageError
+from orchestrator.tasks.params import DateIntervalParameter, DateParameter, Parameter
+from orchestrator.tasks.targets import RegistryTarget, Target
+
+if TYPE_CHECKING:
+    from orchestrator.tasks.runcontext import RunContext
+
+
+
+class Task:
+    """A parameterised unit of work; identity is (family, significant parameters)."""
+
+    task_family: ClassVar[str]
+    _parameters: ClassVar[dict[str, Parameter[Any]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.task_family = cls.__name__
+        parameters: dict[str, Parameter[Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Parameter):
+                    parameters[name] = value
+        cls._parameters = parameters
+
+    def __init__(self, **kwargs: object) -> None:
+        unknown = sorted(set(kwargs) - set(self._parameters))
+        if unknown:
+            raise UsageError(f"{self.task_family} has no parameter {', '.join(unknown)}")
+        values: dict[str, object] = {}
+        for name, parameter in self._parameters.items():
+            if name in kwargs:
+                values[name] = parameter.normalize(kwargs[name])
+            elif parameter.required:
+                raise UsageError(
+                    f"{self.task_family} needs parameter {name!r} ({parameter.flag})"
+                )
+            else:
+                values[name] = parameter.default
+        self.__dict__["_params"] = values
+
+    @classmethod
+    def parameters(cls) -> dict[str, Parameter[Any]]:
+        return dict(cls._parameters)
+
+    @property
+    def param_values(self) -> dict[str, object]:
+        return dict(self.__dict__["_params"])
+
+    @property
+    def task_id(self) -> str:
+        # Parameters never change after construction, and the engine asks often.
+        cached: str | None = self.__dict__.get("_task_id")
+        if cached is None:
+            significant = ", ".join(
+                f"{name}={parameter.serialize(self.__dict__['_params'][name])}"
+                for name, parameter in self._parameters.items()
+                if parameter.significant
+            )
+            cached = self.__dict__["_task_id"] = f"{self.task_family}({significant})"
+        return cached
+
+    @property
+    def partition_label(self) -> str:
+        """The partition this task instance covers: its first date or interval parameter."""
+        cached: str | None = self.__dict__.get("_partition_label")
+        if cached is None:
+            cached = self.__dict__["_partition_label"] = next(
+                (parameter.serialize(self.__dict__["_params"][name])
+                 for name, parameter in self._parameters.items()
+                 if isinstance(parameter, DateParameter | DateIntervalParameter)),
+                "",
+            )
+        return cached
+
+    def requires(self) -> Task | Sequence[Task] | Mapping[str, Task] | None:
+        return None
+
+    def output(self) -> Target | Mapping[str, Target] | None:
+        return None
+
+    def args(self) -> list[str]:
+        return []
+
+    async def run(self, context: RunContext) -> None:
+        """Produce the outputs in process; job tasks are launched instead."""
+        raise NotImplementedError(f"{self.task_family} defines no run()")
+
+    def __repr__(self) -> str:
+        return self.task_id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and other.task_id == self.task_id
+
+    def __hash__(self) -> int:
+        return hash(self.task_id)
+
+
+class ExternalTask(Task):
+    """Data made outside charon; complete when its output exists, never run."""
+
+
+class WrapperTask(Task):
+    """Groups other tasks; complete when everything it requires is (Luigi's WrapperTask)."""
+
+
+class BeamJobTask(Task):
+    """A Beam pipeline launched as a subprocess, in the seed's ScioJobTask shape.
+
+    ``pipeline`` is the module run with ``python -m``. The Dataflow options are class
+    attributes as in the seed; None falls back to the ``[beam]`` config section.
+    """
+
+    pipeline: ClassVar[str]
+    project: ClassVar[str | None] = None
+    region: ClassVar[str | None] = None
+    staging_location: ClassVar[str | None] = None
+    temp_location: ClassVar[str | None] = None
+    autoscaling_algorithm: ClassVar[str | None] = None
+    max_num_workers: ClassVar[int | None] = None
+
+
+class SparkSubmitTask(Task):
+    """A Spark application launched with ``spark-submit`` (Luigi's ``SparkSubmitTask``).
+
+    ``app`` is the application's file, ``master`` the cluster (``local[*]`` runs on this
+    machine) and ``conf`` extra ``--conf`` pairs. ``app_options(context)`` gives the
+    application's arguments; ``context.inputs`` and ``context.outputs`` are where the
+    seed's ``self.input()`` and ``self.output().path`` point. No run() to write.
+    """
+
+    app: ClassVar[str]
+    master: ClassVar[str] = "local[*]"
+    conf: ClassVar[Mapping[str, str]] = {}
+
+    def app_options(self, context: RunContext) -> list[str]:
+        return []
+
+
+class LookupDaily(ExternalTask):
+    """A day's partition of a registry endpoint (the seed's Hades ``LookupDaily``)."""
+
+    endpoint = Parameter[str]()
+    partition = DateParameter()
+    pattern = Parameter[str]("*.avro", significant=False)
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget(self.endpoint, self.partition.isoformat(), pattern=self.pattern)
+
+
+def requirements(task: Task) -> dict[str, Task]:
+    """requires() normalised to a dict; list entries are keyed by position."""
+    required = task.requires()
+    if required is None:
+        return {}
+    if isinstance(required, Task):
+        return {"input": required}
+    if isinstance(required, Mapping):
+        return dict(required)
+    return {str(index): item for index, item in enumerate(required)}
+
+
+def outputs(task: Task) -> dict[str, Target]:
+    """output() normalised to a dict; a single target is keyed ``output``."""
+    produced = task.output()
+    if produced is None:
+        return {}
+    if isinstance(produced, Mapping):
+        return dict(produced)
+    return {"output": produced}
+
+
+def load_task_class(module: str, family: str) -> type[Task]:
+    """Import ``module`` and return its task class ``family`` (``--module M Family``)."""
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as exc:
+        raise TaskNotFound(f"cannot import module {module!r}: {exc}") from None
+    candidate = getattr(loaded, family, None)
+    if not (isinstance(candidate, type) and issubclass(candidate, Task)):
+        raise TaskNotFound(f"module {module!r} has no task {family!r}")
+    return candidate

@@ -1,0 +1,147 @@
+"""Workflows the daemon watches: a task family, a parameter template and a window of days."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from orchestrator.errors import CharonError, ConfigError
+from orchestrator.model import RunRetryPolicy
+from orchestrator.tasks.intervals import PERIODS, parse_day, period_interval
+from orchestrator.tasks.params import DateIntervalParameter
+from orchestrator.tasks.task import Task, load_task_class
+
+POLICIES = ("rerun", "ignore")
+_FIELDS = {
+    "name": str, "module": str, "task": str, "params": dict, "partition_param": str,
+    "lookback_days": int, "start": str, "end": str, "policy": str, "max_concurrent_runs": int,
+    "period": str, "max_attempts": int, "retry_delay_seconds": int,
+}
+# A failed run waits at most a day between tries (orchestrator.model.MAX_RETRY_DELAY).
+MAX_RETRY_DELAY_SECONDS = 86_400
+MAX_ATTEMPTS = 100
+_REQUIRED = ("module", "task")
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    name: str
+    module: str
+    task: str
+    params: tuple[tuple[str, str | int | bool], ...] = ()
+    partition_param: str = "date"
+    lookback_days: int = 7
+    start: str = ""
+    end: str = ""
+    policy: str = "rerun"
+    max_concurrent_runs: int = 2
+    period: str = "day"
+    """"week", "month" or "year": one root per interval overlapping the window, whose
+    task gets the interval (Luigi's spelling) and fires when its last day arrives."""
+    max_attempts: int = 3
+    """Failed executions of one run before the daemon stops retrying it."""
+    retry_delay_seconds: int = 60
+    """The wait before the first retry of a failed run; it doubles with each failure."""
+
+    @property
+    def retry_policy(self) -> RunRetryPolicy:
+        return RunRetryPolicy(self.max_attempts, timedelta(seconds=self.retry_delay_seconds))
+
+    @property
+    def rerun_late_inputs(self) -> bool:
+        return self.policy == "rerun"
+
+    def days(self, today: date) -> list[date]:
+        """The days watched today: from ``start`` or the lookback, to ``end`` or today."""
+        last = parse_day(self.end) if self.end else today
+        first = parse_day(self.start) if self.start else last - timedelta(days=self.lookback_days)
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    def partition_day(self, day: date) -> date:
+        """The first day of the period containing ``day``: what identifies its root."""
+        return period_interval(self.period, day).start
+
+    def partition_days(self, today: date) -> list[date]:
+        """The first day of every period overlapping today's window."""
+        return sorted({self.partition_day(day) for day in self.days(today)})
+
+    def task_for(self, day: date) -> Task:
+        task_class = load_task_class(self.module, self.task)
+        parameter = task_class.parameters().get(self.partition_param)
+        value: object = day
+        if self.period != "day" or isinstance(parameter, DateIntervalParameter):
+            value = period_interval(self.period, day)
+        return task_class(**dict(self.params), **{self.partition_param: value})
+
+
+def parse_workflows(raw: object) -> tuple[WorkflowSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("workflows must be an array of tables ([[workflows]])")
+    parsed = tuple(_parse_one(entry, index) for index, entry in enumerate(raw))
+    names = [workflow.name for workflow in parsed]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigError(f"workflow names must be unique: {', '.join(duplicates)}")
+    return parsed
+
+
+def _parse_one(entry: object, index: int) -> WorkflowSettings:
+    where = f"workflows[{index}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    for key, value in entry.items():
+        expected = _FIELDS.get(key)
+        if expected is None:
+            raise ConfigError(f"{where}: unknown key {key!r}")
+        if not isinstance(value, expected) or isinstance(value, bool) is not (expected is bool):
+            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
+    if missing := [key for key in _REQUIRED if key not in entry]:
+        raise ConfigError(f"{where}: {', '.join(missing)} required")
+    values: dict[str, Any] = dict(entry)
+    values.setdefault("name", values["task"])
+    values["params"] = _params(values.get("params", {}), where)
+    workflow = WorkflowSettings(**values)
+    _check(workflow, where)
+    return workflow
+
+
+def _params(raw: Mapping[str, object], where: str) -> tuple[tuple[str, str | int | bool], ...]:
+    params: list[tuple[str, str | int | bool]] = []
+    for key, value in raw.items():
+        if not isinstance(value, str | int | bool):
+            raise ConfigError(f"{where}.params.{key}: expected a string, number or boolean")
+        params.append((key, value))
+    return tuple(params)
+
+
+def _check(workflow: WorkflowSettings, where: str) -> None:
+    if workflow.period not in PERIODS:
+        raise ConfigError(f"{where}.period = {workflow.period!r}: expected one of {PERIODS}")
+    if workflow.policy not in POLICIES:
+        raise ConfigError(f"{where}.policy = {workflow.policy!r}: expected one of {POLICIES}")
+    if workflow.lookback_days < 0 or workflow.max_concurrent_runs < 1:
+        raise ConfigError(f"{where}: lookback_days >= 0 and max_concurrent_runs >= 1 required")
+    if not 1 <= workflow.max_attempts <= MAX_ATTEMPTS:
+        raise ConfigError(f"{where}.max_attempts = {workflow.max_attempts}: expected 1 to"
+                          f" {MAX_ATTEMPTS}")
+    if not 0 <= workflow.retry_delay_seconds <= MAX_RETRY_DELAY_SECONDS:
+        raise ConfigError(f"{where}.retry_delay_seconds = {workflow.retry_delay_seconds}:"
+                          f" expected 0 to {MAX_RETRY_DELAY_SECONDS}")
+    for key in ("start", "end"):
+        try:
+            if getattr(workflow, key):
+                parse_day(getattr(workflow, key))
+        except CharonError as exc:
+            raise ConfigError(f"{where}.{key}: {exc}") from None
+    if workflow.start and workflow.end and workflow.end < workflow.start:
+        raise ConfigError(f"{where}: end {workflow.end} is before start {workflow.start}")
+
+
+def check_loadable(workflows: Sequence[WorkflowSettings], today: date) -> None:
+    """Import every workflow's task and build today's instance, so mistakes show at start."""
+    for workflow in workflows:
+        try:
+            workflow.task_for(today)
+        except CharonError as exc:
+            raise ConfigError(f"workflow {workflow.name!r}: {exc}") from None
