@@ -37,7 +37,6 @@ from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import Engine, build_engine
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
-from orchestrator.http import serve
 from orchestrator.log import configure_logging
 from orchestrator.service.app import ServiceOptions, running_service
 from orchestrator.stores.registry.base import Registry
@@ -47,7 +46,8 @@ from orchestrator.stores.state.sqlite import SqliteStateStore
 from orchestrator.stores.storage.local import LocalStorage
 from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
 from orchestrator.tasks.task import Task
-from orchestrator.tasks.workflows import WorkflowSettings
+from orchestrator.web.http import serve
+from orchestrator.workflows import WorkflowSettings
 
 SECRET = "bench-secret"
 FIRST = date(2020, 1, 1)

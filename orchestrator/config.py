@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError
-from orchestrator.tasks.workflows import WorkflowSettings, parse_workflows
+from orchestrator.workflows import WorkflowSettings, parse_workflows
 
 ENV_PREFIX = "CHARON_"
 WORKFLOWS = "workflows"

@@ -91,14 +91,6 @@ class RunError(CharonError):
     """A run could not complete."""
 
 
-class InputsMissing(RunError):
-    """Some inputs of the requested task have no revision yet."""
-
-    def __init__(self, missing: list[str]) -> None:
-        self.missing = missing
-        super().__init__("inputs missing: " + ", ".join(missing))
-
-
 class JobFailed(RunError):
     """The job subprocess (or in-process run) failed."""
 

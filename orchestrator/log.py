@@ -49,12 +49,6 @@ def configure_logging(
     )
 
 
-def reset_logging() -> None:
-    """Back to structlog's defaults (tests use this between configurations)."""
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-
-
 @contextmanager
 def log_context(**values: Any) -> Iterator[None]:
     """Bind ``values`` to every log line of this task while inside; restore after.

@@ -18,7 +18,6 @@ from orchestrator.daemon.daemon import Daemon
 from orchestrator.model import Revision
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
-from orchestrator.tasks.workflows import WorkflowSettings
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -26,6 +25,7 @@ from orchestrator.testing import (
     InMemoryStorage,
     InMemoryWarehouse,
 )
+from orchestrator.workflows import WorkflowSettings
 
 TODAY = date(2018, 10, 31)
 OUTPUT = "di.golden.path.charon.top_artists"

@@ -18,8 +18,8 @@ import structlog
 
 from jobs.luigi_top_artists import Streams
 from orchestrator.errors import ObjectExists
+from orchestrator.intervals import DateInterval
 from orchestrator.stores.storage.base import Storage
-from orchestrator.tasks.intervals import DateInterval
 
 ARTISTS = 300
 TRACKS_PER_ARTIST = 12

@@ -16,7 +16,7 @@ from orchestrator.core.janitor import build_janitor
 from orchestrator.daemon.daemon import Daemon, utc_today
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.model import RunState
-from orchestrator.tasks.workflows import check_loadable
+from orchestrator.tasks.roots import check_loadable
 
 TaskCommand = Callable[[Any, str, str], argparse.ArgumentParser]
 
@@ -44,7 +44,7 @@ async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Ada
     check_loadable(settings.workflows, utc_today())
     # Imported here: aiohttp's server is a third of the start-up of the other commands.
     from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
-    from orchestrator.http import serve  # noqa: PLC0415
+    from orchestrator.web.http import serve  # noqa: PLC0415
 
     host = args.host or settings.daemon.host
     port = settings.daemon.port if args.port is None else args.port

@@ -20,10 +20,10 @@ from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.errors import CharonError, ConfigError, UsageError
+from orchestrator.intervals import DateInterval, parse_day, parse_interval
 from orchestrator.log import configure_logging
 from orchestrator.stores.registry.base import Registry
 from orchestrator.tablespec import TableSpec
-from orchestrator.tasks.intervals import DateInterval, parse_day, parse_interval
 from orchestrator.tasks.params import BoolParameter
 from orchestrator.tasks.task import Task, load_task_class
 

@@ -11,7 +11,7 @@ from orchestrator.errors import ObjectNotFound
 from orchestrator.model import Revision, Run
 from orchestrator.tasks.targets import PostgresTable, RegistryTarget, StorageTarget
 from orchestrator.tasks.task import Task, outputs
-from orchestrator.tasks.workflows import WorkflowSettings
+from orchestrator.workflows import WorkflowSettings
 
 
 def revisions(found: Sequence[Revision]) -> str:

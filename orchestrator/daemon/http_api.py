@@ -19,8 +19,8 @@ from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.watch import Root, Trigger, registry_key
 from orchestrator.errors import AuthError, CharonError
-from orchestrator.signing import DeliveryLog, verify
-from orchestrator.tasks.intervals import parse_day
+from orchestrator.intervals import parse_day
+from orchestrator.web.signing import DeliveryLog, verify
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from orchestrator.core.graph import resolve
+from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.targets import (
     PostgresTable,
     RegistryTarget,
@@ -20,7 +21,7 @@ from orchestrator.tasks.targets import (
     WarehouseTable,
 )
 from orchestrator.tasks.task import ExternalTask, Task, outputs
-from orchestrator.tasks.workflows import WorkflowSettings
+from orchestrator.workflows import WorkflowSettings
 
 
 @dataclass(frozen=True, order=True)
@@ -88,7 +89,7 @@ class Watchlist:
         """Watch one root (also one outside its window, when a run is requested)."""
         root = self.canonical(root)
         if root not in self._tasks:
-            task = self.workflows[root.workflow].task_for(root.day)
+            task = root_task(self.workflows[root.workflow], root.day)
             self._tasks[root] = task
             tasks = resolve(task).tasks.values()
             self._add_outputs(tasks)

@@ -26,7 +26,6 @@ import anyio
 import structlog
 from aiohttp import web
 
-from orchestrator import http
 from orchestrator.config import Settings
 from orchestrator.errors import (
     AuthError,
@@ -39,9 +38,10 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.signing import signed_headers
 from orchestrator.stores.registry import http as wire  # the JSON forms, shared with the client
 from orchestrator.stores.registry.base import Publication, Registry, check_limit
+from orchestrator.web import http
+from orchestrator.web.signing import signed_headers
 
 PUBLISH_FIELDS = frozenset({"endpoint", "partition", "uri", "lineage"})
 REQUIRED_FIELDS = ("endpoint", "partition", "uri")

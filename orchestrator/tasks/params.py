@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any, Generic, TypeVar, overload
 
 from orchestrator.errors import UsageError
-from orchestrator.tasks.intervals import DateInterval, parse_day, parse_interval
+from orchestrator.intervals import DateInterval, parse_day, parse_interval
 
 T = TypeVar("T")
 

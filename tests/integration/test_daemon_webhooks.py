@@ -14,8 +14,8 @@ import pytest
 
 from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.daemon.http_api import daemon_app
-from orchestrator.http import serve
-from orchestrator.signing import DELIVERY_HEADER, signed_headers
+from orchestrator.web.http import serve
+from orchestrator.web.signing import DELIVERY_HEADER, signed_headers
 from tests.daemon_world import World, make_world, running
 
 SECRET = "webhook-secret"

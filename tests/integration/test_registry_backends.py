@@ -21,7 +21,6 @@ import structlog.testing
 from aiohttp import web
 from yarl import URL
 
-from orchestrator import http
 from orchestrator.errors import AuthError, CharonError, ConfigError, RegistryError
 from orchestrator.model import Revision
 from orchestrator.service.app import ServiceOptions
@@ -35,6 +34,7 @@ from orchestrator.stores.registry.postgres import (
     PostgresRegistry,
 )
 from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.web import http
 from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
 from tests.services import registry_service
 

@@ -19,9 +19,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from orchestrator.errors import ConfigError
 from orchestrator.model import Revision
 from orchestrator.service.app import Notifier, ServiceOptions, check_options, check_served
-from orchestrator.signing import DELIVERY_HEADER, verify
 from orchestrator.stores.registry.http import HttpRegistry, revision_to_json
 from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.web.signing import DELIVERY_HEADER, verify
 from tests.contracts.registry import DAY, KEY
 from tests.services import registry_service
 

@@ -21,9 +21,9 @@ from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.intervals import parse_interval
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.stores.storage.local import LocalStorage
-from orchestrator.tasks.intervals import parse_interval
 from orchestrator.testing import InMemoryStateStore, InMemoryWarehouse
 from tests.reference_toplist import artist_counts_in, top10_rows
 

@@ -24,10 +24,10 @@ from orchestrator.core.engine import build_engine
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.watch import Root
 from orchestrator.errors import ConfigError, UsageError
+from orchestrator.intervals import parse_interval, period_interval
 from orchestrator.model import InputRevision
-from orchestrator.tasks.intervals import parse_interval, period_interval
+from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.runcontext import RunContext
-from orchestrator.tasks.workflows import WorkflowSettings, parse_workflows
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -35,6 +35,7 @@ from orchestrator.testing import (
     InMemoryStorage,
     InMemoryWarehouse,
 )
+from orchestrator.workflows import WorkflowSettings, parse_workflows
 
 
 def days(first: str, last: str) -> list[date]:
@@ -85,12 +86,12 @@ def test_an_interval_workflow_has_one_root_per_period_overlapping_its_window() -
                                 task="Top10Artists", partition_param="date_interval",
                                 period="month", lookback_days=3)
     assert workflow.partition_days(date(2012, 7, 2)) == [date(2012, 6, 1), date(2012, 7, 1)]
-    assert workflow.task_for(date(2012, 7, 15)) == Top10Artists(date_interval="2012-07")
+    assert root_task(workflow, date(2012, 7, 15)) == Top10Artists(date_interval="2012-07")
     weekly = dataclasses.replace(workflow, period="week")
     assert weekly.partition_days(date(2012, 7, 2)) == [date(2012, 6, 25), date(2012, 7, 2)]
-    assert weekly.task_for(date(2012, 7, 4)) == Top10Artists(date_interval="2012-W27")
+    assert root_task(weekly, date(2012, 7, 4)) == Top10Artists(date_interval="2012-W27")
     daily = dataclasses.replace(workflow, period="day")
-    assert daily.task_for(date(2012, 7, 4)) == Top10Artists(date_interval="2012-07-04")
+    assert root_task(daily, date(2012, 7, 4)) == Top10Artists(date_interval="2012-07-04")
     with pytest.raises(ConfigError, match="period"):
         parse_workflows([{"module": "m", "task": "T", "period": "fortnight"}])
 

@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.tasks.intervals import parse_interval
+from orchestrator.intervals import parse_interval
 from orchestrator.tasks.params import (
     BoolParameter,
     DateIntervalParameter,

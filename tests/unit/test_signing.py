@@ -3,7 +3,7 @@ from collections.abc import Callable
 import pytest
 
 from orchestrator.errors import AuthError
-from orchestrator.signing import (
+from orchestrator.web.signing import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

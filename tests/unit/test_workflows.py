@@ -3,7 +3,8 @@ from datetime import date
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.tasks.workflows import parse_workflows
+from orchestrator.tasks.roots import root_task
+from orchestrator.workflows import parse_workflows
 
 TODAY = date(2018, 10, 31)
 BASE = {"module": "jobs.top_artists", "task": "TopArtistsJob", "params": {"top_n": 10}}
@@ -13,7 +14,7 @@ def test_the_window_is_the_lookback_up_to_today_by_default() -> None:
     [workflow] = parse_workflows([{**BASE, "lookback_days": 2}])
     assert workflow.name == "TopArtistsJob"
     assert workflow.days(TODAY) == [date(2018, 10, 29), date(2018, 10, 30), TODAY]
-    assert workflow.task_for(TODAY).task_id.startswith("TopArtistsJob(date=2018-10-31, top_n=10")
+    assert root_task(workflow, TODAY).task_id.startswith("TopArtistsJob(date=2018-10-31, top_n=10")
 
 
 def test_start_and_end_give_a_closed_range() -> None:

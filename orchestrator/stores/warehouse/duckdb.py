@@ -34,7 +34,7 @@ T = TypeVar("T")
 Connection = duckdb.DuckDBPyConnection
 
 
-# The meta schema is duckdb_files.META_SCHEMA, spelled out so the SQL reads whole.
+# Moves are kept in the meta schema beside duckdb_files' table stamps ("_charon").
 CREATE_MOVES = (
     'CREATE TABLE IF NOT EXISTS "_charon".moves ('
     " job_key VARCHAR PRIMARY KEY, staging VARCHAR NOT NULL, final VARCHAR NOT NULL,"

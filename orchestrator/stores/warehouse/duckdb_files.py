@@ -21,7 +21,6 @@ from orchestrator.errors import WarehouseError
 from orchestrator.stores.warehouse.base import check_column
 from orchestrator.tablespec import TableSpec
 
-META_SCHEMA = "_charon"
 CREATE_META = (
     'CREATE SCHEMA IF NOT EXISTS "_charon";'
     'CREATE TABLE IF NOT EXISTS "_charon".tables ('

@@ -1,17 +1,16 @@
-"""Workflows the daemon watches: a task family, a parameter template and a window of days."""
+"""Workflows the daemon watches, as configured: a task family, a parameter template and a
+window of days (:mod:`orchestrator.tasks.roots` builds their tasks)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from orchestrator.errors import CharonError, ConfigError
+from orchestrator.intervals import PERIODS, parse_day, period_interval
 from orchestrator.model import RunRetryPolicy
-from orchestrator.tasks.intervals import PERIODS, parse_day, period_interval
-from orchestrator.tasks.params import DateIntervalParameter
-from orchestrator.tasks.task import Task, load_task_class
 
 POLICIES = ("rerun", "ignore")
 _FIELDS = {
@@ -66,14 +65,6 @@ class WorkflowSettings:
     def partition_days(self, today: date) -> list[date]:
         """The first day of every period overlapping today's window."""
         return sorted({self.partition_day(day) for day in self.days(today)})
-
-    def task_for(self, day: date) -> Task:
-        task_class = load_task_class(self.module, self.task)
-        parameter = task_class.parameters().get(self.partition_param)
-        value: object = day
-        if self.period != "day" or isinstance(parameter, DateIntervalParameter):
-            value = period_interval(self.period, day)
-        return task_class(**dict(self.params), **{self.partition_param: value})
 
 
 def parse_workflows(raw: object) -> tuple[WorkflowSettings, ...]:
@@ -136,12 +127,3 @@ def _check(workflow: WorkflowSettings, where: str) -> None:
             raise ConfigError(f"{where}.{key}: {exc}") from None
     if workflow.start and workflow.end and workflow.end < workflow.start:
         raise ConfigError(f"{where}: end {workflow.end} is before start {workflow.start}")
-
-
-def check_loadable(workflows: Sequence[WorkflowSettings], today: date) -> None:
-    """Import every workflow's task and build today's instance, so mistakes show at start."""
-    for workflow in workflows:
-        try:
-            workflow.task_for(today)
-        except CharonError as exc:
-            raise ConfigError(f"workflow {workflow.name!r}: {exc}") from None

@@ -40,10 +40,6 @@ class DateInterval:
         return self.text
 
     @property
-    def last_day(self) -> date:
-        return self.end - timedelta(days=1)
-
-    @property
     def date_a(self) -> date:
         """Luigi's name for the first day."""
         return self.start

@@ -1,0 +1,31 @@
+"""The root tasks of a configured workflow: one per watched day or period."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from orchestrator.errors import CharonError, ConfigError
+from orchestrator.intervals import period_interval
+from orchestrator.tasks.params import DateIntervalParameter
+from orchestrator.tasks.task import Task, load_task_class
+from orchestrator.workflows import WorkflowSettings
+
+
+def root_task(workflow: WorkflowSettings, day: date) -> Task:
+    """The workflow's task for the day, or for the period containing it."""
+    task_class = load_task_class(workflow.module, workflow.task)
+    parameter = task_class.parameters().get(workflow.partition_param)
+    value: object = day
+    if workflow.period != "day" or isinstance(parameter, DateIntervalParameter):
+        value = period_interval(workflow.period, day)
+    return task_class(**dict(workflow.params), **{workflow.partition_param: value})
+
+
+def check_loadable(workflows: Sequence[WorkflowSettings], today: date) -> None:
+    """Import every workflow's task and build today's instance, so mistakes show at start."""
+    for workflow in workflows:
+        try:
+            root_task(workflow, today)
+        except CharonError as exc:
+            raise ConfigError(f"workflow {workflow.name!r}: {exc}") from None
