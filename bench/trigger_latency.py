@@ -38,7 +38,8 @@ from orchestrator.core.engine import Engine, build_engine
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
 from orchestrator.log import configure_logging
-from orchestrator.service.app import ServiceOptions, running_service
+from orchestrator.service.app import running_service
+from orchestrator.service.options import ServiceOptions
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.registry.http import HttpRegistry
 from orchestrator.stores.registry.sqlite import SqliteRegistry

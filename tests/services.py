@@ -24,7 +24,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from orchestrator.service.app import ServiceOptions, running_service
+from orchestrator.service.app import running_service
+from orchestrator.service.options import ServiceOptions
 from orchestrator.stores.registry.base import Registry
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"

@@ -229,11 +229,12 @@ async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
     # Imported here, like the daemon's server: aiohttp's server is a third of the
     # start-up of every other command.
     from orchestrator.service import app as registry_service  # noqa: PLC0415
+    from orchestrator.service.options import ServiceOptions  # noqa: PLC0415
 
     host = args.host or settings.registry_service.host
     port = settings.registry_service.port if args.port is None else args.port
     await registry_service.serve(
-        registry, registry_service.ServiceOptions.from_settings(settings), host=host, port=port,
+        registry, ServiceOptions.from_settings(settings), host=host, port=port,
         ready=lambda url: print(f"registry serving on {url}", flush=True),
     )
     return EXIT_OK

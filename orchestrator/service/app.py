@@ -11,11 +11,9 @@ subscribers as a signed webhook, in the background, retried with backoff.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import math
 import signal
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ import anyio
 import structlog
 from aiohttp import web
 
-from orchestrator.config import Settings
 from orchestrator.errors import (
     AuthError,
     CharonError,
@@ -38,10 +35,11 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.stores.registry import http as wire  # the JSON forms, shared with the client
+from orchestrator.service.notify import Notifier
+from orchestrator.service.options import ServiceOptions, check_options
+from orchestrator.stores.registry import wire
 from orchestrator.stores.registry.base import Publication, Registry, check_limit
 from orchestrator.web import http
-from orchestrator.web.signing import signed_headers
 
 PUBLISH_FIELDS = frozenset({"endpoint", "partition", "uri", "lineage"})
 REQUIRED_FIELDS = ("endpoint", "partition", "uri")
@@ -51,8 +49,6 @@ DEFAULT_CHANGES_LIMIT = 1000
 RECHECK_SECONDS = 5.0
 DRAIN_SECONDS = 5.0  # queued notifications may be delivered within this on shutdown
 NOTIFY_WORKERS = 4
-NOTIFY_TIMEOUT_SECONDS = 10.0
-MAX_BACKOFF_SECONDS = 60.0
 _CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND, 413: wire.CODE_TOO_LARGE}
 _HTTP_SERVER_ERROR = 500
 
@@ -71,60 +67,11 @@ class ServedRegistry(Registry, Protocol):
     ) -> Publication: ...
 
 
-@dataclass(frozen=True)
-class ServiceOptions:
-    max_body_bytes: int = 65536
-    long_poll_max_seconds: float = 60.0
-    token: str = ""
-    webhook_secret: str = ""
-    subscribers: tuple[str, ...] = ()
-    notify_attempts: int = 5
-    notify_backoff_seconds: float = 0.5  # the first retry's delay; doubles each time
-    notify_queue_size: int = 1000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ServiceOptions:
-        service = settings.registry_service
-        return cls(
-            max_body_bytes=service.max_body_bytes,
-            long_poll_max_seconds=service.long_poll_max_seconds,
-            token=settings.secrets.registry_token,
-            webhook_secret=settings.secrets.webhook_secret,
-            subscribers=service.subscribers,
-            notify_attempts=service.notify_attempts,
-        )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve to anything
-
-
 def check_served(registry: Registry) -> ServedRegistry:
     if not isinstance(registry, ServedRegistry):
         raise ConfigError("the registry service runs on a SQLite or PostgreSQL registry, "
                           f"not on a {type(registry).__name__}")
     return registry
-
-
-def check_options(host: str, options: ServiceOptions) -> None:
-    """Refuse settings that would make an unsafe or useless service."""
-    if not options.token and not is_loopback(host):
-        raise ConfigError(
-            f"refusing to serve the registry on {host} without a token: anyone who can "
-            "reach it could publish; set CHARON_REGISTRY_TOKEN or listen on 127.0.0.1"
-        )
-    if options.subscribers and not options.webhook_secret:
-        raise ConfigError("registry_service.subscribers needs CHARON_WEBHOOK_SECRET to sign "
-                          "the notifications")
-    if options.max_body_bytes < 1 or options.notify_attempts < 1:
-        raise ConfigError("registry_service.max_body_bytes and notify_attempts must be >= 1")
-    if options.long_poll_max_seconds < 0:
-        raise ConfigError("registry_service.long_poll_max_seconds must not be negative")
 
 
 class ChangeSignal:
@@ -145,88 +92,6 @@ class ChangeSignal:
     def close(self) -> None:
         self.closed = True
         self._event.set()
-
-
-@dataclass(frozen=True)
-class Delivery:
-    url: str
-    body: bytes
-    delivery_id: str  # the same on every retry, so the receiver can drop duplicates
-    revision_id: str
-
-
-class Notifier:
-    """Signed webhooks to the subscribers, from a bounded queue, with retries."""
-
-    def __init__(self, session: aiohttp.ClientSession, options: ServiceOptions) -> None:
-        self._session = session
-        self._options = options
-        self._secret = options.webhook_secret.encode()
-        self._send, self._receive = anyio.create_memory_object_stream[Delivery](
-            options.notify_queue_size
-        )
-        self._log = _logger()
-
-    def submit(self, revision: Revision) -> None:
-        """Queue one delivery per subscriber; never waits, drops (and logs) when full."""
-        body = json.dumps(wire.revision_to_json(revision)).encode()
-        for url in self._options.subscribers:
-            delivery = Delivery(url, body, uuid.uuid4().hex, revision.id)
-            try:
-                self._send.send_nowait(delivery)
-            except (anyio.WouldBlock, anyio.ClosedResourceError) as exc:
-                why = "queue full" if isinstance(exc, anyio.WouldBlock) else "shutting down"
-                self._log.warning("notification dropped", reason=why, subscriber=url,
-                                  revision=revision.id)
-
-    async def work(self) -> None:
-        """Deliver queued notifications until the intake is closed and drained."""
-        async for delivery in self._receive:
-            try:
-                await self._deliver(delivery)
-            except Exception:  # one bad subscriber URL must not stop the service
-                self._log.exception("notification failed", subscriber=delivery.url)
-
-    def close_intake(self) -> None:
-        self._send.close()
-
-    def close(self) -> None:
-        self._send.close()
-        self._receive.close()
-
-    async def _deliver(self, delivery: Delivery) -> None:
-        log = self._log.bind(subscriber=delivery.url, revision=delivery.revision_id,
-                             delivery=delivery.delivery_id)
-        for attempt in range(1, self._options.notify_attempts + 1):
-            failure, retry = await self._post(delivery)
-            if failure is None:
-                log.info("subscriber notified", attempt=attempt)
-                return
-            if not retry or attempt == self._options.notify_attempts:
-                log.warning("notification failed", attempt=attempt, error=failure)
-                return
-            delay = min(self._options.notify_backoff_seconds * 2 ** (attempt - 1),
-                        MAX_BACKOFF_SECONDS)
-            log.info("notification will be retried", attempt=attempt, error=failure,
-                     delay=delay)
-            await anyio.sleep(delay)
-
-    async def _post(self, delivery: Delivery) -> tuple[str | None, bool]:
-        """(None, _) on success, else (why, whether a retry may help)."""
-        # Signed per attempt: a retry carries a fresh timestamp, within the replay window.
-        headers = signed_headers(self._secret, delivery.body, delivery_id=delivery.delivery_id)
-        headers["Content-Type"] = "application/json"
-        timeout = aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT_SECONDS)
-        try:
-            async with self._session.post(delivery.url, data=delivery.body, headers=headers,
-                                          timeout=timeout) as response:
-                status = response.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}", True
-        if status < 300:  # 2xx: delivered
-            return None, False
-        # Other 4xx are the receiver's considered refusal: sending it again won't help.
-        return f"HTTP {status}", status >= _HTTP_SERVER_ERROR or status in (408, 429)
 
 
 def parse_publish(raw: bytes) -> tuple[str, str, str, list[str]]:

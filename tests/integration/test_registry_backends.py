@@ -23,7 +23,7 @@ from yarl import URL
 
 from orchestrator.errors import AuthError, CharonError, ConfigError, RegistryError
 from orchestrator.model import Revision
-from orchestrator.service.app import ServiceOptions
+from orchestrator.service.options import ServiceOptions
 from orchestrator.stores.drivers import postgres as pg
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.registry.http import HttpRegistry

@@ -18,9 +18,12 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from orchestrator.errors import ConfigError
 from orchestrator.model import Revision
-from orchestrator.service.app import Notifier, ServiceOptions, check_options, check_served
-from orchestrator.stores.registry.http import HttpRegistry, revision_to_json
+from orchestrator.service.app import check_served
+from orchestrator.service.notify import Notifier
+from orchestrator.service.options import ServiceOptions, check_options
+from orchestrator.stores.registry.http import HttpRegistry
 from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.stores.registry.wire import revision_to_json
 from orchestrator.web.signing import DELIVERY_HEADER, verify
 from tests.contracts.registry import DAY, KEY
 from tests.services import registry_service

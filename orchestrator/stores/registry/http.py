@@ -18,7 +18,6 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -38,23 +37,14 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.stores.drivers.sqlite import iso_ms
 from orchestrator.stores.registry.base import check_limit, check_publish
-
-# The ``code`` of a JSON error body, shared with the service.
-CODE_INVALID_IDENTIFIER = "invalid_identifier"
-CODE_BAD_REQUEST = "bad_request"
-CODE_UNAUTHORIZED = "unauthorized"
-CODE_UNKNOWN_REVISION = "unknown_revision"
-CODE_IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-CODE_NOT_FOUND = "not_found"
-CODE_TOO_LARGE = "too_large"
-CODE_UNAVAILABLE = "unavailable"
-CODE_INTERNAL = "internal"
-
-# A publish's idempotency key, and the service's mark on a publish it only replayed.
-IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-REPLAYED_HEADER = "Idempotent-Replayed"
+from orchestrator.stores.registry.wire import (
+    CODE_IDEMPOTENCY_KEY_REUSED,
+    CODE_INVALID_IDENTIFIER,
+    CODE_UNKNOWN_REVISION,
+    IDEMPOTENCY_KEY_HEADER,
+    revision_from_json,
+)
 
 # A request that is safe to repeat gets len(RETRY_DELAYS_SECONDS) + 1 attempts, each
 # with the full timeout, these many seconds apart: enough to ride out a restart.
@@ -69,36 +59,6 @@ _ERRORS_BY_CODE: Mapping[tuple[int, str], type[CharonError]] = {
     (404, CODE_UNKNOWN_REVISION): UnknownRevision,
     (409, CODE_IDEMPOTENCY_KEY_REUSED): IdempotencyKeyReused,
 }
-
-
-def revision_to_json(revision: Revision) -> dict[str, object]:
-    """The wire form of a revision; times are ISO-8601 UTC with milliseconds."""
-    return {
-        "id": revision.id,
-        "endpoint": revision.endpoint,
-        "partition": revision.partition,
-        "uri": revision.uri,
-        "created": iso_ms(revision.created),
-        "lineage": list(revision.lineage),
-        "seq": revision.seq,
-    }
-
-
-def revision_from_json(value: object) -> Revision:
-    revision = None
-    if isinstance(value, Mapping):
-        try:
-            revision = Revision(
-                id=str(value["id"]), endpoint=str(value["endpoint"]),
-                partition=str(value["partition"]), uri=str(value["uri"]),
-                created=datetime.fromisoformat(value["created"]),
-                lineage=tuple(str(item) for item in value["lineage"]), seq=int(value["seq"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            revision = None
-    if revision is None or revision.created.tzinfo is None:
-        raise RegistryError(f"the registry service sent a malformed revision: {value!r}")
-    return revision
 
 
 def _error(status: int, body: object, url: URL) -> Exception:
