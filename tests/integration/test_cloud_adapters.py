@@ -22,7 +22,8 @@ from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
 from orchestrator.stores.storage.base import Storage
 from orchestrator.stores.storage.gcs import GcsStorage
 from orchestrator.stores.warehouse.base import Warehouse
-from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse, move_job_id
+from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
+from orchestrator.stores.warehouse.bigquery_json import move_job_id
 from tests.contracts.storage import StorageContract
 from tests.contracts.warehouse import COLUMNS, FINAL, ROWS, WarehouseContract, as_dicts
 from tests.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)

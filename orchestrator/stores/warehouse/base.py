@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from orchestrator.errors import InvalidIdentifier, UsageError, WarehouseError
+from orchestrator.errors import InvalidIdentifier, TableNotFound, UsageError, WarehouseError
 from orchestrator.model import TableInfo
 from orchestrator.tablespec import TableSpec
 
@@ -105,3 +105,10 @@ def check_read_limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or limit < 0):
         raise UsageError(f"limit must be a non-negative number of rows, got {limit!r}")
     return limit
+
+
+def found_table(info: TableInfo | None, spec: TableSpec) -> TableInfo:
+    """The table's info; TableNotFound when there is none."""
+    if info is None:
+        raise TableNotFound(f"no table {spec}")
+    return info

@@ -18,13 +18,9 @@ path the real API equally allows:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -41,64 +37,24 @@ from orchestrator.stores.warehouse.base import (
     check_location,
     check_move,
     check_read_limit,
+    found_table,
     staging_spec,
+)
+from orchestrator.stores.warehouse.bigquery_json import (
+    json_value,
+    millis,
+    move_job_id,
+    reference_text,
+    standard_sql_name,
+    table_reference,
+    typed_rows,
 )
 from orchestrator.tablespec import TableSpec
 
 STAGING_EXPIRATION_MS = 24 * 60 * 60 * 1000
-_JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _JOB_WAIT_SECONDS = 600.0
 _PAGE_ROWS = 10_000
 LIST_CONCURRENCY = 8  # table reads in flight while listing a dataset
-Row = dict[str, object]
-
-
-def move_job_id(job_key: str) -> str:
-    """A copy job id that only ``job_key`` determines, within BigQuery's job-id rules.
-
-    Job ids allow letters, digits, ``_`` and ``-`` up to 1024 characters; the key is
-    cut to a readable prefix and always followed by its hash, so two keys that
-    sanitise alike (``a:b``, ``a_b``) still get different jobs.
-    """
-    readable = _JOB_ID_UNSAFE.sub("_", job_key)[:100]
-    digest = hashlib.sha256(job_key.encode()).hexdigest()[:24]
-    return f"charon_move_{readable}_{digest}"
-
-
-_CELL_TYPES: dict[str, Callable[[str], object]] = {
-    "INT64": int, "INTEGER": int, "FLOAT64": float, "FLOAT": float,
-    "BOOL": lambda text: text.lower() == "true", "BOOLEAN": lambda text: text.lower() == "true",
-    "DATE": date.fromisoformat, "TIMESTAMP": lambda text: datetime.fromtimestamp(float(text), UTC),
-    "NUMERIC": Decimal, "BIGNUMERIC": Decimal,
-}
-
-
-def typed_value(value: object, kind: str) -> object:
-    """A tabledata.list cell (a string) as the Python value of its column type."""
-    if not isinstance(value, str):
-        return value  # NULL, or a nested cell charon's tables never have
-    return _CELL_TYPES.get(kind.upper(), str)(value)
-
-
-def _millis(value: object) -> datetime:
-    return datetime.fromtimestamp(int(str(value)) / 1000, UTC)
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-def _reference(spec: TableSpec) -> dict[str, str]:
-    return {"projectId": spec.project, "datasetId": spec.dataset, "tableId": spec.table}
-
-
-def _quoted(spec: TableSpec) -> str:
-    """Standard SQL's ```project.dataset.table```; safe: TableSpec validated every part."""
-    return f"`{spec.project}.{spec.dataset}.{spec.table}`"
 
 
 class BigQueryWarehouse:
@@ -212,7 +168,7 @@ class BigQueryWarehouse:
     async def _load(self, spec: TableSpec, columns: Sequence[Column], lines: bytes) -> None:
         configuration = {
             "load": {
-                "destinationTable": _reference(spec),
+                "destinationTable": table_reference(spec),
                 "schema": {"fields": [{"name": c.name, "type": c.type.upper()} for c in columns]},
                 "sourceFormat": "NEWLINE_DELIMITED_JSON",
                 "writeDisposition": "WRITE_TRUNCATE",
@@ -242,7 +198,7 @@ class BigQueryWarehouse:
         table = await self._get_table(spec)
         if table is None:
             return None
-        return TableInfo(str(spec), await self._row_count(spec), _millis(table["lastModifiedTime"]))
+        return TableInfo(str(spec), await self._row_count(spec), millis(table["lastModifiedTime"]))
 
     async def _row_count(self, spec: TableSpec) -> int:
         # tabledata.list's totalRows counts the data itself; the emulator leaves the
@@ -300,7 +256,7 @@ class BigQueryWarehouse:
         for row in rows:
             if len(row) != len(names):
                 raise WarehouseError(f"every row of {spec} must have {len(names)} values")
-            values = {n: _json_value(v) for n, v in zip(names, row, strict=True)}
+            values = {n: json_value(v) for n, v in zip(names, row, strict=True)}
             lines.append(json.dumps(values, default=str))
         data = "".join(line + "\n" for line in lines).encode()
         # Load into a fresh temporary table, then swap it in with one DDL statement:
@@ -310,13 +266,14 @@ class BigQueryWarehouse:
             await self._load(temp, columns, data)
             await self._ensure_dataset(spec.project, spec.dataset)
             query = (
-                f"CREATE OR REPLACE TABLE {_quoted(spec)} AS SELECT * FROM {_quoted(temp)}"  # noqa: S608  (validated specs)
+                f"CREATE OR REPLACE TABLE {standard_sql_name(spec)}"  # noqa: S608  (validated specs)
+                f" AS SELECT * FROM {standard_sql_name(temp)}"
             )
             await self._run_job(spec.project, {"query": {"query": query, "useLegacySql": False}})
         finally:
             with anyio.CancelScope(shield=True):
                 await self.drop_table(temp)
-        return _found(await self.table_info(spec), spec)
+        return found_table(await self.table_info(spec), spec)
 
     async def read_rows(self, spec: TableSpec, limit: int | None = None) -> list[dict[str, object]]:
         check_read_limit(limit)
@@ -330,7 +287,7 @@ class BigQueryWarehouse:
             wanted = _PAGE_ROWS if limit is None else min(_PAGE_ROWS, limit - len(rows))
             params["maxResults"] = wanted
             page = (await self._call("GET", self._table_path(spec) + "/data", params=params)).json()
-            rows.extend(_typed_rows(page.get("rows", []), fields))
+            rows.extend(typed_rows(page.get("rows", []), fields))
             if not page.get("pageToken"):
                 break
             params["pageToken"] = page["pageToken"]
@@ -355,15 +312,15 @@ class BigQueryWarehouse:
         _check_same_move(job, staging, final, job_key)
         await self._wait(final.project, job)
         await self._clear_expiration(final)
-        return _found(await self.table_info(final), final)
+        return found_table(await self.table_info(final), final)
 
     async def _insert_move(self, staging: TableSpec, final: TableSpec, job_id: str) -> Any:
         body = {
             "jobReference": {"jobId": job_id, "location": self._location},
             "configuration": {
                 "copy": {
-                    "sourceTable": _reference(staging),
-                    "destinationTable": _reference(final),
+                    "sourceTable": table_reference(staging),
+                    "destinationTable": table_reference(final),
                     "writeDisposition": "WRITE_TRUNCATE",
                     "createDisposition": "CREATE_IF_NEEDED",
                 }
@@ -400,34 +357,13 @@ class BigQueryWarehouse:
             await self._api.session.close()
 
 
-def _typed_rows(rows: list[dict[str, Any]], fields: list[dict[str, Any]]) -> list[Row]:
-    return [
-        {
-            field["name"]: typed_value(cell.get("v"), field.get("type", "STRING"))
-            for field, cell in zip(fields, row.get("f", []), strict=True)
-        }
-        for row in rows
-    ]
-
-
 def _check_same_move(job: Mapping[str, Any], staging: TableSpec, final: TableSpec,
                      key: str) -> None:
     copy = job.get("configuration", {}).get("copy", {})
     source, destination = copy.get("sourceTable"), copy.get("destinationTable")
-    if (source, destination) != (_reference(staging), _reference(final)):
+    if (source, destination) != (table_reference(staging), table_reference(final)):
         raise WarehouseError(
-            f"job key {key!r} already moved {_spec_text(source)} to {_spec_text(destination)},"
+            f"job key {key!r} already moved {reference_text(source)} to"
+            f" {reference_text(destination)},"
             f" not {staging} to {final}"
         )
-
-
-def _spec_text(reference: object) -> str:
-    if not isinstance(reference, dict):
-        return "another table"
-    return f"{reference.get('projectId')}:{reference.get('datasetId')}.{reference.get('tableId')}"
-
-
-def _found(info: TableInfo | None, spec: TableSpec) -> TableInfo:
-    if info is None:
-        raise TableNotFound(f"no table {spec}")
-    return info

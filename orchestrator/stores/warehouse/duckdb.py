@@ -25,6 +25,7 @@ from orchestrator.stores.warehouse.base import (
     check_location,
     check_move,
     check_read_limit,
+    found_table,
     staging_spec,
 )
 from orchestrator.stores.warehouse.duckdb_files import quoted
@@ -169,7 +170,7 @@ class DuckDBWarehouse:
 
         def create(connection: Connection) -> TableInfo:
             duckdb_files.replace_table(connection, spec, pairs, data)
-            return _found(_info(connection, spec, self._mtime(spec.project)), spec)
+            return found_table(_info(connection, spec, self._mtime(spec.project)), spec)
 
         return await self._run(spec.project, create)
 
@@ -207,7 +208,7 @@ class DuckDBWarehouse:
         def move(connection: Connection) -> TableInfo:
             connection.execute(CREATE_MOVES)
             _in_transaction(connection, lambda: _move(connection, staging, final, job_key))
-            return _found(_info(connection, final, self._mtime(final.project)), final)
+            return found_table(_info(connection, final, self._mtime(final.project)), final)
 
         return await self._run(final.project, move)
 
@@ -248,12 +249,6 @@ def _move(connection: Connection, staging: TableSpec, final: TableSpec, job_key:
     )
     duckdb_files.stamp_modified(connection, final)
     connection.execute(INSERT_MOVE, [job_key, str(staging), str(final), datetime.now(UTC)])
-
-
-def _found(info: TableInfo | None, spec: TableSpec) -> TableInfo:
-    if info is None:
-        raise TableNotFound(f"no table {spec}")
-    return info
 
 
 def _valid_table(name: str) -> bool:
