@@ -113,22 +113,75 @@ class StateStore(Protocol):
 # A run's inputs, outputs and staged refs are stored as JSON text by every store.
 # Most runs are written before they have outputs or staged refs, and a task without
 # inputs has none ever: empty columns skip the JSON codec, a tenth of a claim's cost.
-def inputs_json(inputs: Sequence[InputRevision]) -> str:
+def _inputs_json(inputs: Sequence[InputRevision]) -> str:
     if not inputs:
         return "[]"
     return json.dumps([[i.key, i.ref, i.revision_id, i.order] for i in inputs])
 
 
-def load_inputs(text: str) -> tuple[InputRevision, ...]:
+def _load_inputs(text: str) -> tuple[InputRevision, ...]:
     return () if text == "[]" else tuple(InputRevision(*item) for item in json.loads(text))
 
 
-def mapping_json(mapping: Mapping[str, str]) -> str:
+def _mapping_json(mapping: Mapping[str, str]) -> str:
     return json.dumps(dict(mapping)) if mapping else "{}"
 
 
-def load_mapping(text: str) -> dict[str, str]:
+def _load_mapping(text: str) -> dict[str, str]:
     return {} if text == "{}" else dict(json.loads(text))
+
+
+Moment = Callable[[Any], Any]
+"""How a store writes (or reads back) a moment: ISO text in SQLite, timestamptz as is."""
+
+
+def run_from_row(row: Sequence[Any], moment: Moment) -> Run:
+    """A run from a row of every store's SELECT: id, task_id, family, partition,
+    fingerprint, state, attempt, job_id, error, inputs, outputs, staged, lease_owner,
+    lease_expires, created, updated, generation, failures, finished."""
+    (rid, task_id, family, partition, fingerprint, state, attempt, job_id, error,
+     inputs, outputs, staged, lease_owner, lease_expires, created, updated, generation,
+     failures, finished) = row
+    return Run(
+        id=rid, task_id=task_id, family=family, partition=partition,
+        fingerprint=fingerprint, state=RunState(state), attempt=attempt,
+        created=moment(created), updated=moment(updated),
+        inputs=_load_inputs(inputs), outputs=_load_mapping(outputs),
+        staged=_load_mapping(staged), job_id=job_id, error=error, lease_owner=lease_owner,
+        lease_expires=None if lease_expires is None else moment(lease_expires),
+        generation=generation, failures=failures,
+        finished=None if finished is None else moment(finished),
+    )
+
+
+def _changing(run: Run, moment: Moment) -> tuple[object, ...]:
+    return (
+        run.state.value, run.attempt, run.job_id, run.error, _inputs_json(run.inputs),
+        _mapping_json(run.outputs), _mapping_json(run.staged), run.lease_owner,
+        None if run.lease_expires is None else moment(run.lease_expires),
+    )
+
+
+def insert_values(run: Run, moment: Moment) -> tuple[object, ...]:
+    """A new run's values, in every store's INSERT order: id, task_id, family,
+    partition, fingerprint, the changing columns (state to lease_expires), created,
+    updated, generation, failures, finished."""
+    return (
+        run.id, run.task_id, run.family, run.partition, run.fingerprint,
+        *_changing(run, moment), moment(run.created), moment(run.updated), run.generation,
+        run.failures, None if run.finished is None else moment(run.finished),
+    )
+
+
+def update_values(new: Run, old: Run, moment: Moment) -> tuple[object, ...]:
+    """An update's values, in every store's UPDATE order: the changing columns, updated,
+    generation, failures, finished, started (stamped when a generation begins, else
+    None to keep it), then the WHERE's id and fenced attempt."""
+    started = moment(new.updated) if new.generation != old.generation else None
+    return (
+        *_changing(new, moment), moment(new.updated), new.generation, new.failures,
+        None if new.finished is None else moment(new.finished), started, new.id, old.attempt,
+    )
 
 
 Change = Callable[[Run, datetime], Run]

@@ -27,10 +27,9 @@ from orchestrator.stores.drivers.sqlite import truncate_ms
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
-    inputs_json,
-    load_inputs,
-    load_mapping,
-    mapping_json,
+    insert_values,
+    run_from_row,
+    update_values,
 )
 from orchestrator.stores.state.claims import (
     ClaimPlan,
@@ -95,42 +94,20 @@ UPDATE_RUN = (
 )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
 
 
 def _run(row: asyncpg.Record) -> Run:
-    return Run(
-        id=row["id"], task_id=row["task_id"], family=row["family"],
-        partition=row["partition"], fingerprint=row["fingerprint"],
-        state=RunState(row["state"]), attempt=row["attempt"],
-        created=row["created"].astimezone(UTC), updated=row["updated"].astimezone(UTC),
-        inputs=load_inputs(row["inputs"]), outputs=load_mapping(row["outputs"]),
-        staged=load_mapping(row["staged"]), job_id=row["job_id"], error=row["error"],
-        lease_owner=row["lease_owner"], lease_expires=_utc(row["lease_expires"]),
-        generation=row["generation"], failures=row["failures"],
-        finished=_utc(row["finished"]),
-    )
+    return run_from_row(tuple(row), _utc)
 
 
 async def _write(connection: Connection, write: Write) -> None:
     new, old = write.new, write.old
     if old is None:
-        await connection.execute(
-            INSERT_RUN, new.id, new.task_id, new.family, new.partition, new.fingerprint,
-            new.state.value, new.attempt, new.job_id, new.error, inputs_json(new.inputs),
-            mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
-            new.lease_expires, new.created, new.updated, new.generation, new.failures,
-            new.finished,
-        )
+        await connection.execute(INSERT_RUN, *insert_values(new, _utc))
         return
-    status = await connection.execute(
-        UPDATE_RUN, new.state.value, new.attempt, new.job_id, new.error,
-        inputs_json(new.inputs), mapping_json(new.outputs), mapping_json(new.staged),
-        new.lease_owner, new.lease_expires, new.updated, new.generation, new.failures,
-        new.finished, new.updated if new.generation != old.generation else None,
-        new.id, old.attempt,
-    )
+    status = await connection.execute(UPDATE_RUN, *update_values(new, old, _utc))
     if status != "UPDATE 1":
         # The row is locked, so this never fires; if it did, writing on regardless
         # is the one mistake a state store must not make.

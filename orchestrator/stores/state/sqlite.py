@@ -26,10 +26,9 @@ from orchestrator.stores.drivers.sqlite import (
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
-    inputs_json,
-    load_inputs,
-    load_mapping,
-    mapping_json,
+    insert_values,
+    run_from_row,
+    update_values,
 )
 from orchestrator.stores.state.claims import (
     ClaimPlan,
@@ -87,24 +86,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else iso_ms(moment)
-
-
 def _run(row: tuple[Any, ...]) -> Run:
-    (rid, task_id, family, partition, fingerprint, state, attempt, job_id, error,
-     inputs, outputs, staged, lease_owner, lease_expires, created, updated, generation,
-     failures, finished) = row
-    return Run(
-        id=rid, task_id=task_id, family=family, partition=partition,
-        fingerprint=fingerprint, state=RunState(state), attempt=attempt,
-        created=parse_iso(created), updated=parse_iso(updated),
-        inputs=load_inputs(inputs), outputs=load_mapping(outputs), staged=load_mapping(staged),
-        job_id=job_id, error=error, lease_owner=lease_owner,
-        lease_expires=None if lease_expires is None else parse_iso(lease_expires),
-        generation=generation, failures=failures,
-        finished=None if finished is None else parse_iso(finished),
-    )
+    return run_from_row(row, parse_iso)
 
 
 def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> Run | None:
@@ -115,21 +98,9 @@ def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> 
 def _write(connection: sqlite3.Connection, write: Write) -> None:
     new, old = write.new, write.old
     if old is None:
-        connection.execute(INSERT_RUN, (
-            new.id, new.task_id, new.family, new.partition, new.fingerprint, new.state.value,
-            new.attempt, new.job_id, new.error, inputs_json(new.inputs),
-            mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
-            _iso_or_none(new.lease_expires), iso_ms(new.created), iso_ms(new.updated),
-            new.generation, new.failures, _iso_or_none(new.finished), iso_ms(new.updated),
-        ))
+        connection.execute(INSERT_RUN, (*insert_values(new, iso_ms), iso_ms(new.updated)))
         return
-    started = iso_ms(new.updated) if new.generation != old.generation else None
-    cursor = connection.execute(UPDATE_RUN, (
-        new.state.value, new.attempt, new.job_id, new.error, inputs_json(new.inputs),
-        mapping_json(new.outputs), mapping_json(new.staged), new.lease_owner,
-        _iso_or_none(new.lease_expires), iso_ms(new.updated), new.generation, new.failures,
-        _iso_or_none(new.finished), started, new.id, old.attempt,
-    ))
+    cursor = connection.execute(UPDATE_RUN, update_values(new, old, iso_ms))
     if cursor.rowcount != 1:
         # The transaction holds SQLite's write lock, so this never fires; if it did,
         # writing on regardless is the one mistake a state store must not make.
