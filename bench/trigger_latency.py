@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
@@ -32,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.noop_tasks import INPUT_ENDPOINT  # after the path is set
 from jobs.runners.beam import SubprocessJobRunner
-from orchestrator.adapters import Adapters
 from orchestrator.config import Settings, load_settings
-from orchestrator.core.engine import Engine, build_engine
+from orchestrator.core.engine import build_engine
+from orchestrator.core.ports import Adapters
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
 from orchestrator.log import configure_logging
@@ -107,15 +106,13 @@ async def _publish_and_time(settings: Settings, adapters: Adapters, publisher: H
     launched: dict[str, float] = {}
     arrived: dict[str, anyio.Event] = {}
 
-    def engine(hook: Callable[[Task], None]) -> Engine:
-        def on_launch(task: Task) -> None:
-            hook(task)
-            launched[task.partition_label] = time.perf_counter()
-            arrived.setdefault(task.partition_label, anyio.Event()).set()
+    def on_launch(task: Task) -> None:
+        launched[task.partition_label] = time.perf_counter()
+        arrived.setdefault(task.partition_label, anyio.Event()).set()
 
-        return build_engine(adapters, settings, SubprocessJobRunner(), on_launch=on_launch)
-
-    daemon = Daemon(settings, adapters, engine)
+    engine = build_engine(adapters, settings, SubprocessJobRunner(),
+                          local_runner=SubprocessJobRunner())
+    daemon = Daemon(settings, adapters, engine, on_launch=on_launch)
     app = daemon_app(daemon, secret=SECRET, max_body_bytes=65536)
     latencies = []
     async with anyio.create_task_group() as group:

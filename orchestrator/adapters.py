@@ -1,15 +1,15 @@
-"""The adapters one process works with, built from the settings in one place."""
+"""The composition root: the one place that picks backends and runners from the settings."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jobs.runners.base import JobRunner
 from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.config import Settings
+from orchestrator.core.ports import Adapters
 from orchestrator.stores.database.base import Database
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.registry.sqlite import SqliteRegistry
@@ -27,27 +27,6 @@ if TYPE_CHECKING:
 # (aiohttp, gcloud-aio, asyncpg) took most of a command's start-up on the defaults.
 
 DATAFLOW_RUNNER = "DataflowRunner"
-
-
-@dataclass(frozen=True)
-class Adapters:
-    registry: Registry
-    warehouse: Warehouse
-    storage: Storage
-    state: StateStore
-    output_prefix: str
-    """Where registry outputs without a ``uri_prefix`` of their own are written."""
-    database: Database | None = None
-    """The PostgreSQL database CopyToTable tasks load into; None without postgres.dsn."""
-    data_prefix: str = ""
-    """What relative StorageTarget URIs (Luigi's ``data/...``) are resolved against."""
-
-
-def data_prefix(settings: Settings) -> str:
-    """The storage root; GCS has none, so input data lives beside the outputs' prefix."""
-    if settings.storage.kind == "local":
-        return str(settings.storage.root)
-    return settings.storage.output_prefix
 
 
 async def _build_registry(settings: Settings) -> Registry:
@@ -123,16 +102,21 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
         state = await _build_state(settings)
         stack.push_async_callback(state.aclose)
         warehouse, storage = await _warehouse_and_storage(settings, stack)
-        prefix = settings.storage.output_prefix or str(settings.storage.root / "outputs")
         database: Database | None = None
         if settings.postgres.dsn:
             from orchestrator.stores.database.postgres import PostgresDatabase  # noqa: PLC0415  # see top
 
             database = await PostgresDatabase.open(settings.postgres.dsn)
             stack.push_async_callback(database.aclose)
-        yield Adapters(registry, warehouse, storage, state, prefix, database,
-                       data_prefix(settings))
+        yield Adapters(registry, warehouse, storage, state,
+                       settings.storage.resolved_output_prefix, database,
+                       settings.storage.data_prefix)
 
+
+def local_job_runner() -> JobRunner:
+    """What runs jobs that always run on this machine (spark-submit), even when Beam jobs
+    go to Dataflow."""
+    return SubprocessJobRunner()
 
 
 @asynccontextmanager

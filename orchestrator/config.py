@@ -83,6 +83,17 @@ class StorageSettings:
     root: Path
     output_prefix: str
 
+    @property
+    def resolved_output_prefix(self) -> str:
+        """Where registry outputs without a ``uri_prefix`` of their own are written."""
+        return self.output_prefix or str(self.root / "outputs")
+
+    @property
+    def data_prefix(self) -> str:
+        """What relative storage URIs resolve against: the local root; GCS has none, so
+        input data lives beside the outputs' prefix, in the same bucket."""
+        return str(self.root) if self.kind == "local" else self.output_prefix
+
 
 @dataclass(frozen=True)
 class PostgresSettings:

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 from orchestrator.model import InputRevision
 from orchestrator.stores.database.base import Database
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.storage.base import Storage
 from orchestrator.stores.warehouse.base import Warehouse
-from orchestrator.tasks.targets import PostgresTable, RegistryTarget, StorageTarget, Target
+from orchestrator.tasks.targets import (
+    PostgresTable,
+    RegistryTarget,
+    StorageTarget,
+    Target,
+    TargetKinds,
+    WarehouseTable,
+)
 from sensors.database import DatabaseSensor
 from sensors.registry import RegistrySensor
 from sensors.storage import StorageSensor
 from sensors.warehouse import WarehouseSensor
 
 __all__ = ["DatabaseSensor", "RegistrySensor", "Sensors", "StorageSensor", "WarehouseSensor"]
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Sensor(Protocol[T_contra]):
+    """Looks one kind of target up: its current revision, None while it is absent."""
+
+    async def lookup(self, key: str, target: T_contra) -> InputRevision | None: ...
+
+
+class _NoStorage:
+    async def lookup(self, key: str, target: StorageTarget) -> InputRevision | None:
+        raise TypeError("no storage sensor: Sensors was built without storage")
 
 
 class Sensors:
@@ -28,18 +50,13 @@ class Sensors:
         storage: Storage | None = None, data_prefix: str = "",
         database: Database | None = None,
     ) -> None:
-        self._registry = RegistrySensor(registry)
-        self._warehouse = WarehouseSensor(warehouse)
-        self._storage = None if storage is None else StorageSensor(storage, data_prefix)
-        self._database = DatabaseSensor(database)
+        self._by_kind = TargetKinds[Sensor[Any]]("sensor", {
+            RegistryTarget: RegistrySensor(registry),
+            WarehouseTable: WarehouseSensor(warehouse),
+            StorageTarget: _NoStorage() if storage is None else StorageSensor(storage,
+                                                                              data_prefix),
+            PostgresTable: DatabaseSensor(database),
+        })
 
     async def lookup(self, key: str, target: Target) -> InputRevision | None:
-        if isinstance(target, RegistryTarget):
-            return await self._registry.lookup(key, target)
-        if isinstance(target, StorageTarget):
-            if self._storage is None:
-                raise TypeError("no storage sensor: Sensors was built without storage")
-            return await self._storage.lookup(key, target)
-        if isinstance(target, PostgresTable):
-            return await self._database.lookup(key, target)
-        return await self._warehouse.lookup(key, target)
+        return await self._by_kind(target).lookup(key, target)

@@ -11,9 +11,10 @@ from datetime import date
 import anyio
 
 from jobs.top_artists import END_CONTENT_FACT
-from orchestrator.adapters import Adapters
+from orchestrator.adapters import local_job_runner
 from orchestrator.config import load_settings
 from orchestrator.core.engine import build_engine
+from orchestrator.core.ports import Adapters
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.model import Revision
 from orchestrator.stores.warehouse.base import Column
@@ -79,7 +80,7 @@ def make_world(
     )
     daemon = Daemon(
         settings, adapters,
-        lambda on_launch: build_engine(adapters, settings, runner, on_launch=on_launch),
+        build_engine(adapters, settings, runner, local_runner=local_job_runner()),
         today=lambda: TODAY,
     )
     return World(registry, warehouse, state, runner, daemon)

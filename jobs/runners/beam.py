@@ -1,11 +1,10 @@
-"""Job launchers: the Beam command line in the seed's ScioJobTask shape, and its subprocess."""
+"""The local job launcher: runs a job's command line (orchestrator.tasks.commands) as a
+subprocess, where the Beam runner runs the pipeline in process, and spark-submit."""
 
 from __future__ import annotations
 
 import collections
-import re
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
 import anyio.abc
@@ -20,69 +19,9 @@ from jobs.runners.processes import (
     stop_job,
     stop_process,
 )
-from orchestrator.config import BeamSettings
-from orchestrator.errors import JobFailed, JobLost, UsageError
-from orchestrator.model import InputRevision
-from orchestrator.tasks.task import BeamJobTask
+from orchestrator.errors import JobFailed, JobLost
 
-# (task attribute / beam setting, command-line flag), in the order the seed prints them.
-DATAFLOW_OPTIONS = (
-    ("project", "--project"),
-    ("region", "--region"),
-    ("staging_location", "--stagingLocation"),
-    ("temp_location", "--tempLocation"),
-    ("autoscaling_algorithm", "--autoscalingAlgorithm"),
-    ("max_num_workers", "--maxNumWorkers"),
-)
-JOB_NAME_FLAG = "--jobName="
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 LOG_TAIL = 20
-
-
-def job_name(task_family: str, partition: str, fingerprint: str) -> str:
-    """The job's name, the same for every attempt at one (task, partition, fingerprint).
-
-    Dataflow job names are lowercase letters, digits and hyphens, starting with a letter.
-    """
-    raw = f"charon-{task_family}-{partition}-{fingerprint[:12]}".lower()
-    return re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")[:1023]
-
-
-def beam_command(
-    task: BeamJobTask,
-    *,
-    inputs: Mapping[str, InputRevision],
-    outputs: Mapping[str, str],
-    beam: BeamSettings,
-    job_options: Sequence[str] = (),
-    job_name: str | None = None,
-) -> list[str]:
-    """The job's argument list.
-
-    Runner and Dataflow options first (with ``job_name``, ``--jobName`` last among them),
-    then one ``--<key>=<ref>`` per requires() key and per output() key in declaration
-    order, then ``args()``.
-    """
-    python = beam.python or sys.executable
-    argv = [python, "-m", task.pipeline, f"--runner={beam.runner}"]
-    if beam.runner == "DataflowRunner":
-        for attribute, flag in DATAFLOW_OPTIONS:
-            value = getattr(task, attribute) or getattr(beam, attribute)
-            if value:
-                argv.append(f"{flag}={value}")
-        if job_name:
-            argv.append(f"{JOB_NAME_FLAG}{job_name}")
-    argv.append("--blocking")
-    argv.extend(job_options)
-    for key, value in [*((k, i.ref) for k, i in inputs.items()), *outputs.items()]:
-        if not _KEY.match(key):
-            raise UsageError(
-                f"{task.task_family}: key {key!r} cannot be a job argument; "
-                "requires() and output() of a job task must be dicts keyed by argument names"
-            )
-        argv.append(f"--{key}={value}")
-    argv.extend(task.args())
-    return argv
 
 
 class SubprocessJobRunner:

@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from jobs.runners.beam import JOB_NAME_FLAG, LOG_TAIL, log_tail, stream_log
+from jobs.runners.beam import LOG_TAIL, log_tail, stream_log
 from jobs.runners.processes import close_process, start_process, stop_process
 from orchestrator.config import Settings
 from orchestrator.errors import AdapterError, JobFailed, JobLost, UsageError
@@ -32,6 +32,7 @@ from orchestrator.stores.drivers.gcp import (
     HttpStatusError,
     HttpUnavailable,
 )
+from orchestrator.tasks.commands import JOB_NAME_FLAG
 
 DEFAULT_ROOT = "https://dataflow.googleapis.com"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]

@@ -8,11 +8,13 @@ from typing import Any
 
 import anyio.abc
 
-from orchestrator.adapters import Adapters, open_job_runner
+from orchestrator.adapters import local_job_runner, open_job_runner
 from orchestrator.cli import render
 from orchestrator.config import Settings
 from orchestrator.core.engine import Policy, build_engine
 from orchestrator.core.janitor import build_janitor
+from orchestrator.core.ports import Adapters
+from orchestrator.core.report import ExitCode
 from orchestrator.daemon.daemon import Daemon, utc_today
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.model import RunState
@@ -49,10 +51,8 @@ async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Ada
     host = args.host or settings.daemon.host
     port = settings.daemon.port if args.port is None else args.port
     async with open_job_runner(settings) as runner:
-        daemon = Daemon(
-            settings, adapters,
-            lambda on_launch: build_engine(adapters, settings, runner, on_launch=on_launch),
-        )
+        engine = build_engine(adapters, settings, runner, local_runner=local_job_runner())
+        daemon = Daemon(settings, adapters, engine)
         app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
                          max_body_bytes=settings.daemon.max_body_bytes)
 
@@ -63,7 +63,7 @@ async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Ada
             await serve(app, host, port, announce=announce, task_status=task_status)
 
         await daemon.run(serve_http)
-    return 0
+    return ExitCode.OK
 
 
 async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
@@ -76,7 +76,7 @@ async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Ad
         report = await build_engine(adapters, settings, runner).run(args.task, policy)
     running = await adapters.state.list_runs(state=RunState.RUNNING, limit=10_000)
     print(render.explanation(report, running, settings, workflow))
-    return 0
+    return ExitCode.OK
 
 
 async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
@@ -88,7 +88,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
         if run is not None and run.state is RunState.PUBLISHING:
             why += ": its job is over and its outputs are being published"
         print(f"nothing to cancel for {task_id}: {why}")
-        return 1
+        return ExitCode.FAILED
     if run.job_id:
         async with open_job_runner(settings) as runner:
             await runner.cancel(run.job_id)
@@ -97,7 +97,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
     await adapters.state.fail(run.id, run.attempt, "cancelled by the user")
     job = f", job {run.job_id}" if run.job_id else " (no job recorded yet)"
     print(f"cancelled {task_id}: run {run.id} attempt {run.attempt}{job}")
-    return 0
+    return ExitCode.OK
 
 
 async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
@@ -119,4 +119,4 @@ async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Ad
         print(f"publication without an owner: run {run_id} (a claim of its task finishes it)")
     print(f"{verb} {swept.removed} staging location(s); {swept.kept_young} unowned but younger"
           f" than {settings.engine.lease_seconds} s, kept for now")
-    return 0
+    return ExitCode.OK

@@ -14,11 +14,13 @@ import structlog
 
 from jobs.luigi_top_artists import sample_data as sample_streams
 from jobs.top_artists import sample_data
-from orchestrator.adapters import Adapters, open_adapters, open_job_runner, open_registry
+from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
 from orchestrator.cli import render
 from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
+from orchestrator.core.ports import Adapters
+from orchestrator.core.report import ExitCode
 from orchestrator.errors import CharonError, ConfigError, UsageError
 from orchestrator.intervals import DateInterval, parse_day, parse_interval
 from orchestrator.log import configure_logging
@@ -26,8 +28,6 @@ from orchestrator.stores.registry.base import Registry
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import BoolParameter
 from orchestrator.tasks.task import Task, load_task_class
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 20
 
 # Evaluating many partitions allocates many short-lived containers (coroutines, events,
 # rows), and CPython's default first-generation threshold of 700 then runs the cyclic
@@ -65,10 +65,10 @@ def run_cli(argv: Sequence[str]) -> int:
         return anyio.run(_with_adapters, command, args, settings)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except CharonError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
 
 async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
@@ -194,7 +194,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapte
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     async with open_job_runner(settings) as runner:
-        engine = build_engine(adapters, settings, runner, max_concurrent_runs=args.workers)
+        engine = build_engine(adapters, settings, runner, local_runner=local_job_runner(),
+                              max_concurrent_runs=args.workers)
         report = await engine.run(args.task)
     print(render.report(report))
     return report.exit_code
@@ -202,14 +203,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapte
 
 async def cmd_show(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     print(await render.task_outputs(args.task, adapters, limit=args.limit))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def cmd_registry_ls(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
     revisions = await adapters.registry.list(args.endpoint, args.partition)
     print(render.revisions(revisions))
-    return EXIT_OK if revisions else EXIT_FAILED
+    return ExitCode.OK if revisions else ExitCode.FAILED
 
 
 async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
@@ -219,7 +220,7 @@ async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
         idempotency_key=args.idempotency_key,
     )
     print(render.revisions([revision]))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
@@ -237,7 +238,7 @@ async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
         registry, ServiceOptions.from_settings(settings), host=host, port=port,
         ready=lambda url: print(f"registry serving on {url}", flush=True),
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
@@ -255,7 +256,7 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
         else:
             print(f"{sample_data.ENDPOINT} {args.date} already has revision {existing.id}; "
                   "pass --new-revision to publish another")
-        return EXIT_OK
+        return ExitCode.OK
     day_seed = int(f"{day:%Y%m%d}")
     seed = day_seed if args.seed is None else args.seed
     # A late revision is new plays over the day's catalogue, which keeps its table.
@@ -269,9 +270,7 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     revision = await sample_data.publish_sample_day(
         sample, registry=adapters.registry, warehouse=adapters.warehouse,
         storage=adapters.storage,
-        # GCS has no local root: sample days go beside the outputs, in the same bucket.
-        storage_prefix=(str(settings.storage.root) if settings.storage.kind == "local"
-                        else settings.storage.output_prefix),
+        storage_prefix=adapters.data_prefix,
         write_table=not late,
     )
     if args.json:
@@ -280,7 +279,7 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     else:
         print(render.revisions([revision]))
         print(f"{'kept' if late else 'created'} table {sample.track_entity_spec}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def _sample_streams(args: argparse.Namespace, settings: Settings,
@@ -294,4 +293,4 @@ async def _sample_streams(args: argparse.Namespace, settings: Settings,
     )
     for item in written:
         print(f"{'wrote' if item.created else 'exists'} {item.uri}")
-    return EXIT_OK
+    return ExitCode.OK

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
-from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Report, Status
 from orchestrator.errors import ObjectNotFound
 from orchestrator.model import Revision, Run
-from orchestrator.tasks.targets import PostgresTable, RegistryTarget, StorageTarget
+from orchestrator.tasks.targets import (
+    PostgresTable,
+    RegistryTarget,
+    StorageTarget,
+    TargetKinds,
+    WarehouseTable,
+)
 from orchestrator.tasks.task import Task, outputs
 from orchestrator.workflows import WorkflowSettings
 
@@ -31,7 +38,7 @@ def report(result: Report) -> str:
         line = f"{task_id}: {outcome.status.value}"
         if outcome.status is Status.COMPLETE:
             line += " for the current inputs, nothing to do"
-        if outcome.detail and outcome.status is not Status.MISSING:
+        if outcome.detail:
             line += f" ({outcome.detail.splitlines()[0]})"
         lines.append(line)
         lines.extend(f"  published {key}: {value}" for key, value in outcome.published.items())
@@ -41,54 +48,74 @@ def report(result: Report) -> str:
     return "\n".join(lines)
 
 
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Shown(Protocol[T_contra]):
+    """How ``charon show`` prints one kind of output."""
+
+    async def show(self, key: str, target: T_contra, adapters: Adapters, limit: int) -> str: ...
+
+
 async def task_outputs(task: Task, adapters: Adapters, *, limit: int) -> str:
     """Each output of ``task`` as published: the revision and its ``part`` file, or the table."""
-    sections = []
-    for key, target in outputs(task).items():
-        if isinstance(target, RegistryTarget):
-            sections.append(await _registry_output(key, target, adapters, limit))
-        elif isinstance(target, PostgresTable | StorageTarget):
-            sections.append(await _other_output(key, target, adapters, limit))
-        else:
-            rows = await adapters.warehouse.read_rows(target.spec, limit=limit)
-            body = [
-                "\t".join(str(value) for value in row.values()) for row in rows
-            ] or ["(no such table)"]
-            sections.append("\n".join([f"{key}: {target.spec}", *body]))
-    return "\n\n".join(sections)
+    return "\n\n".join([await SHOWN(target).show(key, target, adapters, limit)
+                         for key, target in outputs(task).items()])
 
 
-async def _other_output(key: str, target: PostgresTable | StorageTarget, adapters: Adapters,
-                        limit: int) -> str:
-    if isinstance(target, StorageTarget):
+class _TableShown:
+    async def show(self, key: str, target: WarehouseTable, adapters: Adapters,
+                   limit: int) -> str:
+        rows = await adapters.warehouse.read_rows(target.spec, limit=limit)
+        body = ["\t".join(str(value) for value in row.values()) for row in rows]
+        return "\n".join([f"{key}: {target.spec}", *(body or ["(no such table)"])])
+
+
+class _StorageShown:
+    async def show(self, key: str, target: StorageTarget, adapters: Adapters,
+                   limit: int) -> str:
         return f"{key}: {target.resolve(adapters.data_prefix)}"
-    if adapters.database is None or await adapters.database.marker(
-        target.table, target.marker
-    ) is None:
-        return f"{key}: {target} not loaded"
-    rows = await adapters.database.read_rows(target.table, limit=limit)
-    body = ["\t".join(str(value) for value in row.values()) for row in rows]
-    return "\n".join([f"{key}: {target}", *body])
 
 
-async def _registry_output(key: str, target: RegistryTarget, adapters: Adapters,
-                           limit: int) -> str:
-    revision = await adapters.registry.latest(target.endpoint, target.partition)
-    if revision is None:
-        return f"{key}: {target.endpoint} {target.partition} has no revision"
-    header = [f"{key}: {target.endpoint} {target.partition}", revisions([revision])]
-    if revision.lineage:
-        header.append("lineage: " + ", ".join(revision.lineage))
-    # The Beam job writes one "part"; other tasks (Spark, in process) write part-* files.
-    listed = await adapters.storage.list(revision.uri.rstrip("/") + "/")
-    parts = [i.uri for i in listed if i.uri.rpartition("/")[2].startswith("part")]
-    try:
-        text = (await adapters.storage.read(parts[0])).decode() if parts else ""
-    except ObjectNotFound:
-        parts = []
-    if not parts:
-        return "\n".join([*header, "(no part file)"])
-    return "\n".join([*header, f"{parts[0]}:", *text.splitlines()[:limit]])
+class _PostgresShown:
+    async def show(self, key: str, target: PostgresTable, adapters: Adapters,
+                   limit: int) -> str:
+        if adapters.database is None or await adapters.database.marker(
+            target.table, target.marker
+        ) is None:
+            return f"{key}: {target} not loaded"
+        rows = await adapters.database.read_rows(target.table, limit=limit)
+        body = ["\t".join(str(value) for value in row.values()) for row in rows]
+        return "\n".join([f"{key}: {target}", *body])
+
+
+class _RegistryShown:
+    async def show(self, key: str, target: RegistryTarget, adapters: Adapters,
+                   limit: int) -> str:
+        revision = await adapters.registry.latest(target.endpoint, target.partition)
+        if revision is None:
+            return f"{key}: {target.endpoint} {target.partition} has no revision"
+        header = [f"{key}: {target.endpoint} {target.partition}", revisions([revision])]
+        if revision.lineage:
+            header.append("lineage: " + ", ".join(revision.lineage))
+        # The Beam job writes one "part"; other tasks (Spark, in process) write part-* files.
+        listed = await adapters.storage.list(revision.uri.rstrip("/") + "/")
+        parts = [i.uri for i in listed if i.uri.rpartition("/")[2].startswith("part")]
+        try:
+            text = (await adapters.storage.read(parts[0])).decode() if parts else ""
+        except ObjectNotFound:
+            parts = []
+        if not parts:
+            return "\n".join([*header, "(no part file)"])
+        return "\n".join([*header, f"{parts[0]}:", *text.splitlines()[:limit]])
+
+
+SHOWN = TargetKinds[Shown[Any]]("show", {
+    RegistryTarget: _RegistryShown(),
+    WarehouseTable: _TableShown(),
+    StorageTarget: _StorageShown(),
+    PostgresTable: _PostgresShown(),
+})
 
 
 def explanation(
@@ -101,7 +128,7 @@ def explanation(
         lines.append(f"{task_id}: {outcome.status.value}")
         active = [run for run in running if run.task_id == task_id]
         if outcome.status is Status.MISSING:
-            lines.append(f"  waiting for input: {outcome.detail.split(': ', 1)[1]}")
+            lines.append(f"  waiting for input: {', '.join(outcome.missing)}")
         elif outcome.status is Status.COMPLETE and outcome.run is not None:
             consumed = ", ".join(f"{i.key}={i.revision_id}" for i in outcome.run.inputs)
             lines.append(f"  run {outcome.run.id} consumed {consumed}")

@@ -9,6 +9,9 @@ proves the rule: the run's own transaction — COPY plus marker row — *is* the
 publication, so its stage is just a name, validate checks the marker committed,
 publish has nothing left to do and discard nothing to remove (a failed transaction
 rolled back). Storage objects (``StorageTarget``) are inputs only.
+
+Each target kind brings its own :class:`OutputKind`; the functions here only walk a
+run's outputs in the protocol's order.
 """
 
 from __future__ import annotations
@@ -17,25 +20,57 @@ import hashlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import structlog
 
+from orchestrator.core.ports import Adapters
 from orchestrator.errors import CharonError, OutputInvalid, UsageError
 from orchestrator.model import Run
-from orchestrator.stores.database.base import Database
-from orchestrator.stores.registry.base import Registry
-from orchestrator.stores.storage.base import Storage
-from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.targets import (
     PostgresTable,
     RegistryTarget,
     StorageTarget,
     Target,
+    TargetKinds,
     WarehouseTable,
 )
 from sensors.database import require
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One run's publication: whose, and the fence awaited before each irreversible step."""
+
+    run: Run
+    fence: Callable[[], Awaitable[object]]
+    adapters: Adapters
+
+
+class OutputKind(Protocol[T_contra]):
+    """How one kind of target is staged, validated, published and discarded."""
+
+    publishes_last: bool
+    """Published after every other kind: registry revisions, which downstream sensors
+    react to, never point at tables not yet in place."""
+
+    async def stage(self, key: str, target: T_contra, adapters: Adapters) -> str:
+        """Where the run writes this output (a reference kept with the run)."""
+
+    async def validate(self, key: str, target: T_contra, ref: str, adapters: Adapters) -> None:
+        """Raise OutputInvalid unless the run wrote the output at ``ref``."""
+
+    async def publish(self, key: str, target: T_contra, ref: str,
+                      publication: Publication) -> str:
+        """Make the output visible; return the version published. Safe to repeat."""
+
+    async def discard(self, target: T_contra, ref: str, adapters: Adapters) -> None:
+        """Remove what a failed run staged at ``ref``."""
 
 
 def folder(uri: str) -> str:
@@ -49,43 +84,6 @@ def fresh_uri(prefix: str, target: RegistryTarget) -> str:
     return f"{base}/{target.endpoint}/{target.partition}/{stamp}-{secrets.token_hex(6)}"
 
 
-async def stage(
-    targets: Mapping[str, Target], *, warehouse: Warehouse, output_prefix: str
-) -> dict[str, str]:
-    """Where the run writes each output: a fresh URI or a staging table spec."""
-    refs: dict[str, str] = {}
-    for key, target in targets.items():
-        if isinstance(target, RegistryTarget):
-            refs[key] = fresh_uri(output_prefix, target)
-        elif isinstance(target, PostgresTable):
-            refs[key] = target.table  # the run's transaction publishes it in place
-        elif isinstance(target, StorageTarget):
-            raise UsageError(
-                f"output {key!r}: {target} is an input target; write outputs to a "
-                "RegistryTarget, which publishes them atomically with lineage"
-            )
-        else:
-            refs[key] = str(await warehouse.staging_table(target.spec))
-    return refs
-
-
-async def validate(
-    targets: Mapping[str, Target], refs: Mapping[str, str], *, warehouse: Warehouse,
-    storage: Storage, database: Database | None = None,
-) -> None:
-    for key, target in targets.items():
-        if isinstance(target, RegistryTarget):
-            if not await storage.list(folder(refs[key])):
-                raise OutputInvalid(f"output {key!r}: the job wrote nothing under {refs[key]}")
-        elif isinstance(target, PostgresTable):
-            if await require(database, target).marker(target.table, target.marker) is None:
-                raise OutputInvalid(f"output {key!r}: the run did not load {target}")
-        elif isinstance(target, StorageTarget):
-            continue  # refused by stage()
-        elif await warehouse.table_info(TableSpec.parse(refs[key])) is None:
-            raise OutputInvalid(f"output {key!r}: the job did not write {refs[key]}")
-
-
 def publication_key(run: Run, output: str) -> str:
     """The registry's idempotency key for one output of one publication.
 
@@ -97,73 +95,163 @@ def publication_key(run: Run, output: str) -> str:
     return "charon-" + hashlib.sha256(name.encode()).hexdigest()[:48]
 
 
-async def publish(
-    targets: Mapping[str, Target],
-    refs: Mapping[str, str],
-    *,
-    run: Run,
-    fence: Callable[[], Awaitable[object]],
-    registry: Registry,
-    warehouse: Warehouse,
-    storage: Storage,
-) -> dict[str, str]:
+class RegistryOutputs:
+    """Written under a fresh URI, published as a revision with the run's lineage."""
+
+    publishes_last = True
+
+    async def stage(self, key: str, target: RegistryTarget, adapters: Adapters) -> str:
+        return fresh_uri(adapters.output_prefix, target)
+
+    async def validate(self, key: str, target: RegistryTarget, ref: str,
+                       adapters: Adapters) -> None:
+        if not await adapters.storage.list(folder(ref)):
+            raise OutputInvalid(f"output {key!r}: the job wrote nothing under {ref}")
+
+    async def publish(self, key: str, target: RegistryTarget, ref: str,
+                      publication: Publication) -> str:
+        """A revision is published under its publication key, so a repeated publish
+        returns the first revision. When that one points elsewhere (another attempt
+        staged its own copy), this attempt's copy is removed."""
+        log = structlog.get_logger("charon.commit")
+        run, adapters = publication.run, publication.adapters
+        await publication.fence()
+        revision = await adapters.registry.publish(
+            target.endpoint, target.partition, ref, [i.revision_id for i in run.inputs],
+            idempotency_key=publication_key(run, key),
+        )
+        if revision.uri != ref:
+            log.info("this publication was made by another attempt; discarding this"
+                     " attempt's copy", revision=revision.id, uri=ref)
+            await adapters.storage.delete_prefix(folder(ref))
+        log.info("published revision", endpoint=target.endpoint,
+                 partition=target.partition, revision=revision.id, uri=revision.uri)
+        return revision.id
+
+    async def discard(self, target: RegistryTarget, ref: str, adapters: Adapters) -> None:
+        await adapters.storage.delete_prefix(folder(ref))
+
+
+class WarehouseOutputs:
+    """Written to a staging table, moved to the final table by one atomic copy."""
+
+    publishes_last = False
+
+    async def stage(self, key: str, target: WarehouseTable, adapters: Adapters) -> str:
+        return str(await adapters.warehouse.staging_table(target.spec))
+
+    async def validate(self, key: str, target: WarehouseTable, ref: str,
+                       adapters: Adapters) -> None:
+        if await adapters.warehouse.table_info(TableSpec.parse(ref)) is None:
+            raise OutputInvalid(f"output {key!r}: the job did not write {ref}")
+
+    async def publish(self, key: str, target: WarehouseTable, ref: str,
+                      publication: Publication) -> str:
+        """The move is keyed by its staging table, so a repeated move finds the first
+        instead of copying twice."""
+        warehouse, staging = publication.adapters.warehouse, TableSpec.parse(ref)
+        await publication.fence()
+        structlog.get_logger("charon.commit").info(
+            "moving staging table", staging=str(staging), final=str(target.spec))
+        info = await warehouse.replace_from_staging(staging, target.spec,
+                                                    f"{publication.run.id}:{staging}")
+        await warehouse.drop_table(staging)
+        return f"{info.spec}@{info.last_modified.isoformat()}"
+
+    async def discard(self, target: WarehouseTable, ref: str, adapters: Adapters) -> None:
+        await adapters.warehouse.drop_table(TableSpec.parse(ref))
+
+
+class PostgresOutputs:
+    """Loaded in place by the run's own transaction, which is its publication."""
+
+    publishes_last = False
+
+    async def stage(self, key: str, target: PostgresTable, adapters: Adapters) -> str:
+        return target.table
+
+    async def validate(self, key: str, target: PostgresTable, ref: str,
+                       adapters: Adapters) -> None:
+        if await require(adapters.database, target).marker(target.table, target.marker) is None:
+            raise OutputInvalid(f"output {key!r}: the run did not load {target}")
+
+    async def publish(self, key: str, target: PostgresTable, ref: str,
+                      publication: Publication) -> str:
+        return f"{target.table}#{target.marker}"  # committed by the run
+
+    async def discard(self, target: PostgresTable, ref: str, adapters: Adapters) -> None:
+        """A load that failed rolled back: nothing to remove."""
+
+
+class InputsOnly:
+    """A kind no run may write: refused when the run stages its outputs."""
+
+    publishes_last = False
+
+    async def stage(self, key: str, target: StorageTarget, adapters: Adapters) -> str:
+        _refuse(key, target)
+
+    async def validate(self, key: str, target: StorageTarget, ref: str,
+                       adapters: Adapters) -> None:
+        _refuse(key, target)
+
+    async def publish(self, key: str, target: StorageTarget, ref: str,
+                      publication: Publication) -> str:
+        _refuse(key, target)
+
+    async def discard(self, target: StorageTarget, ref: str, adapters: Adapters) -> None:
+        """Nothing was staged for it."""
+
+
+def _refuse(key: str, target: StorageTarget) -> NoReturn:
+    raise UsageError(
+        f"output {key!r}: {target} is an input target; write outputs to a "
+        "RegistryTarget, which publishes them atomically with lineage"
+    )
+
+
+OUTPUT_KINDS = TargetKinds[OutputKind[Any]]("commit", {
+    RegistryTarget: RegistryOutputs(),
+    WarehouseTable: WarehouseOutputs(),
+    PostgresTable: PostgresOutputs(),
+    StorageTarget: InputsOnly(),
+})
+
+
+async def stage(targets: Mapping[str, Target], adapters: Adapters) -> dict[str, str]:
+    """Where the run writes each output: a fresh URI or a staging table spec."""
+    return {key: await OUTPUT_KINDS(target).stage(key, target, adapters)
+            for key, target in targets.items()}
+
+
+async def validate(targets: Mapping[str, Target], refs: Mapping[str, str],
+                   adapters: Adapters) -> None:
+    for key, target in targets.items():
+        await OUTPUT_KINDS(target).validate(key, target, refs[key], adapters)
+
+
+async def publish(targets: Mapping[str, Target], refs: Mapping[str, str],
+                  publication: Publication) -> dict[str, str]:
     """Make every output visible; return output key → the version it published.
 
-    Tables move first and revisions are published last, so a registry revision
-    (what downstream sensors react to) never points at tables not yet in place.
-    ``fence`` is awaited before each irreversible step; it raises when the run's
-    lease is lost. Safe to repeat, by this worker or whoever resumes the run: a move
-    is keyed by its staging table, so a repeated move finds the first instead of
-    copying twice, and a revision is published under its publication key, so a
-    repeated publish returns the first revision. When that first revision points
-    elsewhere (another attempt staged its own copy), this attempt's copy is removed.
+    Registry revisions are published last (see :attr:`OutputKind.publishes_last`).
+    ``publication.fence`` is awaited before each irreversible step; it raises when the
+    run's lease is lost. Safe to repeat, by this worker or whoever resumes the run.
     """
-    log = structlog.get_logger("charon.commit")
-    published: dict[str, str] = {}
-    for key, target in targets.items():
-        if isinstance(target, WarehouseTable):
-            staging = TableSpec.parse(refs[key])
-            await fence()
-            log.info("moving staging table", staging=str(staging), final=str(target.spec))
-            info = await warehouse.replace_from_staging(staging, target.spec,
-                                                        f"{run.id}:{staging}")
-            await warehouse.drop_table(staging)
-            published[key] = f"{info.spec}@{info.last_modified.isoformat()}"
-        elif isinstance(target, PostgresTable):
-            published[key] = f"{target.table}#{target.marker}"  # committed by the run
-    lineage = [i.revision_id for i in run.inputs]
-    for key, target in targets.items():
-        if isinstance(target, RegistryTarget):
-            await fence()
-            revision = await registry.publish(
-                target.endpoint, target.partition, refs[key], lineage,
-                idempotency_key=publication_key(run, key),
-            )
-            if revision.uri != refs[key]:
-                log.info("this publication was made by another attempt; discarding this"
-                         " attempt's copy", revision=revision.id, uri=refs[key])
-                await storage.delete_prefix(folder(refs[key]))
-            log.info("published revision", endpoint=target.endpoint,
-                     partition=target.partition, revision=revision.id, uri=revision.uri)
-            published[key] = revision.id
-    return published
+    ordered = sorted(targets.items(), key=lambda item: OUTPUT_KINDS(item[1]).publishes_last)
+    return {key: await OUTPUT_KINDS(target).publish(key, target, refs[key], publication)
+            for key, target in ordered}
 
 
-async def discard(
-    targets: Mapping[str, Target], refs: Mapping[str, str], *, warehouse: Warehouse,
-    storage: Storage,
-) -> None:
+async def discard(targets: Mapping[str, Target], refs: Mapping[str, str],
+                  adapters: Adapters) -> None:
     """Remove what a failed run staged; keep going past errors so all of it is tried."""
     log = structlog.get_logger("charon.commit")
     for key, target in targets.items():
         if key not in refs:
             continue
         try:
-            if isinstance(target, WarehouseTable):
-                await warehouse.drop_table(TableSpec.parse(refs[key]))
-            elif isinstance(target, RegistryTarget):
-                await storage.delete_prefix(folder(refs[key]))
-            # A PostgresTable load that failed rolled back: nothing to remove.
+            await OUTPUT_KINDS(target).discard(target, refs[key], adapters)
         except CharonError as exc:
             log.warning("could not discard staged output", output=key, ref=refs[key],
                         error=str(exc))

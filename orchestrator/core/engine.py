@@ -22,13 +22,12 @@ import anyio
 import structlog
 
 from jobs.runners.base import JobRunner
-from jobs.runners.beam import SubprocessJobRunner
-from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings, Settings
 from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.core.graph import Graph, resolve
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.limits import Place
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
@@ -62,6 +61,8 @@ class Policy:
     """Stop before claiming: report what would run and what it would consume."""
     retry: RunRetryPolicy = RETRY_AT_ONCE
     """When a failed run is tried again; by default (a user's own run) at once."""
+    on_launch: Callable[[Task], None] | None = None
+    """Told as each run of this evaluation launches (the daemon times launches so)."""
 
 
 EVALUATORS = 256
@@ -88,14 +89,12 @@ class Engine:
         max_concurrent_runs: int,
         lease: timedelta,
         owner: str | None = None,
-        on_launch: Callable[[Task], None] | None = None,
         local_runner: JobRunner | None = None,
     ) -> None:
         self._adapters = adapters
         self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
                                 data_prefix=adapters.data_prefix, database=adapters.database)
-        self._executor = Executor(adapters, runner=runner, beam=beam, on_launch=on_launch,
-                                  local_runner=local_runner)
+        self._executor = Executor(adapters, runner=runner, beam=beam, local_runner=local_runner)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
         # Never fewer evaluators than runs allowed at once, or the limit could not be met.
         self._evaluators = max(EVALUATORS, max_concurrent_runs)
@@ -215,7 +214,7 @@ class Engine:
             else:
                 found.append(f"{target} at {revision.revision_id}")
         if absent:
-            return Outcome(task.task_id, Status.MISSING, f"{task.task_id}: {', '.join(absent)}")
+            return Outcome(task.task_id, Status.MISSING, missing=tuple(absent))
         return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
 
     async def _inputs(self, task: Task, required: Mapping[str, Task]) -> Inputs | Outcome:
@@ -314,7 +313,7 @@ class Engine:
                 return _not_claiming(task)
             attempt = Attempt(task, run, inputs, claimed_at,
                               None if lookup is None else current_inputs, policy.retry,
-                              work_done)
+                              work_done, policy.on_launch)
             return await self._executor.execute(attempt, evaluation)
 
     def _place_free(self, policy: Policy) -> bool:
@@ -370,17 +369,16 @@ def build_engine(
     settings: Settings,
     runner: JobRunner,
     *,
+    local_runner: JobRunner | None = None,
     max_concurrent_runs: int | None = None,
-    on_launch: Callable[[Task], None] | None = None,
 ) -> Engine:
     """The engine as the settings describe it.
 
-    ``runner`` runs Beam jobs; spark-submit jobs always run as local subprocesses,
-    even when Beam jobs go to Dataflow.
+    ``runner`` runs Beam jobs; ``local_runner`` the jobs that always run on this machine
+    (spark-submit), even when Beam jobs go to Dataflow.
     """
     return Engine(
         adapters, runner=runner, beam=settings.beam,
         max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
-        lease=timedelta(seconds=settings.engine.lease_seconds), on_launch=on_launch,
-        local_runner=SubprocessJobRunner(),
+        lease=timedelta(seconds=settings.engine.lease_seconds), local_runner=local_runner,
     )

@@ -25,19 +25,18 @@ import anyio
 import structlog
 
 from jobs.runners.base import JobRunner
-from jobs.runners.beam import beam_command, job_name
-from jobs.runners.spark import spark_command
-from orchestrator.adapters import Adapters
 from orchestrator.config import BeamSettings
 from orchestrator.core import commit
 from orchestrator.core.leases import LeaseKeeper
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import AdapterError, CharonError, JobLost, LeaseLost, UsageError
 from orchestrator.model import InputRevision, Run, RunRetryPolicy, RunState, fingerprint
+from orchestrator.tasks.commands import job_name
 from orchestrator.tasks.runcontext import RunContext
 from orchestrator.tasks.targets import Target
-from orchestrator.tasks.task import BeamJobTask, SparkSubmitTask, Task, outputs
+from orchestrator.tasks.task import JobLaunch, JobTask, Task, outputs
 
 Inputs = Mapping[str, InputRevision]
 
@@ -58,6 +57,8 @@ class Attempt:
     work_done: Callable[[], None]
     """Called once the run's work is over, before its success is recorded: it gives the
     run's place within the concurrency limits back."""
+    on_launch: Callable[[Task], None] | None = None
+    """Told as the run's job (or its in-process code) starts."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,6 @@ class Executor:
         *,
         runner: JobRunner,
         beam: BeamSettings,
-        on_launch: Callable[[Task], None] | None = None,
         local_runner: JobRunner | None = None,
     ) -> None:
         """``runner`` runs Beam jobs (wherever the Beam runner runs them); ``local_runner``
@@ -103,7 +103,6 @@ class Executor:
         self._runner = runner
         self._local_runner = local_runner or runner
         self._beam = beam
-        self._on_launch = on_launch
         self._log = structlog.get_logger("charon.engine")
 
     async def execute(self, attempt: Attempt, evaluation: Evaluation) -> Outcome:
@@ -150,15 +149,12 @@ class Executor:
         adapters, run = self._adapters, attempt.run
         if not staged.publishing:
             await self._write_outputs(attempt, evaluation, targets, staged)
-            await commit.validate(targets, staged.refs, warehouse=adapters.warehouse,
-                                  storage=adapters.storage, database=adapters.database)
+            await commit.validate(targets, staged.refs, adapters)
             await self._check_inputs_current(attempt, targets, staged)
             await self._begin_publishing(run, staged)
-        return await commit.publish(
-            targets, staged.refs, run=run,
-            fence=lambda: adapters.state.check_fence(run.id, run.attempt),
-            registry=adapters.registry, warehouse=adapters.warehouse, storage=adapters.storage,
-        )
+        publication = commit.Publication(
+            run, lambda: adapters.state.check_fence(run.id, run.attempt), adapters)
+        return await commit.publish(targets, staged.refs, publication)
 
     async def _check_inputs_current(
         self, attempt: Attempt, targets: Mapping[str, Target], staged: _Staged
@@ -211,24 +207,23 @@ class Executor:
                 self._log.warning("cannot reattach, launching again", error=str(exc))
             else:
                 return
-        elif refs and runner.finds_jobs_by_name and isinstance(task, BeamJobTask):
+        elif refs and runner.finds_jobs_by_name and _found_by_name(task):
             # The lost owner may have submitted the job before recording its id. The
             # same deterministic name and the same locations let the runner attach to
             # it; a job launched anew here writes the same places.
             await self._produce(attempt, evaluation, staged)
             return
         if refs:
-            await commit.discard(targets, refs, warehouse=adapters.warehouse,
-                                 storage=adapters.storage)
+            await commit.discard(targets, refs, adapters)
         refs.clear()
-        refs.update(await commit.stage(targets, warehouse=adapters.warehouse,
-                                       output_prefix=adapters.output_prefix))
+        refs.update(await commit.stage(targets, adapters))
         if refs:  # a run with no outputs leaves nothing to resume or discard
             await adapters.state.set_staged(run.id, run.attempt, refs)
         await self._produce(attempt, evaluation, staged)
 
     def _runner_for(self, task: Task) -> JobRunner:
-        return self._local_runner if isinstance(task, SparkSubmitTask) else self._runner
+        local = isinstance(task, JobTask) and task.runs_locally
+        return self._local_runner if local else self._runner
 
     async def _produce(self, attempt: Attempt, evaluation: Evaluation,
                        staged: _Staged) -> None:
@@ -239,12 +234,12 @@ class Executor:
     async def _run_job(self, attempt: Attempt, evaluation: Evaluation,
                        refs: dict[str, str]) -> None:
         adapters, task, run = self._adapters, attempt.task, attempt.run
-        if self._on_launch:
-            self._on_launch(task)
+        if attempt.on_launch is not None:
+            attempt.on_launch(task)
         context = RunContext(attempt.inputs, refs, adapters.storage, adapters.warehouse,
                              adapters.database,
                              fence=lambda: adapters.state.check_fence(run.id, run.attempt))
-        if not isinstance(task, BeamJobTask | SparkSubmitTask):
+        if not isinstance(task, JobTask):
             if type(task).run is Task.run:
                 raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
             await evaluation.task_loop.run(task.run, context)
@@ -254,11 +249,8 @@ class Executor:
         async def record_job(job_id: str) -> None:
             await adapters.state.set_job_id(run.id, run.attempt, job_id)
 
-        if isinstance(task, BeamJobTask):
-            argv = beam_command(task, inputs=attempt.inputs, outputs=refs, beam=self._beam,
-                                job_options=adapters.warehouse.job_options(), job_name=name)
-        else:
-            argv = spark_command(task, context, job_name=name, python=self._beam.python)
+        argv = task.command(JobLaunch(attempt.inputs, refs, context, name, self._beam,
+                                      adapters.warehouse.job_options()))
         await self._runner_for(task).run(argv, job_name=name, on_started=record_job)
 
     async def _after_lost(
@@ -330,6 +322,9 @@ class Executor:
             self._log.info("run released", reason=reason)
 
     async def _discard(self, targets: Mapping[str, Target], staged: _Staged) -> None:
-        await commit.discard(targets, staged.refs, warehouse=self._adapters.warehouse,
-                             storage=self._adapters.storage)
+        await commit.discard(targets, staged.refs, self._adapters)
         staged.refs.clear()
+
+
+def _found_by_name(task: Task) -> bool:
+    return isinstance(task, JobTask) and task.found_by_name

@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
 from orchestrator.core.commit import folder
+from orchestrator.core.ports import Adapters
 from orchestrator.errors import LeaseLost, StateStoreError
 from orchestrator.model import Run, RunState
 from orchestrator.stores.registry.base import Registry

@@ -10,6 +10,15 @@ from datetime import datetime
 from orchestrator.model import Run
 
 
+class ExitCode(enum.IntEnum):
+    """The ``charon`` command's exit codes, Luigi's convention."""
+
+    OK = 0  # done or already complete
+    FAILED = 1
+    USAGE = 2  # a command line, parameter value or task definition is invalid
+    MISSING = 20  # inputs are missing, nothing failed
+
+
 class Status(enum.StrEnum):
     DONE = "done"  # ran now and published
     COMPLETE = "complete"  # outputs already existed for the current fingerprint
@@ -36,6 +45,8 @@ class Outcome:
     published: Mapping[str, str] = field(default_factory=dict)
     held_until: datetime | None = None
     """Evaluate again after this: another worker's lease ends, or the retry is due."""
+    missing: tuple[str, ...] = ()
+    """The targets of a MISSING external task that are not there yet."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +66,16 @@ class Report:
 
     @property
     def missing(self) -> list[str]:
-        return [o.detail for o in self.outcomes.values() if o.status is Status.MISSING]
+        """Each external task whose inputs are not there yet, with those inputs."""
+        return [f"{o.task_id}: {', '.join(o.missing)}" for o in self.outcomes.values()
+                if o.status is Status.MISSING]
 
     @property
-    def exit_code(self) -> int:
-        """0 done or already complete, 20 inputs missing, 1 failed (Luigi's convention)."""
+    def exit_code(self) -> ExitCode:
         if self.outcomes[self.root].status.ok:
-            return 0
+            return ExitCode.OK
         if self.missing and not any(
             o.status in (Status.FAILED, Status.ERROR) for o in self.outcomes.values()
         ):
-            return 20
-        return 1
+            return ExitCode.MISSING
+        return ExitCode.FAILED

@@ -7,11 +7,10 @@ shutdown can stop the first at once and give the second a grace period.
 
 from __future__ import annotations
 
-import contextvars
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -21,10 +20,10 @@ import anyio.abc
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from orchestrator.adapters import Adapters
 from orchestrator.config import Settings
 from orchestrator.core.engine import Engine, Policy
 from orchestrator.core.janitor import build_janitor
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Report, Status
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
@@ -36,10 +35,6 @@ from sensors.registry import RegistryFeed
 from sensors.storage import StorageWatch
 from sensors.warehouse import TableWatch
 
-_TRIGGERED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "charon_triggered_at", default=None
-)
-_WORKFLOW: contextvars.ContextVar[str] = contextvars.ContextVar("charon_workflow", default="")
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
 # Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
@@ -71,17 +66,19 @@ class Daemon:
         self,
         settings: Settings,
         adapters: Adapters,
-        engine: Callable[[Callable[[Task], None]], Engine],
+        engine: Engine,
         *,
         metrics: DaemonMetrics | None = None,
         today: Callable[[], date] = utc_today,
+        on_launch: Callable[[Task], None] | None = None,
     ) -> None:
-        """``engine`` builds the engine given the launch hook the daemon times launches with."""
+        """``on_launch`` is told of each launch too, once the daemon's metrics count it."""
         self.settings = settings
         self.adapters = adapters
         self.metrics = metrics or DaemonMetrics()
         self.watch = Watchlist(settings.workflows)
-        self.engine = engine(self._launched)
+        self.engine = engine
+        self._on_launch = on_launch
         self._today = today
         self._limiters = {
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
@@ -289,9 +286,7 @@ class Daemon:
             try:
                 while True:
                     state.dirty, received, state.pending_since = False, state.pending_since, None
-                    _TRIGGERED_AT.set(received)
-                    _WORKFLOW.set(root.workflow)
-                    await self._evaluate_once(root, task, state)
+                    await self._evaluate_once(root, task, state, received)
                     if not state.dirty or self._stopping:
                         break
             finally:
@@ -300,13 +295,17 @@ class Daemon:
                 if self._stopping and not self._working:
                     self._drained.set()
 
-    async def _evaluate_once(self, root: Root, task: Task, state: RootState) -> None:
+    async def _evaluate_once(self, root: Root, task: Task, state: RootState,
+                             received: float | None) -> None:
         """One evaluation; whatever fails in it is recorded and tried again later, never
-        let out: a store, registry or warehouse error must not stop the daemon."""
+        let out: a store, registry or warehouse error must not stop the daemon.
+        ``received`` is when the trigger that asked for it reached the daemon."""
         health = self.metrics.sources["evaluations"]
+        policy = replace(self._policies[root.workflow],
+                         on_launch=partial(self._launched, root.workflow, received))
         try:
             async with self._slots:
-                report = await self.engine.run(task, self._policies[root.workflow])
+                report = await self.engine.run(task, policy)
         except* CharonError as group:
             self._evaluation_failed(root, state, _messages(group))
         except* Exception as group:
@@ -353,11 +352,12 @@ class Daemon:
 
         self._group.start_soon(self._sensing_task, retry)
 
-    def _launched(self, task: Task) -> None:
-        workflow = _WORKFLOW.get()
-        self.metrics.launches.inc(workflow=workflow or "none")
-        if (received := _TRIGGERED_AT.get()) is not None:
+    def _launched(self, workflow: str, received: float | None, task: Task) -> None:
+        self.metrics.launches.inc(workflow=workflow)
+        if received is not None:
             self.metrics.trigger_latency.observe(time.perf_counter() - received)
+        if self._on_launch is not None:
+            self._on_launch(task)
 
     async def status(self) -> dict[str, Any]:
         """What ``/status`` shows; it answers whatever the state store is doing."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, Protocol, TypeVar
 
 from orchestrator.core.graph import resolve
 from orchestrator.tasks.roots import root_task
@@ -18,6 +19,7 @@ from orchestrator.tasks.targets import (
     RegistryTarget,
     StorageTarget,
     Target,
+    TargetKinds,
     WarehouseTable,
 )
 from orchestrator.tasks.task import ExternalTask, Task, outputs
@@ -46,14 +48,88 @@ def storage_key(uri: str) -> str:
     return f"storage:{uri}"
 
 
-def target_key(target: Target) -> str:
-    if isinstance(target, RegistryTarget):
+@dataclass
+class Watched:
+    """What the sensors look at beside the registry feed, and where the janitor sweeps."""
+
+    tables: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    objects: set[StorageTarget] = field(default_factory=set)
+    output_prefixes: set[str] = field(default_factory=set)
+    output_projects: set[str] = field(default_factory=set)
+
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class WatchKind(Protocol[T_contra]):
+    """How the daemon watches one kind of target."""
+
+    def key(self, target: T_contra) -> str:
+        """The key the sensors' facts about this target carry."""
+
+    def watch(self, target: T_contra, watched: Watched) -> None:
+        """Note what a sensor must look at to notice the target change."""
+
+    def output(self, target: T_contra, watched: Watched) -> None:
+        """Note where a run writing this target stages (for the janitor)."""
+
+
+class _RegistryWatch:
+    def key(self, target: RegistryTarget) -> str:
         return registry_key(target.endpoint, target.partition)
-    if isinstance(target, StorageTarget):
+
+    def watch(self, target: RegistryTarget, watched: Watched) -> None:
+        """The registry feed reports every partition: nothing to add."""
+
+    def output(self, target: RegistryTarget, watched: Watched) -> None:
+        if target.uri_prefix:
+            watched.output_prefixes.add(target.uri_prefix)
+
+
+class _TableWatch:
+    def key(self, target: WarehouseTable) -> str:
+        return table_key(str(target.spec))
+
+    def watch(self, target: WarehouseTable, watched: Watched) -> None:
+        spec = target.spec
+        watched.tables[(spec.project, spec.dataset)].add(str(spec))
+
+    def output(self, target: WarehouseTable, watched: Watched) -> None:
+        watched.output_projects.add(target.spec.project)
+
+
+class _StorageWatch:
+    def key(self, target: StorageTarget) -> str:
         return storage_key(target.uri)
-    if isinstance(target, PostgresTable):
+
+    def watch(self, target: StorageTarget, watched: Watched) -> None:
+        watched.objects.add(target)
+
+    def output(self, target: StorageTarget, watched: Watched) -> None:
+        """Never an output (the commit protocol refuses it)."""
+
+
+class _PostgresWatch:
+    def key(self, target: PostgresTable) -> str:
         return f"postgres:{target.table}:{target.marker}"
-    return table_key(str(target.spec))
+
+    def watch(self, target: PostgresTable, watched: Watched) -> None:
+        """Looked up at each evaluation: no sensor watches marker tables."""
+
+    def output(self, target: PostgresTable, watched: Watched) -> None:
+        """Loaded in place: no staging to sweep."""
+
+
+WATCH_KINDS = TargetKinds[WatchKind[Any]]("watch", {
+    RegistryTarget: _RegistryWatch(),
+    WarehouseTable: _TableWatch(),
+    StorageTarget: _StorageWatch(),
+    PostgresTable: _PostgresWatch(),
+})
+
+
+def target_key(target: Target) -> str:
+    return WATCH_KINDS(target).key(target)
 
 
 class Watchlist:
@@ -61,12 +137,7 @@ class Watchlist:
         self.workflows = {workflow.name: workflow for workflow in workflows}
         self._tasks: dict[Root, Task] = {}
         self._roots_by_key: dict[str, set[Root]] = defaultdict(set)
-        self._tables: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self._objects: set[StorageTarget] = set()
-        self.output_prefixes: set[str] = set()
-        """The uri_prefix of every registry output with one of its own (for the janitor)."""
-        self.output_projects: set[str] = set()
-        """The project of every warehouse output (its staging tables live there)."""
+        self._watched = Watched()
         self._roots_by_task: dict[str, set[Root]] = defaultdict(set)
 
     def refresh(self, today: date) -> list[Root]:
@@ -96,12 +167,9 @@ class Watchlist:
             for each in tasks:
                 self._roots_by_task[each.task_id].add(root)
             for target in _targets(tasks):
-                self._roots_by_key[target_key(target)].add(root)
-                if isinstance(target, WarehouseTable):
-                    spec = target.spec
-                    self._tables[(spec.project, spec.dataset)].add(str(spec))
-                elif isinstance(target, StorageTarget):
-                    self._objects.add(target)
+                kind = WATCH_KINDS(target)
+                self._roots_by_key[kind.key(target)].add(root)
+                kind.watch(target, self._watched)
         return self._tasks[root]
 
     def _add_outputs(self, tasks: Iterable[Task]) -> None:
@@ -109,10 +177,17 @@ class Watchlist:
             if isinstance(task, ExternalTask):
                 continue  # its outputs are someone else's: inputs to charon
             for target in outputs(task).values():
-                if isinstance(target, RegistryTarget) and target.uri_prefix:
-                    self.output_prefixes.add(target.uri_prefix)
-                elif isinstance(target, WarehouseTable):
-                    self.output_projects.add(target.spec.project)
+                WATCH_KINDS(target).output(target, self._watched)
+
+    @property
+    def output_prefixes(self) -> set[str]:
+        """The uri_prefix of every registry output with one of its own (for the janitor)."""
+        return set(self._watched.output_prefixes)
+
+    @property
+    def output_projects(self) -> set[str]:
+        """The project of every warehouse output (its staging tables live there)."""
+        return set(self._watched.output_projects)
 
     def roots_of_task(self, task_id: str) -> set[Root]:
         """The watched roots whose graphs hold that task."""
@@ -137,12 +212,12 @@ class Watchlist:
     @property
     def objects(self) -> set[StorageTarget]:
         """The watched storage objects."""
-        return set(self._objects)
+        return set(self._watched.objects)
 
     @property
     def datasets(self) -> dict[tuple[str, str], set[str]]:
         """(project, dataset) → the watched table specs in it."""
-        return {dataset: set(specs) for dataset, specs in self._tables.items()}
+        return {dataset: set(specs) for dataset, specs in self._watched.tables.items()}
 
 
 def _targets(tasks: Iterable[Task]) -> list[Target]:

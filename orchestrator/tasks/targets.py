@@ -1,12 +1,16 @@
 """Where a task's output goes, and where an external input is found.
 
 Targets are plain frozen descriptions; the engine resolves them through the
-configured adapters, so a workflow never names a backend.
+configured adapters, so a workflow never names a backend. Each place that acts on
+targets (commit, sensors, the daemon's watch, the CLI) keeps one small handler per
+target kind in a :class:`TargetKinds`: a new kind is one handler in each of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from orchestrator import validate
 from orchestrator.errors import InvalidIdentifier, UsageError
@@ -109,3 +113,23 @@ class PostgresTable:
 
 
 Target = RegistryTarget | WarehouseTable | StorageTarget | PostgresTable
+
+
+Handler = TypeVar("Handler")
+
+
+class TargetKinds(Generic[Handler]):
+    """One place's handlers, by target kind (a subclass of a kind is that kind)."""
+
+    def __init__(self, place: str, handlers: Mapping[type[Target], Handler]) -> None:
+        """``place`` names the handlers in errors: "commit", "sensor"…"""
+        self._place = place
+        self._handlers = dict(handlers)
+
+    def __call__(self, target: Target) -> Handler:
+        for kind in type(target).__mro__:
+            if (handler := self._handlers.get(kind)) is not None:
+                return handler
+        known = ", ".join(sorted(kind.__name__ for kind in self._handlers))
+        raise UsageError(f"no {self._place} handler for target kind "
+                         f"{type(target).__name__} ({target}); known kinds: {known}")

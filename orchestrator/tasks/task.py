@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.errors import TaskNotFound, UsageError
+from orchestrator.tasks.commands import beam_command, spark_command
 from orchestrator.tasks.params import DateIntervalParameter, DateParameter, Parameter
 from orchestrator.tasks.targets import RegistryTarget, Target
 
 if TYPE_CHECKING:
+    from orchestrator.config import BeamSettings
+    from orchestrator.model import InputRevision
     from orchestrator.tasks.runcontext import RunContext
-
 
 
 class Task:
@@ -112,7 +115,37 @@ class WrapperTask(Task):
     """Groups other tasks; complete when everything it requires is (Luigi's WrapperTask)."""
 
 
-class BeamJobTask(Task):
+@dataclass(frozen=True)
+class JobLaunch:
+    """What a job's command line is built from."""
+
+    inputs: Mapping[str, InputRevision]
+    outputs: Mapping[str, str]
+    """Output key → where the run writes it (its staged reference)."""
+    context: RunContext
+    job_name: str
+    beam: BeamSettings
+    job_options: Sequence[str] = ()
+    """The warehouse's options for jobs that write to it."""
+
+
+class JobTask(Task):
+    """A task launched as a job by a JobRunner instead of running in process.
+
+    A job kind says how its job is launched: its command line, and on which runner.
+    """
+
+    runs_locally: ClassVar[bool] = False
+    """Always a subprocess on this machine, whatever runner the Beam jobs go to."""
+    found_by_name: ClassVar[bool] = False
+    """A runner that finds jobs by name may attach to this job by its name: a run whose
+    job id was never recorded is then relaunched to the same places."""
+
+    def command(self, launch: JobLaunch) -> list[str]:
+        raise NotImplementedError(f"{self.task_family} defines no command()")
+
+
+class BeamJobTask(JobTask):
     """A Beam pipeline launched as a subprocess, in the seed's ScioJobTask shape.
 
     ``pipeline`` is the module run with ``python -m``. The Dataflow options are class
@@ -126,9 +159,15 @@ class BeamJobTask(Task):
     temp_location: ClassVar[str | None] = None
     autoscaling_algorithm: ClassVar[str | None] = None
     max_num_workers: ClassVar[int | None] = None
+    found_by_name = True
+
+    def command(self, launch: JobLaunch) -> list[str]:
+        return beam_command(self, inputs=launch.inputs, outputs=launch.outputs,
+                            beam=launch.beam, job_options=launch.job_options,
+                            job_name=launch.job_name)
 
 
-class SparkSubmitTask(Task):
+class SparkSubmitTask(JobTask):
     """A Spark application launched with ``spark-submit`` (Luigi's ``SparkSubmitTask``).
 
     ``app`` is the application's file, ``master`` the cluster (``local[*]`` runs on this
@@ -140,9 +179,14 @@ class SparkSubmitTask(Task):
     app: ClassVar[str]
     master: ClassVar[str] = "local[*]"
     conf: ClassVar[Mapping[str, str]] = {}
+    runs_locally = True
 
     def app_options(self, context: RunContext) -> list[str]:
         return []
+
+    def command(self, launch: JobLaunch) -> list[str]:
+        return spark_command(self, launch.context, job_name=launch.job_name,
+                             python=launch.beam.python)
 
 
 class LookupDaily(ExternalTask):

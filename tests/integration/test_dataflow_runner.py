@@ -14,7 +14,6 @@ import aiohttp
 import anyio
 import pytest
 
-from jobs.runners.beam import job_name
 from jobs.runners.dataflow import (
     TERMINAL_STATES,
     DataflowApi,
@@ -26,6 +25,7 @@ from orchestrator.adapters import open_job_runner
 from orchestrator.config import load_settings
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
+from orchestrator.tasks.commands import job_name
 from tests.fake_dataflow import FakeDataflowServer
 
 NAME = job_name("TopArtistsJob", "2018-10-31", "0123456789abcdef")

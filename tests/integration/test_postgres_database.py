@@ -10,9 +10,9 @@ import pytest
 
 from jobs.luigi_top_artists import ArtistToplistToDatabase
 from jobs.luigi_top_artists.sample_data import streams_day
-from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import DatabaseError, InvalidIdentifier
 from orchestrator.stores.database.base import PgColumn

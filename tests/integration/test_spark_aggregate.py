@@ -18,9 +18,9 @@ from jobs.luigi_top_artists import (
 )
 from jobs.luigi_top_artists.sample_data import write_streams
 from jobs.runners.beam import SubprocessJobRunner
-from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.core.ports import Adapters
 from orchestrator.intervals import parse_interval
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.stores.storage.local import LocalStorage

@@ -4,11 +4,11 @@ from dataclasses import replace
 
 import pytest
 
-from jobs.runners.beam import beam_command
 from jobs.top_artists import TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.errors import UsageError
 from orchestrator.model import InputRevision
+from orchestrator.tasks.commands import beam_command
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.task import BeamJobTask
 

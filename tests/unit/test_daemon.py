@@ -36,6 +36,8 @@ async def test_the_last_input_arriving_fires_the_run() -> None:
         [published] = await world.output_revisions()
         assert revision.id in published.lineage
         assert world.daemon.metrics.launches.value(workflow="top_artists") == 1
+        [latency] = world.daemon.metrics.trigger_latency.observations
+        assert 0 < latency < 5  # timed from the publish's trigger to the launch
 
 
 async def revisions(world: World, count: int) -> list[Revision]:

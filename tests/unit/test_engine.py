@@ -11,9 +11,9 @@ import pytest
 import structlog
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
-from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.core.engine import EVALUATORS, Engine
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column

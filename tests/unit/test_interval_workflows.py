@@ -16,16 +16,17 @@ from jobs.luigi_top_artists import (
     Top10Artists,
 )
 from jobs.luigi_top_artists.sample_data import streams_day
-from jobs.runners.spark import spark_command
-from orchestrator.adapters import Adapters
+from orchestrator.adapters import local_job_runner
 from orchestrator.cli.main import parse_task
 from orchestrator.config import load_settings
 from orchestrator.core.engine import build_engine
+from orchestrator.core.ports import Adapters
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.watch import Root
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.intervals import parse_interval, period_interval
 from orchestrator.model import InputRevision
+from orchestrator.tasks.commands import spark_command
 from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.runcontext import RunContext
 from orchestrator.testing import (
@@ -145,7 +146,7 @@ async def test_the_daemon_fires_a_monthly_interval_when_its_last_day_arrives() -
     )
     runner = FakeJobRunner(warehouse, storage)
     daemon = Daemon(settings, adapters,
-                    lambda hook: build_engine(adapters, settings, runner, on_launch=hook),
+                    build_engine(adapters, settings, runner, local_runner=local_job_runner()),
                     today=lambda: date(2012, 7, 31))
 
     async def write(day: date) -> None:

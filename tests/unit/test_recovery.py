@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
-from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import RunConflict, StateStoreError
 from orchestrator.model import Revision, Run, RunState

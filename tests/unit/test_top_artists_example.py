@@ -17,9 +17,9 @@ from jobs.luigi_top_artists import (
     top_artists,
 )
 from jobs.luigi_top_artists.sample_data import streams_day
-from orchestrator.adapters import Adapters
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import InvalidIdentifier, UsageError
 from orchestrator.tasks.targets import PostgresTable, StorageTarget
