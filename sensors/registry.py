@@ -7,10 +7,10 @@ from typing import Protocol, runtime_checkable
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from orchestrator.daemon.watch import Trigger, registry_key
 from orchestrator.model import InputRevision, Revision
 from orchestrator.stores.registry.base import Registry
 from orchestrator.tasks.targets import RegistryTarget
+from sensors.facts import Trigger, registry_key
 
 
 class RegistrySensor:

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from orchestrator.daemon.watch import Trigger, storage_key
 from orchestrator.model import InputRevision, micros
 from orchestrator.stores.storage.base import ObjectInfo, Storage
 from orchestrator.tasks.targets import StorageTarget
+from sensors.facts import Trigger, storage_key
 
 
 def version(info: ObjectInfo) -> str:

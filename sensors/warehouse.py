@@ -8,10 +8,10 @@ from datetime import datetime
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from orchestrator.daemon.watch import Trigger, table_key
 from orchestrator.model import InputRevision, micros
 from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.tasks.targets import WarehouseTable
+from sensors.facts import Trigger, table_key
 
 
 class WarehouseSensor:

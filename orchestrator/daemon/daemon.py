@@ -27,10 +27,11 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Report, Status
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
-from orchestrator.daemon.watch import Root, Trigger, Watchlist
+from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.model import Run, RunState
 from orchestrator.tasks.task import Task
+from sensors.facts import Root, Trigger
 from sensors.registry import RegistryFeed
 from sensors.storage import StorageWatch
 from sensors.warehouse import TableWatch

@@ -17,10 +17,10 @@ from aiohttp import web
 from orchestrator import validate
 from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
-from orchestrator.daemon.watch import Root, Trigger, registry_key
 from orchestrator.errors import AuthError, CharonError
 from orchestrator.intervals import parse_day
 from orchestrator.web.signing import DeliveryLog, verify
+from sensors.facts import Root, Trigger, registry_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -24,28 +24,7 @@ from orchestrator.tasks.targets import (
 )
 from orchestrator.tasks.task import ExternalTask, Task, outputs
 from orchestrator.workflows import WorkflowSettings
-
-
-@dataclass(frozen=True, order=True)
-class Root:
-    workflow: str
-    day: date
-
-    def __str__(self) -> str:
-        return f"{self.workflow} {self.day.isoformat()}"
-
-
-def registry_key(endpoint: str, partition: str) -> str:
-    return f"registry:{endpoint}:{partition}"
-
-
-def table_key(spec: str) -> str:
-    return f"table:{spec}"
-
-
-def storage_key(uri: str) -> str:
-    """An object's key, from the target's own spelling of its URI (maybe relative)."""
-    return f"storage:{uri}"
+from sensors.facts import Root, registry_key, storage_key, table_key
 
 
 @dataclass
@@ -222,14 +201,3 @@ class Watchlist:
 
 def _targets(tasks: Iterable[Task]) -> list[Target]:
     return [target for task in tasks for target in outputs(task).values()]
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """A fact that may make roots ready: changed target keys, or roots named outright."""
-
-    source: str
-    keys: tuple[str, ...] = ()
-    roots: tuple[Root, ...] = ()
-    received: float = 0.0
-    """``time.perf_counter()`` when the fact reached the daemon, for trigger latency."""

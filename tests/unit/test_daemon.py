@@ -12,12 +12,12 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
-from orchestrator.daemon.watch import Root, Trigger, registry_key
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ProcessCrashed
+from sensors.facts import Root, Trigger, registry_key
 from tests.daemon_world import TODAY, World, make_world, running
 
 

@@ -22,7 +22,6 @@ from orchestrator.config import load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon.daemon import Daemon
-from orchestrator.daemon.watch import Root
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.intervals import parse_interval, period_interval
 from orchestrator.model import InputRevision
@@ -37,6 +36,7 @@ from orchestrator.testing import (
     InMemoryWarehouse,
 )
 from orchestrator.workflows import WorkflowSettings, parse_workflows
+from sensors.facts import Root
 
 
 def days(first: str, last: str) -> list[date]:

@@ -15,7 +15,7 @@ from orchestrator.core import commit
 from orchestrator.core.engine import Engine
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
-from orchestrator.daemon.watch import registry_key, target_key
+from orchestrator.daemon.watch import target_key
 from orchestrator.errors import UsageError
 from orchestrator.tasks.targets import RegistryTarget, Target
 from orchestrator.tasks.task import ExternalTask
@@ -27,6 +27,7 @@ from orchestrator.testing import (
     InMemoryWarehouse,
 )
 from sensors import Sensors
+from sensors.facts import registry_key
 
 UNKNOWN_KIND = r"no {} handler for target kind FtpFile \(ftp /a/b\); known kinds: PostgresTable"
 
