@@ -16,7 +16,7 @@ from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.daemon.http_api import daemon_app
 from orchestrator.http import serve
 from orchestrator.signing import DELIVERY_HEADER, signed_headers
-from tests.daemon_world import World, make_world, running
+from tests.support.daemon_world import World, make_world, running
 
 SECRET = "webhook-secret"
 PARTITION = {"endpoint": END_CONTENT_FACT, "partition": "2018-10-31"}

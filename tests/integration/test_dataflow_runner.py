@@ -1,6 +1,6 @@
-"""DataflowJobRunner against the fake Dataflow REST API (tests/fake_dataflow.py).
+"""DataflowJobRunner against the fake Dataflow REST API (tests/support/fake_dataflow.py).
 
-The submitter is tests/fake_dataflow_pipeline.py, run as a subprocess the way the
+The submitter is tests/support/fake_dataflow_pipeline.py, run as a subprocess the way the
 launcher runs a Beam pipeline; it creates the job on the fake server as Beam would.
 """
 
@@ -26,7 +26,7 @@ from orchestrator.adapters import open_job_runner
 from orchestrator.config import load_settings
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
-from tests.fake_dataflow import FakeDataflowServer
+from tests.support.fake_dataflow import FakeDataflowServer
 
 NAME = job_name("TopArtistsJob", "2018-10-31", "0123456789abcdef")
 
@@ -50,7 +50,7 @@ async def runner(fake: FakeDataflowServer) -> AsyncIterator[DataflowJobRunner]:
 
 
 def pipeline(tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tests.fake_dataflow_pipeline", "--runner=DataflowRunner",
+    return [sys.executable, "-m", "tests.support.fake_dataflow_pipeline", "--runner=DataflowRunner",
             "--project=p", "--region=r", f"--textOutput={tmp_path / 'out'}", *extra]
 
 

@@ -1,9 +1,9 @@
 """Local jobs as real processes: they die with the process that started them, stop as
 a whole group, and are stopped by a process taking their run over.
 
-The job is tests/job_child.py (a heartbeat every 50 ms, and a grandchild tied to
+The job is tests/support/job_child.py (a heartbeat every 50 ms, and a grandchild tied to
 nothing); the charon process that starts it, when it must be another process, is
-tests/job_parent.py.
+tests/support/job_parent.py.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from orchestrator.errors import JobFailed, JobLost
 pytestmark = pytest.mark.timeout(30)
 
 ROOT = Path(__file__).parents[2]
-CHILD = ROOT / "tests" / "job_child.py"
+CHILD = ROOT / "tests" / "support" / "job_child.py"
 WRAPPER = ROOT / "jobs" / "runners" / "die_with_parent.py"
 
 
 @dataclass(frozen=True)
 class Job:
-    """What tests/job_child.py wrote of itself."""
+    """What tests/support/job_child.py wrote of itself."""
 
     pid: int
     group: int
@@ -92,9 +92,9 @@ def directory(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 async def parent(directory: Path) -> AsyncIterator[anyio.abc.Process]:
-    """tests/job_parent.py running the job in ``directory``; killed at the end."""
+    """tests/support/job_parent.py running the job in ``directory``; killed at the end."""
     async with await anyio.open_process(
-        [sys.executable, "-m", "tests.job_parent", str(directory)], cwd=ROOT, stderr=None
+        [sys.executable, "-m", "tests.support.job_parent", str(directory)], cwd=ROOT, stderr=None
     ) as process:
         try:
             yield process

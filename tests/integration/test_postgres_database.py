@@ -1,4 +1,5 @@
-"""The PostgreSQL database adapter and CopyToTable on the local server (tests/services.py)."""
+"""The PostgreSQL database adapter and CopyToTable on the local server
+(tests/support/services.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from orchestrator.testing import (
     InMemoryStorage,
     InMemoryWarehouse,
 )
-from tests.reference_toplist import artist_counts, top10_rows
+from tests.support.reference_toplist import artist_counts, top10_rows
 
 COLUMNS = (("date_from", "DATE"), ("date_to", "DATE"), ("artist", "TEXT"), ("streams", "INT"))
 ROWS = [(date(2012, 7, 1), date(2012, 8, 1), "artist1", 12),

@@ -23,7 +23,7 @@ from orchestrator.signing import DELIVERY_HEADER, verify
 from orchestrator.stores.registry.http import HttpRegistry, revision_to_json
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from tests.contracts.registry import DAY, KEY
-from tests.services import registry_service
+from tests.support.services import registry_service
 
 TOKEN = "service-token"
 SECRET = "webhook-secret"

@@ -18,7 +18,7 @@ from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ProcessCrashed
-from tests.daemon_world import TODAY, World, make_world, running
+from tests.support.daemon_world import TODAY, World, make_world, running
 
 
 async def test_the_last_input_arriving_fires_the_run() -> None:

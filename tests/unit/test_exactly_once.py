@@ -35,7 +35,7 @@ from orchestrator.testing import (
     ManualClock,
     ProcessCrashed,
 )
-from tests.daemon_world import make_world
+from tests.support.daemon_world import make_world
 
 LEASE = timedelta(minutes=10)
 DAY = "2018-10-31"

@@ -32,7 +32,7 @@ from orchestrator.testing import (
     InMemoryWarehouse,
     ProcessCrashed,
 )
-from tests.reference_toplist import artist_counts, top10_rows
+from tests.support.reference_toplist import artist_counts, top10_rows
 
 DATA = "/store"
 JULY = [date(2012, 7, 1) + timedelta(days=n) for n in range(31)]
