@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 import pytest
 
 from orchestrator.errors import InvalidIdentifier, StorageError
+from orchestrator.stores.database.base import Database
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.storage.base import Storage
 from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.testing import (
+    InMemoryDatabase,
     InMemoryRegistry,
     InMemoryStateStore,
     InMemoryStorage,
     InMemoryWarehouse,
     ManualClock,
 )
+from tests.contracts.database import DatabaseContract
 from tests.contracts.registry import RegistryContract
 from tests.contracts.state import StateStoreContract
 from tests.contracts.storage import StorageContract
@@ -74,3 +77,22 @@ class TestInMemoryStorage(StorageContract):
             await storage.write("relative/x", b"x")
         await storage.write("/data/x", b"x")
         assert await storage.exists("/data/x")
+
+
+class TestInMemoryDatabase(DatabaseContract):
+    @pytest.fixture
+    def memory(self) -> InMemoryDatabase:
+        return InMemoryDatabase()
+
+    @pytest.fixture
+    async def database(self, memory: InMemoryDatabase) -> AsyncIterator[Database]:
+        yield memory
+        await memory.aclose()
+
+    @pytest.fixture
+    async def crashing(self, memory: InMemoryDatabase) -> AsyncIterator[Database]:
+        crashing = InMemoryDatabase()
+        crashing.tables, crashing.columns = memory.tables, memory.columns
+        crashing.markers, crashing.fail_after_copy = memory.markers, True
+        yield crashing
+        await crashing.aclose()
