@@ -26,6 +26,7 @@ from orchestrator.adapters import open_job_runner
 from orchestrator.config import load_settings
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
+from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
 from tests.support.fake_dataflow import FakeDataflowServer
 
 NAME = job_name("TopArtistsJob", "2018-10-31", "0123456789abcdef")
@@ -52,6 +53,19 @@ async def runner(fake: FakeDataflowServer) -> AsyncIterator[DataflowJobRunner]:
 def pipeline(tmp_path: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "tests.support.fake_dataflow_pipeline", "--runner=DataflowRunner",
             "--project=p", "--region=r", f"--textOutput={tmp_path / 'out'}", *extra]
+
+
+class TestDataflowJobRunner(JobRunnerContract):
+    @pytest.fixture
+    def jobs(self, fake: FakeDataflowServer, runner: DataflowJobRunner, tmp_path: Path) -> Jobs:
+        ends = {Fate.SUCCEEDS: "JOB_STATE_DONE", Fate.FAILS: "JOB_STATE_FAILED"}
+
+        async def settle(job_id: str, fate: Fate) -> None:
+            if fate in ends:  # as the job would end in the cloud, once submitted
+                fake.set_state(JobRef.parse(job_id, project="", region="").id, ends[fate])
+
+        return Jobs(runner, lambda fate: pipeline(tmp_path), settle=settle,
+                    unknown_id="projects/p/locations/r/jobs/2018-10-31_00_00_00-999")
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10) -> None:

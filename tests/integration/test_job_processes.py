@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,12 +28,29 @@ from jobs.runners.beam import SubprocessJobRunner
 from jobs.runners.die_with_parent import PARENT_GONE
 from jobs.runners.processes import LocalJob
 from orchestrator.errors import JobFailed, JobLost
+from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
 
 pytestmark = pytest.mark.timeout(30)
 
 ROOT = Path(__file__).parents[2]
 CHILD = ROOT / "tests" / "support" / "job_child.py"
 WRAPPER = ROOT / "jobs" / "runners" / "die_with_parent.py"
+
+
+SCRIPTS = {
+    Fate.SUCCEEDS: "print('done')",
+    Fate.FAILS: "raise SystemExit(3)",
+    Fate.LASTS: "import time; time.sleep(60)",
+}
+
+
+class TestSubprocessJobRunner(JobRunnerContract):
+    @pytest.fixture
+    def jobs(self) -> Jobs:
+        # A pid above Linux's largest: no process here has it.
+        unknown = LocalJob(socket.gethostname(), 2**22 + 1, 1)
+        return Jobs(SubprocessJobRunner(), lambda fate: [sys.executable, "-c", SCRIPTS[fate]],
+                    unknown_id=str(unknown))
 
 
 @dataclass(frozen=True)
