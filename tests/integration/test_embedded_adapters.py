@@ -255,7 +255,8 @@ class TestDuckDBWarehouse(WarehouseContract):
         warehouse = await DuckDBWarehouse.open(tmp_path, "EU")
         staging = await warehouse.staging_table(FINAL)
         script = (
-            "import sys; from pathlib import Path; from orchestrator import duckdb_files as f;"
+            "import sys; from pathlib import Path;"
+            "from orchestrator.stores.warehouse import duckdb_files as f;"
             "from orchestrator.tablespec import TableSpec;"
             "c = f.connect(Path(sys.argv[1]), sys.argv[2]);"
             "f.replace_table(c, TableSpec.parse(sys.argv[3]), [('n', 'INT64')], [(1,), (2,)]);"
