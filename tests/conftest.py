@@ -1,4 +1,4 @@
-"""Fixtures every test module may use: the real services (see tests/services.py)."""
+"""Fixtures every test module may use: the real services (see tests/support/services.py)."""
 
 import pytest
 
@@ -6,4 +6,4 @@ import pytest
 # shows the values, as in any test.
 pytest.register_assert_rewrite("tests.contracts")
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.support.services"]

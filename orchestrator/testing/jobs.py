@@ -84,11 +84,9 @@ class FakeJobRunner:
             raise JobFailed(self.fail_with)
 
     async def reattach(self, job_id: str) -> None:
-        if killed := self._live.get(job_id):
+        if await self._stop(job_id):
             # A job left running by an owner that lost its lease: stopped (and waited
             # for), as the local runner stops a job another process left behind.
-            killed.cancel()
-            await self._stopped[job_id].wait()
             self.reaped.append(job_id)
             raise JobLost(f"{job_id} was left running by its lost owner; stopped it")
         if job_id not in self.reattachable:
@@ -98,6 +96,16 @@ class FakeJobRunner:
 
     async def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
+        await self._stop(job_id)
+
+    async def _stop(self, job_id: str) -> bool:
+        """Stop the job if it runs, its run failing; whether it did."""
+        killed = self._live.get(job_id)
+        if killed is None:
+            return False
+        killed.cancel()
+        await self._stopped[job_id].wait()
+        return True
 
     async def _write(self, given: Mapping[str, str]) -> None:
         for key, value in given.items():

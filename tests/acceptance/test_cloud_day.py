@@ -22,7 +22,7 @@ from orchestrator.stores.storage.gcs import GcsStorage
 from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
 from orchestrator.tablespec import TableSpec
 from tests.acceptance.conftest import CHARON, Cli
-from tests.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)
+from tests.support.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)
     BUCKET,
     Emulator,
     bigquery_emulator,

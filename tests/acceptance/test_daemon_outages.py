@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
-from tests.services import cluster_version, ensure_postgres
+from tests.support.services import cluster_version, ensure_postgres
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,8 @@
 """Dataflow job tracking through the CLI, against the fake Dataflow REST API.
 
-``charon run`` launches tests/fake_dataflow_pipeline.py (a stand-in for Beam's
+``charon run`` launches tests/support/fake_dataflow_pipeline.py (a stand-in for Beam's
 DataflowRunner submission) with ``beam.runner = "DataflowRunner"``; the job "runs" on
-tests/fake_dataflow.py until the test ends it.
+tests/support/fake_dataflow.py until the test ends it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.conftest import CHARON, Cli
-from tests.fake_dataflow import FakeDataflowServer
+from tests.support.fake_dataflow import FakeDataflowServer
 
 pytestmark = pytest.mark.slow
 
 DAY = "2018-10-31"
-TASK = ("--module", "tests.dataflow_tasks", "FakeDataflowTopArtists", "--date", DAY,
+TASK = ("--module", "tests.support.dataflow_tasks", "FakeDataflowTopArtists", "--date", DAY,
         "--top-n", "5")
 OUTPUT = "di.golden.path.charon.top_artists"
 

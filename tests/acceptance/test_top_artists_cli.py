@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from tests.acceptance.conftest import Cli
-from tests.reference import top_artists
+from tests.support.reference import top_artists
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from tests.acceptance.conftest import CHARON, Cli
-from tests.reference_toplist import artist_counts_in, top10_rows
+from tests.support.reference_toplist import artist_counts_in, top10_rows
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
 from orchestrator.stores.warehouse.bigquery_json import move_job_id
 from tests.contracts.storage import StorageContract
 from tests.contracts.warehouse import COLUMNS, FINAL, ROWS, WarehouseContract, as_dicts
-from tests.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)
+from tests.support.emulators import (  # noqa: F401  (pytest finds fixtures by their imported names)
     BUCKET,
     Emulator,
     bigquery_emulator,

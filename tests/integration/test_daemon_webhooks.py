@@ -14,9 +14,10 @@ import pytest
 
 from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.daemon.http_api import daemon_app
+from orchestrator.testing.world import DaemonWorld
 from orchestrator.web.http import serve
 from orchestrator.web.signing import DELIVERY_HEADER, signed_headers
-from tests.daemon_world import World, make_world, running
+from tests.support.worlds import make_world, publish_day, running
 
 SECRET = "webhook-secret"
 PARTITION = {"endpoint": END_CONTENT_FACT, "partition": "2018-10-31"}
@@ -24,7 +25,7 @@ PARTITION = {"endpoint": END_CONTENT_FACT, "partition": "2018-10-31"}
 
 @dataclass
 class Client:
-    world: World
+    world: DaemonWorld
     session: aiohttp.ClientSession
     base: str
 
@@ -59,7 +60,7 @@ async def daemon_client(secret: str = SECRET, max_body_bytes: int = 1024) -> Asy
 async def test_a_signed_partition_hook_fires_the_run_at_once() -> None:
     async with daemon_client() as client:
         world = client.world
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: len(world.runner.calls) == 1)
         late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
         status, answer = await client.signed("/hooks/partitions", PARTITION)
@@ -71,7 +72,7 @@ async def test_a_signed_partition_hook_fires_the_run_at_once() -> None:
 
 async def test_a_run_hook_triggers_a_day() -> None:
     async with daemon_client() as client:
-        await client.world.publish_day("2018-03-01")
+        await publish_day(client.world, "2018-03-01")
         status, _ = await client.signed("/hooks/runs", {"workflow": "top_artists",
                                                         "date": "2018-03-01"})
         assert status == 202
@@ -100,7 +101,7 @@ async def test_unauthentic_or_oversized_requests_are_refused(
     body: bytes, headers: dict[str, str], status: int, reason: str
 ) -> None:
     async with daemon_client() as client:
-        await client.world.publish_day()
+        await publish_day(client.world)
         got, answer = await client.post("/hooks/partitions", body, headers)
         assert got == status
         assert reason in answer["error"]
@@ -128,7 +129,7 @@ async def test_malformed_or_unknown_requests_are_refused(
     path: str, payload: object, status: int, reason: str
 ) -> None:
     async with daemon_client() as client:
-        await client.world.publish_day()
+        await publish_day(client.world)
         await client.world.wait_for(lambda: len(client.world.runner.calls) == 1)
         client.world.runner.calls.clear()
         got, answer = await client.signed(path, payload)

@@ -1,6 +1,6 @@
-"""DataflowJobRunner against the fake Dataflow REST API (tests/fake_dataflow.py).
+"""DataflowJobRunner against the fake Dataflow REST API (tests/support/fake_dataflow.py).
 
-The submitter is tests/fake_dataflow_pipeline.py, run as a subprocess the way the
+The submitter is tests/support/fake_dataflow_pipeline.py, run as a subprocess the way the
 launcher runs a Beam pipeline; it creates the job on the fake server as Beam would.
 """
 
@@ -26,7 +26,8 @@ from orchestrator.config import load_settings
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
 from orchestrator.tasks.commands import job_name
-from tests.fake_dataflow import FakeDataflowServer
+from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
+from tests.support.fake_dataflow import FakeDataflowServer
 
 NAME = job_name("TopArtistsJob", "2018-10-31", "0123456789abcdef")
 
@@ -50,8 +51,21 @@ async def runner(fake: FakeDataflowServer) -> AsyncIterator[DataflowJobRunner]:
 
 
 def pipeline(tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tests.fake_dataflow_pipeline", "--runner=DataflowRunner",
+    return [sys.executable, "-m", "tests.support.fake_dataflow_pipeline", "--runner=DataflowRunner",
             "--project=p", "--region=r", f"--textOutput={tmp_path / 'out'}", *extra]
+
+
+class TestDataflowJobRunner(JobRunnerContract):
+    @pytest.fixture
+    def jobs(self, fake: FakeDataflowServer, runner: DataflowJobRunner, tmp_path: Path) -> Jobs:
+        ends = {Fate.SUCCEEDS: "JOB_STATE_DONE", Fate.FAILS: "JOB_STATE_FAILED"}
+
+        async def settle(job_id: str, fate: Fate) -> None:
+            if fate in ends:  # as the job would end in the cloud, once submitted
+                fake.set_state(JobRef.parse(job_id, project="", region="").id, ends[fate])
+
+        return Jobs(runner, lambda fate: pipeline(tmp_path), settle=settle,
+                    unknown_id="projects/p/locations/r/jobs/2018-10-31_00_00_00-999")
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10) -> None:

@@ -1,15 +1,16 @@
 """Local jobs as real processes: they die with the process that started them, stop as
 a whole group, and are stopped by a process taking their run over.
 
-The job is tests/job_child.py (a heartbeat every 50 ms, and a grandchild tied to
+The job is tests/support/job_child.py (a heartbeat every 50 ms, and a grandchild tied to
 nothing); the charon process that starts it, when it must be another process, is
-tests/job_parent.py.
+tests/support/job_parent.py.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,17 +28,34 @@ from jobs.runners.beam import SubprocessJobRunner
 from jobs.runners.die_with_parent import PARENT_GONE
 from jobs.runners.processes import LocalJob
 from orchestrator.errors import JobFailed, JobLost
+from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
 
 pytestmark = pytest.mark.timeout(30)
 
 ROOT = Path(__file__).parents[2]
-CHILD = ROOT / "tests" / "job_child.py"
+CHILD = ROOT / "tests" / "support" / "job_child.py"
 WRAPPER = ROOT / "jobs" / "runners" / "die_with_parent.py"
+
+
+SCRIPTS = {
+    Fate.SUCCEEDS: "print('done')",
+    Fate.FAILS: "raise SystemExit(3)",
+    Fate.LASTS: "import time; time.sleep(60)",
+}
+
+
+class TestSubprocessJobRunner(JobRunnerContract):
+    @pytest.fixture
+    def jobs(self) -> Jobs:
+        # A pid above Linux's largest: no process here has it.
+        unknown = LocalJob(socket.gethostname(), 2**22 + 1, 1)
+        return Jobs(SubprocessJobRunner(), lambda fate: [sys.executable, "-c", SCRIPTS[fate]],
+                    unknown_id=str(unknown))
 
 
 @dataclass(frozen=True)
 class Job:
-    """What tests/job_child.py wrote of itself."""
+    """What tests/support/job_child.py wrote of itself."""
 
     pid: int
     group: int
@@ -92,9 +110,9 @@ def directory(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 async def parent(directory: Path) -> AsyncIterator[anyio.abc.Process]:
-    """tests/job_parent.py running the job in ``directory``; killed at the end."""
+    """tests/support/job_parent.py running the job in ``directory``; killed at the end."""
     async with await anyio.open_process(
-        [sys.executable, "-m", "tests.job_parent", str(directory)], cwd=ROOT, stderr=None
+        [sys.executable, "-m", "tests.support.job_parent", str(directory)], cwd=ROOT, stderr=None
     ) as process:
         try:
             yield process

@@ -1,4 +1,5 @@
-"""The PostgreSQL database adapter and CopyToTable on the local server (tests/services.py)."""
+"""The PostgreSQL database adapter and CopyToTable on the local server
+(tests/support/services.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import DatabaseError, InvalidIdentifier
-from orchestrator.stores.database.base import PgColumn
+from orchestrator.stores.database.base import Database, PgColumn
 from orchestrator.stores.database.postgres import PostgresDatabase
 from orchestrator.testing import (
     FakeJobRunner,
@@ -24,7 +25,8 @@ from orchestrator.testing import (
     InMemoryStorage,
     InMemoryWarehouse,
 )
-from tests.reference_toplist import artist_counts, top10_rows
+from tests.contracts.database import DatabaseContract
+from tests.support.reference_toplist import artist_counts, top10_rows
 
 COLUMNS = (("date_from", "DATE"), ("date_to", "DATE"), ("artist", "TEXT"), ("streams", "INT"))
 ROWS = [(date(2012, 7, 1), date(2012, 8, 1), "artist1", 12),
@@ -46,6 +48,22 @@ async def database(postgres_dsn: str) -> AsyncIterator[PostgresDatabase]:
     try:
         yield opened
     finally:
+        await opened.aclose()
+
+
+class TestPostgresDatabase(DatabaseContract):
+    crash = RuntimeError
+
+    @pytest.fixture
+    async def database(self, postgres_dsn: str) -> AsyncIterator[Database]:
+        opened = await PostgresDatabase.open(postgres_dsn)
+        yield opened
+        await opened.aclose()
+
+    @pytest.fixture
+    async def crashing(self, postgres_dsn: str) -> AsyncIterator[Database]:
+        opened = await CrashAfterCopy.open(postgres_dsn)
+        yield opened
         await opened.aclose()
 
 

@@ -36,7 +36,7 @@ from orchestrator.stores.registry.postgres import (
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.web import http
 from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
-from tests.services import registry_service
+from tests.support.services import registry_service
 
 TOKEN = "test-token"
 

@@ -26,7 +26,7 @@ from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.stores.registry.wire import revision_to_json
 from orchestrator.web.signing import DELIVERY_HEADER, verify
 from tests.contracts.registry import DAY, KEY
-from tests.services import registry_service
+from tests.support.services import registry_service
 
 TOKEN = "service-token"
 SECRET = "webhook-secret"

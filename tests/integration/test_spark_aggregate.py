@@ -25,7 +25,7 @@ from orchestrator.intervals import parse_interval
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.stores.storage.local import LocalStorage
 from orchestrator.testing import InMemoryStateStore, InMemoryWarehouse
-from tests.reference_toplist import artist_counts_in, top10_rows
+from tests.support.reference_toplist import artist_counts_in, top10_rows
 
 pytestmark = pytest.mark.slow
 

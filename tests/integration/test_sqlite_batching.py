@@ -20,7 +20,7 @@ class Boom(Exception):
 
 
 async def test_a_failing_call_in_a_batch_rolls_back_alone(tmp_path: Path) -> None:
-    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry",
+    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry/sqlite",
                                          error=RegistryError)
     await database.run(lambda c: c.execute("CREATE TABLE items (n INTEGER PRIMARY KEY)"))
     outcomes: dict[int, str] = {}
@@ -54,7 +54,7 @@ async def test_a_failing_call_in_a_batch_rolls_back_alone(tmp_path: Path) -> Non
 
 
 async def test_vendor_errors_in_a_batch_become_ours(tmp_path: Path) -> None:
-    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry",
+    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry/sqlite",
                                          error=RegistryError)
 
     errors: list[RegistryError] = []
@@ -81,7 +81,7 @@ async def test_a_caller_cancelled_while_queued_gets_its_result_then_the_cancella
 ) -> None:
     """Like anyio.to_thread.run_sync: a queued call runs and its caller gets the result;
     the cancellation lands at the caller's next checkpoint."""
-    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry",
+    database = await SqliteDatabase.open(tmp_path / "db.sqlite", migrations="registry/sqlite",
                                          error=RegistryError)
     started, release = threading.Event(), threading.Event()
     results: list[str] = []

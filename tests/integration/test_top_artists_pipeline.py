@@ -19,7 +19,7 @@ from jobs.top_artists.sample_data import (
 )
 from orchestrator.stores.warehouse import duckdb_files
 from orchestrator.tablespec import TableSpec
-from tests.reference import top_artists
+from tests.support.reference import top_artists
 
 pytestmark = pytest.mark.slow
 

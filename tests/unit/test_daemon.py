@@ -17,8 +17,9 @@ from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ProcessCrashed
+from orchestrator.testing.world import DaemonWorld
 from sensors.facts import Root, Trigger, registry_key
-from tests.daemon_world import TODAY, World, make_world, running
+from tests.support.worlds import TODAY, make_world, output_revisions, publish_day, running
 
 
 async def test_the_last_input_arriving_fires_the_run() -> None:
@@ -33,23 +34,23 @@ async def test_the_last_input_arriving_fires_the_run() -> None:
         await world.wait_for(lambda: len(world.runner.calls) == 1)
         await world.wait_for(lambda: world.runner.running == 0)
         await anyio.sleep(0.05)
-        [published] = await world.output_revisions()
+        [published] = await output_revisions(world)
         assert revision.id in published.lineage
         assert world.daemon.metrics.launches.value(workflow="top_artists") == 1
         [latency] = world.daemon.metrics.trigger_latency.observations
         assert 0 < latency < 5  # timed from the publish's trigger to the launch
 
 
-async def revisions(world: World, count: int) -> list[Revision]:
+async def revisions(world: DaemonWorld, count: int) -> list[Revision]:
     with anyio.fail_after(5):
-        while len(found := await world.output_revisions()) != count:
+        while len(found := await output_revisions(world)) != count:
             await anyio.sleep(0.01)
     return found
 
 
 async def test_a_late_revision_reruns_with_new_lineage() -> None:
     async with running(make_world()) as world:
-        await world.publish_day()
+        await publish_day(world)
         await revisions(world, 1)
         late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
         await world.wait_for(lambda: len(world.runner.calls) == 2)
@@ -60,7 +61,7 @@ async def test_a_late_revision_reruns_with_new_lineage() -> None:
 async def test_a_late_revision_during_the_run_replaces_it_before_it_publishes() -> None:
     async with running(make_world()) as world:
         world.runner.gate = anyio.Event()
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: world.runner.running == 1)
         late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
         world.runner.gate.set()
@@ -73,7 +74,7 @@ async def test_policy_ignore_keeps_the_first_result() -> None:
     world = make_world(policy="ignore")
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: len(world.runner.calls) == 1)
         await world.wait_for(lambda: world.runner.running == 0)
         await anyio.sleep(0.05)
@@ -81,7 +82,7 @@ async def test_policy_ignore_keeps_the_first_result() -> None:
         await anyio.sleep(0.2)
         await world.daemon.stop()
     assert len(world.runner.calls) == 1
-    assert len(await world.output_revisions()) == 1
+    assert len(await output_revisions(world)) == 1
 
 
 async def test_the_workflow_limit_holds_runs_back() -> None:
@@ -89,8 +90,8 @@ async def test_the_workflow_limit_holds_runs_back() -> None:
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day("2018-10-30")
-        await world.publish_day("2018-10-31")
+        await publish_day(world, "2018-10-30")
+        await publish_day(world, "2018-10-31")
         await world.wait_for(lambda: len(world.runner.calls) == 1)
         await anyio.sleep(0.1)
         assert len(world.runner.calls) == 1
@@ -116,7 +117,7 @@ async def test_a_run_requested_for_a_day_outside_the_window_fires() -> None:
     world = make_world()
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day("2018-01-15")
+        await publish_day(world, "2018-01-15")
         await anyio.sleep(0.1)
         assert world.runner.calls == []
         assert world.daemon.accept(
@@ -158,7 +159,7 @@ async def test_shutdown_lets_a_running_job_finish_within_the_grace_period() -> N
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: world.runner.running == 1)
         group.start_soon(world.daemon.stop)
         await anyio.sleep(0.1)
@@ -172,19 +173,19 @@ async def test_shutdown_stops_a_job_past_the_grace_period_and_hands_its_run_over
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: world.runner.running == 1)
         await world.daemon.stop()
     [run] = await world.state.list_runs()
     assert (run.state, run.lease_owner, run.failures) == (RunState.RUNNING, None, 0)
-    assert await world.output_revisions() == []
+    assert await output_revisions(world) == []
     world.runner.gate.set()
     engine = Engine(world.daemon.adapters, runner=world.runner, beam=load_settings({}).beam,
                     max_concurrent_runs=1, lease=timedelta(minutes=1))
     await engine.run(TopArtistsJob(date="2018-10-31", top_n=10))  # at once, no lease to wait
     [run] = await world.state.list_runs()
     assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
-    assert len(await world.output_revisions()) == 1
+    assert len(await output_revisions(world)) == 1
 
 
 def test_target_keys_index_the_roots_they_affect() -> None:
@@ -197,7 +198,7 @@ def test_target_keys_index_the_roots_they_affect() -> None:
 async def test_a_run_held_by_a_dead_replica_is_taken_over_when_its_lease_runs_out() -> None:
     """Another daemon claimed the day with a short lease and died mid-job."""
     world = make_world()
-    await world.publish_day()
+    await publish_day(world)
     dead_replica = Engine(world.daemon.adapters, runner=world.runner,
                           beam=load_settings({}).beam, max_concurrent_runs=1,
                           lease=timedelta(seconds=0.5))
@@ -210,7 +211,7 @@ async def test_a_run_held_by_a_dead_replica_is_taken_over_when_its_lease_runs_ou
     async with running(world):
         await world.wait_for(lambda: world.runner.reattached == ["fake-1"])
         with anyio.fail_after(5):
-            while not await world.output_revisions():
+            while not await output_revisions(world):
                 await anyio.sleep(0.01)
     [run] = await world.state.list_runs()
     assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
@@ -223,7 +224,7 @@ async def test_a_second_signal_ends_the_grace_period_at_once() -> None:
     with anyio.fail_after(10):  # far less than the 30 s grace
         async with anyio.create_task_group() as group:
             await group.start(world.daemon.run)
-            await world.publish_day()
+            await publish_day(world)
             await world.wait_for(lambda: world.runner.running == 1)
             os.kill(os.getpid(), signal.SIGTERM)
             await world.wait_for(lambda: world.daemon.stopping)

@@ -13,58 +13,26 @@ import structlog
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import EVALUATORS, Engine
-from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.model import Revision, RunState
-from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import DateParameter, IntParameter, Parameter
 from orchestrator.tasks.runcontext import RunContext
 from orchestrator.tasks.targets import RegistryTarget
 from orchestrator.tasks.task import LookupDaily, SparkSubmitTask, Task, WrapperTask
-from orchestrator.testing import (
-    FakeJobRunner,
-    InMemoryRegistry,
-    InMemoryStateStore,
-    InMemoryStorage,
-    InMemoryWarehouse,
-)
+from orchestrator.testing import FakeJobRunner, InMemoryRegistry
 from orchestrator.testing import job_options as options
+from orchestrator.testing.world import World, build_world
+from tests.support.worlds import publish_day
 
 TRACK_ENTITY = TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031")
 FINAL = TableSpec.parse("scio-playground:charon.top_artists_daily20181031")
 ENDPOINT = "di.golden.path.charon.top_artists"
 
 
-@dataclass
-class World:
-    adapters: Adapters
-    runner: FakeJobRunner
-    registry: InMemoryRegistry
-    warehouse: InMemoryWarehouse
-    storage: InMemoryStorage
-    state: InMemoryStateStore
-
-    def engine(self, max_concurrent_runs: int = 4) -> Engine:
-        return Engine(
-            self.adapters, runner=self.runner, beam=load_settings({}).beam,
-            max_concurrent_runs=max_concurrent_runs, lease=timedelta(hours=1),
-        )
-
-    async def publish_inputs(self) -> str:
-        revision = await self.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
-        await self.warehouse.create_table(
-            TRACK_ENTITY, [Column("track_gid", "STRING")], [("t1",)]
-        )
-        return revision.id
-
-
 @pytest.fixture
 def world() -> World:
-    registry, warehouse = InMemoryRegistry(), InMemoryWarehouse()
-    storage, state = InMemoryStorage(), InMemoryStateStore()
-    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
-    return World(adapters, FakeJobRunner(warehouse, storage), registry, warehouse, storage, state)
+    return build_world(real_time=True)
 
 
 JOB = TopArtistsJob(date="2018-10-31", top_n=10)
@@ -90,7 +58,7 @@ async def test_one_missing_input_is_the_only_one_listed(world: World) -> None:
 async def test_a_run_publishes_with_lineage_moves_the_table_and_drops_staging(
     world: World,
 ) -> None:
-    input_revision = await world.publish_inputs()
+    input_revision = (await publish_day(world)).id
     report = await world.engine().run(JOB)
     assert report.exit_code == 0
     outcome = report.outcomes[JOB.task_id]
@@ -115,7 +83,7 @@ async def test_a_run_publishes_with_lineage_moves_the_table_and_drops_staging(
 
 
 async def test_a_second_run_does_nothing(world: World) -> None:
-    await world.publish_inputs()
+    await publish_day(world)
     await world.engine().run(JOB)
     report = await world.engine().run(JOB)
     assert report.exit_code == 0
@@ -125,7 +93,7 @@ async def test_a_second_run_does_nothing(world: World) -> None:
 
 
 async def test_a_new_input_revision_reruns_with_new_lineage(world: World) -> None:
-    await world.publish_inputs()
+    await publish_day(world)
     await world.engine().run(JOB)
     late = await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r2")
     report = await world.engine().run(JOB)
@@ -137,7 +105,7 @@ async def test_a_new_input_revision_reruns_with_new_lineage(world: World) -> Non
 
 
 async def test_a_failing_job_leaves_nothing_visible(world: World) -> None:
-    await world.publish_inputs()
+    await publish_day(world)
     world.runner.fail_with = "pipeline crashed"
     report = await world.engine().run(JOB)
     assert report.exit_code == 1
@@ -158,7 +126,7 @@ async def test_a_failing_job_leaves_nothing_visible(world: World) -> None:
 
 
 async def test_a_job_that_writes_nothing_fails_validation(world: World) -> None:
-    await world.publish_inputs()
+    await publish_day(world)
     world.runner.write_outputs = False
     report = await world.engine().run(JOB)
     assert report.exit_code == 1
@@ -184,7 +152,7 @@ class Ranked(Task):
 
 
 async def test_downstream_tasks_fire_after_their_upstream_publishes(world: World) -> None:
-    await world.publish_inputs()
+    await publish_day(world)
     report = await world.engine().run(Ranked(n=10))
     assert report.exit_code == 0
     [upstream] = await world.registry.list(ENDPOINT, "2018-10-31")
@@ -200,7 +168,7 @@ class Fanout(WrapperTask):
 
 
 async def test_runs_respect_the_concurrency_limit(world: World) -> None:
-    await world.publish_inputs()
+    await publish_day(world)
     report = await world.engine(max_concurrent_runs=2).run(Fanout())
     assert all(
         report.outcomes[TopArtistsJob(date="2018-10-31", top_n=n).task_id].status is Status.DONE

@@ -4,10 +4,8 @@ against in-memory stores, with two engines standing for two replicas."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +13,7 @@ import anyio
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
-from orchestrator.config import load_settings
-from orchestrator.core.engine import Engine
-from orchestrator.core.ports import Adapters
-from orchestrator.core.report import Report, Status
+from orchestrator.core.report import Status
 from orchestrator.errors import RegistryError, StateStoreError
 from orchestrator.model import Revision, Run, RunState
 from orchestrator.stores.warehouse.base import Column
@@ -27,15 +22,14 @@ from orchestrator.tasks.runcontext import RunContext
 from orchestrator.tasks.targets import RegistryTarget
 from orchestrator.tasks.task import Task, WrapperTask
 from orchestrator.testing import (
+    Clock,
     FakeJobRunner,
     InMemoryRegistry,
     InMemoryStateStore,
-    InMemoryStorage,
-    InMemoryWarehouse,
-    ManualClock,
     ProcessCrashed,
 )
-from tests.daemon_world import make_world
+from orchestrator.testing.world import World, build_world
+from tests.support.worlds import make_world, output_revisions, publish_day
 
 LEASE = timedelta(minutes=10)
 DAY = "2018-10-31"
@@ -48,7 +42,7 @@ class HoldingRegistry(InMemoryRegistry):
     """Holds the next publish of the job's output, as a worker paused at that moment
     (SIGSTOP) or a slow registry would; or fails it, as a registry outage would."""
 
-    def __init__(self, clock: ManualClock) -> None:
+    def __init__(self, clock: Clock) -> None:
         super().__init__(now=clock)
         self._release: anyio.Event | None = None
         self._after_insert = False
@@ -81,51 +75,19 @@ class HoldingRegistry(InMemoryRegistry):
         return revision
 
 
-@dataclass
-class World:
-    clock: ManualClock
-    registry: HoldingRegistry
-    warehouse: InMemoryWarehouse
-    storage: InMemoryStorage
-    state: InMemoryStateStore
-    runner: FakeJobRunner
-    adapters: Adapters
-    reports: dict[str, Report] = field(default_factory=dict)
-    """The last report of each worker."""
-
-    def engine(self, owner: str, *, runner: FakeJobRunner | None = None,
-               max_concurrent_runs: int = 2, lease: timedelta = LEASE) -> Engine:
-        return Engine(self.adapters, runner=runner or self.runner,
-                      beam=load_settings({}).beam, max_concurrent_runs=max_concurrent_runs,
-                      lease=lease, owner=owner)
-
-    async def run(self, owner: str, task: Task = JOB, *, runner: FakeJobRunner | None = None,
-                  max_concurrent_runs: int = 2, lease: timedelta = LEASE) -> Report:
-        engine = self.engine(owner, runner=runner, max_concurrent_runs=max_concurrent_runs,
-                             lease=lease)
-        report = self.reports[owner] = await engine.run(task)
-        return report
-
-    def outcome(self, owner: str, task: Task = JOB) -> Status:
-        return self.reports[owner].outcomes[task.task_id].status
-
-    async def output_revisions(self) -> list[Revision]:
-        return await self.registry.list(OUTPUT, DAY)
-
-    async def late_revision(self) -> Revision:
-        return await self.registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r2")
+Replicas = World[HoldingRegistry, InMemoryStateStore]
+"""Workers whose engines share the stores, on a clock the tests move."""
 
 
 @pytest.fixture
-async def world() -> World:
-    clock = ManualClock()
-    registry, warehouse = HoldingRegistry(clock), InMemoryWarehouse(now=clock)
-    storage, state = InMemoryStorage(), InMemoryStateStore(now=clock)
-    await warehouse.create_table(TRACK_ENTITY, [Column("track_gid", "STRING")], [("t1",)])
-    await registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r1")
-    runner = FakeJobRunner(warehouse, storage)
-    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
-    return World(clock, registry, warehouse, storage, state, runner, adapters)
+async def world() -> Replicas:
+    world = build_world(registry=HoldingRegistry, lease=LEASE, max_concurrent_runs=2)
+    await publish_day(world)
+    return world
+
+
+async def late_revision(world: Replicas) -> Revision:
+    return await world.registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r2")
 
 
 async def wait_until(condition: object, timeout: float = 5) -> None:
@@ -135,12 +97,12 @@ async def wait_until(condition: object, timeout: float = 5) -> None:
             await anyio.sleep(0.005)
 
 
-async def staged_folders(world: World) -> set[str]:
+async def staged_folders(world: Replicas) -> set[str]:
     """Every output folder in storage (a revision's folder or a run's staging)."""
     return {info.uri.rsplit("/", 1)[0] for info in await world.storage.list("/data/outputs/")}
 
 
-async def incoming_tables(world: World) -> list[str]:
+async def incoming_tables(world: Replicas) -> list[str]:
     found = await world.warehouse.list_tables("scio-playground", "_incoming_EU")
     return [info.spec for info in found]
 
@@ -159,12 +121,12 @@ class FlakyStateStore(InMemoryStateStore):
 
 
 async def test_a_store_error_in_an_evaluation_does_not_stop_the_daemon() -> None:
-    state = FlakyStateStore()
-    world = make_world(state=state)
+    world = make_world(state=FlakyStateStore)
+    state = world.state
     state.broken = True
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: any(s.error for s in world.daemon.roots.values()))
         status = await world.daemon.status()
         assert status["sources"]["evaluations"]["up"] is False
@@ -176,7 +138,7 @@ async def test_a_store_error_in_an_evaluation_does_not_stop_the_daemon() -> None
         await world.wait_for(lambda: world.runner.running == 0)
 
         async def published() -> bool:
-            return len(await world.output_revisions()) == 1
+            return len(await output_revisions(world)) == 1
 
         with anyio.fail_after(5):
             while not await published():
@@ -189,18 +151,18 @@ async def test_a_store_error_in_an_evaluation_does_not_stop_the_daemon() -> None
 #     started it from scratch: one input set, two output revisions.
 
 
-async def test_a_run_stopped_while_publishing_is_resumed_not_redone(world: World) -> None:
+async def test_a_run_stopped_while_publishing_is_resumed_not_redone(world: Replicas) -> None:
     world.registry.hold_next_output(after_insert=True)
     async with anyio.create_task_group() as group:
-        group.start_soon(world.run, "worker-a")
+        group.start_soon(world.run, "worker-a", JOB)
         await world.registry.held.wait()  # its revision is in, its answer not back yet
         group.cancel_scope.cancel()  # SIGTERM, or an evaluation cut short
     [run] = await world.state.list_runs()
     assert (run.state, run.lease_owner) == (RunState.PUBLISHING, None)  # released
 
-    report = await world.run("worker-b")
+    report = await world.run("worker-b", JOB)
     assert report.outcomes[JOB.task_id].status is Status.DONE
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     [run] = await world.state.list_runs()
     assert (run.state, run.attempt, run.outputs["textOutput"]) == (
         RunState.SUCCEEDED, 2, revision.id,
@@ -213,18 +175,18 @@ async def test_a_run_stopped_while_publishing_is_resumed_not_redone(world: World
 #     taken the run over: two revisions of one input set.
 
 
-async def test_a_worker_paused_past_its_lease_does_not_publish_twice(world: World) -> None:
+async def test_a_worker_paused_past_its_lease_does_not_publish_twice(world: Replicas) -> None:
     release = world.registry.hold_next_output()  # A stops right before its registry write
     async with anyio.create_task_group() as group:
-        group.start_soon(world.run, "worker-a")
+        group.start_soon(world.run, "worker-a", JOB)
         await world.registry.held.wait()
-        world.clock.advance(LEASE + timedelta(seconds=1))
-        await world.run("worker-b")  # takes the publishing run over and finishes it
-        assert world.outcome("worker-b") is Status.DONE
+        world.advance(LEASE + timedelta(seconds=1))
+        await world.run("worker-b", JOB)  # takes the publishing run over and finishes it
+        assert world.outcome("worker-b", JOB) is Status.DONE
         release.set()  # A wakes up and carries on from where it stopped
-    assert world.outcome("worker-a") is Status.WAITING
+    assert world.outcome("worker-a", JOB) is Status.WAITING
     assert len(world.runner.calls) == 1
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     [run] = await world.state.list_runs()
     assert (run.state, run.attempt, run.outputs["textOutput"]) == (
         RunState.SUCCEEDED, 2, revision.id,
@@ -235,16 +197,16 @@ async def test_a_worker_paused_past_its_lease_does_not_publish_twice(world: Worl
 #    last; nothing checked before publishing that the inputs were still the latest.
 
 
-async def test_a_run_whose_inputs_changed_while_it_ran_is_not_published(world: World) -> None:
+async def test_a_run_whose_inputs_changed_while_it_ran_is_not_published(world: Replicas) -> None:
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(world.run, "worker-a")
+        group.start_soon(world.run, "worker-a", JOB)
         await wait_until(lambda: world.runner.running == 1)
-        late = await world.late_revision()
+        late = await late_revision(world)
         world.runner.gate.set()
-    assert world.outcome("worker-a") is Status.DONE
+    assert world.outcome("worker-a", JOB) is Status.DONE
     assert len(world.runner.calls) == 2  # the stale job's output was dropped, not published
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     assert late.id in revision.lineage
     states = sorted(run.state for run in await world.state.list_runs())
     assert states == [RunState.SUCCEEDED, RunState.SUPERSEDED]
@@ -252,17 +214,17 @@ async def test_a_run_whose_inputs_changed_while_it_ran_is_not_published(world: W
     assert await incoming_tables(world) == []
 
 
-async def test_replicas_never_publish_an_older_input_state_last(world: World) -> None:
+async def test_replicas_never_publish_an_older_input_state_last(world: Replicas) -> None:
     slow = FakeJobRunner(world.warehouse, world.storage, gate=anyio.Event())
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: world.run("worker-a", runner=slow))
+        group.start_soon(lambda: world.run("worker-a", JOB, runner=slow))
         await wait_until(lambda: slow.running == 1)
-        late = await world.late_revision()
-        await world.run("worker-b")  # newer inputs: supersedes A's run and publishes
-        assert world.outcome("worker-b") is Status.DONE
+        late = await late_revision(world)
+        await world.run("worker-b", JOB)  # newer inputs: supersedes A's run and publishes
+        assert world.outcome("worker-b", JOB) is Status.DONE
         assert slow.gate is not None
         slow.gate.set()  # A's job finishes after B published
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     assert late.id in revision.lineage
     assert await world.registry.latest(OUTPUT, DAY) == revision
     assert await staged_folders(world) == {revision.uri}
@@ -274,54 +236,54 @@ async def test_replicas_never_publish_an_older_input_state_last(world: World) ->
 
 
 async def test_a_job_left_running_by_a_lost_owner_is_stopped_before_it_runs_again(
-    world: World,
+    world: Replicas,
 ) -> None:
     world.runner.finds_jobs_by_name = False  # a local job: it cannot be followed
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(world.run, "worker-a")
+        group.start_soon(world.run, "worker-a", JOB)
         await wait_until(lambda: world.runner.running == 1)
-        world.clock.advance(LEASE + timedelta(seconds=1))  # A is paused past its lease
-        group.start_soon(world.run, "worker-b")
+        world.advance(LEASE + timedelta(seconds=1))  # A is paused past its lease
+        group.start_soon(world.run, "worker-b", JOB)
         await wait_until(lambda: len(world.runner.calls) == 2)
         world.runner.gate.set()
     assert world.runner.reaped == ["fake-1"]
     assert world.runner.most_running == 1
-    assert world.outcome("worker-b") is Status.DONE
-    assert world.outcome("worker-a") is not Status.DONE
-    [revision] = await world.output_revisions()
+    assert world.outcome("worker-b", JOB) is Status.DONE
+    assert world.outcome("worker-a", JOB) is not Status.DONE
+    [revision] = await output_revisions(world)
     assert await staged_folders(world) == {revision.uri}
 
 
-async def test_a_worker_stops_its_job_when_its_lease_cannot_be_renewed(world: World) -> None:
+async def test_a_worker_stops_its_job_when_its_lease_cannot_be_renewed(world: Replicas) -> None:
     world.runner.gate = anyio.Event()
     short = timedelta(seconds=0.3)
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: world.run("worker-a", lease=short))
+        group.start_soon(lambda: world.run("worker-a", JOB, lease=short))
         await wait_until(lambda: world.runner.running == 1)
-        world.clock.advance(short)  # the lease runs out on the store's clock
+        world.advance(short)  # the lease runs out on the store's clock
         await wait_until(lambda: world.runner.running == 0)  # stopped, without a rival
-    assert world.outcome("worker-a") is Status.WAITING
-    assert await world.output_revisions() == []
+    assert world.outcome("worker-a", JOB) is Status.WAITING
+    assert await output_revisions(world) == []
 
 
 # 5. Leftovers: output folders of runs that failed after publishing began, runs left
 #    publishing forever.
 
 
-async def test_a_failed_publication_is_resumed_and_leaves_nothing_behind(world: World) -> None:
+async def test_a_failed_publication_is_resumed_and_leaves_nothing_behind(world: Replicas) -> None:
     world.registry.fail_next_output = "the registry service is down"
-    first = await world.run("worker-a")
+    first = await world.run("worker-a", JOB)
     outcome = first.outcomes[JOB.task_id]
     assert outcome.status is Status.ERROR
     assert "to be resumed" in outcome.detail
     [run] = await world.state.list_runs()
     assert (run.state, run.lease_owner) == (RunState.PUBLISHING, None)
 
-    await world.run("worker-b")
-    assert world.outcome("worker-b") is Status.DONE
+    await world.run("worker-b", JOB)
+    assert world.outcome("worker-b", JOB) is Status.DONE
     assert len(world.runner.calls) == 1
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     [run] = await world.state.list_runs()
     assert (run.state, run.outputs["textOutput"]) == (RunState.SUCCEEDED, revision.id)
     assert await staged_folders(world) == {revision.uri}
@@ -332,19 +294,19 @@ async def test_a_failed_publication_is_resumed_and_leaves_nothing_behind(world: 
 #    arrived, since runs were claimed per input state.
 
 
-async def test_newer_inputs_end_the_run_of_a_dead_owner(world: World) -> None:
+async def test_newer_inputs_end_the_run_of_a_dead_owner(world: Replicas) -> None:
     world.runner.crash_after_start = True
     with pytest.raises(BaseExceptionGroup) as crashed:
-        await world.run("worker-a")
+        await world.run("worker-a", JOB)
     assert crashed.group_contains(ProcessCrashed)
     world.runner.crash_after_start = False
-    late = await world.late_revision()
-    await world.run("worker-b")  # its lease is still live: it does not wait for it
-    assert world.outcome("worker-b") is Status.DONE
+    late = await late_revision(world)
+    await world.run("worker-b", JOB)  # its lease is still live: it does not wait for it
+    assert world.outcome("worker-b", JOB) is Status.DONE
     runs = await world.state.list_runs()
     assert sorted(run.state for run in runs) == [RunState.SUCCEEDED, RunState.SUPERSEDED]
     assert not [run for run in runs if run.state.active]
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     assert late.id in revision.lineage
 
 
@@ -357,7 +319,7 @@ class Days(WrapperTask):
         return [TopArtistsJob(date="2018-10-30", top_n=10), JOB]
 
 
-async def test_a_run_is_claimed_only_with_a_place_free_to_run_it(world: World) -> None:
+async def test_a_run_is_claimed_only_with_a_place_free_to_run_it(world: Replicas) -> None:
     await world.warehouse.create_table(
         TableSpec.parse("scio-playground:di_golden_path.track_entity_20181030"),
         [Column("track_gid", "STRING")], [("t1",)],
@@ -383,8 +345,8 @@ async def test_shutdown_claims_nothing_more_and_releases_what_is_running() -> No
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day("2018-10-30")
-        await world.publish_day("2018-10-31")
+        await publish_day(world, "2018-10-30")
+        await publish_day(world, "2018-10-31")
         await world.wait_for(lambda: world.runner.running == 1)
         await world.daemon.stop()  # the job outlives the grace period
     [run] = await world.state.list_runs()  # the other day was never claimed
@@ -401,7 +363,7 @@ async def test_the_daemon_retries_a_failed_run_with_backoff_up_to_its_limit() ->
     world.runner.fail_with = "out of memory"
     async with anyio.create_task_group() as group:
         await group.start(world.daemon.run)
-        await world.publish_day()
+        await publish_day(world)
         await world.wait_for(lambda: len(world.runner.calls) == 1)
         await world.wait_for(lambda: len(world.runner.calls) == 2, timeout=5)
         await anyio.sleep(1.5)  # past where a third try would be: the limit holds
@@ -426,13 +388,9 @@ class Crunch(Task):
 
 
 async def test_cpu_bound_task_code_stalls_neither_the_loop_nor_the_lease() -> None:
-    state = InMemoryStateStore()  # the real clock: leases run out in real time here
-    storage = InMemoryStorage()
-    adapters = Adapters(InMemoryRegistry(), InMemoryWarehouse(), storage, state,
-                        "/data/outputs")
-    engine = Engine(adapters, runner=FakeJobRunner(InMemoryWarehouse(), storage),
-                    beam=load_settings({}).beam, max_concurrent_runs=1,
-                    lease=timedelta(seconds=0.3))
+    world = build_world(real_time=True)  # leases run out in real time here
+    state = world.state
+    engine = world.engine(max_concurrent_runs=1, lease=timedelta(seconds=0.3))
     gaps: list[float] = []
 
     async def tick() -> None:
@@ -461,7 +419,7 @@ async def test_cpu_bound_task_code_stalls_neither_the_loop_nor_the_lease() -> No
 class PausingStateStore(InMemoryStateStore):
     """Holds the next claim of one worker, as a process paused right before it would be."""
 
-    def __init__(self, now: ManualClock) -> None:
+    def __init__(self, now: Clock) -> None:
         super().__init__(now=now)
         self.pause_owner: str | None = None
         self.paused = anyio.Event()
@@ -475,29 +433,29 @@ class PausingStateStore(InMemoryStateStore):
         return await super().claim(**request)
 
 
-async def test_a_claim_with_inputs_older_than_a_run_of_the_task_looks_them_up_again(
-    world: World,
-) -> None:
-    state = PausingStateStore(world.clock)
-    world.adapters = dataclasses.replace(world.adapters, state=state)
+async def test_a_claim_with_inputs_older_than_a_run_of_the_task_looks_them_up_again() -> None:
+    world = build_world(registry=HoldingRegistry, state=PausingStateStore, lease=LEASE,
+                        max_concurrent_runs=2)
+    await publish_day(world)
+    state = world.state
     state.pause_owner = "worker-a"
     slow = FakeJobRunner(world.warehouse, world.storage, gate=anyio.Event())
     async with anyio.create_task_group() as group:
-        group.start_soon(world.run, "worker-a")
+        group.start_soon(world.run, "worker-a", JOB)
         await state.paused.wait()  # A looked the first revision up, then stopped
-        late = await world.late_revision()
-        group.start_soon(lambda: world.run("worker-b", runner=slow))
+        late = await late_revision(world)
+        group.start_soon(lambda: world.run("worker-b", JOB, runner=slow))
         await wait_until(lambda: slow.running == 1)  # B runs the newer inputs
         state.resume.set()  # A wakes and claims with what it looked up before
         await anyio.sleep(0.05)
         assert slow.gate is not None
         slow.gate.set()
     assert world.runner.calls == []  # A never ran the older inputs
-    assert world.outcome("worker-b") is Status.DONE
-    assert world.outcome("worker-a") in (Status.COMPLETE, Status.WAITING)
+    assert world.outcome("worker-b", JOB) is Status.DONE
+    assert world.outcome("worker-a", JOB) in (Status.COMPLETE, Status.WAITING)
     runs = await state.list_runs()
     assert [run.state for run in runs] == [RunState.SUCCEEDED]
-    [revision] = await world.output_revisions()
+    [revision] = await output_revisions(world)
     assert late.id in revision.lineage
 
 
@@ -515,13 +473,10 @@ class FlakyLookups(HoldingRegistry):
         return await super().latest(endpoint, partition)
 
 
-async def test_an_outage_around_the_job_releases_the_run_and_uses_no_retry(
-    world: World,
-) -> None:
-    registry = FlakyLookups(world.clock)
-    world.registry = registry
-    world.adapters = dataclasses.replace(world.adapters, registry=registry)
-    first = await registry.publish(END_CONTENT_FACT, DAY, "/data/ecf/r1")
+async def test_an_outage_around_the_job_releases_the_run_and_uses_no_retry() -> None:
+    world = build_world(registry=FlakyLookups, lease=LEASE, max_concurrent_runs=2)
+    first = await publish_day(world)
+    registry = world.registry
 
     async def fail_the_check_after_the_job() -> None:
         await wait_until(lambda: len(world.runner.calls) == 1)
@@ -529,16 +484,16 @@ async def test_an_outage_around_the_job_releases_the_run_and_uses_no_retry(
 
     world.runner.gate = anyio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(world.run, "worker-a")
+        group.start_soon(world.run, "worker-a", JOB)
         await fail_the_check_after_the_job()
         world.runner.gate.set()
-    assert world.outcome("worker-a") is Status.ERROR
+    assert world.outcome("worker-a", JOB) is Status.ERROR
     [run] = await world.state.list_runs()
     assert (run.state, run.failures, run.lease_owner) == (RunState.RUNNING, 0, None)
 
-    await world.run("worker-b")
-    assert world.outcome("worker-b") is Status.DONE
-    [revision] = await world.output_revisions()
+    await world.run("worker-b", JOB)
+    assert world.outcome("worker-b", JOB) is Status.DONE
+    [revision] = await output_revisions(world)
     assert first.id in revision.lineage
     [run] = await world.state.list_runs()
     assert (run.state, run.failures) == (RunState.SUCCEEDED, 0)

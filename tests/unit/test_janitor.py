@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from orchestrator.tablespec import TableSpec
 from orchestrator.testing import (
     InMemoryRegistry,
     InMemoryStateStore,
-    InMemoryStorage,
     InMemoryWarehouse,
     ManualClock,
 )
+from orchestrator.testing.world import World, build_world
 
 PREFIX = "/data/outputs"
 LEASE = timedelta(minutes=10)
@@ -32,71 +31,62 @@ def staging(stamp: str, partition: str = "2018-10-31") -> str:
     return f"{PREFIX}/{ENDPOINT}/{partition}/20181031T{stamp}.000000-0123456789ab"
 
 
-@dataclass
-class World:
-    clock: ManualClock
-    storage: InMemoryStorage
-    warehouse: InMemoryWarehouse
-    registry: InMemoryRegistry
-    state: InMemoryStateStore
-    janitor: Janitor
+async def write(world: World, folder: str) -> None:
+    await world.storage.write(f"{folder}/part", b"a1\tArtist\t3\n")
 
-    async def write(self, folder: str) -> None:
-        await self.storage.write(f"{folder}/part", b"a1\tArtist\t3\n")
 
-    async def table(self, name: str) -> TableSpec:
-        spec = TableSpec.parse(f"scio-playground:_incoming_EU.{name}")
-        await self.warehouse.create_table(spec, [Column("a", "STRING")], [("x",)])
-        return spec
+async def staging_table(world: World, name: str) -> TableSpec:
+    spec = TableSpec.parse(f"scio-playground:_incoming_EU.{name}")
+    await world.warehouse.create_table(spec, [Column("a", "STRING")], [("x",)])
+    return spec
 
-    async def stage_for_a_live_run(self, refs: dict[str, str]) -> None:
-        run = await self.state.claim(
-            task_id="T()", family="T", partition="2018-10-31", fingerprint="fp",
-            inputs=[InputRevision("in", "/data/in", "rev-1")], owner="worker", lease=LEASE,
-        )
-        await self.state.set_staged(run.id, run.attempt, refs)
 
-    async def folders(self) -> set[str]:
-        return {info.uri.rsplit("/", 1)[0] for info in await self.storage.list("/data/")}
+async def stage_for_a_live_run(world: World, refs: dict[str, str]) -> None:
+    run = await world.state.claim(
+        task_id="T()", family="T", partition="2018-10-31", fingerprint="fp",
+        inputs=[InputRevision("in", "/data/in", "rev-1")], owner="worker", lease=LEASE,
+    )
+    await world.state.set_staged(run.id, run.attempt, refs)
+
+
+async def folders(world: World) -> set[str]:
+    return {info.uri.rsplit("/", 1)[0] for info in await world.storage.list("/data/")}
 
 
 @pytest.fixture
 def world() -> World:
-    clock = ManualClock()
-    storage, warehouse = InMemoryStorage(now=clock), InMemoryWarehouse(now=clock)
-    registry, state = InMemoryRegistry(now=clock), InMemoryStateStore(now=clock)
-    janitor = Janitor(storage, warehouse, registry, state, LEASE, "EU", clock=clock)
-    return World(clock, storage, warehouse, registry, state, janitor)
+    return build_world(lease=LEASE)
 
 
 async def test_only_unowned_unpublished_old_staging_goes(world: World) -> None:
     orphan, owned, published = staging("000001"), staging("000002"), staging("000003")
     for folder in (orphan, owned, published):
-        await world.write(folder)
-    await world.write(f"{PREFIX}/not-staging/some")  # not charon's naming: never touched
-    await world.stage_for_a_live_run({"textOutput": owned})
+        await write(world, folder)
+    await write(world, f"{PREFIX}/not-staging/some")  # not charon's naming: never touched
+    await stage_for_a_live_run(world, {"textOutput": owned})
     await world.registry.publish(ENDPOINT, "2018-10-31", published)
-    world.clock.advance(LEASE)
+    world.advance(LEASE)
     young = staging("000004")
-    await world.write(young)
+    await write(world, young)
 
-    swept = await world.janitor.sweep([PREFIX], [])
+    swept = await world.janitor().sweep([PREFIX], [])
     assert swept.removed_folders == [orphan]
     assert swept.kept_young == 1
-    assert await world.folders() == {owned, published, young, f"{PREFIX}/not-staging/some"}
+    assert await folders(world) == {owned, published, young, f"{PREFIX}/not-staging/some"}
 
-    world.clock.advance(LEASE)
-    again = await world.janitor.sweep([PREFIX], [])
+    world.advance(LEASE)
+    again = await world.janitor().sweep([PREFIX], [])
     assert again.removed_folders == [young]
 
 
 async def test_staging_tables_no_live_run_owns_are_dropped(world: World) -> None:
-    orphan, owned = await world.table("_t_0000000001"), await world.table("_t_0000000002")
-    await world.stage_for_a_live_run({"bqOutput": str(owned)})
-    world.clock.advance(LEASE)
-    young = await world.table("_t_0000000003")
+    orphan = await staging_table(world, "_t_0000000001")
+    owned = await staging_table(world, "_t_0000000002")
+    await stage_for_a_live_run(world, {"bqOutput": str(owned)})
+    world.advance(LEASE)
+    young = await staging_table(world, "_t_0000000003")
 
-    swept = await world.janitor.sweep([], ["scio-playground"])
+    swept = await world.janitor().sweep([], ["scio-playground"])
     assert swept.removed_tables == [str(orphan)]
     assert await world.warehouse.table_info(orphan) is None
     assert await world.warehouse.table_info(owned) is not None
@@ -105,12 +95,12 @@ async def test_staging_tables_no_live_run_owns_are_dropped(world: World) -> None
 
 async def test_a_dry_run_lists_and_removes_nothing(world: World) -> None:
     orphan = staging("000001")
-    await world.write(orphan)
-    table = await world.table("_t_0000000001")
-    world.clock.advance(LEASE)
-    swept = await world.janitor.sweep([PREFIX], ["scio-playground"], dry_run=True)
+    await write(world, orphan)
+    table = await staging_table(world, "_t_0000000001")
+    world.advance(LEASE)
+    swept = await world.janitor().sweep([PREFIX], ["scio-playground"], dry_run=True)
     assert (swept.removed_folders, swept.removed_tables) == ([orphan], [str(table)])
-    assert await world.folders() == {orphan}
+    assert await folders(world) == {orphan}
     assert await world.warehouse.table_info(table) is not None
 
 
@@ -151,10 +141,10 @@ async def test_runs_nobody_took_over_for_a_lease_are_ended_not_publications(
         owner="a-dead-worker", lease=LEASE,
     )
     await world.state.begin_publishing(publishing.id, 1)
-    world.clock.advance(LEASE)  # the leases ran out just now: not yet abandoned
-    assert (await world.janitor.sweep([PREFIX], [])).abandoned == []
-    world.clock.advance(LEASE)
-    swept = await world.janitor.sweep([PREFIX], [])
+    world.advance(LEASE)  # the leases ran out just now: not yet abandoned
+    assert (await world.janitor().sweep([PREFIX], [])).abandoned == []
+    world.advance(LEASE)
+    swept = await world.janitor().sweep([PREFIX], [])
     assert (swept.abandoned, swept.stalled) == ([running.id], [publishing.id])
     ended = await world.state.get("Lost(n=1)", "fp")
     assert ended is not None
@@ -170,14 +160,14 @@ async def test_an_abandoned_run_a_daemon_watches_is_left_to_it(world: World) -> 
         task_id="Watched()", family="Watched", partition="", fingerprint="fp", inputs=[],
         owner="a-dead-worker", lease=LEASE,
     )
-    world.clock.advance(LEASE * 2)
+    world.advance(LEASE * 2)
     offered: list[str] = []
 
     def adopt(abandoned: Run) -> bool:
         offered.append(abandoned.task_id)
         return True
 
-    swept = await world.janitor.sweep([PREFIX], [], adopt=adopt)
+    swept = await world.janitor().sweep([PREFIX], [], adopt=adopt)
     assert (swept.adopted, swept.abandoned, offered) == ([run.id], [], ["Watched()"])
     still = await world.state.get("Watched()", "fp")
     assert still is not None

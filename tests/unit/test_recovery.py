@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
 import pytest
 
-from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
+from jobs.top_artists import TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
-from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import RunConflict, StateStoreError
 from orchestrator.model import Revision, Run, RunState
-from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import (
-    FakeJobRunner,
     InMemoryRegistry,
     InMemoryStateStore,
-    InMemoryStorage,
-    InMemoryWarehouse,
-    ManualClock,
     ProcessCrashed,
 )
+from orchestrator.testing.world import World as InMemoryWorld
+from orchestrator.testing.world import build_world
+from tests.support.worlds import publish_day
 
 LEASE = timedelta(minutes=10)
 JOB = TopArtistsJob(date="2018-10-31", top_n=10)
@@ -65,58 +61,42 @@ class CrashingStateStore(InMemoryStateStore):
         return await super().succeed(run_id, attempt, outputs)
 
 
-@dataclass
-class World:
-    clock: ManualClock
-    registry: CrashingRegistry
-    warehouse: InMemoryWarehouse
-    state: CrashingStateStore
-    runner: FakeJobRunner
-    adapters: Adapters
-
-    def engine(self) -> Engine:
-        return Engine(self.adapters, runner=self.runner, beam=load_settings({}).beam,
-                      max_concurrent_runs=2, lease=LEASE)
-
-    async def crash_once(self) -> None:
-        with pytest.raises(BaseExceptionGroup) as crashed:
-            await self.engine().run(JOB)
-        assert crashed.group_contains(ProcessCrashed)
-        self.clock.advance(LEASE + timedelta(seconds=1))
-
-    async def run(self) -> Run:
-        report = await self.engine().run(JOB)
-        outcome = report.outcomes[JOB.task_id]
-        assert outcome.status is Status.DONE, outcome.detail
-        [run] = await self.state.list_runs()
-        return run
+World = InMemoryWorld[CrashingRegistry, CrashingStateStore]
 
 
 @pytest.fixture
 async def world() -> World:
-    clock = ManualClock()
-    registry, warehouse = CrashingRegistry(now=clock), InMemoryWarehouse(now=clock)
-    registry.crash_next_output = False
-    storage, state = InMemoryStorage(), CrashingStateStore(now=clock)
-    await warehouse.create_table(
-        TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031"),
-        [Column("track_gid", "STRING")], [("t1",)],
-    )
-    await registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
-    runner = FakeJobRunner(warehouse, storage)
-    adapters = Adapters(registry, warehouse, storage, state, "/data/outputs")
-    return World(clock, registry, warehouse, state, runner, adapters)
+    world = build_world(registry=CrashingRegistry, state=CrashingStateStore, lease=LEASE,
+                        max_concurrent_runs=2)
+    world.registry.crash_next_output = False
+    await publish_day(world)
+    return world
+
+
+async def crash_once(world: World) -> None:
+    with pytest.raises(BaseExceptionGroup) as crashed:
+        await world.engine().run(JOB)
+    assert crashed.group_contains(ProcessCrashed)
+    world.advance(LEASE + timedelta(seconds=1))
+
+
+async def run_to_success(world: World) -> Run:
+    report = await world.engine().run(JOB)
+    outcome = report.outcomes[JOB.task_id]
+    assert outcome.status is Status.DONE, outcome.detail
+    [run] = await world.state.list_runs()
+    return run
 
 
 async def test_a_restarted_engine_reattaches_to_the_running_job(world: World) -> None:
     world.runner.crash_after_start = True
-    await world.crash_once()
+    await crash_once(world)
     [crashed] = await world.state.list_runs()
     assert (crashed.state, crashed.job_id) == (RunState.RUNNING, "fake-1")
     assert crashed.staged  # recorded before the job started
 
     world.runner.crash_after_start = False
-    run = await world.run()
+    run = await run_to_success(world)
     assert world.runner.reattached == ["fake-1"]
     assert len(world.runner.calls) == 1  # never a second job for the same run
     assert (run.state, run.attempt) == (RunState.SUCCEEDED, 2)
@@ -128,11 +108,11 @@ async def test_a_job_that_cannot_be_followed_is_cleaned_up_and_launched_again(
     world: World,
 ) -> None:
     world.runner.crash_after_start = True
-    await world.crash_once()
+    await crash_once(world)
     [crashed] = await world.state.list_runs()
     world.runner.reattachable.clear()  # the job died with its process
     world.runner.crash_after_start = False
-    run = await world.run()
+    run = await run_to_success(world)
     assert len(world.runner.calls) == 2
     assert run.staged != crashed.staged
     [revision] = await world.registry.list(OUTPUT, "2018-10-31")
@@ -143,13 +123,13 @@ async def test_a_crash_between_the_move_and_the_publish_neither_copies_twice_nor
     world: World,
 ) -> None:
     world.registry.crash_next_output = True
-    await world.crash_once()
+    await crash_once(world)
     [crashed] = await world.state.list_runs()
     assert crashed.state is RunState.PUBLISHING
     moved = await world.warehouse.table_info(FINAL)
     assert moved is not None
 
-    run = await world.run()
+    run = await run_to_success(world)
     assert len(world.runner.calls) == 1  # the job is not run again
     again = await world.warehouse.table_info(FINAL)
     assert again == moved  # the retried move found the first copy: no second copy
@@ -159,10 +139,10 @@ async def test_a_crash_between_the_move_and_the_publish_neither_copies_twice_nor
 
 async def test_a_crash_after_publishing_reuses_the_revision(world: World) -> None:
     world.state.crash_next_success = True
-    await world.crash_once()
+    await crash_once(world)
     [published] = await world.registry.list(OUTPUT, "2018-10-31")
 
-    run = await world.run()
+    run = await run_to_success(world)
     assert await world.registry.list(OUTPUT, "2018-10-31") == [published]
     assert run.outputs["textOutput"] == published.id
 
@@ -179,7 +159,7 @@ async def test_a_failure_after_publishing_began_keeps_it_and_resumes_it(world: W
     [released] = await world.state.list_runs()
     assert (released.state, released.lease_owner) == (RunState.PUBLISHING, None)
 
-    run = await world.run()
+    run = await run_to_success(world)
     assert run.state is RunState.SUCCEEDED
     assert await world.registry.list(OUTPUT, "2018-10-31") == [published]
     assert run.outputs["textOutput"] == published.id
@@ -196,13 +176,13 @@ async def test_a_crash_before_the_job_id_was_recorded_relaunches_to_the_same_pla
         raise ProcessCrashed("before the job id was recorded")
 
     world.state.set_job_id = crash_instead  # type: ignore[method-assign]
-    await world.crash_once()
+    await crash_once(world)
     [crashed] = await world.state.list_runs()
     assert crashed.staged
     assert crashed.job_id is None
 
     world.state.set_job_id = real_set_job_id  # type: ignore[method-assign]
-    run = await world.run()
+    run = await run_to_success(world)
     assert len(world.runner.calls) == 2
     assert world.runner.job_names[0] == world.runner.job_names[1]
     assert run.staged == crashed.staged
@@ -220,7 +200,7 @@ async def test_a_long_job_keeps_its_lease(world: World) -> None:
         # Nearly three leases pass on the store's clock, with time for the keeper to
         # renew in between: without renewal the lease would long have run out.
         for _ in range(3):
-            world.clock.advance(timedelta(seconds=0.27))
+            world.advance(timedelta(seconds=0.27))
             await anyio.sleep(0.25)
         with pytest.raises(RunConflict):
             await world.state.claim(

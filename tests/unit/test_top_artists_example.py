@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
@@ -17,22 +16,15 @@ from jobs.luigi_top_artists import (
     top_artists,
 )
 from jobs.luigi_top_artists.sample_data import streams_day
-from orchestrator.config import load_settings
-from orchestrator.core.engine import Engine
-from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import InvalidIdentifier, UsageError
 from orchestrator.tasks.targets import PostgresTable, StorageTarget
 from orchestrator.testing import (
-    FakeJobRunner,
-    InMemoryDatabase,
-    InMemoryRegistry,
-    InMemoryStateStore,
     InMemoryStorage,
-    InMemoryWarehouse,
     ProcessCrashed,
 )
-from tests.reference_toplist import artist_counts, top10_rows
+from orchestrator.testing.world import World, build_world
+from tests.support.reference_toplist import artist_counts, top10_rows
 
 DATA = "/store"
 JULY = [date(2012, 7, 1) + timedelta(days=n) for n in range(31)]
@@ -52,40 +44,24 @@ class NoWholeReads(InMemoryStorage):
             yield line
 
 
-@dataclass
-class World:
-    registry: InMemoryRegistry
-    storage: NoWholeReads
-    state: InMemoryStateStore
-    database: InMemoryDatabase | None
-    adapters: Adapters
+async def write_days(world: World, days: list[date], events: int = 300) -> list[str]:
+    texts = []
+    for day in days:
+        text = streams_day(day, events, seed=7)
+        await world.storage.write(f"{DATA}/data/streams_{day:%Y_%m_%d}_faked.tsv", text.encode())
+        texts.append(text)
+    return texts
 
-    def engine(self) -> Engine:
-        return Engine(
-            self.adapters, runner=FakeJobRunner(InMemoryWarehouse(), self.storage),
-            beam=load_settings({}).beam, max_concurrent_runs=4, lease=timedelta(hours=1),
-        )
 
-    async def write_days(self, days: list[date], events: int = 300) -> list[str]:
-        texts = []
-        for day in days:
-            text = streams_day(day, events, seed=7)
-            await self.storage.write(f"{DATA}/data/streams_{day:%Y_%m_%d}_faked.tsv",
-                                     text.encode())
-            texts.append(text)
-        return texts
-
-    async def part(self, endpoint: str, partition: str) -> str:
-        revision = await self.registry.latest(endpoint, partition)
-        assert revision is not None
-        return (await self.storage.read(f"{revision.uri}/part-00000")).decode()
+async def part(world: World, endpoint: str, partition: str) -> str:
+    revision = await world.registry.latest(endpoint, partition)
+    assert revision is not None
+    return (await world.storage.read(f"{revision.uri}/part-00000")).decode()
 
 
 def make_world(with_database: bool = True) -> World:
-    registry, storage, state = InMemoryRegistry(), NoWholeReads(), InMemoryStateStore()
-    database = InMemoryDatabase() if with_database else None
-    adapters = Adapters(registry, InMemoryWarehouse(), storage, state, "/out", database, DATA)
-    return World(registry, storage, state, database, adapters)
+    return build_world(storage=lambda now: NoWholeReads(now=now), database=with_database,
+                       output_prefix="/out", data_prefix=DATA, real_time=True)
 
 
 @pytest.fixture
@@ -96,19 +72,19 @@ def world() -> World:
 async def test_the_aggregate_streams_every_day_and_equals_an_independent_count(
     world: World,
 ) -> None:
-    texts = await world.write_days(JULY)
+    texts = await write_days(world, JULY)
     report = await world.engine().run(AggregateArtists(date_interval="2012-07"))
     assert report.exit_code == 0
-    lines = (await world.part(ARTIST_STREAMS, "2012-07")).splitlines()
+    lines = (await part(world, ARTIST_STREAMS, "2012-07")).splitlines()
     counted = {artist: int(count) for artist, count in (line.split("\t") for line in lines)}
     assert counted == artist_counts(texts)
 
 
 async def test_top10_lines_equal_an_independent_ranking(world: World) -> None:
-    texts = await world.write_days(JULY)
+    texts = await write_days(world, JULY)
     report = await world.engine().run(Top10Artists(date_interval="2012-07"))
     assert report.exit_code == 0
-    lines = [line.split("\t") for line in (await world.part(TOP_ARTISTS, "2012-07")).splitlines()]
+    lines = [line.split("\t") for line in (await part(world, TOP_ARTISTS, "2012-07")).splitlines()]
     expected = top10_rows(artist_counts(texts), JULY[0], JULY[-1])
     assert lines == [[str(a), str(b), artist, str(n)] for a, b, artist, n in expected]
     assert lines[0][:2] == ["2012-07-01", "2012-08-01"]  # Luigi's date_a, date_b
@@ -126,7 +102,7 @@ def test_top_10_orders_by_streams_then_artist_in_bounded_batches() -> None:
 
 
 async def test_a_missing_day_holds_the_interval_back_and_names_it(world: World) -> None:
-    await world.write_days(JULY[:-1])
+    await write_days(world, JULY[:-1])
     report = await world.engine().run(Top10Artists(date_interval="2012-07"))
     assert report.exit_code == 20
     assert report.missing == ["Streams(date=2012-07-31): storage data/streams_2012_07_31_faked.tsv"]
@@ -144,7 +120,7 @@ async def test_a_malformed_line_fails_the_run_with_its_file_and_line(world: Worl
 
 
 async def test_copy_to_table_loads_the_top_10_once(world: World) -> None:
-    texts = await world.write_days(JULY)
+    texts = await write_days(world, JULY)
     task = ArtistToplistToDatabase(date_interval="2012-07")
     assert (await world.engine().run(task)).exit_code == 0
     assert world.database is not None
@@ -161,7 +137,7 @@ async def test_copy_to_table_loads_the_top_10_once(world: World) -> None:
 async def test_a_late_input_reruns_but_the_marker_keeps_the_table_loaded_once(
     world: World,
 ) -> None:
-    await world.write_days(JULY)
+    await write_days(world, JULY)
     task = ArtistToplistToDatabase(date_interval="2012-07")
     await world.engine().run(task)
     # A new revision of the top 10 gives the load a new fingerprint: it runs, finds its
@@ -179,7 +155,7 @@ async def test_a_late_input_reruns_but_the_marker_keeps_the_table_loaded_once(
 async def test_a_crash_between_copy_and_commit_leaves_neither_rows_nor_marker(
     world: World,
 ) -> None:
-    await world.write_days(JULY)
+    await write_days(world, JULY)
     assert world.database is not None
     world.database.fail_after_copy = True
     task = ArtistToplistToDatabase(date_interval="2012-07")
@@ -193,7 +169,7 @@ async def test_a_crash_between_copy_and_commit_leaves_neither_rows_nor_marker(
 
 async def test_without_a_database_the_load_fails_clearly() -> None:
     world = make_world(with_database=False)
-    await world.write_days(JULY)
+    await write_days(world, JULY)
     task = ArtistToplistToDatabase(date_interval="2012-07")
     report = await world.engine().run(task)
     outcome = report.outcomes[task.task_id]

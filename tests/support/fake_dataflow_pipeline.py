@@ -1,10 +1,10 @@
 """A fake "Dataflow pipeline" for tests: what Beam's submission does, as charon sees it.
 
-``python -m tests.fake_dataflow_pipeline --runner=DataflowRunner --project=P --region=R
+``python -m tests.support.fake_dataflow_pipeline --runner=DataflowRunner --project=P --region=R
 --jobName=N --textOutput=DIR [--bqOutput=SPEC --duckdbDir=DIR] [--blocking]`` writes the
 outputs charon validates (a ``part`` file under --textOutput, the staging table in the
 embedded warehouse) as the job would, creates the job on the fake Dataflow server
-(tests/fake_dataflow.py; its root comes from ``CHARON_DATAFLOW__API_ROOT``, the
+(tests/support/fake_dataflow.py; its root comes from ``CHARON_DATAFLOW__API_ROOT``, the
 variable charon reads too), logs the line Beam's apiclient logs ("Created job with id:
 [...]"), then exits, or with --blocking waits for the job to end as Beam does.
 

@@ -1,8 +1,8 @@
 """A task run on the fake Dataflow: the top-artists job's shape, the fake pipeline.
 
-``charon run --module tests.dataflow_tasks FakeDataflowTopArtists --date D --top-n N``
+``charon run --module tests.support.dataflow_tasks FakeDataflowTopArtists --date D --top-n N``
 with ``beam.runner = "DataflowRunner"`` and ``dataflow.api_root`` at a
-tests/fake_dataflow.py server.
+tests/support/fake_dataflow.py server.
 """
 
 from __future__ import annotations
@@ -13,4 +13,4 @@ from jobs.top_artists import TopArtistsJob
 class FakeDataflowTopArtists(TopArtistsJob):
     """TopArtistsJob's requires(), output() and Dataflow options; the pipeline is a fake."""
 
-    pipeline = "tests.fake_dataflow_pipeline"
+    pipeline = "tests.support.fake_dataflow_pipeline"

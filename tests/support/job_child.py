@@ -1,6 +1,6 @@
 """A long-running job for tests/integration/test_job_processes.py.
 
-``python tests/job_child.py <directory> [--ignore-sigterm]`` starts a grandchild (a
+``python tests/support/job_child.py <directory> [--ignore-sigterm]`` starts a grandchild (a
 plain subprocess, tied to nothing: it dies only if something kills it), writes
 ``<directory>/pids`` (its pid, its process group, the grandchild's pid) once both
 run, then appends a line to ``<directory>/heartbeat`` every 50 ms until killed.

@@ -1,6 +1,6 @@
 """A charon process for tests/integration/test_job_processes.py: it runs one job.
 
-``python -m tests.job_parent <job argument>...`` runs ``python tests/job_child.py
+``python -m tests.support.job_parent <job argument>...`` runs ``python tests/support/job_child.py
 <job argument>...`` through SubprocessJobRunner, prints the job's id on stdout once it
 is recorded, and waits for the job. Its log goes to stderr.
 """
