@@ -1,4 +1,4 @@
-"""Job launchers: the Beam command line in the seed's ScioJobTask shape, and its subprocess."""
+"""Job launchers: the golden path's ScioJobTask command line, and its subprocess."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from orchestrator.errors import JobFailed, JobLost, UsageError
 from orchestrator.model import InputRevision
 from orchestrator.tasks.task import BeamJobTask
 
-# (task attribute / beam setting, command-line flag), in the order the seed prints them.
+# (task attribute / beam setting, command-line flag), in the golden-path tutorial's order.
 DATAFLOW_OPTIONS = (
     ("project", "--project"),
     ("region", "--region"),
