@@ -198,7 +198,7 @@ def _secrets(env: Mapping[str, str]) -> Secrets:
 
 def embedded_default_text() -> str:
     # An installed wheel carries the file inside the package; a source checkout has
-    # it at the top level, where the design card asks for it.
+    # it at the top level, where contributors look for it.
     packaged = resources.files("orchestrator").joinpath("default_config.toml")
     if packaged.is_file():
         return packaged.read_text()

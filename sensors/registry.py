@@ -1,4 +1,4 @@
-"""The registry sensor: does a partition have a revision, and which (the seed's LookupDaily)."""
+"""The registry sensor: does a partition have a revision, and which (golden path's LookupDaily)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The storage sensor: is this object there, and which version (the seed's Streams files)."""
+"""The storage sensor: is this object there, and which version (Luigi example's Streams files)."""
 
 from __future__ import annotations
 

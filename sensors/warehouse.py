@@ -1,4 +1,4 @@
-"""The warehouse table sensor: does this table exist, and which version (the seed's TrackEntity)."""
+"""The warehouse sensor: is this table there, and which version (the golden path's TrackEntity)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Luigi top-artists example (the seed's ``examples/top_artists.py``), ported line by line.
+"""The Luigi top-artists example (Luigi's ``examples/top_artists.py``), ported line by line.
 
 Run it the Luigi way::
 
@@ -36,7 +36,7 @@ _BATCH = 10_000
 
 
 def streams_path(day: date) -> str:
-    """Where a day's streams live, relative to the storage root (the seed's path)."""
+    """Where a day's streams live, relative to the storage root (the Luigi example's path)."""
     return f"data/streams_{day:%Y_%m_%d}_faked.tsv"
 
 
@@ -106,7 +106,7 @@ class TopN:
     """The n artists with the most streams, ties by artist ascending, in bounded memory.
 
     Pairs are kept in batches that shrink back to n, so an input of any size can be fed
-    one pair at a time (the seed's ``nlargest`` over an iterator).
+    one pair at a time (the Luigi example's ``nlargest`` over an iterator).
     """
 
     def __init__(self, n: int = TOP_N) -> None:

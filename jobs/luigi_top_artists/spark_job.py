@@ -1,8 +1,8 @@
-"""Streams per artist over many days, on Spark: the seed's ``top_artists_spark.py``.
+"""Streams per artist over many days, on Spark: the Luigi example's ``top_artists_spark.py``.
 
 Run by ``spark-submit`` (see ``AggregateArtistsSpark``) with two arguments: the
 comma-joined input paths and the output path. Writes ``artist<TAB>count`` part files.
-The seed's loop ``streams.union(...)`` dropped its result, so only the first day was
+The Luigi example's loop ``streams.union(...)`` dropped its result, so only the first day was
 counted; reading every path in one ``csv()`` call counts them all.
 """
 

@@ -1,4 +1,4 @@
-"""The golden path's daily top-artists workflow, ported from the seed's Luigi module.
+"""The golden path's daily top-artists workflow, ported from its tutorial's Luigi module.
 
 Run it the Luigi way::
 
@@ -34,7 +34,7 @@ class TopArtistsJob(BeamJobTask):
     top_n = IntParameter()
     endpoint = Parameter[str]("di.golden.path.charon.top_artists")
     # None: the configured storage's output prefix (a local folder on the embedded
-    # defaults); the seed's value is gs://scio-playground/di_golden_path/part3/<username>/.
+    # defaults); the tutorial's value is gs://scio-playground/di_golden_path/part3/<username>/.
     uri_prefix = Parameter[str | None](None, significant=False)
 
     pipeline = "jobs.top_artists.pipeline"

@@ -202,7 +202,7 @@ def part_name(index: int, parts: int) -> str:
 
 
 def revision_folder(storage_prefix: str, day: date, created: datetime, token: str) -> str:
-    """Where one revision's files go, named like the seed's Hades URIs."""
+    """Where one revision's files go, named like the golden-path tutorial's Hades URIs."""
     return "/".join(
         (
             storage_prefix.rstrip("/"),

@@ -22,7 +22,7 @@ from orchestrator.workflows import WorkflowSettings
 
 
 def revisions(found: Sequence[Revision]) -> str:
-    """The seed's ``hades ls`` layout."""
+    """The golden-path tutorial's ``hades ls`` layout."""
     lines = [f"{'REVISION_ID':<38} {'CREATION_TIME':<27} URI"]
     for revision in found:
         created = revision.created.strftime("%Y-%m-%dT%H:%M:%S.") + (

@@ -1,4 +1,4 @@
-"""The command lines of the job task kinds: Beam in the seed's ScioJobTask shape, and
+"""The command lines of the job task kinds: Beam in the golden path's ScioJobTask shape, and
 spark-submit. Pure functions of the task and where its inputs and outputs are; the
 runners in ``jobs.runners`` only launch what they are given."""
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from orchestrator.tasks.runcontext import RunContext
     from orchestrator.tasks.task import BeamJobTask, SparkSubmitTask
 
-# (task attribute / beam setting, command-line flag), in the order the seed prints them.
+# (task attribute / beam setting, command-line flag), in the golden-path tutorial's order.
 DATAFLOW_OPTIONS = (
     ("project", "--project"),
     ("region", "--region"),

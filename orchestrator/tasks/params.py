@@ -19,7 +19,7 @@ class Parameter(Generic[T]):
     """A string parameter; subclasses parse other types.
 
     ``significant=False`` keeps a parameter out of the task's identity, as in Luigi
-    (the seed's ``uri_prefix``).
+    (the golden-path tutorial's ``uri_prefix``).
     """
 
     def __init__(

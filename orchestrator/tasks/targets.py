@@ -19,7 +19,7 @@ from orchestrator.tablespec import TableSpec
 
 @dataclass(frozen=True)
 class RegistryTarget:
-    """A partition of a registry endpoint (the seed's ``HadesTarget``).
+    """A partition of a registry endpoint (the golden-path tutorial's ``HadesTarget``).
 
     As an input it resolves to the partition's latest revision and the job gets
     ``<revision uri>/<pattern>``. As an output the job writes under a fresh random
@@ -44,7 +44,7 @@ class RegistryTarget:
 
 @dataclass(frozen=True)
 class WarehouseTable:
-    """A warehouse table (the seed's ``BigQueryTarget``)."""
+    """A warehouse table (the golden-path tutorial's ``BigQueryTarget``)."""
 
     project_id: str
     dataset_id: str
@@ -63,7 +63,7 @@ class WarehouseTable:
 
 @dataclass(frozen=True)
 class StorageTarget:
-    """One object in storage (the seed's ``LocalTarget`` of an external input).
+    """One object in storage (Luigi's top-artists example's ``LocalTarget`` of an external input).
 
     ``uri`` is absolute (``gs://bucket/path``, ``/path``) or relative, like Luigi's
     ``LocalTarget("data/...")``: relative URIs are resolved against the storage's data
@@ -93,7 +93,7 @@ class StorageTarget:
 
 @dataclass(frozen=True)
 class PostgresTable:
-    """A PostgreSQL table loaded once per task (the seed's ``PostgresTarget``).
+    """A PostgreSQL table loaded once per task (Luigi's top-artists example's ``PostgresTarget``).
 
     It exists when its marker row (``marker``, the loading task's id) is in the marker
     table: the rows and the marker are written in one transaction, so either both are

@@ -146,10 +146,11 @@ class JobTask(Task):
 
 
 class BeamJobTask(JobTask):
-    """A Beam pipeline launched as a subprocess, in the seed's ScioJobTask shape.
+    """A Beam pipeline launched as a subprocess, shaped like the golden path's ScioJobTask.
 
     ``pipeline`` is the module run with ``python -m``. The Dataflow options are class
-    attributes as in the seed; None falls back to the ``[beam]`` config section.
+    attributes as in Spotify's golden-path tutorial; None falls back to the ``[beam]``
+    config section.
     """
 
     pipeline: ClassVar[str]
@@ -173,7 +174,7 @@ class SparkSubmitTask(JobTask):
     ``app`` is the application's file, ``master`` the cluster (``local[*]`` runs on this
     machine) and ``conf`` extra ``--conf`` pairs. ``app_options(context)`` gives the
     application's arguments; ``context.inputs`` and ``context.outputs`` are where the
-    seed's ``self.input()`` and ``self.output().path`` point. No run() to write.
+    Luigi example's ``self.input()`` and ``self.output().path`` point. No run() to write.
     """
 
     app: ClassVar[str]
@@ -190,7 +191,7 @@ class SparkSubmitTask(JobTask):
 
 
 class LookupDaily(ExternalTask):
-    """A day's partition of a registry endpoint (the seed's Hades ``LookupDaily``)."""
+    """A day's partition of a registry endpoint (the golden path's Hades ``LookupDaily``)."""
 
     endpoint = Parameter[str]()
     partition = DateParameter()

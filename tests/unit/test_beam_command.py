@@ -1,4 +1,4 @@
-"""The job command line, pinned against the seed's ScioJobTask log line."""
+"""The job command line, pinned against the golden-path tutorial's ScioJobTask log line."""
 
 from dataclasses import replace
 
@@ -12,12 +12,12 @@ from orchestrator.tasks.commands import beam_command
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.task import BeamJobTask
 
-SEED_INPUT = (
+GOLDEN_PATH_INPUT = (
     "gs://golden-path-sample-data/di.golden.path.EndContentFactXT2/2018-10-31/"
     "20181031T075406.854146-12dc225803c3/*.avro"
 )
 INPUTS = {
-    "endContentFact": InputRevision("endContentFact", SEED_INPUT, "rev-1"),
+    "endContentFact": InputRevision("endContentFact", GOLDEN_PATH_INPUT, "rev-1"),
     "trackEntity": InputRevision(
         "trackEntity", "scio-playground:di_golden_path.track_entity_20181031", "t@1"
     ),
@@ -28,7 +28,7 @@ OUTPUTS = {
 }
 
 
-def test_dataflow_command_line_matches_the_seed() -> None:
+def test_dataflow_command_line_matches_the_golden_path() -> None:
     beam = replace(load_settings({}).beam, runner="DataflowRunner", python="python3")
     argv = beam_command(
         TopArtistsJob(date="2018-10-31", top_n=100), inputs=INPUTS, outputs=OUTPUTS, beam=beam
@@ -43,7 +43,7 @@ def test_dataflow_command_line_matches_the_seed() -> None:
         "--autoscalingAlgorithm=THROUGHPUT_BASED",
         "--maxNumWorkers=25",
         "--blocking",
-        f"--endContentFact={SEED_INPUT}",
+        f"--endContentFact={GOLDEN_PATH_INPUT}",
         "--trackEntity=scio-playground:di_golden_path.track_entity_20181031",
         "--textOutput=gs://scio-playground/di_golden_path/part3/charon/random",
         "--bqOutput=scio-playground:_incoming_EU._top_artists_daily20181031_2295469999",
@@ -83,7 +83,7 @@ def test_keys_that_cannot_be_arguments_are_refused() -> None:
 
 
 def test_dataflow_jobs_are_named_after_their_run() -> None:
-    # The seed's line above has no --jobName (Luigi let Dataflow pick one); charon passes
+    # The tutorial's line above has no --jobName (Luigi let Dataflow pick one); charon passes
     # the run's deterministic name, so a restarted charon can find the job again.
     beam = replace(load_settings({}).beam, runner="DataflowRunner", python="python3")
     task = TopArtistsJob(date="2018-10-31", top_n=100)

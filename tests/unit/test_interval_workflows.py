@@ -107,7 +107,7 @@ def test_bool_parameters_are_flags_on_the_command_line() -> None:
     assert spelled == Top10Artists(date_interval="2012-W05", use_spark=False)
 
 
-def test_the_spark_command_follows_the_seed() -> None:
+def test_the_spark_command_follows_luigis_example() -> None:
     task = AggregateArtistsSpark(date_interval="2012-07-01-2012-07-02")
     inputs = {
         "0": InputRevision("0", "/s/data/streams_2012_07_01_faked.tsv", "r0"),
