@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -24,12 +24,13 @@ from orchestrator.config import Settings
 from orchestrator.core.engine import Engine, Policy
 from orchestrator.core.janitor import build_janitor
 from orchestrator.core.ports import Adapters
-from orchestrator.core.report import Report, Status
+from orchestrator.daemon import status
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
+from orchestrator.daemon.status import RootState
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
-from orchestrator.model import Run, RunState
+from orchestrator.model import Run
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
 from sensors.registry import RegistryFeed
@@ -44,22 +45,6 @@ LEASE_RETRY_MARGIN_SECONDS = 0.5
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
-
-
-@dataclass
-class RootState:
-    evaluating: bool = False
-    dirty: bool = False
-    pending_since: float | None = None
-    report: Report | None = None
-    error: str | None = None
-    """Why the last evaluation could not finish: a store or source failed."""
-    errors: int = 0
-    """Evaluations in a row that failed so; the next waits longer each time."""
-    evaluated_at: datetime | None = None
-    retry_at: datetime | None = None
-    """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
-    failing source is tried again."""
 
 
 class Daemon:
@@ -110,10 +95,10 @@ class Daemon:
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run until stopped; ``serve`` (the HTTP server) is started before sensing begins."""
-        daemon = self.settings.daemon
-        schedule = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
-                                daemon.max_backoff_seconds)
-        send, receive = anyio.create_memory_object_stream[Trigger](daemon.trigger_queue)
+        schedule = self._backoff
+        send, receive = anyio.create_memory_object_stream[Trigger](
+            self.settings.daemon.trigger_queue
+        )
         self._send = send
         feed = RegistryFeed(self.adapters.registry, send)
         tables = TableWatch(self.adapters.warehouse, lambda: self.watch.datasets, send)
@@ -360,65 +345,17 @@ class Daemon:
         if self._on_launch is not None:
             self._on_launch(task)
 
+    def running(self, workflow: str) -> int:
+        """Runs of the workflow holding a place now."""
+        return self._limiters[workflow].borrowed_tokens
+
     async def status(self) -> dict[str, Any]:
         """What ``/status`` shows; it answers whatever the state store is doing."""
-        store = self.metrics.sources["state store"]
-        try:
-            runs = await self.adapters.state.list_runs(limit=50)
-        except CharonError as exc:
-            store.failed(str(exc))
-            runs = []
-        else:
-            store.ok()
-        return {
-            "owner": self.engine.owner,
-            "stopping": self._stopping,
-            "sources": {name: health.as_json() for name, health in self.metrics.sources.items()},
-            "workflows": [
-                {"name": w.name, "module": w.module, "task": w.task, "policy": w.policy,
-                 "max_concurrent_runs": w.max_concurrent_runs,
-                 "running": self._limiters[w.name].borrowed_tokens}
-                for w in self.watch.workflows.values()
-            ],
-            "partitions": [self._root_status(root) for root in self.watch.roots],
-            "runs": [
-                {"id": r.id, "task": r.task_id, "partition": r.partition, "state": r.state.value,
-                 "attempt": r.attempt, "fingerprint": r.fingerprint, "job_id": r.job_id,
-                 "updated": r.updated.isoformat(), "error": r.error,
-                 "lease_owner": r.lease_owner}
-                for r in runs
-            ],
-        }
-
-    def _root_status(self, root: Root) -> dict[str, Any]:
-        state = self.roots.get(root, RootState())
-        report = state.report
-        status: dict[str, Any] = {
-            "workflow": root.workflow, "partition": self.watch.task(root).partition_label,
-            "task": self.watch.task(root).task_id, "evaluating": state.evaluating,
-            "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
-            "error": state.error,
-        }
-        if report is not None:
-            outcome = report.outcomes[report.root]
-            status["state"] = outcome.status.value
-            status["waiting_for"] = report.missing or (
-                [outcome.detail] if outcome.status is Status.BLOCKED else []
-            )
-        return status
+        return await status.daemon_status(self)
 
     async def update_run_gauge(self) -> None:
-        """Count the runs by state for ``/metrics``; keeps the last counts while the
-        state store cannot answer (``charon_source_up`` says so)."""
-        store = self.metrics.sources["state store"]
-        try:
-            runs = await self.adapters.state.list_runs(limit=10_000)
-        except CharonError as exc:
-            store.failed(str(exc))
-            return
-        store.ok()
-        for state in RunState:
-            self.metrics.runs.set(sum(r.state is state for r in runs), state=state.value)
+        """Count the runs by state for ``/metrics``."""
+        await status.update_run_gauge(self)
 
 
 def _messages(group: BaseExceptionGroup[Exception]) -> str:
