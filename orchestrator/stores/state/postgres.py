@@ -1,6 +1,6 @@
 """The state store on PostgreSQL (asyncpg): what daemon replicas on several machines share.
 
-Same rules as every store (``state_base``), so the same contract suite passes against
+Same rules as every store (``base.py``), so the same contract suite passes against
 it. Leases are judged by the **database's clock** (``clock_timestamp()``), never by a
 replica's own: replicas whose clocks disagree still agree on whose lease is live.
 

@@ -1,4 +1,4 @@
-"""The embedded state store: runs in a SQLite file, under the rules of ``state_base``.
+"""The embedded state store: runs in a SQLite file, under the port's rules (``base.py``).
 
 Every claim and write is one IMMEDIATE transaction, so processes sharing the file
 queue up on SQLite's write lock and each sees the other's committed rows. Leases are
@@ -48,7 +48,7 @@ SELECT_RUN = (
     " failures, finished FROM runs"
 )
 # The rows a claim decides on: the task's run of these inputs, its active run and its
-# latest succeeded run (see state_base.plan_claim).
+# latest succeeded run (see claims.plan_claim).
 SELECT_FOR_CLAIM = (
     SELECT_RUN +  # noqa: S608  # constants of this module; values are bound
     " WHERE task_id = :task_id AND (fingerprint = :fingerprint"
