@@ -12,11 +12,17 @@ from datetime import date, timedelta
 
 from orchestrator.errors import UsageError
 
-_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_YEAR = re.compile(r"^(\d{4})$")
-_CUSTOM = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d{4}-\d{2}-\d{2})$")
+# Matched whole (fullmatch) and ASCII digits only: "\d" and "$" would let full-width
+# digits and a trailing newline through.
+_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_YEAR = re.compile(r"([0-9]{4})")
+_CUSTOM = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})-([0-9]{4}-[0-9]{2}-[0-9]{2})")
+# Partitions are days of this range: its ends are far from date.min and date.max, so
+# the day after a partition, or its week, month or year, always exists.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2200, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -68,39 +74,48 @@ def period_interval(period: str, day: date) -> DateInterval:
 
 
 def parse_day(text: str) -> date:
-    match = _DAY.match(text)
+    match = _DAY.fullmatch(text)
     if not match:
         raise UsageError(f"invalid date {text!r}: expected YYYY-MM-DD")
     try:
-        return date(int(match[1]), int(match[2]), int(match[3]))
+        day = date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError as exc:
         raise UsageError(f"invalid date {text!r}: {exc}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise UsageError(f"invalid date {text!r}: expected a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def parse_interval(text: str) -> DateInterval:
     """Parse any of Luigi's interval spellings; raise UsageError otherwise."""
     try:
-        return _parse(text.strip())
-    except (ValueError, UsageError) as exc:
+        return _bounded(_parse(text))
+    except (ValueError, OverflowError, UsageError) as exc:
         raise UsageError(f"invalid date interval {text!r}: {exc}") from None
 
 
+def _bounded(interval: DateInterval) -> DateInterval:
+    if interval.start < FIRST_DAY or interval.end > LAST_DAY + timedelta(days=1):
+        raise ValueError(f"expected days from {FIRST_DAY} to {LAST_DAY}")
+    return interval
+
+
 def _parse(text: str) -> DateInterval:
-    if _DAY.match(text):
+    if _DAY.fullmatch(text):
         day = parse_day(text)
         return DateInterval(day, day + timedelta(days=1), text)
-    if match := _MONTH.match(text):
+    if match := _MONTH.fullmatch(text):
         year, month = int(match[1]), int(match[2])
         start = date(year, month, 1)
         end = date(year + month // 12, month % 12 + 1, 1)
         return DateInterval(start, end, text)
-    if match := _WEEK.match(text):
+    if match := _WEEK.fullmatch(text):
         start = date.fromisocalendar(int(match[1]), int(match[2]), 1)
         return DateInterval(start, start + timedelta(days=7), text)
-    if match := _YEAR.match(text):
+    if match := _YEAR.fullmatch(text):
         year = int(match[1])
         return DateInterval(date(year, 1, 1), date(year + 1, 1, 1), text)
-    if match := _CUSTOM.match(text):
+    if match := _CUSTOM.fullmatch(text):
         start, last = parse_day(match[1]), parse_day(match[2])
         if last < start:
             raise ValueError("the interval ends before it starts")

@@ -81,10 +81,15 @@ class Webhooks:
         limit = self._max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise Rejected(413, f"body over {limit} bytes", "oversized")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise Rejected(413, f"body over {limit} bytes", "oversized")
-        return body
+        # One read returns what has arrived so far: a body sent in pieces (chunked, a
+        # slow client) is read to its end, and no further than one byte past the limit.
+        body = bytearray()
+        while len(body) <= limit:
+            piece = await request.content.read(limit + 1 - len(body))
+            if not piece:
+                return bytes(body)
+            body += piece
+        raise Rejected(413, f"body over {limit} bytes", "oversized")
 
     def partition_published(self, payload: dict[str, Any]) -> Trigger:
         endpoint, partition = _field(payload, "endpoint"), _field(payload, "partition")

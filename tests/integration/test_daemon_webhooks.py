@@ -198,3 +198,39 @@ async def test_the_status_page_is_served_as_html() -> None:
     assert "<h1>charon daemon</h1>" in page
     assert "TopArtistsJob" in page
     assert "2018-10-31" in page  # the day the window watches
+
+
+@pytest.mark.parametrize(
+    "day", ["9999-12-31", "1899-12-31", "2018-10-31\n", "\uff12\uff10\uff11\uff18-10-31"]
+)
+async def test_a_signed_run_hook_for_a_day_out_of_range_is_refused_and_the_daemon_lives_on(
+    day: str,
+) -> None:
+    async with daemon_client() as client:
+        got, answer = await client.signed("/hooks/runs", {"workflow": "top_artists",
+                                                          "date": day})
+        assert got == 400
+        assert "invalid date" in answer["error"]
+        # The daemon is still there, and still takes a good request.
+        await publish_day(client.world, "2018-03-01")
+        status, _ = await client.signed("/hooks/runs", {"workflow": "top_artists",
+                                                        "date": "2018-03-01"})
+        assert status == 202
+        await client.world.wait_for(lambda: len(client.world.runner.calls) == 1)
+
+
+async def test_a_signed_body_sent_in_pieces_is_read_whole() -> None:
+    async with daemon_client() as client:
+        await publish_day(client.world, "2018-03-01")
+        body = json.dumps({"workflow": "top_artists", "date": "2018-03-01"}).encode()
+
+        async def slowly() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 7):
+                yield body[start:start + 7]
+                await anyio.sleep(0.01)
+
+        headers = signed_headers(SECRET.encode(), body)
+        async with client.session.post(f"{client.base}/hooks/runs", data=slowly(),
+                                       headers=headers) as response:
+            assert response.status == 202, await response.text()
+        await client.world.wait_for(lambda: len(client.world.runner.calls) == 1)

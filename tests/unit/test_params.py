@@ -35,7 +35,11 @@ def test_luigi_interval_spellings_resolve_to_their_days(
 
 
 @pytest.mark.parametrize(
-    "text", ["2012-13", "2012-W54", "12-06", "2012-06-31", "2012-06-30-2012-06-01", "june"]
+    "text", ["2012-13", "2012-W54", "12-06", "2012-06-31", "2012-06-30-2012-06-01", "june",
+             # beyond the partition range (once an OverflowError), a trailing newline,
+             # spaces, full-width digits
+             "9999-12-31", "9999-W52", "9999", "1899-12", "2012-06\n", " 2012-06",
+             "\uff12\uff10\uff11\uff12-06"]
 )
 def test_bad_intervals_are_refused(text: str) -> None:
     with pytest.raises(UsageError, match="invalid date interval"):
