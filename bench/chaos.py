@@ -32,7 +32,8 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaos_scenario import ChaosParams, ChaosResult, scenario  # after the path is set
-from bench.chaos_stack import Layout, fresh_database
+from bench.chaos_stack import Layout
+from orchestrator.testing.postgres import temporary_database
 
 __all__ = ["ChaosParams", "ChaosResult", "main", "report", "run_chaos"]
 DETAILS_SHOWN = 10
@@ -48,7 +49,7 @@ async def run_chaos(params: ChaosParams, root: Path,
 
     layout = Layout(root)
     layout.make()
-    async with fresh_database() as dsn:
+    async with temporary_database("charon_chaos") as dsn:
         progress(f"database {dsn.rsplit('/', 1)[1]}; files under {root}")
         result = await scenario(params, layout, dsn, progress)
     result.figures.append(("total time", f"{time.monotonic() - started:.1f} s"))

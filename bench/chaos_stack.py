@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARON = str(Path(sys.executable).parent / "charon")
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-ADMIN_DSN = f"{SERVER}/postgres"
 HARNESS_APP = "charon-chaos-harness"
 """The harness's own connections say so, so a fault cutting the daemons' spares them."""
 TOKEN = "chaos-registry-token"
@@ -34,7 +31,6 @@ READY_SECONDS = 90.0
 EXIT_SECONDS = 15.0
 RESTART_AFTER_CRASH_SECONDS = 1.0
 POLL_SECONDS = 0.1
-PG_START_SECONDS = 30.0
 LAST_WORDS_BYTES = 20_000
 _RAISED = re.compile(r"^[\w.]+(Error|Exception|Group)\b.*:")
 TOP_ARTISTS_N = 10
@@ -143,50 +139,6 @@ def base_env(home: Path) -> dict[str, str]:
     env.update(PYTHONPATH=str(ROOT), CHARON_HOME=str(home), CHARON_LOG__FORMAT="json",
                CHARON_REGISTRY_TOKEN=TOKEN)
     return env
-
-
-async def ensure_postgres() -> None:
-    """Start the machine's PostgreSQL server if it does not answer."""
-    try:
-        connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    except OSError:
-        version = await anyio.to_thread.run_sync(_cluster_version)
-        command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
-        await anyio.run_process(command, check=True)
-        with anyio.fail_after(PG_START_SECONDS):
-            while True:
-                try:
-                    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
-                    break
-                except OSError:
-                    await anyio.sleep(POLL_SECONDS)
-    await connection.close()
-
-
-def _cluster_version() -> str:
-    return max(p.name for p in Path("/etc/postgresql").iterdir() if p.is_dir())
-
-
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A uniquely named database, dropped (connections and all) at the end."""
-    await ensure_postgres()
-    name = f"charon_chaos_{uuid.uuid4().hex[:12]}"
-    # The name is ours, never input; identifiers cannot be bound parameters.
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with anyio.CancelScope(shield=True):
-            admin = await asyncpg.connect(ADMIN_DSN)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
 
 
 @asynccontextmanager

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.testing.postgres import cluster_version, ensure_postgres
 from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
-from tests.support.services import cluster_version, ensure_postgres
 
 pytestmark = pytest.mark.slow
 
