@@ -10,9 +10,10 @@ from orchestrator.errors import InvalidIdentifier
 # BigQuery's own rules: project ids are 6-30 chars of lowercase letters, digits and
 # hyphens (we also allow the legacy "domain.com:" prefix), dataset and table ids are
 # letters, digits and underscores. Anything else is refused before it reaches SQL.
-_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+# Always used with fullmatch, which unlike `$` refuses a trailing newline.
+_PROJECT = re.compile(r"(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_DATASET = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,1023}")
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,1023}")
 
 
 @dataclass(frozen=True, order=True)
@@ -22,11 +23,11 @@ class TableSpec:
     table: str
 
     def __post_init__(self) -> None:
-        if not _PROJECT.match(self.project):
+        if not _PROJECT.fullmatch(self.project):
             raise InvalidIdentifier(f"invalid project id {self.project!r}")
-        if not _DATASET.match(self.dataset):
+        if not _DATASET.fullmatch(self.dataset):
             raise InvalidIdentifier(f"invalid dataset id {self.dataset!r}")
-        if not _TABLE.match(self.table):
+        if not _TABLE.fullmatch(self.table):
             raise InvalidIdentifier(f"invalid table id {self.table!r}")
 
     @classmethod
