@@ -50,8 +50,8 @@ def test_a_day_parses_back_to_itself(day: date) -> None:
     )
 
 
-# The last week of the range ends in 2201, past LAST_DAY: period_interval spells it, but
-# parse_interval refuses it (see the report of this suite). The days of whole weeks:
+# The ISO week of 2200-12-29..31 ends in 2201, past LAST_DAY: period_interval spells it
+# ("2201-W01"), parse_interval refuses it. Days whose week lies inside the range:
 WEEK_DAYS = st.dates(min_value=FIRST_DAY, max_value=date(2200, 12, 28))
 
 
