@@ -21,7 +21,7 @@ from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.errors import AuthError, CharonError, StateStoreError
 from orchestrator.intervals import parse_day
-from orchestrator.web.signing import verify
+from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -83,6 +83,11 @@ class Webhooks:
         trigger = parse(_json_object(body))
         # Recorded only once the request passed every check, so a refused delivery
         # can be retried under its own id.
+        await self._remember(delivery)
+        return trigger
+
+    async def _remember(self, delivery: Delivery) -> None:
+        """Record the delivery id in the state store, where every replica looks."""
         try:
             first = await self._daemon.adapters.state.remember_delivery(
                 delivery.id, delivery.remember_until
@@ -93,7 +98,6 @@ class Webhooks:
                            {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}) from None
         if not first:
             raise Rejected(200, "duplicate delivery ignored", "duplicate")
-        return trigger
 
     async def _body(self, request: web.Request) -> bytes:
         limit = self._max_body_bytes
