@@ -25,7 +25,13 @@ _LOG_FORMATS = ("auto", "console", "json")
 CONFIG_ENV = "CHARON_CONFIG"
 # Secrets never live in config files: only in these variables, or in the file a
 # NAME_FILE variable points at.
-SECRETS = {"registry_token": "CHARON_REGISTRY_TOKEN", "webhook_secret": "CHARON_WEBHOOK_SECRET"}
+SECRETS = {
+    "registry_token": "CHARON_REGISTRY_TOKEN",
+    "webhook_secret": "CHARON_WEBHOOK_SECRET",
+    # Accepted as well as the current secret while a rotation lasts; senders sign with
+    # the current one.
+    "webhook_previous_secret": "CHARON_WEBHOOK_PREVIOUS_SECRET",
+}
 _SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.values())}
 _KINDS = {
     "state": ("sqlite", "postgres"),
@@ -67,6 +73,7 @@ class Secrets:
 
     registry_token: str = field(default="", repr=False)
     webhook_secret: str = field(default="", repr=False)
+    webhook_previous_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Ada
         engine = build_engine(adapters, settings, runner, local_runner=local_job_runner())
         daemon = Daemon(settings, adapters, engine)
         app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
+                         previous_secret=settings.secrets.webhook_previous_secret,
                          max_body_bytes=settings.daemon.max_body_bytes)
 
         async def serve_http(*, task_status: anyio.abc.TaskStatus[int]) -> None:

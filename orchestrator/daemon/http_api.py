@@ -1,7 +1,9 @@
 """The daemon's HTTP endpoints: signed webhooks, status, Prometheus metrics, health.
 
 Every webhook is checked in this order, and a refused one changes nothing: size,
-secret configured, signature and freshness, JSON shape, names, delivery id.
+secret configured, signature and freshness, JSON shape, names, delivery id. Delivery ids
+live in the state store, shared by replicas and kept across restarts; without the store
+no webhook is accepted, since a replay could not be told from a first delivery.
 """
 
 from __future__ import annotations
@@ -17,28 +19,33 @@ from aiohttp import web
 from orchestrator import validate
 from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
-from orchestrator.errors import AuthError, CharonError
+from orchestrator.errors import AuthError, CharonError, StateStoreError
 from orchestrator.intervals import parse_day
-from orchestrator.web.signing import DeliveryLog, verify
+from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 class Rejected(Exception):
     """A refused request: its HTTP status, and what to tell the caller."""
 
-    def __init__(self, status: int, message: str, reason: str) -> None:
+    def __init__(
+        self, status: int, message: str, reason: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.headers = status, reason, headers
 
 
 class Webhooks:
-    def __init__(self, daemon: Daemon, *, secret: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int
+    ) -> None:
         self._daemon = daemon
         self._secret = secret.encode()
+        self._previous_secret = previous_secret.encode()
         self._max_body_bytes = max_body_bytes
-        self._deliveries = DeliveryLog()
         self._log = structlog.get_logger("charon.webhook")
 
     def handler(self, parse: Callable[[dict[str, Any]], Trigger]) -> Handler:
@@ -50,11 +57,13 @@ class Webhooks:
                 self._daemon.metrics.webhooks_rejected.inc(reason=exc.reason)
                 self._log.info("webhook refused", path=request.path, reason=exc.reason,
                                error=str(exc))
-                key = "status" if exc.status == 200 else "error"
-                return web.json_response({key: str(exc)}, status=exc.status)
+                answer = ({"status": str(exc)} if exc.status == 200
+                          else {"error": str(exc), "code": exc.reason})
+                return web.json_response(answer, status=exc.status, headers=exc.headers)
             if not self._daemon.accept(Trigger(trigger.source, trigger.keys, trigger.roots,
                                                received)):
-                return web.json_response({"error": "trigger queue full, retry later"},
+                return web.json_response({"error": "trigger queue full, retry later",
+                                          "code": "queue_full"},
                                          status=503, headers={"Retry-After": "1"})
             return web.json_response({"status": "accepted"}, status=202)
 
@@ -67,15 +76,28 @@ class Webhooks:
         if not self._secret:
             raise Rejected(503, "webhooks are disabled: set CHARON_WEBHOOK_SECRET", "disabled")
         try:
-            delivery = verify(self._secret, request.headers, body)
+            delivery = verify(self._secret, request.headers, body,
+                              previous_secret=self._previous_secret)
         except AuthError as exc:
             raise Rejected(401, str(exc), "signature") from None
         trigger = parse(_json_object(body))
         # Recorded only once the request passed every check, so a refused delivery
         # can be retried under its own id.
-        if not self._deliveries.first_time(delivery):
-            raise Rejected(200, "duplicate delivery ignored", "duplicate")
+        await self._remember(delivery)
         return trigger
+
+    async def _remember(self, delivery: Delivery) -> None:
+        """Record the delivery id in the state store, where every replica looks."""
+        try:
+            first = await self._daemon.adapters.state.remember_delivery(
+                delivery.id, delivery.remember_until
+            )
+        except StateStoreError as exc:
+            self._log.warning("webhook delivery id not checked", error=str(exc))
+            raise Rejected(503, "the state store is unavailable, retry later", "unavailable",
+                           {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}) from None
+        if not first:
+            raise Rejected(200, "duplicate delivery ignored", "duplicate")
 
     async def _body(self, request: web.Request) -> bytes:
         limit = self._max_body_bytes
@@ -114,8 +136,12 @@ class Webhooks:
         return Trigger("webhook", roots=(Root(name, day),))
 
 
-def daemon_app(daemon: Daemon, *, secret: str, max_body_bytes: int) -> web.Application:
-    hooks = Webhooks(daemon, secret=secret, max_body_bytes=max_body_bytes)
+def daemon_app(
+    daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int
+) -> web.Application:
+    """``previous_secret``, while a rotation lasts, signs webhooks as well as ``secret``."""
+    hooks = Webhooks(daemon, secret=secret, previous_secret=previous_secret,
+                     max_body_bytes=max_body_bytes)
 
     async def status(request: web.Request) -> web.StreamResponse:
         return web.json_response(await daemon.status())

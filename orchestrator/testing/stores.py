@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+from datetime import datetime
 
 import anyio.lowlevel
 
@@ -72,6 +73,7 @@ class InMemoryStateStore(StateStoreBase):
         self._runs: dict[str, Run] = {}  # by id, in creation order
         self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
         self._writes = 0
+        self._deliveries: dict[str, datetime] = {}  # delivery id -> expiry
 
     def _store(self, run: Run) -> Run:
         self._writes += 1
@@ -123,6 +125,14 @@ class InMemoryStateStore(StateStoreBase):
         run = fenced(self._runs.get(run_id), run_id, attempt)
         new = change(run, truncate_ms(self._now()))
         return run if new is run else self._store(new)
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+        await anyio.lowlevel.checkpoint()
+        now = self._now()
+        self._deliveries = {k: v for k, v in self._deliveries.items() if v > now}
+        known = self._deliveries.get(delivery_id)
+        self._deliveries[delivery_id] = expires if known is None else max(known, expires)
+        return known is None
 
     async def aclose(self) -> None:
         """Nothing to release."""

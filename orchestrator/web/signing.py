@@ -1,27 +1,60 @@
-"""Signed webhooks: HMAC-SHA256 over the timestamp and the raw body.
+"""Signed webhooks: HMAC-SHA256 over the timestamp and the raw body, as Stripe and GitHub do.
 
-The sender adds three headers; the receiver checks the signature in constant time,
-refuses timestamps outside the replay window, and drops delivery ids it has seen.
-Since a replay must carry a fresh timestamp to pass, delivery ids only need to be
-remembered for the window itself, which keeps the memory bounded.
+The sender adds three headers; the receiver checks the signature in constant time and
+refuses timestamps more than a tolerance away from its clock, in either direction. The
+receiver then remembers each delivery id (in the state store, shared by replicas and
+kept across restarts) for as long as its timestamp can pass, so no delivery is accepted
+twice. During a secret's rotation the receiver accepts the current and the previous
+secret, and a sender may send one signature made with each.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from orchestrator.errors import AuthError
 
 SIGNATURE_HEADER = "X-Charon-Signature"
 TIMESTAMP_HEADER = "X-Charon-Timestamp"
 DELIVERY_HEADER = "X-Charon-Delivery"
-REPLAY_WINDOW_SECONDS = 300
+TOLERANCE_SECONDS = 300
+"""How far a signed timestamp may be from the receiver's clock, before or after it."""
+# 11 digits reach the year 5138: any real timestamp, and always within datetime's range.
+MAX_TIMESTAMP_DIGITS = 11
+# Two suffice for a rotation; a few more leave a sender room, and bound the HMACs we
+# compute for one request.
+MAX_SIGNATURES = 4
 _SCHEME = "sha256="
+MAX_SIGNATURE_HEADER_CHARS = MAX_SIGNATURES * (len(_SCHEME) + 64 + 1)
+_DELIVERY_ID = re.compile(r"[!-~]{1,128}")  # printable ASCII without spaces
+_DIGITS = re.compile(rf"[0-9]{{1,{MAX_TIMESTAMP_DIGITS}}}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An authentic, fresh delivery: its id, and the timestamp its sender signed."""
+
+    id: str
+    timestamp: int
+
+    @property
+    def remember_until(self) -> datetime:
+        """When the id may be forgotten: one tolerance after its timestamp stops passing.
+
+        The timestamp passes until ``timestamp + TOLERANCE_SECONDS`` on the receiving
+        replica's clock, but the id's expiry is judged on the state store's clock (the
+        database's, shared by replicas). The second tolerance keeps the id remembered
+        while any replica whose clock is within one tolerance of the store's could still
+        accept the timestamp; later, a replay is refused as stale anyway.
+        """
+        return datetime.fromtimestamp(self.timestamp + 2 * TOLERANCE_SECONDS, UTC)
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -42,9 +75,10 @@ def signed_headers(
 
 
 def verify(
-    secret: bytes, headers: Mapping[str, str], body: bytes, *, now: float | None = None
-) -> str:
-    """Check a webhook's signature and freshness; return its delivery id.
+    secret: bytes, headers: Mapping[str, str], body: bytes, *,
+    previous_secret: bytes = b"", now: float | None = None,
+) -> Delivery:
+    """Check a webhook's signature (by ``secret`` or ``previous_secret``) and freshness.
 
     Raise AuthError saying which check failed.
     """
@@ -56,32 +90,29 @@ def verify(
             f"unsigned request: {TIMESTAMP_HEADER}, {SIGNATURE_HEADER} and "
             f"{DELIVERY_HEADER} are required"
         )
-    if not timestamp.isdigit():
-        raise AuthError(f"{TIMESTAMP_HEADER} must be seconds since the epoch")
-    if not hmac.compare_digest(given.encode(), signature(secret, timestamp, body).encode()):
+    if not _DIGITS.fullmatch(timestamp):
+        raise AuthError(f"{TIMESTAMP_HEADER} must be seconds since the epoch: up to "
+                        f"{MAX_TIMESTAMP_DIGITS} ASCII digits")
+    if not _DELIVERY_ID.fullmatch(delivery_id):
+        raise AuthError(f"{DELIVERY_HEADER} must be 1 to 128 printable ASCII characters")
+    secrets = [s for s in (secret, previous_secret) if s]
+    expected = [signature(s, timestamp, body).encode() for s in secrets]
+    if not any(hmac.compare_digest(g, e) for g in _signatures(given) for e in expected):
         raise AuthError("bad signature")
     age = (time.time() if now is None else now) - int(timestamp)
-    if abs(age) > REPLAY_WINDOW_SECONDS:
-        raise AuthError(f"stale request: signed {int(age)} s ago, the window is "
-                        f"{REPLAY_WINDOW_SECONDS} s")
-    if len(delivery_id) > 128:
-        raise AuthError(f"{DELIVERY_HEADER} is longer than 128 characters")
-    return delivery_id
+    if abs(age) > TOLERANCE_SECONDS:
+        when = f"{int(age)} s ago" if age > 0 else f"{int(-age)} s in the future"
+        raise AuthError(f"stale request: signed {when}, the tolerance is "
+                        f"{TOLERANCE_SECONDS} s either way")
+    return Delivery(delivery_id, int(timestamp))
 
 
-class DeliveryLog:
-    """Delivery ids seen within the replay window, forgotten after it."""
-
-    def __init__(self, window: float = REPLAY_WINDOW_SECONDS) -> None:
-        self._window = window
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def first_time(self, delivery_id: str, now: float | None = None) -> bool:
-        """Record the id; False if it was already seen within the window."""
-        moment = time.monotonic() if now is None else now
-        while self._seen and next(iter(self._seen.values())) < moment - self._window:
-            self._seen.popitem(last=False)
-        if delivery_id in self._seen:
-            return False
-        self._seen[delivery_id] = moment
-        return True
+def _signatures(header: str) -> list[bytes]:
+    """The header's signatures, ``sha256=<hex>`` separated by commas, as bytes."""
+    if len(header) > MAX_SIGNATURE_HEADER_CHARS or not header.isascii():
+        raise AuthError(f"{SIGNATURE_HEADER} must be at most {MAX_SIGNATURES} ASCII "
+                        f"signatures separated by commas")
+    parts = [part.strip() for part in header.split(",")]
+    if len(parts) > MAX_SIGNATURES:
+        raise AuthError(f"{SIGNATURE_HEADER} carries more than {MAX_SIGNATURES} signatures")
+    return [part.encode() for part in parts]

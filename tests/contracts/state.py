@@ -24,6 +24,7 @@ from orchestrator.errors import (
 from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
+from tests.contracts.deliveries import DeliveriesContract
 
 LEASE = timedelta(minutes=10)
 INPUTS = (
@@ -47,7 +48,7 @@ async def claim(
     )  # fmt: skip
 
 
-class StateStoreContract:
+class StateStoreContract(DeliveriesContract):
     @pytest.fixture
     def clock(self) -> ManualClock:
         return ManualClock()

@@ -1,23 +1,42 @@
-"""The daemon's webhooks over real HTTP: every rejection path changes nothing."""
+"""The daemon's webhooks over real HTTP: every rejection path changes nothing, and no
+delivery is accepted twice, across restarts and replicas."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import anyio
+import asyncpg
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT
+from orchestrator.adapters import local_job_runner
+from orchestrator.config import load_settings
+from orchestrator.core.engine import build_engine
+from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
+from orchestrator.stores.state.base import StateStore
+from orchestrator.stores.state.postgres import POOL_MAX_SIZE, PostgresStateStore
+from orchestrator.stores.state.sqlite import SqliteStateStore
+from orchestrator.testing.postgres import ADMIN_DSN
 from orchestrator.testing.world import DaemonWorld
 from orchestrator.web.http import serve
-from orchestrator.web.signing import DELIVERY_HEADER, signed_headers
-from tests.support.worlds import make_world, publish_day, running
+from orchestrator.web.signing import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature,
+    signed_headers,
+)
+from tests.support.worlds import TODAY, make_world, publish_day, running
 
 SECRET = "webhook-secret"
 PARTITION = {"endpoint": END_CONTENT_FACT, "partition": "2018-10-31"}
@@ -46,10 +65,26 @@ class Client:
                 and self.world.runner.calls == [])
 
 
+def keeping_state_in(world: DaemonWorld, state: StateStore) -> DaemonWorld:
+    """The world with its daemon built as ``charon daemon`` does, over ``state``: the
+    store a real deployment's replicas share and its restarts find again."""
+    adapters = dataclasses.replace(world.adapters, state=state)
+    settings = world.daemon.settings
+    engine = build_engine(adapters, settings, world.runner, local_runner=local_job_runner())
+    return dataclasses.replace(world, daemon=Daemon(settings, adapters, engine,
+                                                    today=lambda: TODAY))
+
+
 @asynccontextmanager
-async def daemon_client(secret: str = SECRET, max_body_bytes: int = 1024) -> AsyncIterator[Client]:
+async def daemon_client(
+    secret: str = SECRET, max_body_bytes: int = 1024, *, previous_secret: str = "",
+    state: StateStore | None = None,
+) -> AsyncIterator[Client]:
     world = make_world(secret=secret)
-    app = daemon_app(world.daemon, secret=secret, max_body_bytes=max_body_bytes)
+    if state is not None:
+        world = keeping_state_in(world, state)
+    app = daemon_app(world.daemon, secret=secret, previous_secret=previous_secret,
+                     max_body_bytes=max_body_bytes)
     async with running(world), anyio.create_task_group() as group:
         port = await group.start(serve, app, "127.0.0.1", 0)
         async with aiohttp.ClientSession() as session:
@@ -84,6 +119,7 @@ def _stale(body: bytes) -> dict[str, str]:
 
 
 BODY = json.dumps(PARTITION).encode()
+HUGE_TIMESTAMP = "9" * 5000
 
 
 @pytest.mark.parametrize(
@@ -92,10 +128,16 @@ BODY = json.dumps(PARTITION).encode()
         (BODY, {}, 401, "unsigned"),
         (BODY, signed_headers(b"wrong-secret", BODY), 401, "bad signature"),
         (BODY, _stale(BODY), 401, "stale"),
+        (BODY, signed_headers(SECRET.encode(), BODY, now=time.time() + 600), 401,
+         "s in the future"),
+        (BODY, {TIMESTAMP_HEADER: HUGE_TIMESTAMP, DELIVERY_HEADER: "d-1",
+                SIGNATURE_HEADER: signature(SECRET.encode(), HUGE_TIMESTAMP, BODY)}, 401,
+         "seconds since the epoch"),
         (BODY + b" ", signed_headers(SECRET.encode(), BODY), 401, "bad signature"),
         (b"x" * 2048, {}, 413, "over 1024 bytes"),
     ],
-    ids=["unsigned", "wrong-secret", "stale", "tampered", "oversized"],
+    ids=["unsigned", "wrong-secret", "stale", "future", "huge-timestamp", "tampered",
+         "oversized"],
 )
 async def test_unauthentic_or_oversized_requests_are_refused(
     body: bytes, headers: dict[str, str], status: int, reason: str
@@ -234,3 +276,148 @@ async def test_a_signed_body_sent_in_pieces_is_read_whole() -> None:
                                        headers=headers) as response:
             assert response.status == 202, await response.text()
         await client.world.wait_for(lambda: len(client.world.runner.calls) == 1)
+
+
+RUN = {"workflow": "top_artists", "date": "2018-10-31"}
+RUN_BODY = json.dumps(RUN).encode()
+
+
+async def test_a_delivery_replayed_after_a_daemon_restart_is_refused(tmp_path: Path) -> None:
+    headers = signed_headers(SECRET.encode(), RUN_BODY, delivery_id="delivery-restart")
+    lives: list[list[int]] = []
+    for _ in range(2):  # the daemon, then the daemon restarted over the same state file
+        state = await SqliteStateStore.open(tmp_path / "state.sqlite")
+        try:
+            async with daemon_client(state=state) as client:
+                replayed, _ = await client.post("/hooks/runs", RUN_BODY, headers)
+                fresh, _ = await client.signed("/hooks/runs", RUN)
+                lives.append([replayed, fresh])
+        finally:
+            await state.aclose()
+    assert lives == [[202, 202], [200, 202]]
+
+
+async def at_once(
+    clients: list[Client], path: str, body: bytes, headers: dict[str, str]
+) -> list[tuple[int, dict[str, str]]]:
+    """The same request sent to every client at the same time: their answers."""
+    answers: list[tuple[int, dict[str, str]]] = []
+
+    async def post(client: Client) -> None:
+        answers.append(await client.post(path, body, headers))
+
+    async with anyio.create_task_group() as group:
+        for client in clients:
+            group.start_soon(post, client)
+    return answers
+
+
+async def test_replicas_on_one_postgres_accept_a_delivery_once(postgres_dsn: str) -> None:
+    stores = [await PostgresStateStore.open(postgres_dsn) for _ in range(2)]
+    try:
+        async with daemon_client(state=stores[0]) as first, \
+                daemon_client(state=stores[1]) as second:
+            for round_ in range(5):  # a race is a race: run it several times
+                headers = signed_headers(SECRET.encode(), RUN_BODY,
+                                         delivery_id=f"delivery-{round_}")
+                answers = await at_once([first, second], "/hooks/runs", RUN_BODY, headers)
+                assert sorted(answers, key=lambda a: a[0]) == [
+                    (200, {"status": "duplicate delivery ignored"}),
+                    (202, {"status": "accepted"}),
+                ]
+        accepted = [c.world.daemon.metrics.triggers.value(source="webhook")
+                    for c in (first, second)]
+        assert sum(accepted) == 5
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+@asynccontextmanager
+async def unreachable(dsn: str) -> AsyncIterator[None]:
+    """The database refuses connections and drops those it had, then comes back."""
+    name = dsn.rsplit("/", 1)[1]  # a throwaway database's name: ours, a uuid
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = $1", name)
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+async def test_while_the_state_store_is_down_no_webhook_is_accepted(postgres_dsn: str) -> None:
+    store = await PostgresStateStore.open(postgres_dsn)
+    try:
+        async with daemon_client(state=store) as client:
+            async with unreachable(postgres_dsn):
+                headers = signed_headers(SECRET.encode(), RUN_BODY, delivery_id="delivery-1")
+                async with client.session.post(f"{client.base}/hooks/runs", data=RUN_BODY,
+                                               headers=headers) as response:
+                    assert response.status == 503
+                    assert response.headers["Retry-After"] == "5"
+                    assert await response.json() == {
+                        "error": "the state store is unavailable, retry later",
+                        "code": "unavailable",
+                    }
+            assert client.nothing_changed()
+            # Back up: the sender's retry, under the same id, is accepted (once the pool
+            # has let go of the connections the outage cut).
+            statuses: list[int] = []
+            while not statuses or statuses[-1] == 503:
+                status, _ = await client.signed("/hooks/runs", RUN,
+                                                **{DELIVERY_HEADER: "delivery-1"})
+                statuses.append(status)
+            assert statuses[-1] == 202
+            assert len(statuses) <= POOL_MAX_SIZE + 1
+    finally:
+        await store.aclose()
+
+
+async def test_a_rotated_secret_passes_while_it_is_the_previous_one(tmp_path: Path) -> None:
+    previous = tmp_path / "previous-secret"
+    previous.write_text("old-secret\n")
+    rotating = load_settings({"CHARON_WEBHOOK_SECRET": SECRET,
+                              "CHARON_WEBHOOK_PREVIOUS_SECRET_FILE": str(previous)}).secrets
+    rotated = load_settings({"CHARON_WEBHOOK_SECRET": SECRET}).secrets
+
+    def signed_by(*secrets: str) -> dict[str, str]:
+        headers = signed_headers(secrets[0].encode(), RUN_BODY)
+        headers[SIGNATURE_HEADER] = ",".join(
+            signature(s.encode(), headers[TIMESTAMP_HEADER], RUN_BODY) for s in secrets
+        )
+        return headers
+
+    statuses: list[list[int]] = []
+    for secrets in (rotating, rotated):
+        async with daemon_client(secrets.webhook_secret,
+                                 previous_secret=secrets.webhook_previous_secret) as client:
+            statuses.append([
+                (await client.post("/hooks/runs", RUN_BODY, signed_by(*signers)))[0]
+                for signers in (["old-secret"], [SECRET], ["old-secret", SECRET])
+            ])
+    assert statuses == [[202, 202, 202], [401, 202, 202]]
+
+
+async def test_a_header_that_is_not_utf8_is_refused_cleanly() -> None:
+    """A delivery id must not reach the state store as undecodable bytes."""
+    async with daemon_client() as client:
+        headers = signed_headers(SECRET.encode(), RUN_BODY)
+        lines = [b"POST /hooks/runs HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
+                 b"Content-Type: application/json",
+                 f"Content-Length: {len(RUN_BODY)}".encode(),
+                 *(f"{k}: {v}".encode() for k, v in headers.items() if k != DELIVERY_HEADER),
+                 DELIVERY_HEADER.encode() + b": delivery-\xff\xfe"]
+        host, port = client.base.removeprefix("http://").split(":")
+        async with await anyio.connect_tcp(host, int(port)) as stream:
+            await stream.send(b"\r\n".join(lines) + b"\r\n\r\n" + RUN_BODY)
+            answer = b""
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    answer += await stream.receive()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 401")
+        assert json.loads(body)["code"] == "signature"
+        assert client.nothing_changed()

@@ -104,7 +104,7 @@ async def test_migrations_apply_once_when_replicas_start_together(postgres_dsn: 
         for store in opened:
             applied = await store.migrations()
             assert [(version, name) for version, name, _at in applied] == [
-                (1, "init"), (2, "one_active_run"),
+                (1, "init"), (2, "one_active_run"), (3, "deliveries"),
             ]
     finally:
         for store in opened:
@@ -130,7 +130,7 @@ async def test_it_shares_a_database_with_the_registry(postgres_dsn: str) -> None
         )}
     finally:
         await connection.close()
-    assert tables == {"runs", "schema_migrations"}
+    assert tables == {"runs", "deliveries", "schema_migrations"}
 
 
 async def test_an_unreachable_server_is_a_state_store_error() -> None:
@@ -220,6 +220,43 @@ async def test_leases_are_judged_by_the_database_clock(postgres_dsn: str) -> Non
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_replicas_racing_one_delivery_id_remember_it_once(replicas: Replicas) -> None:
+    clock, stores = replicas
+    until = clock.now + timedelta(minutes=10)
+    answers: dict[str, list[bool]] = {f"delivery-{n}": [] for n in range(10)}
+
+    async def remember(store: PostgresStateStore, delivery_id: str) -> None:
+        answers[delivery_id].append(await store.remember_delivery(delivery_id, until))
+
+    for delivery_id in answers:  # a race is a race: run it several times
+        async with anyio.create_task_group() as group:
+            for store in stores:
+                for _ in range(3):
+                    group.start_soon(remember, store, delivery_id)
+    for got in answers.values():
+        assert sorted(got) == [False] * 11 + [True]
+
+
+async def test_delivery_ids_expire_on_the_database_clock_and_leave_the_table(
+    postgres_dsn: str,
+) -> None:
+    """A replica whose own clock runs two hours fast still sees a live id as live."""
+    store = await PostgresStateStore.open(postgres_dsn)
+    connection = await asyncpg.connect(postgres_dsn, server_settings={"search_path": SCHEMA})
+    try:
+        db_now = await connection.fetchval("SELECT clock_timestamp()")
+        for n in range(5):
+            assert await store.remember_delivery(f"gone-{n}", db_now - timedelta(seconds=1))
+        with time_machine.travel(timedelta(hours=2), tick=True):
+            assert await store.remember_delivery("live", db_now + timedelta(hours=1))
+            assert not await store.remember_delivery("live", db_now + timedelta(hours=1))
+        ids = [row["id"] for row in await connection.fetch("SELECT id FROM deliveries")]
+        assert ids == ["live"]
+    finally:
+        await connection.close()
+        await store.aclose()
 
 
 async def test_a_lease_that_ran_out_on_the_database_clock_is_lost(postgres_dsn: str) -> None:

@@ -18,6 +18,8 @@ The rules, in one place:
   live on the store's clock. Writes that end an attempt (success, failure, release) need
   the attempt to be current and the run active.
 - A lease that ran out is lost for good: only a new claim brings the run back.
+- A webhook's delivery id, once remembered, is refused again until its expiry on the
+  store's clock, whichever process (or daemon replica) asks.
 """
 
 from __future__ import annotations
@@ -105,6 +107,14 @@ class StateStore(Protocol):
 
     async def fail(self, run_id: str, attempt: int, error: str) -> Run:
         """Record a failed execution; the retry policy of the next claim decides."""
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+        """Remember a webhook's delivery id until ``expires`` (an aware datetime).
+
+        True the first time; False while the id is remembered, unexpired on the store's
+        clock. Either way the id is then kept until the later of its expiries, and the
+        ids that expired are forgotten, so the store holds only live ones.
+        """
 
     async def aclose(self) -> None: ...
 

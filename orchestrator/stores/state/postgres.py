@@ -93,6 +93,11 @@ UPDATE_RUN = (
     " WHERE id = $15 AND attempt = $16"
 )
 
+# A delivery id: expired ones are deleted first, so the insert meets only a live one.
+PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= $1"
+INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+EXTEND_DELIVERY = "UPDATE deliveries SET expires = GREATEST(expires, $2) WHERE id = $1"
+
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
@@ -191,6 +196,18 @@ class PostgresStateStore(StateStoreBase):
                 if new is not old:
                     await _write(connection, Write(old, new))
         return new
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+        """Judged on the database's clock, like the leases. Replicas racing one id queue
+        up on its primary key: the first insert wins, the others then see its row."""
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.execute(PRUNE_DELIVERIES, await self._now(connection))
+                status = await connection.execute(INSERT_DELIVERY, delivery_id, expires)
+                if status == "INSERT 0 1":
+                    return True
+                await connection.execute(EXTEND_DELIVERY, delivery_id, expires)
+                return False
 
     async def migrations(self) -> builtins.list[tuple[int, str, datetime]]:
         """The applied migrations: (version, name, applied timestamp)."""

@@ -81,6 +81,11 @@ UPDATE_RUN = (
     " WHERE id = ? AND attempt = ?"
 )
 
+# A delivery id: expired ones are deleted first, so the insert meets only a live one.
+PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= ?"
+INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES (?, ?) ON CONFLICT DO NOTHING"
+EXTEND_DELIVERY = "UPDATE deliveries SET expires = MAX(expires, ?) WHERE id = ?"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -166,6 +171,19 @@ class SqliteStateStore(StateStoreBase):
                 return new
 
         return await self._db.run(update)
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+        until = iso_ms(expires)
+
+        def remember(connection: sqlite3.Connection) -> bool:
+            with transaction(connection):
+                connection.execute(PRUNE_DELIVERIES, (iso_ms(self._now()),))
+                if connection.execute(INSERT_DELIVERY, (delivery_id, until)).rowcount:
+                    return True
+                connection.execute(EXTEND_DELIVERY, (until, delivery_id))
+                return False
+
+        return await self._db.run(remember)
 
     async def migrations(self) -> list[tuple[int, str, str]]:
         return await self._db.migrations()
