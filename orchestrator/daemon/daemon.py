@@ -197,6 +197,13 @@ class Daemon:
                                       signal=name)
                     self._grace.cancel()
 
+    def can_accept(self) -> bool:
+        """Whether :meth:`accept` would queue a trigger now (the queue has room)."""
+        if self._send is None or self._stopping:
+            return False
+        stats = self._send.statistics()
+        return stats.current_buffer_used < stats.max_buffer_size
+
     def accept(self, trigger: Trigger) -> bool:
         """Queue a trigger from outside (a webhook); False when the queue is full."""
         if self._send is None or self._stopping:

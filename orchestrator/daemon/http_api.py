@@ -62,9 +62,11 @@ class Webhooks:
                 return web.json_response(answer, status=exc.status, headers=exc.headers)
             if not self._daemon.accept(Trigger(trigger.source, trigger.keys, trigger.roots,
                                                received)):
-                return web.json_response({"error": "trigger queue full, retry later",
-                                          "code": "queue_full"},
-                                         status=503, headers={"Retry-After": "1"})
+                # Filled while the delivery id was being recorded: rare, and the
+                # sensors still see the partition on their next poll.
+                full = _queue_full()
+                return web.json_response({"error": str(full), "code": full.reason},
+                                         status=full.status, headers=full.headers)
             return web.json_response({"status": "accepted"}, status=202)
 
         return handle
@@ -82,7 +84,10 @@ class Webhooks:
             raise Rejected(401, str(exc), "signature") from None
         trigger = parse(_json_object(body))
         # Recorded only once the request passed every check, so a refused delivery
-        # can be retried under its own id.
+        # can be retried under its own id; a full queue is one of those checks, or the
+        # sender's retry would be taken for a replay of a trigger that was never queued.
+        if not self._daemon.can_accept():
+            raise _queue_full()
         await self._remember(delivery)
         return trigger
 
@@ -166,6 +171,10 @@ def daemon_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", health)
     return app
+
+
+def _queue_full() -> Rejected:
+    return Rejected(503, "trigger queue full, retry later", "queue_full", {"Retry-After": "1"})
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -421,3 +421,21 @@ async def test_a_header_that_is_not_utf8_is_refused_cleanly() -> None:
         assert head.startswith(b"HTTP/1.1 401")
         assert json.loads(body)["code"] == "signature"
         assert client.nothing_changed()
+
+
+async def test_a_delivery_the_trigger_queue_could_not_take_is_accepted_when_sent_again() -> None:
+    world = make_world(secret=SECRET)
+    app = daemon_app(world.daemon, secret=SECRET, max_body_bytes=1024)
+    body = json.dumps({"workflow": "top_artists", "date": "2018-03-01"}).encode()
+    headers = signed_headers(SECRET.encode(), body)
+    async with anyio.create_task_group() as group:
+        port = await group.start(serve, app, "127.0.0.1", 0)
+        async with aiohttp.ClientSession() as session:
+            client = Client(world, session, f"http://127.0.0.1:{port}")
+            # Not running yet, the daemon has no queue to put the trigger in.
+            status, answer = await client.post("/hooks/runs", body, headers)
+            assert (status, answer["code"]) == (503, "queue_full")
+            async with running(world):
+                status, answer = await client.post("/hooks/runs", body, headers)
+                assert (status, answer) == (202, {"status": "accepted"})
+        group.cancel_scope.cancel()
