@@ -19,6 +19,7 @@ from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.errors import AuthError, CharonError
 from orchestrator.intervals import parse_day
+from orchestrator.web import openapi
 from orchestrator.web.signing import DeliveryLog, verify
 from sensors.facts import Root, Trigger, registry_key
 
@@ -139,6 +140,7 @@ def daemon_app(daemon: Daemon, *, secret: str, max_body_bytes: int) -> web.Appli
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", health)
+    app.router.add_routes([openapi.route("daemon")])
     return app
 
 
