@@ -126,6 +126,7 @@ def test_a_name_the_document_allows_is_valid(check: Any, pattern: str, data: st.
                                               ) -> None:
     # A name the document's pattern accepts, the service's validator accepts too: the
     # fuzzer's valid requests really are valid.
+    # JSON Schema's `$` ends the string; Python's also matches before a final newline.
     name = data.draw(st.from_regex(re.compile(pattern.removesuffix("$") + r"\Z"),
                                    fullmatch=True))
     try:
