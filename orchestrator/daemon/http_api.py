@@ -21,6 +21,7 @@ from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.errors import AuthError, CharonError, StateStoreError
 from orchestrator.intervals import parse_day
+from orchestrator.web import openapi
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
@@ -170,6 +171,7 @@ def daemon_app(
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", health)
+    app.router.add_routes([openapi.route("daemon")])
     return app
 
 

@@ -39,7 +39,7 @@ from orchestrator.service.notify import Notifier
 from orchestrator.service.options import ServiceOptions, check_options
 from orchestrator.stores.registry import wire
 from orchestrator.stores.registry.base import Publication, Registry, check_limit
-from orchestrator.web import http
+from orchestrator.web import http, openapi
 
 PUBLISH_FIELDS = frozenset({"endpoint", "partition", "uri", "lineage"})
 REQUIRED_FIELDS = ("endpoint", "partition", "uri")
@@ -197,6 +197,7 @@ class Handlers:
             web.get("/v1/revisions/{revision_id}", self.revision),
             web.get("/v1/changes", self.changes),
             web.get("/healthz", self.health),
+            openapi.route("registry"),
         ]
 
     def _authorize(self, request: web.Request) -> None:
