@@ -37,7 +37,7 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.stores.registry.base import check_limit, check_publish
+from orchestrator.stores.registry.base import check_limit, check_publish, check_since
 from orchestrator.stores.registry.wire import (
     CODE_IDEMPOTENCY_KEY_REUSED,
     CODE_INVALID_IDENTIFIER,
@@ -146,6 +146,7 @@ class HttpRegistry:
         Returns as soon as there is anything after ``since_seq``, else an empty list
         once the wait is over (the service caps it at its long_poll_max_seconds).
         """
+        check_since(since_seq)
         check_limit(limit)
         if timeout < 0:
             raise UsageError(f"timeout must not be negative, got {timeout}")
