@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog.testing
 from yarl import URL
 
 from orchestrator.service.app import ServedRegistry
@@ -199,6 +200,24 @@ async def test_a_token_of_raw_bytes_is_unauthorized(service: Service, token: byt
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 ")
     assert json.loads(payload)["code"] == "unauthorized"
+    assert await service.backend.changes(0) == []
+
+
+async def test_a_client_leaving_mid_body_is_no_error(service: Service) -> None:
+    """A publish whose sender goes away before its body is complete: nothing to log as a
+    failure of the service, nothing published."""
+    head = (b"POST /v1/revisions HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 1000\r\n\r\n")
+    with structlog.testing.capture_logs() as logs:
+        _reader, writer = await asyncio.open_connection(URL(service.url).host,
+                                                        URL(service.url).port)
+        writer.write(head + body()[:10])
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the service is reading the body now
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    assert [entry for entry in logs if entry["log_level"] in ("warning", "error")] == []
     assert await service.backend.changes(0) == []
 
 
