@@ -56,6 +56,24 @@ class RegistryContract:
         with pytest.raises(UnknownRevision):
             await registry.get(str(uuid.uuid4()))
 
+    @pytest.mark.parametrize(
+        ("endpoint", "partition"),
+        [("plays\x00", DAY), ("plays\ud800", DAY), ("plays", "2018-99-99"),
+         ("plays", f"{DAY}\x00"), ("p" * 10_000, DAY), ("bad endpoint", DAY)],
+    )
+    async def test_a_partition_no_publish_could_name_has_no_revisions(
+        self, registry: Registry, endpoint: str, partition: str
+    ) -> None:
+        assert await registry.latest(endpoint, partition) is None
+        assert await registry.list(endpoint, partition) == []
+
+    @pytest.mark.parametrize("revision_id", ["a\x00b", "\ud800", "r" * 10_000, "a/b", ""])
+    async def test_an_id_no_revision_could_have_is_unknown(
+        self, registry: Registry, revision_id: str
+    ) -> None:
+        with pytest.raises(UnknownRevision):
+            await registry.get(revision_id)
+
     async def test_latest_is_last_published_of_that_partition(self, registry: Registry) -> None:
         assert await registry.latest("plays", DAY) is None
         await registry.publish("plays", DAY, "/data/1")

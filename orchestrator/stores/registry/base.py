@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from orchestrator import validate
-from orchestrator.errors import IdempotencyKeyReused, InvalidIdentifier, UsageError
+from orchestrator.errors import (
+    IdempotencyKeyReused,
+    InvalidIdentifier,
+    UnknownRevision,
+    UsageError,
+)
 from orchestrator.model import Revision
 from orchestrator.stores.drivers.sqlite import truncate_ms
 
@@ -71,6 +76,26 @@ def check_lineage(lineage: Sequence[str]) -> tuple[str, ...]:
     for item in ids:
         validate.lineage_id(item)
     return ids
+
+
+def names_a_partition(endpoint: str, partition: str) -> bool:
+    """Whether a publish would take these names. A partition no publish could name has
+    no revisions, and every registry answers so without looking it up: a database may
+    not even take the bytes (a NUL, a lone surrogate)."""
+    try:
+        validate.endpoint(endpoint)
+        validate.partition(partition)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+def check_revision_id(revision_id: str) -> str:
+    """An id no revision could have names none: UnknownRevision, without a lookup."""
+    try:
+        return validate.revision_id(revision_id)
+    except InvalidIdentifier:
+        raise UnknownRevision(f"no revision {validate.shown(revision_id)}") from None
 
 
 def check_publish(

@@ -23,7 +23,9 @@ from orchestrator.stores.registry.base import (
     Publication,
     StoringRegistry,
     check_limit,
+    check_revision_id,
     check_since,
+    names_a_partition,
     replay,
     utc_now,
 )
@@ -125,18 +127,23 @@ class PostgresRegistry(StoringRegistry):
                            replayed=False)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        if not names_a_partition(endpoint, partition):
+            return None
         with _converted("read"):
             async with self._acquire() as connection:
                 row = await connection.fetchrow(SELECT_LATEST, endpoint, partition)
         return None if row is None else _revision(row)
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        if not names_a_partition(endpoint, partition):
+            return []
         with _converted("read"):
             async with self._acquire() as connection:
                 rows = await connection.fetch(SELECT_PARTITION, endpoint, partition)
         return [_revision(row) for row in rows]
 
     async def get(self, revision_id: str) -> Revision:
+        check_revision_id(revision_id)
         with _converted("read"):
             async with self._acquire() as connection:
                 row = await connection.fetchrow(SELECT_BY_ID, revision_id)

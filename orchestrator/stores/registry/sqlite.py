@@ -25,7 +25,9 @@ from orchestrator.stores.registry.base import (
     Publication,
     StoringRegistry,
     check_limit,
+    check_revision_id,
     check_since,
+    names_a_partition,
     replay,
     utc_now,
 )
@@ -108,6 +110,8 @@ class SqliteRegistry(StoringRegistry):
         return await self._db.run(insert)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        if not names_a_partition(endpoint, partition):
+            return None
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_LATEST, (endpoint, partition)).fetchone()
             return None if row is None else _revision(row)
@@ -115,6 +119,8 @@ class SqliteRegistry(StoringRegistry):
         return await self._db.run(select)
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        if not names_a_partition(endpoint, partition):
+            return []
         def select(connection: sqlite3.Connection) -> list[Revision]:
             rows = connection.execute(SELECT_PARTITION, (endpoint, partition))
             return [_revision(row) for row in rows]
@@ -122,6 +128,7 @@ class SqliteRegistry(StoringRegistry):
         return await self._db.run(select)
 
     async def get(self, revision_id: str) -> Revision:
+        check_revision_id(revision_id)
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_BY_ID, (revision_id,)).fetchone()
             return None if row is None else _revision(row)
