@@ -68,7 +68,7 @@ def check_lineage(lineage: Sequence[str]) -> tuple[str, ...]:
     """Lineage ids are opaque but bounded single tokens, and at most MAX_LINEAGE of them."""
     if isinstance(lineage, str):
         raise InvalidIdentifier(
-            f"lineage must be a sequence of ids, not the string {lineage[:80]!r}"
+            f"lineage must be a sequence of ids, not the string {validate.shown(lineage)}"
         )
     ids = tuple(lineage)
     if len(ids) > MAX_LINEAGE:

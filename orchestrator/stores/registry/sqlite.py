@@ -112,6 +112,7 @@ class SqliteRegistry(StoringRegistry):
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         if not names_a_partition(endpoint, partition):
             return None
+
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_LATEST, (endpoint, partition)).fetchone()
             return None if row is None else _revision(row)
@@ -121,6 +122,7 @@ class SqliteRegistry(StoringRegistry):
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
         if not names_a_partition(endpoint, partition):
             return []
+
         def select(connection: sqlite3.Connection) -> list[Revision]:
             rows = connection.execute(SELECT_PARTITION, (endpoint, partition))
             return [_revision(row) for row in rows]
@@ -129,6 +131,7 @@ class SqliteRegistry(StoringRegistry):
 
     async def get(self, revision_id: str) -> Revision:
         check_revision_id(revision_id)
+
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_BY_ID, (revision_id,)).fetchone()
             return None if row is None else _revision(row)
