@@ -1,44 +1,96 @@
-"""Validation of the names users and publishers hand to charon."""
+"""Validation of the names users and publishers hand to charon.
+
+Every pattern is ASCII only, spelled out ([0-9], not \\d, which takes any script's
+digits), and used with fullmatch, which unlike ``^...$`` refuses a trailing newline.
+Every name has a bounded length.
+"""
 
 from __future__ import annotations
 
 import re
 
-from orchestrator.errors import InvalidIdentifier
+from orchestrator.errors import InvalidIdentifier, UsageError
+from orchestrator.intervals import FIRST_DAY, LAST_DAY, parse_interval
 
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-# A day (2018-10-31), a month (2012-06), an ISO week (2012-W05), a year (2012) or a
-# custom range (2012-06-01-2012-06-30): the spellings Luigi uses for partitions.
-_PARTITION = re.compile(
-    r"^\d{4}(?:-\d{2}(?:-\d{2}(?:-\d{4}-\d{2}-\d{2})?)?|-W\d{2})?$"
-)
-_URI_SCHEMES = ("gs://", "/")
-# ASCII only, spelled out ([0-9], not \d, which takes any script's digits), and always
-# used with fullmatch, which unlike `$` refuses a trailing newline.
+MAX_ENDPOINT_LENGTH = 255
+MAX_PARTITION_LENGTH = len("2012-06-01-2012-06-30")
+MAX_URI_LENGTH = 2048
+# Lineage holds revision ids and other inputs' versions, such as a storage object's
+# ``uri@updated#size``: room for a whole URI and its version.
+MAX_LINEAGE_ID_LENGTH = MAX_URI_LENGTH + 128
+
+_ENDPOINT = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ENDPOINT_LENGTH - 1}}}")
+# GCS bucket names: 3 to 63 lower-case letters, digits, '-', '_' and '.', starting and
+# ending with a letter or digit (dotted names may be longer; charon needs none).
+_GCS_URI = re.compile(r"gs://[a-z0-9](?:[a-z0-9._-]{1,61})[a-z0-9](?:/.*)?", re.DOTALL)
+# No control characters (C0, DEL, C1) and no lone surrogates, which no database stores.
+_TEXT = "[^\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+_PRINTABLE = re.compile(f"{_TEXT}*")
+_LINEAGE_ID = re.compile(rf"(?:(?!\s){_TEXT}){{1,{MAX_LINEAGE_ID_LENGTH}}}")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+# Revisions get UUIDs; a lookup takes any such token, so a stranger id is "not found".
+_REVISION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 def endpoint(name: str) -> str:
-    if not _ENDPOINT.match(name):
+    if not _ENDPOINT.fullmatch(name):
         raise InvalidIdentifier(
-            f"invalid endpoint {name!r}: use letters, digits, '.', '_' and '-'"
+            f"invalid endpoint {shown(name)}: 1 to {MAX_ENDPOINT_LENGTH} ASCII letters,"
+            " digits, '.', '_' and '-', starting with a letter or digit"
         )
     return name
 
 
 def partition(name: str) -> str:
-    if not _PARTITION.match(name):
+    """A day (2018-10-31), a month (2012-06), an ISO week (2012-W05), a year (2012) or
+    a custom range (2012-06-01-2012-06-30): Luigi's spellings, of real dates."""
+    if (problem := _interval_problem(name)) is not None:
         raise InvalidIdentifier(
-            f"invalid partition {name!r}: expected a day (2018-10-31) or an interval"
-            " (2012-06, 2012-W05, 2012, 2012-06-01-2012-06-30)"
+            f"invalid partition {shown(name)}: expected a day (2018-10-31) or an interval"
+            f" (2012-06, 2012-W05, 2012, 2012-06-01-2012-06-30) of real dates from"
+            f" {FIRST_DAY} to {LAST_DAY} ({problem})"
         )
     return name
 
 
+def _interval_problem(name: str) -> str | None:
+    if len(name) > MAX_PARTITION_LENGTH:
+        return f"longer than {MAX_PARTITION_LENGTH} characters"
+    try:
+        parse_interval(name)
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
 def uri(value: str) -> str:
-    if not value.startswith(_URI_SCHEMES) or any(c in value for c in "\n\r\0"):
+    """``gs://bucket/path`` or an absolute local path, without control characters."""
+    if not (len(value) <= MAX_URI_LENGTH and _PRINTABLE.fullmatch(value)
+            and (_GCS_URI.fullmatch(value) or value.startswith("/"))):
         raise InvalidIdentifier(
-            f"invalid URI {value!r}: expected gs://bucket/path or an absolute local path"
+            f"invalid URI {shown(value)}: expected gs://bucket/path (a valid bucket name)"
+            f" or an absolute local path, at most {MAX_URI_LENGTH} characters, without"
+            " control characters"
+        )
+    return value
+
+
+def lineage_id(value: str) -> str:
+    """A revision id, or another input's version, as lineage holds it: one token."""
+    if not isinstance(value, str) or not _LINEAGE_ID.fullmatch(value):
+        raise InvalidIdentifier(
+            f"invalid lineage id {shown(value)}: expected 1 to {MAX_LINEAGE_ID_LENGTH}"
+            " characters without whitespace or control characters"
+        )
+    return value
+
+
+def revision_id(value: str) -> str:
+    """An id to look a revision up by: its UUID, or another token that names none."""
+    if not _REVISION_ID.fullmatch(value):
+        raise InvalidIdentifier(
+            f"invalid revision id {shown(value)}: 1 to 128 ASCII letters, digits, '.', '_',"
+            " ':' and '-', starting with a letter or digit"
         )
     return value
 
@@ -47,21 +99,28 @@ def idempotency_key(key: str) -> str:
     """The key a publisher sends so that a retried publish returns the first revision."""
     if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidIdentifier(
-            f"invalid idempotency key {key!r}: 1 to 200 ASCII letters, digits, '.', '_',"
-            " ':' and '-', starting with a letter or digit"
+            f"invalid idempotency key {shown(key)}: 1 to 200 ASCII letters, digits, '.',"
+            " '_', ':' and '-', starting with a letter or digit"
         )
     return key
 
 
+def shown(value: object) -> str:
+    """A refused value as an error shows it: bounded, so a 100 kB name makes no 100 kB
+    message."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 # Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.
 _PG_IDENTIFIER = r"[a-z_][a-z0-9_]{0,62}"
-_PG_NAME = re.compile(rf"^{_PG_IDENTIFIER}(?:\.{_PG_IDENTIFIER})?$")
-_PG_SCHEMA = re.compile(rf"^{_PG_IDENTIFIER}$")
+_PG_NAME = re.compile(rf"{_PG_IDENTIFIER}(?:\.{_PG_IDENTIFIER})?")
+_PG_SCHEMA = re.compile(_PG_IDENTIFIER)
 
 
 def pg_table(name: str) -> str:
     """A PostgreSQL table name as charon accepts it: ``table`` or ``schema.table``."""
-    if not _PG_NAME.match(name):
+    if not _PG_NAME.fullmatch(name):
         raise InvalidIdentifier(
             f"invalid PostgreSQL table {name!r}: lower-case letters, digits and '_',"
             " optionally schema.table"
@@ -71,7 +130,7 @@ def pg_table(name: str) -> str:
 
 def pg_schema(name: str) -> str:
     """A PostgreSQL schema name: lower-case letters, digits and '_', never quoted."""
-    if not _PG_SCHEMA.match(name):
+    if not _PG_SCHEMA.fullmatch(name):
         raise InvalidIdentifier(
             f"invalid PostgreSQL schema {name!r}: lower-case letters, digits and '_'"
         )

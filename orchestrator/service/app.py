@@ -11,8 +11,6 @@ subscribers as a signed webhook, in the background, retried with backoff.
 from __future__ import annotations
 
 import hmac
-import json
-import math
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -35,21 +33,21 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
+from orchestrator.service import inputs
 from orchestrator.service.notify import Notifier
 from orchestrator.service.options import ServiceOptions, check_options
 from orchestrator.stores.registry import wire
-from orchestrator.stores.registry.base import Publication, Registry, check_limit
+from orchestrator.stores.registry.base import Publication, Registry
 from orchestrator.web import http, openapi
 
-PUBLISH_FIELDS = frozenset({"endpoint", "partition", "uri", "lineage"})
-REQUIRED_FIELDS = ("endpoint", "partition", "uri")
 DEFAULT_CHANGES_LIMIT = 1000
 # A long-poll also re-reads the store this often, so a publish made through another
 # replica of the service (sharing a PostgreSQL registry) is seen within this time.
 RECHECK_SECONDS = 5.0
 DRAIN_SECONDS = 5.0  # queued notifications may be delivered within this on shutdown
 NOTIFY_WORKERS = 4
-_CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND, 413: wire.CODE_TOO_LARGE}
+_CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND,
+                    405: wire.CODE_METHOD_NOT_ALLOWED, 413: wire.CODE_TOO_LARGE}
 _HTTP_SERVER_ERROR = 500
 
 
@@ -94,49 +92,6 @@ class ChangeSignal:
         self._event.set()
 
 
-def parse_publish(raw: bytes) -> tuple[str, str, str, list[str]]:
-    """(endpoint, partition, uri, lineage) from a publish body; UsageError when malformed."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise UsageError("the request body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise UsageError("the request body must be a JSON object")
-    if unknown := sorted(set(value) - PUBLISH_FIELDS):
-        raise UsageError(f"unknown fields: {', '.join(unknown)}")
-    if missing := [name for name in REQUIRED_FIELDS if name not in value]:
-        raise UsageError(f"missing fields: {', '.join(missing)}")
-    for name in REQUIRED_FIELDS:
-        if not isinstance(value[name], str):
-            raise UsageError(f"{name} must be a string")
-    lineage = value.get("lineage", [])
-    if not isinstance(lineage, list) or not all(isinstance(item, str) for item in lineage):
-        raise UsageError("lineage must be a list of revision ids (strings)")
-    return value["endpoint"], value["partition"], value["uri"], lineage
-
-
-def idempotency_key(request: web.Request) -> str | None:
-    """The publish's ``Idempotency-Key`` header; the registry validates it like the body."""
-    keys = request.headers.getall(wire.IDEMPOTENCY_KEY_HEADER, [])
-    if len(keys) > 1:
-        raise UsageError(f"send one {wire.IDEMPOTENCY_KEY_HEADER} header, not {len(keys)}")
-    return keys[0] if keys else None
-
-
-def _query_number(request: web.Request, name: str, default: float, kind: type[float], *,
-                  minimum: float = 0) -> float:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    try:
-        number = kind(text)
-    except ValueError:
-        raise UsageError(f"{name} must be a {kind.__name__}, got {text!r}") from None
-    if not math.isfinite(number) or number < minimum:
-        raise UsageError(f"{name} must be a number of at least {minimum}, got {text!r}")
-    return number
-
-
 def _error_response(status: int, code: str, message: str) -> web.Response:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return web.json_response({"error": message, "code": code}, status=status, headers=headers)
@@ -166,6 +121,10 @@ async def _json_errors(
         fallback = wire.CODE_BAD_REQUEST if exc.status < _HTTP_SERVER_ERROR else wire.CODE_INTERNAL
         return _error_response(exc.status, _CODES_BY_STATUS.get(exc.status, fallback),
                                exc.text or exc.reason)
+    except ConnectionResetError:
+        # The client went away mid-request: no bug of ours, and no one to answer.
+        _logger().debug("client disconnected", path=request.path)
+        return _error_response(400, wire.CODE_BAD_REQUEST, "the request ended early")
     except CharonError as exc:
         status, code = next(((status, code) for kind, status, code in _ERROR_STATUSES
                              if isinstance(exc, kind)), (500, wire.CODE_INTERNAL))
@@ -205,15 +164,16 @@ class Handlers:
             return
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # compare_digest: how long the comparison takes says nothing about the token.
+        # surrogateescape: a header's non-UTF-8 bytes arrive as lone surrogates.
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self.options.token.encode()
+            given.strip().encode("utf-8", "surrogateescape"), self.options.token.encode()
         ):
             raise AuthError("a valid bearer token is required to publish")
 
     async def publish(self, request: web.Request) -> web.Response:
         self._authorize(request)  # before reading: strangers cannot make us parse anything
-        key = idempotency_key(request)
-        endpoint, partition, uri, lineage = parse_publish(await request.read())
+        key = inputs.idempotency_key(request)
+        endpoint, partition, uri, lineage = inputs.parse_publish(await request.read())
         published = await self.registry.publish_or_replay(endpoint, partition, uri, lineage,
                                                           idempotency_key=key)
         revision = published.revision
@@ -232,26 +192,23 @@ class Handlers:
         return web.json_response(wire.revision_to_json(revision), status=201, headers=headers)
 
     async def latest(self, request: web.Request) -> web.Response:
-        endpoint, partition = request.match_info["endpoint"], request.match_info["partition"]
+        endpoint, partition = inputs.partition_path(request)
         revision = await self.registry.latest(endpoint, partition)
         if revision is None:
             raise UnknownRevision(f"{endpoint} {partition} has no revision")
         return web.json_response(wire.revision_to_json(revision))
 
     async def revisions(self, request: web.Request) -> web.Response:
-        found = await self.registry.list(request.match_info["endpoint"],
-                                         request.match_info["partition"])
+        found = await self.registry.list(*inputs.partition_path(request))
         return _revisions_response(found)
 
     async def revision(self, request: web.Request) -> web.Response:
-        revision = await self.registry.get(request.match_info["revision_id"])
+        revision = await self.registry.get(inputs.revision_path(request))
         return web.json_response(wire.revision_to_json(revision))
 
     async def changes(self, request: web.Request) -> web.Response:
-        # Any integer, as the embedded registry takes: a cursor below 1 means "from the start".
-        since = int(_query_number(request, "since", 0, int, minimum=-math.inf))
-        limit = check_limit(int(_query_number(request, "limit", DEFAULT_CHANGES_LIMIT, int)))
-        wait = min(_query_number(request, "wait", 0.0, float), self.options.long_poll_max_seconds)
+        since, limit, wait = inputs.changes_query(request, DEFAULT_CHANGES_LIMIT)
+        wait = min(wait, self.options.long_poll_max_seconds)
         deadline = anyio.current_time() + wait
         while True:
             woken = self.changed.current()

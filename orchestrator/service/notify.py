@@ -19,6 +19,9 @@ from orchestrator.web.signing import signed_headers
 NOTIFY_TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 60.0
 _HTTP_SERVER_ERROR = 500
+# A charon daemon answers 404 for an endpoint it does not watch: it got the notice and
+# has no use for it, which is how most publishes meet most subscribers.
+_NOT_INTERESTED = 404
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,15 @@ class Notifier:
         log = self._log.bind(subscriber=delivery.url, revision=delivery.revision_id,
                              delivery=delivery.delivery_id)
         for attempt in range(1, self._options.notify_attempts + 1):
-            failure, retry = await self._post(delivery)
+            status, failure = await self._post(delivery)
+            if status == _NOT_INTERESTED:
+                log.info("subscriber does not watch the endpoint", attempt=attempt)
+                return
             if failure is None:
                 log.info("subscriber notified", attempt=attempt)
                 return
+            # Other 4xx are the receiver's considered refusal: sending it again won't help.
+            retry = status is None or status >= _HTTP_SERVER_ERROR or status in (408, 429)
             if not retry or attempt == self._options.notify_attempts:
                 log.warning("notification failed", attempt=attempt, error=failure)
                 return
@@ -85,8 +93,8 @@ class Notifier:
                      delay=delay)
             await anyio.sleep(delay)
 
-    async def _post(self, delivery: Delivery) -> tuple[str | None, bool]:
-        """(None, _) on success, else (why, whether a retry may help)."""
+    async def _post(self, delivery: Delivery) -> tuple[int | None, str | None]:
+        """(the status, None) when delivered, else (the status if any, why not)."""
         # Signed per attempt: a retry carries a fresh timestamp, within the replay window.
         headers = signed_headers(self._secret, delivery.body, delivery_id=delivery.delivery_id)
         headers["Content-Type"] = "application/json"
@@ -96,8 +104,5 @@ class Notifier:
                                           timeout=timeout) as response:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}", True
-        if status < 300:  # 2xx: delivered
-            return None, False
-        # Other 4xx are the receiver's considered refusal: sending it again won't help.
-        return f"HTTP {status}", status >= _HTTP_SERVER_ERROR or status in (408, 429)
+            return None, f"{type(exc).__name__}: {exc}"
+        return status, None if status < 300 else f"HTTP {status}"  # 2xx: delivered

@@ -13,7 +13,13 @@ from orchestrator.errors import (
 )
 from orchestrator.model import Revision, Run, RunState
 from orchestrator.stores.drivers.sqlite import truncate_ms
-from orchestrator.stores.registry.base import Publication, StoringRegistry, check_limit, replay
+from orchestrator.stores.registry.base import (
+    Publication,
+    StoringRegistry,
+    check_limit,
+    check_since,
+    replay,
+)
 from orchestrator.stores.state.base import Change, StateStoreBase
 from orchestrator.stores.state.claims import (
     ClaimPlan,
@@ -36,7 +42,9 @@ class InMemoryRegistry(StoringRegistry):
         # No await from the lookup to the insert: two tasks with one key cannot interleave.
         if idempotency_key is not None and idempotency_key in self._by_key:
             return replay(self._by_key[idempotency_key], new, idempotency_key)
-        revision = dataclasses.replace(new, seq=len(self._revisions) + 1)
+        # Never earlier than the newest revision, as in every registry.
+        created = max(new.created, self._revisions[-1].created) if self._revisions else new.created
+        revision = dataclasses.replace(new, seq=len(self._revisions) + 1, created=created)
         self._revisions.append(revision)
         if idempotency_key is not None:
             self._by_key[idempotency_key] = revision
@@ -59,6 +67,7 @@ class InMemoryRegistry(StoringRegistry):
         raise UnknownRevision(f"no revision {revision_id!r}")
 
     async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        check_since(since_seq)
         check_limit(limit)
         await anyio.lowlevel.checkpoint()
         return [r for r in self._revisions if r.seq > since_seq][:limit]

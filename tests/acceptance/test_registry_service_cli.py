@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +118,50 @@ def test_serve_refuses_all_interfaces_without_a_token(charon: Cli) -> None:
     assert result.returncode == 1
     assert "without a token" in result.stderr
     assert result.stdout == ""
+
+
+HOSTILE_REQUESTS = [
+    ("POST", "/v1/revisions", b"[" * 60_000),  # within the default 64 KiB body limit
+    ("POST", "/v1/revisions",
+     b'{"endpoint": "plays", "partition": "2018-10-31", "uri": "/data/\\ud800"}'),
+    ("POST", "/v1/revisions", b'{"endpoint": ' + b"9" * 5000 + b"}"),
+    ("GET", "/v1/changes?since=99999999999999999999", None),
+    ("GET", "/v1/endpoints/%ED%A0%80/partitions/2018-10-31/latest", None),
+    ("GET", "/v1/revisions/a%00b", None),
+]
+
+
+def test_hostile_requests_are_refused_and_the_service_stays_up(
+    charon: Cli, server: Server
+) -> None:
+    for method, path, body in HOSTILE_REQUESTS:
+        status, answer = _call(server.url + path, method, body)
+        assert status == 400, (path, answer)
+        assert isinstance(answer, dict)
+        assert set(answer) == {"error", "code"}
+
+    client = HttpCli(charon.home / "client", url=server.url)
+    not_a_date = client("registry", "publish", "plays", "2018-99-99", "/data/plays/a")
+    assert not_a_date.returncode == 2
+    assert not_a_date.stderr.startswith("error: invalid partition '2018-99-99'")
+    assert len(not_a_date.stderr.splitlines()) == 1
+
+    assert _call(f"{server.url}/v1/changes") == (200, {"revisions": [], "next_since": 0})
+    assert _call(f"{server.url}/healthz") == (200, {"status": "ok"})
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=15) == 0
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert "request failed" not in log
+
+
+def _call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, object]:
+    """One request to the service: its status and JSON answer."""
+    # Both noqa: the URL is the service's own http:// one, on loopback.
+    request = urllib.request.Request(url, data=body, method=method,  # noqa: S310
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import pytest
@@ -15,12 +16,19 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.base import MAX_LINEAGE, MAX_SEQ, MIN_SEQ, Registry
 
 DAY = "2018-10-31"
 KEY = "top_artists:2018-10-31:run-7f3a.attempt-2"
 # The same schema versions in both dialects: (version, name) as each backend lists them.
 APPLIED_MIGRATIONS = [(1, "init"), (2, "idempotency_key")]
+
+
+def assert_created_rises_with_seq(revisions: Sequence[Revision]) -> None:
+    """Creation times never go back along the change feed."""
+    in_seq_order = sorted(revisions, key=lambda revision: revision.seq)
+    for earlier, later in itertools.pairwise(in_seq_order):
+        assert earlier.created <= later.created, f"seq {later.seq} was created before {earlier.seq}"
 
 
 class RegistryContract:
@@ -47,6 +55,24 @@ class RegistryContract:
     async def test_get_unknown_raises(self, registry: Registry) -> None:
         with pytest.raises(UnknownRevision):
             await registry.get(str(uuid.uuid4()))
+
+    @pytest.mark.parametrize(
+        ("endpoint", "partition"),
+        [("plays\x00", DAY), ("plays\ud800", DAY), ("plays", "2018-99-99"),
+         ("plays", f"{DAY}\x00"), ("p" * 10_000, DAY), ("bad endpoint", DAY)],
+    )
+    async def test_a_partition_no_publish_could_name_has_no_revisions(
+        self, registry: Registry, endpoint: str, partition: str
+    ) -> None:
+        assert await registry.latest(endpoint, partition) is None
+        assert await registry.list(endpoint, partition) == []
+
+    @pytest.mark.parametrize("revision_id", ["a\x00b", "\ud800", "r" * 10_000, "a/b", ""])
+    async def test_an_id_no_revision_could_have_is_unknown(
+        self, registry: Registry, revision_id: str
+    ) -> None:
+        with pytest.raises(UnknownRevision):
+            await registry.get(revision_id)
 
     async def test_latest_is_last_published_of_that_partition(self, registry: Registry) -> None:
         assert await registry.latest("plays", DAY) is None
@@ -95,6 +121,22 @@ class RegistryContract:
             ("plays", DAY, "/data/x", ("",)),
             ("plays", DAY, "/data/x", ("has space",)),
             ("plays", DAY, "/data/x", "a-string-not-a-list"),
+            ("plays", "2018-99-99", "/data/x", ()),
+            ("plays", "2018-02-30", "/data/x", ()),
+            ("plays", "9999-12-31", "/data/x", ()),
+            ("plays", f"{DAY}\n", "/data/x", ()),
+            ("plays", "\uff12018-10-31", "/data/x", ()),
+            ("plays\n", DAY, "/data/x", ()),
+            ("plays", DAY, "gs://", ()),
+            ("plays", DAY, "gs:///x", ()),
+            ("plays", DAY, "gs://ab/x", ()),
+            ("plays", DAY, "/data/\ud800", ()),
+            ("plays", DAY, "/data/\x00", ()),
+            ("plays", DAY, "/" + "x" * 2048, ()),
+            ("plays", DAY, "/data/x", ("\ud800",)),
+            ("plays", DAY, "/data/x", ("x" * 5000,)),
+            ("plays", DAY, "/data/x", [f"r-{n}" for n in range(MAX_LINEAGE + 1)]),
+            ("plays", DAY, "/data/x", [f"r-{n}" for n in range(20_000)]),
         ],
     )
     async def test_invalid_publish_is_refused_and_changes_nothing(
@@ -104,6 +146,34 @@ class RegistryContract:
             await registry.publish(endpoint, partition, uri, lineage)  # type: ignore[arg-type]
         assert await registry.changes(0) == []
         assert await registry.latest("plays", DAY) is None
+
+    async def test_lineage_may_hold_up_to_its_bound(self, registry: Registry) -> None:
+        lineage = tuple(f"r-{n}" for n in range(MAX_LINEAGE))
+        revision = await registry.publish("plays", DAY, "/data/x", lineage)
+        assert (await registry.get(revision.id)).lineage == lineage
+
+    @pytest.mark.parametrize(
+        "since",
+        [MAX_SEQ + 1, MIN_SEQ - 1, pytest.param(10**5000, id="5000-digits"),
+         pytest.param(-(10**5000), id="minus-5000-digits")],
+    )
+    async def test_a_cursor_out_of_range_is_refused(self, registry: Registry, since: int) -> None:
+        with pytest.raises(UsageError, match="since"):
+            await registry.changes(since)
+
+    async def test_the_cursor_range_is_whole(self, registry: Registry) -> None:
+        published = await registry.publish("plays", DAY, "/data/x")
+        assert await registry.changes(MIN_SEQ) == [published]
+        assert await registry.changes(MAX_SEQ) == []
+
+    async def test_created_never_decreases_with_seq(self, registry: Registry) -> None:
+        async def publish(n: int) -> None:
+            await registry.publish("plays", DAY, f"/data/{n}")
+
+        async with anyio.create_task_group() as group:
+            for n in range(30):
+                group.start_soon(publish, n)
+        assert_created_rises_with_seq(await registry.changes(0))
 
     async def test_interval_partitions_are_accepted(self, registry: Registry) -> None:
         for partition in ("2012-06", "2012-W05", "2012", "2012-06-01-2012-06-30"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +35,13 @@ from orchestrator.stores.registry.postgres import (
 )
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.web import http
-from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContract
+from tests.contracts.registry import (
+    APPLIED_MIGRATIONS,
+    DAY,
+    KEY,
+    RegistryContract,
+    assert_created_rises_with_seq,
+)
 from tests.support.services import registry_service
 
 TOKEN = "test-token"
@@ -182,6 +188,40 @@ class TestPostgresRegistry(RegistryContract):
         assert [r.uri for r in feed] == ["/data/slow", "/data/fast"]
         assert feed[0].seq < feed[1].seq == fast[0].seq
 
+    async def test_created_rises_with_seq_under_concurrent_publishes(
+        self, postgres_dsn: str
+    ) -> None:
+        """Four pools (ten connections each) publishing at once: each clock is read before
+        the wait for the publish lock, so the order of the reads is not that of the seqs."""
+        registries = [await PostgresRegistry.open(postgres_dsn) for _ in range(4)]
+        go = anyio.Event()
+
+        async def publish(registry: PostgresRegistry, n: int) -> None:
+            await go.wait()
+            for i in range(5):
+                await registry.publish("plays", DAY, f"/data/{n}/{i}")
+
+        try:
+            async with anyio.create_task_group() as group:
+                for n in range(40):
+                    group.start_soon(publish, registries[n % 4], n)
+                await anyio.sleep(0.05)
+                go.set()
+            feed = await registries[0].changes(0)
+        finally:
+            for registry in registries:
+                await registry.aclose()
+        assert len(feed) == 200
+        assert_created_rises_with_seq(feed)
+
+    async def test_a_replica_with_a_slow_clock_does_not_go_back_in_time(
+        self, postgres_dsn: str
+    ) -> None:
+        await _publish_through_a_slow_clock(
+            await PostgresRegistry.open(postgres_dsn),
+            await PostgresRegistry.open(postgres_dsn, now=_an_hour_slow),
+        )
+
     async def test_unreachable_server_is_a_registry_error(self) -> None:
         with pytest.raises(RegistryError, match="cannot connect"):
             await PostgresRegistry.open("postgresql://postgres@127.0.0.1:1/nothing")
@@ -209,6 +249,32 @@ async def test_sqlite_connections_racing_with_one_key_publish_once(tmp_path: Pat
     finally:
         for registry in registries:
             await registry.aclose()
+
+
+async def test_a_sqlite_connection_with_a_slow_clock_does_not_go_back_in_time(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "registry.sqlite"
+    await _publish_through_a_slow_clock(await SqliteRegistry.open(path),
+                                        await SqliteRegistry.open(path, now=_an_hour_slow))
+
+
+def _an_hour_slow() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
+async def _publish_through_a_slow_clock(right: Registry, slow: Registry) -> None:
+    """Two publishers of one registry whose clocks disagree (two replicas of the service,
+    a clock stepped back): the later publish is never created before the earlier one."""
+    try:
+        first = await right.publish("plays", DAY, "/data/first")
+        second = await slow.publish("plays", DAY, "/data/second")
+        assert second.seq > first.seq
+        assert second.created >= first.created
+        assert await right.changes(0) == [first, second]  # as stored, not just as returned
+    finally:
+        await right.aclose()
+        await slow.aclose()
 
 
 async def _http_registry(url: str) -> HttpRegistry:

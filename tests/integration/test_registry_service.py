@@ -365,6 +365,23 @@ async def test_retries_stop(tmp_path: Path, statuses: list[int], attempts: int,
     assert len(receiver.received) == calls
 
 
+async def test_a_subscriber_not_watching_the_endpoint_is_no_failure(tmp_path: Path) -> None:
+    """A daemon answers 404 for an endpoint it does not watch: delivered, not interested;
+    so no retry and no warning for every publish nobody watches."""
+    receiver = Receiver(statuses=[404])
+    with structlog.testing.capture_logs() as logs:
+        async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
+            assert (await service.post(json.dumps(GOOD).encode()))[0] == 201
+            await receiver.wait_for(1)
+            await anyio.sleep(0.3)  # a retry would come after 0.05 s
+    assert len(receiver.received) == 1
+    notices = [entry for entry in logs if entry.get("subscriber") == hook]
+    assert [(entry["event"], entry["log_level"]) for entry in notices] == [
+        ("subscriber does not watch the endpoint", "info")
+    ]
+    assert [entry for entry in logs if entry["log_level"] in ("warning", "error")] == []
+
+
 async def test_publish_does_not_wait_for_subscribers(tmp_path: Path) -> None:
     receiver = Receiver(delay=1.0)
     async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:

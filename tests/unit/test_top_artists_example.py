@@ -180,7 +180,7 @@ async def test_without_a_database_the_load_fails_clearly() -> None:
 
 def test_targets_validate_their_names() -> None:
     assert StorageTarget("data/x.tsv").resolve("/root/") == "/root/data/x.tsv"
-    assert StorageTarget("gs://b/x.tsv").resolve("/root") == "gs://b/x.tsv"
+    assert StorageTarget("gs://bkt/x.tsv").resolve("/root") == "gs://bkt/x.tsv"
     with pytest.raises(UsageError):
         StorageTarget("data/x.tsv").resolve("")
     for bad in ("", "../etc/passwd", "a\nb"):

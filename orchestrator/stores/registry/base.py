@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from orchestrator import validate
-from orchestrator.errors import IdempotencyKeyReused, InvalidIdentifier, UsageError
+from orchestrator.errors import (
+    IdempotencyKeyReused,
+    InvalidIdentifier,
+    UnknownRevision,
+    UsageError,
+)
 from orchestrator.model import Revision
 from orchestrator.stores.drivers.sqlite import truncate_ms
 
@@ -50,21 +55,47 @@ class Registry(Protocol):
 Clock = Callable[[], datetime]
 
 MAX_CHANGES = 10_000
+MAX_LINEAGE = 1000
+# The change feed's cursor is a database's signed 64-bit integer.
+MIN_SEQ, MAX_SEQ = -(2**63), 2**63 - 1
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 def check_lineage(lineage: Sequence[str]) -> tuple[str, ...]:
-    """Lineage ids are opaque but must be non-empty single tokens."""
+    """Lineage ids are opaque but bounded single tokens, and at most MAX_LINEAGE of them."""
     if isinstance(lineage, str):
-        raise InvalidIdentifier(f"lineage must be a sequence of ids, not the string {lineage!r}")
-    for item in lineage:
-        if not isinstance(item, str) or not item or any(c.isspace() for c in item):
-            raise InvalidIdentifier(
-                f"invalid lineage id {item!r}: expected a non-empty id without whitespace"
-            )
-    return tuple(lineage)
+        raise InvalidIdentifier(
+            f"lineage must be a sequence of ids, not the string {validate.shown(lineage)}"
+        )
+    ids = tuple(lineage)
+    if len(ids) > MAX_LINEAGE:
+        raise InvalidIdentifier(f"lineage holds {len(ids)} ids, more than {MAX_LINEAGE}")
+    for item in ids:
+        validate.lineage_id(item)
+    return ids
+
+
+def names_a_partition(endpoint: str, partition: str) -> bool:
+    """Whether a publish would take these names. A partition no publish could name has
+    no revisions, and every registry answers so without looking it up: a database may
+    not even take the bytes (a NUL, a lone surrogate)."""
+    try:
+        validate.endpoint(endpoint)
+        validate.partition(partition)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
+def check_revision_id(revision_id: str) -> str:
+    """An id no revision could have names none: UnknownRevision, without a lookup."""
+    try:
+        return validate.revision_id(revision_id)
+    except InvalidIdentifier:
+        raise UnknownRevision(f"no revision {validate.shown(revision_id)}") from None
 
 
 def check_publish(
@@ -148,7 +179,19 @@ class StoringRegistry(ABC):
         return published.revision
 
 
+def check_since(since_seq: int) -> int:
+    """Any cursor a database column holds; one below 1 reads from the start."""
+    if isinstance(since_seq, bool) or not MIN_SEQ <= since_seq <= MAX_SEQ:
+        raise UsageError(f"since must be between {MIN_SEQ} and {MAX_SEQ}, got {_shown(since_seq)}")
+    return since_seq
+
+
 def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not 1 <= limit <= MAX_CHANGES:
-        raise UsageError(f"limit must be between 1 and {MAX_CHANGES}, got {limit!r}")
+        raise UsageError(f"limit must be between 1 and {MAX_CHANGES}, got {_shown(limit)}")
     return limit
+
+
+def _shown(number: int) -> str:
+    # repr of an int over 4,300 digits raises ValueError: a bad number must not do that.
+    return repr(number) if abs(number) <= MAX_SEQ else "a number out of range"

@@ -37,7 +37,13 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.model import Revision
-from orchestrator.stores.registry.base import check_limit, check_publish
+from orchestrator.stores.registry.base import (
+    check_limit,
+    check_publish,
+    check_revision_id,
+    check_since,
+    names_a_partition,
+)
 from orchestrator.stores.registry.wire import (
     CODE_IDEMPOTENCY_KEY_REUSED,
     CODE_INVALID_IDENTIFIER,
@@ -121,6 +127,8 @@ class HttpRegistry:
         return revision_from_json(found)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        if not names_a_partition(endpoint, partition):
+            return None  # as the embedded registry answers; the service would say 400
         path = ("endpoints", endpoint, "partitions", partition, "latest")
         try:
             return revision_from_json(await self._call("GET", path))
@@ -128,10 +136,13 @@ class HttpRegistry:
             return None
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        if not names_a_partition(endpoint, partition):
+            return []
         path = ("endpoints", endpoint, "partitions", partition, "revisions")
         return self._revisions(await self._call("GET", path))
 
     async def get(self, revision_id: str) -> Revision:
+        check_revision_id(revision_id)
         return revision_from_json(await self._call("GET", ("revisions", revision_id)))
 
     async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
@@ -146,6 +157,7 @@ class HttpRegistry:
         Returns as soon as there is anything after ``since_seq``, else an empty list
         once the wait is over (the service caps it at its long_poll_max_seconds).
         """
+        check_since(since_seq)
         check_limit(limit)
         if timeout < 0:
             raise UsageError(f"timeout must not be negative, got {timeout}")

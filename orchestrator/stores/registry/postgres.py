@@ -23,6 +23,9 @@ from orchestrator.stores.registry.base import (
     Publication,
     StoringRegistry,
     check_limit,
+    check_revision_id,
+    check_since,
+    names_a_partition,
     replay,
     utc_now,
 )
@@ -34,9 +37,14 @@ MIGRATIONS = "registry/postgres"
 POOL_MAX_SIZE = 10
 PUBLISH_LOCK = pg.lock_key("charon.registry.publish")
 
+# created is never earlier than the newest revision's: under the publish lock that one
+# is committed, so creation times rise with seq even when the publishers' clocks
+# disagree or the clock was read before a wait for the lock.
 INSERT_REVISION = (
     "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage, idempotency_key)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq"
+    " VALUES ($1, $2, $3, $4,"
+    " greatest($5, (SELECT created FROM revisions ORDER BY seq DESC LIMIT 1)), $6, $7)"
+    " RETURNING seq, created"
 )
 SELECT_BY_IDEMPOTENCY_KEY = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
@@ -110,25 +118,32 @@ class PostgresRegistry(StoringRegistry):
                     row = await connection.fetchrow(SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
                     if row is not None:
                         return replay(_revision(row), new, idempotency_key)
-                seq = await connection.fetchval(
+                [inserted] = await connection.fetch(
                     INSERT_REVISION, new.id, new.endpoint, new.partition, new.uri, new.created,
                     list(new.lineage), idempotency_key,
                 )
-        return Publication(dataclasses.replace(new, seq=seq), replayed=False)
+        created = inserted["created"].astimezone(UTC)
+        return Publication(dataclasses.replace(new, seq=inserted["seq"], created=created),
+                           replayed=False)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        if not names_a_partition(endpoint, partition):
+            return None
         with _converted("read"):
             async with self._acquire() as connection:
                 row = await connection.fetchrow(SELECT_LATEST, endpoint, partition)
         return None if row is None else _revision(row)
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        if not names_a_partition(endpoint, partition):
+            return []
         with _converted("read"):
             async with self._acquire() as connection:
                 rows = await connection.fetch(SELECT_PARTITION, endpoint, partition)
         return [_revision(row) for row in rows]
 
     async def get(self, revision_id: str) -> Revision:
+        check_revision_id(revision_id)
         with _converted("read"):
             async with self._acquire() as connection:
                 row = await connection.fetchrow(SELECT_BY_ID, revision_id)
@@ -137,6 +152,7 @@ class PostgresRegistry(StoringRegistry):
         return _revision(row)
 
     async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        check_since(since_seq)
         check_limit(limit)
         with _converted("read"):
             async with self._acquire() as connection:

@@ -25,13 +25,21 @@ from orchestrator.stores.registry.base import (
     Publication,
     StoringRegistry,
     check_limit,
+    check_revision_id,
+    check_since,
+    names_a_partition,
     replay,
     utc_now,
 )
 
+# created is never earlier than the newest revision's (the ISO texts sort as times):
+# under the write lock, creation times rise with seq even when the connections'
+# clocks disagree or a clock was read before a wait for the lock.
 INSERT_REVISION = (
     "INSERT INTO revisions (id, endpoint, partition, uri, created, lineage, idempotency_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?,"
+    " max(?, coalesce((SELECT created FROM revisions ORDER BY seq DESC LIMIT 1), '')), ?, ?)"
+    " RETURNING seq, created"
 )
 SELECT_BY_IDEMPOTENCY_KEY = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
@@ -95,14 +103,16 @@ class SqliteRegistry(StoringRegistry):
                                              (idempotency_key,)).fetchone()
                     if row is not None:
                         return replay(_revision(row), new, idempotency_key)
-                cursor = connection.execute(INSERT_REVISION, values)
-            if cursor.lastrowid is None:
-                raise RegistryError("insert returned no seq")
-            return Publication(dataclasses.replace(new, seq=cursor.lastrowid), replayed=False)
+                seq, created = connection.execute(INSERT_REVISION, values).fetchone()
+            return Publication(dataclasses.replace(new, seq=seq, created=parse_iso(created)),
+                               replayed=False)
 
         return await self._db.run(insert)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        if not names_a_partition(endpoint, partition):
+            return None
+
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_LATEST, (endpoint, partition)).fetchone()
             return None if row is None else _revision(row)
@@ -110,6 +120,9 @@ class SqliteRegistry(StoringRegistry):
         return await self._db.run(select)
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
+        if not names_a_partition(endpoint, partition):
+            return []
+
         def select(connection: sqlite3.Connection) -> list[Revision]:
             rows = connection.execute(SELECT_PARTITION, (endpoint, partition))
             return [_revision(row) for row in rows]
@@ -117,6 +130,8 @@ class SqliteRegistry(StoringRegistry):
         return await self._db.run(select)
 
     async def get(self, revision_id: str) -> Revision:
+        check_revision_id(revision_id)
+
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_BY_ID, (revision_id,)).fetchone()
             return None if row is None else _revision(row)
@@ -127,6 +142,7 @@ class SqliteRegistry(StoringRegistry):
         return revision
 
     async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
+        check_since(since_seq)
         check_limit(limit)
 
         def select(connection: sqlite3.Connection) -> builtins.list[Revision]:
