@@ -27,7 +27,7 @@ from bench.hostile_corpus import (
 )
 from orchestrator.web.signing import (
     DELIVERY_HEADER,
-    REPLAY_WINDOW_SECONDS,
+    TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     signature,
@@ -97,8 +97,8 @@ def _signatures(keys: Keys) -> list[Case]:
     }
     # Past the window by more than the corpus takes to send.
     stamps = {
-        "stale": str(now - REPLAY_WINDOW_SECONDS - MARGIN_SECONDS),
-        "from the future": str(now + REPLAY_WINDOW_SECONDS + MARGIN_SECONDS),
+        "stale": str(now - TOLERANCE_SECONDS - MARGIN_SECONDS),
+        "from the future": str(now + TOLERANCE_SECONDS + MARGIN_SECONDS),
         "from the far future": str(now + 10**10),
         "zero": "0",
         "negative": str(-now),

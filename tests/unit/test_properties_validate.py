@@ -118,7 +118,7 @@ def test_valid_postgresql_names_are_accepted(schema: str, table: str) -> None:
 
 
 @BOUNDED
-@given(st.from_regex(r"\A(/|gs://[a-z0-9][a-z0-9._-]{2,62}/)[A-Za-z0-9._/-]{0,200}\Z"))
+@given(st.from_regex(r"\A(/|gs://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]/)[A-Za-z0-9._/-]{0,200}\Z"))
 def test_valid_uris_are_accepted(uri: str) -> None:
     assert validate.uri(uri) == uri
 

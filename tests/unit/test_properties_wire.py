@@ -57,6 +57,7 @@ def test_any_json_is_a_revision_or_a_registry_error(value: object) -> None:
 @BOUNDED
 @given(revisions, st.sampled_from(FIELDS), json_values)
 @example(SAMPLE, "seq", float("inf"))  # json.loads("1e400")
+@example(SAMPLE, "created", "9999-12-31T23:59:59.999-23:59")  # past the calendar in UTC
 def test_any_field_value_is_a_revision_or_a_registry_error(
     revision: Revision, name: str, value: object
 ) -> None:

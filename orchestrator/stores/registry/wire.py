@@ -4,7 +4,7 @@ JSON form of a revision, the ``code`` of a JSON error body, the idempotency head
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision
@@ -47,11 +47,19 @@ def revision_from_json(value: object) -> Revision:
             revision = Revision(
                 id=str(value["id"]), endpoint=str(value["endpoint"]),
                 partition=str(value["partition"]), uri=str(value["uri"]),
-                created=datetime.fromisoformat(value["created"]),
+                created=_utc(datetime.fromisoformat(value["created"])),
                 lineage=tuple(str(item) for item in value["lineage"]), seq=int(value["seq"]),
             )
-        except (KeyError, TypeError, ValueError):
+        # OverflowError: a seq of 1e400 (infinity), or a time that leaves the calendar
+        # once moved to UTC.
+        except (KeyError, TypeError, ValueError, OverflowError):
             revision = None
-    if revision is None or revision.created.tzinfo is None:
-        raise RegistryError(f"the registry service sent a malformed revision: {value!r}")
+    if revision is None:
+        raise RegistryError(f"the registry service sent a malformed revision: {value!r:.200}")
     return revision
+
+
+def _utc(created: datetime) -> datetime:
+    if created.tzinfo is None:
+        raise ValueError("a revision's creation time names its time zone")
+    return created.astimezone(UTC)
