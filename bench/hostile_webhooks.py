@@ -27,9 +27,9 @@ from bench.hostile_corpus import (
 )
 from orchestrator.web.signing import (
     DELIVERY_HEADER,
-    TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    TOLERANCE_SECONDS,
     signature,
 )
 

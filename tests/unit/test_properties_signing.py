@@ -11,9 +11,9 @@ from bench.hostile_corpus import HOSTILE_TEXTS, HUGE_DIGITS
 from orchestrator.errors import AuthError
 from orchestrator.web.signing import (
     DELIVERY_HEADER,
-    TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    TOLERANCE_SECONDS,
     signature,
     signed_headers,
     verify,
