@@ -8,7 +8,6 @@ no webhook is accepted, since a replay could not be told from a first delivery.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,9 +18,10 @@ from aiohttp import web
 from orchestrator import validate
 from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
-from orchestrator.errors import AuthError, CharonError, StateStoreError
+from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.web import openapi
+from orchestrator.web.json_body import decode_object
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
@@ -164,7 +164,7 @@ def daemon_app(
     async def health(request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
 
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_json_routing_errors])
     app.router.add_post("/hooks/partitions", hooks.handler(hooks.partition_published))
     app.router.add_post("/hooks/runs", hooks.handler(hooks.run_requested))
     app.router.add_get("/", page)
@@ -181,12 +181,28 @@ def _queue_full() -> Rejected:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(400, f"malformed JSON: {exc}", "malformed") from None
-    if not isinstance(payload, dict):
-        raise Rejected(400, "the body must be a JSON object", "malformed")
-    return payload
+        return decode_object(body)
+    except UsageError as exc:
+        raise Rejected(400, str(exc), "malformed") from None
+
+
+# aiohttp's own refusals (no such route, another method, a body over client_max_size),
+# answered in the webhooks' JSON like every other refusal.
+_ROUTING_CODES = {404: "not_found", 405: "method_not_allowed", 413: "oversized"}
+
+
+@web.middleware
+async def _json_routing_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects are not errors
+            raise
+        return web.json_response(
+            {"error": exc.text or exc.reason, "code": _ROUTING_CODES.get(exc.status, "malformed")},
+            status=exc.status, headers={k: v for k, v in exc.headers.items()
+                                        if k.lower() == "allow"},
+        )
 
 
 def _field(payload: Mapping[str, Any], name: str) -> str:

@@ -187,7 +187,7 @@ async def test_malformed_json_is_refused() -> None:
         got, answer = await client.post("/hooks/partitions", body,
                                         signed_headers(SECRET.encode(), body))
         assert got == 400
-        assert "malformed JSON" in answer["error"]
+        assert "not valid JSON" in answer["error"]
         assert client.nothing_changed()
 
 
@@ -439,3 +439,26 @@ async def test_a_delivery_the_trigger_queue_could_not_take_is_accepted_when_sent
                 status, answer = await client.post("/hooks/runs", body, headers)
                 assert (status, answer) == (202, {"status": "accepted"})
         group.cancel_scope.cancel()
+
+
+async def test_a_signed_body_nested_too_deep_is_refused_as_malformed() -> None:
+    async with daemon_client(max_body_bytes=300_000) as client:
+        body = b"[" * 100_000 + b"]" * 100_000
+        status, answer = await client.post("/hooks/runs", body,
+                                           signed_headers(SECRET.encode(), body))
+        assert (status, answer["code"]) == (400, "malformed")
+        assert client.nothing_changed()
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("GET", "/hooks/nothing-here", 404, "not_found"),
+    ("GET", "/hooks/runs", 405, "method_not_allowed"),
+    ("DELETE", "/status", 405, "method_not_allowed"),
+])
+async def test_routing_refusals_are_json_errors(method: str, path: str, status: int,
+                                                code: str) -> None:
+    async with daemon_client() as client, client.session.request(
+        method, f"{client.base}{path}"
+    ) as response:
+        assert response.status == status
+        assert (await response.json())["code"] == code
