@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import anyio
 import pytest
 import structlog.testing
 from yarl import URL
@@ -236,3 +237,20 @@ def _a_json_refusal(status: int, answer: object) -> bool:
     return (400 <= status < 500
             and isinstance(answer, dict) and set(answer) == {"error", "code"}
             and answer["code"] in CODES and len(str(answer["error"])) < 1000)
+
+
+async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
+    service: Service,
+) -> None:
+    head = (b"POST /v1/revisions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode() + b"\r\nContent-Length: " + str(10**12).encode() + b"\r\n\r\n{")
+    reader, writer = await asyncio.open_connection(URL(service.url).host, URL(service.url).port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        with anyio.fail_after(5):
+            status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413 ")
+    assert await service.backend.changes(0) == []
