@@ -9,7 +9,7 @@ from typing import Any
 import anyio.abc
 
 from orchestrator.adapters import local_job_runner, open_job_runner
-from orchestrator.cli import render
+from orchestrator.cli import arguments, render
 from orchestrator.config import Settings
 from orchestrator.core.engine import Policy, build_engine
 from orchestrator.core.janitor import build_janitor
@@ -27,8 +27,9 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     daemon = commands.add_parser(
         "daemon", help="watch the configured workflows and run each day the moment it is ready"
     )
-    daemon.add_argument("--host", help="serve webhooks, /status and /metrics here")
-    daemon.add_argument("--port", type=int, help="0 picks a free port")
+    daemon.add_argument("--host", type=arguments.host,
+                        help="serve webhooks, /status and /metrics here")
+    daemon.add_argument("--port", type=arguments.port, help="0 picks a free port")
     daemon.set_defaults(command=cmd_daemon)
     explain = task_command(commands, "explain", "say why a run has not fired")
     explain.set_defaults(command=cmd_explain)
@@ -102,6 +103,7 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
 
 async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     """One sweep over the staging of the configured workflows' outputs."""
+    check_loadable(settings.workflows, utc_today())
     watch = Watchlist(settings.workflows)
     watch.refresh(utc_today())
     swept = await build_janitor(settings, adapters).sweep(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Generic, TypeVar, overload
 
+from orchestrator.bounds import Rule, shown
 from orchestrator.errors import UsageError
 from orchestrator.intervals import DateInterval, parse_day, parse_interval
 
@@ -13,6 +15,7 @@ T = TypeVar("T")
 _MISSING: Any = object()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 
 class Parameter(Generic[T]):
@@ -66,16 +69,27 @@ class Parameter(Generic[T]):
 
 
 class IntParameter(Parameter[int]):
+    """A whole number, within ``minimum`` and ``maximum`` when declared: a count that must
+    be positive says so here, and a value out of range is refused before anything runs."""
+
+    def __init__(self, default: int = _MISSING, *, minimum: int | None = None,
+                 maximum: int | None = None, **kwargs: Any) -> None:
+        super().__init__(default, **kwargs)
+        self.bounds = Rule(minimum=minimum, maximum=maximum)
+
     def parse(self, text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise UsageError(f"parameter {self.name!r}: {text!r} is not an integer") from None
+        # ASCII digits only, and short: int() takes any script's digits, and raises
+        # past 4,300 of them.
+        if not _INTEGER.fullmatch(text):
+            raise UsageError(f"parameter {self.name!r}: {shown(text)} is not an integer")
+        return int(text)
 
     def normalize(self, value: object) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        return super().normalize(value)
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        checked = super().normalize(value) if number is None else number
+        if (problem := self.bounds.problem(checked)) is not None:
+            raise UsageError(f"{self.flag} = {shown(checked)}: {problem}")
+        return checked
 
 
 class BoolParameter(Parameter[bool]):
