@@ -30,7 +30,7 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     daemon.add_argument("--host", type=arguments.host,
                         help="serve webhooks, /status and /metrics here")
     daemon.add_argument("--port", type=arguments.port, help="0 picks a free port")
-    daemon.set_defaults(command=cmd_daemon)
+    daemon.set_defaults(command=cmd_daemon, check=check_workflows)
     explain = task_command(commands, "explain", "say why a run has not fired")
     explain.set_defaults(command=cmd_explain)
     cancel = task_command(commands, "cancel", "cancel the task's running run and its job")
@@ -40,11 +40,15 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     )
     janitor.add_argument("--dry-run", action="store_true",
                          help="list what would be removed; remove nothing")
-    janitor.set_defaults(command=cmd_janitor)
+    janitor.set_defaults(command=cmd_janitor, check=check_workflows)
+
+
+def check_workflows(args: argparse.Namespace, settings: Settings) -> None:
+    """Import every workflow's task and build today's root, before any store is opened."""
+    check_loadable(settings.workflows, utc_today())
 
 
 async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
-    check_loadable(settings.workflows, utc_today())
     # Imported here: aiohttp's server is a third of the start-up of the other commands.
     from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
     from orchestrator.web.http import serve  # noqa: PLC0415
@@ -103,7 +107,6 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
 
 async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     """One sweep over the staging of the configured workflows' outputs."""
-    check_loadable(settings.workflows, utc_today())
     watch = Watchlist(settings.workflows)
     watch.refresh(utc_today())
     swept = await build_janitor(settings, adapters).sweep(

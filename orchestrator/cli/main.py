@@ -14,6 +14,7 @@ import structlog
 
 from jobs.luigi_top_artists import sample_data as sample_streams
 from jobs.top_artists import sample_data
+from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
 from orchestrator.cli import arguments, render
 from orchestrator.cli.daemon import add_daemon_commands
@@ -24,7 +25,7 @@ from orchestrator.core.report import ExitCode
 from orchestrator.errors import CharonError, ConfigError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.log import configure_logging
-from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.base import Registry, check_publish
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import BoolParameter
 from orchestrator.tasks.task import Task, load_task_class
@@ -37,6 +38,8 @@ from orchestrator.tasks.task import Task, load_task_class
 GC_FIRST_GENERATION_THRESHOLD = 10_000
 
 Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
+Check = Callable[[argparse.Namespace, Settings], None]
+"""A command's checks of its arguments and settings, before anything is opened."""
 RegistryCommand = Callable[[argparse.Namespace, Settings, Registry], Awaitable[int]]
 
 
@@ -73,6 +76,9 @@ def _execute(argv: Sequence[str]) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     settings = load_settings()
+    check: Check | None = getattr(args, "check", None)
+    if check is not None:
+        check(args, settings)
     configure_logging(settings.log.level, settings.log.format, cache_loggers=True)
     command: Command = args.command
     return anyio.run(_with_adapters, command, args, settings)
@@ -120,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = verbs.add_parser("ls", help="list a partition's revisions, newest first")
     ls.add_argument("endpoint")
     ls.add_argument("partition")
-    ls.set_defaults(command=cmd_registry_ls)
+    ls.set_defaults(command=cmd_registry_ls, check=_check_partition)
     publish = verbs.add_parser("publish", help="publish a new revision of a partition")
     publish.add_argument("endpoint")
     publish.add_argument("partition")
@@ -130,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--idempotency-key", metavar="KEY",
                          help="publish once: a KEY already used for this partition prints "
                               "the revision it published, and publishes nothing")
-    publish.set_defaults(command=cmd_registry_publish)
+    publish.set_defaults(command=cmd_registry_publish, check=_check_publish)
     serve = verbs.add_parser("serve", help="serve the registry over HTTP (the registry service)")
     serve.add_argument("--host", type=arguments.host,
                        help="listen here (default: registry_service.host)")
@@ -154,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                              " even if the day already has one")
     sample.add_argument("--json", action="store_true",
                         help="print the revision and table as one JSON object")
-    sample.set_defaults(command=cmd_sample_data)
+    sample.set_defaults(command=cmd_sample_data, check=_check_sample_data)
     add_daemon_commands(commands, _task_command)
     return parser
 
@@ -190,6 +196,23 @@ def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
         raise UsageError(f"{family} does not take {' '.join(unknown)}")
     given = {name: value for name, value in vars(values).items() if value is not None}
     return task_class(**given)
+
+
+def _check_partition(args: argparse.Namespace, settings: Settings) -> None:
+    validate.endpoint(args.endpoint)
+    validate.partition(args.partition)
+
+
+def _check_publish(args: argparse.Namespace, settings: Settings) -> None:
+    check_publish(args.endpoint, args.partition, args.uri, args.lineage,
+                  idempotency_key=args.idempotency_key)
+
+
+def _check_sample_data(args: argparse.Namespace, settings: Settings) -> None:
+    if args.streams and args.date_interval is None:
+        raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
+    if not args.streams and args.date is None:
+        raise UsageError("sample-data needs --date (or --streams --date-interval)")
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
@@ -245,8 +268,6 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
     if args.streams:
         return await _sample_streams(args, settings, adapters)
-    if args.date is None:
-        raise UsageError("sample-data needs --date (or --streams --date-interval)")
     day = parse_day(args.date)
     log = structlog.get_logger("charon.sample_data")
     existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
@@ -284,8 +305,6 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
 
 async def _sample_streams(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
-    if args.date_interval is None:
-        raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
     written = await sample_streams.write_streams(
         args.date_interval, events=args.events,
         seed=sample_streams.DEFAULT_SEED if args.seed is None else args.seed,
