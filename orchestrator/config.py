@@ -90,8 +90,8 @@ class Secrets:
 class WarehouseSettings:
     kind: str = field(metadata=one_of("duckdb", "bigquery"))
     path: Path
-    # Part of the staging dataset's name (_incoming_<location>).
-    location: str = field(metadata=matching(r"[A-Za-z0-9-]{1,64}", "a location such as EU"))
+    # Part of the staging dataset's id (_incoming_<location>), which takes no hyphen.
+    location: str = field(metadata=matching(r"[A-Za-z0-9_]{1,64}", "a location such as EU"))
     project: str = field(metadata=matching(_PROJECT, "a Google Cloud project id"))
 
 

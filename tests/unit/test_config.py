@@ -143,6 +143,8 @@ def test_no_string_takes_control_characters(key: str) -> None:
                                               r" postgresql:// or postgres:// DSN"),
         ({"CHARON_POSTGRES__DSN": "host=db"}, r"postgres\.dsn"),
         ({"CHARON_WAREHOUSE__LOCATION": "EU; DROP"}, r"warehouse\.location"),
+        # The staging dataset's id would be invalid, failing every run that loads a table.
+        ({"CHARON_WAREHOUSE__LOCATION": "europe-west1"}, r"warehouse\.location"),
         ({"CHARON_BEAM__AUTOSCALING_ALGORITHM": "FAST"}, r"beam\.autoscaling_algorithm = 'FAST'"),
         ({"CHARON_HOME": "/srv/\x00"}, r"^home = .*control characters \(CHARON_HOME\)$"),
         ({"CHARON_CONFIG": "/srv/\x00"}, r"cannot read CHARON_CONFIG"),
