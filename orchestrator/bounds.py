@@ -19,6 +19,9 @@ MAX_PORT = 65535
 _SHOWN = 40
 # ASCII control characters (a NUL from the environment among them) belong in no setting.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A whole number as users write it, matched whole: ASCII digits only (int() also takes
+# full-width ones and "1_000"), and few enough (int() raises past 4,300 of them).
+INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 # Fullmatch, ASCII only: a dotted Python module path (jobs.top_artists), an identifier.
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 MODULE_PATH = re.compile(rf"{IDENTIFIER}(?:\.{IDENTIFIER})*")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +19,7 @@ from orchestrator.bounds import (
     DSN,
     HOST_NAME,
     IDENTIFIER,
+    INTEGER,
     PORT,
     URL,
     matching,
@@ -45,9 +45,6 @@ HOUR = 3600
 DAY = 24 * HOUR
 WEEK = 7 * DAY
 MAX_BODY_BYTES = 1 << 30
-# Whole and ASCII: int() would also take full-width digits, "1_000" and a number too
-# long to convert (over 4,300 digits raises).
-_INT = re.compile(r"[+-]?[0-9]{1,30}")
 _PROJECT = r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{0,62}"
 _GCS_PATH = matching(r"gs://[^\s]+", "a gs://bucket/path")
 
@@ -294,7 +291,7 @@ def _to_bool(value: object) -> bool | None:
 def _to_int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _INT.fullmatch(value.strip()):
+    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
         return int(value)
     return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from orchestrator.bounds import HOST, MAX_PORT
+from orchestrator.bounds import HOST, INTEGER, MAX_PORT, shown
 from orchestrator.core.report import ExitCode
 from orchestrator.errors import UsageError
 from orchestrator.intervals import DateInterval, parse_day, parse_interval
@@ -34,33 +34,27 @@ def interval(text: str) -> DateInterval:
 
 
 def positive(text: str) -> int:
-    """A count: a whole number from 1, ASCII digits (int() takes any script's)."""
-    if not (text.isascii() and text.isdigit() and len(text) < 20 and int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r:.40}")
+    """A count: a whole number from 1."""
+    if not (INTEGER.fullmatch(text) and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {shown(text)}")
     return int(text)
 
 
 def port(text: str) -> int:
     """0 (any free port) to 65535."""
-    if not (len(text) <= 5 and text.isascii() and text.isdigit() and int(text) <= MAX_PORT):
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to {MAX_PORT}, got {text!r:.40}")
+    if not (INTEGER.fullmatch(text) and 0 <= int(text) <= MAX_PORT):
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to {MAX_PORT}, got {shown(text)}")
     return int(text)
 
 
 def host(text: str) -> str:
     if not HOST.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"expected a host name or IP address, got {text!r:.40}"
-        )
+        raise argparse.ArgumentTypeError(f"expected a host name or IP address, got {shown(text)}")
     return text
 
 
 def seed(text: str) -> int:
     """A random seed: any whole number that fits in 64 bits."""
-    try:
-        value = int(text) if text.isascii() and len(text) <= 20 else None
-    except ValueError:
-        value = None
-    if value is None or not -(2**63) <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r:.40}")
-    return value
+    if not (INTEGER.fullmatch(text) and -(2**63) <= int(text) < 2**64):
+        raise argparse.ArgumentTypeError(f"expected a 64-bit whole number, got {shown(text)}")
+    return int(text)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any, Generic, TypeVar, overload
 
-from orchestrator.bounds import Rule, shown
+from orchestrator.bounds import INTEGER, Rule, shown
 from orchestrator.errors import UsageError
 from orchestrator.intervals import DateInterval, parse_day, parse_interval
 
@@ -15,7 +14,6 @@ T = TypeVar("T")
 _MISSING: Any = object()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 
 class Parameter(Generic[T]):
@@ -78,18 +76,16 @@ class IntParameter(Parameter[int]):
         self.bounds = Rule(minimum=minimum, maximum=maximum)
 
     def parse(self, text: str) -> int:
-        # ASCII digits only, and short: int() takes any script's digits, and raises
-        # past 4,300 of them.
-        if not _INTEGER.fullmatch(text):
+        if not INTEGER.fullmatch(text):
             raise UsageError(f"parameter {self.name!r}: {shown(text)} is not an integer")
         return int(text)
 
     def normalize(self, value: object) -> int:
-        number = value if isinstance(value, int) and not isinstance(value, bool) else None
-        checked = super().normalize(value) if number is None else number
-        if (problem := self.bounds.problem(checked)) is not None:
-            raise UsageError(f"{self.flag} = {shown(checked)}: {problem}")
-        return checked
+        number = (value if isinstance(value, int) and not isinstance(value, bool)
+                  else super().normalize(value))
+        if (problem := self.bounds.problem(number)) is not None:
+            raise UsageError(f"{self.flag} = {shown(number)}: {problem}")
+        return number
 
 
 class BoolParameter(Parameter[bool]):
