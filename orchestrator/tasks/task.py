@@ -260,7 +260,8 @@ def _missing_module(module: str, exc: ModuleNotFoundError) -> str:
     siblings = [] if parent and path is None else [
         f"{parent}.{info.name}" if parent else info.name for info in pkgutil.iter_modules(path)
     ]
-    return f"no module {missing!r}{_suggestion(missing, siblings)}"
+    return f"cannot import module {module!r}: no module {missing!r}" + _suggestion(missing,
+                                                                                 siblings)
 
 
 def _suggestion(name: str, candidates: Sequence[str]) -> str:

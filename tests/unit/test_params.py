@@ -130,8 +130,10 @@ def test_module_paths_must_be_dotted_python_names(module: str) -> None:
          r"^no task 'TopArtistJob' in jobs\.top_artists; did you mean TopArtistsJob\?$"),
         ("jobs.top_artists", "Zzz", r"^no task 'Zzz' in jobs\.top_artists$"),
         ("jobs.top_artist", "TopArtistsJob",
-         r"^no module 'jobs\.top_artist'; did you mean jobs\.top_artists"),
-        ("job.top_artists", "TopArtistsJob", r"^no module 'job'; did you mean .*\bjobs\b"),
+         r"^cannot import module 'jobs\.top_artist': no module 'jobs\.top_artist'; did you"
+         r" mean jobs\.top_artists"),
+        ("job.top_artists", "TopArtistsJob",
+         r"^cannot import module 'job\.top_artists': no module 'job'; did you mean .*\bjobs\b"),
     ],
 )
 def test_unknown_names_suggest_close_ones(module: str, family: str, message: str) -> None:
