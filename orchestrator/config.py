@@ -15,14 +15,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from orchestrator.bounds import (
+    DSN,
+    HOST_NAME,
+    IDENTIFIER,
+    INTEGER,
+    PORT,
+    URL,
+    matching,
+    one_of,
+    problems,
+    shown,
+    within,
+)
 from orchestrator.errors import ConfigError
 from orchestrator.workflows import WorkflowSettings, parse_workflows
 
 ENV_PREFIX = "CHARON_"
 WORKFLOWS = "workflows"
-_LOG_LEVELS = ("debug", "info", "warning", "error")
-_LOG_FORMATS = ("auto", "console", "json")
 CONFIG_ENV = "CHARON_CONFIG"
+EMBEDDED = "the embedded config.toml"
 # Secrets never live in config files: only in these variables, or in the file a
 # NAME_FILE variable points at.
 SECRETS = {
@@ -33,38 +45,40 @@ SECRETS = {
     "webhook_previous_secret": "CHARON_WEBHOOK_PREVIOUS_SECRET",
 }
 _SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.values())}
-_KINDS = {
-    "state": ("sqlite", "postgres"),
-    "registry": ("sqlite", "postgres", "http"),
-    "warehouse": ("duckdb", "bigquery"),
-    "storage": ("local", "gcs"),
-}
+# Bounds of the numeric keys, far beyond any sensible value but small enough that
+# nothing downstream overflows (a timedelta, a socket option, a buffer).
+HOUR = 3600
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+MAX_BODY_BYTES = 1 << 30
+_PROJECT = r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{0,62}"
+_GCS_PATH = matching(r"gs://[^\s]+", "a gs://bucket/path")
 
 
 @dataclass(frozen=True)
 class StateSettings:
-    kind: str
+    kind: str = field(metadata=one_of("sqlite", "postgres"))
     path: Path
-    dsn: str
+    dsn: str = field(metadata=DSN)
 
 
 @dataclass(frozen=True)
 class RegistrySettings:
-    kind: str
+    kind: str = field(metadata=one_of("sqlite", "postgres", "http"))
     path: Path
-    dsn: str
-    url: str
-    timeout_seconds: int
+    dsn: str = field(metadata=DSN)
+    url: str = field(metadata=URL)
+    timeout_seconds: int = field(metadata=within(1, HOUR))
 
 
 @dataclass(frozen=True)
 class RegistryServiceSettings:
-    host: str
-    port: int
-    max_body_bytes: int
-    long_poll_max_seconds: int
-    subscribers: tuple[str, ...]
-    notify_attempts: int
+    host: str = field(metadata=HOST_NAME)
+    port: int = field(metadata=PORT)
+    max_body_bytes: int = field(metadata=within(1, MAX_BODY_BYTES))
+    long_poll_max_seconds: int = field(metadata=within(0, HOUR))
+    subscribers: tuple[str, ...] = field(metadata=URL)
+    notify_attempts: int = field(metadata=within(1, 100))
 
 
 @dataclass(frozen=True)
@@ -78,15 +92,16 @@ class Secrets:
 
 @dataclass(frozen=True)
 class WarehouseSettings:
-    kind: str
+    kind: str = field(metadata=one_of("duckdb", "bigquery"))
     path: Path
-    location: str
-    project: str
+    # Part of the staging dataset's id (_incoming_<location>), which takes no hyphen.
+    location: str = field(metadata=matching(r"[A-Za-z0-9_]{1,64}", "a location such as EU"))
+    project: str = field(metadata=matching(_PROJECT, "a Google Cloud project id"))
 
 
 @dataclass(frozen=True)
 class StorageSettings:
-    kind: str
+    kind: str = field(metadata=one_of("local", "gcs"))
     root: Path
     output_prefix: str
 
@@ -106,54 +121,55 @@ class StorageSettings:
 class PostgresSettings:
     """The database CopyToTable tasks load into; empty dsn: none."""
 
-    dsn: str
+    dsn: str = field(metadata=DSN)
 
 
 @dataclass(frozen=True)
 class BeamSettings:
-    runner: str
+    runner: str = field(metadata=matching(IDENTIFIER, "a Beam runner such as DirectRunner"))
     python: str
-    project: str
-    region: str
-    staging_location: str
-    temp_location: str
-    autoscaling_algorithm: str
-    max_num_workers: int
+    project: str = field(metadata=matching(_PROJECT, "a Google Cloud project id"))
+    region: str = field(metadata=matching(r"[a-z0-9-]{1,64}", "a region such as europe-west1"))
+    staging_location: str = field(metadata=_GCS_PATH)
+    temp_location: str = field(metadata=_GCS_PATH)
+    autoscaling_algorithm: str = field(metadata=one_of("", "NONE", "THROUGHPUT_BASED"))
+    max_num_workers: int = field(metadata=within(0, 1000))  # 0: Dataflow's default
 
 
 @dataclass(frozen=True)
 class DataflowSettings:
-    api_root: str
-    poll_interval_ms: int
+    api_root: str = field(metadata=URL)
+    poll_interval_ms: int = field(metadata=within(1, HOUR * 1000))
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    max_concurrent_runs: int
-    lease_seconds: int
+    max_concurrent_runs: int = field(metadata=within(1, 1000))
+    lease_seconds: int = field(metadata=within(1, WEEK))
 
 
 @dataclass(frozen=True)
 class JanitorSettings:
-    interval_seconds: int
+    interval_seconds: int = field(metadata=within(0, WEEK))  # 0: never
 
 
 @dataclass(frozen=True)
 class DaemonSettings:
-    host: str
-    port: int
-    poll_interval_ms: int
-    jitter_percent: int
-    max_backoff_seconds: int
-    max_body_bytes: int
-    shutdown_grace_seconds: int
-    trigger_queue: int
+    host: str = field(metadata=HOST_NAME)
+    port: int = field(metadata=PORT)
+    poll_interval_ms: int = field(metadata=within(1, HOUR * 1000))
+    # Beyond 100 a poll's delay could be negative.
+    jitter_percent: int = field(metadata=within(0, 100))
+    max_backoff_seconds: int = field(metadata=within(1, DAY))
+    max_body_bytes: int = field(metadata=within(1, MAX_BODY_BYTES))
+    shutdown_grace_seconds: int = field(metadata=within(0, DAY))
+    trigger_queue: int = field(metadata=within(1, 1_000_000))
 
 
 @dataclass(frozen=True)
 class LogSettings:
-    level: str
-    format: str
+    level: str = field(metadata=one_of("debug", "info", "warning", "error"))
+    format: str = field(metadata=one_of("auto", "console", "json"))
 
 
 @dataclass(frozen=True)
@@ -178,16 +194,18 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the embedded defaults, CHARON_CONFIG and CHARON_* variables."""
     env = os.environ if environ is None else environ
-    raw = _parse_toml(embedded_default_text(), "the embedded config.toml")
+    raw = _parse_toml(embedded_default_text(), EMBEDDED)
+    origins: dict[str, str] = {}
+    """Where a key's value came from ("daemon.port" → the file or variable), for errors."""
     if config_file := env.get(CONFIG_ENV):
         path = Path(config_file)
         try:
             text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {CONFIG_ENV}={config_file}: {exc}") from None
-        _overlay(raw, _parse_toml(text, str(path)), str(path))
-    _apply_env(raw, env)
-    return dataclasses.replace(_build(raw), secrets=_secrets(env))
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            raise ConfigError(f"cannot read {CONFIG_ENV}={shown(config_file)}: {exc}") from None
+        _overlay(raw, _parse_toml(text, str(path)), f"in {path}", origins)
+    _apply_env(raw, env, origins)
+    return dataclasses.replace(_build(raw, origins), secrets=_secrets(env))
 
 
 def _secrets(env: Mapping[str, str]) -> Secrets:
@@ -215,50 +233,57 @@ def embedded_default_text() -> str:
 def _parse_toml(text: str, origin: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    # ValueError: an integer too long to convert (over 4,300 digits).
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
 
 
-def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str) -> None:
+def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str,
+             origins: dict[str, str], prefix: str = "") -> None:
     for key, value in update.items():
+        name = f"{prefix}{key}"
         if key not in base:
-            raise ConfigError(f"{origin}: unknown key {key!r}")
+            raise ConfigError(f"unknown key {name!r} ({origin})")
+        origins[name] = origin
         if key == WORKFLOWS:
             # A list of tables has no per-key defaults to merge with: it is replaced whole
             # and checked by the workflow parser.
             base[key] = value
         elif isinstance(base[key], dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{origin}: {key!r} must be a table")
-            _overlay(base[key], value, f"{origin} [{key}]")
+                raise ConfigError(f"{name} must be a table ({origin})")
+            _overlay(base[key], value, origin, origins, f"{name}.")
         else:
-            base[key] = _coerce(value, base[key], f"{origin}: {key}")
+            base[key] = _coerce(value, base[key], name, origin)
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name in (CONFIG_ENV, *_SECRET_VARIABLES):
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], origins: dict[str, str]) -> None:
+    for variable, value in env.items():
+        if not variable.startswith(ENV_PREFIX) or variable in (CONFIG_ENV, *_SECRET_VARIABLES):
             continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
+        path = variable[len(ENV_PREFIX) :].lower().split("__")
         target = raw
         for part in path[:-1]:
             section = target.get(part)
             if not isinstance(section, dict):
-                raise ConfigError(f"{name}: unknown config section {part!r}")
+                raise ConfigError(f"{variable}: unknown config section {part!r}")
             target = section
-        key = path[-1]
+        key, name = path[-1], ".".join(path)
         if key == WORKFLOWS:
-            raise ConfigError(f"{name}: workflows can only be set in a CHARON_CONFIG file")
+            raise ConfigError(f"{variable}: workflows can only be set in a CHARON_CONFIG file")
         if key not in target or isinstance(target[key], dict):
-            raise ConfigError(f"{name}: unknown config key {'.'.join(path)!r}")
-        target[key] = _coerce(value, target[key], name)
+            raise ConfigError(f"{variable}: unknown config key {name!r}")
+        target[key] = _coerce(value, target[key], name, variable)
+        origins[name] = variable
 
 
-def _coerce(value: object, default: object, origin: str) -> object:
+def _coerce(value: object, default: object, name: str, origin: str) -> object:
     """``value`` as the type of ``default``; strings (from the environment) are parsed."""
     converted = _CONVERTERS[type(default)](value)
     if converted is None:
-        raise ConfigError(f"{origin}: expected {type(default).__name__}, got {value!r}")
+        raise ConfigError(
+            f"{name} = {shown(value)}: expected {type(default).__name__} ({origin})"
+        )
     return converted
 
 
@@ -273,7 +298,7 @@ def _to_bool(value: object) -> bool | None:
 def _to_int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
         return int(value)
     return None
 
@@ -295,25 +320,11 @@ _CONVERTERS: dict[type, Callable[[object], object | None]] = {
 }
 
 
-def _build(raw: dict[str, Any]) -> Settings:
-    home = Path(raw["home"]).expanduser().resolve()
-    for section, kinds in _KINDS.items():
-        kind = raw[section]["kind"]
-        if kind not in kinds:
-            raise ConfigError(f"{section}.kind = {kind!r}: expected one of {', '.join(kinds)}")
+def _build(raw: dict[str, Any], origins: Mapping[str, str]) -> Settings:
+    _check_rules(raw, origins)
     _check_gcs_prefix(raw["storage"])
     _check_connections(raw)
-    if raw["log"]["level"] not in _LOG_LEVELS:
-        raise ConfigError(f"log.level = {raw['log']['level']!r}: expected one of {_LOG_LEVELS}")
-    if raw["log"]["format"] not in _LOG_FORMATS:
-        raise ConfigError(f"log.format = {raw['log']['format']!r}: expected one of {_LOG_FORMATS}")
-    for key in ("max_concurrent_runs", "lease_seconds"):
-        if raw["engine"][key] < 1:
-            raise ConfigError(f"engine.{key} must be at least 1")
-    if raw["dataflow"]["poll_interval_ms"] < 1:
-        raise ConfigError("dataflow.poll_interval_ms must be at least 1")
-    if raw["janitor"]["interval_seconds"] < 0:
-        raise ConfigError("janitor.interval_seconds must not be negative (0: never)")
+    home = Path(raw["home"]).expanduser().resolve()
     sections: dict[str, object] = {"home": home}
     for name, klass in _SECTION_TYPES.items():
         values = {f.name: raw[name][f.name] for f in fields(klass)}
@@ -323,8 +334,19 @@ def _build(raw: dict[str, Any]) -> Settings:
             elif isinstance(values[f.name], list):
                 values[f.name] = tuple(values[f.name])
         sections[name] = klass(**values)
-    sections[WORKFLOWS] = parse_workflows(raw[WORKFLOWS])
+    sections[WORKFLOWS] = parse_workflows(raw[WORKFLOWS], origins.get(WORKFLOWS, EMBEDDED))
     return Settings(**sections)  # type: ignore[arg-type]  # built field by field above
+
+
+def _check_rules(raw: Mapping[str, Any], origins: Mapping[str, str]) -> None:
+    """Every key against the rule its field declares: the first breach is the error."""
+    checked: list[tuple[str, Mapping[str, Any], type]] = [("", {"home": raw["home"]}, _Home)]
+    checked += [(f"{name}.", raw[name], klass) for name, klass in _SECTION_TYPES.items()]
+    for prefix, values, klass in checked:
+        for key, problem in problems(klass, values):
+            name = f"{prefix}{key}"
+            raise ConfigError(f"{name} = {shown(values[key])}: {problem}"
+                              f" ({origins.get(name, EMBEDDED)})")
 
 
 def _check_connections(raw: Mapping[str, Any]) -> None:
@@ -347,6 +369,13 @@ def _check_gcs_prefix(storage: Mapping[str, Any]) -> None:
             f'storage.output_prefix = {prefix!r}: storage.kind = "gcs" needs a gs://bucket/path'
             " prefix (CHARON_STORAGE__OUTPUT_PREFIX)"
         )
+
+
+@dataclass(frozen=True)
+class _Home:
+    """The top-level key, with no rule but the one every string has."""
+
+    home: str
 
 
 _SECTION_TYPES: dict[str, type] = {

@@ -4,10 +4,11 @@ window of days (:mod:`orchestrator.tasks.roots` builds their tasks)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from orchestrator.bounds import IDENTIFIER, MODULE_PATH, matching, one_of, problems, shown, within
 from orchestrator.errors import CharonError, ConfigError
 from orchestrator.intervals import PERIODS, parse_day, period_interval
 from orchestrator.model import RunRetryPolicy
@@ -21,27 +22,34 @@ _FIELDS = {
 # A failed run waits at most a day between tries (orchestrator.model.MAX_RETRY_DELAY).
 MAX_RETRY_DELAY_SECONDS = 86_400
 MAX_ATTEMPTS = 100
+# A hundred years of days: far more than anyone watches (the idle-daemon benchmark
+# watches 10,000), and a window that stays inside the dates partitions may have.
+MAX_LOOKBACK_DAYS = 36_500
 _REQUIRED = ("module", "task")
 
 
 @dataclass(frozen=True)
 class WorkflowSettings:
     name: str
-    module: str
-    task: str
+    module: str = field(metadata=matching(
+        MODULE_PATH, "a dotted Python module path such as jobs.top_artists", optional=False
+    ))
+    task: str = field(metadata=matching(IDENTIFIER, "a task class name", optional=False))
     params: tuple[tuple[str, str | int | bool], ...] = ()
-    partition_param: str = "date"
-    lookback_days: int = 7
+    partition_param: str = field(
+        default="date", metadata=matching(IDENTIFIER, "a parameter name", optional=False)
+    )
+    lookback_days: int = field(default=7, metadata=within(0, MAX_LOOKBACK_DAYS))
     start: str = ""
     end: str = ""
-    policy: str = "rerun"
-    max_concurrent_runs: int = 2
-    period: str = "day"
+    policy: str = field(default="rerun", metadata=one_of(*POLICIES))
+    max_concurrent_runs: int = field(default=2, metadata=within(1, 1000))
+    period: str = field(default="day", metadata=one_of(*PERIODS))
     """"week", "month" or "year": one root per interval overlapping the window, whose
     task gets the interval (Luigi's spelling) and fires when its last day arrives."""
-    max_attempts: int = 3
+    max_attempts: int = field(default=3, metadata=within(1, MAX_ATTEMPTS))
     """Failed executions of one run before the daemon stops retrying it."""
-    retry_delay_seconds: int = 60
+    retry_delay_seconds: int = field(default=60, metadata=within(0, MAX_RETRY_DELAY_SECONDS))
     """The wait before the first retry of a failed run; it doubles with each failure."""
 
     @property
@@ -67,7 +75,15 @@ class WorkflowSettings:
         return sorted({self.partition_day(day) for day in self.days(today)})
 
 
-def parse_workflows(raw: object) -> tuple[WorkflowSettings, ...]:
+def parse_workflows(raw: object, origin: str = "") -> tuple[WorkflowSettings, ...]:
+    """The ``[[workflows]]`` tables; ``origin`` (the file they came from) ends each error."""
+    try:
+        return _parse_all(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({origin})" if origin else str(exc)) from None
+
+
+def _parse_all(raw: object) -> tuple[WorkflowSettings, ...]:
     if not isinstance(raw, list):
         raise ConfigError("workflows must be an array of tables ([[workflows]])")
     parsed = tuple(_parse_one(entry, index) for index, entry in enumerate(raw))
@@ -84,11 +100,13 @@ def _parse_one(entry: object, index: int) -> WorkflowSettings:
     for key, value in entry.items():
         expected = _FIELDS.get(key)
         if expected is None:
-            raise ConfigError(f"{where}: unknown key {key!r}")
+            raise ConfigError(f"{where}: unknown key {shown(key)}")
         if not isinstance(value, expected) or isinstance(value, bool) is not (expected is bool):
-            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
+            raise ConfigError(f"{where}.{key} = {shown(value)}: expected {expected.__name__}")
     if missing := [key for key in _REQUIRED if key not in entry]:
         raise ConfigError(f"{where}: {', '.join(missing)} required")
+    for key, problem in problems(WorkflowSettings, entry):
+        raise ConfigError(f"{where}.{key} = {shown(entry[key])}: {problem}")
     values: dict[str, Any] = dict(entry)
     values.setdefault("name", values["task"])
     values["params"] = _params(values.get("params", {}), where)
@@ -107,18 +125,9 @@ def _params(raw: Mapping[str, object], where: str) -> tuple[tuple[str, str | int
 
 
 def _check(workflow: WorkflowSettings, where: str) -> None:
-    if workflow.period not in PERIODS:
-        raise ConfigError(f"{where}.period = {workflow.period!r}: expected one of {PERIODS}")
-    if workflow.policy not in POLICIES:
-        raise ConfigError(f"{where}.policy = {workflow.policy!r}: expected one of {POLICIES}")
-    if workflow.lookback_days < 0 or workflow.max_concurrent_runs < 1:
-        raise ConfigError(f"{where}: lookback_days >= 0 and max_concurrent_runs >= 1 required")
-    if not 1 <= workflow.max_attempts <= MAX_ATTEMPTS:
-        raise ConfigError(f"{where}.max_attempts = {workflow.max_attempts}: expected 1 to"
-                          f" {MAX_ATTEMPTS}")
-    if not 0 <= workflow.retry_delay_seconds <= MAX_RETRY_DELAY_SECONDS:
-        raise ConfigError(f"{where}.retry_delay_seconds = {workflow.retry_delay_seconds}:"
-                          f" expected 0 to {MAX_RETRY_DELAY_SECONDS}")
+    if workflow.partition_param in dict(workflow.params):
+        raise ConfigError(f"{where}.params.{workflow.partition_param}: the partition_param"
+                          " takes each day; it has no value of its own")
     for key in ("start", "end"):
         try:
             if getattr(workflow, key):

@@ -12,6 +12,9 @@ from orchestrator.tasks.targets import RegistryTarget, WarehouseTable
 from orchestrator.tasks.task import BeamJobTask, ExternalTask, LookupDaily, Task
 
 END_CONTENT_FACT = "di.golden.path.EndContentFactXT2"
+# A toplist is read by people and loaded into a table: a million rows is far beyond
+# either, and the pipeline holds the top N in memory.
+MAX_TOP_N = 1_000_000
 
 
 class TrackEntity(ExternalTask):
@@ -31,7 +34,7 @@ class TopArtistsJob(BeamJobTask):
     """The day's top N artists by streams, as a registry revision and a warehouse table."""
 
     date = DateParameter()
-    top_n = IntParameter()
+    top_n = IntParameter(minimum=1, maximum=MAX_TOP_N)
     endpoint = Parameter[str]("di.golden.path.charon.top_artists")
     # None: the configured storage's output prefix (a local folder on the embedded
     # defaults); the tutorial's value is gs://scio-playground/di_golden_path/part3/<username>/.

@@ -9,7 +9,7 @@ from typing import Any
 import anyio.abc
 
 from orchestrator.adapters import local_job_runner, open_job_runner
-from orchestrator.cli import render
+from orchestrator.cli import arguments, render
 from orchestrator.config import Settings
 from orchestrator.core.engine import Policy, build_engine
 from orchestrator.core.janitor import build_janitor
@@ -27,9 +27,10 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     daemon = commands.add_parser(
         "daemon", help="watch the configured workflows and run each day the moment it is ready"
     )
-    daemon.add_argument("--host", help="serve webhooks, /status and /metrics here")
-    daemon.add_argument("--port", type=int, help="0 picks a free port")
-    daemon.set_defaults(command=cmd_daemon)
+    daemon.add_argument("--host", type=arguments.host,
+                        help="serve webhooks, /status and /metrics here")
+    daemon.add_argument("--port", type=arguments.port, help="0 picks a free port")
+    daemon.set_defaults(command=cmd_daemon, check=check_workflows)
     explain = task_command(commands, "explain", "say why a run has not fired")
     explain.set_defaults(command=cmd_explain)
     cancel = task_command(commands, "cancel", "cancel the task's running run and its job")
@@ -39,11 +40,15 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     )
     janitor.add_argument("--dry-run", action="store_true",
                          help="list what would be removed; remove nothing")
-    janitor.set_defaults(command=cmd_janitor)
+    janitor.set_defaults(command=cmd_janitor, check=check_workflows)
+
+
+def check_workflows(args: argparse.Namespace, settings: Settings) -> None:
+    """Import every workflow's task and build today's root, before any store is opened."""
+    check_loadable(settings.workflows, utc_today())
 
 
 async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
-    check_loadable(settings.workflows, utc_today())
     # Imported here: aiohttp's server is a third of the start-up of the other commands.
     from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
     from orchestrator.web.http import serve  # noqa: PLC0415

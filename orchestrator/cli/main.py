@@ -14,17 +14,18 @@ import structlog
 
 from jobs.luigi_top_artists import sample_data as sample_streams
 from jobs.top_artists import sample_data
+from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
-from orchestrator.cli import render
+from orchestrator.cli import arguments, render
 from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode
 from orchestrator.errors import CharonError, ConfigError, UsageError
-from orchestrator.intervals import DateInterval, parse_day, parse_interval
+from orchestrator.intervals import parse_day
 from orchestrator.log import configure_logging
-from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.registry.base import Registry, check_publish
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import BoolParameter
 from orchestrator.tasks.task import Task, load_task_class
@@ -37,6 +38,8 @@ from orchestrator.tasks.task import Task, load_task_class
 GC_FIRST_GENERATION_THRESHOLD = 10_000
 
 Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
+Check = Callable[[argparse.Namespace, Settings], None]
+"""A command's checks of its arguments and settings, before anything is opened."""
 RegistryCommand = Callable[[argparse.Namespace, Settings, Registry], Awaitable[int]]
 
 
@@ -52,23 +55,44 @@ def tune_garbage_collector() -> None:
 
 
 def run_cli(argv: Sequence[str]) -> int:
+    """Run one command; a charon error is one line on stderr and its exit code."""
+    try:
+        return _execute(argv)
+    except CharonError as exc:
+        return _refuse(exc)
+    except BaseExceptionGroup as group:
+        # A server or the daemon fails inside a task group, which wraps the error.
+        errors, others = group.split(CharonError)
+        if errors is None or others is not None:
+            raise
+        return _refuse(_first(errors))
+
+
+def _execute(argv: Sequence[str]) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    try:
-        if getattr(args, "task_args", False):
-            args.task = parse_task(args.module, args.family, extra)
-        elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        settings = load_settings()
-        configure_logging(settings.log.level, settings.log.format, cache_loggers=True)
-        command: Command = args.command
-        return anyio.run(_with_adapters, command, args, settings)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    except CharonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.FAILED
+    if getattr(args, "task_args", False):
+        args.task = parse_task(args.module, args.family, extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    settings = load_settings()
+    check: Check | None = getattr(args, "check", None)
+    if check is not None:
+        check(args, settings)
+    configure_logging(settings.log.level, settings.log.format, cache_loggers=True)
+    command: Command = args.command
+    return anyio.run(_with_adapters, command, args, settings)
+
+
+def _refuse(error: CharonError) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    # Bad configuration is bad input, like a bad flag: nothing ran.
+    return ExitCode.USAGE if isinstance(error, UsageError | ConfigError) else ExitCode.FAILED
+
+
+def _first(group: BaseExceptionGroup[CharonError]) -> CharonError:
+    error = group.exceptions[0]
+    return _first(error) if isinstance(error, BaseExceptionGroup) else error
 
 
 async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
@@ -83,17 +107,18 @@ async def _with_adapters(command: Command, args: argparse.Namespace, settings: S
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="charon", description=__doc__)
+    parser = arguments.Parser(prog="charon", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = _task_command(commands, "run", "bring a task and its dependencies up to date")
     run.add_argument("--local-scheduler", action="store_true",
                      help="accepted for Luigi compatibility; charon needs no scheduler")
-    run.add_argument("--workers", type=int, default=None,
+    run.add_argument("--workers", type=arguments.positive, default=None,
                      help="runs launched at once (default: engine.max_concurrent_runs)")
     run.set_defaults(command=cmd_run)
     show = _task_command(commands, "show", "print a task's published outputs")
-    show.add_argument("--limit", type=int, default=20, help="rows to print per output")
+    show.add_argument("--limit", type=arguments.positive, default=20,
+                      help="rows to print per output")
     show.set_defaults(command=cmd_show)
 
     registry = commands.add_parser("registry", help="the partition registry")
@@ -101,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = verbs.add_parser("ls", help="list a partition's revisions, newest first")
     ls.add_argument("endpoint")
     ls.add_argument("partition")
-    ls.set_defaults(command=cmd_registry_ls)
+    ls.set_defaults(command=cmd_registry_ls, check=_check_partition)
     publish = verbs.add_parser("publish", help="publish a new revision of a partition")
     publish.add_argument("endpoint")
     publish.add_argument("partition")
@@ -111,34 +136,37 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--idempotency-key", metavar="KEY",
                          help="publish once: a KEY already used for this partition prints "
                               "the revision it published, and publishes nothing")
-    publish.set_defaults(command=cmd_registry_publish)
+    publish.set_defaults(command=cmd_registry_publish, check=_check_publish)
     serve = verbs.add_parser("serve", help="serve the registry over HTTP (the registry service)")
-    serve.add_argument("--host", help="listen here (default: registry_service.host)")
-    serve.add_argument("--port", type=int,
+    serve.add_argument("--host", type=arguments.host,
+                       help="listen here (default: registry_service.host)")
+    serve.add_argument("--port", type=arguments.port,
                        help="0 picks a free port (default: registry_service.port)")
     serve.set_defaults(command=None, registry_command=cmd_registry_serve)
 
     sample = commands.add_parser("sample-data", help="write a realistic day of input data")
-    sample.add_argument("--date", type=_day,
+    sample.add_argument("--date", type=arguments.day,
                         help="the day of EndContentFact and TrackEntity, e.g. 2018-10-31")
     sample.add_argument("--streams", action="store_true",
                         help="write the Luigi example's daily Streams TSV files instead")
-    sample.add_argument("--date-interval", type=_interval,
+    sample.add_argument("--date-interval", type=arguments.interval,
                         help="with --streams: the days, in any Luigi spelling (2012-07)")
-    sample.add_argument("--events", type=_positive, default=100_000, help="stream events")
-    sample.add_argument("--seed", type=int, default=None, help="random seed (default: the date)")
+    sample.add_argument("--events", type=arguments.positive, default=100_000,
+                        help="stream events")
+    sample.add_argument("--seed", type=arguments.seed, default=None,
+                        help="random seed (default: the date)")
     sample.add_argument("--new-revision", action="store_true",
                         help="publish another revision (new plays, the same TrackEntity table)"
                              " even if the day already has one")
     sample.add_argument("--json", action="store_true",
                         help="print the revision and table as one JSON object")
-    sample.set_defaults(command=cmd_sample_data)
+    sample.set_defaults(command=cmd_sample_data, check=_check_sample_data)
     add_daemon_commands(commands, _task_command)
     return parser
 
 
-def _task_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-                  help_text: str) -> argparse.ArgumentParser:
+def _task_command(commands: argparse._SubParsersAction[arguments.Parser], name: str,
+                  help_text: str) -> arguments.Parser:
     parser = commands.add_parser(
         name, help=help_text,
         usage=f"charon {name} --module MODULE TASK [--param VALUE ...]",
@@ -152,8 +180,8 @@ def _task_command(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
     """Instantiate ``family`` from Luigi-style flags (``--top-n 100`` or ``--top_n=100``)."""
     task_class = load_task_class(module, family)
-    parser = argparse.ArgumentParser(prog=f"charon run --module {module} {family}",
-                                     exit_on_error=False, add_help=False)
+    parser = arguments.Parser(prog=f"charon run --module {module} {family}",
+                              exit_on_error=False, add_help=False)
     for name, parameter in task_class.parameters().items():
         # A BoolParameter is a flag, as in Luigi (--use-spark); --use-spark=false works too.
         is_flag = isinstance(parameter, BoolParameter)
@@ -170,29 +198,24 @@ def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
     return task_class(**given)
 
 
-def _day(text: str) -> str:
-    try:
-        return parse_day(text).isoformat()
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _check_partition(args: argparse.Namespace, settings: Settings) -> None:
+    validate.endpoint(args.endpoint)
+    validate.partition(args.partition)
 
 
-def _interval(text: str) -> DateInterval:
-    try:
-        return parse_interval(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _check_publish(args: argparse.Namespace, settings: Settings) -> None:
+    check_publish(args.endpoint, args.partition, args.uri, args.lineage,
+                  idempotency_key=args.idempotency_key)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
+def _check_sample_data(args: argparse.Namespace, settings: Settings) -> None:
+    if args.streams and args.date_interval is None:
+        raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
+    if not args.streams and args.date is None:
+        raise UsageError("sample-data needs --date (or --streams --date-interval)")
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     async with open_job_runner(settings) as runner:
         engine = build_engine(adapters, settings, runner, local_runner=local_job_runner(),
                               max_concurrent_runs=args.workers)
@@ -245,8 +268,6 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
     if args.streams:
         return await _sample_streams(args, settings, adapters)
-    if args.date is None:
-        raise UsageError("sample-data needs --date (or --streams --date-interval)")
     day = parse_day(args.date)
     log = structlog.get_logger("charon.sample_data")
     existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
@@ -284,8 +305,6 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
 
 async def _sample_streams(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
-    if args.date_interval is None:
-        raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
     written = await sample_streams.write_streams(
         args.date_interval, events=args.events,
         seed=sample_streams.DEFAULT_SEED if args.seed is None else args.seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Generic, TypeVar, overload
 
+from orchestrator.bounds import INTEGER, Rule, shown
 from orchestrator.errors import UsageError
 from orchestrator.intervals import DateInterval, parse_day, parse_interval
 
@@ -66,16 +67,25 @@ class Parameter(Generic[T]):
 
 
 class IntParameter(Parameter[int]):
+    """A whole number, within ``minimum`` and ``maximum`` when declared: a count that must
+    be positive says so here, and a value out of range is refused before anything runs."""
+
+    def __init__(self, default: int = _MISSING, *, minimum: int | None = None,
+                 maximum: int | None = None, **kwargs: Any) -> None:
+        super().__init__(default, **kwargs)
+        self.bounds = Rule(minimum=minimum, maximum=maximum)
+
     def parse(self, text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise UsageError(f"parameter {self.name!r}: {text!r} is not an integer") from None
+        if not INTEGER.fullmatch(text):
+            raise UsageError(f"parameter {self.name!r}: {shown(text)} is not an integer")
+        return int(text)
 
     def normalize(self, value: object) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        return super().normalize(value)
+        number = (value if isinstance(value, int) and not isinstance(value, bool)
+                  else super().normalize(value))
+        if (problem := self.bounds.problem(number)) is not None:
+            raise UsageError(f"{self.flag} = {shown(number)}: {problem}")
+        return number
 
 
 class BoolParameter(Parameter[bool]):

@@ -7,7 +7,7 @@ from datetime import date
 
 from orchestrator.errors import CharonError, ConfigError
 from orchestrator.intervals import period_interval
-from orchestrator.tasks.params import DateIntervalParameter
+from orchestrator.tasks.params import DateIntervalParameter, DateParameter
 from orchestrator.tasks.task import Task, load_task_class
 from orchestrator.workflows import WorkflowSettings
 
@@ -16,6 +16,11 @@ def root_task(workflow: WorkflowSettings, day: date) -> Task:
     """The workflow's task for the day, or for the period containing it."""
     task_class = load_task_class(workflow.module, workflow.task)
     parameter = task_class.parameters().get(workflow.partition_param)
+    if not isinstance(parameter, DateParameter | DateIntervalParameter):
+        dated = [name for name, p in task_class.parameters().items()
+                 if isinstance(p, DateParameter | DateIntervalParameter)]
+        raise ConfigError(f"partition_param = {workflow.partition_param!r}: not a date parameter"
+                          f" of {workflow.task} (it has: {', '.join(dated) or 'none'})")
     value: object = day
     if workflow.period != "day" or isinstance(parameter, DateIntervalParameter):
         value = period_interval(workflow.period, day)
@@ -24,8 +29,8 @@ def root_task(workflow: WorkflowSettings, day: date) -> Task:
 
 def check_loadable(workflows: Sequence[WorkflowSettings], today: date) -> None:
     """Import every workflow's task and build today's instance, so mistakes show at start."""
-    for workflow in workflows:
+    for index, workflow in enumerate(workflows):
         try:
             root_task(workflow, today)
         except CharonError as exc:
-            raise ConfigError(f"workflow {workflow.name!r}: {exc}") from None
+            raise ConfigError(f"workflows[{index}] ({workflow.name}): {exc}") from None

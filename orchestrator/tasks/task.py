@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import pkgutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from orchestrator.errors import TaskNotFound, UsageError
+from orchestrator.bounds import MODULE_PATH, shown
+from orchestrator.errors import InvalidIdentifier, TaskNotFound, UsageError
 from orchestrator.tasks.commands import beam_command, spark_command
 from orchestrator.tasks.params import DateIntervalParameter, DateParameter, Parameter
 from orchestrator.tasks.targets import RegistryTarget, Target
@@ -225,11 +229,41 @@ def outputs(task: Task) -> dict[str, Target]:
 
 def load_task_class(module: str, family: str) -> type[Task]:
     """Import ``module`` and return its task class ``family`` (``--module M Family``)."""
+    if not MODULE_PATH.fullmatch(module):
+        raise InvalidIdentifier(f"invalid module {shown(module)}: expected a dotted Python"
+                                " module path such as jobs.top_artists")
     try:
         loaded = importlib.import_module(module)
-    except ImportError as exc:
-        raise TaskNotFound(f"cannot import module {module!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        raise TaskNotFound(_missing_module(module, exc)) from None
+    # Importing a user's module runs its code, which may raise anything; it is one line
+    # for the user, not a traceback.
+    except Exception as exc:
+        raise TaskNotFound(f"cannot import module {module!r}: {type(exc).__name__}: {exc}"
+                           ) from None
     candidate = getattr(loaded, family, None)
     if not (isinstance(candidate, type) and issubclass(candidate, Task)):
-        raise TaskNotFound(f"module {module!r} has no task {family!r}")
+        tasks = [name for name, value in vars(loaded).items()
+                 if isinstance(value, type) and issubclass(value, Task)]
+        raise TaskNotFound(f"no task {shown(family)} in {module}{_suggestion(family, tasks)}")
     return candidate
+
+
+def _missing_module(module: str, exc: ModuleNotFoundError) -> str:
+    """Which module is missing, and its siblings of a close name when it is ``module`` or
+    one of its packages (not a library the module imports)."""
+    missing = exc.name or module
+    if not (module == missing or module.startswith(f"{missing}.")):
+        return f"cannot import module {module!r}: {exc}"
+    parent, _, _ = missing.rpartition(".")
+    path = getattr(sys.modules.get(parent), "__path__", None) if parent else None
+    siblings = [] if parent and path is None else [
+        f"{parent}.{info.name}" if parent else info.name for info in pkgutil.iter_modules(path)
+    ]
+    return f"cannot import module {module!r}: no module {missing!r}" + _suggestion(missing,
+                                                                                 siblings)
+
+
+def _suggestion(name: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3)
+    return f"; did you mean {' or '.join(close)}?" if close else ""

@@ -115,7 +115,7 @@ def test_publish_and_ls_through_the_service(charon: Cli, server: Server) -> None
 def test_serve_refuses_all_interfaces_without_a_token(charon: Cli) -> None:
     result = charon("registry", "serve", "--host", "0.0.0.0", "--port", "0",  # noqa: S104
                     timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad configuration
     assert "without a token" in result.stderr
     assert result.stdout == ""
 

@@ -1,8 +1,10 @@
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_settings
+from orchestrator.config import embedded_default_text, load_settings
 from orchestrator.errors import ConfigError
 
 
@@ -59,7 +61,7 @@ def test_bad_configuration_is_refused(environ: dict[str, str], message: str) -> 
 def test_unknown_keys_in_a_config_file_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "charon.toml"
     config.write_text("[warehouse]\nlocaton = 'US'\n")
-    with pytest.raises(ConfigError, match="unknown key 'locaton'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'warehouse\.locaton' \(in .*\.toml\)"):
         load_settings({"CHARON_CONFIG": str(config)})
 
 
@@ -91,3 +93,86 @@ def test_the_state_store_can_be_postgresql(tmp_path: Path) -> None:
         "CHARON_HOME": str(tmp_path), "CHARON_STATE__KIND": "postgres", "CHARON_STATE__DSN": dsn,
     })
     assert (settings.state.kind, settings.state.dsn) == ("postgres", dsn)
+
+
+def _embedded_keys() -> list[tuple[str, object]]:
+    """Every ``section.key`` of the embedded config.toml with its default."""
+    raw = tomllib.loads(embedded_default_text())
+    return [(f"{section}.{key}", default) for section, table in raw.items()
+            if isinstance(table, dict) for key, default in table.items()]
+
+
+def _variable(key: str) -> str:
+    return "CHARON_" + key.upper().replace(".", "__")
+
+
+@pytest.mark.parametrize("key", [key for key, default in _embedded_keys()
+                                 if isinstance(default, int)])
+def test_every_number_has_a_range(key: str) -> None:
+    for value in ("-1", "99999999999999999999"):
+        with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = {value}: must be at"):
+            load_settings({_variable(key): value})
+
+
+@pytest.mark.parametrize("key", [key for key, default in _embedded_keys()
+                                 if isinstance(default, str | list)])
+def test_no_string_takes_control_characters(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = .*control characters"):
+        load_settings({_variable(key): "x\x00y"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CHARON_DAEMON__POLL_INTERVAL_MS": "0"},
+         r"^daemon\.poll_interval_ms = 0: must be at least 1 \(CHARON_DAEMON__POLL_INTERVAL_MS\)$"),
+        ({"CHARON_DAEMON__MAX_BODY_BYTES": "-1"}, r"^daemon\.max_body_bytes = -1: must be at"),
+        ({"CHARON_DAEMON__PORT": "99999999999999999999"},
+         r"^daemon\.port = 99999999999999999999: must be at most 65535 \(CHARON_DAEMON__PORT\)$"),
+        # Too long for int() (over 4,300 digits), and shown cut short.
+        ({"CHARON_DAEMON__PORT": "9" * 5000}, r"^daemon\.port = '9{39}…: expected int \("),
+        ({"CHARON_DAEMON__PORT": "\uff18\uff10"}, r"daemon\.port = .*: expected int"),
+        ({"CHARON_DAEMON__JITTER_PERCENT": "101"}, r"jitter_percent = 101: must be at most 100"),
+        ({"CHARON_DAEMON__HOST": "a host"}, r"daemon\.host = 'a host': expected a host name"),
+        ({"CHARON_REGISTRY__URL": "ftp://registry"}, r"registry\.url = 'ftp://registry': expected"
+                                                     r" an http:// or https:// URL"),
+        ({"CHARON_DATAFLOW__API_ROOT": "dataflow.googleapis.com"}, r"dataflow\.api_root"),
+        ({"CHARON_REGISTRY_SERVICE__SUBSCRIBERS": "http://a/hook, file:///etc/passwd"},
+         r"registry_service\.subscribers = .*: expected an http:// or https:// URL"),
+        ({"CHARON_STATE__DSN": "mysql://db"}, r"state\.dsn = 'mysql://db': expected a"
+                                              r" postgresql:// or postgres:// DSN"),
+        ({"CHARON_POSTGRES__DSN": "host=db"}, r"postgres\.dsn"),
+        ({"CHARON_WAREHOUSE__LOCATION": "EU; DROP"}, r"warehouse\.location"),
+        # The staging dataset's id would be invalid, failing every run that loads a table.
+        ({"CHARON_WAREHOUSE__LOCATION": "europe-west1"}, r"warehouse\.location"),
+        ({"CHARON_BEAM__AUTOSCALING_ALGORITHM": "FAST"}, r"beam\.autoscaling_algorithm = 'FAST'"),
+        ({"CHARON_HOME": "/srv/\x00"}, r"^home = .*control characters \(CHARON_HOME\)$"),
+        ({"CHARON_CONFIG": "/srv/\x00"}, r"cannot read CHARON_CONFIG"),
+    ],
+)
+def test_values_out_of_range_are_refused_naming_key_and_origin(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[daemon]\npoll_interval_ms = 0\n",
+         r"^daemon\.poll_interval_ms = 0: must be at least 1 \(in .*charon\.toml\)$"),
+        ("[daemon]\nport = 70000\n", r"^daemon\.port = 70000: must be at most 65535 \(in "),
+        (f"[daemon]\nport = {'9' * 5000}\n", r"charon\.toml is not valid TOML"),
+        ("[log]\nlevel = 'loud'\n", r"^log\.level = 'loud': expected one of debug, info,"),
+        ("[[workflows]]\nmodule = 'jobs.top_artists'\ntask = 'TopArtistsJob'\n"
+         "lookback_days = 1000000000\n",
+         r"^workflows\[0\]\.lookback_days = 1000000000: must be at most 36500 \(in .*toml\)$"),
+    ],
+)
+def test_a_config_file_is_checked_the_same_way(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "charon.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"CHARON_CONFIG": str(config)})
+

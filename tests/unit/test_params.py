@@ -1,8 +1,10 @@
 from datetime import date
+from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UsageError
+from jobs.top_artists import TopArtistsJob
+from orchestrator.errors import InvalidIdentifier, TaskNotFound, UsageError
 from orchestrator.intervals import parse_interval
 from orchestrator.tasks.params import (
     BoolParameter,
@@ -10,7 +12,7 @@ from orchestrator.tasks.params import (
     DateParameter,
     IntParameter,
 )
-from orchestrator.tasks.task import Task
+from orchestrator.tasks.task import Task, load_task_class
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,70 @@ def test_identity_is_family_and_significant_parameters() -> None:
 def test_bad_parameters_get_clear_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         Example(**kwargs)
+
+
+class Bounded(Task):
+    top_n = IntParameter(minimum=1, maximum=1000)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-5", "^--top-n = -5: must be at least 1$"),
+        (0, "^--top-n = 0: must be at least 1$"),
+        ("1001", "^--top-n = 1001: must be at most 1000$"),
+        (10**50, "^--top-n = <huge>: must be at most 1000$"),
+        ("9" * 5000, "is not an integer"),  # too long for int(), refused before it
+        ("\uff15", "is not an integer"),  # a full-width 5
+        ("1_000", "is not an integer"),
+    ],
+)
+def test_declared_bounds_refuse_values_naming_the_flag(value: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        Bounded(top_n=value)
+
+
+def test_values_within_bounds_are_taken() -> None:
+    assert (Bounded(top_n="1").top_n, Bounded(top_n=1000).top_n) == (1, 1000)
+
+
+def test_a_job_count_must_be_positive() -> None:
+    with pytest.raises(UsageError, match="--top-n = 0"):
+        TopArtistsJob(date="2018-10-31", top_n=0)
+
+
+@pytest.mark.parametrize("module", ["../etc", "os; rm", "a..b", "/srv/x", "jobs.", ".jobs",
+                                    "jobs.top_artists\n", "j\u00f6bs", ""])
+def test_module_paths_must_be_dotted_python_names(module: str) -> None:
+    with pytest.raises(InvalidIdentifier, match="expected a dotted Python module path"):
+        load_task_class(module, "TopArtistsJob")
+
+
+@pytest.mark.parametrize(
+    ("module", "family", "message"),
+    [
+        ("jobs.top_artists", "TopArtistJob",
+         r"^no task 'TopArtistJob' in jobs\.top_artists; did you mean TopArtistsJob\?$"),
+        ("jobs.top_artists", "Zzz", r"^no task 'Zzz' in jobs\.top_artists$"),
+        ("jobs.top_artist", "TopArtistsJob",
+         r"^cannot import module 'jobs\.top_artist': no module 'jobs\.top_artist'; did you"
+         r" mean jobs\.top_artists"),
+        ("job.top_artists", "TopArtistsJob",
+         r"^cannot import module 'job\.top_artists': no module 'job'; did you mean .*\bjobs\b"),
+    ],
+)
+def test_unknown_names_suggest_close_ones(module: str, family: str, message: str) -> None:
+    with pytest.raises(TaskNotFound, match=message):
+        load_task_class(module, family)
+
+
+def test_a_module_failing_to_import_is_one_error(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('no database here')\n")
+    (tmp_path / "needy_tasks.py").write_text("import charon_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TaskNotFound, match=r"broken_tasks.*RuntimeError: no database here"):
+        load_task_class("broken_tasks", "Task")
+    # The module is there; what it imports is not: no suggestion of siblings.
+    with pytest.raises(TaskNotFound, match=r"^cannot import module 'needy_tasks': No module"):
+        load_task_class("needy_tasks", "Task")

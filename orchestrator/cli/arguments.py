@@ -1,0 +1,60 @@
+"""The command line's parser and value types: every bad value is refused before anything
+runs, in one line ``error: ...`` with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from orchestrator.bounds import HOST, INTEGER, MAX_PORT, shown
+from orchestrator.core.report import ExitCode
+from orchestrator.errors import UsageError
+from orchestrator.intervals import DateInterval, parse_day, parse_interval
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage block cut to the one line every other bad input gets."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def day(text: str) -> str:
+    try:
+        return parse_day(text).isoformat()
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def interval(text: str) -> DateInterval:
+    try:
+        return parse_interval(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive(text: str) -> int:
+    """A count: a whole number from 1."""
+    if not (INTEGER.fullmatch(text) and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {shown(text)}")
+    return int(text)
+
+
+def port(text: str) -> int:
+    """0 (any free port) to 65535."""
+    if not (INTEGER.fullmatch(text) and 0 <= int(text) <= MAX_PORT):
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to {MAX_PORT}, got {shown(text)}")
+    return int(text)
+
+
+def host(text: str) -> str:
+    if not HOST.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected a host name or IP address, got {shown(text)}")
+    return text
+
+
+def seed(text: str) -> int:
+    """A random seed: any whole number that fits in 64 bits."""
+    if not (INTEGER.fullmatch(text) and -(2**63) <= int(text) < 2**64):
+        raise argparse.ArgumentTypeError(f"expected a 64-bit whole number, got {shown(text)}")
+    return int(text)
