@@ -298,8 +298,11 @@ def _to_bool(value: object) -> bool | None:
 def _to_int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
-        return int(value)
+    # Only spaces and tabs around the digits: str.strip() would also take control
+    # characters such as "\x1f", which int() then refuses.
+    text = value.strip(" \t") if isinstance(value, str) else ""
+    if INTEGER.fullmatch(text):
+        return int(text)
     return None
 
 
