@@ -218,6 +218,10 @@ def _secrets(env: Mapping[str, str]) -> Secrets:
                 raise ConfigError(f"cannot read {variable}_FILE={file_name}: {exc}") from None
         else:
             values[name] = env.get(variable, "")
+        # A secret travels in HTTP headers and HMAC keys, where a control character
+        # (a newline left inside a file, a NUL) would break every request, not this one.
+        if any(not char.isprintable() for char in values[name]):
+            raise ConfigError(f"{variable}: must not contain control characters")
     return Secrets(**values)
 
 

@@ -23,7 +23,8 @@ async def listening(app: web.Application, host: str, port: int) -> AsyncIterator
     try:
         try:
             await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
+        # OverflowError: a port beyond 65535 from a caller that did not check it.
+        except (OSError, OverflowError) as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
         yield int(runner.addresses[0][1])
     finally:

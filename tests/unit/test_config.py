@@ -78,6 +78,18 @@ def test_secrets_come_from_the_environment_or_files_and_are_not_shown(tmp_path: 
     assert "from-file" not in repr(settings)
 
 
+@pytest.mark.parametrize("secret", ["two\nlines", "nul\x00", "bell\x07"])
+def test_a_secret_with_control_characters_is_refused_naming_its_variable(
+    tmp_path: Path, secret: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"^CHARON_WEBHOOK_SECRET: .*control characters"):
+        load_settings({"CHARON_WEBHOOK_SECRET": secret})
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{secret}\n")
+    with pytest.raises(ConfigError, match=r"^CHARON_REGISTRY_TOKEN: .*control characters"):
+        load_settings({"CHARON_REGISTRY_TOKEN_FILE": str(token_file)})
+
+
 def test_list_values_accept_comma_separated_overrides() -> None:
     settings = load_settings({
         "CHARON_REGISTRY_SERVICE__SUBSCRIBERS": "http://127.0.0.1:1/hooks, http://127.0.0.1:2/h"
