@@ -24,21 +24,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.luigi_venv import luigi_python
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHARON = str(Path(sys.executable).parent / "charon")
-LUIGI_VENV = HERE / ".venv-luigi"
-
-
-def luigi_python() -> str:
-    python = LUIGI_VENV / "bin" / "python"
-    if not python.exists():
-        print("installing Luigi from PyPI into bench/.venv-luigi ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(LUIGI_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "luigi"], check=True)
-    return str(python)
-
-
 def base_env() -> dict[str, str]:
     """This environment, with bytecode caching on: with PYTHONDONTWRITEBYTECODE set,
     every start compiles charon's modules from source again (Luigi's came compiled
