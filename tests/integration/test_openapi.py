@@ -6,7 +6,6 @@ schemathesis's conformance checks)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,6 @@ from tests.support.live_services import (
     WORKFLOW,
     LiveService,
     SigningSession,
-    live_daemon,
-    live_registry,
 )
 from tests.support.worlds import make_world, running
 
@@ -151,22 +148,10 @@ def _real_dates(partition: str) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    with live_registry(tmp_path_factory.mktemp("documented") / "registry") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    with live_daemon(tmp_path_factory.mktemp("documented") / "daemon") as live:
-        yield live
-
-
 @pytest.mark.parametrize("service", ["registry", "daemon"])
 def test_each_service_serves_its_document(service: Service, tmp_path: Path,
                                           request: pytest.FixtureRequest) -> None:
-    live: LiveService = request.getfixturevalue(service)
+    live: LiveService = request.getfixturevalue(f"served_{service}")
     answer = requests.get(f"{live.url}{openapi.PATH}", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("application/json")
@@ -200,9 +185,9 @@ class Observer:
         return documented - self.seen - UNPROVOKED[service]
 
 
-def test_the_registry_answers_as_documented(registry: LiveService) -> None:
+def test_the_registry_answers_as_documented(served_registry: LiveService) -> None:
     with requests.Session() as session:
-        call = Observer("registry", registry, session)
+        call = Observer("registry", served_registry, session)
         auth = {"Authorization": f"Bearer {TOKEN}"}
         good = {"endpoint": "plays", "partition": DAY, "uri": "/data/plays/a"}
         keyed = {**auth, "Idempotency-Key": "documented-1"}
@@ -237,9 +222,9 @@ def test_the_registry_answers_as_documented(registry: LiveService) -> None:
         assert call.unseen("registry") == set()
 
 
-def test_the_daemon_answers_as_documented(daemon: LiveService) -> None:
+def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
     with SigningSession() as session:
-        call = Observer("daemon", daemon, session)
+        call = Observer("daemon", served_daemon, session)
         signed = {"X-Charon-Timestamp": "0", "X-Charon-Signature": "sha256=" + "0" * 64,
                   "X-Charon-Delivery": "documented-1"}  # SigningSession signs these
         run = {"workflow": WORKFLOW, "date": DAY}
