@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.model import InputRevision
@@ -32,9 +33,19 @@ class Sensor(Protocol[T_contra]):
 
     async def lookup(self, key: str, target: T_contra) -> InputRevision | None: ...
 
+    async def lookup_many(
+        self, targets: Mapping[str, T_contra]
+    ) -> dict[str, InputRevision | None]:
+        """The same answers as ``lookup`` key by key, in as few calls as the source allows."""
+
 
 class _NoStorage:
     async def lookup(self, key: str, target: StorageTarget) -> InputRevision | None:
+        raise TypeError("no storage sensor: Sensors was built without storage")
+
+    async def lookup_many(
+        self, targets: Mapping[str, StorageTarget]
+    ) -> dict[str, InputRevision | None]:
         raise TypeError("no storage sensor: Sensors was built without storage")
 
 
@@ -60,3 +71,15 @@ class Sensors:
 
     async def lookup(self, key: str, target: Target) -> InputRevision | None:
         return await self._by_kind(target).lookup(key, target)
+
+    async def lookup_many(self, targets: Mapping[str, Target]) -> dict[str, InputRevision | None]:
+        """Every target looked up, by key: one batched call per kind (and per endpoint,
+        folder or dataset within it), not one per target."""
+        by_sensor: dict[int, tuple[Sensor[Any], dict[str, Target]]] = {}
+        for key, target in targets.items():
+            sensor = self._by_kind(target)
+            by_sensor.setdefault(id(sensor), (sensor, {}))[1][key] = target
+        found: dict[str, InputRevision | None] = {}
+        for sensor, batch in by_sensor.values():
+            found.update(await sensor.lookup_many(batch))
+        return {key: found[key] for key in targets}

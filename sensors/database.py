@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from orchestrator.errors import ConfigError
 from orchestrator.model import InputRevision, micros
 from orchestrator.stores.database.base import Database
@@ -22,6 +24,12 @@ def require(database: Database | None, target: PostgresTable) -> Database:
 class DatabaseSensor:
     def __init__(self, database: Database | None) -> None:
         self._database = database
+
+    async def lookup_many(
+        self, targets: Mapping[str, PostgresTable]
+    ) -> dict[str, InputRevision | None]:
+        """One by one: a task has one marker, so a batch holds few."""
+        return {key: await self.lookup(key, target) for key, target in targets.items()}
 
     async def lookup(self, key: str, target: PostgresTable) -> InputRevision | None:
         inserted = await require(self._database, target).marker(target.table, target.marker)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from anyio.streams.memory import MemoryObjectSendStream
 
 from orchestrator.model import InputRevision, micros
-from orchestrator.stores.storage.base import ObjectInfo, Storage
+from orchestrator.stores.storage.base import ObjectInfo, Storage, folder_of
 from orchestrator.tasks.targets import StorageTarget
 from sensors.facts import Trigger, storage_key
 
@@ -20,10 +20,6 @@ def version(info: ObjectInfo) -> str:
     return f"{info.uri}@{info.updated.isoformat()}#{info.size}"
 
 
-def parent(uri: str) -> str:
-    return uri.rsplit("/", 1)[0] + "/"
-
-
 class StorageSensor:
     def __init__(self, storage: Storage, data_prefix: str) -> None:
         self._storage = storage
@@ -32,10 +28,23 @@ class StorageSensor:
     async def lookup(self, key: str, target: StorageTarget) -> InputRevision | None:
         uri = target.resolve(self._data_prefix)
         found = [info for info in await self._storage.list(uri) if info.uri == uri]
-        if not found:
-            return None
-        return InputRevision(key=key, ref=uri, revision_id=version(found[0]),
-                             order=micros(found[0].updated))
+        return _input(key, found[0]) if found else None
+
+    async def lookup_many(
+        self, targets: Mapping[str, StorageTarget]
+    ) -> dict[str, InputRevision | None]:
+        """One storage call for them all: a listing per folder, not a call per object."""
+        uris = {key: target.resolve(self._data_prefix) for key, target in targets.items()}
+        objects = await self._storage.objects(list(uris.values()))
+        return {
+            key: _input(key, objects[uri]) if uri in objects else None
+            for key, uri in uris.items()
+        }
+
+
+def _input(key: str, info: ObjectInfo) -> InputRevision:
+    return InputRevision(key=key, ref=info.uri, revision_id=version(info),
+                         order=micros(info.updated))
 
 
 class StorageWatch:
@@ -59,7 +68,7 @@ class StorageWatch:
         folders: dict[str, dict[str, str]] = defaultdict(dict)
         for target in self._watched():
             uri = target.resolve(self._data_prefix)
-            folders[parent(uri)][uri] = target.uri
+            folders[folder_of(uri)][uri] = target.uri
         return folders
 
     async def poll_once(self) -> bool:

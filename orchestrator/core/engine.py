@@ -40,6 +40,7 @@ from orchestrator.model import (
     RunState,
     fingerprint,
 )
+from orchestrator.tasks.targets import Target
 from orchestrator.tasks.task import (
     ExternalTask,
     Task,
@@ -133,7 +134,7 @@ class Engine:
         keeping = anyio.CancelScope()
 
         async with TaskLoop() as task_loop, anyio.create_task_group() as group:
-            evaluation = Evaluation(keeper, task_loop)
+            evaluation = Evaluation(keeper, task_loop, await self._look_up_externals(graph))
 
             def add_evaluators() -> None:
                 """One more evaluator per ready node, up to the cap; each is handed its
@@ -192,7 +193,7 @@ class Engine:
         if unfinished:
             return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished))
         if isinstance(task, ExternalTask):
-            return await self._check_external(task)
+            return await self._check_external(task, evaluation.externals)
         if isinstance(task, WrapperTask):
             return Outcome(task_id, Status.COMPLETE)
 
@@ -205,10 +206,30 @@ class Engine:
         with log_context(task=task_id, partition=task.partition_label):
             return await self._bring_up_to_date(task, inputs, lookup, policy, evaluation)
 
-    async def _check_external(self, task: ExternalTask) -> Outcome:
+    async def _look_up_externals(self, graph: Graph) -> dict[str, InputRevision | None]:
+        """The outputs of the external tasks that require nothing, in one batched lookup
+        (a year of daily files: one listing, not 366 calls). If that fails each task
+        looks its own up, and fails alone."""
+        targets = {
+            _external_key(task_id, key): target
+            for task_id in graph.order if not graph.requires[task_id]
+            and isinstance(task := graph.tasks[task_id], ExternalTask)
+            for key, target in outputs(task).items()
+        }
+        try:
+            return await self._sensors.lookup_many(targets)
+        except CharonError as exc:
+            self._log.warning("cannot look external tasks up together", error=str(exc))
+            return {}
+
+    async def _check_external(
+        self, task: ExternalTask, known: Mapping[str, InputRevision | None]
+    ) -> Outcome:
         absent, found = [], []
         for key, target in outputs(task).items():
-            revision = await self._sensors.lookup(key, target)
+            external_key = _external_key(task.task_id, key)
+            revision = (known[external_key] if external_key in known
+                        else await self._sensors.lookup(key, target))
             if revision is None:
                 absent.append(str(target))
             else:
@@ -218,16 +239,19 @@ class Engine:
         return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
 
     async def _inputs(self, task: Task, required: Mapping[str, Task]) -> Inputs | Outcome:
-        inputs: dict[str, InputRevision] = {}
+        targets: dict[str, tuple[Task, Target]] = {}
         for key, dep in required.items():
             produced = outputs(dep)
             for sub_key, target in produced.items():
-                input_key = key if len(produced) == 1 else f"{key}.{sub_key}"
-                found = await self._sensors.lookup(input_key, target)
-                if found is None:
-                    detail = f"{dep.task_id} finished but {target} is absent"
-                    return Outcome(task.task_id, Status.FAILED, detail)
-                inputs[input_key] = found
+                targets[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, target)
+        # One batched lookup for them all: a year of days is one call, not 366.
+        found = await self._sensors.lookup_many({k: t for k, (_, t) in targets.items()})
+        inputs: dict[str, InputRevision] = {}
+        for input_key, (dep, target) in targets.items():
+            if (revision := found[input_key]) is None:
+                detail = f"{dep.task_id} finished but {target} is absent"
+                return Outcome(task.task_id, Status.FAILED, detail)
+            inputs[input_key] = revision
         return inputs
 
     async def _bring_up_to_date(
@@ -349,10 +373,12 @@ class Engine:
         return True
 
     async def _outputs_exist(self, task: Task) -> bool:
-        for key, target in outputs(task).items():
-            if await self._sensors.lookup(key, target) is None:
-                return False
-        return True
+        found = await self._sensors.lookup_many(outputs(task))
+        return None not in found.values()
+
+
+def _external_key(task_id: str, output_key: str) -> str:
+    return f"{task_id}\0{output_key}"
 
 
 def _keep_the_place() -> None:

@@ -18,7 +18,7 @@ from a pause — finds the first instead of doing it twice.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import anyio
@@ -68,6 +68,9 @@ class Evaluation:
 
     keeper: LeaseKeeper
     task_loop: TaskLoop
+    externals: Mapping[str, InputRevision | None] = field(default_factory=dict)
+    """The outputs of its external tasks, looked up together as it began, by task id
+    and output key: one batched call, not one per external task."""
 
 
 @dataclass

@@ -189,6 +189,9 @@ class BridgedStorage:
     async def list(self, prefix: str) -> list[ObjectInfo]:
         return await self._call(self._storage.list(prefix))
 
+    async def objects(self, uris: Sequence[str]) -> dict[str, ObjectInfo]:
+        return await self._call(self._storage.objects(uris))
+
     async def read(self, uri: str) -> bytes:
         return await self._call(self._storage.read(uri))
 

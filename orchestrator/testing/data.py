@@ -149,6 +149,14 @@ class InMemoryStorage:
             if uri.startswith(prefix)
         ]
 
+    async def objects(self, uris: Sequence[str]) -> dict[str, ObjectInfo]:
+        wanted = {self._check(uri) for uri in uris}
+        await anyio.lowlevel.checkpoint()
+        return {
+            uri: ObjectInfo(uri, len(data), updated)
+            for uri, (data, updated) in self._objects.items() if uri in wanted
+        }
+
     async def read(self, uri: str) -> bytes:
         await anyio.lowlevel.checkpoint()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 
 import anyio.lowlevel
@@ -18,6 +19,7 @@ from orchestrator.stores.registry.base import (
     StoringRegistry,
     check_limit,
     check_since,
+    partitions_to_look_up,
     replay,
 )
 from orchestrator.stores.state.base import Change, StateStoreBase
@@ -53,6 +55,15 @@ class InMemoryRegistry(StoringRegistry):
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         revisions = await self.list(endpoint, partition)
         return revisions[0] if revisions else None
+
+    async def latest_many(
+        self, endpoint: str, partitions: Sequence[str]
+    ) -> dict[str, Revision]:
+        wanted = set(partitions_to_look_up(endpoint, partitions))
+        await anyio.lowlevel.checkpoint()
+        # In seq order: a partition's newest revision is the last one kept.
+        return {r.partition: r for r in self._revisions
+                if r.endpoint == endpoint and r.partition in wanted}
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
         await anyio.lowlevel.checkpoint()

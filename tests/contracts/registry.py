@@ -82,6 +82,23 @@ class RegistryContract:
         await registry.publish("users", DAY, "/data/other-endpoint")
         assert await registry.latest("plays", DAY) == newest
 
+    async def test_latest_many_answers_as_latest_one_by_one(self, registry: Registry) -> None:
+        days = [f"2012-01-{n:02d}" for n in range(1, 32)]
+        for day in days[::2]:
+            await registry.publish("plays", day, f"/data/{day}/1")
+            await registry.publish("plays", day, f"/data/{day}/2")
+        await registry.publish("users", days[1], "/data/other-endpoint")
+        asked = [*days, days[0], "2018-99-99", f"{DAY}\x00"]  # a repeat, two no publish names
+        one_by_one = {p: r for p in asked if (r := await registry.latest("plays", p)) is not None}
+        assert await registry.latest_many("plays", asked) == one_by_one
+        assert sorted(one_by_one) == days[::2]
+        assert await registry.latest_many("plays", []) == {}
+        assert await registry.latest_many("bad endpoint", days) == {}
+
+    async def test_latest_many_takes_a_sequence_not_a_string(self, registry: Registry) -> None:
+        with pytest.raises(UsageError):
+            await registry.latest_many("plays", DAY)
+
     async def test_list_is_newest_first_and_per_partition(self, registry: Registry) -> None:
         uris = [f"/data/{n}" for n in range(3)]
         for uri in uris:

@@ -67,6 +67,21 @@ class StorageContract:
         assert starting_a == [base + "a/0.txt", base + "a/x/1.txt", base + "ab.txt"]
         assert await storage.list(base + "zzz/") == []
 
+    async def test_objects_answers_as_list_one_by_one(self, storage: Storage, base: str) -> None:
+        names = [f"data/streams_{n:03d}.tsv" for n in range(0, 40, 2)]
+        for name in [*names, "data/sub/deeper.tsv", "other/x.tsv", "data/streams_0000.tsv"]:
+            await storage.write(base + name, name.encode())
+        asked = [base + f"data/streams_{n:03d}.tsv" for n in range(40)]
+        asked += [base + "other/x.tsv", base + "data/sub", base + "data/", base + "none/y",
+                  base + "data/streams_000.tsv"]  # a repeat
+        one_by_one = {
+            uri: found[0] for uri in asked
+            if (found := [i for i in await storage.list(uri) if i.uri == uri])
+        }
+        assert await storage.objects(asked) == one_by_one
+        assert sorted(one_by_one) == sorted([base + n for n in names] + [base + "other/x.tsv"])
+        assert await storage.objects([]) == {}
+
     async def test_read_lines(self, storage: Storage, base: str) -> None:
         uri = base + "lines.txt"
         await storage.write(uri, "one\ntwo\r\n\nthree ünïcode 日本\nlast".encode())

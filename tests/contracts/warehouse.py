@@ -64,6 +64,16 @@ class WarehouseContract:
         assert await warehouse.list_tables(FINAL.project, "no_such_dataset") == []
         assert await warehouse.list_tables("other-project", FINAL.dataset) == []
 
+    async def test_list_tables_says_what_table_info_says(self, warehouse: Warehouse) -> None:
+        # Sensors look several tables of one dataset up with one listing.
+        other = TableSpec(FINAL.project, FINAL.dataset, "plays_daily20181031")
+        for spec in (FINAL, other):
+            await warehouse.create_table(spec, COLUMNS, ROWS)
+        listed = {info.spec: info for info in
+                  await warehouse.list_tables(FINAL.project, FINAL.dataset)}
+        for spec in (FINAL, other):
+            assert listed[str(spec)] == await warehouse.table_info(spec)
+
     async def test_list_tables_validates_names(self, warehouse: Warehouse) -> None:
         with pytest.raises(InvalidIdentifier):
             await warehouse.list_tables(FINAL.project, 'x"; DROP TABLE y; --')

@@ -472,6 +472,12 @@ class FlakyLookups(HoldingRegistry):
             raise RegistryError("the registry service is restarting")
         return await super().latest(endpoint, partition)
 
+    async def latest_many(self, endpoint: str, partitions: Sequence[str]) -> dict[str, Revision]:
+        if endpoint == END_CONTENT_FACT and self.fail_lookups:
+            self.fail_lookups -= 1
+            raise RegistryError("the registry service is restarting")
+        return await super().latest_many(endpoint, partitions)
+
 
 async def test_an_outage_around_the_job_releases_the_run_and_uses_no_retry() -> None:
     world = build_world(registry=FlakyLookups, lease=LEASE, max_concurrent_runs=2)

@@ -40,6 +40,12 @@ class Registry(Protocol):
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None: ...
 
+    async def latest_many(
+        self, endpoint: str, partitions: Sequence[str]
+    ) -> dict[str, Revision]:
+        """The latest revision of each of ``partitions`` that has one, by partition, in
+        one lookup: what ``latest`` answers partition by partition, the absent left out."""
+
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
         """Every revision of the partition, newest first."""
 
@@ -88,6 +94,15 @@ def names_a_partition(endpoint: str, partition: str) -> bool:
     except InvalidIdentifier:
         return False
     return True
+
+
+def partitions_to_look_up(endpoint: str, partitions: Sequence[str]) -> builtins.list[str]:
+    """The partitions a batched lookup asks the store about, each once: those a publish
+    could name (the others have no revision, as :func:`names_a_partition` says)."""
+    if isinstance(partitions, str):
+        raise UsageError(f"partitions must be a sequence of names, not the string "
+                         f"{validate.shown(partitions)}")
+    return [p for p in dict.fromkeys(partitions) if names_a_partition(endpoint, p)]
 
 
 def check_revision_id(revision_id: str) -> str:

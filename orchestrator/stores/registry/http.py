@@ -43,6 +43,7 @@ from orchestrator.stores.registry.base import (
     check_revision_id,
     check_since,
     names_a_partition,
+    partitions_to_look_up,
 )
 from orchestrator.stores.registry.wire import (
     CODE_IDEMPOTENCY_KEY_REUSED,
@@ -56,6 +57,8 @@ from orchestrator.stores.registry.wire import (
 # with the full timeout, these many seconds apart: enough to ride out a restart.
 RETRY_DELAYS_SECONDS = (0.5, 1.0)
 RETRY_STATUSES = frozenset({502, 503, 504})
+LOOKUPS_AT_ONCE = 8
+"""Requests of one batched lookup in flight at once: a few connections, not hundreds."""
 
 _HTTP_BAD_REQUEST, _HTTP_NOT_FOUND, _HTTP_SERVER_ERROR = 400, 404, 500
 _AUTH_STATUSES = (401, 403)
@@ -134,6 +137,26 @@ class HttpRegistry:
             return revision_from_json(await self._call("GET", path))
         except UnknownRevision:
             return None
+
+    async def latest_many(
+        self, endpoint: str, partitions: Sequence[str]
+    ) -> dict[str, Revision]:
+        """The service has no batched route yet: the partitions' lookups go out side by
+        side, a few at once, over the session's kept-alive connections."""
+        wanted = partitions_to_look_up(endpoint, partitions)
+        found: dict[str, Revision] = {}
+        limit = anyio.CapacityLimiter(LOOKUPS_AT_ONCE)
+
+        async def look_up(partition: str) -> None:
+            async with limit:
+                revision = await self.latest(endpoint, partition)
+            if revision is not None:
+                found[partition] = revision
+
+        async with anyio.create_task_group() as group:
+            for partition in wanted:
+                group.start_soon(look_up, partition)
+        return found
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
         if not names_a_partition(endpoint, partition):

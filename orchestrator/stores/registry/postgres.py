@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -26,6 +26,7 @@ from orchestrator.stores.registry.base import (
     check_revision_id,
     check_since,
     names_a_partition,
+    partitions_to_look_up,
     replay,
     utc_now,
 )
@@ -53,6 +54,11 @@ SELECT_BY_IDEMPOTENCY_KEY = (
 SELECT_LATEST = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
     " WHERE endpoint = $1 AND partition = $2 ORDER BY seq DESC LIMIT 1"
+)
+SELECT_LATEST_MANY = (
+    "SELECT DISTINCT ON (partition) seq, id, endpoint, partition, uri, created, lineage"
+    " FROM revisions WHERE endpoint = $1 AND partition = ANY($2::text[])"
+    " ORDER BY partition, seq DESC"
 )
 SELECT_PARTITION = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
@@ -133,6 +139,15 @@ class PostgresRegistry(StoringRegistry):
             async with self._acquire() as connection:
                 row = await connection.fetchrow(SELECT_LATEST, endpoint, partition)
         return None if row is None else _revision(row)
+
+    async def latest_many(
+        self, endpoint: str, partitions: Sequence[str]
+    ) -> dict[str, Revision]:
+        wanted = partitions_to_look_up(endpoint, partitions)
+        with _converted("read"):
+            async with self._acquire() as connection:
+                rows = await connection.fetch(SELECT_LATEST_MANY, endpoint, wanted)
+        return {revision.partition: revision for revision in map(_revision, rows)}
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:
         if not names_a_partition(endpoint, partition):

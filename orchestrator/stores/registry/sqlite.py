@@ -6,6 +6,7 @@ import builtins
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from orchestrator.stores.registry.base import (
     check_revision_id,
     check_since,
     names_a_partition,
+    partitions_to_look_up,
     replay,
     utc_now,
 )
@@ -48,6 +50,12 @@ SELECT_BY_IDEMPOTENCY_KEY = (
 SELECT_LATEST = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
     " WHERE endpoint = ? AND partition = ? ORDER BY seq DESC LIMIT 1"
+)
+# SQLite takes the bare columns of an aggregate query from the row holding the MAX;
+# json_each takes any number of partitions in one bound value.
+SELECT_LATEST_MANY = (
+    "SELECT MAX(seq), id, endpoint, partition, uri, created, lineage FROM revisions"
+    " WHERE endpoint = ? AND partition IN (SELECT value FROM json_each(?)) GROUP BY partition"
 )
 SELECT_PARTITION = (
     "SELECT seq, id, endpoint, partition, uri, created, lineage FROM revisions"
@@ -116,6 +124,17 @@ class SqliteRegistry(StoringRegistry):
         def select(connection: sqlite3.Connection) -> Revision | None:
             row = connection.execute(SELECT_LATEST, (endpoint, partition)).fetchone()
             return None if row is None else _revision(row)
+
+        return await self._db.run(select)
+
+    async def latest_many(
+        self, endpoint: str, partitions: Sequence[str]
+    ) -> dict[str, Revision]:
+        wanted = json.dumps(partitions_to_look_up(endpoint, partitions))
+
+        def select(connection: sqlite3.Connection) -> dict[str, Revision]:
+            rows = connection.execute(SELECT_LATEST_MANY, (endpoint, wanted))
+            return {revision.partition: revision for revision in map(_revision, rows)}
 
         return await self._db.run(select)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -24,6 +24,10 @@ class Storage(Protocol):
     async def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object below the prefix (recursively), sorted by URI."""
 
+    async def objects(self, uris: Sequence[str]) -> dict[str, ObjectInfo]:
+        """Those of ``uris`` that name an object, by URI: what ``list(uri)`` finds of each
+        one by one, in a call per folder (see :func:`by_folder`) rather than per URI."""
+
     async def read(self, uri: str) -> bytes:
         """Raise ObjectNotFound when the object is absent."""
 
@@ -43,3 +47,22 @@ class Storage(Protocol):
 
     async def aclose(self) -> None: ...
 
+
+
+def folder_of(uri: str) -> str:
+    """The folder an object lies in, ending in ``/``: what one listing covers."""
+    return uri.rsplit("/", 1)[0] + "/"
+
+
+def by_folder(uris: Iterable[str]) -> dict[str, set[str]]:
+    """URIs grouped by folder: a batched lookup lists each folder once."""
+    folders: dict[str, set[str]] = {}
+    for uri in uris:
+        folders.setdefault(folder_of(uri), set()).add(uri)
+    return folders
+
+
+def picked(listed: Iterable[ObjectInfo], wanted: Collection[str]) -> dict[str, ObjectInfo]:
+    """The listed objects that were asked for, by URI; a URI spelled otherwise than the
+    listing spells it (``/a/../b``) names none, as ``list(uri)`` finds none equal to it."""
+    return {info.uri: info for info in listed if info.uri in wanted}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +26,7 @@ from gcloud.aio.storage.storage import SCOPES, init_api_root
 from orchestrator.errors import ObjectExists, ObjectNotFound, StorageError
 from orchestrator.stores.drivers import textlines
 from orchestrator.stores.drivers.gcp import GoogleApi, HttpStatusError, HttpUnavailable, Response
-from orchestrator.stores.storage.base import ObjectInfo
+from orchestrator.stores.storage.base import ObjectInfo, by_folder, picked
 
 SCHEME = "gs://"
 RANGE_BYTES = 1024 * 1024
@@ -120,6 +120,14 @@ class GcsStorage:
                 break
             params["pageToken"] = page["nextPageToken"]
         return sorted(found, key=lambda info: info.uri)
+
+    async def objects(self, uris: Sequence[str]) -> dict[str, ObjectInfo]:
+        found: dict[str, ObjectInfo] = {}
+        for folder, wanted in by_folder(uris).items():
+            # A lone object is listed by its own name: its folder may hold thousands.
+            prefix = next(iter(wanted)) if len(wanted) == 1 else folder
+            found.update(picked(await self.list(prefix), wanted))
+        return found
 
     async def read(self, uri: str) -> bytes:
         bucket, name = _object_name(uri)

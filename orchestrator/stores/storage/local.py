@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from orchestrator.errors import ObjectExists, ObjectNotFound, StorageError
 from orchestrator.stores.drivers import textlines
-from orchestrator.stores.storage.base import ObjectInfo
+from orchestrator.stores.storage.base import ObjectInfo, by_folder, picked
 
 T = TypeVar("T")
 
@@ -69,6 +69,22 @@ def _walk(folder: Path, prefix: str) -> list[ObjectInfo]:
             updated = datetime.fromtimestamp(stat.st_mtime, UTC)
             found.append(ObjectInfo(path, stat.st_size, updated))
     return sorted(found, key=lambda info: info.uri)
+
+
+def _files(folder: Path) -> list[ObjectInfo]:
+    """The objects directly in ``folder``: one listing, not a stat per object."""
+    found = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        if is_temp(entry.name) or not entry.is_file():
+            continue
+        stat = entry.stat()
+        updated = datetime.fromtimestamp(stat.st_mtime, UTC)
+        found.append(ObjectInfo(os.path.join(folder, entry.name), stat.st_size, updated))
+    return found
 
 
 def _empty_folders(folder: Path, prefix: str) -> list[ObjectInfo]:
@@ -179,6 +195,12 @@ class LocalStorage:
     async def list(self, prefix: str) -> list[ObjectInfo]:
         folder, start = await self._prefix(prefix)
         return await self._thread(_walk, folder, start)
+
+    async def objects(self, uris: Sequence[str]) -> dict[str, ObjectInfo]:
+        found: dict[str, ObjectInfo] = {}
+        for folder, wanted in by_folder(uris).items():
+            found.update(picked(await self._thread(_files, await self._path(folder)), wanted))
+        return found
 
     async def read(self, uri: str) -> bytes:
         return await self._thread(_read, await self._path(uri))
