@@ -327,11 +327,21 @@ _CONVERTERS: dict[type, Callable[[object], object | None]] = {
 }
 
 
+def _resolved_home(home: str, origins: Mapping[str, str]) -> Path:
+    try:
+        return Path(home).expanduser().resolve()
+    # A name the file system cannot hold: a lone surrogate no encoding takes, a user
+    # (~name) who does not exist, a link loop.
+    except (UnicodeEncodeError, RuntimeError, OSError) as exc:
+        raise ConfigError(f"home = {shown(home)}: not a usable path ({exc})"
+                          f" ({origins.get('home', EMBEDDED)})") from None
+
+
 def _build(raw: dict[str, Any], origins: Mapping[str, str]) -> Settings:
     _check_rules(raw, origins)
     _check_gcs_prefix(raw["storage"])
     _check_connections(raw)
-    home = Path(raw["home"]).expanduser().resolve()
+    home = _resolved_home(raw["home"], origins)
     sections: dict[str, object] = {"home": home}
     for name, klass in _SECTION_TYPES.items():
         values = {f.name: raw[name][f.name] for f in fields(klass)}

@@ -47,6 +47,7 @@ def _loaded(environ: dict[str, str]) -> Settings | None:
 @example("CHARON_ENGINE__LEASE_SECONDS", HUGE_DIGITS)
 @example("CHARON_HOME", "/home/\x00")
 @example("CHARON_ENGINE__LEASE_SECONDS", "0\x1f")
+@example("CHARON_HOME", "\ud800")  # no file system encoding takes it
 def test_any_value_loads_or_is_a_config_error(key: str, value: str) -> None:
     loaded = _loaded({key: value})
     if loaded is not None:
