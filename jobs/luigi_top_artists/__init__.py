@@ -28,7 +28,6 @@ from orchestrator.tasks.targets import RegistryTarget, StorageTarget
 from orchestrator.tasks.task import ExternalTask, SparkSubmitTask, Task
 
 ARTIST_STREAMS = "charon.examples.artist_streams"
-ARTIST_STREAMS_SPARK = "charon.examples.artist_streams_spark"
 TOP_ARTISTS = "charon.examples.top_artists"
 PART = "part-00000"
 TOP_N = 10
@@ -84,16 +83,21 @@ async def _artists(context: RunContext, uri: str) -> AsyncIterator[str]:
 
 
 class AggregateArtistsSpark(SparkSubmitTask):
-    """The same aggregation as a Spark job (``jobs/luigi_top_artists/spark_job.py``)."""
+    """The same aggregation as a Spark job (``jobs/luigi_top_artists/spark_job.py``).
+
+    The same task as AggregateArtists, computed another way: an interval aggregated by
+    either is complete for both, and both publish the same partition.
+    """
 
     date_interval = DateIntervalParameter()
+    variant_of = AggregateArtists
 
     app = str(Path(__file__).with_name("spark_job.py"))
     master = "local[*]"
 
     def output(self) -> RegistryTarget:
         # Spark writes a folder of part files: the folder becomes the revision.
-        return RegistryTarget(ARTIST_STREAMS_SPARK, str(self.date_interval), pattern="part-*")
+        return RegistryTarget(ARTIST_STREAMS, str(self.date_interval), pattern="part-*")
 
     def requires(self) -> list[Task]:
         return [Streams(date=day) for day in self.date_interval]
@@ -136,7 +140,7 @@ class Top10Artists(Task):
     """
 
     date_interval = DateIntervalParameter()
-    use_spark = BoolParameter()
+    use_spark = BoolParameter(runner=True)
 
     def requires(self) -> Task:
         if self.use_spark:
@@ -171,7 +175,7 @@ class ArtistToplistToDatabase(CopyToTable):
     """The top 10 loaded into PostgreSQL; the connection is ``[postgres] dsn``."""
 
     date_interval = DateIntervalParameter()
-    use_spark = BoolParameter()
+    use_spark = BoolParameter(runner=True)
 
     table = "top10"
     columns = (

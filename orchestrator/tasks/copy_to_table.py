@@ -3,8 +3,10 @@
 A subclass declares ``table`` and ``columns`` (and ``requires()``), as in Luigi; the
 connection comes from the ``[postgres] dsn`` config key (or CHARON_POSTGRES__DSN), not
 from ``host``/``database``/``user``/``password`` class attributes. The rows and the
-marker row keyed by the task id are written in one transaction, so a second run, or a
-run after a crash mid-load, never loads twice nor half.
+marker row are written in one transaction, so a second run, or a run after a crash
+mid-load, never loads twice nor half. The marker is Luigi's own: its ``table_updates``
+row keyed by Luigi's task id for the same task and parameters, so charon and Luigi can
+take turns loading one database, each skipping what the other loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import ClassVar
 import structlog
 
 from orchestrator.errors import UsageError
-from orchestrator.stores.database.base import PgColumn
+from orchestrator.stores.database.base import Database, PgColumn
+from orchestrator.tasks.luigi_ids import luigi_task_id, runner_variant_ids
 from orchestrator.tasks.runcontext import RunContext
 from orchestrator.tasks.targets import PostgresTable
 from orchestrator.tasks.task import Task
@@ -69,8 +72,8 @@ class CopyToTable(Task):
 
     @property
     def update_id(self) -> str:
-        """The marker row's key: the task id, as in Luigi."""
-        return self.task_id
+        """The marker row's key: the task id Luigi gives this task, as in Luigi."""
+        return luigi_task_id(self)
 
     def output(self) -> PostgresTable:
         return PostgresTable(self.table, self.update_id)
@@ -84,9 +87,10 @@ class CopyToTable(Task):
 
     async def run(self, context: RunContext) -> None:
         database = context.require_database()
+        variant = await self._variant_marker(database)
         # Read and checked before the transaction opens: a slow or malformed input never
         # holds a transaction (and its locks) open, and a bad row loads nothing.
-        rows = [
+        rows = [] if variant else [
             typed_row(self.columns, fields, f"{self.task_family} row {number}")
             async for number, fields in _numbered(self.rows(context))
         ]
@@ -94,10 +98,24 @@ class CopyToTable(Task):
         # and a worker that lost its lease does not even try.
         await context.check_fence()
         loaded = await database.copy_with_marker(self.table, self.columns, rows, self.update_id)
-        structlog.get_logger("charon.postgres").info(
-            "loaded table" if loaded else "already loaded: marker found, nothing copied",
-            table=self.table, rows=len(rows) if loaded else 0, update_id=self.update_id,
-        )
+        log = structlog.get_logger("charon.postgres")
+        if variant and loaded:
+            log.info("loaded by another runner: its marker adopted, nothing copied",
+                     table=self.table, update_id=self.update_id, adopted=variant)
+            return
+        log.info("loaded table" if loaded else "already loaded: marker found, nothing copied",
+                 table=self.table, rows=len(rows) if loaded else 0, update_id=self.update_id)
+
+    async def _variant_marker(self, database: Database) -> str | None:
+        """The marker of this load under another choice of runner parameters, if any.
+
+        Luigi's ids include the runner (``use_spark``); charon's identity does not: a
+        load marked by the other runner is this load, so it only gets its own marker.
+        """
+        for key in runner_variant_ids(self):
+            if key != self.update_id and await database.marker(self.table, key) is not None:
+                return key
+        return None
 
 
 async def _numbered(

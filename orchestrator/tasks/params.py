@@ -23,6 +23,9 @@ class Parameter(Generic[T]):
     (the golden-path tutorial's ``uri_prefix``).
     """
 
+    runner = False
+    """Chooses how the output is computed, not what it is (see BoolParameter)."""
+
     def __init__(
         self, default: T = _MISSING, *, significant: bool = True, description: str = ""
     ) -> None:
@@ -89,8 +92,14 @@ class IntParameter(Parameter[int]):
 
 
 class BoolParameter(Parameter[bool]):
-    def __init__(self, default: bool = False, **kwargs: Any) -> None:
+    """A flag. ``runner=True`` marks a choice of how the output is computed, not of what
+    it is (the Luigi example's ``use_spark``): it stays out of charon's identity, so
+    either choice finds the other's runs and outputs complete, yet stays in Luigi's task
+    id, so CopyToTable markers are the ones Luigi writes."""
+
+    def __init__(self, default: bool = False, *, runner: bool = False, **kwargs: Any) -> None:
         super().__init__(default, **kwargs)
+        self.runner = runner
 
     def parse(self, text: str) -> bool:
         lowered = text.lower()

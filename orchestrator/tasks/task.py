@@ -23,9 +23,13 @@ if TYPE_CHECKING:
 
 
 class Task:
-    """A parameterised unit of work; identity is (family, significant parameters)."""
+    """A parameterised unit of work; identity is (family, significant non-runner parameters)."""
 
     task_family: ClassVar[str]
+    variant_of: ClassVar[type[Task] | None] = None
+    """The task this one computes another way (the Luigi example's AggregateArtistsSpark
+    of AggregateArtists): the same task for charon, sharing its runs and fingerprints,
+    so whichever variant ran first, the other finds the partition complete."""
     _parameters: ClassVar[dict[str, Parameter[Any]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -67,12 +71,14 @@ class Task:
         # Parameters never change after construction, and the engine asks often.
         cached: str | None = self.__dict__.get("_task_id")
         if cached is None:
+            # Runner parameters choose how, not what: both choices are one task.
             significant = ", ".join(
                 f"{name}={parameter.serialize(self.__dict__['_params'][name])}"
                 for name, parameter in self._parameters.items()
-                if parameter.significant
+                if parameter.significant and not parameter.runner
             )
-            cached = self.__dict__["_task_id"] = f"{self.task_family}({significant})"
+            family = (self.variant_of or self).task_family
+            cached = self.__dict__["_task_id"] = f"{family}({significant})"
         return cached
 
     @property

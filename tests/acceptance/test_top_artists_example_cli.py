@@ -52,13 +52,13 @@ async def test_the_month_loads_once_and_matches_an_independent_computation(
 
     loaded = await charon_with(charon, postgres_dsn, *LOAD)
     assert loaded.returncode == 0, loaded.stderr
-    assert "ArtistToplistToDatabase(date_interval=2012-07, use_spark=false): done" in loaded.stdout
+    assert "ArtistToplistToDatabase(date_interval=2012-07): done" in loaded.stdout
     counts = artist_counts_in(charon.home / "storage" / "data", *JULY)
     assert await table_rows(postgres_dsn) == top10_rows(counts, *JULY)
 
     again = await charon_with(charon, postgres_dsn, *LOAD)
     assert again.returncode == 0, again.stderr
-    assert ("ArtistToplistToDatabase(date_interval=2012-07, use_spark=false): complete for the"
+    assert ("ArtistToplistToDatabase(date_interval=2012-07): complete for the"
             " current inputs, nothing to do") in again.stdout
     assert len(await table_rows(postgres_dsn)) == 10
 
@@ -85,6 +85,6 @@ async def test_the_spark_variant_loads_the_same_rows(charon: Cli, postgres_dsn: 
                       "--date-interval", "2012-07", "--events", "800")
     loaded = await charon_with(charon, postgres_dsn, *LOAD, "--use-spark")
     assert loaded.returncode == 0, loaded.stderr + loaded.stdout
-    assert "AggregateArtistsSpark(date_interval=2012-07): done" in loaded.stdout
+    assert "AggregateArtists(date_interval=2012-07): done" in loaded.stdout
     counts = artist_counts_in(charon.home / "storage" / "data", *JULY)
     assert await table_rows(postgres_dsn) == top10_rows(counts, *JULY)

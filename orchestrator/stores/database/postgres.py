@@ -1,7 +1,7 @@
 """The database tasks load tables into, on PostgreSQL (asyncpg): Luigi's CopyToTable backend.
 
-A load is one transaction: create the table if needed, insert the marker row (the
-task's id, in Luigi's ``table_updates`` marker table), COPY the rows. A crash before
+A load is one transaction: create the table if needed, insert the marker row (Luigi's
+task id, in Luigi's ``table_updates`` marker table), COPY the rows. A crash before
 commit leaves neither rows nor marker; a second load with the same key finds the marker
 and changes nothing. Identifiers are validated and quoted, values are bound (COPY sends
 them in binary), so nothing a task declares is ever interpolated raw.
@@ -29,6 +29,10 @@ POOL_MAX_SIZE = 4
 SETUP_LOCK = pg.lock_key("charon.database.setup")
 
 TAKE_XACT_LOCK = "SELECT pg_advisory_xact_lock($1)"
+# Luigi's marker table (luigi.contrib.postgres.PostgresTarget): the same columns, and
+# Luigi reads and writes it as its own. Keyed by (update_id, target_table) where Luigi's
+# key is update_id alone, so one key marks a load per table; a table Luigi created works
+# as it is (a key then marks one load whatever the table, as in Luigi).
 CREATE_MARKER_TABLE = (
     "CREATE TABLE IF NOT EXISTS table_updates ("
     " update_id TEXT NOT NULL, target_table TEXT NOT NULL,"
@@ -38,8 +42,11 @@ INSERT_MARKER = (
     "INSERT INTO table_updates (update_id, target_table) VALUES ($1, $2)"
     " ON CONFLICT DO NOTHING RETURNING inserted"
 )
+# Luigi's own table has a TIMESTAMP column it writes NOW() into: the server's time zone
+# turns that back into an instant (a TIMESTAMPTZ is left as it is).
 SELECT_MARKER = (
-    "SELECT inserted FROM table_updates WHERE update_id = $1 AND target_table = $2"
+    "SELECT inserted::timestamptz FROM table_updates"
+    " WHERE update_id = $1 AND target_table = $2"
 )
 
 
