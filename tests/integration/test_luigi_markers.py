@@ -28,7 +28,7 @@ from orchestrator.testing import InMemoryRegistry, InMemoryStateStore, InMemoryW
 
 pytestmark = pytest.mark.slow
 
-SUPPORT = Path(__file__).parents[1] / "support"
+ROOT = Path(__file__).parents[2]
 INTERVAL = "2012-06"
 
 
@@ -67,10 +67,10 @@ async def run_charon(side: Side, *, use_spark: bool = False) -> None:
 async def run_luigi(side: Side) -> str:
     """Luigi's own command on its example; its execution summary."""
     dsn = urlsplit(side.dsn)
-    env = {**os.environ, "PYTHONPATH": str(SUPPORT), "TOPLISTS_HOST": dsn.hostname or "",
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOPLISTS_HOST": dsn.hostname or "",
            "TOPLISTS_PORT": str(dsn.port), "TOPLISTS_DATABASE": dsn.path.lstrip("/"),
            "TOPLISTS_USER": dsn.username or ""}
-    argv = [luigi_python(), "-m", "luigi", "--module", "luigi_top_artists",
+    argv = [luigi_python(), "-m", "luigi", "--module", "bench.luigi_top_artists",
             "ArtistToplistToDatabase", "--date-interval", INTERVAL, "--local-scheduler"]
 
     def call() -> subprocess.CompletedProcess[str]:
