@@ -107,7 +107,9 @@ class AggregateArtistsSpark(SparkSubmitTask):
 
 
 class TopN:
-    """The n artists with the most streams, ties by artist ascending, in bounded memory.
+    """The n artists with the most streams, in bounded memory, ordered as the Luigi
+    example's ``nlargest`` over ``(streams, artist)`` pairs orders them: a tie goes to
+    the artist that sorts last, so both write the same top 10 byte for byte.
 
     Pairs are kept in batches that shrink back to n, so an input of any size can be fed
     one pair at a time (the Luigi example's ``nlargest`` over an iterator).
@@ -123,7 +125,7 @@ class TopN:
             self._kept = self.result()
 
     def result(self) -> list[tuple[str, int]]:
-        return heapq.nsmallest(self._n, self._kept, key=lambda pair: (-pair[1], pair[0]))
+        return heapq.nlargest(self._n, self._kept, key=lambda pair: (pair[1], pair[0]))
 
 
 def top_artists(counts: Iterable[tuple[str, int]], n: int = TOP_N) -> list[tuple[str, int]]:

@@ -37,5 +37,6 @@ Row = tuple[date, date, str, int]
 
 def top10_rows(counts: dict[str, int], first: date, last: date) -> list[Row]:
     """What the top10 table holds: Luigi's date_b (the day after the last) as date_to."""
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:10]
+    # Best first; a tie goes to the artist that sorts last, as in the Luigi example.
+    ranked = sorted(counts.items(), key=lambda item: (item[1], item[0]), reverse=True)[:10]
     return [(first, last + timedelta(days=1), artist, streams) for artist, streams in ranked]
