@@ -27,6 +27,9 @@ class Task:
 
     task_family: ClassVar[str]
     _parameters: ClassVar[dict[str, Parameter[Any]]]
+    allow_empty_inputs: ClassVar[bool] = False
+    """An input that holds no data is an error when ``run()`` reads it (EmptyInput), not
+    an empty result; True when empty is a valid answer for this task."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
