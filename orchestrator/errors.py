@@ -99,6 +99,10 @@ class JobLost(RunError):
     """A recorded job can no longer be followed (its process died with its parent)."""
 
 
+class EmptyInput(RunError):
+    """An input a task reads holds no data, and the task does not say empty is valid."""
+
+
 class OutputInvalid(RunError):
     """A job reported success but its outputs failed validation."""
 

@@ -16,12 +16,12 @@ from jobs.luigi_top_artists import sample_data as sample_streams
 from jobs.top_artists import sample_data
 from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
-from orchestrator.cli import arguments, render
+from orchestrator.cli import arguments, render, retcodes
 from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
-from orchestrator.core.report import ExitCode
+from orchestrator.core.report import ExitCode, Report
 from orchestrator.errors import CharonError, ConfigError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.log import configure_logging
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="accepted for Luigi compatibility; charon needs no scheduler")
     run.add_argument("--workers", type=arguments.positive, default=None,
                      help="runs launched at once (default: engine.max_concurrent_runs)")
+    retcodes.add_options(run)
     run.set_defaults(command=cmd_run)
     show = _task_command(commands, "show", "print a task's published outputs")
     show.add_argument("--limit", type=arguments.positive, default=20,
@@ -216,12 +217,13 @@ def _check_sample_data(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
-    async with open_job_runner(settings) as runner:
-        engine = build_engine(adapters, settings, runner, local_runner=local_job_runner(),
-                              max_concurrent_runs=args.workers)
-        report = await engine.run(args.task)
-    print(render.report(report))
-    return report.exit_code
+    async def run() -> Report:
+        async with open_job_runner(settings) as runner:
+            engine = build_engine(adapters, settings, runner, local_runner=local_job_runner(),
+                                  max_concurrent_runs=args.workers)
+            return await engine.run(args.task)
+
+    return await retcodes.reported(args, run)
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:

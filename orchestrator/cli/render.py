@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
+from orchestrator.cli.summary import summary
 from orchestrator.config import Settings
 from orchestrator.core.ports import Adapters
-from orchestrator.core.report import Report, Status
+from orchestrator.core.report import Category, Report, Status
 from orchestrator.errors import ObjectNotFound
 from orchestrator.model import Revision, Run
 from orchestrator.tasks.targets import (
@@ -32,11 +33,28 @@ def revisions(found: Sequence[Revision]) -> str:
     return "\n".join(lines)
 
 
+# Each task's line says what became of it in this run, and nothing more.
+SAID = {
+    Category.RAN: "ran",
+    Category.COMPLETE: "already complete",
+    Category.FAILED: "failed",
+    Category.SCHEDULING_ERROR: "failed scheduling",
+    Category.MISSING: "missing input",
+    Category.RUN_BY_OTHER_WORKER: "skipped: being run by another worker",
+    Category.BLOCKED: "skipped",
+    Category.NOT_RUN: "not run",
+}
+
+
 def report(result: Report) -> str:
+    """A line per task (an external input that is there only counts in the summary),
+    what it published, the missing inputs, then Luigi's execution summary."""
     lines = []
     for task_id, outcome in result.outcomes.items():
-        line = f"{task_id}: {outcome.status.value}"
-        if outcome.status is Status.COMPLETE:
+        if outcome.status is Status.AVAILABLE:
+            continue
+        line = f"{task_id}: {SAID[outcome.category]}"
+        if outcome.status is Status.COMPLETE and not outcome.detail:
             line += " for the current inputs, nothing to do"
         if outcome.detail:
             line += f" ({outcome.detail.splitlines()[0]})"
@@ -45,7 +63,7 @@ def report(result: Report) -> str:
     if result.missing:
         lines.append("inputs missing:")
         lines.extend(f"  {detail}" for detail in result.missing)
-    return "\n".join(lines)
+    return "\n".join([*lines, "", summary(result)])
 
 
 T_contra = TypeVar("T_contra", contravariant=True)

@@ -23,6 +23,7 @@ import structlog
 
 from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings, Settings
+from orchestrator.core.completeness import complete_when_present, present
 from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.core.graph import Graph, resolve
 from orchestrator.core.leases import LeaseKeeper
@@ -162,7 +163,7 @@ class Engine:
 
             group.start_soon(self._keep_leases, keeper, keeping)
             add_evaluators()
-        return Report(root.task_id, outcomes)
+        return Report(root.task_id, outcomes, graph.tasks)
 
     @staticmethod
     async def _keep_leases(keeper: LeaseKeeper, scope: anyio.CancelScope) -> None:
@@ -191,7 +192,8 @@ class Engine:
             if not outcomes[dep.task_id].status.ok
         ]
         if unfinished:
-            return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished))
+            return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished),
+                           blocked_by=tuple(unfinished))
         if isinstance(task, ExternalTask):
             return await self._check_external(task, evaluation.externals)
         if isinstance(task, WrapperTask):
@@ -264,8 +266,8 @@ class Engine:
                 task_id=task.task_id, state=RunState.SUCCEEDED, limit=1
             )
             earlier = succeeded[0] if succeeded else None
-        if await self._succeeded(task, earlier):
-            return Outcome(task.task_id, Status.COMPLETE, run=earlier)
+        if await self._complete(task, earlier):
+            return _complete(task, earlier)
         if policy.dry_run:
             consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
             return Outcome(task.task_id, Status.WOULD_RUN,
@@ -305,8 +307,8 @@ class Engine:
                     return outcome
                 claimed_at, run = await self._claim(task, current, inputs, policy)
             if run.state is RunState.SUCCEEDED:
-                if await self._succeeded(task, run):
-                    return Outcome(task.task_id, Status.COMPLETE, run=run)
+                if await self._complete(task, run):
+                    return _complete(task, run)
                 claimed_at, run = await self._claim(task, current, inputs, policy, rerun=True)
         except StaleInputs as exc:
             # Its lookup was overtaken (it waited, or was paused): the next round looks
@@ -363,22 +365,32 @@ class Engine:
         )
         return claimed_at, run
 
-    async def _succeeded(self, task: Task, run: Run | None) -> bool:
-        """Whether ``run`` succeeded and what it published is still there."""
-        if run is None or run.state is not RunState.SUCCEEDED:
+    async def _complete(self, task: Task, run: Run | None) -> bool:
+        """Luigi's ``complete()``: every output is there; and, charon's addition, the run
+        that wrote them consumed the current inputs (``run`` succeeded for the current
+        fingerprint) — unless the outputs are written once per task (a marker row)."""
+        succeeded = run is not None and run.state is RunState.SUCCEEDED
+        if not (succeeded or complete_when_present(list(outputs(task).values()))):
             return False
-        if not await self._outputs_exist(task):
-            return False
-        self._log.info("already complete", fingerprint=run.fingerprint, run_id=run.id)
-        return True
-
-    async def _outputs_exist(self, task: Task) -> bool:
         found = await self._sensors.lookup_many(outputs(task))
-        return None not in found.values()
+        for key, target in outputs(task).items():
+            if not await present(target, found[key], self._adapters):
+                if succeeded:
+                    self._log.info("an output is missing: running again", output=key,
+                                   target=str(target))
+                return False
+        self._log.info("already complete", run_id=run.id if run else None)
+        return True
 
 
 def _external_key(task_id: str, output_key: str) -> str:
     return f"{task_id}\0{output_key}"
+
+
+def _complete(task: Task, run: Run | None) -> Outcome:
+    detail = "" if run is not None and run.state is RunState.SUCCEEDED else (
+        "its outputs are there, written once per task (no run of charon's needed)")
+    return Outcome(task.task_id, Status.COMPLETE, detail, run=run)
 
 
 def _keep_the_place() -> None:

@@ -241,7 +241,8 @@ class Executor:
             attempt.on_launch(task)
         context = RunContext(attempt.inputs, refs, adapters.storage, adapters.warehouse,
                              adapters.database,
-                             fence=lambda: adapters.state.check_fence(run.id, run.attempt))
+                             fence=lambda: adapters.state.check_fence(run.id, run.attempt),
+                             allow_empty_inputs=task.allow_empty_inputs)
         if not isinstance(task, JobTask):
             if type(task).run is Task.run:
                 raise UsageError(f"{task.task_family} is neither a job task nor defines run()")

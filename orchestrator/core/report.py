@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.model import Run
+from orchestrator.tasks.task import Task
 
 
 class ExitCode(enum.IntEnum):
@@ -47,12 +48,81 @@ class Outcome:
     """Evaluate again after this: another worker's lease ends, or the retry is due."""
     missing: tuple[str, ...] = ()
     """The targets of a MISSING external task that are not there yet."""
+    blocked_by: tuple[str, ...] = ()
+    """The dependencies of a BLOCKED task that did not finish."""
+
+    @property
+    def category(self) -> Category:
+        return CATEGORIES[self.status]
+
+
+class Category(enum.StrEnum):
+    """What became of a task, in the words of Luigi's execution summary: each task is in
+    exactly one."""
+
+    RAN = "ran successfully"
+    COMPLETE = "complete ones were encountered"
+    FAILED = "failed"
+    SCHEDULING_ERROR = "failed scheduling"
+    """Its completeness could not be checked: a store or source failed (Luigi's complete()
+    raising)."""
+    MISSING = "were missing external dependencies"
+    RUN_BY_OTHER_WORKER = "were being run by another worker"
+    BLOCKED = "were blocked by their dependencies"
+    NOT_RUN = "were not run"
+    """Superseded by newer inputs, a dry run, or a shutdown: it runs next time."""
+
+
+CATEGORIES = {
+    Status.DONE: Category.RAN,
+    Status.COMPLETE: Category.COMPLETE,
+    Status.AVAILABLE: Category.COMPLETE,
+    Status.FAILED: Category.FAILED,
+    Status.ERROR: Category.SCHEDULING_ERROR,
+    Status.MISSING: Category.MISSING,
+    Status.WAITING: Category.RUN_BY_OTHER_WORKER,
+    Status.BLOCKED: Category.BLOCKED,
+    Status.SUPERSEDED: Category.NOT_RUN,
+    Status.WOULD_RUN: Category.NOT_RUN,
+}
+
+
+@dataclass(frozen=True)
+class RetCodes:
+    """The exit code of each way a run can fall short (Luigi's ``--retcode-*``); the
+    defaults are charon's own codes."""
+
+    task_failed: int = ExitCode.FAILED
+    scheduling_error: int = ExitCode.FAILED
+    missing_data: int = ExitCode.MISSING
+    already_running: int = ExitCode.FAILED
+    not_run: int = ExitCode.FAILED
+
+    def exit_code(self, categories: set[Category], root_ok: bool) -> int:
+        """The code of the most serious category present, in this order: a failure, a
+        scheduling error, missing data, work held by another worker; ``not_run`` when the
+        root is not complete for any other reason; 0 when it is and nothing fell short.
+
+        Luigi takes the largest code instead; an order keeps charon's default codes
+        meaningful (a failure is 1 even when data is missing too, whose code is 20).
+        """
+        for category, code in (
+            (Category.FAILED, self.task_failed),
+            (Category.SCHEDULING_ERROR, self.scheduling_error),
+            (Category.MISSING, self.missing_data),
+            (Category.RUN_BY_OTHER_WORKER, self.already_running),
+        ):
+            if category in categories:
+                return code
+        return ExitCode.OK if root_ok else self.not_run
 
 
 @dataclass(frozen=True)
 class Report:
     root: str
     outcomes: Mapping[str, Outcome]
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    """Each task evaluated, by id (its family and parameters, for the summary)."""
 
     @property
     def held_until(self) -> datetime | None:
@@ -71,11 +141,9 @@ class Report:
                 if o.status is Status.MISSING]
 
     @property
-    def exit_code(self) -> ExitCode:
-        if self.outcomes[self.root].status.ok:
-            return ExitCode.OK
-        if self.missing and not any(
-            o.status in (Status.FAILED, Status.ERROR) for o in self.outcomes.values()
-        ):
-            return ExitCode.MISSING
-        return ExitCode.FAILED
+    def exit_code(self) -> int:
+        return self.exit_code_with(RetCodes())
+
+    def exit_code_with(self, codes: RetCodes) -> int:
+        return codes.exit_code({o.category for o in self.outcomes.values()},
+                               self.outcomes[self.root].status.ok)

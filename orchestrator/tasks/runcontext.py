@@ -6,10 +6,10 @@ import fnmatch
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, EmptyInput
 from orchestrator.model import InputRevision
 from orchestrator.stores.database.base import Database
-from orchestrator.stores.storage.base import Storage
+from orchestrator.stores.storage.base import ObjectInfo, Storage
 from orchestrator.stores.warehouse.base import Warehouse
 
 _GLOB = set("*?[")
@@ -31,6 +31,8 @@ class RunContext:
     database: Database | None = None
     fence: Callable[[], Awaitable[object]] | None = None
     """Raises LeaseLost unless the run still holds its lease (see :meth:`check_fence`)."""
+    allow_empty_inputs: bool = False
+    """The task's ``allow_empty_inputs``: otherwise an input with no data is an error."""
 
     async def check_fence(self) -> None:
         """Call right before an irreversible step a task takes itself (a load into a
@@ -42,24 +44,35 @@ class RunContext:
         """The objects an input stands for: its ref, or what its ``<folder>/<glob>`` matches.
 
         A registry input's ref is ``<revision uri>/<pattern>`` (``part-*`` for a folder
-        of part files, as Spark writes them); sorted, so reading order is stable.
+        of part files, as Spark writes them); sorted, so reading order is stable. A glob
+        that matches nothing raises EmptyInput unless the task allows empty inputs: an
+        empty result built from it would be published as if it were the answer.
         """
         ref = self.inputs[key].ref
-        folder, _, pattern = ref.rpartition("/")
-        if not _GLOB & set(pattern):
-            return [ref]
-        listed = await self.storage.list(folder + "/")
-        return [
-            info.uri for info in listed
-            if info.uri.rpartition("/")[0] == folder
-            and fnmatch.fnmatchcase(info.uri.rpartition("/")[2], pattern)
-        ]
+        if not _GLOB & set(ref.rpartition("/")[2]):
+            return [ref]  # one object: reading it raises ObjectNotFound if it is gone
+        found = [info.uri for info in await stored_objects(self.storage, ref)]
+        if not found:
+            self._empty(key, "matches no object")
+        return found
 
     async def lines(self, key: str) -> AsyncIterator[str]:
-        """Every line of every file of one input, streamed: no file is loaded whole."""
+        """Every line of every file of one input, streamed: no file is loaded whole.
+
+        An input with no line at all raises EmptyInput unless the task allows empty inputs.
+        """
+        read = False
         for uri in await self.files(key):
             async for line in self.storage.read_lines(uri):
+                read = True
                 yield line
+        if not read:
+            self._empty(key, "holds no line")
+
+    def _empty(self, key: str, what: str) -> None:
+        if not self.allow_empty_inputs:
+            raise EmptyInput(f"input {key!r} is empty: {self.inputs[key].ref} {what}; a task"
+                             " that accepts empty inputs sets allow_empty_inputs = True")
 
     def require_database(self) -> Database:
         if self.database is None:
@@ -68,3 +81,16 @@ class RunContext:
                 " or CHARON_POSTGRES__DSN in the environment"
             )
         return self.database
+
+
+async def stored_objects(storage: Storage, ref: str) -> list[ObjectInfo]:
+    """The objects in storage a ref stands for: the object itself, or those directly in
+    its folder that its last part (a glob such as ``part-*``) matches; sorted by URI."""
+    folder, _, pattern = ref.rpartition("/")
+    if not _GLOB & set(pattern):
+        return [info for info in await storage.list(ref) if info.uri == ref]
+    return [
+        info for info in await storage.list(folder + "/")
+        if info.uri.rpartition("/")[0] == folder
+        and fnmatch.fnmatchcase(info.uri.rpartition("/")[2], pattern)
+    ]

@@ -31,6 +31,9 @@ class Task:
     of AggregateArtists): the same task for charon, sharing its runs and fingerprints,
     so whichever variant ran first, the other finds the partition complete."""
     _parameters: ClassVar[dict[str, Parameter[Any]]]
+    allow_empty_inputs: ClassVar[bool] = False
+    """An input that holds no data is an error when ``run()`` reads it (EmptyInput), not
+    an empty result; True when empty is a valid answer for this task."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

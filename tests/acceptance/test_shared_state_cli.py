@@ -39,7 +39,7 @@ async def test_two_processes_on_one_state_store_run_every_partition_once(
         group.start_soon(one)
         group.start_soon(one)
     done = [line for result in results for line in result.stdout.splitlines()
-            if line.startswith("Noop(") and line.endswith(": done")]
+            if line.startswith("Noop(") and line.endswith(": ran")]
     assert len(done) == len(set(done)) == TASKS, [r.stderr[-2000:] for r in results]
 
     connection = await asyncpg.connect(postgres_dsn)

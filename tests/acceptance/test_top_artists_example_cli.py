@@ -52,14 +52,14 @@ async def test_the_month_loads_once_and_matches_an_independent_computation(
 
     loaded = await charon_with(charon, postgres_dsn, *LOAD)
     assert loaded.returncode == 0, loaded.stderr
-    assert "ArtistToplistToDatabase(date_interval=2012-07): done" in loaded.stdout
+    assert "ArtistToplistToDatabase(date_interval=2012-07): ran" in loaded.stdout
     counts = artist_counts_in(charon.home / "storage" / "data", *JULY)
     assert await table_rows(postgres_dsn) == top10_rows(counts, *JULY)
 
     again = await charon_with(charon, postgres_dsn, *LOAD)
     assert again.returncode == 0, again.stderr
-    assert ("ArtistToplistToDatabase(date_interval=2012-07): complete for the"
-            " current inputs, nothing to do") in again.stdout
+    assert ("ArtistToplistToDatabase(date_interval=2012-07): already complete"
+            " for the current inputs, nothing to do") in again.stdout
     assert len(await table_rows(postgres_dsn)) == 10
 
     rewritten = await charon_with(charon, postgres_dsn, "sample-data", "--streams",
@@ -85,6 +85,52 @@ async def test_the_spark_variant_loads_the_same_rows(charon: Cli, postgres_dsn: 
                       "--date-interval", "2012-07", "--events", "800")
     loaded = await charon_with(charon, postgres_dsn, *LOAD, "--use-spark")
     assert loaded.returncode == 0, loaded.stderr + loaded.stdout
-    assert "AggregateArtists(date_interval=2012-07): done" in loaded.stdout
+    assert "AggregateArtists(date_interval=2012-07): ran" in loaded.stdout
     counts = artist_counts_in(charon.home / "storage" / "data", *JULY)
     assert await table_rows(postgres_dsn) == top10_rows(counts, *JULY)
+
+
+def delete_output(charon: Cli, endpoint: str) -> None:
+    """The latest output's part file deleted, as a user would, its revision left alone
+    (revision folders begin with their time stamp)."""
+    parts = sorted((charon.home / "storage" / "outputs" / endpoint).glob("*/*/part-00000"))
+    parts[-1].unlink()
+
+
+async def test_deleted_outputs_are_rebuilt_and_the_summary_says_exactly_what_ran(
+    charon: Cli, postgres_dsn: str,
+) -> None:
+    await charon_with(charon, postgres_dsn, "sample-data", "--streams",
+                      "--date-interval", "2012-07", "--events", "300")
+    first = await charon_with(charon, postgres_dsn, *LOAD)
+    assert first.returncode == 0, first.stderr
+    expected = await table_rows(postgres_dsn)
+
+    delete_output(charon, "charon.examples.artist_streams")
+    again = await charon_with(charon, postgres_dsn, *LOAD)
+    assert again.returncode == 0, again.stderr
+    assert "AggregateArtists(date_interval=2012-07): ran" in again.stdout
+    # Its input is a new revision of the aggregate (the same rows): it runs again.
+    assert "Top10Artists(date_interval=2012-07): ran" in again.stdout
+    # The marker says the rows were loaded: not loaded twice, and not said to have run.
+    assert ("ArtistToplistToDatabase(date_interval=2012-07): already"
+            " complete") in again.stdout
+    assert ("* 32 complete ones were encountered:\n"
+            "    - 1 ArtistToplistToDatabase(date_interval=2012-07)\n"
+            "    - 31 Streams(date=2012-07-01...2012-07-31)\n"
+            "* 2 ran successfully:\n"
+            "    - 1 AggregateArtists(date_interval=2012-07)\n"
+            "    - 1 Top10Artists(date_interval=2012-07)\n") in again.stdout
+    assert await table_rows(postgres_dsn) == expected
+
+    delete_output(charon, "charon.examples.top_artists")
+    third = await charon_with(charon, postgres_dsn, *LOAD)
+    assert third.returncode == 0, third.stderr
+    assert "AggregateArtists(date_interval=2012-07): already complete" in third.stdout
+    assert "Top10Artists(date_interval=2012-07): ran" in third.stdout
+    assert "* 1 ran successfully:\n" in third.stdout
+    assert await table_rows(postgres_dsn) == expected
+    shown = await charon_with(charon, postgres_dsn, "show", *MODULE, "Top10Artists",
+                              "--date-interval", "2012-07")
+    assert [line.split("\t")[2:] for line in shown.stdout.splitlines() if "\t" in line] == [
+        [artist, str(streams)] for _, _, artist, streams in expected]
