@@ -28,7 +28,7 @@ def world() -> World:
 async def test_a_first_run_is_summarised_as_luigi_groups_it(world: World) -> None:
     await write_days(world, JULY, events=50)
     text = render.report(await world.engine().run(LOAD))
-    assert "ArtistToplistToDatabase(date_interval=2012-07, use_spark=false): ran" in text
+    assert "ArtistToplistToDatabase(date_interval=2012-07): ran" in text
     assert "Streams(" not in text.split("=====")[0]  # inputs that are there: summary only
     assert (
         "Scheduled 34 tasks of which:\n"
@@ -36,8 +36,8 @@ async def test_a_first_run_is_summarised_as_luigi_groups_it(world: World) -> Non
         "    - 31 Streams(date=2012-07-01...2012-07-31)\n"
         "* 3 ran successfully:\n"
         "    - 1 AggregateArtists(date_interval=2012-07)\n"
-        "    - 1 ArtistToplistToDatabase(date_interval=2012-07, use_spark=false)\n"
-        "    - 1 Top10Artists(date_interval=2012-07, use_spark=false)\n"
+        "    - 1 ArtistToplistToDatabase(date_interval=2012-07)\n"
+        "    - 1 Top10Artists(date_interval=2012-07)\n"
         "\n"
         "This progress looks :) because there were no failed tasks or missing dependencies\n"
     ) in text
@@ -48,7 +48,7 @@ async def test_a_second_run_says_nothing_ran(world: World) -> None:
     await world.engine().run(LOAD)
     text = render.report(await world.engine().run(LOAD))
     assert " ran" not in text.split("=====")[0]
-    assert ("ArtistToplistToDatabase(date_interval=2012-07, use_spark=false): already"
+    assert ("ArtistToplistToDatabase(date_interval=2012-07): already"
             " complete for the current inputs, nothing to do") in text
     assert "* 34 complete ones were encountered:\n" in text
     assert "ran successfully" not in text
