@@ -84,7 +84,8 @@ class Parameter(Generic[T]):
 
     def describe(self) -> str:
         """Its type and default, as ``--help`` lists them."""
-        default = "required" if self.required else f"default {self.serialize(self.default)}"
+        default = ("required" if self.required else "optional" if self.default is None
+                   else f"default {self.serialize(self.default)}")
         identity = "" if self.significant else "; not part of the task's identity"
         return f"{self.kind}; {default}{identity}"
 
