@@ -1,6 +1,8 @@
-"""Date intervals in Luigi's spellings.
+"""Date intervals in Luigi's spellings, meaning what Luigi's DateIntervalParameter means.
 
-``2012-06-05``, ``2012-06``, ``2012-W05``, ``2012`` and ``2012-06-01-2012-06-30``.
+``2012-06-05``, ``2012-06``, ``2012-W05``, ``2012`` and ``2012-06-01-2012-07-01`` (a custom
+interval, which as in Luigi runs up to, not including, its end date). Luigi's parser is
+the reference: tests/integration/test_luigi_interval_parity.py runs both on one table.
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _YEAR = re.compile(r"([0-9]{4})")
 _CUSTOM = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})-([0-9]{4}-[0-9]{2}-[0-9]{2})")
-# Partitions are days of this range: its ends are far from date.min and date.max, so
-# the day after a partition, or its week, month or year, always exists.
+# Luigi's DateParameter, MonthParameter and YearParameter read with strptime, whose %m
+# and %d take one digit too ("2012-6-5"); the same alternatives, in ASCII digits.
+_LOOSE_MONTH = r"([0-9]{4})-(1[0-2]|0[1-9]|[1-9])"
+_LOOSE_DATES = {
+    "day": (re.compile(_LOOSE_MONTH + r"-(3[01]|[12][0-9]|0[1-9]|[1-9])"), "YYYY-MM-DD"),
+    "month": (re.compile(_LOOSE_MONTH), "YYYY-MM"),
+    "year": (_YEAR, "YYYY"),
+}
+# Partitions are days of this range, and intervals start in it: its ends are far from
+# date.min and date.max, so the day after a partition, or its week, month or year,
+# always exists. The ISO week of 2200-12-31 is 2201-W01, which starts in the range.
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2200, 12, 31)
+_RANGE = f"expected days from {FIRST_DAY} to {LAST_DAY}"
 
 
 @dataclass(frozen=True)
@@ -74,16 +86,30 @@ def period_interval(period: str, day: date) -> DateInterval:
 
 
 def parse_day(text: str) -> date:
-    match = _DAY.fullmatch(text)
+    """A day in its one ISO spelling, as partitions and settings name days."""
+    return _date(text, _DAY, "YYYY-MM-DD")
+
+
+def parse_date(text: str, unit: str = "day") -> date:
+    """The first day of the day, month or year ``text`` spells, read as Luigi's
+    DateParameter, MonthParameter or YearParameter reads it (``2012-6-5`` too)."""
+    pattern, shape = _LOOSE_DATES[unit]
+    return _date(text, pattern, shape)
+
+
+def _date(text: str, pattern: re.Pattern[str], shape: str) -> date:
+    match = pattern.fullmatch(text)
     if not match:
-        raise UsageError(f"invalid date {text!r}: expected YYYY-MM-DD")
+        raise UsageError(f"invalid date {text!r}: expected {shape}")
+    parts = [int(part) for part in match.groups()]
+    parts += [1] * (3 - len(parts))  # a month or a year: its first day
     try:
-        day = date(int(match[1]), int(match[2]), int(match[3]))
+        value = date(*parts)
     except ValueError as exc:
         raise UsageError(f"invalid date {text!r}: {exc}") from None
-    if not FIRST_DAY <= day <= LAST_DAY:
+    if not FIRST_DAY <= value <= LAST_DAY:
         raise UsageError(f"invalid date {text!r}: expected a day from {FIRST_DAY} to {LAST_DAY}")
-    return day
+    return value
 
 
 def parse_interval(text: str) -> DateInterval:
@@ -95,8 +121,8 @@ def parse_interval(text: str) -> DateInterval:
 
 
 def _bounded(interval: DateInterval) -> DateInterval:
-    if interval.start < FIRST_DAY or interval.end > LAST_DAY + timedelta(days=1):
-        raise ValueError(f"expected days from {FIRST_DAY} to {LAST_DAY}")
+    if not FIRST_DAY <= interval.start <= LAST_DAY:
+        raise ValueError(_RANGE)
     return interval
 
 
@@ -116,9 +142,19 @@ def _parse(text: str) -> DateInterval:
         year = int(match[1])
         return DateInterval(date(year, 1, 1), date(year + 1, 1, 1), text)
     if match := _CUSTOM.fullmatch(text):
-        start, last = parse_day(match[1]), parse_day(match[2])
-        if last < start:
-            raise ValueError("the interval ends before it starts")
-        # Luigi's custom intervals include their last day.
-        return DateInterval(start, last + timedelta(days=1), text)
-    raise ValueError("expected 2012-06-05, 2012-06, 2012-W05, 2012 or 2012-06-01-2012-06-30")
+        return _custom(match[1], match[2], text)
+    raise ValueError("expected 2012-06-05, 2012-06, 2012-W05, 2012 or 2012-06-01-2012-07-01")
+
+
+def _custom(first: str, end_text: str, text: str) -> DateInterval:
+    """Luigi's Custom interval: from the first date up to, not including, the second."""
+    start, end = date.fromisoformat(first), date.fromisoformat(end_text)
+    if end > LAST_DAY + timedelta(days=1):
+        raise ValueError(_RANGE)
+    if end <= start:
+        # Luigi takes it and yields no days; a run over nothing is a mistake to name.
+        raise ValueError(
+            f"it has no days: a custom interval ends before its end date, as in Luigi"
+            f" ({first}-{start + timedelta(days=1)} is the one day {first})"
+        )
+    return DateInterval(start, end, text)

@@ -3,7 +3,8 @@
 Each line is ``timestamp artist track``, tab-separated, in time order. Artist
 popularity is Zipf-skewed and the same every day (so an interval has a clear top 10
 with the odd close race); each day's file depends only on the seed and the day, so
-writing 2012-07 or 2012-07-01-2012-07-31 gives the same files.
+writing 2012-07 or 2012-07-01-2012-08-01 (Luigi's custom interval, its end date
+excluded) gives the same files.
 """
 
 from __future__ import annotations

@@ -33,6 +33,18 @@ def interval(text: str) -> DateInterval:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_level(text: str) -> str:
+    """A log level in any case, as Luigi's ``--log-level DEBUG``."""
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(level.upper() for level in LOG_LEVELS)}, got {shown(text)}"
+        )
+    return text.lower()
+
+
 def positive(text: str) -> int:
     """A count: a whole number from 1."""
     if not (INTEGER.fullmatch(text) and int(text) >= 1):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Any
 
 import anyio
 import structlog
@@ -16,7 +18,7 @@ from jobs.luigi_top_artists import sample_data as sample_streams
 from jobs.top_artists import sample_data
 from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
-from orchestrator.cli import arguments, render, retcodes
+from orchestrator.cli import arguments, render, retcodes, task_options
 from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
@@ -27,7 +29,7 @@ from orchestrator.intervals import parse_day
 from orchestrator.log import configure_logging
 from orchestrator.stores.registry.base import Registry, check_publish
 from orchestrator.tablespec import TableSpec
-from orchestrator.tasks.params import BoolParameter
+from orchestrator.tasks.params import Overrides, family_overrides
 from orchestrator.tasks.task import Task, load_task_class
 
 # Evaluating many partitions allocates many short-lived containers (coroutines, events,
@@ -71,17 +73,32 @@ def run_cli(argv: Sequence[str]) -> int:
 def _execute(argv: Sequence[str]) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    overrides: Overrides = {}
     if getattr(args, "task_args", False):
-        args.task = parse_task(args.module, args.family, extra)
+        if args.help or args.help_all:
+            print(_task_command_help(parser, args))
+            return ExitCode.OK
+        if missing := task_options.required_missing(args):
+            args.task_parser.error(f"the following arguments are required: {', '.join(missing)}")
+        load_task_class(args.module, args.family)  # imports the families overrides name
+        overrides, extra = task_options.parse_overrides(extra)
+        with family_overrides(overrides):
+            args.task = parse_task(args.module, args.family, extra)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     settings = load_settings()
+    if getattr(args, "log_level", None) is not None:
+        settings = dataclasses.replace(
+            settings, log=dataclasses.replace(settings.log, level=args.log_level))
     check: Check | None = getattr(args, "check", None)
     if check is not None:
         check(args, settings)
     configure_logging(settings.log.level, settings.log.format, cache_loggers=True)
     command: Command = args.command
-    return anyio.run(_with_adapters, command, args, settings)
+    # The event loop's tasks start from this context, so tasks built in them see the
+    # --<Family>-<param> values.
+    with family_overrides(overrides):
+        return anyio.run(_with_adapters, command, args, settings)
 
 
 def _refuse(error: CharonError) -> int:
@@ -107,7 +124,9 @@ async def _with_adapters(command: Command, args: argparse.Namespace, settings: S
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = arguments.Parser(prog="charon", description=__doc__)
+    parser = arguments.Parser(prog="charon", description=task_options.plain_text(__doc__ or ""))
+    parser.add_argument("--help-all", action=HelpAll,
+                        help="show the options of every command and exit")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = _task_command(commands, "run", "bring a task and its dependencies up to date")
@@ -166,36 +185,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class HelpAll(argparse.Action):
+    """``--help-all``: every command's options, as Luigi's lists every task's."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(task_options.every_command_help(parser))
+        parser.exit()
+
+
 def _task_command(commands: argparse._SubParsersAction[arguments.Parser], name: str,
                   help_text: str) -> arguments.Parser:
     parser = commands.add_parser(
-        name, help=help_text,
+        name, help=help_text, description=help_text, add_help=False,
         usage=f"charon {name} --module MODULE TASK [--param VALUE ...]",
     )
-    parser.add_argument("--module", required=True, help="the Python module defining the task")
-    parser.add_argument("family", metavar="TASK", help="the task class, e.g. TopArtistsJob")
-    parser.set_defaults(task_args=True)
+    # Neither is required of argparse, so --help works before they are known; a command
+    # without them is refused after (_execute).
+    parser.add_argument("--module", help="the Python module defining the task")
+    parser.add_argument("family", metavar="TASK", nargs="?",
+                        help="the task class, e.g. TopArtistsJob")
+    parser.add_argument("-h", "--help", action="store_true",
+                        help="show this help, with TASK's parameters when given, and exit")
+    parser.add_argument("--help-all", action="store_true",
+                        help="show the options of every command, and every --<Family>-<param>"
+                             " of MODULE's tasks, and exit")
+    parser.add_argument("--log-level", type=arguments.log_level,
+                        help="DEBUG, INFO, WARNING or ERROR (default: log.level)")
+    parser.set_defaults(task_args=True, task_parser=parser)
     return parser
+
+
+def _task_command_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    command: argparse.ArgumentParser = args.task_parser
+    sections = [task_options.every_command_help(parser) if args.help_all
+                else command.format_help().rstrip()]
+    if args.module is not None and args.family is not None:
+        task_class = load_task_class(args.module, args.family)
+        sections.append(task_options.parameters_help(task_class))
+        if args.help_all:
+            sections.append(task_options.module_families_help(args.module))
+    elif not args.help_all:
+        sections.append("With --module MODULE TASK, --help lists TASK's parameters too.")
+    return "\n\n".join(sections)
 
 
 def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
     """Instantiate ``family`` from Luigi-style flags (``--top-n 100`` or ``--top_n=100``)."""
     task_class = load_task_class(module, family)
-    parser = arguments.Parser(prog=f"charon run --module {module} {family}",
-                              exit_on_error=False, add_help=False)
-    for name, parameter in task_class.parameters().items():
-        # A BoolParameter is a flag, as in Luigi (--use-spark); --use-spark=false works too.
-        is_flag = isinstance(parameter, BoolParameter)
-        parser.add_argument(parameter.flag, f"--{name}", dest=name, default=None,
-                            help=parameter.description, nargs="?" if is_flag else None,
-                            const="true" if is_flag else None)
-    try:
-        values, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as exc:
-        raise UsageError(str(exc)) from None
+    given, unknown = task_options.parse_parameters(
+        task_class, f"charon run --module {module} {family}", argv)
     if unknown:
         raise UsageError(f"{family} does not take {' '.join(unknown)}")
-    given = {name: value for name, value in vars(values).items() if value is not None}
     return task_class(**given)
 
 

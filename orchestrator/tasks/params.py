@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
 
 from orchestrator.bounds import INTEGER, Rule, shown
 from orchestrator.errors import UsageError
-from orchestrator.intervals import DateInterval, parse_day, parse_interval
+from orchestrator.intervals import DateInterval, parse_date, parse_interval, period_interval
 
 T = TypeVar("T")
 
 _MISSING: Any = object()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+Overrides = Mapping[str, Mapping[str, object]]
+"""Task family → parameter name → value: Luigi's ``--<Family>-<param> VALUE``."""
+_NO_OVERRIDES: Overrides = MappingProxyType({})
+_OVERRIDES: ContextVar[Overrides] = ContextVar("charon_parameter_overrides",
+                                               default=_NO_OVERRIDES)
+
+
+@contextmanager
+def family_overrides(overrides: Overrides) -> Iterator[None]:
+    """While inside, a task of a family in ``overrides`` built without one of its
+    parameters gets the value given there before the parameter's default, wherever in
+    the graph it is built (as Luigi's command-line ``--<Family>-<param>``)."""
+    token = _OVERRIDES.set(overrides)
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def overrides_for(family: str) -> Mapping[str, object]:
+    return _OVERRIDES.get().get(family, {})
 
 
 class Parameter(Generic[T]):
@@ -25,6 +51,8 @@ class Parameter(Generic[T]):
 
     runner = False
     """Chooses how the output is computed, not what it is (see BoolParameter)."""
+    kind = "string"
+    """What ``--help`` says the parameter takes."""
 
     def __init__(
         self, default: T = _MISSING, *, significant: bool = True, description: str = ""
@@ -56,6 +84,13 @@ class Parameter(Generic[T]):
         """The command-line spelling: ``top_n`` → ``--top-n``."""
         return "--" + self.name.replace("_", "-")
 
+    def describe(self) -> str:
+        """Its type and default, as ``--help`` lists them."""
+        default = ("required" if self.required else "optional" if self.default is None
+                   else f"default {self.serialize(self.default)}")
+        identity = "" if self.significant else "; not part of the task's identity"
+        return f"{self.kind}; {default}{identity}"
+
     def parse(self, text: str) -> T:
         return text  # type: ignore[return-value]  # the base Parameter is the string one
 
@@ -77,6 +112,9 @@ class IntParameter(Parameter[int]):
                  maximum: int | None = None, **kwargs: Any) -> None:
         super().__init__(default, **kwargs)
         self.bounds = Rule(minimum=minimum, maximum=maximum)
+        limits = [f"from {minimum}" if minimum is not None else "",
+                  f"to {maximum}" if maximum is not None else ""]
+        self.kind = " ".join(["integer", *filter(None, limits)])
 
     def parse(self, text: str) -> int:
         if not INTEGER.fullmatch(text):
@@ -96,6 +134,8 @@ class BoolParameter(Parameter[bool]):
     it is (the Luigi example's ``use_spark``): it stays out of charon's identity, so
     either choice finds the other's runs and outputs complete, yet stays in Luigi's task
     id, so CopyToTable markers are the ones Luigi writes."""
+
+    kind = "boolean flag (--flag, or --flag=false)"
 
     def __init__(self, default: bool = False, *, runner: bool = False, **kwargs: Any) -> None:
         super().__init__(default, **kwargs)
@@ -119,19 +159,68 @@ class BoolParameter(Parameter[bool]):
 
 
 class DateParameter(Parameter[date]):
+    """A day, ``2012-06-05`` (``2012-6-5`` too, as Luigi's strptime reads it)."""
+
+    kind = "date YYYY-MM-DD"
+    unit = "day"
+    width = len("2012-06-05")
+
     def parse(self, text: str) -> date:
-        return parse_day(text)
+        return parse_date(text, self.unit)
 
     def serialize(self, value: date) -> str:
-        return value.isoformat()
+        return value.isoformat()[:self.width]
 
     def normalize(self, value: object) -> date:
+        if isinstance(value, datetime):
+            value = value.date()
+        if isinstance(value, DateInterval):
+            value = self._interval_start(value)
         if isinstance(value, date):
-            return value
+            return self.round(value)
         return super().normalize(value)
+
+    def round(self, value: date) -> date:
+        """The first day of the unit containing ``value``, as Luigi normalizes it."""
+        return value
+
+    def _interval_start(self, interval: DateInterval) -> date:
+        """A month for a MonthParameter, as Luigi's takes a date_interval.Month."""
+        whole = period_interval(self.unit, interval.start)
+        if (whole.start, whole.end) != (interval.start, interval.end):
+            raise UsageError(f"parameter {self.name!r} expects a {self.unit},"
+                             f" got the interval {interval}")
+        return interval.start
+
+
+class MonthParameter(DateParameter):
+    """A month, ``2012-06``; its value is the month's first day (Luigi's MonthParameter)."""
+
+    kind = "month YYYY-MM"
+    unit = "month"
+    width = len("2012-06")
+
+    def round(self, value: date) -> date:
+        return value.replace(day=1)
+
+
+class YearParameter(DateParameter):
+    """A year, ``2012``; its value is the year's first day (Luigi's YearParameter)."""
+
+    kind = "year YYYY"
+    unit = "year"
+    width = len("2012")
+
+    def round(self, value: date) -> date:
+        return value.replace(month=1, day=1)
 
 
 class DateIntervalParameter(Parameter[DateInterval]):
+    """Luigi's spellings of an interval of days (``orchestrator.intervals``)."""
+
+    kind = ("date interval: 2012-06-05, 2012-06, 2012-W05, 2012, or 2012-06-01-2012-07-01"
+            " (the end date excluded, as in Luigi)")
+
     def parse(self, text: str) -> DateInterval:
         return parse_interval(text)
 

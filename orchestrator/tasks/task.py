@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orchestrator.bounds import MODULE_PATH, shown
 from orchestrator.errors import InvalidIdentifier, TaskNotFound, UsageError
 from orchestrator.tasks.commands import beam_command, spark_command
-from orchestrator.tasks.params import DateIntervalParameter, DateParameter, Parameter
+from orchestrator.tasks.params import (
+    DateIntervalParameter,
+    DateParameter,
+    Parameter,
+    overrides_for,
+)
 from orchestrator.tasks.targets import RegistryTarget, Target
 
 if TYPE_CHECKING:
@@ -49,6 +54,8 @@ class Task:
         unknown = sorted(set(kwargs) - set(self._parameters))
         if unknown:
             raise UsageError(f"{self.task_family} has no parameter {', '.join(unknown)}")
+        # Values given to the constructor win over --<Family>-<param>, as in Luigi.
+        kwargs = {**overrides_for(self.task_family), **kwargs}
         values: dict[str, object] = {}
         for name, parameter in self._parameters.items():
             if name in kwargs:

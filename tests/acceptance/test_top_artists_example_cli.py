@@ -63,13 +63,13 @@ async def test_the_month_loads_once_and_matches_an_independent_computation(
     assert len(await table_rows(postgres_dsn)) == 10
 
     rewritten = await charon_with(charon, postgres_dsn, "sample-data", "--streams",
-                                  "--date-interval", "2012-07-01-2012-07-02")
+                                  "--date-interval", "2012-07-01-2012-07-03")
     assert rewritten.stdout.count("exists ") == 2
 
 
 async def test_a_missing_day_exits_20_naming_it(charon: Cli, postgres_dsn: str) -> None:
     await charon_with(charon, postgres_dsn, "sample-data", "--streams",
-                      "--date-interval", "2012-06-01-2012-06-29", "--events", "10")
+                      "--date-interval", "2012-06-01-2012-06-30", "--events", "10")
     ran = await charon_with(charon, postgres_dsn, "run", *MODULE, "Top10Artists",
                             "--date-interval", "2012-06")
     assert ran.returncode == 20, ran.stderr

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,9 @@ from orchestrator.tasks.params import (
     DateIntervalParameter,
     DateParameter,
     IntParameter,
+    MonthParameter,
+    YearParameter,
+    family_overrides,
 )
 from orchestrator.tasks.task import Task, load_task_class
 
@@ -24,7 +27,14 @@ from orchestrator.tasks.task import Task, load_task_class
         ("2012-02", date(2012, 2, 1), date(2012, 2, 29), 29),
         ("2012-W05", date(2012, 1, 30), date(2012, 2, 5), 7),
         ("2012", date(2012, 1, 1), date(2012, 12, 31), 366),
-        ("2012-06-01-2012-06-30", date(2012, 6, 1), date(2012, 6, 30), 30),
+        # Luigi's custom interval runs up to, not including, its end date.
+        ("2012-06-01-2012-06-30", date(2012, 6, 1), date(2012, 6, 29), 29),
+        ("2012-06-05-2012-06-11", date(2012, 6, 5), date(2012, 6, 10), 6),
+        ("2012-12-31-2013-01-01", date(2012, 12, 31), date(2012, 12, 31), 1),
+        ("2015-W53", date(2015, 12, 28), date(2016, 1, 3), 7),
+        # The ISO week of the range's last day: it starts in the range, so it parses.
+        ("2201-W01", date(2200, 12, 29), date(2201, 1, 4), 7),
+        ("2200-12-31-2201-01-01", date(2200, 12, 31), date(2200, 12, 31), 1),
     ],
 )
 def test_luigi_interval_spellings_resolve_to_their_days(
@@ -38,6 +48,9 @@ def test_luigi_interval_spellings_resolve_to_their_days(
 
 @pytest.mark.parametrize(
     "text", ["2012-13", "2012-W54", "12-06", "2012-06-31", "2012-06-30-2012-06-01", "june",
+             # no days, the end date being excluded (Luigi takes it and yields none);
+             # a week 2012 has not; starting or ending past the range
+             "2012-06-05-2012-06-05", "2012-W53", "2201-W02", "2200-12-31-2201-01-02",
              # beyond the partition range (once an OverflowError), a trailing newline,
              # spaces, full-width digits
              "9999-12-31", "9999-W52", "9999", "1899-12", "2012-06\n", " 2012-06",
@@ -84,6 +97,63 @@ def test_identity_is_family_and_significant_parameters() -> None:
 def test_bad_parameters_get_clear_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         Example(**kwargs)
+
+
+class Periodic(Task):
+    month = MonthParameter()
+    year = YearParameter(date(2012, 1, 1))
+    day = DateParameter(date(2012, 6, 5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "month", "year", "day", "task_id"),
+    [
+        # Luigi's strptime takes a one-digit month or day; the value is the first day.
+        ({"month": "2012-6", "year": "2013", "day": "2012-6-5"},
+         date(2012, 6, 1), date(2013, 1, 1), date(2012, 6, 5),
+         "Periodic(month=2012-06, year=2013, day=2012-06-05)"),
+        # A date in code is rounded to its month or year, as Luigi normalizes it.
+        ({"month": date(2012, 6, 17), "year": date(2013, 5, 2), "day": datetime(2012, 6, 5, 7)},
+         date(2012, 6, 1), date(2013, 1, 1), date(2012, 6, 5),
+         "Periodic(month=2012-06, year=2013, day=2012-06-05)"),
+        ({"month": parse_interval("2012-06"), "year": parse_interval("2013")},
+         date(2012, 6, 1), date(2013, 1, 1), date(2012, 6, 5),
+         "Periodic(month=2012-06, year=2013, day=2012-06-05)"),
+    ],
+)
+def test_month_and_year_parameters_mean_what_luigis_mean(
+    kwargs: dict[str, object], month: date, year: date, day: date, task_id: str
+) -> None:
+    task = Periodic(**kwargs)
+    assert (task.month, task.year, task.day, task.task_id) == (month, year, day, task_id)
+    assert task.partition_label == "2012-06"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"month": "2012-13"}, "invalid date '2012-13': expected YYYY-MM"),
+        ({"month": "2012-06-05"}, "expected YYYY-MM"),
+        ({"month": "2012-W05"}, "expected YYYY-MM"),
+        ({"month": parse_interval("2012-W05")}, "expects a month, got the interval 2012-W05"),
+        ({"month": "2012-06", "year": "12"}, "expected YYYY"),
+        ({"month": "2012-06", "year": "1899"}, "expected a day from 1900-01-01"),
+        ({"month": "2012-06", "day": "2012-6-31"}, "day is out of range"),
+        ({"month": "2012-06", "day": "2012-06- 5"}, "expected YYYY-MM-DD"),
+    ],
+)
+def test_bad_months_and_years_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        Periodic(**kwargs)
+
+
+def test_family_overrides_apply_where_no_value_is_given() -> None:
+    with family_overrides({"Example": {"top_n": 5, "date": date(2012, 1, 2)}}):
+        assert Example().param_values["top_n"] == 5
+        assert Example(top_n=7).top_n == 7  # the constructor's value wins, as in Luigi
+        assert Example().date == date(2012, 1, 2)
+        assert Bounded(top_n=3).top_n == 3
+    assert Example(date="2012-01-02").top_n == 10
 
 
 class Bounded(Task):

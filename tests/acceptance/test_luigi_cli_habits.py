@@ -1,0 +1,164 @@
+"""What a Luigi user types works: ``TASK --help`` lists the task's parameters, ``--help-all``
+every command's options, ``--<Family>-<param>`` sets a family's parameter wherever it is
+built, ``--log-level`` overrides log.level; help is plain text."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.conftest import Cli
+
+pytestmark = pytest.mark.slow
+
+LUIGI = ("--module", "jobs.luigi_top_artists")
+GOLDEN = ("--module", "jobs.top_artists", "TopArtistsJob")
+RST = re.compile(r"``|:[a-z:]+:`|`_")
+
+# A graph whose leaf is built without its `size`, as Luigi's --<Family>-<param> reaches.
+PROBE_TASKS = textwrap.dedent('''
+    from orchestrator.tasks.params import DateParameter, IntParameter
+    from orchestrator.tasks.targets import StorageTarget
+    from orchestrator.tasks.task import ExternalTask, WrapperTask
+
+
+    class Leaf(ExternalTask):
+        """A file per day and size, never there."""
+
+        day = DateParameter()
+        size = IntParameter(1, minimum=1, description="how big, see :class:`Leaf`")
+
+        def output(self) -> StorageTarget:
+            return StorageTarget(f"data/leaf_{self.size}_{self.day}.txt")
+
+
+    class Root(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> Leaf:
+            return Leaf(day=self.day)
+''')
+
+
+@pytest.fixture
+def probe(charon: Cli, tmp_path: Path) -> Cli:
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "probe_tasks.py").write_text(PROBE_TASKS)
+    return Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        ((*LUIGI, "Top10Artists"),
+         ["Top10Artists parameters:", "--date-interval DATE_INTERVAL", "date interval:",
+          "2012-06-01-2012-07-01 (the end date excluded", "required",
+          "--use-spark [USE_SPARK]", "boolean flag", "default false",
+          "The interval's 10 most streamed artists: date_from date_to artist streams.",
+          "--Top10Artists-date-interval"]),
+        (GOLDEN,
+         ["TopArtistsJob parameters:", "--date DATE", "date YYYY-MM-DD; required",
+          "--top-n TOP_N", "integer from 1 to", "default di.golden.path.charon.top_artists",
+          "not part of the task's identity", "--workers", "--log-level"]),
+    ],
+)
+def test_task_help_lists_its_parameters_in_plain_text(
+    charon: Cli, task: tuple[str, ...], expected: list[str],
+) -> None:
+    for flag in ("--help", "-h"):
+        shown = charon("run", *task, flag)
+        assert shown.returncode == 0, shown.stderr
+        flat = " ".join(shown.stdout.split())
+        assert [text for text in expected if text not in flat] == []
+        assert not RST.search(shown.stdout), shown.stdout
+
+
+def test_help_works_before_the_task_is_known_and_is_plain(charon: Cli) -> None:
+    for args in (("--help",), ("run", "--help"), ("run", "--help", *LUIGI, "Top10Artists")):
+        shown = charon(*args)
+        assert shown.returncode == 0, shown.stderr
+        assert not RST.search(shown.stdout), shown.stdout
+    assert "Top10Artists parameters:" in charon("run", "--help", *LUIGI, "Top10Artists").stdout
+    missing = charon("run", "Top10Artists")
+    assert missing.returncode == 2
+    assert "the following arguments are required: --module" in missing.stderr
+
+
+def test_help_all_lists_every_option_of_every_command(charon: Cli) -> None:
+    everything = charon("--help-all")
+    assert everything.returncode == 0, everything.stderr
+    for option in ("--workers", "--local-scheduler", "--limit", "--lineage", "--idempotency-key",
+                   "--events", "--streams", "--new-revision", "--dry-run", "--host", "--port",
+                   "--log-level", "--help-all"):
+        assert option in everything.stdout, option
+    for command in ("charon run", "charon show", "charon registry ls", "charon registry serve",
+                    "charon sample-data", "charon daemon", "charon explain", "charon janitor"):
+        assert f"=== {command} ===" in everything.stdout, command
+    with_task = charon("run", *LUIGI, "Top10Artists", "--help-all")
+    assert with_task.returncode == 0, with_task.stderr
+    for flag in ("--workers", "--lineage", "--AggregateArtists-date-interval",
+                 "--ArtistToplistToDatabase-use-spark", "--Streams-date"):
+        assert flag in with_task.stdout, flag
+
+
+def test_a_family_parameter_applies_wherever_the_family_is_built(probe: Cli) -> None:
+    plain = probe("run", "--module", "probe_tasks", "Root", "--day", "2012-06-05")
+    assert plain.returncode == 20, plain.stderr
+    assert "Leaf(day=2012-06-05, size=1)" in plain.stdout
+    sized = probe("run", "--module", "probe_tasks", "Root", "--day", "2012-06-05",
+                  "--Leaf-size", "5")
+    assert sized.returncode == 20, sized.stderr
+    assert "Leaf(day=2012-06-05, size=5)" in sized.stdout
+    assert "data/leaf_5_2012-06-05.txt" in sized.stdout
+    # The root's own family flag, as Luigi's --<RootFamily>-<param>.
+    rooted = probe("run", "--module", "probe_tasks", "Root", "--Root-day", "2012-06-06",
+                   "--Leaf-size=2")
+    assert "Leaf(day=2012-06-06, size=2)" in rooted.stdout, rooted.stderr
+
+
+def test_the_golden_path_takes_a_family_flag_for_its_root(charon: Cli) -> None:
+    explained = charon("explain", *GOLDEN, "--date", "2018-10-31", "--TopArtistsJob-top-n", "5")
+    assert explained.returncode == 0, explained.stderr
+    assert "TopArtistsJob(date=2018-10-31, top_n=5," in explained.stdout
+    # The task's own --top-n wins over its family's, as in Luigi.
+    both = charon("explain", *GOLDEN, "--date", "2018-10-31", "--top-n", "7",
+                  "--TopArtistsJob-top-n", "5")
+    assert "TopArtistsJob(date=2018-10-31, top_n=7," in both.stdout, both.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--Leaf-size", "0"), "error: --Leaf-size: --size = 0: must be at least 1"),
+        (("--Leaf-size", "big"), "error: --Leaf-size: parameter 'size': 'big' is not an integer"),
+        (("--Leaf-sise", "5"), "error: Root does not take --Leaf-sise 5"),
+        (("--log-level", "LOUD"), "argument --log-level: expected one of DEBUG, INFO, WARNING,"
+                                  " ERROR, got 'LOUD'"),
+    ],
+)
+def test_bad_family_flags_and_levels_are_refused(probe: Cli, args: tuple[str, ...],
+                                                 message: str) -> None:
+    refused = probe("run", "--module", "probe_tasks", "Root", "--day", "2012-06-05", *args)
+    assert refused.returncode == 2
+    assert message in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_log_level_overrides_the_configured_level(charon: Cli) -> None:
+    made = charon("sample-data", "--streams", "--date-interval", "2012-06-01-2012-06-03",
+                  "--events", "20")
+    assert made.returncode == 0, made.stderr
+    run = ("run", *LUIGI, "AggregateArtists", "--date-interval")
+    quiet = charon(*run, "2012-06-01-2012-06-02", "--log-level", "WARNING")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "AggregateArtists(date_interval=2012-06-01-2012-06-02): done" in quiet.stdout
+    assert '"level": "info"' not in quiet.stderr
+    configured_quiet = Cli(charon.home, {"CHARON_LOG__LEVEL": "error"})
+    loud = configured_quiet(*run, "2012-06-01-2012-06-03", "--log-level", "info")
+    assert loud.returncode == 0, loud.stderr
+    assert '"event": "run started"' in loud.stderr
