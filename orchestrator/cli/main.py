@@ -14,8 +14,6 @@ from typing import Any
 import anyio
 import structlog
 
-from jobs.luigi_top_artists import sample_data as sample_streams
-from jobs.top_artists import sample_data
 from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
 from orchestrator.cli import arguments, render, retcodes, task_options
@@ -312,6 +310,10 @@ async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
 
 async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
+    # The sample data's writers (fastavro, the jobs' modules) are imported by this
+    # command only, not at the start-up of every other.
+    from jobs.top_artists import sample_data  # noqa: PLC0415
+
     if args.streams:
         return await _sample_streams(args, settings, adapters)
     day = parse_day(args.date)
@@ -351,6 +353,8 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
 
 async def _sample_streams(args: argparse.Namespace, settings: Settings,
                           adapters: Adapters) -> int:
+    from jobs.luigi_top_artists import sample_data as sample_streams  # noqa: PLC0415  # see above
+
     written = await sample_streams.write_streams(
         args.date_interval, events=args.events,
         seed=sample_streams.DEFAULT_SEED if args.seed is None else args.seed,

@@ -11,11 +11,10 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
-import duckdb
 
 from orchestrator.errors import InvalidIdentifier, TableNotFound, WarehouseError
 from orchestrator.model import TableInfo
@@ -32,7 +31,8 @@ from orchestrator.stores.warehouse.duckdb_files import quoted
 from orchestrator.tablespec import TableSpec
 
 T = TypeVar("T")
-Connection = duckdb.DuckDBPyConnection
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection as Connection
 
 
 # Moves are kept in the meta schema beside duckdb_files' table stamps ("_charon").
@@ -117,16 +117,18 @@ class DuckDBWarehouse:
         """Run ``work`` on a fresh connection in a worker thread, then close it."""
 
         def call() -> T:
-            connection = duckdb_files.connect(self._root, project)
-            try:
-                return work(connection)
-            finally:
-                connection.close()
+            import duckdb  # noqa: PLC0415  # on first use, as duckdb_files.connect does
 
-        try:
-            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
-        except (duckdb.Error, OSError) as exc:
-            raise WarehouseError(f"warehouse {project}: {exc}") from exc
+            try:
+                connection = duckdb_files.connect(self._root, project)
+                try:
+                    return work(connection)
+                finally:
+                    connection.close()
+            except (duckdb.Error, OSError) as exc:
+                raise WarehouseError(f"warehouse {project}: {exc}") from exc
+
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
     async def table_info(self, spec: TableSpec) -> TableInfo | None:
         # Reading never creates a project's file.

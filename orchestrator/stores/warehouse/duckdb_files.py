@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import WarehouseError
 from orchestrator.stores.warehouse.base import check_column
 from orchestrator.tablespec import TableSpec
+
+if TYPE_CHECKING:
+    import duckdb
 
 CREATE_META = (
     'CREATE SCHEMA IF NOT EXISTS "_charon";'
@@ -63,6 +65,10 @@ def connect(root: Path, project: str) -> duckdb.DuckDBPyConnection:
     DuckDB lets one process at a time open a file for writing; a job and the
     orchestrator take turns, so a lock conflict is waited out, not reported.
     """
+    # Imported on first use, in the worker thread that opens the file: a third of the
+    # start-up of every `charon` command that never touches the warehouse otherwise.
+    import duckdb  # noqa: PLC0415
+
     root.mkdir(parents=True, exist_ok=True)
     path = database_path(root, project)
     deadline = time.monotonic() + _LOCK_WAIT_SECONDS
