@@ -156,7 +156,7 @@ def test_log_level_overrides_the_configured_level(charon: Cli) -> None:
     run = ("run", *LUIGI, "AggregateArtists", "--date-interval")
     quiet = charon(*run, "2012-06-01-2012-06-02", "--log-level", "WARNING")
     assert quiet.returncode == 0, quiet.stderr
-    assert "AggregateArtists(date_interval=2012-06-01-2012-06-02): done" in quiet.stdout
+    assert "AggregateArtists(date_interval=2012-06-01-2012-06-02): ran" in quiet.stdout
     assert '"level": "info"' not in quiet.stderr
     configured_quiet = Cli(charon.home, {"CHARON_LOG__LEVEL": "error"})
     loud = configured_quiet(*run, "2012-06-01-2012-06-03", "--log-level", "info")
