@@ -23,11 +23,11 @@ import structlog
 
 from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings, Settings
-from orchestrator.core.completeness import complete_when_present, present
 from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.core.graph import Graph, resolve
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.limits import Place
+from orchestrator.core.lookups import Lookups
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.core.task_loop import TaskLoop
@@ -35,20 +35,16 @@ from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, Stal
 from orchestrator.log import log_context
 from orchestrator.model import (
     RETRY_AT_ONCE,
-    InputRevision,
     Run,
     RunRetryPolicy,
     RunState,
     fingerprint,
 )
-from orchestrator.tasks.targets import Target
 from orchestrator.tasks.task import (
     ExternalTask,
     Task,
     WrapperTask,
-    outputs,
 )
-from sensors import Sensors
 
 
 @dataclass(frozen=True)
@@ -94,8 +90,7 @@ class Engine:
         local_runner: JobRunner | None = None,
     ) -> None:
         self._adapters = adapters
-        self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
-                                data_prefix=adapters.data_prefix, database=adapters.database)
+        self._lookups = Lookups(adapters)
         self._executor = Executor(adapters, runner=runner, beam=beam, local_runner=local_runner)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
         # Never fewer evaluators than runs allowed at once, or the limit could not be met.
@@ -135,7 +130,7 @@ class Engine:
         keeping = anyio.CancelScope()
 
         async with TaskLoop() as task_loop, anyio.create_task_group() as group:
-            evaluation = Evaluation(keeper, task_loop, await self._look_up_externals(graph))
+            evaluation = Evaluation(keeper, task_loop, await self._lookups.externals(graph))
 
             def add_evaluators() -> None:
                 """One more evaluator per ready node, up to the cap; each is handed its
@@ -195,66 +190,18 @@ class Engine:
             return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished),
                            blocked_by=tuple(unfinished))
         if isinstance(task, ExternalTask):
-            return await self._check_external(task, evaluation.externals)
+            return await self._lookups.check_external(task, evaluation.externals)
         if isinstance(task, WrapperTask):
             return Outcome(task_id, Status.COMPLETE)
 
         async def lookup() -> Inputs | Outcome:
-            return await self._inputs(task, graph.requires[task_id])
+            return await self._lookups.inputs(task, graph.requires[task_id])
 
         inputs = await lookup()
         if isinstance(inputs, Outcome):
             return inputs
         with log_context(task=task_id, partition=task.partition_label):
             return await self._bring_up_to_date(task, inputs, lookup, policy, evaluation)
-
-    async def _look_up_externals(self, graph: Graph) -> dict[str, InputRevision | None]:
-        """The outputs of the external tasks that require nothing, in one batched lookup
-        (a year of daily files: one listing, not 366 calls). If that fails each task
-        looks its own up, and fails alone."""
-        targets = {
-            _external_key(task_id, key): target
-            for task_id in graph.order if not graph.requires[task_id]
-            and isinstance(task := graph.tasks[task_id], ExternalTask)
-            for key, target in outputs(task).items()
-        }
-        try:
-            return await self._sensors.lookup_many(targets)
-        except CharonError as exc:
-            self._log.warning("cannot look external tasks up together", error=str(exc))
-            return {}
-
-    async def _check_external(
-        self, task: ExternalTask, known: Mapping[str, InputRevision | None]
-    ) -> Outcome:
-        absent, found = [], []
-        for key, target in outputs(task).items():
-            external_key = _external_key(task.task_id, key)
-            revision = (known[external_key] if external_key in known
-                        else await self._sensors.lookup(key, target))
-            if revision is None:
-                absent.append(str(target))
-            else:
-                found.append(f"{target} at {revision.revision_id}")
-        if absent:
-            return Outcome(task.task_id, Status.MISSING, missing=tuple(absent))
-        return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
-
-    async def _inputs(self, task: Task, required: Mapping[str, Task]) -> Inputs | Outcome:
-        targets: dict[str, tuple[Task, Target]] = {}
-        for key, dep in required.items():
-            produced = outputs(dep)
-            for sub_key, target in produced.items():
-                targets[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, target)
-        # One batched lookup for them all: a year of days is one call, not 366.
-        found = await self._sensors.lookup_many({k: t for k, (_, t) in targets.items()})
-        inputs: dict[str, InputRevision] = {}
-        for input_key, (dep, target) in targets.items():
-            if (revision := found[input_key]) is None:
-                detail = f"{dep.task_id} finished but {target} is absent"
-                return Outcome(task.task_id, Status.FAILED, detail)
-            inputs[input_key] = revision
-        return inputs
 
     async def _bring_up_to_date(
         self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, evaluation: Evaluation,
@@ -266,7 +213,7 @@ class Engine:
                 task_id=task.task_id, state=RunState.SUCCEEDED, limit=1
             )
             earlier = succeeded[0] if succeeded else None
-        if await self._complete(task, earlier):
+        if await self._lookups.complete(task, earlier):
             return _complete(task, earlier)
         if policy.dry_run:
             consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
@@ -307,7 +254,7 @@ class Engine:
                     return outcome
                 claimed_at, run = await self._claim(task, current, inputs, policy)
             if run.state is RunState.SUCCEEDED:
-                if await self._complete(task, run):
+                if await self._lookups.complete(task, run):
                     return _complete(task, run)
                 claimed_at, run = await self._claim(task, current, inputs, policy, rerun=True)
         except StaleInputs as exc:
@@ -365,26 +312,6 @@ class Engine:
         )
         return claimed_at, run
 
-    async def _complete(self, task: Task, run: Run | None) -> bool:
-        """Luigi's ``complete()``: every output is there; and, charon's addition, the run
-        that wrote them consumed the current inputs (``run`` succeeded for the current
-        fingerprint) — unless the outputs are written once per task (a marker row)."""
-        succeeded = run is not None and run.state is RunState.SUCCEEDED
-        if not (succeeded or complete_when_present(list(outputs(task).values()))):
-            return False
-        found = await self._sensors.lookup_many(outputs(task))
-        for key, target in outputs(task).items():
-            if not await present(target, found[key], self._adapters):
-                if succeeded:
-                    self._log.info("an output is missing: running again", output=key,
-                                   target=str(target))
-                return False
-        self._log.info("already complete", run_id=run.id if run else None)
-        return True
-
-
-def _external_key(task_id: str, output_key: str) -> str:
-    return f"{task_id}\0{output_key}"
 
 
 def _complete(task: Task, run: Run | None) -> Outcome:

@@ -1,0 +1,101 @@
+"""What the engine asks the sensors while it evaluates: the external inputs of a graph
+(one batched lookup), a task's inputs, and whether a task is complete.
+
+Kept out of the engine's scheduling so the rules of "what is there" sit in one place:
+every lookup of many targets goes out as one batched call (a year of daily files is one
+listing, not 366 calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import structlog
+
+from orchestrator.core.completeness import complete_when_present, present
+from orchestrator.core.execution import Inputs
+from orchestrator.core.graph import Graph
+from orchestrator.core.ports import Adapters
+from orchestrator.core.report import Outcome, Status
+from orchestrator.errors import CharonError
+from orchestrator.model import InputRevision, Run, RunState
+from orchestrator.tasks.targets import Target
+from orchestrator.tasks.task import ExternalTask, Task, outputs
+from sensors import Sensors
+
+
+class Lookups:
+    def __init__(self, adapters: Adapters) -> None:
+        self._adapters = adapters
+        self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
+                                data_prefix=adapters.data_prefix, database=adapters.database)
+        self._log = structlog.get_logger("charon.engine")
+
+    async def externals(self, graph: Graph) -> dict[str, InputRevision | None]:
+        """The outputs of the external tasks that require nothing, in one batched lookup
+        (a year of daily files: one listing, not 366 calls). If that fails each task
+        looks its own up, and fails alone."""
+        targets = {
+            _external_key(task_id, key): target
+            for task_id in graph.order if not graph.requires[task_id]
+            and isinstance(task := graph.tasks[task_id], ExternalTask)
+            for key, target in outputs(task).items()
+        }
+        try:
+            return await self._sensors.lookup_many(targets)
+        except CharonError as exc:
+            self._log.warning("cannot look external tasks up together", error=str(exc))
+            return {}
+
+    async def check_external(
+        self, task: ExternalTask, known: Mapping[str, InputRevision | None]
+    ) -> Outcome:
+        absent, found = [], []
+        for key, target in outputs(task).items():
+            external_key = _external_key(task.task_id, key)
+            revision = (known[external_key] if external_key in known
+                        else await self._sensors.lookup(key, target))
+            if revision is None:
+                absent.append(str(target))
+            else:
+                found.append(f"{target} at {revision.revision_id}")
+        if absent:
+            return Outcome(task.task_id, Status.MISSING, missing=tuple(absent))
+        return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
+
+    async def inputs(self, task: Task, required: Mapping[str, Task]) -> Inputs | Outcome:
+        targets: dict[str, tuple[Task, Target]] = {}
+        for key, dep in required.items():
+            produced = outputs(dep)
+            for sub_key, target in produced.items():
+                targets[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, target)
+        # One batched lookup for them all: a year of days is one call, not 366.
+        found = await self._sensors.lookup_many({k: t for k, (_, t) in targets.items()})
+        inputs: dict[str, InputRevision] = {}
+        for input_key, (dep, target) in targets.items():
+            if (revision := found[input_key]) is None:
+                detail = f"{dep.task_id} finished but {target} is absent"
+                return Outcome(task.task_id, Status.FAILED, detail)
+            inputs[input_key] = revision
+        return inputs
+
+    async def complete(self, task: Task, run: Run | None) -> bool:
+        """Luigi's ``complete()``: every output is there; and, charon's addition, the run
+        that wrote them consumed the current inputs (``run`` succeeded for the current
+        fingerprint) — unless the outputs are written once per task (a marker row)."""
+        succeeded = run is not None and run.state is RunState.SUCCEEDED
+        if not (succeeded or complete_when_present(list(outputs(task).values()))):
+            return False
+        found = await self._sensors.lookup_many(outputs(task))
+        for key, target in outputs(task).items():
+            if not await present(target, found[key], self._adapters):
+                if succeeded:
+                    self._log.info("an output is missing: running again", output=key,
+                                   target=str(target))
+                return False
+        self._log.info("already complete", run_id=run.id if run else None)
+        return True
+
+
+def _external_key(task_id: str, output_key: str) -> str:
+    return f"{task_id}\0{output_key}"
