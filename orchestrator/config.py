@@ -29,22 +29,13 @@ from orchestrator.bounds import (
     within,
 )
 from orchestrator.errors import ConfigError
+from orchestrator.secrets import SECRET_VARIABLES, Secrets, read_secrets
 from orchestrator.workflows import WorkflowSettings, parse_workflows
 
 ENV_PREFIX = "CHARON_"
 WORKFLOWS = "workflows"
 CONFIG_ENV = "CHARON_CONFIG"
 EMBEDDED = "the embedded config.toml"
-# Secrets never live in config files: only in these variables, or in the file a
-# NAME_FILE variable points at.
-SECRETS = {
-    "registry_token": "CHARON_REGISTRY_TOKEN",
-    "webhook_secret": "CHARON_WEBHOOK_SECRET",
-    # Accepted as well as the current secret while a rotation lasts; senders sign with
-    # the current one.
-    "webhook_previous_secret": "CHARON_WEBHOOK_PREVIOUS_SECRET",
-}
-_SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.values())}
 # Bounds of the numeric keys, far beyond any sensible value but small enough that
 # nothing downstream overflows (a timedelta, a socket option, a buffer).
 HOUR = 3600
@@ -79,15 +70,6 @@ class RegistryServiceSettings:
     long_poll_max_seconds: int = field(metadata=within(0, HOUR))
     subscribers: tuple[str, ...] = field(metadata=URL)
     notify_attempts: int = field(metadata=within(1, 100))
-
-
-@dataclass(frozen=True)
-class Secrets:
-    """Read from the environment only; ``repr`` hides the values."""
-
-    registry_token: str = field(default="", repr=False)
-    webhook_secret: str = field(default="", repr=False)
-    webhook_previous_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -205,24 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"cannot read {CONFIG_ENV}={shown(config_file)}: {exc}") from None
         _overlay(raw, _parse_toml(text, str(path)), f"in {path}", origins)
     _apply_env(raw, env, origins)
-    return dataclasses.replace(_build(raw, origins), secrets=_secrets(env))
-
-
-def _secrets(env: Mapping[str, str]) -> Secrets:
-    values: dict[str, str] = {}
-    for name, variable in SECRETS.items():
-        if file_name := env.get(f"{variable}_FILE"):
-            try:
-                values[name] = Path(file_name).read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read {variable}_FILE={file_name}: {exc}") from None
-        else:
-            values[name] = env.get(variable, "")
-        # A secret travels in HTTP headers and HMAC keys, where a control character
-        # (a newline left inside a file, a NUL) would break every request, not this one.
-        if any(not char.isprintable() for char in values[name]):
-            raise ConfigError(f"{variable}: must not contain control characters")
-    return Secrets(**values)
+    return dataclasses.replace(_build(raw, origins), secrets=read_secrets(env))
 
 
 def embedded_default_text() -> str:
@@ -263,7 +228,7 @@ def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str,
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], origins: dict[str, str]) -> None:
     for variable, value in env.items():
-        if not variable.startswith(ENV_PREFIX) or variable in (CONFIG_ENV, *_SECRET_VARIABLES):
+        if not variable.startswith(ENV_PREFIX) or variable in (CONFIG_ENV, *SECRET_VARIABLES):
             continue
         path = variable[len(ENV_PREFIX) :].lower().split("__")
         target = raw

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from orchestrator.bounds import shown
 from orchestrator.errors import InvalidIdentifier, UsageError
 from orchestrator.intervals import FIRST_DAY, LAST_DAY, parse_interval
 
@@ -103,13 +104,6 @@ def idempotency_key(key: str) -> str:
             " '_', ':' and '-', starting with a letter or digit"
         )
     return key
-
-
-def shown(value: object) -> str:
-    """A refused value as an error shows it: bounded, so a 100 kB name makes no 100 kB
-    message."""
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 # Lower-case names only, so they never need case-sensitive quoting; "schema.table" allowed.

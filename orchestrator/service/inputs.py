@@ -14,6 +14,7 @@ import re
 from aiohttp import web
 
 from orchestrator import validate
+from orchestrator.bounds import shown
 from orchestrator.errors import UsageError
 from orchestrator.stores.registry import wire
 from orchestrator.stores.registry.base import check_limit, check_since
@@ -40,7 +41,7 @@ def parse_publish(raw: bytes) -> tuple[str, str, str, list[str]]:
     """(endpoint, partition, uri, lineage) from a publish body; UsageError when malformed."""
     value = decode_object(raw)
     if unknown := sorted(set(value) - PUBLISH_FIELDS):
-        raise UsageError(f"unknown fields: {validate.shown(', '.join(unknown))}")
+        raise UsageError(f"unknown fields: {shown(', '.join(unknown))}")
     if missing := [name for name in REQUIRED_FIELDS if name not in value]:
         raise UsageError(f"missing fields: {', '.join(missing)}")
     for name in REQUIRED_FIELDS:
@@ -89,7 +90,7 @@ def _integer(request: web.Request, name: str, default: int) -> int:
     if text is None:
         return default
     if not _INTEGER.fullmatch(text):
-        raise UsageError(f"{name} must be an integer of ASCII digits, got {validate.shown(text)}")
+        raise UsageError(f"{name} must be an integer of ASCII digits, got {shown(text)}")
     return int(text)
 
 
@@ -100,5 +101,5 @@ def _seconds(request: web.Request, name: str) -> float:
     seconds = float(text) if _SECONDS.fullmatch(text) else math.nan
     if not math.isfinite(seconds):
         raise UsageError(f"{name} must be a number of seconds of at least 0, got "
-                         f"{validate.shown(text)}")
+                         f"{shown(text)}")
     return seconds

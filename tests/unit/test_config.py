@@ -90,6 +90,12 @@ def test_a_secret_with_control_characters_is_refused_naming_its_variable(
         load_settings({"CHARON_REGISTRY_TOKEN_FILE": str(token_file)})
 
 
+@pytest.mark.parametrize("name", ["/no/such/file", "/nul\x00name"])
+def test_a_secret_file_that_cannot_be_read_is_a_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match="^cannot read CHARON_WEBHOOK_SECRET_FILE="):
+        load_settings({"CHARON_WEBHOOK_SECRET_FILE": name})
+
+
 def test_list_values_accept_comma_separated_overrides() -> None:
     settings = load_settings({
         "CHARON_REGISTRY_SERVICE__SUBSCRIBERS": "http://127.0.0.1:1/hooks, http://127.0.0.1:2/h"

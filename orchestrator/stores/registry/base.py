@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from orchestrator import validate
+from orchestrator.bounds import shown
 from orchestrator.errors import (
     IdempotencyKeyReused,
     InvalidIdentifier,
@@ -74,7 +75,7 @@ def check_lineage(lineage: Sequence[str]) -> tuple[str, ...]:
     """Lineage ids are opaque but bounded single tokens, and at most MAX_LINEAGE of them."""
     if isinstance(lineage, str):
         raise InvalidIdentifier(
-            f"lineage must be a sequence of ids, not the string {validate.shown(lineage)}"
+            f"lineage must be a sequence of ids, not the string {shown(lineage)}"
         )
     ids = tuple(lineage)
     if len(ids) > MAX_LINEAGE:
@@ -101,7 +102,7 @@ def partitions_to_look_up(endpoint: str, partitions: Sequence[str]) -> builtins.
     could name (the others have no revision, as :func:`names_a_partition` says)."""
     if isinstance(partitions, str):
         raise UsageError(f"partitions must be a sequence of names, not the string "
-                         f"{validate.shown(partitions)}")
+                         f"{shown(partitions)}")
     return [p for p in dict.fromkeys(partitions) if names_a_partition(endpoint, p)]
 
 
@@ -110,7 +111,7 @@ def check_revision_id(revision_id: str) -> str:
     try:
         return validate.revision_id(revision_id)
     except InvalidIdentifier:
-        raise UnknownRevision(f"no revision {validate.shown(revision_id)}") from None
+        raise UnknownRevision(f"no revision {shown(revision_id)}") from None
 
 
 def check_publish(
