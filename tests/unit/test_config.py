@@ -92,7 +92,7 @@ def test_a_secret_with_control_characters_is_refused_naming_its_variable(
 
 @pytest.mark.parametrize("name", ["/no/such/file", "/nul\x00name"])
 def test_a_secret_file_that_cannot_be_read_is_a_config_error(name: str) -> None:
-    with pytest.raises(ConfigError, match="^cannot read CHARON_WEBHOOK_SECRET_FILE="):
+    with pytest.raises(ConfigError, match=r"^cannot read CHARON_WEBHOOK_SECRET_FILE="):
         load_settings({"CHARON_WEBHOOK_SECRET_FILE": name})
 
 
