@@ -312,14 +312,17 @@ class TestLocalStorage(StorageContract):
             async for _line in storage.read_lines(f"{root}/link/x"):
                 pass
 
-    async def test_read_lines_leaves_no_file_open(self, storage: Storage, base: str) -> None:
-        # One chunk of lines and the start of the next: read whole, then left early.
-        await storage.write(base + "a.txt", b"line\n" * (CHUNK_BYTES // 4))
+    # Four bytes a line: one line, a chunk exactly, a chunk and one line more.
+    @pytest.mark.parametrize("count", [1, CHUNK_BYTES // 4, CHUNK_BYTES // 4 + 1])
+    async def test_read_lines_leaves_no_file_open(
+        self, storage: Storage, base: str, count: int
+    ) -> None:
+        await storage.write(base + "a.txt", b"abc\n" * count)
         before = sorted(os.listdir("/proc/self/fd"))
-        assert len([line async for line in storage.read_lines(base + "a.txt")]) == CHUNK_BYTES // 4
+        assert [line async for line in storage.read_lines(base + "a.txt")] == ["abc"] * count
         reader = storage.read_lines(base + "a.txt")
         assert isinstance(reader, AsyncGenerator)
-        assert await anext(reader) == "line"
+        assert await anext(reader) == "abc"
         await reader.aclose()
         assert sorted(os.listdir("/proc/self/fd")) == before
 

@@ -129,9 +129,10 @@ def _read(path: Path) -> bytes:
 
 
 def _next_chunk(handle: BinaryIO) -> bytes:
-    """The next chunk; the read that finds the end closes the file in the same trip."""
+    """The next chunk; a short one is the last (a buffered read stops short only at the
+    end of the file), and its trip closes the file: no trip more to find the end."""
     chunk = handle.read(CHUNK_BYTES)
-    if not chunk:
+    if len(chunk) < CHUNK_BYTES:
         handle.close()
     return chunk
 
@@ -223,8 +224,8 @@ class LocalStorage:
         handle = await self._thread(self._open_for_lines, uri)
 
         async def chunks() -> AsyncIterator[bytes]:
-            while chunk := await self._thread(_next_chunk, handle):
-                yield chunk
+            while not handle.closed:
+                yield await self._thread(_next_chunk, handle)
 
         try:
             async for batch in textlines.batches(chunks()):
