@@ -170,13 +170,15 @@ async def _awaited(function: Callable[[], Awaitable[T]]) -> T:
     return await function()
 
 
-async def _next_lines(lines: AsyncIterator[str]) -> list[str]:
+async def _next_lines(lines: AsyncIterator[str]) -> tuple[list[str], bool]:
+    """Up to LINES_PER_CALL lines, and whether more may follow: a short batch means the
+    generator has ended, so neither another call nor a close has to cross over for it."""
     batch: list[str] = []
     async for line in lines:
         batch.append(line)
         if len(batch) == LINES_PER_CALL:
-            break
-    return batch
+            return batch, True
+    return batch, False
 
 
 class BridgedStorage:
@@ -198,13 +200,15 @@ class BridgedStorage:
     async def read_lines(self, uri: str) -> AsyncIterator[str]:
         # The generator lives on the main loop; it is driven (and closed) from there.
         lines = self._storage.read_lines(uri)
+        more = True
         try:
-            while batch := await self._call(_next_lines(lines)):
+            while more:
+                batch, more = await self._call(_next_lines(lines))
                 for line in batch:
                     yield line
         finally:
             closing = getattr(lines, "aclose", None)
-            if closing is not None:
+            if more and closing is not None:
                 with anyio.CancelScope(shield=True):
                     await self._call(closing())
 

@@ -6,7 +6,7 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
 from orchestrator.stores.storage.base import Storage
-from orchestrator.stores.storage.local import LocalStorage
+from orchestrator.stores.storage.local import CHUNK_BYTES, LocalStorage
 from orchestrator.stores.warehouse import duckdb_files
 from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
@@ -302,6 +302,29 @@ class TestLocalStorage(StorageContract):
         with pytest.raises(StorageError, match="outside"):
             await storage.write(f"{root}/link/x", b"x")
         assert [p async for p in anyio.Path(outside).iterdir()] == []
+
+    async def test_read_lines_refuses_a_symlink_escape(self, storage: Storage, root: Path) -> None:
+        outside = root.parent / "outside"
+        outside.mkdir()
+        (outside / "x").write_bytes(b"secret\n")
+        (root / "link").symlink_to(outside)
+        with pytest.raises(StorageError, match="outside"):
+            async for _line in storage.read_lines(f"{root}/link/x"):
+                pass
+
+    # Four bytes a line: one line, a chunk exactly, a chunk and one line more.
+    @pytest.mark.parametrize("count", [1, CHUNK_BYTES // 4, CHUNK_BYTES // 4 + 1])
+    async def test_read_lines_leaves_no_file_open(
+        self, storage: Storage, base: str, count: int
+    ) -> None:
+        await storage.write(base + "a.txt", b"abc\n" * count)
+        before = sorted(os.listdir("/proc/self/fd"))
+        assert [line async for line in storage.read_lines(base + "a.txt")] == ["abc"] * count
+        reader = storage.read_lines(base + "a.txt")
+        assert isinstance(reader, AsyncGenerator)
+        assert await anext(reader) == "abc"
+        await reader.aclose()
+        assert sorted(os.listdir("/proc/self/fd")) == before
 
     async def test_gcs_uris_name_the_setting(self, storage: Storage) -> None:
         with pytest.raises(StorageError, match=re.escape('storage.kind = "gcs"')):

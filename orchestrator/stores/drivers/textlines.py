@@ -10,16 +10,24 @@ from orchestrator.errors import StorageError
 
 async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     """Each line without its ``\\n`` or ``\\r\\n``; a last line without one is kept."""
+    async for batch in batches(chunks):
+        for line in batch:
+            yield line
+
+
+async def batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
+    """The lines of :func:`lines`, a chunk's worth at a time: a reader that re-yields
+    them pays one generator step per chunk here rather than one per line."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending = ""
     async for chunk in chunks:
         pending += _decode(decoder, chunk)
         *complete, pending = pending.split("\n")
-        for line in complete:
-            yield line.removesuffix("\r")
+        if complete:
+            yield [line.removesuffix("\r") for line in complete]
     pending += _decode(decoder, b"", final=True)
     if pending:
-        yield pending.removesuffix("\r")
+        yield [pending.removesuffix("\r")]
 
 
 def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:

@@ -128,11 +128,13 @@ def _read(path: Path) -> bytes:
         raise ObjectNotFound(f"no object {path}") from None
 
 
-def _open_for_lines(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise ObjectNotFound(f"no object {path}") from None
+def _next_chunk(handle: BinaryIO) -> bytes:
+    """The next chunk; a short one is the last (a buffered read stops short only at the
+    end of the file), and its trip closes the file: no trip more to find the end."""
+    chunk = handle.read(CHUNK_BYTES)
+    if len(chunk) < CHUNK_BYTES:
+        handle.close()
+    return chunk
 
 
 class LocalStorage:
@@ -159,6 +161,11 @@ class LocalStorage:
 
     async def _path(self, uri: str) -> Path:
         """The local path of ``uri``, refused unless it lies below the root."""
+        return await anyio.to_thread.run_sync(self._checked, uri)
+
+    def _checked(self, uri: str) -> Path:
+        """:meth:`_path` in a worker thread (resolving reads the disk), so a caller that
+        has a thread's work of its own to do can do both in one trip."""
         if uri.startswith("gs://"):
             raise StorageError(
                 f"{uri} is a GCS URI but storage is local; set storage.kind = \"gcs\" to use it"
@@ -168,9 +175,16 @@ class LocalStorage:
         path = _lexical(uri)
         below = path.is_relative_to(self._root) or path.is_relative_to(self._real_root)
         # Resolving catches symlinks inside the root that point out of it.
-        if not below or not Path(await anyio.Path(path).resolve()).is_relative_to(self._real_root):
+        if not below or not path.resolve().is_relative_to(self._real_root):
             raise StorageError(f"{uri} lies outside the storage root {self._root}")
         return path
+
+    def _open_for_lines(self, uri: str) -> BinaryIO:
+        path = self._checked(uri)
+        try:
+            return path.open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {path}") from None
 
     async def _prefix(self, prefix: str) -> tuple[Path, str]:
         """The folder to walk for ``prefix`` and the string every object path starts with.
@@ -207,19 +221,21 @@ class LocalStorage:
 
     async def read_lines(self, uri: str) -> AsyncIterator[str]:
         """Lines without their line ending, read chunk by chunk in worker threads."""
-        handle = await self._thread(_open_for_lines, await self._path(uri))
+        handle = await self._thread(self._open_for_lines, uri)
 
         async def chunks() -> AsyncIterator[bytes]:
-            while chunk := await self._thread(handle.read, CHUNK_BYTES):
-                yield chunk
+            while not handle.closed:
+                yield await self._thread(_next_chunk, handle)
 
         try:
-            async for line in textlines.lines(chunks()):
-                yield line
+            async for batch in textlines.batches(chunks()):
+                for line in batch:
+                    yield line
         finally:
-            # Shielded: a cancelled reader must still release its file handle.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(handle.close)
+            if not handle.closed:
+                # Shielded: a cancelled reader must still release its file handle.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(handle.close)
 
     async def write(self, uri: str, data: bytes) -> None:
         path = await self._path(uri)
