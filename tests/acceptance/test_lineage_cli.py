@@ -5,6 +5,7 @@ fails no run."""
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ LUIGI = ("--module", "jobs.luigi_top_artists", "AggregateArtists", "--date-inter
 ENDPOINT = "/api/v1/lineage"
 
 
-async def charon_run(cli: Cli, *args: str) -> anyio.abc.Process:
+async def charon_run(cli: Cli, *args: str) -> subprocess.CompletedProcess[bytes]:
     """The command as a subprocess, without blocking the loop the receiver runs on."""
     return await anyio.run_process([CHARON, *args], env=cli.env, check=False)
 
