@@ -11,6 +11,14 @@ from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.config import Settings
 from orchestrator.core.ports import Adapters
 from orchestrator.stores.database.base import Database
+from orchestrator.stores.lineage.base import (
+    Lineage,
+    Naming,
+    QueuedEmitter,
+    Send,
+    namespace_of,
+    sending,
+)
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.stores.state.base import StateStore
@@ -94,6 +102,52 @@ async def _warehouse_and_storage(
     return warehouse, storage
 
 
+def _naming(settings: Settings) -> Naming:
+    """Each store's namespace, from where it is configured (OpenLineage's conventions)."""
+    registry = settings.registry
+    where = {"http": registry.url.rstrip("/"), "postgres": namespace_of(registry.dsn)}
+    warehouse = settings.warehouse
+    pg_database = settings.postgres.dsn.rpartition("/")[2].partition("?")[0]
+    return Naming(
+        job_namespace=settings.lineage.namespace,
+        registry=where.get(registry.kind, f"charon+file://{registry.path}"),
+        warehouse="bigquery" if warehouse.kind == "bigquery" else f"duckdb://{warehouse.path}",
+        postgres=namespace_of(settings.postgres.dsn or "postgres://localhost:5432"),
+        postgres_database=pg_database or "postgres",
+    )
+
+
+async def _lineage_sender(settings: Settings, stack: AsyncExitStack) -> Send | None:
+    """By ``lineage.kind``; None when lineage is off."""
+    config = settings.lineage
+    if config.kind == "console":
+        from orchestrator.stores.lineage import console  # noqa: PLC0415  # see top
+
+        return console.send
+    if config.kind == "file":
+        from orchestrator.stores.lineage.file import appender  # noqa: PLC0415  # see top
+
+        return appender(settings.lineage.path)
+    if config.kind == "http":
+        from orchestrator.stores.lineage.http import poster  # noqa: PLC0415  # see top
+
+        return await stack.enter_async_context(poster(
+            config.url, api_key=settings.secrets.lineage_api_key,
+            seconds=config.timeout_seconds))
+    return None
+
+
+async def _build_lineage(settings: Settings, stack: AsyncExitStack) -> Lineage:
+    """Events are queued and sent by a task of their own, never on a run's path; on
+    exit what is queued gets ``lineage.timeout_seconds`` to go out."""
+    send = await _lineage_sender(settings, stack)
+    if send is None:
+        return Lineage(naming=_naming(settings))
+    emitter = QueuedEmitter(send, queue=settings.lineage.queue)
+    await stack.enter_async_context(sending(emitter, settings.lineage.timeout_seconds))
+    return Lineage(emitter, _naming(settings))
+
+
 @asynccontextmanager
 async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
     """Open every configured backend; close them all on exit, whatever happened."""
@@ -108,9 +162,10 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
 
             database = await PostgresDatabase.open(settings.postgres.dsn)
             stack.push_async_callback(database.aclose)
+        lineage = await _build_lineage(settings, stack)
         yield Adapters(registry, warehouse, storage, state,
                        settings.storage.resolved_output_prefix, database,
-                       settings.storage.data_prefix)
+                       settings.storage.data_prefix, lineage)
 
 
 def local_job_runner() -> JobRunner:

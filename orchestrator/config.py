@@ -155,6 +155,17 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class LineageSettings:
+    kind: str = field(metadata=one_of("none", "console", "file", "http"))
+    url: str = field(metadata=URL)
+    path: Path
+    namespace: str = field(metadata=matching(r"[A-Za-z0-9_.:/-]{1,200}", "a job namespace",
+                                             optional=False))
+    queue: int = field(metadata=within(1, 1_000_000))
+    timeout_seconds: int = field(metadata=within(1, HOUR))
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     state: StateSettings
@@ -169,6 +180,7 @@ class Settings:
     janitor: JanitorSettings
     daemon: DaemonSettings
     log: LogSettings
+    lineage: LineageSettings
     workflows: tuple[WorkflowSettings, ...]
     secrets: Secrets = field(default_factory=Secrets, repr=False)
 
@@ -339,8 +351,10 @@ def _check_connections(raw: Mapping[str, Any]) -> None:
                 f'{section}.kind = "postgres" needs {section}.dsn'
                 f" (CHARON_{section.upper()}__DSN)"
             )
-    if raw["registry"]["kind"] == "http" and not raw["registry"]["url"]:
-        raise ConfigError('registry.kind = "http" needs registry.url (CHARON_REGISTRY__URL)')
+    for section in ("registry", "lineage"):
+        if raw[section]["kind"] == "http" and not raw[section]["url"]:
+            raise ConfigError(f'{section}.kind = "http" needs {section}.url'
+                              f" (CHARON_{section.upper()}__URL)")
 
 
 def _check_gcs_prefix(storage: Mapping[str, Any]) -> None:
@@ -373,4 +387,5 @@ _SECTION_TYPES: dict[str, type] = {
     "janitor": JanitorSettings,
     "daemon": DaemonSettings,
     "log": LogSettings,
+    "lineage": LineageSettings,
 }

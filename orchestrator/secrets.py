@@ -17,6 +17,8 @@ SECRETS = {
     # Accepted as well as the current secret while a rotation lasts; senders sign with
     # the current one.
     "webhook_previous_secret": "CHARON_WEBHOOK_PREVIOUS_SECRET",
+    # Sent as a bearer token with lineage.kind = "http".
+    "lineage_api_key": "CHARON_LINEAGE_API_KEY",
 }
 SECRET_VARIABLES = {*SECRETS.values(), *(f"{name}_FILE" for name in SECRETS.values())}
 
@@ -28,6 +30,7 @@ class Secrets:
     registry_token: str = field(default="", repr=False)
     webhook_secret: str = field(default="", repr=False)
     webhook_previous_secret: str = field(default="", repr=False)
+    lineage_api_key: str = field(default="", repr=False)
 
 
 def read_secrets(env: Mapping[str, str]) -> Secrets:

@@ -28,6 +28,7 @@ from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings
 from orchestrator.core import commit
 from orchestrator.core.leases import LeaseKeeper
+from orchestrator.core.lineage import RunLineage
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.core.task_loop import TaskLoop
@@ -106,6 +107,7 @@ class Executor:
         self._runner = runner
         self._local_runner = local_runner or runner
         self._beam = beam
+        self._lineage = RunLineage(adapters)
         self._log = structlog.get_logger("charon.engine")
 
     async def execute(self, attempt: Attempt, evaluation: Evaluation) -> Outcome:
@@ -116,11 +118,13 @@ class Executor:
         self._log.info("run resumed" if run.staged else "run started",
                        fingerprint=run.fingerprint, state=run.state.value, job_id=run.job_id,
                        inputs={k: i.revision_id for k, i in attempt.inputs.items()})
+        await self._lineage.started(task, run, attempt.inputs)
         try:
             published = await self._work_under_lease(attempt, evaluation, targets, staged)
             attempt.work_done()
             finished = await self._adapters.state.succeed(run.id, run.attempt, published)
         except _Stale as exc:
+            await self._lineage.aborted(task, run, str(exc))
             return Outcome(task.task_id, Status.SUPERSEDED, str(exc), run)
         except LeaseLost as exc:
             await self._after_lost(attempt, targets, staged, exc)
@@ -133,6 +137,7 @@ class Executor:
         except Exception as exc:  # any failure of user code fails the run
             return await self._after_failure(attempt, targets, staged, exc)
         self._log.info("run succeeded", published=published)
+        await self._lineage.completed(task, finished, published)
         return Outcome(task.task_id, Status.DONE, run=finished, published=published)
 
     async def _work_under_lease(
@@ -312,6 +317,7 @@ class Executor:
             self._log.error("could not record the failure", error=str(exc))
             return Outcome(task_id, Status.FAILED, str(failure), run)
         self._log.error("run failed", error=str(failure), failures=failed.failures)
+        await self._lineage.failed(attempt.task, failed, str(failure))
         await self._discard(targets, staged)
         return Outcome(task_id, Status.FAILED, str(failure), failed,
                        held_until=attempt.retry.retry_at(failed))

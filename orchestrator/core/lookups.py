@@ -19,8 +19,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.errors import CharonError
 from orchestrator.model import InputRevision, Run, RunState
-from orchestrator.tasks.targets import Target
-from orchestrator.tasks.task import ExternalTask, Task, outputs
+from orchestrator.tasks.task import ExternalTask, Task, input_targets, outputs
 from sensors import Sensors
 
 
@@ -64,11 +63,7 @@ class Lookups:
         return Outcome(task.task_id, Status.AVAILABLE, ", ".join(found))
 
     async def inputs(self, task: Task, required: Mapping[str, Task]) -> Inputs | Outcome:
-        targets: dict[str, tuple[Task, Target]] = {}
-        for key, dep in required.items():
-            produced = outputs(dep)
-            for sub_key, target in produced.items():
-                targets[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, target)
+        targets = input_targets(required)
         # One batched lookup for them all: a year of days is one call, not 366.
         found = await self._sensors.lookup_many({k: t for k, (_, t) in targets.items()})
         inputs: dict[str, InputRevision] = {}

@@ -6,9 +6,10 @@ The core owns this type so that it never imports the composition root
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.stores.database.base import Database
+from orchestrator.stores.lineage.base import Lineage
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.storage.base import Storage
@@ -29,3 +30,5 @@ class Adapters:
     data_prefix: str = ""
     """What relative StorageTarget URIs (Luigi's ``data/...``) are resolved against
     (``StorageSettings.data_prefix``)."""
+    lineage: Lineage = field(default_factory=Lineage)
+    """Where OpenLineage events of runs go; nowhere by default (``lineage.kind``)."""

@@ -243,6 +243,17 @@ def outputs(task: Task) -> dict[str, Target]:
     return {"output": produced}
 
 
+def input_targets(required: Mapping[str, Task]) -> dict[str, tuple[Task, Target]]:
+    """Each input of a task requiring ``required``, by its key among the task's inputs:
+    the requirement's key, or ``key.output`` when that requirement has several outputs."""
+    targets: dict[str, tuple[Task, Target]] = {}
+    for key, dep in required.items():
+        produced = outputs(dep)
+        for sub_key, target in produced.items():
+            targets[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, target)
+    return targets
+
+
 def load_task_class(module: str, family: str) -> type[Task]:
     """Import ``module`` and return its task class ``family`` (``--module M Family``)."""
     if not MODULE_PATH.fullmatch(module):
