@@ -7,7 +7,7 @@ DEMO_DATE ?= 2018-10-31
 DEMO_EVENTS ?= 200000
 DEMO_TOP_N ?= 10
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo dev test lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 	$(BIN)/charon sample-data --date $(DEMO_DATE) --events $(DEMO_EVENTS)
 	$(BIN)/charon run --module jobs.top_artists TopArtistsJob --date $(DEMO_DATE) --top-n $(DEMO_TOP_N) --local-scheduler
 	$(BIN)/charon show --module jobs.top_artists TopArtistsJob --date $(DEMO_DATE) --top-n $(DEMO_TOP_N)
+
+# The registry service, the daemon and its page on loopback, the sample day published
+# and run; Ctrl-C stops it all.
+dev: $(STAMP)
+	$(BIN)/charon dev --date $(DEMO_DATE) --events $(DEMO_EVENTS)
 
 test: $(STAMP)
 	$(BIN)/ruff check orchestrator sensors jobs tests bench

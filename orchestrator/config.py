@@ -64,6 +64,7 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class RegistryServiceSettings:
+    backend: str = field(metadata=one_of("", "sqlite", "postgres"))
     host: str = field(metadata=HOST_NAME)
     port: int = field(metadata=PORT)
     max_body_bytes: int = field(metadata=within(1, MAX_BODY_BYTES))

@@ -14,10 +14,13 @@ from orchestrator.intervals import PERIODS, parse_day, period_interval
 from orchestrator.model import RunRetryPolicy
 
 POLICIES = ("rerun", "ignore")
+WINDOWS = ("calendar", "inputs")
+"""calendar: every day from ``start`` (or ``lookback_days`` ago) to ``end`` (or today);
+inputs: every day one of the root's external registry inputs has a revision for."""
 _FIELDS = {
     "name": str, "module": str, "task": str, "params": dict, "partition_param": str,
     "lookback_days": int, "start": str, "end": str, "policy": str, "max_concurrent_runs": int,
-    "period": str, "max_attempts": int, "retry_delay_seconds": int,
+    "period": str, "max_attempts": int, "retry_delay_seconds": int, "window": str,
 }
 # A failed run waits at most a day between tries (orchestrator.model.MAX_RETRY_DELAY).
 MAX_RETRY_DELAY_SECONDS = 86_400
@@ -39,6 +42,7 @@ class WorkflowSettings:
     partition_param: str = field(
         default="date", metadata=matching(IDENTIFIER, "a parameter name", optional=False)
     )
+    window: str = field(default="calendar", metadata=one_of(*WINDOWS))
     lookback_days: int = field(default=7, metadata=within(0, MAX_LOOKBACK_DAYS))
     start: str = ""
     end: str = ""
@@ -61,7 +65,10 @@ class WorkflowSettings:
         return self.policy == "rerun"
 
     def days(self, today: date) -> list[date]:
-        """The days watched today: from ``start`` or the lookback, to ``end`` or today."""
+        """The calendar's days watched today: from ``start`` or the lookback, to ``end`` or
+        today; none for ``window = "inputs"``, whose days come from the registry."""
+        if self.window == "inputs":
+            return []
         last = parse_day(self.end) if self.end else today
         first = parse_day(self.start) if self.start else last - timedelta(days=self.lookback_days)
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
@@ -69,6 +76,12 @@ class WorkflowSettings:
     def partition_day(self, day: date) -> date:
         """The first day of the period containing ``day``: what identifies its root."""
         return period_interval(self.period, day).start
+
+    def admits(self, day: date) -> bool:
+        """Whether the root of ``day``'s period lies within ``start`` and ``end`` (if set)."""
+        root = self.partition_day(day)
+        first = self.partition_day(parse_day(self.start)) if self.start else root
+        return first <= root <= (parse_day(self.end) if self.end else root)
 
     def partition_days(self, today: date) -> list[date]:
         """The first day of every period overlapping today's window."""
@@ -107,6 +120,9 @@ def _parse_one(entry: object, index: int) -> WorkflowSettings:
         raise ConfigError(f"{where}: {', '.join(missing)} required")
     for key, problem in problems(WorkflowSettings, entry):
         raise ConfigError(f"{where}.{key} = {shown(entry[key])}: {problem}")
+    if entry.get("window") == "inputs" and "lookback_days" in entry:
+        raise ConfigError(f'{where}.lookback_days: window = "inputs" watches every day with'
+                          " inputs; bound it with start and end instead")
     values: dict[str, Any] = dict(entry)
     values.setdefault("name", values["task"])
     values["params"] = _params(values.get("params", {}), where)

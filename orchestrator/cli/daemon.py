@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio.abc
@@ -49,12 +50,19 @@ def check_workflows(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    await run_daemon(settings, adapters, host=args.host or settings.daemon.host,
+                     port=settings.daemon.port if args.port is None else args.port)
+    return ExitCode.OK
+
+
+async def run_daemon(settings: Settings, adapters: Adapters, *, host: str, port: int,
+                     then: Callable[[str], Awaitable[None]] | None = None) -> None:
+    """The daemon and its HTTP server, until SIGTERM or SIGINT. ``then`` is awaited with
+    the server's URL once it listens; the daemon stopping cancels it, as it does sensing."""
     # Imported here: aiohttp's server is a third of the start-up of the other commands.
     from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
     from orchestrator.web.http import serve  # noqa: PLC0415
 
-    host = args.host or settings.daemon.host
-    port = settings.daemon.port if args.port is None else args.port
     async with open_job_runner(settings) as runner:
         engine = build_engine(adapters, settings, runner, local_runner=local_job_runner())
         daemon = Daemon(settings, adapters, engine)
@@ -63,13 +71,15 @@ async def cmd_daemon(args: argparse.Namespace, settings: Settings, adapters: Ada
                          max_body_bytes=settings.daemon.max_body_bytes)
 
         async def serve_http(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-            def announce(bound: int) -> None:
-                print(f"daemon listening on http://{host}:{bound}", flush=True)
-
-            await serve(app, host, port, announce=announce, task_status=task_status)
+            async with anyio.create_task_group() as group:
+                bound: int = await group.start(partial(serve, app, host, port))
+                url = f"http://{host}:{bound}"
+                print(f"daemon listening on {url}", flush=True)
+                task_status.started(bound)
+                if then is not None:
+                    await then(url)
 
         await daemon.run(serve_http)
-    return ExitCode.OK
 
 
 async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:

@@ -18,6 +18,7 @@ from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
 from orchestrator.cli import arguments, render, retcodes, task_options
 from orchestrator.cli.daemon import add_daemon_commands
+from orchestrator.cli.dev import add_dev_command
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
@@ -25,6 +26,7 @@ from orchestrator.core.report import ExitCode, Report
 from orchestrator.errors import CharonError, ConfigError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.log import configure_logging
+from orchestrator.service.options import served_settings
 from orchestrator.stores.registry.base import Registry, check_publish
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import Overrides, family_overrides
@@ -113,10 +115,11 @@ def _first(group: BaseExceptionGroup[CharonError]) -> CharonError:
 async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     registry_command: RegistryCommand | None = getattr(args, "registry_command", None)
     if registry_command is not None:
-        # The registry alone: a long-running service has no use for the state store,
-        # warehouse or storage, and should not hold them open.
-        async with open_registry(settings) as registry:
-            return await registry_command(args, settings, registry)
+        # The registry the service serves, alone: a long-running service has no use for
+        # the state store, warehouse or storage, and should not hold them open.
+        served = served_settings(settings, getattr(args, "backend", None))
+        async with open_registry(served) as registry:
+            return await registry_command(args, served, registry)
     async with open_adapters(settings) as adapters:
         return await command(args, settings, adapters)
 
@@ -160,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="listen here (default: registry_service.host)")
     serve.add_argument("--port", type=arguments.port,
                        help="0 picks a free port (default: registry_service.port)")
-    serve.set_defaults(command=None, registry_command=cmd_registry_serve)
+    serve.add_argument("--backend", choices=("sqlite", "postgres"),
+                       help="the registry to serve: registry.path or registry.dsn "
+                            "(default: registry_service.backend, else registry.kind)")
+    serve.set_defaults(command=None, registry_command=cmd_registry_serve, check=_check_served)
 
     sample = commands.add_parser("sample-data", help="write a realistic day of input data")
     sample.add_argument("--date", type=arguments.day,
@@ -180,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the revision and table as one JSON object")
     sample.set_defaults(command=cmd_sample_data, check=_check_sample_data)
     add_daemon_commands(commands, _task_command)
+    add_dev_command(commands, cmd_sample_data)
     return parser
 
 
@@ -251,6 +258,10 @@ def _check_publish(args: argparse.Namespace, settings: Settings) -> None:
                   idempotency_key=args.idempotency_key)
 
 
+def _check_served(args: argparse.Namespace, settings: Settings) -> None:
+    served_settings(settings, args.backend)
+
+
 def _check_sample_data(args: argparse.Namespace, settings: Settings) -> None:
     if args.streams and args.date_interval is None:
         raise UsageError("sample-data --streams needs --date-interval (e.g. 2012-07)")
@@ -292,8 +303,6 @@ async def cmd_registry_publish(args: argparse.Namespace, settings: Settings,
 
 async def cmd_registry_serve(args: argparse.Namespace, settings: Settings,
                              registry: Registry) -> int:
-    if settings.registry.kind == "http":
-        raise ConfigError('registry serve needs registry.kind = "sqlite" or "postgres" behind it')
     # Imported here, like the daemon's server: aiohttp's server is a third of the
     # start-up of every other command.
     from orchestrator.service import app as registry_service  # noqa: PLC0415

@@ -219,6 +219,7 @@ class Daemon:
             self.metrics.triggers.inc(source=trigger.source)
             for root in trigger.roots:
                 self.watch.add(root)
+            self.watch.discover(trigger.keys)
             named = {self.watch.canonical(root) for root in trigger.roots}
             for root in self.watch.roots_for(trigger.keys) | named:
                 self.schedule(root, trigger.received or None)

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.core.graph import resolve
+from orchestrator.daemon.input_days import InputDays
 from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.targets import (
     PostgresTable,
@@ -118,9 +119,17 @@ class Watchlist:
         self._roots_by_key: dict[str, set[Root]] = defaultdict(set)
         self._watched = Watched()
         self._roots_by_task: dict[str, set[Root]] = defaultdict(set)
+        self._input_days: list[InputDays] | None = None
 
     def refresh(self, today: date) -> list[Root]:
-        """Add the roots that today's windows bring in; return the new ones."""
+        """Add the roots that today's calendar windows bring in; return the new ones."""
+        if self._input_days is None:
+            # Built once, from today's roots; their outputs are where the janitor sweeps
+            # before any day with inputs is known.
+            self._input_days = [InputDays(w, today) for w in self.workflows.values()
+                                if w.window == "inputs"]
+            for days in self._input_days:
+                self._add_outputs(days.probe_tasks)
         added = [
             Root(name, day)
             for name, workflow in self.workflows.items()
@@ -129,6 +138,19 @@ class Watchlist:
         ]
         for root in added:
             self.add(root)
+        return added
+
+    def discover(self, keys: Iterable[str]) -> list[Root]:
+        """Watch the days of ``window = "inputs"`` workflows whose inputs these changed
+        target keys are (the registry feed's); return the new roots."""
+        added: list[Root] = []
+        for days in self._input_days or ():
+            for key in keys:
+                for day in days.candidates(key):
+                    root = Root(days.workflow.name, day)
+                    if root not in self._tasks and days.reads(day, key):
+                        self.add(root)
+                        added.append(root)
         return added
 
     def canonical(self, root: Root) -> Root:

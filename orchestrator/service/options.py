@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
@@ -31,6 +31,23 @@ class ServiceOptions:
             subscribers=service.subscribers,
             notify_attempts=service.notify_attempts,
         )
+
+
+def served_settings(settings: Settings, backend: str | None = None) -> Settings:
+    """The settings with the registry the service itself serves: ``backend`` (the
+    ``--backend`` flag), else ``registry_service.backend``, else ``registry.kind``.
+
+    One config can so serve clients (``registry.kind = "http"``) and the service behind
+    them (``registry_service.backend = "sqlite"``, on ``registry.path``).
+    """
+    kind = backend or settings.registry_service.backend or settings.registry.kind
+    if kind == "http":
+        raise ConfigError(
+            'the registry service serves a SQLite or PostgreSQL registry, and registry.kind'
+            ' = "http" is what its clients use: set registry_service.backend = "sqlite" (or'
+            ' "postgres") or pass --backend'
+        )
+    return replace(settings, registry=replace(settings.registry, kind=kind))
 
 
 def is_loopback(host: str) -> bool:
