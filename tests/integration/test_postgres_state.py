@@ -104,7 +104,7 @@ async def test_migrations_apply_once_when_replicas_start_together(postgres_dsn: 
         for store in opened:
             applied = await store.migrations()
             assert [(version, name) for version, name, _at in applied] == [
-                (1, "init"), (2, "one_active_run"), (3, "deliveries"),
+                (1, "init"), (2, "one_active_run"), (3, "deliveries"), (4, "backfills"),
             ]
     finally:
         for store in opened:
