@@ -84,45 +84,6 @@ class InMemoryRegistry(StoringRegistry):
         await anyio.lowlevel.checkpoint()
         return [r for r in self._revisions if r.seq > since_seq][:limit]
 
-    async def open_backfill(self, backfill: Backfill) -> Backfill:
-        await anyio.lowlevel.checkpoint()
-        now = truncate_ms(self._now())
-        known = next((b for b in self._backfills.values() if b.key == backfill.key), None)
-        stored = dataclasses.replace(backfill, created=now, updated=now, days={}) \
-            if known is None else dataclasses.replace(
-                known, order=backfill.order, state=backfill.state, updated=now)
-        self._backfills[stored.id] = stored
-        return stored
-
-    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
-        known = await self._known_backfill(backfill_id)
-        self._backfills[backfill_id] = dataclasses.replace(
-            known, updated=truncate_ms(self._now()),
-            days=dict(sorted({**known.days, day: status}.items())))
-
-    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
-        known = await self._known_backfill(backfill_id)
-        self._backfills[backfill_id] = dataclasses.replace(
-            known, state=BackfillState(state), updated=truncate_ms(self._now()))
-
-    async def _known_backfill(self, backfill_id: str) -> Backfill:
-        await anyio.lowlevel.checkpoint()
-        known = self._backfills.get(backfill_id)
-        if known is None:
-            raise unknown(backfill_id)
-        return known
-
-    async def get_backfill(self, backfill_id: str) -> Backfill | None:
-        await anyio.lowlevel.checkpoint()
-        return self._backfills.get(backfill_id)
-
-    async def list_backfills(self, limit: int = 100) -> builtins.list[Backfill]:
-        check_list_limit(limit)
-        await anyio.lowlevel.checkpoint()
-        newest = sorted(reversed(self._backfills.values()), key=lambda b: b.created,
-                        reverse=True)
-        return newest[:limit]
-
     async def aclose(self) -> None:
         """Nothing to release."""
 

@@ -67,7 +67,8 @@ class BackfillsContract:
         await state.open_backfill(backfill(clock))
         await state.finish_backfill("bf-1", BackfillState.SUCCEEDED)
         found = await state.get_backfill("bf-1")
-        assert found is not None and found.state is BackfillState.SUCCEEDED
+        assert found is not None
+        assert found.state is BackfillState.SUCCEEDED
 
     async def test_backfills_are_listed_newest_first(
         self, state: StateStore, clock: ManualClock

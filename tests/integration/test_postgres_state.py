@@ -130,7 +130,7 @@ async def test_it_shares_a_database_with_the_registry(postgres_dsn: str) -> None
         )}
     finally:
         await connection.close()
-    assert tables == {"runs", "deliveries", "schema_migrations"}
+    assert tables == {"runs", "deliveries", "backfills", "backfill_days", "schema_migrations"}
 
 
 async def test_an_unreachable_server_is_a_state_store_error() -> None:

@@ -31,7 +31,7 @@ def from_row(row: Sequence[Any], days: Iterable[Sequence[Any]], moment: Moment) 
     return Backfill(
         id=bid, key=key, task=task, interval=interval, order=BackfillOrder(order),
         state=BackfillState(state), total=total, created=moment(created),
-        updated=moment(updated), days={day: status for day, status in sorted(days)},
+        updated=moment(updated), days=dict(sorted((day, status) for day, status in days)),
     )
 
 
