@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import local_job_runner, open_job_runner
 from orchestrator.cli import arguments, retcodes, task_options
@@ -27,6 +27,9 @@ from orchestrator.intervals import DateInterval
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.task import Task, load_task_class
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 TaskCommand = Callable[[Any, str, str], argparse.ArgumentParser]
 EARLIER = "done before this resume"
@@ -142,14 +145,11 @@ def progress(total: int, *, terminal: bool) -> Iterator[OnDay]:
         count += 1
         return f"[{count:>{width}}/{total}] {result.day} {said(result)}"
 
-    if not terminal:
+    bar_class = _progress_bar() if terminal else None
+    if bar_class is None:
         yield lambda result: print(line(result), flush=True)
         return
-    # Imported here: rich is for this command's terminal alone, and charon's other
-    # commands start faster without it.
-    from rich.progress import Progress  # noqa: PLC0415
-
-    with Progress() as bar:
+    with bar_class() as bar:
         days = bar.add_task("backfill", total=total)
 
         def shown(result: DayResult) -> None:
@@ -157,3 +157,13 @@ def progress(total: int, *, terminal: bool) -> Iterator[OnDay]:
             bar.advance(days)
 
         yield shown
+
+
+def _progress_bar() -> type[Progress] | None:
+    """rich's progress bar; None without rich (an optional extra, charon[progress])."""
+    try:
+        # Imported here: the bar is this command's, in a terminal only.
+        from rich.progress import Progress  # noqa: PLC0415
+    except ImportError:
+        return None
+    return Progress
