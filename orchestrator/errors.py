@@ -43,6 +43,10 @@ class IdempotencyKeyReused(UsageError):
     """
 
 
+class UnknownBackfill(UsageError):
+    """No backfill is recorded under the id given."""
+
+
 class AdapterError(CharonError):
     """An outside system (store, registry, warehouse, storage) failed."""
 

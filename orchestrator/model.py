@@ -157,3 +157,36 @@ class RunRetryPolicy:
 
 RETRY_AT_ONCE = RunRetryPolicy()
 """A user's own run: a failed run is tried again the next time it is asked for."""
+
+
+class BackfillState(enum.StrEnum):
+    RUNNING = "running"  # or stopped by a crash: its updated time says when it last moved
+    SUCCEEDED = "succeeded"  # every day done, now or before
+    FAILED = "failed"  # it ended with days not done: running it again resumes them
+
+
+class BackfillOrder(enum.StrEnum):
+    OLDEST = "oldest"
+    NEWEST = "newest"
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """One ``charon backfill``: a task's days over an interval, recorded so that running
+    it again resumes it, and so that anyone reading the state store sees how far it got."""
+
+    id: str
+    key: str
+    """What makes two invocations the same backfill: the task, its parameters, the days."""
+    task: str
+    """The task as the command named it (module, family and parameters), for people."""
+    interval: str
+    order: BackfillOrder
+    state: BackfillState
+    total: int
+    """Days in the interval."""
+    created: datetime
+    updated: datetime
+    days: Mapping[str, str] = field(default_factory=dict)
+    """Each day evaluated so far (YYYY-MM-DD) and the status its last evaluation ended in
+    (orchestrator.core.report.Status), oldest day first."""

@@ -17,6 +17,7 @@ import structlog
 from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
 from orchestrator.cli import arguments, render, retcodes, task_options
+from orchestrator.cli.backfill import add_backfill_command
 from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.cli.dev import add_dev_command
 from orchestrator.config import Settings, load_settings
@@ -83,7 +84,7 @@ def _execute(argv: Sequence[str]) -> int:
         load_task_class(args.module, args.family)  # imports the families overrides name
         overrides, extra = task_options.parse_overrides(extra)
         with family_overrides(overrides):
-            args.task = parse_task(args.module, args.family, extra)
+            args.task = args.parse_task(args, extra)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     settings = load_settings()
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(command=cmd_sample_data, check=_check_sample_data)
     add_daemon_commands(commands, _task_command)
     add_dev_command(commands, cmd_sample_data)
+    add_backfill_command(commands, _task_command)
     return parser
 
 
@@ -220,7 +222,7 @@ def _task_command(commands: argparse._SubParsersAction[arguments.Parser], name: 
                              " of MODULE's tasks, and exit")
     parser.add_argument("--log-level", type=arguments.log_level,
                         help="DEBUG, INFO, WARNING or ERROR (default: log.level)")
-    parser.set_defaults(task_args=True, task_parser=parser)
+    parser.set_defaults(task_args=True, task_parser=parser, parse_task=_parse_task_args)
     return parser
 
 
@@ -236,6 +238,11 @@ def _task_command_help(parser: argparse.ArgumentParser, args: argparse.Namespace
     elif not args.help_all:
         sections.append("With --module MODULE TASK, --help lists TASK's parameters too.")
     return "\n\n".join(sections)
+
+
+def _parse_task_args(args: argparse.Namespace, argv: Sequence[str]) -> Task:
+    """The task of a command that runs one (``backfill`` has its own, a task per day)."""
+    return parse_task(args.module, args.family, argv)
 
 
 def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:

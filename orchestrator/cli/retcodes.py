@@ -69,6 +69,10 @@ async def reported(args: argparse.Namespace, run: Callable[[], Awaitable[Report]
         structlog.get_logger("charon.cli").exception("unhandled exception")
         return int(args.retcode_unhandled_exception)
     print(render.report(report))
-    codes = RetCodes(**{field.name: getattr(args, f"retcode_{field.name}")
-                        for field in dataclasses.fields(RetCodes)})
-    return report.exit_code_with(codes)
+    return report.exit_code_with(given(args))
+
+
+def given(args: argparse.Namespace) -> RetCodes:
+    """The exit codes the command line set (the defaults for those it did not)."""
+    return RetCodes(**{field.name: getattr(args, f"retcode_{field.name}")
+                       for field in dataclasses.fields(RetCodes)})

@@ -12,7 +12,7 @@ import anyio.lowlevel
 from orchestrator.errors import (
     UnknownRevision,
 )
-from orchestrator.model import Revision, Run, RunState
+from orchestrator.model import Backfill, BackfillState, Revision, Run, RunState
 from orchestrator.stores.drivers.sqlite import truncate_ms
 from orchestrator.stores.registry.base import (
     Publication,
@@ -22,6 +22,7 @@ from orchestrator.stores.registry.base import (
     partitions_to_look_up,
     replay,
 )
+from orchestrator.stores.state.backfills import unknown
 from orchestrator.stores.state.base import Change, StateStoreBase
 from orchestrator.stores.state.claims import (
     ClaimPlan,
@@ -94,6 +95,7 @@ class InMemoryStateStore(StateStoreBase):
         self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
         self._writes = 0
         self._deliveries: dict[str, datetime] = {}  # delivery id -> expiry
+        self._backfills: dict[str, Backfill] = {}  # by id, in creation order
 
     def _store(self, run: Run) -> Run:
         self._writes += 1
@@ -153,6 +155,45 @@ class InMemoryStateStore(StateStoreBase):
         known = self._deliveries.get(delivery_id)
         self._deliveries[delivery_id] = expires if known is None else max(known, expires)
         return known is None
+
+    async def open_backfill(self, backfill: Backfill) -> Backfill:
+        await anyio.lowlevel.checkpoint()
+        now = truncate_ms(self._now())
+        known = next((b for b in self._backfills.values() if b.key == backfill.key), None)
+        stored = dataclasses.replace(backfill, created=now, updated=now, days={}) \
+            if known is None else dataclasses.replace(
+                known, order=backfill.order, state=backfill.state, updated=now)
+        self._backfills[stored.id] = stored
+        return stored
+
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
+        known = await self._known_backfill(backfill_id)
+        self._backfills[backfill_id] = dataclasses.replace(
+            known, updated=truncate_ms(self._now()),
+            days=dict(sorted({**known.days, day: status}.items())))
+
+    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
+        known = await self._known_backfill(backfill_id)
+        self._backfills[backfill_id] = dataclasses.replace(
+            known, state=BackfillState(state), updated=truncate_ms(self._now()))
+
+    async def _known_backfill(self, backfill_id: str) -> Backfill:
+        await anyio.lowlevel.checkpoint()
+        known = self._backfills.get(backfill_id)
+        if known is None:
+            raise unknown(backfill_id)
+        return known
+
+    async def get_backfill(self, backfill_id: str) -> Backfill | None:
+        await anyio.lowlevel.checkpoint()
+        return self._backfills.get(backfill_id)
+
+    async def list_backfills(self, limit: int = 100) -> builtins.list[Backfill]:
+        check_list_limit(limit)
+        await anyio.lowlevel.checkpoint()
+        newest = sorted(reversed(self._backfills.values()), key=lambda b: b.created,
+                        reverse=True)
+        return newest[:limit]
 
     async def aclose(self) -> None:
         """Nothing to release."""

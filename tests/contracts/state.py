@@ -24,6 +24,7 @@ from orchestrator.errors import (
 from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
+from tests.contracts.backfills import BackfillsContract
 from tests.contracts.deliveries import DeliveriesContract
 
 LEASE = timedelta(minutes=10)
@@ -48,7 +49,7 @@ async def claim(
     )  # fmt: skip
 
 
-class StateStoreContract(DeliveriesContract):
+class StateStoreContract(BackfillsContract, DeliveriesContract):
     @pytest.fixture
     def clock(self) -> ManualClock:
         return ManualClock()

@@ -32,7 +32,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from orchestrator.errors import LeaseLost
-from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
+from orchestrator.model import (
+    RETRY_AT_ONCE,
+    Backfill,
+    BackfillState,
+    InputRevision,
+    Run,
+    RunRetryPolicy,
+    RunState,
+)
 from orchestrator.stores.state.claims import ClaimPlan, ClaimRequest, held
 
 
@@ -115,6 +123,21 @@ class StateStore(Protocol):
         clock. Either way the id is then kept until the later of its expiries, and the
         ids that expired are forgotten, so the store holds only live ones.
         """
+
+    async def open_backfill(self, backfill: Backfill) -> Backfill:
+        """Record ``backfill``; when one with its key is recorded, resume that one
+        instead: its id and days stay, its order and state become ``backfill``'s."""
+
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
+        """What the day's evaluation ended in; UnknownBackfill for an unknown id."""
+
+    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
+        """Its final state; UnknownBackfill for an unknown id."""
+
+    async def get_backfill(self, backfill_id: str) -> Backfill | None: ...
+
+    async def list_backfills(self, limit: int = 100) -> list[Backfill]:
+        """Backfills newest first, each with its days."""
 
     async def aclose(self) -> None: ...
 

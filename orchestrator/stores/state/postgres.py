@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from orchestrator.errors import ConfigError, StateStoreError
-from orchestrator.model import Run, RunState
+from orchestrator.model import Backfill, BackfillState, Run, RunState
 from orchestrator.stores.drivers import postgres as pg
 from orchestrator.stores.drivers.sqlite import truncate_ms
+from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
@@ -98,6 +99,26 @@ PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= $1"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = GREATEST(expires, $2) WHERE id = $1"
 
+# A backfill found again by its key is resumed: the same id and days, the new order
+# and state.
+INSERT_BACKFILL = (
+    f"INSERT INTO backfills ({backfills.COLUMNS})"  # noqa: S608  # constants; values are bound
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    " ON CONFLICT (key) DO UPDATE SET run_order = excluded.run_order,"
+    " state = excluded.state, updated = excluded.updated"
+)
+SELECT_BACKFILL = f"SELECT {backfills.COLUMNS} FROM backfills"  # noqa: S608  # constants
+SELECT_BACKFILL_BY_KEY = SELECT_BACKFILL + " WHERE key = $1"
+SELECT_BACKFILL_BY_ID = SELECT_BACKFILL + " WHERE id = $1"
+SELECT_BACKFILLS = SELECT_BACKFILL + " ORDER BY created DESC, id DESC LIMIT $1"
+SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = $1"
+UPDATE_BACKFILL = "UPDATE backfills SET state = COALESCE($1, state), updated = $2 WHERE id = $3"
+UPSERT_BACKFILL_DAY = (
+    "INSERT INTO backfill_days (backfill_id, day, status, updated) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (backfill_id, day) DO UPDATE SET status = excluded.status,"
+    " updated = excluded.updated"
+)
+
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
@@ -117,6 +138,11 @@ async def _write(connection: Connection, write: Write) -> None:
         # The row is locked, so this never fires; if it did, writing on regardless
         # is the one mistake a state store must not make.
         raise StateStoreError(f"run {new.id} moved past attempt {old.attempt} during a write")
+
+
+async def _with_days(connection: Connection, row: asyncpg.Record) -> Backfill:
+    days = await connection.fetch(SELECT_BACKFILL_DAYS, row["id"])
+    return backfills.from_row(tuple(row), [tuple(day) for day in days], _utc)
 
 
 class PostgresStateStore(StateStoreBase):
@@ -208,6 +234,45 @@ class PostgresStateStore(StateStoreBase):
                     return True
                 await connection.execute(EXTEND_DELIVERY, delivery_id, expires)
                 return False
+
+    async def open_backfill(self, backfill: Backfill) -> Backfill:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.execute(INSERT_BACKFILL, *backfills.values(backfill, _utc))
+                row = await connection.fetchrow(SELECT_BACKFILL_BY_KEY, backfill.key)
+                # Written or found in this transaction: a row is always there.
+                return await _with_days(connection, row)  # type: ignore[arg-type]
+
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                now = await self._now(connection)
+                found = await connection.execute(UPDATE_BACKFILL, None, now, backfill_id)
+                if found != "UPDATE 1":
+                    raise backfills.unknown(backfill_id)
+                await connection.execute(UPSERT_BACKFILL_DAY, backfill_id, day, status, now)
+
+    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                found = await connection.execute(
+                    UPDATE_BACKFILL, BackfillState(state).value,
+                    await self._now(connection), backfill_id)
+        if found != "UPDATE 1":
+            raise backfills.unknown(backfill_id)
+
+    async def get_backfill(self, backfill_id: str) -> Backfill | None:
+        with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                row = await connection.fetchrow(SELECT_BACKFILL_BY_ID, backfill_id)
+                return None if row is None else await _with_days(connection, row)
+
+    async def list_backfills(self, limit: int = 100) -> builtins.list[Backfill]:
+        check_list_limit(limit)
+        with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                rows = await connection.fetch(SELECT_BACKFILLS, limit)
+                return [await _with_days(connection, row) for row in rows]
 
     async def migrations(self) -> builtins.list[tuple[int, str, datetime]]:
         """The applied migrations: (version, name, applied timestamp)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import StateStoreError
-from orchestrator.model import Run, RunState
+from orchestrator.model import Backfill, BackfillState, Run, RunState
 from orchestrator.stores.drivers.sqlite import (
     SqliteDatabase,
     iso_ms,
@@ -23,6 +23,7 @@ from orchestrator.stores.drivers.sqlite import (
     transaction,
     truncate_ms,
 )
+from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
@@ -86,6 +87,26 @@ PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= ?"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES (?, ?) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = MAX(expires, ?) WHERE id = ?"
 
+# A backfill found again by its key is resumed: the same id and days, the new order
+# and state.
+INSERT_BACKFILL = (
+    f"INSERT INTO backfills ({backfills.COLUMNS})"  # noqa: S608  # constants; values are bound
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET run_order = excluded.run_order,"
+    " state = excluded.state, updated = excluded.updated"
+)
+SELECT_BACKFILL = f"SELECT {backfills.COLUMNS} FROM backfills"  # noqa: S608  # constants
+SELECT_BACKFILL_BY_KEY = SELECT_BACKFILL + " WHERE key = ?"
+SELECT_BACKFILL_BY_ID = SELECT_BACKFILL + " WHERE id = ?"
+SELECT_BACKFILLS = SELECT_BACKFILL + " ORDER BY created DESC, rowid DESC LIMIT ?"
+SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = ?"
+UPDATE_BACKFILL = "UPDATE backfills SET state = COALESCE(?, state), updated = ? WHERE id = ?"
+UPSERT_BACKFILL_DAY = (
+    "INSERT INTO backfill_days (backfill_id, day, status, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (backfill_id, day) DO UPDATE SET status = excluded.status,"
+    " updated = excluded.updated"
+)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -98,6 +119,16 @@ def _run(row: tuple[Any, ...]) -> Run:
 def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> Run | None:
     row = connection.execute(sql, params).fetchone()
     return None if row is None else _run(row)
+
+
+def _backfill(connection: sqlite3.Connection, sql: str, key: str) -> Backfill | None:
+    row = connection.execute(sql, (key,)).fetchone()
+    return None if row is None else _with_days(connection, row)
+
+
+def _with_days(connection: sqlite3.Connection, row: Sequence[Any]) -> Backfill:
+    days = connection.execute(SELECT_BACKFILL_DAYS, (row[0],)).fetchall()
+    return backfills.from_row(row, days, parse_iso)
 
 
 def _write(connection: sqlite3.Connection, write: Write) -> None:
@@ -184,6 +215,48 @@ class SqliteStateStore(StateStoreBase):
                 return False
 
         return await self._db.run(remember)
+
+    async def open_backfill(self, backfill: Backfill) -> Backfill:
+        def open_(connection: sqlite3.Connection) -> Backfill:
+            with transaction(connection):
+                connection.execute(INSERT_BACKFILL, backfills.values(backfill, iso_ms))
+                row = connection.execute(SELECT_BACKFILL_BY_KEY, (backfill.key,)).fetchone()
+                return _with_days(connection, row)
+
+        return await self._db.run(open_)
+
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
+        def record(connection: sqlite3.Connection) -> None:
+            now = iso_ms(self._now())
+            with transaction(connection):
+                cursor = connection.execute(UPDATE_BACKFILL, (None, now, backfill_id))
+                if cursor.rowcount != 1:
+                    raise backfills.unknown(backfill_id)
+                connection.execute(UPSERT_BACKFILL_DAY, (backfill_id, day, status, now))
+
+        await self._db.run(record)
+
+    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
+        def finish(connection: sqlite3.Connection) -> None:
+            with transaction(connection):
+                cursor = connection.execute(UPDATE_BACKFILL, (
+                    BackfillState(state).value, iso_ms(self._now()), backfill_id))
+                if cursor.rowcount != 1:
+                    raise backfills.unknown(backfill_id)
+
+        await self._db.run(finish)
+
+    async def get_backfill(self, backfill_id: str) -> Backfill | None:
+        return await self._db.run(lambda c: _backfill(c, SELECT_BACKFILL_BY_ID, backfill_id))
+
+    async def list_backfills(self, limit: int = 100) -> list[Backfill]:
+        check_list_limit(limit)
+
+        def select(connection: sqlite3.Connection) -> list[Backfill]:
+            rows = connection.execute(SELECT_BACKFILLS, (limit,)).fetchall()
+            return [_with_days(connection, row) for row in rows]
+
+        return await self._db.run(select)
 
     async def migrations(self) -> list[tuple[int, str, str]]:
         return await self._db.migrations()

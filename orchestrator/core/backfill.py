@@ -1,0 +1,121 @@
+"""A backfill: a task's root for each day of an interval, a few days at once, each day's
+outcome recorded in the state store, so that running the backfill again resumes it.
+
+A day recorded done is not evaluated again; any other day is. A day whose run another
+worker holds (a crashed backfill's, until its lease runs out) is waited for and then
+evaluated again, so the run is taken over as usual rather than left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import anyio
+
+from orchestrator.core.engine import Engine
+from orchestrator.core.report import Category, Outcome, Report, RetCodes, Status
+from orchestrator.model import Backfill, BackfillState
+from orchestrator.stores.state.base import StateStore
+from orchestrator.tasks.task import Task
+
+# A held run is looked at again this long after its holder's lease ends at the soonest:
+# the store's clock and this machine's may differ a little.
+RECHECK_SECONDS = 0.2
+# Outcomes no wait fixes: a day with one of these ends as it is.
+FINAL = {Category.FAILED, Category.SCHEDULING_ERROR, Category.MISSING}
+
+
+@dataclass(frozen=True)
+class DayResult:
+    day: date
+    status: Status
+    """What the day's root ended in; for a day done before a resume, what was recorded."""
+    report: Report | None = None
+    """This evaluation's; None for a day done before a resume, not evaluated again."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status.ok
+
+
+OnDay = Callable[[DayResult], None]
+
+
+async def run_backfill(
+    engine: Engine, state: StateStore, backfill: Backfill, roots: Mapping[date, Task], *,
+    max_parallel: int, on_day: OnDay,
+) -> list[DayResult]:
+    """Evaluate each day's root in the order of ``roots``, at most ``max_parallel`` at
+    once, telling ``on_day`` as each ends; record the backfill's final state."""
+    results: list[DayResult] = []
+    # A semaphore, not a CapacityLimiter: a place is taken here, in day order, and
+    # given back by the day's own task.
+    places = anyio.Semaphore(max_parallel)
+
+    def done(result: DayResult) -> None:
+        results.append(result)
+        on_day(result)
+
+    async def evaluate(day: date, root: Task) -> None:
+        try:
+            report = await _evaluate(engine, root)
+            status = report.outcomes[report.root].status
+            await state.record_backfill_day(backfill.id, day.isoformat(), status.value)
+            done(DayResult(day, status, report))
+        finally:
+            places.release()
+
+    async with anyio.create_task_group() as group:
+        for day, root in roots.items():
+            recorded = backfill.days.get(day.isoformat())
+            if recorded is not None and Status(recorded).ok:
+                done(DayResult(day, Status(recorded)))
+                continue
+            await places.acquire()
+            group.start_soon(evaluate, day, root)
+    finished = all(result.ok for result in results)
+    await state.finish_backfill(
+        backfill.id, BackfillState.SUCCEEDED if finished else BackfillState.FAILED)
+    return results
+
+
+async def _evaluate(engine: Engine, root: Task) -> Report:
+    """The root's report, once no run of it is held by another worker any more."""
+    while True:
+        report = await engine.run(root)
+        held_until = _held_until(report)
+        if held_until is None:
+            return report
+        wait = (held_until - datetime.now(UTC)).total_seconds()
+        await anyio.sleep(max(wait, 0) + RECHECK_SECONDS)
+
+
+def _held_until(report: Report) -> datetime | None:
+    """When a day held by another worker, and nothing worse, may be evaluated again."""
+    categories = {outcome.category for outcome in report.outcomes.values()}
+    if report.outcomes[report.root].status.ok or categories & FINAL:
+        return None
+    if Category.RUN_BY_OTHER_WORKER not in categories:
+        return None
+    return report.held_until
+
+
+def combined(results: Sequence[DayResult]) -> Report:
+    """Every day's outcomes as one report, for the execution summary, which reads its
+    outcomes and tasks only: it has no one root (exit_code below stands for its own)."""
+    outcomes: dict[str, Outcome] = {}
+    tasks: dict[str, Task] = {}
+    for result in results:
+        if result.report is not None:
+            outcomes.update(result.report.outcomes)
+            tasks.update(result.report.tasks)
+    return Report("", outcomes, tasks)
+
+
+def exit_code(results: Sequence[DayResult], codes: RetCodes) -> int:
+    """The code of the most serious outcome of any day; 0 when every day is done."""
+    categories = {outcome.category for result in results if result.report is not None
+                  for outcome in result.report.outcomes.values()}
+    return codes.exit_code(categories, all(result.ok for result in results))

@@ -1,0 +1,90 @@
+"""What every StateStore does with backfills; mixed into StateStoreContract, whose
+``state`` fixture builds the store on the ManualClock ``clock``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from orchestrator.errors import UnknownBackfill
+from orchestrator.model import Backfill, BackfillOrder, BackfillState
+from orchestrator.stores.state.base import StateStore
+from orchestrator.testing import ManualClock
+
+
+def backfill(clock: ManualClock, key: str = "key-1", *, backfill_id: str = "bf-1",
+             order: BackfillOrder = BackfillOrder.OLDEST) -> Backfill:
+    return Backfill(
+        id=backfill_id, key=key, task="--module m Daily", interval="2018-10", order=order,
+        state=BackfillState.RUNNING, total=31, created=clock.now, updated=clock.now,
+    )
+
+
+class BackfillsContract:
+    async def test_a_backfill_is_recorded_and_read_back(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        opened = await state.open_backfill(backfill(clock))
+        assert (opened.id, opened.key, opened.task, opened.interval, opened.order,
+                opened.state, opened.total, opened.days) == (
+            "bf-1", "key-1", "--module m Daily", "2018-10", BackfillOrder.OLDEST,
+            BackfillState.RUNNING, 31, {})
+        assert opened.created == opened.updated == clock.now
+        assert await state.get_backfill("bf-1") == opened
+        assert await state.get_backfill("bf-2") is None
+
+    async def test_days_keep_the_status_of_their_last_evaluation_oldest_first(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        await state.open_backfill(backfill(clock))
+        clock.advance(timedelta(seconds=1))
+        await state.record_backfill_day("bf-1", "2018-10-02", "failed")
+        await state.record_backfill_day("bf-1", "2018-10-01", "done")
+        await state.record_backfill_day("bf-1", "2018-10-02", "done")
+        found = await state.get_backfill("bf-1")
+        assert found is not None
+        assert list(found.days.items()) == [("2018-10-01", "done"), ("2018-10-02", "done")]
+        assert found.updated == clock.now
+
+    async def test_the_same_key_resumes_the_recorded_backfill_with_its_days(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        first = await state.open_backfill(backfill(clock))
+        await state.record_backfill_day("bf-1", "2018-10-01", "done")
+        await state.finish_backfill("bf-1", BackfillState.FAILED)
+        clock.advance(timedelta(minutes=1))
+        again = await state.open_backfill(
+            backfill(clock, backfill_id="bf-other", order=BackfillOrder.NEWEST))
+        assert (again.id, again.order, again.state, again.days) == (
+            "bf-1", BackfillOrder.NEWEST, BackfillState.RUNNING, {"2018-10-01": "done"})
+        assert (again.created, again.updated) == (first.created, clock.now)
+        assert await state.get_backfill("bf-other") is None
+
+    async def test_a_finished_backfill_keeps_its_final_state(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        await state.open_backfill(backfill(clock))
+        await state.finish_backfill("bf-1", BackfillState.SUCCEEDED)
+        found = await state.get_backfill("bf-1")
+        assert found is not None
+        assert found.state is BackfillState.SUCCEEDED
+
+    async def test_backfills_are_listed_newest_first(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        await state.open_backfill(backfill(clock, "key-1", backfill_id="bf-1"))
+        clock.advance(timedelta(seconds=1))
+        await state.open_backfill(backfill(clock, "key-2", backfill_id="bf-2"))
+        await state.record_backfill_day("bf-2", "2018-10-31", "done")
+        listed = await state.list_backfills()
+        assert [(b.id, dict(b.days)) for b in listed] == [
+            ("bf-2", {"2018-10-31": "done"}), ("bf-1", {})]
+        assert [b.id for b in await state.list_backfills(limit=1)] == ["bf-2"]
+
+    async def test_an_unknown_backfill_is_refused(self, state: StateStore) -> None:
+        with pytest.raises(UnknownBackfill, match="no backfill 'bf-9'"):
+            await state.record_backfill_day("bf-9", "2018-10-01", "done")
+        with pytest.raises(UnknownBackfill, match="no backfill 'bf-9'"):
+            await state.finish_backfill("bf-9", BackfillState.SUCCEEDED)
+        assert await state.list_backfills() == []

@@ -1,0 +1,231 @@
+"""``charon backfill``'s days: order, parallelism, resuming, waiting for a held run, the
+summary and the progress lines, over in-memory adapters."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orchestrator.cli.backfill import new_backfill, parse_days, progress
+from orchestrator.cli.main import run_cli
+from orchestrator.cli.summary import summary
+from orchestrator.core.backfill import DayResult, combined, exit_code, run_backfill
+from orchestrator.core.report import Report, RetCodes, Status
+from orchestrator.errors import UsageError
+from orchestrator.intervals import parse_interval
+from orchestrator.model import Backfill, BackfillState, fingerprint
+from orchestrator.tasks.params import DateParameter
+from orchestrator.tasks.runcontext import RunContext
+from orchestrator.tasks.task import Task
+from orchestrator.testing.world import World, build_world
+from tests.support.backfill_tasks import DailyCount
+
+MODULE = "tests.support.backfill_tasks"
+OCTOBER = [date(2018, 10, 1) + timedelta(days=n) for n in range(31)]
+
+
+class Gauge:
+    """How many runs are in flight, and the most there ever were."""
+
+    now = 0
+    most = 0
+
+
+class SlowDay(Task):
+    date = DateParameter()
+
+    async def run(self, context: RunContext) -> None:
+        Gauge.now += 1
+        Gauge.most = max(Gauge.most, Gauge.now)
+        await anyio.sleep(0.02)
+        Gauge.now -= 1
+        if self.date.day == 13:
+            raise RuntimeError("an unlucky day")
+
+
+class TwoDays(Task):
+    start = DateParameter()
+    end = DateParameter()
+
+
+@pytest.fixture
+def world() -> World:
+    return build_world(real_time=True, max_concurrent_runs=31)
+
+
+@pytest.fixture
+def runs_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv("BACKFILL_RUNS_LOG", str(log))
+    return log
+
+
+def ran(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def arguments(interval: str = "2018-10", order: str = "oldest", family: str = "DailyCount",
+              module: str = MODULE, partition_param: str | None = None) -> argparse.Namespace:
+    return argparse.Namespace(module=module, family=family, order=order,
+                              date_interval=parse_interval(interval),
+                              partition_param=partition_param)
+
+
+async def backfill(world: World, args: argparse.Namespace, *, max_parallel: int = 4,
+                   argv: Sequence[str] = ()) -> tuple[Backfill, list[DayResult]]:
+    roots = parse_days(args, argv)
+    record = await world.state.open_backfill(new_backfill(args, roots))
+    results = await run_backfill(world.engine(), world.state, record, roots,
+                                 max_parallel=max_parallel, on_day=lambda _: None)
+    return record, results
+
+
+async def test_days_start_oldest_first_or_newest_first(world: World, runs_log: Path) -> None:
+    await backfill(world, arguments("2018-10-01-2018-10-06"), max_parallel=1)
+    assert ran(runs_log) == [day.isoformat() for day in OCTOBER[:5]]
+    await backfill(world, arguments("2018-11-01-2018-11-04", order="newest"), max_parallel=1)
+    assert ran(runs_log)[5:] == ["2018-11-03", "2018-11-02", "2018-11-01"]
+
+
+async def test_at_most_max_parallel_days_run_at_once(world: World) -> None:
+    Gauge.most = 0
+    _, results = await backfill(world, arguments(family="SlowDay", module=__name__),
+                                max_parallel=3)
+    assert Gauge.most == 3
+    assert len(results) == 31
+
+
+async def test_every_day_runs_once_and_the_record_ends_succeeded(
+    world: World, runs_log: Path
+) -> None:
+    record, results = await backfill(world, arguments())
+    assert sorted(ran(runs_log)) == [day.isoformat() for day in OCTOBER]
+    assert {result.status for result in results} == {Status.DONE}
+    stored = await world.state.get_backfill(record.id)
+    assert stored is not None
+    assert stored.state is BackfillState.SUCCEEDED
+    assert stored.days == {day.isoformat(): "done" for day in OCTOBER}
+    assert exit_code(results, RetCodes()) == 0
+
+
+async def test_running_it_again_resumes_the_record_and_skips_the_days_done(
+    world: World, runs_log: Path
+) -> None:
+    args = arguments("2018-10-01-2018-10-08")
+    roots = parse_days(args, [])
+    first = await world.state.open_backfill(new_backfill(args, roots))
+    await world.state.record_backfill_day(first.id, "2018-10-02", "done")
+    await world.state.record_backfill_day(first.id, "2018-10-03", "failed")
+    again, results = await backfill(world, args)
+    assert again.id == first.id
+    assert "2018-10-02" not in ran(runs_log)
+    assert len(ran(runs_log)) == 6
+    [earlier] = [result for result in results if result.report is None]
+    assert earlier.day == date(2018, 10, 2)
+
+
+async def test_other_parameters_make_another_backfill(world: World) -> None:
+    first, _ = await backfill(world, arguments("2018-10-01"))
+    other, _ = await backfill(world, arguments("2018-10-01"), argv=["--top-n", "5"])
+    same, _ = await backfill(world, arguments("2018-10-01", order="newest"))
+    assert other.id != first.id
+    assert same.id == first.id
+
+
+async def test_a_failed_day_fails_the_backfill_and_only_it_runs_again(world: World) -> None:
+    args = arguments("2018-10-12-2018-10-15", family="SlowDay", module=__name__)
+    record, results = await backfill(world, args)
+    assert [r.status for r in sorted(results, key=lambda r: r.day)] == [
+        Status.DONE, Status.FAILED, Status.DONE]
+    assert exit_code(results, RetCodes()) == 1
+    text = summary(combined(results))
+    assert "* 2 ran successfully:" in text
+    assert "* 1 failed:" in text
+    stored = await world.state.get_backfill(record.id)
+    assert stored is not None
+    assert stored.state is BackfillState.FAILED
+    _, again = await backfill(world, args)
+    assert [(r.day.day, r.report is None) for r in sorted(again, key=lambda r: r.day)] == [
+        (12, True), (13, False), (14, True)]
+
+
+async def test_a_day_held_by_a_crashed_worker_is_taken_over_when_its_lease_ends(
+    world: World, runs_log: Path
+) -> None:
+    [task] = parse_days(arguments("2018-10-05"), []).values()
+    await world.state.claim(
+        task_id=task.task_id, family=task.task_family, partition=task.partition_label,
+        fingerprint=fingerprint([]), inputs=[], owner="crashed", lease=timedelta(seconds=0.3),
+    )
+    _, [result] = await backfill(world, arguments("2018-10-05"))
+    assert result.status is Status.DONE
+    assert ran(runs_log) == ["2018-10-05"]
+    [run] = await world.state.list_runs()
+    assert run.attempt == 2
+
+
+def test_the_day_parameter_is_found_or_named() -> None:
+    assert list(parse_days(arguments("2018-10-01"), []).values()) == [
+        DailyCount(date=date(2018, 10, 1))]
+    named = parse_days(arguments("2018-10-01", family="TwoDays", module=__name__,
+                                 partition_param="end"), ["--start", "2018-01-01"])
+    assert list(named.values()) == [TwoDays(start="2018-01-01", end="2018-10-01")]
+    with pytest.raises(UsageError, match=r"has 2 daily date parameters \(start, end\)"):
+        parse_days(arguments(family="TwoDays", module=__name__), [])
+    with pytest.raises(UsageError, match="--partition-param top_n: not a daily date"):
+        parse_days(arguments(partition_param="top_n"), [])
+    with pytest.raises(UsageError, match="backfill gives DailyCount its date itself"):
+        parse_days(arguments(), ["--date", "2018-10-01"])
+    with pytest.raises(UsageError, match="DailyCount does not take --colour red"):
+        parse_days(arguments(), ["--colour", "red"])
+
+
+def exit_status(argv: Sequence[str]) -> int:
+    try:
+        return run_cli(argv)
+    except SystemExit as exc:  # argparse's refusals
+        return int(str(exc.code))
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    ([], "error: backfill needs --date-interval (e.g. 2018-10)"),
+    (["--date-interval", "2018-13"], "invalid date interval '2018-13'"),
+    (["--date-interval", "2018-10", "--max-parallel", "0"], "expected a positive whole number"),
+    (["--date-interval", "2018-10", "--order", "sideways"], "invalid choice: 'sideways'"),
+    (["--date-interval", "2018-10", "--date", "2018-10-01"], "gives DailyCount its date"),
+])
+def test_bad_input_is_one_line_exit_code_2_and_nothing_written(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHARON_HOME", str(tmp_path / "home"))
+    assert exit_status(["backfill", "--module", MODULE, "DailyCount", *argv]) == 2
+    err = capsys.readouterr().err
+    assert error in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "home").exists()
+
+
+def test_progress_is_a_line_per_day_in_plain_output_and_under_a_bar_in_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    days = [DayResult(date(2018, 10, 2), Status.DONE, Report("", {})),
+            DayResult(date(2018, 10, 1), Status.COMPLETE),
+            DayResult(date(2018, 10, 3), Status.FAILED, Report("", {}))]
+    with progress(12, terminal=False) as shown:
+        for day in days:
+            shown(day)
+    assert capsys.readouterr().out.splitlines() == [
+        "[ 1/12] 2018-10-02 ran", "[ 2/12] 2018-10-01 done before this resume",
+        "[ 3/12] 2018-10-03 failed"]
+    with progress(12, terminal=True) as shown:
+        for day in days:
+            shown(day)
+    out = capsys.readouterr().out
+    assert "[ 3/12] 2018-10-03 failed" in out
+    assert "3/12" in out.replace(" ", "") or "25%" in out
