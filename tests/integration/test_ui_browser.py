@@ -1,0 +1,99 @@
+"""The web UI in a real headless Chromium: the grid follows a partition live, without a
+reload, from waiting to running to succeeded; the run page shows the run; no page logs
+an error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+
+from tests.support.browser import Watched, chromium, served_ui, watched_page
+from tests.support.worlds import DAY, make_world, publish_day
+
+CELL = f'td[data-key="top_artists/{DAY}"]'
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Watched]:
+    async with chromium() as browser:
+        watched = await watched_page(browser)
+        yield watched
+        assert watched.errors == []
+
+
+async def test_the_grid_follows_a_run_live_and_links_to_its_page(page: Watched) -> None:
+    world = make_world()
+    world.runner.gate = anyio.Event()  # the job runs until the test lets it finish
+    async with served_ui(world) as url:
+        await page.page.goto(url)
+        cell = page.page.locator(CELL)
+        await cell.and_(page.page.locator(".s-waiting")).wait_for()
+        assert await page.page.locator("#live.on").text_content() == "live"
+        # Set on this document only: still there at the end means it never reloaded.
+        await page.page.evaluate("window.notReloaded = true")
+
+        revision = await publish_day(world)
+        await page.page.locator(f"{CELL}.s-running a").wait_for()
+        assert await cell.text_content() == "running"
+        world.runner.gate.set()
+        await page.page.locator(f"{CELL}.s-succeeded a").wait_for()
+        assert await page.page.evaluate("window.notReloaded") is True
+
+        await cell.locator("a").click()
+        await page.page.wait_for_url("**/runs/*")
+        text = await page.page.locator("body").inner_text()
+        [run] = await world.state.list_runs()
+        assert await page.page.locator("#run-state").text_content() == "succeeded"
+        for shown in (run.id, run.fingerprint, "fake-1", revision.id, revision.uri,
+                      run.task_id, " UTC"):
+            assert shown in text
+
+
+async def test_the_pages_refuse_scripts_they_did_not_serve() -> None:
+    async with served_ui(make_world()) as url, aiohttp.ClientSession() as session:
+        async with session.get(url) as response:
+            policy = response.headers["Content-Security-Policy"]
+        async with session.get(f"{url}/runs/%3Cscript%3E") as response:
+            assert response.status == 404
+            assert (await response.json())["code"] == "not_found"
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+
+
+async def test_the_event_stream_catches_up_then_sends_changes() -> None:
+    world = make_world()
+    async with served_ui(world) as url, aiohttp.ClientSession() as session, \
+            session.get(f"{url}/events") as response:
+        assert response.content_type == "text/event-stream"
+        await publish_day(world)
+        events: list[tuple[str, dict[str, Any]]] = []
+        with anyio.fail_after(10):
+            async for event in server_sent(response.content):
+                events.append(event)
+                if event[0] == "run" and event[1]["state"] == "succeeded":
+                    break
+    day = [(e["day"], e["state"]) for kind, e in events if kind == "partition"]
+    # Every cell as last seen first (this day waited for its inputs), then the changes.
+    assert day[:2] == [("2018-10-30", "waiting"), (DAY, "waiting")]
+    assert (DAY, "succeeded") in day[2:]
+    [run] = await world.state.list_runs()
+    assert events[-1] == ("run", {"id": run.id, "state": "succeeded"})
+
+
+async def server_sent(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Each event's name and data; comments (keep-alives) skipped."""
+    fields: dict[str, str] = {}
+    async for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if line:
+            if not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+        elif fields:
+            yield fields["event"], json.loads(fields["data"])
+            fields = {}
