@@ -97,3 +97,20 @@ async def server_sent(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, 
         elif fields:
             yield fields["event"], json.loads(fields["data"])
             fields = {}
+
+
+async def test_a_failed_run_waiting_for_its_retry_shows_failed_with_its_error() -> None:
+    world = make_world()
+    world.runner.fail_with = "Beam said <no>"
+    async with served_ui(world) as url, aiohttp.ClientSession() as session:
+        await publish_day(world)
+        await world.wait_for(lambda: bool(world.runner.calls) and not world.runner.running)
+        [run] = await world.state.list_runs()
+        with anyio.fail_after(5):
+            while f'class="cell s-failed" data-key="top_artists/{DAY}"' not in (
+                    grid := await (await session.get(url)).text()):
+                await anyio.sleep(0.05)
+        assert f'href="/runs/{run.id}"' in grid
+        async with session.get(f"{url}/runs/{run.id}") as response:
+            page = await response.text()
+    assert "Beam said &lt;no&gt;" in page

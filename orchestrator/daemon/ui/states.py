@@ -78,8 +78,13 @@ async def _cell(daemon: Daemon, root: Root, active: dict[str, Run]) -> Cell:
         return Cell(root.workflow, root.day, "waiting", why="not evaluated yet")
     outcome = report.outcomes[report.root]
     why = "; ".join(report.missing) or outcome.detail
-    state = _BY_STATUS[outcome.status]
-    if (ran := outcome.run) is None:
+    state, ran = _BY_STATUS[outcome.status], outcome.run
+    if outcome.status is Status.WAITING:
+        # For another worker's run (running) or a failed run's retry (failed): the
+        # run says where the partition stands.
+        ran = ran or await _latest(daemon, task_id)
+        state = ran.state.value if ran else state
+    if ran is None:
         return Cell(root.workflow, root.day, state, why=why)
     return Cell(root.workflow, root.day, state, ran.id, ran.state.value, why)
 
@@ -87,18 +92,22 @@ async def _cell(daemon: Daemon, root: Root, active: dict[str, Run]) -> Cell:
 async def _ended_since(daemon: Daemon, task_id: str, reported: datetime | None) -> Run | None:
     """The task's latest run when it changed after the last report: the run this
     evaluation launched, finished before the evaluation reports."""
-    try:
-        latest = await daemon.adapters.state.latest(task_id)
-    except CharonError:
-        return None
+    latest = await _latest(daemon, task_id)
     if latest is None or (reported is not None and latest.updated <= reported):
         return None
     return latest
 
 
+async def _latest(daemon: Daemon, task_id: str) -> Run | None:
+    try:
+        return await daemon.adapters.state.latest(task_id)
+    except CharonError:
+        return None
+
+
 async def find_run(daemon: Daemon, run_id: str) -> Run | None:
     """A run of a watched partition, as the state store holds it now: one the last
-    reports name, or an active one."""
+    reports name, an active one, or else the latest of a watched task."""
     known = [r.run for s in daemon.roots.values() if s.report
              for r in s.report.outcomes.values() if r.run is not None]
     known += (await _active_runs(daemon)).values()
@@ -108,4 +117,8 @@ async def find_run(daemon: Daemon, run_id: str) -> Run | None:
                 return await daemon.adapters.state.get(run.task_id, run.fingerprint) or run
             except CharonError:
                 return run
+    for task_id in {daemon.watch.task(root).task_id for root in daemon.watch.roots}:
+        latest = await _latest(daemon, task_id)
+        if latest is not None and latest.id == run_id:
+            return latest
     return None
