@@ -259,6 +259,8 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         call("get", "/", 400, query={"page": "0"})
         call("get", "/", 404, query={"page": 99})
         call("get", "/runs/{run_id}", 404, path_parameters={"run_id": "none"})
+        call("get", "/events", 400, query={"page": "x"})
+        call("get", "/events", 404, query={"page": 99})
         assert "EventSource" in call("get", "/ui/app.js", 200)
         assert ".s-running" in call("get", "/ui/app.css", 200)
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import anyio
 
 from orchestrator.daemon.ui import pages
-from orchestrator.daemon.ui.events import Changes, changes
+from orchestrator.daemon.ui.events import Changes, Interest, changes
 from orchestrator.daemon.ui.states import STATES, Cell
 from orchestrator.model import InputRevision, Run, RunState
 from tests.support.worlds import make_world
@@ -60,13 +60,28 @@ def test_changes_name_only_what_changed() -> None:
     running = replace(waiting, state="running", run_id="r1", run_state="running")
     assert changes({waiting.key: waiting}, {waiting.key: waiting}) == []
     found = changes({waiting.key: waiting}, {running.key: running})
-    assert [event.split("\n")[0] for event in found] == ["event: partition", "event: run"]
-    assert '"state":"running"' in found[0]
+    assert [event.text.split("\n")[0] for event in found] == ["event: partition",
+                                                              "event: run"]
+    assert '"state":"running"' in found[0].text
+
+
+def test_a_client_gets_only_the_days_and_runs_it_asked_for() -> None:
+    day = date(2018, 10, 31)
+    cell = Cell("w", day, "running", run_id="r1", run_state="running")
+    other = replace(cell, day=day - timedelta(days=100), run_id="r2")
+    partition, run = changes({}, {cell.key: cell})
+    far, far_run = changes({}, {other.key: other})
+    grid = Interest(days=frozenset({day}))
+    assert [grid.wants(e) for e in (partition, run, far, far_run)] == [True, True, False, True]
+    run_page = Interest(days=frozenset(), run_id="r1")
+    assert [run_page.wants(e) for e in (partition, run, far, far_run)] == [
+        False, True, False, False]
+    assert Interest().wants(far)
 
 
 async def test_a_client_that_does_not_read_is_dropped() -> None:
     hub = Changes(make_world().daemon, poll_seconds=0.01, queue_events=1)
-    with hub.subscribe() as (_, receive):
+    with hub.subscribe(Interest()) as (_, receive):
         assert hub.clients == 1
         async with anyio.create_task_group() as group:
             group.start_soon(hub.run)

@@ -12,7 +12,8 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -30,17 +31,52 @@ KEEPALIVE_POLLS = 30
 QUEUE_EVENTS = 1024
 
 
+KEEPALIVE = ": keepalive\n\n"
+
+
+@dataclass(frozen=True)
+class Event:
+    text: str
+    """As sent on the wire."""
+    day: date | None = None
+    """The partition's day, for a partition's event."""
+    run_id: str | None = None
+    """The run's id, for a run's event."""
+
+
+@dataclass(frozen=True)
+class Interest:
+    """What a client is sent: the partitions of ``days`` (None: every day), the runs
+    ``run_id`` names (None: every run), and the keep-alives."""
+
+    days: frozenset[date] | None = None
+    run_id: str | None = None
+
+    def wants(self, event: Event) -> bool:
+        if event.day is not None:
+            return self.days is None or event.day in self.days
+        if event.run_id is not None:
+            return self.run_id in (None, event.run_id)
+        return True
+
+
 def message(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def partition_event(cell: Cell) -> str:
-    return message("partition", {**asdict(cell), "day": cell.day.isoformat(), "key": cell.key})
+def partition_event(cell: Cell) -> Event:
+    data = {**asdict(cell), "day": cell.day.isoformat(), "key": cell.key}
+    return Event(message("partition", data), day=cell.day)
 
 
-def changes(old: dict[str, Cell], new: dict[str, Cell]) -> list[str]:
+def run_event(cell: Cell) -> Event:
+    data = {"id": cell.run_id, "state": cell.run_state}
+    return Event(message("run", data), run_id=cell.run_id)
+
+
+def changes(old: dict[str, Cell], new: dict[str, Cell]) -> list[Event]:
     """The events that take a client from ``old`` to ``new``."""
-    found: list[str] = []
+    found: list[Event] = []
     for key, cell in new.items():
         before = old.get(key)
         if before == cell:
@@ -48,7 +84,7 @@ def changes(old: dict[str, Cell], new: dict[str, Cell]) -> list[str]:
         found.append(partition_event(cell))
         if cell.run_id and (before is None or (before.run_id, before.run_state)
                             != (cell.run_id, cell.run_state)):
-            found.append(message("run", {"id": cell.run_id, "state": cell.run_state}))
+            found.append(run_event(cell))
     return found
 
 
@@ -58,7 +94,7 @@ class Changes:
         self._daemon = daemon
         self._poll_seconds = poll_seconds
         self._queue_events = queue_events
-        self._clients: set[MemoryObjectSendStream[str]] = set()
+        self._clients: dict[MemoryObjectSendStream[str], Interest] = {}
         self._cells: dict[str, Cell] = {}
 
     @property
@@ -75,30 +111,36 @@ class Changes:
             self._cells = new
             polls += 1
             if polls % KEEPALIVE_POLLS == 0:
-                found.append(": keepalive\n\n")
+                found.append(Event(KEEPALIVE))
             self._publish(found)
             await anyio.sleep(self._poll_seconds)
 
-    def _publish(self, found: list[str]) -> None:
-        for client in list(self._clients):
+    def _publish(self, found: list[Event]) -> None:
+        for client, interest in list(self._clients.items()):
             try:
                 for event in found:
-                    client.send_nowait(event)
+                    if interest.wants(event):
+                        client.send_nowait(event.text)
             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 client.close()
-                self._clients.discard(client)
+                del self._clients[client]
 
     @contextmanager
-    def subscribe(self) -> Iterator[tuple[list[str], MemoryObjectReceiveStream[str]]]:
-        """What the client needs to catch up (every cell as last seen), and its queue."""
+    def subscribe(
+        self, interest: Interest
+    ) -> Iterator[tuple[list[str], MemoryObjectReceiveStream[str]]]:
+        """What the client needs to catch up (the cells it wants, as last seen), and its
+        queue."""
         send, receive = anyio.create_memory_object_stream[str](self._queue_events)
-        self._clients.add(send)
+        self._clients[send] = interest
+        catch_up = [event.text for cell in self._cells.values()
+                    if interest.wants(event := partition_event(cell))]
         try:
             with receive:
-                yield [partition_event(cell) for cell in self._cells.values()], receive
+                yield catch_up, receive
         finally:
             send.close()
-            self._clients.discard(send)
+            self._clients.pop(send, None)
 
     def close(self) -> None:
         """End every client's stream (the server is shutting down)."""
@@ -106,13 +148,13 @@ class Changes:
             client.close()
         self._clients.clear()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def stream(self, request: web.Request, interest: Interest) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
         response.content_type = "text/event-stream"
         response.charset = "utf-8"
         await response.prepare(request)
-        with self.subscribe() as (catch_up, receive):
+        with self.subscribe(interest) as (catch_up, receive):
             try:
                 await response.write("".join(catch_up).encode() or b": hello\n\n")
                 async for event in receive:

@@ -48,7 +48,7 @@ def grid(page: GridPage) -> str:
         rows = [f"<tr><td class=\"empty\" colspan=\"{len(page.workflows) + 1}\">"
                 "no partitions watched</td></tr>"]
     legend = "".join(f'<li><span class="cell s-{s}"></span>{s}</li>' for s in STATES)
-    return _document("charon: partitions", "grid", "\n".join([
+    return _document("charon: partitions", f"/events?page={page.page}", "\n".join([
         "<h1>Partitions</h1>",
         f"<ul class=\"legend\">{legend}</ul>",
         _pager(page.page, page.pages),
@@ -96,7 +96,7 @@ def run_page(run: Run) -> str:
         ("error", f'<pre class="error">{escape(run.error)}</pre>' if run.error else "none"),
     ]
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
-    return _document(f"charon: run {run.id}", "run", "\n".join([
+    return _document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
         '<p><a href="/">all partitions</a></p>',
         f"<table class=\"fields\">{rows}</table>",
@@ -106,14 +106,15 @@ def run_page(run: Run) -> str:
     ]))
 
 
-def _document(title: str, kind: str, body: str) -> str:
+def _document(title: str, events: str, body: str) -> str:
+    """``events``: where the page's script listens for the changes it shows."""
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
         # No icon to fetch: a browser asking for /favicon.ico would log a 404.
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css">'
         '<script src="/ui/app.js" defer></script></head>\n'
-        f'<body data-page="{kind}">\n<nav><a href="/">charon</a> · '
+        f'<body data-events="{escape(events)}">\n<nav><a href="/">charon</a> · '
         '<a href="/status">status</a> · <a href="/metrics">metrics</a>'
         ' · <span id="live" class="live">connecting…</span></nav>\n'
         f"{body}\n</body></html>\n"

@@ -4,6 +4,7 @@ and the two static files, every answer under a policy that runs only our own scr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from importlib import resources
 from math import ceil
 
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.ui import pages
-from orchestrator.daemon.ui.events import Changes
+from orchestrator.daemon.ui.events import Changes, Interest
 from orchestrator.daemon.ui.states import find_run, partition_cells
 
 CONTENT_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -28,16 +29,18 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
 
     async def grid(request: web.Request) -> web.StreamResponse:
         page = _page_number(request.query.get("page", "1"))
-        days = sorted({root.day for root in daemon.watch.roots}, reverse=True)
-        pages_count = max(1, ceil(len(days) / pages.DAYS_PER_PAGE))
-        if page > pages_count:
-            raise _not_found(f"no page {page}: there are {pages_count}")
-        shown = days[(page - 1) * pages.DAYS_PER_PAGE:page * pages.DAYS_PER_PAGE]
+        shown, pages_count = _page_days(daemon, page)
         wanted = set(shown)
         roots = [root for root in daemon.watch.roots if root.day in wanted]
         cells = await partition_cells(daemon, roots)
         return _html(pages.grid(pages.GridPage(list(daemon.watch.workflows), shown, cells,
                                                page, pages_count)))
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        page, run_id = request.query.get("page"), request.query.get("run")
+        days = (frozenset(_page_days(daemon, _page_number(page))[0]) if page is not None
+                else None if run_id is None else frozenset())
+        return await changes.stream(request, Interest(days, run_id))
 
     async def run(request: web.Request) -> web.StreamResponse:
         run_id = request.match_info["run_id"]
@@ -48,7 +51,7 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
 
     app.router.add_get("/", grid)
     app.router.add_get("/runs/{run_id}", run)
-    app.router.add_get("/events", changes.handle)
+    app.router.add_get("/events", events)
     for name, content_type in _STATIC.items():
         app.router.add_get(f"/ui/{name}", _static(name, content_type))
 
@@ -61,6 +64,15 @@ def _static(name: str, content_type: str) -> Callable[[web.Request], Awaitable[w
                             headers={"Cache-Control": "no-cache"})
 
     return serve
+
+
+def _page_days(daemon: Daemon, page: int) -> tuple[list[date], int]:
+    """The days of grid page ``page``, newest first, and how many pages there are."""
+    days = sorted({root.day for root in daemon.watch.roots}, reverse=True)
+    pages_count = max(1, ceil(len(days) / pages.DAYS_PER_PAGE))
+    if page > pages_count:
+        raise _not_found(f"no page {page}: there are {pages_count}")
+    return days[(page - 1) * pages.DAYS_PER_PAGE:page * pages.DAYS_PER_PAGE], pages_count
 
 
 def _page_number(text: str) -> int:

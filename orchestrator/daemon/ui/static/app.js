@@ -4,7 +4,8 @@
 
 (function () {
   const live = document.getElementById("live");
-  const source = new EventSource("/events");
+  // The grid's page of days, or the run page's run: the server sends only those.
+  const source = new EventSource(document.body.dataset.events);
 
   source.addEventListener("open", function () {
     live.textContent = "live";
