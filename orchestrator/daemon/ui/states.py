@@ -107,7 +107,7 @@ async def _latest(daemon: Daemon, task_id: str) -> Run | None:
 
 async def find_run(daemon: Daemon, run_id: str) -> Run | None:
     """A run of a watched partition, as the state store holds it now: one the last
-    reports name, an active one, or else the latest of a watched task."""
+    reports name, an active one, or else one of the newest runs of a watched task."""
     known = [r.run for s in daemon.roots.values() if s.report
              for r in s.report.outcomes.values() if r.run is not None]
     known += (await _active_runs(daemon)).values()
@@ -117,8 +117,10 @@ async def find_run(daemon: Daemon, run_id: str) -> Run | None:
                 return await daemon.adapters.state.get(run.task_id, run.fingerprint) or run
             except CharonError:
                 return run
-    for task_id in {daemon.watch.task(root).task_id for root in daemon.watch.roots}:
-        latest = await _latest(daemon, task_id)
-        if latest is not None and latest.id == run_id:
-            return latest
-    return None
+    # Else one listing, not a query per watched task: an unknown id costs one read.
+    try:
+        recent = await daemon.adapters.state.list_runs(limit=MAX_LIST)
+    except CharonError:
+        return None
+    watched = {daemon.watch.task(root).task_id for root in daemon.watch.roots}
+    return next((r for r in recent if r.id == run_id and r.task_id in watched), None)
