@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DATE ?= 2018-10-31
 DEMO_EVENTS ?= 200000
 DEMO_TOP_N ?= 10
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo dev test lint typecheck check clean
 
@@ -25,7 +26,12 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/charon dev --date $(DEMO_DATE) --events $(DEMO_EVENTS)
 
-test: $(STAMP)
+# The UI's browser tests drive Debian's Chromium; Playwright's own browser downloads
+# are never used. Installed when missing (the lists refreshed if they are too old).
+$(CHROMIUM):
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check orchestrator sensors jobs tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy

@@ -16,8 +16,8 @@ import structlog
 from aiohttp import web
 
 from orchestrator import validate
-from orchestrator.daemon import status_page
 from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.web import openapi
@@ -152,10 +152,6 @@ def daemon_app(
     async def status(request: web.Request) -> web.StreamResponse:
         return web.json_response(await daemon.status())
 
-    async def page(request: web.Request) -> web.StreamResponse:
-        return web.Response(text=status_page.render(await daemon.status()),
-                            content_type="text/html", charset="utf-8")
-
     async def metrics(request: web.Request) -> web.StreamResponse:
         await daemon.update_run_gauge()
         return web.Response(text=daemon.metrics.render(), content_type="text/plain",
@@ -167,11 +163,11 @@ def daemon_app(
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_json_routing_errors])
     app.router.add_post("/hooks/partitions", hooks.handler(hooks.partition_published))
     app.router.add_post("/hooks/runs", hooks.handler(hooks.run_requested))
-    app.router.add_get("/", page)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", health)
     app.router.add_routes([openapi.route("daemon")])
+    add_ui(app, daemon)
     return app
 
 

@@ -232,13 +232,13 @@ async def test_status_and_metrics_are_served() -> None:
         assert 'charon_runs{state="succeeded"} 0' in text
 
 
-async def test_the_status_page_is_served_as_html() -> None:
+async def test_the_partition_grid_is_served_as_html() -> None:
     async with daemon_client() as client, client.session.get(f"{client.base}/") as response:
         assert response.status == 200
         assert response.content_type == "text/html"
         page = await response.text()
-    assert "<h1>charon daemon</h1>" in page
-    assert "TopArtistsJob" in page
+    assert "<h1>Partitions</h1>" in page
+    assert "top_artists" in page
     assert "2018-10-31" in page  # the day the window watches
 
 

@@ -59,7 +59,10 @@ UNPROVOKED = {
                  [("post", "/v1/revisions"), ("get", "/healthz"), ("get", "/v1/changes"),
                   ("get", "/v1/revisions/{revision_id}"), ("get", f"{PARTITION}/latest"),
                   ("get", f"{PARTITION}/revisions")]},
-    "daemon": {("post", "/hooks/partitions", "503"), ("post", "/hooks/runs", "503")},
+    "daemon": {("post", "/hooks/partitions", "503"), ("post", "/hooks/runs", "503"),
+               # An endless stream, and a run of a day this service has not run: both
+               # in tests/integration/test_ui_browser.py.
+               ("get", "/events", "200"), ("get", "/runs/{run_id}", "200")},
 }
 
 
@@ -253,6 +256,13 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         call("post", "/hooks/partitions", 200, headers={**signed, "X-Charon-Delivery": "p"},
              body={**hook, "partition": watched_day(call("get", "/status", 200))})
         assert "<html" in call("get", "/", 200)
+        call("get", "/", 400, query={"page": "0"})
+        call("get", "/", 404, query={"page": 99})
+        call("get", "/runs/{run_id}", 404, path_parameters={"run_id": "none"})
+        call("get", "/events", 400, query={"page": "x"})
+        call("get", "/events", 404, query={"page": 99})
+        assert "EventSource" in call("get", "/ui/app.js", 200)
+        assert ".s-running" in call("get", "/ui/app.css", 200)
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)
         call("get", "/healthz", 200)
         call("get", openapi.PATH, 200)

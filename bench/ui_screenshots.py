@@ -1,0 +1,68 @@
+"""The README's screenshots of the web UI: the partition grid and a run page.
+
+Serves the daemon over an in-memory world watching two weeks of top_artists days, runs
+some to success, one to failure and holds one running, then has headless Chromium
+(Debian's, as in the browser tests) photograph the pages.
+Usage: PYTHONPATH=. .venv/bin/python bench/ui_screenshots.py [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+
+from orchestrator.testing.world import DaemonWorld, build_world
+from tests.support.browser import chromium, served_ui, watched_page
+from tests.support.worlds import TODAY, make_world, publish_day
+
+FAILURE = "JobFailed: Beam job exited with code 1: java.lang.OutOfMemoryError in ParDo(Count)"
+
+
+async def shoot(out: Path) -> None:
+    plain = make_world(max_runs=4)
+    [workflow] = plain.daemon.settings.workflows
+    settings = dataclasses.replace(plain.daemon.settings,
+                                   workflows=(dataclasses.replace(workflow, lookback_days=13),))
+    world = build_world(real_time=True).with_daemon(settings, today=lambda: TODAY)
+    days = [(TODAY - timedelta(days=n)).isoformat() for n in range(13, 0, -1)]
+    async with served_ui(world) as url, chromium() as browser:
+        for day in days[:9]:
+            await publish_day(world, day, f"/data/ecf/{day}")
+        await settled(world, 9)
+        world.runner.fail_with = FAILURE
+        await publish_day(world, days[9], f"/data/ecf/{days[9]}")
+        await settled(world, 10)
+        world.runner.fail_with, world.runner.gate = None, anyio.Event()
+        await publish_day(world, days[10], f"/data/ecf/{days[10]}")
+        await world.wait_for(lambda: world.runner.running == 1, timeout=30)
+        watched = await watched_page(browser)
+        await watched.page.goto(url)
+        await watched.page.locator("td.s-running").wait_for()
+        await watched.page.locator("td.s-failed").wait_for()
+        await watched.page.screenshot(path=out / "ui-grid.png", full_page=True)
+        await watched.page.locator("td.s-failed a").click()
+        await watched.page.wait_for_url("**/runs/*")
+        await watched.page.screenshot(path=out / "ui-run.png", full_page=True)
+        world.runner.gate.set()
+        assert watched.errors == [], watched.errors
+
+
+async def settled(world: DaemonWorld, jobs: int) -> None:
+    """``jobs`` jobs started and none still running."""
+    await world.wait_for(lambda: len(world.runner.calls) == jobs and not world.runner.running,
+                         timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    args = parser.parse_args()
+    anyio.run(shoot, args.out)
+
+
+if __name__ == "__main__":
+    main()
