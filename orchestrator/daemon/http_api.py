@@ -21,6 +21,7 @@ from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.web import openapi
+from orchestrator.web.http import read_body
 from orchestrator.web.json_body import decode_object
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
@@ -106,18 +107,10 @@ class Webhooks:
             raise Rejected(200, "duplicate delivery ignored", "duplicate")
 
     async def _body(self, request: web.Request) -> bytes:
-        limit = self._max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise Rejected(413, f"body over {limit} bytes", "oversized")
-        # One read returns what has arrived so far: a body sent in pieces (chunked, a
-        # slow client) is read to its end, and no further than one byte past the limit.
-        body = bytearray()
-        while len(body) <= limit:
-            piece = await request.content.read(limit + 1 - len(body))
-            if not piece:
-                return bytes(body)
-            body += piece
-        raise Rejected(413, f"body over {limit} bytes", "oversized")
+        try:
+            return await read_body(request, self._max_body_bytes)
+        except web.HTTPRequestEntityTooLarge:
+            raise Rejected(413, f"body over {self._max_body_bytes} bytes", "oversized") from None
 
     def partition_published(self, payload: dict[str, Any]) -> Trigger:
         endpoint, partition = _field(payload, "endpoint"), _field(payload, "partition")

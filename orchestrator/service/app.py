@@ -174,7 +174,7 @@ class Handlers:
         self._authorize(request)  # before reading: strangers cannot make us parse anything
         key = inputs.idempotency_key(request)
         endpoint, partition, uri, lineage = inputs.parse_publish(
-            await inputs.body(request, self.options.max_body_bytes))
+            await http.read_body(request, self.options.max_body_bytes))
         published = await self.registry.publish_or_replay(endpoint, partition, uri, lineage,
                                                           idempotency_key=key)
         revision = published.revision

@@ -28,15 +28,6 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?(?:[eE][-+]?[0-9]{1,3})?")
 
 
-async def body(request: web.Request, limit: int) -> bytes:
-    """The request body, refused on its declared length before a byte of it is read: a
-    client declaring a terabyte gets its 413 at once, not after sending it."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
-    return await request.read()
-
-
 def parse_publish(raw: bytes) -> tuple[str, str, str, list[str]]:
     """(endpoint, partition, uri, lineage) from a publish body; UsageError when malformed."""
     value = decode_object(raw)

@@ -14,6 +14,26 @@ from orchestrator.errors import ConfigError
 SHUTDOWN_SECONDS = 5.0
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, however it was sent (chunked, slowly), up to ``limit``.
+
+    A body declared over the limit is refused on its Content-Length before a byte of it
+    is read, so a client declaring a terabyte gets its 413 at once; one that grows past
+    the limit is refused as it does. Both raise HTTPRequestEntityTooLarge.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
+    body = bytearray()
+    while len(body) <= limit:
+        # One read returns what has arrived so far, no further than a byte past the limit.
+        piece = await request.content.read(limit + 1 - len(body))
+        if not piece:
+            return bytes(body)
+        body += piece
+    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+
+
 @asynccontextmanager
 async def listening(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
     """Serve ``app`` for the duration of the block; yield the bound port (0 picks one)."""
