@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +25,7 @@ from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings, Settings
 from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.core.graph import Graph, resolve
+from orchestrator.core.kept_gone import Rebuild, gone_since_success, kept_gone, rebuild_below
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.limits import Place
 from orchestrator.core.lookups import Lookups
@@ -166,11 +167,12 @@ class Engine:
             await keeper.keep()
 
     async def _evaluate_safely(
-        self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome], policy: Policy,
-        evaluation: Evaluation,
+        self, graph: Graph, task_id: str, outcomes: dict[str, Outcome], policy: Policy,
+        evaluation: Evaluation, *, asked: bool = False,
     ) -> Outcome:
         try:
-            return await self._evaluate(graph, task_id, outcomes, policy, evaluation)
+            return await self._evaluate(graph, task_id, outcomes, policy, evaluation,
+                                        asked=asked or task_id == graph.root.task_id)
         except CharonError as exc:
             # A store or source failed (or a task is misdeclared): this node cannot be
             # evaluated now. Its dependents are blocked; the rest of the graph goes on.
@@ -178,8 +180,8 @@ class Engine:
             return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}")
 
     async def _evaluate(
-        self, graph: Graph, task_id: str, outcomes: Mapping[str, Outcome], policy: Policy,
-        evaluation: Evaluation,
+        self, graph: Graph, task_id: str, outcomes: dict[str, Outcome], policy: Policy,
+        evaluation: Evaluation, *, asked: bool,
     ) -> Outcome:
         task = graph.tasks[task_id]
         unfinished = [
@@ -197,15 +199,34 @@ class Engine:
         async def lookup() -> Inputs | Outcome:
             return await self._lookups.inputs(task, graph.requires[task_id])
 
+        below = [dep.task_id for dep in graph.requires[task_id].values()]
         inputs = await lookup()
         if isinstance(inputs, Outcome):
-            return inputs
+            # A kept-gone table or object cannot even be looked up: it is built again
+            # first, since whether this task is complete depends on it.
+            moved = await self._rebuilt_below(task, below, lookup, policy, evaluation)
+            inputs = inputs if moved is None else moved
+            if isinstance(inputs, Outcome):
+                return inputs
+
+        def defer() -> None:
+            async def rebuild() -> Outcome:
+                outcomes[task_id] = await self._evaluate_safely(
+                    graph, task_id, outcomes, policy, evaluation, asked=True)
+                return outcomes[task_id]
+
+            evaluation.rebuilds[task_id] = Rebuild(rebuild)
+
         with log_context(task=task_id, partition=task.partition_label):
-            return await self._bring_up_to_date(task, inputs, lookup, policy, evaluation)
+            return await self._bring_up_to_date(task, inputs, lookup, policy, evaluation,
+                                                below=below, defer=None if asked else defer)
 
     async def _bring_up_to_date(
         self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, evaluation: Evaluation,
+        *, below: list[str], defer: Callable[[], None] | None,
     ) -> Outcome:
+        """Run ``task`` unless it is complete; ``defer`` (None for the task asked for)
+        leaves it as it is if only its outputs are gone, for its readers to rebuild."""
         current = fingerprint(inputs.values())
         earlier = await self._adapters.state.get(task.task_id, current)
         if earlier is None and not policy.rerun_late_inputs:
@@ -215,6 +236,32 @@ class Engine:
             earlier = succeeded[0] if succeeded else None
         if await self._lookups.complete(task, earlier):
             return _complete(task, earlier)
+        if defer is not None and gone_since_success(earlier):
+            defer()
+            return kept_gone(task, earlier)
+        moved = await self._rebuilt_below(task, below, lookup, policy, evaluation)
+        if moved is not None:
+            return moved if isinstance(moved, Outcome) else await self._bring_up_to_date(
+                task, moved, lookup, policy, evaluation, below=below, defer=None)
+        return await self._launch(task, inputs, lookup, policy, evaluation, earlier=earlier)
+
+    async def _rebuilt_below(
+        self, task: Task, below: list[str], lookup: Lookup, policy: Policy,
+        evaluation: Evaluation,
+    ) -> Inputs | Outcome | None:
+        """Its inputs looked up again once the kept-gone tasks it reads are rebuilt (they
+        are new revisions then); None if it reads none; an outcome if one could not be
+        rebuilt or looked up."""
+        rebuilt = await rebuild_below(task, below, evaluation.rebuilds, dry_run=policy.dry_run)
+        if isinstance(rebuilt, Outcome):
+            return rebuilt
+        return await lookup() if rebuilt else None
+
+    async def _launch(
+        self, task: Task, inputs: Inputs, lookup: Lookup, policy: Policy, evaluation: Evaluation,
+        *, earlier: Run | None,
+    ) -> Outcome:
+        current = fingerprint(inputs.values())
         if policy.dry_run:
             consumed = ", ".join(f"{k}={i.revision_id}" for k, i in inputs.items())
             return Outcome(task.task_id, Status.WOULD_RUN,

@@ -27,6 +27,7 @@ import structlog
 from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings
 from orchestrator.core import commit
+from orchestrator.core.kept_gone import Rebuild
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.lineage import RunLineage
 from orchestrator.core.ports import Adapters
@@ -72,6 +73,8 @@ class Evaluation:
     externals: Mapping[str, InputRevision | None] = field(default_factory=dict)
     """The outputs of its external tasks, looked up together as it began, by task id
     and output key: one batched call, not one per external task."""
+    rebuilds: dict[str, Rebuild] = field(default_factory=dict)
+    """Its kept-gone tasks, by task id: rebuilt if a task reading them has to run."""
 
 
 @dataclass

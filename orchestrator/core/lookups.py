@@ -85,7 +85,7 @@ class Lookups:
         for key, target in outputs(task).items():
             if not await present(target, found[key], self._adapters):
                 if succeeded:
-                    self._log.info("an output is missing: running again", output=key,
+                    self._log.info("an output is missing", output=key,
                                    target=str(target))
                 return False
         self._log.info("already complete", run_id=run.id if run else None)

@@ -15,6 +15,7 @@ from jobs.luigi_top_artists import (
     ArtistToplistToDatabase,
     Top10Artists,
 )
+from orchestrator.core.engine import Policy
 from orchestrator.core.report import Report, Status
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.runcontext import RunContext
@@ -49,46 +50,96 @@ def statuses(report: Report) -> dict[str, Status]:
             if not task_id.startswith("Streams(")}
 
 
-async def test_a_deleted_aggregate_is_rebuilt_and_the_top10_follows_its_new_revision(
+async def test_outputs_deleted_below_a_complete_task_stay_deleted_as_in_luigi(
     world: World,
 ) -> None:
+    """Luigi asks a complete task nothing more: what it was built from is not rebuilt."""
+    await write_days(world, DAYS)
+    await world.engine().run(LOAD)
+    await delete_latest(world, ARTIST_STREAMS)
+    await delete_latest(world, TOP_ARTISTS)
+
+    report = await world.engine().run(LOAD)
+
+    assert statuses(report) == {task.task_id: Status.COMPLETE
+                                for task in (AGGREGATE, TOP10, LOAD)}
+    assert "rebuilt when it is asked for" in report.outcomes[AGGREGATE.task_id].detail
+    assert len(await world.registry.list(ARTIST_STREAMS, INTERVAL)) == 1
+    assert len(await world.registry.list(TOP_ARTISTS, INTERVAL)) == 1
+
+
+async def test_a_deleted_aggregate_asked_for_is_rebuilt_alone(world: World) -> None:
+    await write_days(world, DAYS)
+    await world.engine().run(TOP10)
+    await delete_latest(world, ARTIST_STREAMS)
+
+    report = await world.engine().run(AGGREGATE)
+
+    assert statuses(report) == {AGGREGATE.task_id: Status.DONE}
+    assert len(await world.registry.list(ARTIST_STREAMS, INTERVAL)) == 2
+
+
+async def test_a_deleted_aggregate_under_a_complete_top10_is_left_as_in_luigi(
+    world: World,
+) -> None:
+    await write_days(world, DAYS)
+    await world.engine().run(TOP10)
+    await delete_latest(world, ARTIST_STREAMS)
+
+    report = await world.engine().run(TOP10)
+
+    assert statuses(report) == {AGGREGATE.task_id: Status.COMPLETE,
+                                TOP10.task_id: Status.COMPLETE}
+    assert len(await world.registry.list(ARTIST_STREAMS, INTERVAL)) == 1
+
+
+async def test_a_deleted_top10_asked_for_is_rebuilt_with_the_aggregate_it_reads(
+    world: World,
+) -> None:
+    """Both deleted: the top 10 must run, and it reads the aggregate, so the aggregate is
+    built again first and the top 10 reads the new revision (its files exist)."""
     await write_days(world, DAYS)
     await world.engine().run(LOAD)
     before = await world.registry.latest(TOP_ARTISTS, INTERVAL)
     assert before is not None
     top10_text = await world.storage.read(f"{before.uri}/part-00000")
     await delete_latest(world, ARTIST_STREAMS)
+    await delete_latest(world, TOP_ARTISTS)
 
-    report = await world.engine().run(LOAD)
+    report = await world.engine().run(TOP10)
 
-    assert statuses(report) == {
-        AGGREGATE.task_id: Status.DONE,
-        TOP10.task_id: Status.DONE,  # its input is a new revision: its fingerprint moved
-        LOAD.task_id: Status.COMPLETE,  # its marker says loaded, as Luigi's CopyToTable
-    }
-    assert report.exit_code == 0
+    assert statuses(report) == {AGGREGATE.task_id: Status.DONE, TOP10.task_id: Status.DONE}
+    aggregate = await world.registry.latest(ARTIST_STREAMS, INTERVAL)
     after = await world.registry.latest(TOP_ARTISTS, INTERVAL)
+    assert aggregate is not None
     assert after is not None
-    assert after.id != before.id
+    assert list(after.lineage) == [aggregate.id]
     assert await world.storage.read(f"{after.uri}/part-00000") == top10_text
-    assert world.database is not None
-    assert len(await world.database.read_rows("top10")) == 10
 
 
-async def test_a_deleted_top10_is_rebuilt_alone(world: World) -> None:
+async def test_a_deleted_top10_asked_for_is_rebuilt_alone(world: World) -> None:
     await write_days(world, DAYS)
     await world.engine().run(LOAD)
     await delete_latest(world, TOP_ARTISTS)
 
-    report = await world.engine().run(LOAD)
+    report = await world.engine().run(TOP10)
 
-    assert statuses(report) == {
-        AGGREGATE.task_id: Status.COMPLETE,
-        TOP10.task_id: Status.DONE,
-        LOAD.task_id: Status.COMPLETE,
-    }
+    assert statuses(report) == {AGGREGATE.task_id: Status.COMPLETE, TOP10.task_id: Status.DONE}
     assert len(await world.registry.list(ARTIST_STREAMS, INTERVAL)) == 1
     assert len(await world.registry.list(TOP_ARTISTS, INTERVAL)) == 2
+
+
+async def test_a_dry_run_says_the_kept_gone_input_would_be_rebuilt(world: World) -> None:
+    await write_days(world, DAYS)
+    await world.engine().run(TOP10)
+    await delete_latest(world, ARTIST_STREAMS)
+    await delete_latest(world, TOP_ARTISTS)
+
+    report = await world.engine().run(TOP10, Policy(dry_run=True))
+
+    assert statuses(report) == {AGGREGATE.task_id: Status.WOULD_RUN,
+                                TOP10.task_id: Status.WOULD_RUN}
+    assert len(await world.registry.list(ARTIST_STREAMS, INTERVAL)) == 1
 
 
 async def test_a_lost_marker_loads_the_table_again(world: World) -> None:
