@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
 
 from orchestrator.bounds import INTEGER, Rule, shown
 from orchestrator.errors import UsageError
-from orchestrator.intervals import DateInterval, parse_date, parse_interval, period_interval
+from orchestrator.intervals import (
+    FIRST_DAY,
+    LAST_DAY,
+    DateInterval,
+    parse_date,
+    parse_interval,
+    period_interval,
+)
 
 T = TypeVar("T")
 
@@ -213,6 +220,82 @@ class YearParameter(DateParameter):
 
     def round(self, value: date) -> date:
         return value.replace(month=1, day=1)
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1)
+
+
+class _TimeParameter(Parameter[datetime]):
+    """A time to the hour, minute or second, as Luigi's DateHourParameter and its kin:
+    read with ``strptime`` (``2013-7-1T9`` too), kept to every ``interval``-th unit
+    counted from ``start``. Not a partition (charon's partitions are days)."""
+
+    formats: tuple[str, ...] = ()
+    """Read in this order; the first is the one written."""
+    step = timedelta()
+
+    def __init__(self, default: datetime = _MISSING, *, interval: int = 1,
+                 start: datetime = _UNIX_EPOCH, significant: bool = True,
+                 description: str = "") -> None:
+        super().__init__(default, significant=significant, description=description)
+        if interval < 1:
+            raise UsageError(f"a {type(self).__name__}'s interval must be at least 1,"
+                             f" got {interval}")
+        self.interval, self.start = interval, start
+
+    def parse(self, text: str) -> datetime:
+        if not text.isascii() or any(character.isspace() for character in text):
+            raise UsageError(f"invalid time {text!r}: whitespace or non-ASCII characters")
+        for time_format in self.formats:
+            try:
+                value = datetime.strptime(text, time_format)  # naive, as Luigi's are
+            except ValueError:
+                continue
+            if not FIRST_DAY <= value.date() <= LAST_DAY:
+                raise UsageError(f"invalid time {text!r}: expected days from {FIRST_DAY}"
+                                 f" to {LAST_DAY}")
+            return self.round(value)
+        raise UsageError(f"invalid time {text!r}: expected {self.kind.split()[-1]}")
+
+    def serialize(self, value: datetime) -> str:
+        return value.strftime(self.formats[0])
+
+    def normalize(self, value: object) -> datetime:
+        if isinstance(value, datetime):
+            return self.round(value)
+        if isinstance(value, date):
+            return self.round(datetime.combine(value, datetime.min.time()))
+        return super().normalize(value)
+
+    def round(self, value: datetime) -> datetime:
+        """Down to the last of every ``interval``-th unit from ``start``, as Luigi does."""
+        value = value.replace(microsecond=0)
+        since = (value - self.start).total_seconds()
+        return value - timedelta(seconds=since % (self.step * self.interval).total_seconds())
+
+
+class DateHourParameter(_TimeParameter):
+    """An hour, ``2013-07-10T19``."""
+
+    kind = "hour YYYY-MM-DDTHH"
+    formats = ("%Y-%m-%dT%H",)
+    step = timedelta(hours=1)
+
+
+class DateMinuteParameter(_TimeParameter):
+    """A minute, ``2013-07-10T1907`` (Luigi's older ``2013-07-10T19H07`` too)."""
+
+    kind = "minute YYYY-MM-DDTHHMM"
+    formats = ("%Y-%m-%dT%H%M", "%Y-%m-%dT%HH%M")
+    step = timedelta(minutes=1)
+
+
+class DateSecondParameter(_TimeParameter):
+    """A second, ``2013-07-10T190738``."""
+
+    kind = "second YYYY-MM-DDTHHMMSS"
+    formats = ("%Y-%m-%dT%H%M%S",)
+    step = timedelta(seconds=1)
 
 
 class DateIntervalParameter(Parameter[DateInterval]):

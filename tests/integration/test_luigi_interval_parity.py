@@ -1,4 +1,4 @@
-"""Every spelling of a day, month, year or interval means in charon what it means in Luigi:
+"""Every spelling of a day, month, year, interval or time means in charon what it means in Luigi:
 one table of cases through real Luigi 3.x (its own venv, one subprocess for the whole
 table) and through charon, compared value for value.
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from bench.luigi_venv import luigi_python
 from orchestrator.errors import UsageError
 from orchestrator.intervals import FIRST_DAY, LAST_DAY, DateInterval
 from orchestrator.tasks.params import (
+    DateHourParameter,
     DateIntervalParameter,
+    DateMinuteParameter,
     DateParameter,
+    DateSecondParameter,
     MonthParameter,
     Parameter,
     YearParameter,
@@ -91,11 +95,34 @@ CASES: list[tuple[str, str, str | None]] = [
     ("month", "2201-01", RANGE),
     *[("year", year, None) for year in ("2012", "1900", "2200", "12", "2012-06", "+2012")],
     ("year", "1899", RANGE),
+    # Times: strptime's one-digit fields, the hour's and minute's bounds, Luigi's older
+    # minute spelling, and clamping to every Nth unit from a start.
+    *[("hour", hour, None) for hour in (
+        "2013-07-10T19", "2013-7-1T9", "2013-07-10T00", "2013-07-10T24", "2013-07-10",
+        "2013-07-10T1907", "2013-07-10 19", "2012-02-29T23", "2011-02-29T23",
+    )],
+    *[("minute", minute, None) for minute in (
+        "2013-07-10T1907", "2013-07-10T19H07", "2013-07-10T197", "2013-07-10T1960",
+        "2013-07-10T19", "2013-07-10T19:07",
+    )],
+    *[("second", second, None) for second in (
+        "2013-07-10T190738", "2013-07-10T190760", "2013-07-10T1907",
+    )],
+    *[("quarter", minute, None) for minute in (
+        "2013-07-10T1907", "2013-07-10T1904", "2013-07-10T1905", "2013-07-10T1920",
+        "1999-12-31T2359",
+    )],
+    *[("hour3", hour, None) for hour in ("2013-07-10T19", "2013-07-10T00", "2013-07-10T02")],
+    ("hour", "1899-12-31T23", RANGE),
+    ("hour", "\uff12\uff10\uff11\uff13-07-10T19", STRICT),
 ]
 
-PARAMETERS: dict[str, type[Parameter[Any]]] = {
+PARAMETERS: dict[str, Callable[[], Parameter[Any]]] = {
     "interval": DateIntervalParameter, "date": DateParameter,
     "month": MonthParameter, "year": YearParameter,
+    "hour": DateHourParameter, "minute": DateMinuteParameter, "second": DateSecondParameter,
+    "quarter": lambda: DateMinuteParameter(interval=15, start=datetime(2000, 1, 1, 0, 5)),
+    "hour3": lambda: DateHourParameter(interval=3),
 }
 
 
@@ -110,6 +137,8 @@ def charon_result(kind: str, text: str) -> dict[str, Any]:
     if isinstance(value, DateInterval):
         return {"a": value.date_a.isoformat(), "b": value.date_b.isoformat(),
                 "days": [day.isoformat() for day in value], "text": str(value)}
+    if isinstance(value, datetime):
+        return {"time": value.isoformat(), "text": parameter.serialize(value)}
     assert isinstance(value, date)
     return {"date": value.isoformat()}
 
@@ -125,7 +154,7 @@ def luigi_results() -> list[dict[str, Any]]:
 
 
 def in_range(result: dict[str, Any]) -> bool:
-    days = result.get("days", [result.get("date")])
+    days = result["days"] if "days" in result else [result.get("date") or result["time"][:10]]
     return all(FIRST_DAY.isoformat() <= day <= LAST_DAY.isoformat() for day in days)
 
 

@@ -16,8 +16,11 @@ from jobs.luigi_top_artists import (
 from orchestrator.tasks.luigi_ids import luigi_task_id, runner_variant_ids
 from orchestrator.tasks.params import (
     BoolParameter,
+    DateHourParameter,
     DateIntervalParameter,
+    DateMinuteParameter,
     DateParameter,
+    DateSecondParameter,
     IntParameter,
     Parameter,
 )
@@ -43,6 +46,12 @@ class Nothing(Task):
     pass
 
 
+class Timed(Task):
+    hour = DateHourParameter()
+    minute = DateMinuteParameter()
+    second = DateSecondParameter()
+
+
 INTERVALS = ["2012", "2012-06", "2012-W05", "2012-W52", "2012-06-05", "2012-06-01-2012-06-30",
              "1999-12-31-2000-01-02"]
 CASES: list[tuple[type[Task], dict[str, str]]] = [
@@ -52,6 +61,7 @@ CASES: list[tuple[type[Task], dict[str, str]]] = [
     (AggregateArtistsSpark, {"date_interval": "2012-07"}),
     (LookupDaily, {"endpoint": "gs://bucket/EndContentFact", "partition": "2018-10-31"}),
     (Nothing, {}),
+    (Timed, {"hour": "2013-07-10T19", "minute": "2013-7-1T9H5", "second": "2013-07-10T190738"}),
     (Mixed, {"name": "top artists", "top_n": "10", "verbose": "true", "day": "2012-06-05"}),
     (Mixed, {"name": "", "top_n": "-3", "verbose": "false", "day": "1900-01-01",
              "note": "not in the id"}),
