@@ -2,13 +2,15 @@
 
 One task group holds everything. Sensing tasks (sensors, dispatcher, HTTP server,
 the window clock) and evaluations each run under their own cancel scope, so a
-shutdown can stop the first at once and give the second a grace period.
+shutdown can stop the first at once and give the second a grace period. A fixed pool
+of evaluators takes the scheduled roots from one queue, whatever the number watched.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -77,7 +79,10 @@ class Daemon:
         self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
                                      daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
-        self._slots = anyio.CapacityLimiter(MAX_CONCURRENT_EVALUATIONS)
+        # Roots waiting for an evaluator, each at most once (RootState.evaluating): a
+        # sweep of 100,000 days is a queue, not 100,000 tasks.
+        self._ready: deque[Root] = deque()
+        self._more = anyio.Event()
         self._sensing: set[anyio.CancelScope] = set()
         self._working: set[anyio.CancelScope] = set()
         self._group: anyio.abc.TaskGroup | None = None
@@ -125,6 +130,8 @@ class Daemon:
             await group.start(self._handle_signals)
             if serve is not None:
                 await group.start(self._sensing_task, serve)
+            for _ in range(MAX_CONCURRENT_EVALUATIONS):
+                group.start_soon(self._evaluator)
             self._sweep()
             group.start_soon(self._sensing_task, partial(self._dispatch, receive))
             group.start_soon(self._sensing_task, self._watch_window)
@@ -271,7 +278,26 @@ class Daemon:
         if self._stopping or self._group is None:
             return
         state.evaluating = True
-        self._group.start_soon(self._evaluate, root, state)
+        self._ready.append(root)
+        self._more.set()
+
+    async def _evaluator(self) -> None:
+        """Evaluate the scheduled roots one after another until the daemon stops; only
+        its wait for the next root is cut short by a stop, never an evaluation."""
+        while not self._stopping:
+            with anyio.CancelScope() as waiting:
+                self._sensing.add(waiting)
+                try:
+                    while not self._ready:
+                        if self._more.is_set():
+                            self._more = anyio.Event()
+                        await self._more.wait()
+                finally:
+                    self._sensing.discard(waiting)
+            if waiting.cancel_called or self._stopping:
+                return
+            root = self._ready.popleft()
+            await self._evaluate(root, self.roots[root])
 
     async def _evaluate(self, root: Root, state: RootState) -> None:
         task = self.watch.task(root)
@@ -298,8 +324,7 @@ class Daemon:
         policy = replace(self._policies[root.workflow],
                          on_launch=partial(self._launched, root.workflow, received))
         try:
-            async with self._slots:
-                report = await self.engine.run(task, policy)
+            report = await self.engine.run(task, policy)
         except* CharonError as group:
             self._evaluation_failed(root, state, _messages(group))
         except* Exception as group:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from datetime import date, timedelta
@@ -12,12 +13,13 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.daemon.daemon import MAX_CONCURRENT_EVALUATIONS
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing import ProcessCrashed
-from orchestrator.testing.world import DaemonWorld
+from orchestrator.testing.world import DaemonWorld, build_world
 from sensors.facts import Root, Trigger, registry_key
 from tests.support.worlds import TODAY, make_world, output_revisions, publish_day, running
 
@@ -233,3 +235,29 @@ async def test_a_second_signal_ends_the_grace_period_at_once() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
     [run] = await world.state.list_runs()
     assert (run.state, run.lease_owner) == (RunState.RUNNING, None)  # released
+
+
+async def test_a_sweep_of_thousands_of_days_runs_on_a_bounded_pool_of_tasks() -> None:
+    """Every watched day is evaluated at start-up, by a fixed pool of evaluators taking
+    them from a queue: the tasks alive at once do not grow with the days watched."""
+    days = 3000
+    world = make_world()
+    workflow = dataclasses.replace(world.daemon.settings.workflows[0], lookback_days=days - 1)
+    settings = dataclasses.replace(world.daemon.settings, workflows=(workflow,))
+    world = build_world(real_time=True).with_daemon(settings, today=lambda: TODAY)
+    most = 0
+
+    async def count_tasks() -> None:
+        nonlocal most
+        while True:
+            most = max(most, len(anyio.get_running_tasks()))
+            await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as counting:
+        counting.start_soon(count_tasks)
+        async with running(world):
+            await world.wait_for(lambda: len(world.daemon.roots) == days and all(
+                state.report for state in world.daemon.roots.values()), timeout=60)
+        counting.cancel_scope.cancel()
+    # Each evaluation holds a few tasks of its own (its task group, its lease keeper).
+    assert most < MAX_CONCURRENT_EVALUATIONS * 5 < days
