@@ -64,13 +64,16 @@ class WorkflowSettings:
     def rerun_late_inputs(self) -> bool:
         return self.policy == "rerun"
 
-    def days(self, today: date) -> list[date]:
+    def days(self, today: date, *, after: date | None = None) -> list[date]:
         """The calendar's days watched today: from ``start`` or the lookback, to ``end`` or
-        today; none for ``window = "inputs"``, whose days come from the registry."""
+        today; none for ``window = "inputs"``, whose days come from the registry. With
+        ``after`` (the day of an earlier look), only the days since."""
         if self.window == "inputs":
             return []
         last = parse_day(self.end) if self.end else today
         first = parse_day(self.start) if self.start else last - timedelta(days=self.lookback_days)
+        if after is not None:
+            first = max(first, after + timedelta(days=1))
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
     def partition_day(self, day: date) -> date:
@@ -83,9 +86,10 @@ class WorkflowSettings:
         first = self.partition_day(parse_day(self.start)) if self.start else root
         return first <= root <= (parse_day(self.end) if self.end else root)
 
-    def partition_days(self, today: date) -> list[date]:
-        """The first day of every period overlapping today's window."""
-        return sorted({self.partition_day(day) for day in self.days(today)})
+    def partition_days(self, today: date, *, after: date | None = None) -> list[date]:
+        """The first day of every period overlapping today's window (its days after
+        ``after``, if given)."""
+        return sorted({self.partition_day(day) for day in self.days(today, after=after)})
 
 
 def parse_workflows(raw: object, origin: str = "") -> tuple[WorkflowSettings, ...]:

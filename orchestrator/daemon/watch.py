@@ -120,9 +120,15 @@ class Watchlist:
         self._watched = Watched()
         self._roots_by_task: dict[str, set[Root]] = defaultdict(set)
         self._input_days: list[InputDays] | None = None
+        self._refreshed_for: date | None = None
 
     def refresh(self, today: date) -> list[Root]:
-        """Add the roots that today's calendar windows bring in; return the new ones."""
+        """Add the roots that today's calendar windows bring in; return the new ones.
+        Only the days since the last refresh are looked at: a window only gains days,
+        so checking it every minute costs nothing until the date changes."""
+        if today == self._refreshed_for:
+            return []
+        after, self._refreshed_for = self._refreshed_for, today
         if self._input_days is None:
             # Built once, from today's roots; their outputs are where the janitor sweeps
             # before any day with inputs is known.
@@ -133,7 +139,7 @@ class Watchlist:
         added = [
             Root(name, day)
             for name, workflow in self.workflows.items()
-            for day in workflow.partition_days(today)
+            for day in workflow.partition_days(today, after=after)
             if Root(name, day) not in self._tasks
         ]
         for root in added:

@@ -261,3 +261,14 @@ async def test_a_sweep_of_thousands_of_days_runs_on_a_bounded_pool_of_tasks() ->
         counting.cancel_scope.cancel()
     # Each evaluation holds a few tasks of its own (its task group, its lease keeper).
     assert most < MAX_CONCURRENT_EVALUATIONS * 5 < days
+
+
+def test_the_window_gains_only_the_days_since_it_was_last_looked_at() -> None:
+    """The minute-by-minute check: nothing new the same day; the next day adds just it."""
+    watch = make_world().daemon.watch
+    assert [root.day for root in watch.refresh(TODAY)] == [TODAY - timedelta(days=1), TODAY]
+    assert watch.refresh(TODAY) == []
+    tomorrow = TODAY + timedelta(days=1)
+    assert watch.refresh(tomorrow) == [Root("top_artists", tomorrow)]
+    assert watch.refresh(TODAY) == []  # a clock set back takes nothing away, adds nothing
+    assert len(watch.roots) == 3
