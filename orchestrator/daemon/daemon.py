@@ -135,6 +135,7 @@ class Daemon:
             self._sweep()
             group.start_soon(self._sensing_task, partial(self._dispatch, receive))
             group.start_soon(self._sensing_task, self._watch_window)
+            group.start_soon(self._sensing_task, self.metrics.probe_loop_lag)
             for poll in polls:
                 group.start_soon(self._sensing_task, poll)
             if self.settings.janitor.interval_seconds:

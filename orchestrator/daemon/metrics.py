@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import bisect
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio
+
 Labels = tuple[tuple[str, str], ...]
 
 # Trigger-to-launch latency spans sub-millisecond pushes to multi-second polls.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+LOOP_PROBE_SECONDS = 0.1
 
 
 def _labels(labels: Labels) -> str:
@@ -132,6 +137,14 @@ class DaemonMetrics:
             "charon_trigger_to_launch_seconds", "From trigger received to run launched",
             LATENCY_BUCKETS,
         )
+        self.loop_lag = Histogram(
+            "charon_event_loop_lag_seconds",
+            f"How late a {LOOP_PROBE_SECONDS:g} s sleep woke: how long the event loop was"
+            " blocked (every request, sensor and evaluation waits that long)",
+            LOOP_LAG_BUCKETS,
+        )
+        self.loop_lag_max = Gauge("charon_event_loop_lag_max_seconds",
+                                  "The longest the event loop was blocked since start")
 
     def render(self) -> str:
         for name, health in self.sources.items():
@@ -139,5 +152,15 @@ class DaemonMetrics:
         metrics = (self.runs, self.sensor_polls, self.sensor_errors, self.source_up,
                    self.evaluation_errors, self.staging_removed, self.triggers,
                    self.webhooks_rejected,
-                   self.launches, self.trigger_latency)
+                   self.launches, self.trigger_latency, self.loop_lag, self.loop_lag_max)
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"
+
+    async def probe_loop_lag(self) -> None:
+        """Sleep and see how late the wake-up is, for as long as the daemon runs."""
+        while True:
+            asleep = time.monotonic()
+            await anyio.sleep(LOOP_PROBE_SECONDS)
+            lag = max(0.0, time.monotonic() - asleep - LOOP_PROBE_SECONDS)
+            self.loop_lag.observe(lag)
+            if lag > self.loop_lag_max.value():
+                self.loop_lag_max.set(lag)

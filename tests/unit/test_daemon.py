@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 from datetime import date, timedelta
 
 import anyio
@@ -272,3 +273,14 @@ def test_the_window_gains_only_the_days_since_it_was_last_looked_at() -> None:
     assert watch.refresh(tomorrow) == [Root("top_artists", tomorrow)]
     assert watch.refresh(TODAY) == []  # a clock set back takes nothing away, adds nothing
     assert len(watch.roots) == 3
+
+
+async def test_a_blocked_event_loop_shows_in_the_metrics() -> None:
+    async with running(make_world()) as world:
+        await anyio.sleep(0.15)
+        # Blocking the loop on purpose: this is what the probe is there to see.
+        time.sleep(0.3)  # noqa: ASYNC251
+        await anyio.sleep(0.25)
+        metrics = world.daemon.metrics
+        assert metrics.loop_lag_max.value() >= 0.25
+        assert "charon_event_loop_lag_seconds_bucket" in metrics.render()
