@@ -21,7 +21,7 @@ from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.web import openapi
-from orchestrator.web.http import read_body
+from orchestrator.web.http import BODY_SECONDS, read_body
 from orchestrator.web.json_body import decode_object
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
@@ -42,12 +42,14 @@ class Rejected(Exception):
 
 class Webhooks:
     def __init__(
-        self, daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int
+        self, daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int,
+        body_seconds: float = BODY_SECONDS,
     ) -> None:
         self._daemon = daemon
         self._secret = secret.encode()
         self._previous_secret = previous_secret.encode()
         self._max_body_bytes = max_body_bytes
+        self._body_seconds = body_seconds
         self._log = structlog.get_logger("charon.webhook")
 
     def handler(self, parse: Callable[[dict[str, Any]], Trigger]) -> Handler:
@@ -108,9 +110,11 @@ class Webhooks:
 
     async def _body(self, request: web.Request) -> bytes:
         try:
-            return await read_body(request, self._max_body_bytes)
+            return await read_body(request, self._max_body_bytes, within=self._body_seconds)
         except web.HTTPRequestEntityTooLarge:
             raise Rejected(413, f"body over {self._max_body_bytes} bytes", "oversized") from None
+        except web.HTTPRequestTimeout as exc:
+            raise Rejected(408, exc.text or "the request body came too slowly", "timeout") from None
 
     def partition_published(self, payload: dict[str, Any]) -> Trigger:
         endpoint, partition = _field(payload, "endpoint"), _field(payload, "partition")
@@ -136,11 +140,13 @@ class Webhooks:
 
 
 def daemon_app(
-    daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int
+    daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int,
+    body_seconds: float = BODY_SECONDS,
 ) -> web.Application:
-    """``previous_secret``, while a rotation lasts, signs webhooks as well as ``secret``."""
+    """``previous_secret``, while a rotation lasts, signs webhooks as well as ``secret``;
+    a webhook's body must arrive within ``body_seconds``."""
     hooks = Webhooks(daemon, secret=secret, previous_secret=previous_secret,
-                     max_body_bytes=max_body_bytes)
+                     max_body_bytes=max_body_bytes, body_seconds=body_seconds)
 
     async def status(request: web.Request) -> web.StreamResponse:
         return web.json_response(await daemon.status())

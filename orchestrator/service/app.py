@@ -47,7 +47,8 @@ RECHECK_SECONDS = 5.0
 DRAIN_SECONDS = 5.0  # queued notifications may be delivered within this on shutdown
 NOTIFY_WORKERS = 4
 _CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND,
-                    405: wire.CODE_METHOD_NOT_ALLOWED, 413: wire.CODE_TOO_LARGE}
+                    405: wire.CODE_METHOD_NOT_ALLOWED, 408: wire.CODE_TIMEOUT,
+                    413: wire.CODE_TOO_LARGE}
 _HTTP_SERVER_ERROR = 500
 
 
@@ -174,7 +175,8 @@ class Handlers:
         self._authorize(request)  # before reading: strangers cannot make us parse anything
         key = inputs.idempotency_key(request)
         endpoint, partition, uri, lineage = inputs.parse_publish(
-            await http.read_body(request, self.options.max_body_bytes))
+            await http.read_body(request, self.options.max_body_bytes,
+                                 within=self.options.body_seconds))
         published = await self.registry.publish_or_replay(endpoint, partition, uri, lineage,
                                                           idempotency_key=key)
         revision = published.revision

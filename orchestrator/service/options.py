@@ -7,11 +7,14 @@ from dataclasses import dataclass, replace
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
+from orchestrator.web.http import BODY_SECONDS
 
 
 @dataclass(frozen=True)
 class ServiceOptions:
     max_body_bytes: int = 65536
+    body_seconds: float = BODY_SECONDS
+    """How long a publish's body may take to arrive (tests shorten it)."""
     long_poll_max_seconds: float = 60.0
     token: str = ""
     webhook_secret: str = ""

@@ -12,26 +12,34 @@ from aiohttp import web
 from orchestrator.errors import ConfigError
 
 SHUTDOWN_SECONDS = 5.0
+BODY_SECONDS = 30.0
+"""How long a request body may take to arrive: ample for 64 KiB on the slowest link."""
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, however it was sent (chunked, slowly), up to ``limit``.
+async def read_body(request: web.Request, limit: int, *,
+                    within: float = BODY_SECONDS) -> bytes:
+    """The whole request body, however it was sent (chunked, slowly), up to ``limit``
+    bytes and within ``within`` seconds.
 
     A body declared over the limit is refused on its Content-Length before a byte of it
     is read, so a client declaring a terabyte gets its 413 at once; one that grows past
-    the limit is refused as it does. Both raise HTTPRequestEntityTooLarge.
+    the limit is refused as it does. Both raise HTTPRequestEntityTooLarge. A body still
+    unfinished after ``within`` seconds raises HTTPRequestTimeout: a client that stalls
+    (or trickles a byte at a time) holds a connection and a handler no longer than that.
     """
     declared = request.content_length
     if declared is not None and declared > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
     body = bytearray()
-    while len(body) <= limit:
-        # One read returns what has arrived so far, no further than a byte past the limit.
-        piece = await request.content.read(limit + 1 - len(body))
-        if not piece:
-            return bytes(body)
-        body += piece
-    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    with anyio.move_on_after(within):
+        while len(body) <= limit:
+            # One read returns what has arrived so far, no further than a byte past the limit.
+            piece = await request.content.read(limit + 1 - len(body))
+            if not piece:
+                return bytes(body)
+            body += piece
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {within:g} s")
 
 
 @asynccontextmanager

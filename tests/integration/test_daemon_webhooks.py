@@ -3,7 +3,6 @@ delivery is accepted twice, across restarts and replicas."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
@@ -28,7 +27,7 @@ from orchestrator.stores.state.postgres import POOL_MAX_SIZE, PostgresStateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
 from orchestrator.testing.postgres import ADMIN_DSN
 from orchestrator.testing.world import DaemonWorld
-from orchestrator.web.http import serve
+from orchestrator.web.http import BODY_SECONDS, serve
 from orchestrator.web.signing import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -36,6 +35,7 @@ from orchestrator.web.signing import (
     signature,
     signed_headers,
 )
+from tests.support.raw_http import exchange
 from tests.support.worlds import TODAY, make_world, publish_day, running
 
 SECRET = "webhook-secret"
@@ -78,13 +78,13 @@ def keeping_state_in(world: DaemonWorld, state: StateStore) -> DaemonWorld:
 @asynccontextmanager
 async def daemon_client(
     secret: str = SECRET, max_body_bytes: int = 1024, *, previous_secret: str = "",
-    state: StateStore | None = None,
+    state: StateStore | None = None, body_seconds: float = BODY_SECONDS,
 ) -> AsyncIterator[Client]:
     world = make_world(secret=secret)
     if state is not None:
         world = keeping_state_in(world, state)
     app = daemon_app(world.daemon, secret=secret, previous_secret=previous_secret,
-                     max_body_bytes=max_body_bytes)
+                     max_body_bytes=max_body_bytes, body_seconds=body_seconds)
     async with running(world), anyio.create_task_group() as group:
         port = await group.start(serve, app, "127.0.0.1", 0)
         async with aiohttp.ClientSession() as session:
@@ -405,19 +405,12 @@ async def test_a_header_that_is_not_utf8_is_refused_cleanly() -> None:
     """A delivery id must not reach the state store as undecodable bytes."""
     async with daemon_client() as client:
         headers = signed_headers(SECRET.encode(), RUN_BODY)
-        lines = [b"POST /hooks/runs HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
+        lines = [b"POST /hooks/runs HTTP/1.1", b"Host: 127.0.0.1",
                  b"Content-Type: application/json",
                  f"Content-Length: {len(RUN_BODY)}".encode(),
                  *(f"{k}: {v}".encode() for k, v in headers.items() if k != DELIVERY_HEADER),
                  DELIVERY_HEADER.encode() + b": delivery-\xff\xfe"]
-        host, port = client.base.removeprefix("http://").split(":")
-        async with await anyio.connect_tcp(host, int(port)) as stream:
-            await stream.send(b"\r\n".join(lines) + b"\r\n\r\n" + RUN_BODY)
-            answer = b""
-            with contextlib.suppress(anyio.EndOfStream):
-                while True:
-                    answer += await stream.receive()
-        head, _, body = answer.partition(b"\r\n\r\n")
+        head, body = await exchange(client.base, lines, RUN_BODY)
         assert head.startswith(b"HTTP/1.1 401")
         assert json.loads(body)["code"] == "signature"
         assert client.nothing_changed()
@@ -462,3 +455,19 @@ async def test_routing_refusals_are_json_errors(method: str, path: str, status: 
     ) as response:
         assert response.status == status
         assert (await response.json())["code"] == code
+
+
+async def test_a_body_that_stalls_gets_408_and_changes_nothing() -> None:
+    """A client that sends its headers and part of its body, then nothing: answered when
+    the body's time is up, not held forever."""
+    async with daemon_client(body_seconds=0.3) as client:
+        headers = signed_headers(SECRET.encode(), RUN_BODY)
+        lines = [b"POST /hooks/runs HTTP/1.1", b"Host: 127.0.0.1",
+                 b"Content-Type: application/json",
+                 f"Content-Length: {len(RUN_BODY) + 100}".encode(),
+                 *(f"{k}: {v}".encode() for k, v in headers.items())]
+        with anyio.fail_after(5):
+            head, body = await exchange(client.base, lines, RUN_BODY)
+        assert head.startswith(b"HTTP/1.1 408")
+        assert json.loads(body)["code"] == "timeout"
+        assert client.nothing_changed()

@@ -50,16 +50,18 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 DAY = "2018-10-31"
 PARTITION = "/v1/endpoints/{endpoint}/partitions/{partition}"
-# Documented answers no test here provokes: a failing store, a full trigger queue and a
-# daemon without a secret (each tested in test_registry_service.py and
-# test_daemon_webhooks.py, in process). The reads of a partition keep the right to
-# refuse an invalid name (400), but today find nothing under it (404).
+# Documented answers no test here provokes: a failing store, a full trigger queue, a
+# daemon without a secret and a body that stalls for 30 s (each tested in
+# test_registry_service.py, test_registry_service_hostile.py and test_daemon_webhooks.py,
+# in process). The reads of a partition keep the right to refuse an invalid name (400),
+# but today find nothing under it (404).
 UNPROVOKED = {
     "registry": {(method, path, "503") for method, path in
                  [("post", "/v1/revisions"), ("get", "/healthz"), ("get", "/v1/changes"),
                   ("get", "/v1/revisions/{revision_id}"), ("get", f"{PARTITION}/latest"),
-                  ("get", f"{PARTITION}/revisions")]},
+                  ("get", f"{PARTITION}/revisions")]} | {("post", "/v1/revisions", "408")},
     "daemon": {("post", "/hooks/partitions", "503"), ("post", "/hooks/runs", "503"),
+               ("post", "/hooks/partitions", "408"), ("post", "/hooks/runs", "408"),
                # An endless stream, and a run of a day this service has not run: both
                # in tests/integration/test_ui_browser.py.
                ("get", "/events", "200"), ("get", "/runs/{run_id}", "200")},

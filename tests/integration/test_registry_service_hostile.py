@@ -22,6 +22,7 @@ from orchestrator.stores.registry.postgres import PostgresRegistry
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from orchestrator.testing.postgres import temporary_database
 from tests.contracts.registry import DAY
+from tests.support.raw_http import exchange
 from tests.support.services import registry_service
 
 TOKEN = "service-token"
@@ -254,3 +255,22 @@ async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
         writer.close()
     assert status_line.startswith(b"HTTP/1.1 413 ")
     assert await service.backend.changes(0) == []
+
+
+async def test_a_publish_whose_body_stalls_gets_408_and_publishes_nothing(
+    tmp_path: Path,
+) -> None:
+    backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
+    options = ServiceOptions(token=TOKEN, body_seconds=0.3)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(backend.aclose)
+        url = await stack.enter_async_context(registry_service(backend, options))
+        good = body(**GOOD)
+        head = [b"POST /v1/revisions HTTP/1.1", b"Host: 127.0.0.1",
+                b"Content-Type: application/json", f"Authorization: Bearer {TOKEN}".encode(),
+                f"Content-Length: {len(good) + 100}".encode()]
+        with anyio.fail_after(5):
+            status, answer = await exchange(url, head, good)
+        assert status.startswith(b"HTTP/1.1 408")
+        assert json.loads(answer)["code"] == "timeout"
+        assert await backend.changes(0, 10) == []

@@ -19,6 +19,7 @@ CODE_IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 CODE_NOT_FOUND = "not_found"
 CODE_METHOD_NOT_ALLOWED = "method_not_allowed"
 CODE_TOO_LARGE = "too_large"
+CODE_TIMEOUT = "timeout"
 CODE_UNAVAILABLE = "unavailable"
 CODE_INTERNAL = "internal"
 
