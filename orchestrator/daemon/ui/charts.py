@@ -57,7 +57,7 @@ def charts_page(durations: Mapping[str, Sequence[svg.Bar]], latency: Sequence[sv
         f" included, for the latest finished run of each watched day (the newest"
         f" {DAYS_SHOWN} days). Hover a bar for its figure.</p>",
         *sections,
-        f"<h2>Trigger to launch latency ({launches:g} launches since the daemon started)</h2>",
+        f"<h2>Trigger to launch latency: {launches:g} since the daemon started</h2>",
         '<div class="scroll">'
         f'{svg.bars(latency, label="trigger to launch latency histogram", unit="launches")}</div>',
     ]))
