@@ -10,7 +10,7 @@ import pytest
 from orchestrator.core.graph import resolve
 from orchestrator.core.report import Outcome, Status
 from orchestrator.daemon.metrics import LATENCY_BUCKETS, Histogram
-from orchestrator.daemon.ui import svg
+from orchestrator.daemon.ui import pages, svg
 from orchestrator.daemon.ui.charts import duration_bars, latency_bars
 from orchestrator.daemon.ui.dag import edges_of, graph_page, nodes_of
 from orchestrator.daemon.ui.lineage import MAX_NODES, lineage, lineage_page
@@ -152,3 +152,18 @@ def test_the_latency_histogram_has_a_bar_per_bucket() -> None:
     assert [(bar.label, bar.value) for bar in bars if bar.value] == [
         ("≤ 0.005 s", 2), ("> 30 s", 1)]
     assert "<svg" in svg.bars(bars, label="latency", unit="launches")
+
+
+def test_the_run_page_links_registry_revisions_to_their_lineage_and_the_grid_its_graphs() -> None:
+    run = Run(id="r", task_id="T()", family="T", partition=DAY, fingerprint="fp",
+              state=RunState.SUCCEEDED, attempt=1, created=datetime(2018, 11, 1, tzinfo=UTC),
+              updated=datetime(2018, 11, 1, tzinfo=UTC),
+              inputs=(InputRevision("plays", "/p", "rev-1"),
+                      InputRevision("table", "p:d.t", "p:d.t@2018-10-31T00:00:00+00:00")),
+              outputs={"text": "rev-2"})
+    page = pages.run_page(run)
+    assert '<a href="/lineage/rev-1">rev-1</a>' in page
+    assert '<a href="/lineage/rev-2">rev-2</a>' in page
+    assert 'href="/lineage/p%3Ad.t' not in page  # a table's version names no revision
+    grid = pages.grid(pages.GridPage(["a b"], [], [], 1, 1))
+    assert 'href="/workflows/a%20b/graph"' in grid
