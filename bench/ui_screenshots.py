@@ -1,4 +1,5 @@
-"""The README's screenshots of the web UI: the partition grid and a run page.
+"""The README's screenshots of the web UI: the partition grid, a run page, a lineage
+graph, a task graph and the charts.
 
 Serves the daemon over an in-memory world watching two weeks of top_artists days, runs
 some to success, one to failure and holds one running, then has headless Chromium
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import anyio
 
+from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.testing.world import DaemonWorld, build_world
-from tests.support.browser import chromium, served_ui, watched_page
-from tests.support.worlds import TODAY, make_world, publish_day
+from tests.support.browser import Watched, chromium, served_ui, watched_page
+from tests.support.worlds import TODAY, make_world, output_revisions, publish_day
 
 FAILURE = "JobFailed: Beam job exited with code 1: java.lang.OutOfMemoryError in ParDo(Count)"
 
@@ -48,7 +50,30 @@ async def shoot(out: Path) -> None:
         await watched.page.wait_for_url("**/runs/*")
         await watched.page.screenshot(path=out / "ui-run.png", full_page=True)
         world.runner.gate.set()
+        await settled(world, 11)
+        await shoot_graphs(world, watched, url, (days[8], days[9]), out)
         assert watched.errors == [], watched.errors
+
+
+async def shoot_graphs(world: DaemonWorld, watched: Watched, url: str, days: tuple[str, str],
+                       out: Path) -> None:
+    """The lineage of a day's output re-run for a late input, the task graph of the
+    failed day, the charts."""
+    day, failed = days
+    await world.registry.publish(END_CONTENT_FACT, day, f"/data/ecf/{day}-late")
+    with anyio.fail_after(30):
+        while len(built := await output_revisions(world, day)) < 2:
+            await anyio.sleep(0.05)
+    newest = built[0]
+    await watched.page.goto(f"{url}/lineage/{newest.id}")
+    await watched.page.screenshot(path=out / "ui-lineage.png", full_page=True)
+    await watched.page.goto(url)
+    await watched.page.locator("thead a").click()
+    await watched.page.wait_for_url("**/graph")
+    await watched.page.goto(f"{watched.page.url}?date={failed}")
+    await watched.page.screenshot(path=out / "ui-graph.png", full_page=True)
+    await watched.page.goto(f"{url}/charts")
+    await watched.page.screenshot(path=out / "ui-charts.png", full_page=True)
 
 
 async def settled(world: DaemonWorld, jobs: int) -> None:

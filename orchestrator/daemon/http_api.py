@@ -17,6 +17,7 @@ from aiohttp import web
 
 from orchestrator import validate
 from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
@@ -167,6 +168,7 @@ def daemon_app(
     app.router.add_get("/healthz", health)
     app.router.add_routes([openapi.route("daemon")])
     add_ui(app, daemon)
+    add_graphs(app, daemon)
     return app
 
 

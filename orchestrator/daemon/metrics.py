@@ -69,6 +69,11 @@ class Histogram:
         if len(self.observations) < 100_000:
             self.observations.append(value)
 
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Observations per bucket (not cumulative), the last one past every bound."""
+        return tuple(self._counts)
+
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         cumulative = 0

@@ -64,7 +64,11 @@ UNPROVOKED = {
                ("post", "/hooks/partitions", "408"), ("post", "/hooks/runs", "408"),
                # An endless stream, and a run of a day this service has not run: both
                # in tests/integration/test_ui_browser.py.
-               ("get", "/events", "200"), ("get", "/runs/{run_id}", "200")},
+               ("get", "/events", "200"), ("get", "/runs/{run_id}", "200"),
+               # A revision's lineage: in tests/integration/test_ui_graphs_browser.py.
+               ("get", "/lineage/{revision_id}", "200"),
+               *{("get", path, "503") for path in
+                 ("/lineage/{revision_id}", "/workflows/{name}/graph", "/charts")}},
 }
 
 
@@ -263,6 +267,13 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         call("get", "/runs/{run_id}", 404, path_parameters={"run_id": "none"})
         call("get", "/events", 400, query={"page": "x"})
         call("get", "/events", 404, query={"page": 99})
+        call("get", "/lineage/{revision_id}", 400, path_parameters={"revision_id": "<b>"})
+        call("get", "/lineage/{revision_id}", 404, path_parameters={"revision_id": "none"})
+        graph = {"name": WORKFLOW}
+        assert "<svg" in call("get", "/workflows/{name}/graph", 200, path_parameters=graph)
+        call("get", "/workflows/{name}/graph", 400, path_parameters=graph, query={"date": "x"})
+        call("get", "/workflows/{name}/graph", 404, path_parameters={"name": "none"})
+        assert "<svg" in call("get", "/charts", 200)
         assert "EventSource" in call("get", "/ui/app.js", 200)
         assert ".s-running" in call("get", "/ui/app.css", 200)
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)

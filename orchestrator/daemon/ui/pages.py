@@ -12,7 +12,9 @@ from datetime import UTC, date, datetime
 from html import escape
 from urllib.parse import quote
 
+from orchestrator import validate
 from orchestrator.daemon.ui.states import STATES, Cell
+from orchestrator.errors import InvalidIdentifier
 from orchestrator.model import Run
 
 DAYS_PER_PAGE = 60
@@ -37,7 +39,8 @@ def readable(moment: datetime | None) -> str:
 
 def grid(page: GridPage) -> str:
     by_key = {cell.key: cell for cell in page.cells}
-    head = "".join(f"<th scope=\"col\">{escape(w)}</th>" for w in page.workflows)
+    head = "".join(f'<th scope="col"><a href="/workflows/{quote(w, safe="")}/graph"'
+                   f' title="task graph">{escape(w)}</a></th>' for w in page.workflows)
     rows = [
         f"<tr><th scope=\"row\" class=\"day\">{day.isoformat()}</th>"
         + "".join(_cell(by_key.get(f"{w}/{day.isoformat()}"), w, day) for w in page.workflows)
@@ -48,7 +51,7 @@ def grid(page: GridPage) -> str:
         rows = [f"<tr><td class=\"empty\" colspan=\"{len(page.workflows) + 1}\">"
                 "no partitions watched</td></tr>"]
     legend = "".join(f'<li><span class="cell s-{s}"></span>{s}</li>' for s in STATES)
-    return _document("charon: partitions", f"/events?page={page.page}", "\n".join([
+    return document("charon: partitions", f"/events?page={page.page}", "\n".join([
         "<h1>Partitions</h1>",
         f"<ul class=\"legend\">{legend}</ul>",
         _pager(page.page, page.pages),
@@ -80,7 +83,7 @@ def _pager(page: int, pages: int) -> str:
 
 def run_page(run: Run) -> str:
     inputs = "".join(
-        f"<tr><td>{escape(i.key)}</td><td class=\"mono\">{escape(i.revision_id)}</td>"
+        f"<tr><td>{escape(i.key)}</td><td class=\"mono\">{revision_link(i.revision_id)}</td>"
         f"<td class=\"mono\">{escape(i.ref)}</td></tr>"
         for i in run.inputs
     ) or '<tr><td class="empty" colspan="3">none</td></tr>'
@@ -96,26 +99,52 @@ def run_page(run: Run) -> str:
         ("error", f'<pre class="error">{escape(run.error)}</pre>' if run.error else "none"),
     ]
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
-    return _document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
+    return document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
         '<p><a href="/">all partitions</a></p>',
         f"<table class=\"fields\">{rows}</table>",
         "<h2>Input revisions</h2>",
         "<table><thead><tr><th>input</th><th>revision</th><th>URI</th></tr></thead>"
         f"<tbody>{inputs}</tbody></table>",
+        "<h2>Output revisions</h2>",
+        _outputs(run),
     ]))
 
 
-def _document(title: str, events: str, body: str) -> str:
-    """``events``: where the page's script listens for the changes it shows."""
+def _outputs(run: Run) -> str:
+    """What a succeeded run published, each linked to its lineage."""
+    rows = "".join(f'<tr><td>{escape(key)}</td><td class="mono">{revision_link(published)}'
+                   "</td></tr>" for key, published in run.outputs.items())
+    rows = rows or '<tr><td class="empty" colspan="2">none yet</td></tr>'
+    return f"<table><thead><tr><th>output</th><th>revision</th></tr></thead>{rows}</table>"
+
+
+def lineage_href(revision_id: str) -> str:
+    return f"/lineage/{quote(revision_id, safe='')}"
+
+
+def revision_link(revision_id: str) -> str:
+    """A registry revision's id links to its lineage; another input's version (a
+    table's ``spec@modified``) names no revision, and is shown as it is."""
+    try:
+        validate.revision_id(revision_id)
+    except InvalidIdentifier:
+        return escape(revision_id)
+    return f'<a href="{lineage_href(revision_id)}">{escape(revision_id)}</a>'
+
+
+def document(title: str, events: str, body: str) -> str:
+    """``events``: where the page's script listens for the changes it shows; a page
+    without ("") does not change, and has no script."""
+    script = '<script src="/ui/app.js" defer></script>' if events else ""
+    live = ' · <span id="live" class="live">connecting…</span>' if events else ""
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
         # No icon to fetch: a browser asking for /favicon.ico would log a 404.
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css">'
-        '<script src="/ui/app.js" defer></script></head>\n'
-        f'<body data-events="{escape(events)}">\n<nav><a href="/">charon</a> · '
-        '<a href="/status">status</a> · <a href="/metrics">metrics</a>'
-        ' · <span id="live" class="live">connecting…</span></nav>\n'
+        f'{script}</head>\n<body data-events="{escape(events)}">\n<nav><a href="/">charon</a>'
+        ' · <a href="/charts">charts</a> · <a href="/status">status</a>'
+        f' · <a href="/metrics">metrics</a>{live}</nav>\n'
         f"{body}\n</body></html>\n"
     )

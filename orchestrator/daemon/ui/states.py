@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from orchestrator.core.report import Status
+from orchestrator.core.report import Outcome, Status
 from orchestrator.errors import CharonError
 from orchestrator.model import Run, RunState
 from orchestrator.stores.state.claims import MAX_LIST
@@ -29,6 +29,15 @@ _BY_STATUS = {
     Status.AVAILABLE: "succeeded", Status.FAILED: "failed", Status.ERROR: "failed",
     Status.SUPERSEDED: "superseded",
 }
+
+
+def outcome_state(outcome: Outcome) -> str:
+    """Where one task of an evaluated graph stands: its run's state while the run is
+    active, or while the task waits on it (another worker's run, or a failed run's retry)."""
+    if outcome.run is not None and (outcome.run.state.active
+                                    or outcome.status is Status.WAITING):
+        return outcome.run.state.value
+    return _BY_STATUS[outcome.status]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,100 @@
+"""The UI's drawn pages: ``/lineage/{revision_id}``, ``/workflows/{name}/graph`` and
+``/charts``. A bad id or date is a 400, an unknown one a 404, a store that cannot
+answer a 503, each in the JSON error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import date
+
+from aiohttp import web
+
+from orchestrator.core.graph import resolve
+from orchestrator.core.report import Outcome, Status
+from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.ui.charts import charts_page, duration_bars, latency_bars
+from orchestrator.daemon.ui.dag import graph_page
+from orchestrator.daemon.ui.lineage import lineage, lineage_page
+from orchestrator.daemon.ui.routes import _html
+from orchestrator.errors import CharonError, InvalidIdentifier, UnknownRevision, UsageError
+from orchestrator.intervals import parse_day
+from orchestrator.stores.state.claims import MAX_LIST
+from orchestrator.tasks.roots import root_task
+from sensors.facts import Root
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RETRY_AFTER_SECONDS = "5"
+
+
+def add_graphs(app: web.Application, daemon: Daemon) -> None:
+    async def lineage_view(request: web.Request) -> web.StreamResponse:
+        revision_id = request.match_info["revision_id"]
+        try:
+            found = await lineage(daemon.adapters.registry, daemon.adapters.state, revision_id)
+        except InvalidIdentifier as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        except UnknownRevision:
+            raise web.HTTPNotFound(text=f"no revision {revision_id!r}") from None
+        return _html(lineage_page(found))
+
+    async def task_graph(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        workflow = daemon.watch.workflows.get(name)
+        if workflow is None:
+            raise web.HTTPNotFound(text=f"no workflow {name!r} is watched")
+        days = sorted(root.day for root in daemon.watch.roots if root.workflow == name)
+        day = _day(request.query.get("date"), days)
+        root = daemon.watch.canonical(Root(name, day))
+        state = daemon.roots.get(root)
+        report = state.report if state else None
+        graph = resolve(daemon.watch.task(root) if root.day in days
+                        else root_task(workflow, root.day))
+        outcomes = await _with_runs(daemon, report.outcomes if report else {})
+        return _html(graph_page(name, root.day, graph, outcomes, days))
+
+    async def charts(request: web.Request) -> web.StreamResponse:
+        runs = await daemon.adapters.state.list_runs(limit=MAX_LIST)
+        durations = {
+            name: duration_bars([(root.day, daemon.watch.task(root).task_id)
+                                 for root in daemon.watch.roots if root.workflow == name], runs)
+            for name in daemon.watch.workflows
+        }
+        return _html(charts_page(durations, latency_bars(daemon.metrics.trigger_latency)))
+
+    app.router.add_get("/lineage/{revision_id}", _unavailable_as_503(lineage_view))
+    app.router.add_get("/workflows/{name}/graph", _unavailable_as_503(task_graph))
+    app.router.add_get("/charts", _unavailable_as_503(charts))
+
+
+async def _with_runs(daemon: Daemon, outcomes: Mapping[str, Outcome]) -> dict[str, Outcome]:
+    """A task waiting on a run its outcome does not carry (a failed run's retry) with
+    the task's latest run, which says where it stands, as the grid does."""
+    found = dict(outcomes)
+    for task_id, outcome in outcomes.items():
+        if outcome.status is Status.WAITING and outcome.run is None:
+            found[task_id] = replace(outcome, run=await daemon.adapters.state.latest(task_id))
+    return found
+
+
+def _day(text: str | None, days: list[date]) -> date:
+    """The asked day, or the newest watched one."""
+    if text is None:
+        if not days:
+            raise web.HTTPBadRequest(text="no day of this workflow is watched: give ?date=")
+        return days[-1]
+    try:
+        return parse_day(text)
+    except UsageError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+def _unavailable_as_503(handler: Handler) -> Handler:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except CharonError as exc:
+            return web.json_response({"error": str(exc), "code": "unavailable"}, status=503,
+                                     headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+    return answer
