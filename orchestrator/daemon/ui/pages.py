@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import quote
 
 from orchestrator.daemon.ui.states import STATES, Cell
-from orchestrator.model import Run
+from orchestrator.model import Run, RunState
 
 DAYS_PER_PAGE = 60
 
@@ -51,6 +51,7 @@ def grid(page: GridPage) -> str:
     return _document("charon: partitions", f"/events?page={page.page}", "\n".join([
         "<h1>Partitions</h1>",
         f"<ul class=\"legend\">{legend}</ul>",
+        _grid_actions(page),
         _pager(page.page, page.pages),
         f"<table class=\"grid\"><thead><tr><th>day</th>{head}</tr></thead>",
         "<tbody>", *rows, "</tbody></table>",
@@ -99,11 +100,45 @@ def run_page(run: Run) -> str:
     return _document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
         '<p><a href="/">all partitions</a></p>',
+        _run_actions(run),
         f"<table class=\"fields\">{rows}</table>",
         "<h2>Input revisions</h2>",
         "<table><thead><tr><th>input</th><th>revision</th><th>URI</th></tr></thead>"
         f"<tbody>{inputs}</tbody></table>",
     ]))
+
+
+def _grid_actions(page: GridPage) -> str:
+    """Trigger a day (a click on a cell picks its workflow and day), start a backfill;
+    the backfills' progress, filled and kept current by the script."""
+    options = "".join(f"<option>{escape(w)}</option>" for w in page.workflows)
+    newest = page.days[0].isoformat() if page.days else ""
+    return (
+        '<section class="actions"><h2>Actions</h2>'
+        f'<p><label>workflow <select id="act-workflow">{options}</select></label> '
+        f'<label>day <input id="act-day" type="date" value="{newest}"></label> '
+        '<button type="button" class="act" data-act="trigger">trigger the day</button> · '
+        '<label>backfill <input id="act-interval" placeholder="2018-10 or'
+        ' 2018-10-01-2018-10-08" size="24"></label> <label>order <select id="act-order">'
+        '<option>oldest</option><option>newest</option></select></label> '
+        '<button type="button" class="act" data-act="backfill">start the backfill</button></p>'
+        '<p class="act-result" role="status"></p></section>'
+        '<section id="backfills" hidden><h2>Backfills</h2><table><thead><tr><th>backfill</th>'
+        "<th>task</th><th>interval</th><th>state</th><th>progress</th></tr></thead>"
+        "<tbody></tbody></table></section>"
+    )
+
+
+def _run_actions(run: Run) -> str:
+    """Re-run and, while the run is running, cancel: the script sends them."""
+    path = f"/api/runs/{quote(run.id, safe='')}"
+    hidden = "" if run.state is RunState.RUNNING else " hidden"
+    return (
+        f'<p class="actions"><button type="button" class="act" data-act="{path}/rerun">'
+        f're-run</button> <button type="button" class="act" id="act-cancel"'
+        f' data-act="{path}/cancel"{hidden}>cancel</button>'
+        ' <span class="act-result" role="status"></span></p>'
+    )
 
 
 def _document(title: str, events: str, body: str) -> str:
@@ -116,6 +151,10 @@ def _document(title: str, events: str, body: str) -> str:
         '<script src="/ui/app.js" defer></script></head>\n'
         f'<body data-events="{escape(events)}">\n<nav><a href="/">charon</a> · '
         '<a href="/status">status</a> · <a href="/metrics">metrics</a>'
-        ' · <span id="live" class="live">connecting…</span></nav>\n'
+        ' · <span id="live" class="live">connecting…</span>'
+        # The actions' bearer token, kept in this tab's sessionStorage by the script.
+        ' · <span class="token"><input id="api-token" type="password" autocomplete="off"'
+        ' placeholder="API token" aria-label="API token"> <button type="button"'
+        ' id="token-use">use</button></span></nav>\n'
         f"{body}\n</body></html>\n"
     )
