@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -50,7 +51,7 @@ class Actions:
         if not self._token:
             raise Rejected(503, "actions are off: set CHARON_API_TOKEN", "unavailable")
         origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        if origin is not None and not _same_host(origin, request.host):
             raise Rejected(403, f"requests from {origin[:100]!r} may not act", "forbidden")
         if not bearer_matches(request, self._token):
             raise Rejected(401, "a valid bearer token is required", "unauthorized",
@@ -161,7 +162,8 @@ class Actions:
     async def _run(self, request: web.Request) -> Run:
         run_id = request.match_info["run_id"]
         run = await find_run(self._daemon, run_id)
-        if run is None:
+        # An active run another daemon's workflow owns is found too: not this one's to act on.
+        if run is None or not self._daemon.watch.roots_of_task(run.task_id):
             raise Rejected(404, f"no run {run_id[:100]!r} among the watched partitions",
                            "unknown")
         return run
@@ -180,6 +182,14 @@ def progress(backfill: Backfill) -> dict[str, Any]:
             "order": backfill.order.value, "state": backfill.state.value,
             "total": backfill.total, "done": done, "failed": len(statuses) - done,
             "created": backfill.created.isoformat(), "updated": backfill.updated.isoformat()}
+
+
+def _same_host(origin: str, host: str) -> bool:
+    """Host and port only: a proxy terminating TLS in front keeps the Host, not the scheme."""
+    try:
+        return urlsplit(origin).netloc == host
+    except ValueError:  # "http://[": no origin at all
+        return False
 
 
 def _day(text: str) -> date:

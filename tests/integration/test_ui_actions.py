@@ -140,6 +140,8 @@ REFUSALS = [
     ({**AUTH, "Authorization": "Bearer not-the-token"}, 401, "unauthorized"),
     ({**AUTH, "Authorization": TOKEN}, 401, "unauthorized"),
     ({**AUTH, "Origin": "https://elsewhere.example"}, 403, "forbidden"),
+    ({**AUTH, "Origin": "http://["}, 403, "forbidden"),
+    ({**AUTH, "Origin": "null"}, 403, "forbidden"),
     ({**AUTH, "Content-Type": "text/plain"}, 415, "unsupported_media_type"),
 ]
 
