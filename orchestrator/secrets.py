@@ -17,6 +17,9 @@ SECRETS = {
     # Accepted as well as the current secret while a rotation lasts; senders sign with
     # the current one.
     "webhook_previous_secret": "CHARON_WEBHOOK_PREVIOUS_SECRET",
+    # The bearer token of the daemon's action endpoints (trigger, re-run, cancel,
+    # backfill); without it they are off.
+    "api_token": "CHARON_API_TOKEN",
     # Sent as a bearer token with lineage.kind = "http".
     "lineage_api_key": "CHARON_LINEAGE_API_KEY",
 }
@@ -30,6 +33,7 @@ class Secrets:
     registry_token: str = field(default="", repr=False)
     webhook_secret: str = field(default="", repr=False)
     webhook_previous_secret: str = field(default="", repr=False)
+    api_token: str = field(default="", repr=False)
     lineage_api_key: str = field(default="", repr=False)
 
 

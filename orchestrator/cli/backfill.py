@@ -4,13 +4,11 @@ progress shown, resumed where it stopped when the same command runs again."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import sys
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.adapters import local_job_runner, open_job_runner
@@ -18,13 +16,20 @@ from orchestrator.cli import arguments, retcodes, task_options
 from orchestrator.cli.render import SAID
 from orchestrator.cli.summary import summary
 from orchestrator.config import Settings
-from orchestrator.core.backfill import DayResult, OnDay, combined, exit_code, run_backfill
+from orchestrator.core.backfill import (
+    DayResult,
+    OnDay,
+    backfill_record,
+    combined,
+    exit_code,
+    run_backfill,
+)
 from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import CATEGORIES, Status
 from orchestrator.errors import UsageError
 from orchestrator.intervals import DateInterval
-from orchestrator.model import Backfill, BackfillOrder, BackfillState
+from orchestrator.model import Backfill, BackfillOrder
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.task import Task, load_task_class
 
@@ -91,15 +96,8 @@ def partition_param(task_class: type[Task], name: str | None) -> str:
 
 
 def new_backfill(args: argparse.Namespace, roots: Mapping[date, Task]) -> Backfill:
-    """The record of this backfill; its key, the days' task ids, finds it again."""
-    ids = "\n".join(sorted(task.task_id for task in roots.values()))
-    now = datetime.now(UTC)
-    return Backfill(
-        id=f"bf-{uuid.uuid4().hex[:12]}", key=hashlib.sha256(ids.encode()).hexdigest(),
-        task=shlex.join(["--module", args.module, args.family]), interval=str(args.date_interval),
-        order=BackfillOrder(args.order), state=BackfillState.RUNNING, total=len(roots),
-        created=now, updated=now,
-    )
+    return backfill_record(shlex.join(["--module", args.module, args.family]),
+                           str(args.date_interval), BackfillOrder(args.order), roots)
 
 
 async def cmd_backfill(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:

@@ -67,6 +67,7 @@ async def run_daemon(settings: Settings, adapters: Adapters, *, host: str, port:
         engine = build_engine(adapters, settings, runner, local_runner=local_job_runner())
         daemon = Daemon(settings, adapters, engine)
         app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
+                         api_token=settings.secrets.api_token,
                          previous_secret=settings.secrets.webhook_previous_secret,
                          max_body_bytes=settings.daemon.max_body_bytes)
 
@@ -96,7 +97,7 @@ async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Ad
 
 
 async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
-    """Cancel the task's running run: its job first, then the run, under its attempt."""
+    """Cancel the task's running run (Engine.cancel)."""
     task_id = args.task.task_id
     run = await adapters.state.latest(task_id)
     if run is None or run.state is not RunState.RUNNING:
@@ -105,12 +106,9 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
             why += ": its job is over and its outputs are being published"
         print(f"nothing to cancel for {task_id}: {why}")
         return ExitCode.FAILED
-    if run.job_id:
-        async with open_job_runner(settings) as runner:
-            await runner.cancel(run.job_id)
-    # Failing the run under its attempt fences its owner out: the owner's next write
-    # (a lease renewal at the latest) is refused and it stops the job it runs.
-    await adapters.state.fail(run.id, run.attempt, "cancelled by the user")
+    async with open_job_runner(settings) as runner:
+        await build_engine(adapters, settings, runner, local_runner=local_job_runner()
+                           ).cancel(args.task, run)
     job = f", job {run.job_id}" if run.job_id else " (no job recorded yet)"
     print(f"cancelled {task_id}: run {run.id} attempt {run.attempt}{job}")
     return ExitCode.OK

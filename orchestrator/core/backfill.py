@@ -8,6 +8,8 @@ evaluated again, so the run is taken over as usual rather than left behind.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,7 +18,7 @@ import anyio
 
 from orchestrator.core.engine import Engine
 from orchestrator.core.report import Category, Outcome, Report, RetCodes, Status
-from orchestrator.model import Backfill, BackfillState
+from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.tasks.task import Task
 
@@ -41,6 +43,19 @@ class DayResult:
 
 
 OnDay = Callable[[DayResult], None]
+
+
+def backfill_record(task: str, interval: str, order: BackfillOrder,
+                    roots: Mapping[date, Task]) -> Backfill:
+    """The record of a new backfill; its key, the days' task ids, finds it again (from
+    the command or the daemon's API alike)."""
+    ids = "\n".join(sorted(root.task_id for root in roots.values()))
+    now = datetime.now(UTC)
+    return Backfill(
+        id=f"bf-{uuid.uuid4().hex[:12]}", key=hashlib.sha256(ids.encode()).hexdigest(),
+        task=task, interval=interval, order=order, state=BackfillState.RUNNING,
+        total=len(roots), created=now, updated=now,
+    )
 
 
 async def run_backfill(

@@ -62,6 +62,8 @@ class Policy:
     """When a failed run is tried again; by default (a user's own run) at once."""
     on_launch: Callable[[Task], None] | None = None
     """Told as each run of this evaluation launches (the daemon times launches so)."""
+    rerun: frozenset[str] = frozenset()
+    """Tasks (ids) run again even though their outputs are up to date: a user's re-run."""
 
 
 EVALUATORS = 256
@@ -104,6 +106,12 @@ class Engine:
     @property
     def owner(self) -> str:
         return self._owner
+
+    async def cancel(self, task: Task, run: Run) -> None:
+        """Cancel ``task``'s running ``run``, under its attempt, then its job. Failing the
+        run fences its owner out: the owner's next write is refused, and were the job's
+        own cancellation lost, the owner stops the job at its next lease renewal."""
+        await self._executor.cancel(task, run)
 
     def stop_claiming(self) -> None:
         """Claim nothing more (a shutdown began); runs already claimed go on."""
@@ -234,9 +242,9 @@ class Engine:
                 task_id=task.task_id, state=RunState.SUCCEEDED, limit=1
             )
             earlier = succeeded[0] if succeeded else None
-        if await self._lookups.complete(task, earlier):
+        if task.task_id not in policy.rerun and await self._lookups.complete(task, earlier):
             return _complete(task, earlier)
-        if defer is not None and gone_since_success(earlier):
+        if defer is not None and task.task_id not in policy.rerun and gone_since_success(earlier):
             defer()
             return kept_gone(task, earlier)
         moved = await self._rebuilt_below(task, below, lookup, policy, evaluation)
@@ -301,7 +309,7 @@ class Engine:
                     return outcome
                 claimed_at, run = await self._claim(task, current, inputs, policy)
             if run.state is RunState.SUCCEEDED:
-                if await self._lookups.complete(task, run):
+                if task.task_id not in policy.rerun and await self._lookups.complete(task, run):
                     return _complete(task, run)
                 claimed_at, run = await self._claim(task, current, inputs, policy, rerun=True)
         except StaleInputs as exc:

@@ -232,6 +232,13 @@ class Executor:
             await adapters.state.set_staged(run.id, run.attempt, refs)
         await self._produce(attempt, evaluation, staged)
 
+    async def cancel(self, task: Task, run: Run) -> None:
+        # The run first: its job ending first would have its owner record a plain
+        # failure, to be retried, and a run that ended meanwhile keeps its job alone.
+        await self._adapters.state.fail(run.id, run.attempt, "cancelled by the user")
+        if run.job_id:
+            await self._runner_for(task).cancel(run.job_id)
+
     def _runner_for(self, task: Task) -> JobRunner:
         local = isinstance(task, JobTask) and task.runs_locally
         return self._local_runner if local else self._runner

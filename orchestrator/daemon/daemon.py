@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -29,10 +28,11 @@ from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
+from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import RootState
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
-from orchestrator.model import Run
+from orchestrator.model import RETRY_AT_ONCE, Run
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
 from sensors.registry import RegistryFeed
@@ -79,10 +79,8 @@ class Daemon:
         self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
                                      daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
-        # Roots waiting for an evaluator, each at most once (RootState.evaluating): a
-        # sweep of 100,000 days is a queue, not 100,000 tasks.
-        self._ready: deque[Root] = deque()
-        self._more = anyio.Event()
+        # A sweep of 100,000 days is a queue, not 100,000 tasks.
+        self._ready = ReadyRoots()
         self._sensing: set[anyio.CancelScope] = set()
         self._working: set[anyio.CancelScope] = set()
         self._group: anyio.abc.TaskGroup | None = None
@@ -279,8 +277,7 @@ class Daemon:
         if self._stopping or self._group is None:
             return
         state.evaluating = True
-        self._ready.append(root)
-        self._more.set()
+        self._ready.put(root)
 
     async def _evaluator(self) -> None:
         """Evaluate the scheduled roots one after another until the daemon stops; only
@@ -289,32 +286,52 @@ class Daemon:
             with anyio.CancelScope() as waiting:
                 self._sensing.add(waiting)
                 try:
-                    while not self._ready:
-                        if self._more.is_set():
-                            self._more = anyio.Event()
-                        await self._more.wait()
+                    root = await self._ready.get()
                 finally:
                     self._sensing.discard(waiting)
             if waiting.cancel_called or self._stopping:
                 return
-            root = self._ready.popleft()
-            await self._evaluate(root, self.roots[root])
+            await self._working_task(partial(self._evaluate, root, self.roots[root]))
 
-    async def _evaluate(self, root: Root, state: RootState) -> None:
-        task = self.watch.task(root)
+    def rerun(self, task_id: str) -> bool:
+        """Evaluate a watched root holding the task again, running the task even if its
+        outputs are up to date; False when no watched root holds it or it is stopping."""
+        roots = self.watch.roots_of_task(task_id)
+        if not roots or self._stopping:
+            return False
+        root = min(roots)  # one root: a task in several graphs is re-run once
+        self.roots.setdefault(root, RootState()).rerun.add(task_id)
+        self.schedule(root, None)
+        return True
+
+    def start_work(self, work: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``work`` (a backfill) as an evaluation runs: at shutdown it has the grace
+        period, then is stopped. False when the daemon is stopping or not started."""
+        if self._stopping or self._group is None:
+            return False
+        self._group.start_soon(self._working_task, work)
+        return True
+
+    async def _working_task(self, work: Callable[[], Awaitable[None]]) -> None:
         with anyio.CancelScope() as scope:
             self._working.add(scope)
             try:
-                while True:
-                    state.dirty, received, state.pending_since = False, state.pending_since, None
-                    await self._evaluate_once(root, task, state, received)
-                    if not state.dirty or self._stopping:
-                        break
+                await work()
             finally:
                 self._working.discard(scope)
-                state.evaluating = False
                 if self._stopping and not self._working:
                     self._drained.set()
+
+    async def _evaluate(self, root: Root, state: RootState) -> None:
+        task = self.watch.task(root)
+        try:
+            while True:
+                state.dirty, received, state.pending_since = False, state.pending_since, None
+                await self._evaluate_once(root, task, state, received)
+                if not state.dirty or self._stopping:
+                    break
+        finally:
+            state.evaluating = False
 
     async def _evaluate_once(self, root: Root, task: Task, state: RootState,
                              received: float | None) -> None:
@@ -324,6 +341,9 @@ class Daemon:
         health = self.metrics.sources["evaluations"]
         policy = replace(self._policies[root.workflow],
                          on_launch=partial(self._launched, root.workflow, received))
+        if state.rerun:  # a user's own re-run: a failed run is tried again at once too
+            policy = replace(policy, rerun=frozenset(state.rerun), retry=RETRY_AT_ONCE)
+            state.rerun = set()
         try:
             report = await self.engine.run(task, policy)
         except* CharonError as group:

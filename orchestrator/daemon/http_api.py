@@ -9,36 +9,27 @@ no webhook is accepted, since a replay could not be told from a first delivery.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from orchestrator import validate
+from orchestrator.daemon.actions import add_actions
 from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
 from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
-from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
+from orchestrator.errors import AuthError, CharonError, StateStoreError
 from orchestrator.intervals import parse_day
 from orchestrator.web import openapi
-from orchestrator.web.http import BODY_SECONDS, read_body
-from orchestrator.web.json_body import decode_object
+from orchestrator.web.http import BODY_SECONDS, Rejected
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE_RETRY_AFTER_SECONDS = 5
-
-
-class Rejected(Exception):
-    """A refused request: its HTTP status, and what to tell the caller."""
-
-    def __init__(
-        self, status: int, message: str, reason: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.headers = status, reason, headers
 
 
 class Webhooks:
@@ -62,16 +53,14 @@ class Webhooks:
                 self._daemon.metrics.webhooks_rejected.inc(reason=exc.reason)
                 self._log.info("webhook refused", path=request.path, reason=exc.reason,
                                error=str(exc))
-                answer = ({"status": str(exc)} if exc.status == 200
-                          else {"error": str(exc), "code": exc.reason})
-                return web.json_response(answer, status=exc.status, headers=exc.headers)
+                if exc.status != 200:
+                    return exc.response()
+                return web.json_response({"status": str(exc)}, headers=exc.headers)
             if not self._daemon.accept(Trigger(trigger.source, trigger.keys, trigger.roots,
                                                received)):
                 # Filled while the delivery id was being recorded: rare, and the
                 # sensors still see the partition on their next poll.
-                full = _queue_full()
-                return web.json_response({"error": str(full), "code": full.reason},
-                                         status=full.status, headers=full.headers)
+                return queue_full().response()
             return web.json_response({"status": "accepted"}, status=202)
 
         return handle
@@ -79,7 +68,7 @@ class Webhooks:
     async def _checked(
         self, request: web.Request, parse: Callable[[dict[str, Any]], Trigger]
     ) -> Trigger:
-        body = await self._body(request)
+        body = await body_of(request, self._max_body_bytes, self._body_seconds)
         if not self._secret:
             raise Rejected(503, "webhooks are disabled: set CHARON_WEBHOOK_SECRET", "disabled")
         try:
@@ -87,12 +76,12 @@ class Webhooks:
                               previous_secret=self._previous_secret)
         except AuthError as exc:
             raise Rejected(401, str(exc), "signature") from None
-        trigger = parse(_json_object(body))
+        trigger = parse(json_object(body))
         # Recorded only once the request passed every check, so a refused delivery
         # can be retried under its own id; a full queue is one of those checks, or the
         # sender's retry would be taken for a replay of a trigger that was never queued.
         if not self._daemon.can_accept():
-            raise _queue_full()
+            raise queue_full()
         await self._remember(delivery)
         return trigger
 
@@ -109,16 +98,8 @@ class Webhooks:
         if not first:
             raise Rejected(200, "duplicate delivery ignored", "duplicate")
 
-    async def _body(self, request: web.Request) -> bytes:
-        try:
-            return await read_body(request, self._max_body_bytes, within=self._body_seconds)
-        except web.HTTPRequestEntityTooLarge:
-            raise Rejected(413, f"body over {self._max_body_bytes} bytes", "oversized") from None
-        except web.HTTPRequestTimeout as exc:
-            raise Rejected(408, exc.text or "the request body came too slowly", "timeout") from None
-
     def partition_published(self, payload: dict[str, Any]) -> Trigger:
-        endpoint, partition = _field(payload, "endpoint"), _field(payload, "partition")
+        endpoint, partition = field(payload, "endpoint"), field(payload, "partition")
         try:
             validate.endpoint(endpoint)
             validate.partition(partition)
@@ -130,22 +111,23 @@ class Webhooks:
         return Trigger("webhook", keys=(key,))
 
     def run_requested(self, payload: dict[str, Any]) -> Trigger:
-        name = _field(payload, "workflow")
+        name = field(payload, "workflow")
         if name not in self._daemon.watch.workflows:
             raise Rejected(404, f"no workflow named {name!r}", "unknown")
         try:
-            day = parse_day(_field(payload, "date"))
+            day = parse_day(field(payload, "date"))
         except CharonError as exc:
             raise Rejected(400, str(exc), "malformed") from None
         return Trigger("webhook", roots=(Root(name, day),))
 
 
 def daemon_app(
-    daemon: Daemon, *, secret: str, previous_secret: str = "", max_body_bytes: int,
-    body_seconds: float = BODY_SECONDS,
+    daemon: Daemon, *, secret: str, previous_secret: str = "", api_token: str = "",
+    max_body_bytes: int, body_seconds: float = BODY_SECONDS,
 ) -> web.Application:
     """``previous_secret``, while a rotation lasts, signs webhooks as well as ``secret``;
-    a webhook's body must arrive within ``body_seconds``."""
+    ``api_token`` authorises the actions (none: they are off); a request's body must
+    arrive within ``body_seconds``."""
     hooks = Webhooks(daemon, secret=secret, previous_secret=previous_secret,
                      max_body_bytes=max_body_bytes, body_seconds=body_seconds)
 
@@ -169,22 +151,13 @@ def daemon_app(
     app.router.add_routes([openapi.route("daemon")])
     add_ui(app, daemon)
     add_graphs(app, daemon)
+    add_actions(app, daemon, token=api_token, max_body_bytes=max_body_bytes)
     return app
 
 
-def _queue_full() -> Rejected:
-    return Rejected(503, "trigger queue full, retry later", "queue_full", {"Retry-After": "1"})
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        return decode_object(body)
-    except UsageError as exc:
-        raise Rejected(400, str(exc), "malformed") from None
-
-
 # aiohttp's own refusals (no such route, another method, a body over client_max_size),
-# answered in the webhooks' JSON like every other refusal.
+# answered in the webhooks' JSON like every other refusal; so are the actions' refusals
+# and a state store that cannot answer.
 _ROUTING_CODES = {404: "not_found", 405: "method_not_allowed", 413: "oversized"}
 
 
@@ -192,6 +165,11 @@ _ROUTING_CODES = {404: "not_found", 405: "method_not_allowed", 413: "oversized"}
 async def _json_routing_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except Rejected as exc:
+        return exc.response()
+    except StateStoreError as exc:
+        return Rejected(503, f"the state store is unavailable, retry later: {exc}",
+                        "unavailable", {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}).response()
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects are not errors
             raise
@@ -200,10 +178,3 @@ async def _json_routing_errors(request: web.Request, handler: Handler) -> web.St
             status=exc.status, headers={k: v for k, v in exc.headers.items()
                                         if k.lower() == "allow"},
         )
-
-
-def _field(payload: Mapping[str, Any], name: str) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str) or not value:
-        raise Rejected(400, f"field {name!r} must be a non-empty string", "malformed")
-    return value

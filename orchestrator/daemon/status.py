@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ class RootState:
     retry_at: datetime | None = None
     """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
     failing source is tried again."""
+    rerun: set[str] = field(default_factory=set)
+    """Tasks a user asked to re-run, by the next evaluation."""
 
 
 async def daemon_status(daemon: Daemon) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import hmac
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import anyio
@@ -14,6 +15,30 @@ from orchestrator.errors import ConfigError
 SHUTDOWN_SECONDS = 5.0
 BODY_SECONDS = 30.0
 """How long a request body may take to arrive: ample for 64 KiB on the slowest link."""
+
+
+class Rejected(Exception):
+    """A refused request: its HTTP status, and what to tell the caller."""
+
+    def __init__(
+        self, status: int, message: str, reason: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.headers = status, reason, headers
+
+    def response(self) -> web.Response:
+        """The JSON error answer: ``{"error", "code"}``."""
+        return web.json_response({"error": str(self), "code": self.reason},
+                                 status=self.status, headers=self.headers)
+
+
+def bearer_matches(request: web.Request, token: str) -> bool:
+    """Whether the request's ``Authorization: Bearer`` header carries ``token``."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: how long the comparison takes says nothing about the token.
+    # surrogateescape: a header's non-UTF-8 bytes arrive as lone surrogates.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.encode())
 
 
 async def read_body(request: web.Request, limit: int, *,

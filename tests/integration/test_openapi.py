@@ -36,6 +36,7 @@ from orchestrator.testing.stores import InMemoryRegistry
 from orchestrator.web import openapi
 from orchestrator.web.openapi import Service
 from tests.support.live_services import (
+    API_TOKEN,
     SECRET,
     TOKEN,
     WORKFLOW,
@@ -50,6 +51,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 DAY = "2018-10-31"
 PARTITION = "/v1/endpoints/{endpoint}/partitions/{partition}"
+TRIGGER = "/api/partitions/{workflow}/{date}/trigger"
+RUN_ACTION = "/api/runs/{{run_id}}/{}"
+ACTIONS = [TRIGGER, RUN_ACTION.format("rerun"), RUN_ACTION.format("cancel"), "/api/backfills"]
 # Documented answers no test here provokes: a failing store, a full trigger queue, a
 # daemon without a secret and a body that stalls for 30 s (each tested in
 # test_registry_service.py, test_registry_service_hostile.py and test_daemon_webhooks.py,
@@ -68,7 +72,14 @@ UNPROVOKED = {
                # A revision's lineage: in tests/integration/test_ui_graphs_browser.py.
                ("get", "/lineage/{revision_id}", "200"),
                *{("get", path, "503") for path in
-                 ("/lineage/{revision_id}", "/workflows/{name}/graph", "/charts")}},
+                 ("/lineage/{revision_id}", "/workflows/{name}/graph", "/charts")},
+               # A run to re-run or cancel, a backfill under way, a body of another
+               # type, actions off, a failing store: in test_ui_actions.py, in process.
+               *{("post", path, status) for path in ACTIONS for status in ("408", "415", "503")},
+               *{("post", RUN_ACTION.format(verb), status) for verb in ("rerun", "cancel")
+                 for status in ("409", "200" if verb == "cancel" else "202")},
+               ("post", "/api/backfills", "409"), ("get", "/api/backfills", "503"),
+               ("get", "/api/backfills/{backfill_id}", "503")},
 }
 
 
@@ -277,9 +288,37 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         assert "EventSource" in call("get", "/ui/app.js", 200)
         assert ".s-running" in call("get", "/ui/app.css", 200)
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)
+        _act(call)
         call("get", "/healthz", 200)
         call("get", openapi.PATH, 200)
         assert call.unseen("daemon") == set()
+
+
+def _act(call: Observer) -> None:
+    """Each action: done, or refused for each documented reason this daemon can give."""
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    day = {"workflow": WORKFLOW, "date": DAY}
+    run = {"run_id": "none"}
+    backfill = {"workflow": WORKFLOW, "interval": "1999-01-01"}
+    call("post", TRIGGER, 202, path_parameters=day, body={}, headers=api)
+    call("post", TRIGGER, 404, path_parameters={**day, "workflow": "none"}, body={}, headers=api)
+    call("post", TRIGGER, 400, path_parameters={**day, "date": "2018-02-30"}, body={},
+         headers=api)
+    for path, parts, body in [(TRIGGER, day, {}), (ACTIONS[1], run, {}), (ACTIONS[2], run, {}),
+                              ("/api/backfills", {}, backfill)]:
+        call("post", path, 401, path_parameters=parts, body=body, headers={})
+        call("post", path, 403, path_parameters=parts, body=body,
+             headers={**api, "Origin": "https://elsewhere.example"})
+        call("post", path, 413, path_parameters=parts, body={"pad": "x" * 70_000}, headers=api)
+        call("post", path, 400, path_parameters=parts, body={"x": 1}, headers=api)
+    for verb in ("rerun", "cancel"):
+        call("post", RUN_ACTION.format(verb), 404, path_parameters=run, body={}, headers=api)
+    started = call("post", "/api/backfills", 202, body=backfill, headers=api)
+    call("post", "/api/backfills", 404, body={**backfill, "workflow": "none"}, headers=api)
+    listed = call("get", "/api/backfills", 200)["backfills"]
+    assert started["id"] in {each["id"] for each in listed}
+    call("get", "/api/backfills/{backfill_id}", 200, path_parameters={"backfill_id": started["id"]})
+    call("get", "/api/backfills/{backfill_id}", 404, path_parameters={"backfill_id": "none"})
 
 
 def watched_day(status: dict[str, Any]) -> str:

@@ -53,9 +53,10 @@ async def watched_page(browser: Browser) -> Watched:
 
 
 @asynccontextmanager
-async def served_ui(world: DaemonWorld) -> AsyncIterator[str]:
-    """The daemon running over ``world``, its application on loopback; yields its URL."""
-    app = daemon_app(world.daemon, secret="", max_body_bytes=1024)
+async def served_ui(world: DaemonWorld, token: str = "") -> AsyncIterator[str]:
+    """The daemon running over ``world``, its application on loopback, its actions
+    behind ``token`` (none: off); yields its URL."""
+    app = daemon_app(world.daemon, secret="", api_token=token, max_body_bytes=1024)
     async with running(world), anyio.create_task_group() as group:
         port = await group.start(serve, app, "127.0.0.1", 0)
         yield f"http://127.0.0.1:{port}"

@@ -26,6 +26,7 @@ from tests.acceptance.conftest import CHARON, Cli, start
 
 TOKEN = "openapi-token"
 SECRET = "openapi-webhook-secret"
+API_TOKEN = "openapi-api-token"
 WORKFLOW = "top_artists"
 # Long-polls answer at once: a fuzzer asking for `wait` would otherwise spend most of
 # its time waiting (the long-poll itself is tested in test_registry_service.py).
@@ -66,14 +67,16 @@ def live_registry(home: Path) -> Iterator[LiveService]:
 
 @contextmanager
 def live_daemon(home: Path) -> Iterator[LiveService]:
-    """The daemon watching the top-artists workflow, its webhooks signed with SECRET."""
+    """The daemon watching the top-artists workflow, its webhooks signed with SECRET,
+    its actions behind API_TOKEN."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "charon.toml"
     config.write_text(
         f'[[workflows]]\nname = "{WORKFLOW}"\nmodule = "jobs.top_artists"\n'
         'task = "TopArtistsJob"\nparams = { top_n = 10 }\nlookback_days = 2\n'
     )
-    env = {**Cli(home).env, "CHARON_CONFIG": str(config), "CHARON_WEBHOOK_SECRET": SECRET}
+    env = {**Cli(home).env, "CHARON_CONFIG": str(config), "CHARON_WEBHOOK_SECRET": SECRET,
+           "CHARON_API_TOKEN": API_TOKEN}
     with _running([CHARON, "daemon", "--port", "0"], env,
                   home.parent / f"{home.name}-daemon.log", "daemon listening on ") as live:
         yield live

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from orchestrator import validate
 from orchestrator.daemon.ui.states import STATES, Cell
 from orchestrator.errors import InvalidIdentifier
-from orchestrator.model import Run
+from orchestrator.model import Run, RunState
 
 DAYS_PER_PAGE = 60
 
@@ -54,6 +54,7 @@ def grid(page: GridPage) -> str:
     return document("charon: partitions", f"/events?page={page.page}", "\n".join([
         "<h1>Partitions</h1>",
         f"<ul class=\"legend\">{legend}</ul>",
+        _grid_actions(page),
         _pager(page.page, page.pages),
         f"<table class=\"grid\"><thead><tr><th>day</th>{head}</tr></thead>",
         "<tbody>", *rows, "</tbody></table>",
@@ -102,6 +103,7 @@ def run_page(run: Run) -> str:
     return document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
         '<p><a href="/">all partitions</a></p>',
+        _run_actions(run),
         f"<table class=\"fields\">{rows}</table>",
         "<h2>Input revisions</h2>",
         "<table><thead><tr><th>input</th><th>revision</th><th>URI</th></tr></thead>"
@@ -133,11 +135,48 @@ def revision_link(revision_id: str) -> str:
     return f'<a href="{lineage_href(revision_id)}">{escape(revision_id)}</a>'
 
 
+def _grid_actions(page: GridPage) -> str:
+    """Trigger a day (a click on a cell picks its workflow and day), start a backfill;
+    the backfills' progress, filled and kept current by the script."""
+    options = "".join(f"<option>{escape(w)}</option>" for w in page.workflows)
+    newest = page.days[0].isoformat() if page.days else ""
+    return (
+        '<section class="actions"><h2>Actions</h2>'
+        f'<p><label>workflow <select id="act-workflow">{options}</select></label> '
+        f'<label>day <input id="act-day" type="date" value="{newest}"></label> '
+        '<button type="button" class="act" data-act="trigger">trigger the day</button> · '
+        '<label>backfill <input id="act-interval" placeholder="2018-10 or'
+        ' 2018-10-01-2018-10-08" size="24"></label> <label>order <select id="act-order">'
+        '<option>oldest</option><option>newest</option></select></label> '
+        '<button type="button" class="act" data-act="backfill">start the backfill</button></p>'
+        '<p class="act-result" role="status"></p></section>'
+        '<section id="backfills" hidden><h2>Backfills</h2><table><thead><tr><th>backfill</th>'
+        "<th>task</th><th>interval</th><th>state</th><th>progress</th></tr></thead>"
+        "<tbody></tbody></table></section>"
+    )
+
+
+def _run_actions(run: Run) -> str:
+    """Re-run and, while the run is running, cancel: the script sends them."""
+    path = f"/api/runs/{quote(run.id, safe='')}"
+    hidden = "" if run.state is RunState.RUNNING else " hidden"
+    return (
+        f'<p class="actions"><button type="button" class="act" data-act="{path}/rerun">'
+        f're-run</button> <button type="button" class="act" id="act-cancel"'
+        f' data-act="{path}/cancel"{hidden}>cancel</button>'
+        ' <span class="act-result" role="status"></span></p>'
+    )
+
+
 def document(title: str, events: str, body: str) -> str:
     """``events``: where the page's script listens for the changes it shows; a page
     without ("") does not change, and has no script."""
     script = '<script src="/ui/app.js" defer></script>' if events else ""
     live = ' · <span id="live" class="live">connecting…</span>' if events else ""
+    # The actions' bearer token, kept in this tab's sessionStorage by the script.
+    token = (' · <span class="token"><input id="api-token" type="password" autocomplete="off"'
+             ' placeholder="API token" aria-label="API token"> <button type="button"'
+             ' id="token-use">use</button></span>') if events else ""
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
@@ -145,6 +184,6 @@ def document(title: str, events: str, body: str) -> str:
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css">'
         f'{script}</head>\n<body data-events="{escape(events)}">\n<nav><a href="/">charon</a>'
         ' · <a href="/charts">charts</a> · <a href="/status">status</a>'
-        f' · <a href="/metrics">metrics</a>{live}</nav>\n'
+        f' · <a href="/metrics">metrics</a>{live}{token}</nav>\n'
         f"{body}\n</body></html>\n"
     )
