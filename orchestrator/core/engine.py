@@ -61,6 +61,9 @@ class Policy:
     """When a failed run is tried again; by default (a user's own run) at once."""
     on_launch: Callable[[Task], None] | None = None
     """Told as each run of this evaluation launches (the daemon times launches so)."""
+    on_ready: Callable[[Task], None] | None = None
+    """Told when a task has all its inputs but must wait for a place under the limits
+    (the daemon's grid shows it *ready*)."""
 
 
 EVALUATORS = 256
@@ -222,6 +225,8 @@ class Engine:
         if not self._claiming:
             return _not_claiming(task)
         waited = not self._place_free(policy)
+        if waited and policy.on_ready is not None:
+            policy.on_ready(task)
         async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place
