@@ -62,7 +62,8 @@ UNPROVOKED = {
     "daemon": {("post", "/hooks/partitions", "503"), ("post", "/hooks/runs", "503"),
                # An endless stream, and a run of a day this service has not run: both
                # in tests/integration/test_ui_browser.py.
-               ("get", "/events", "200"), ("get", "/runs/{run_id}", "200")},
+               ("get", "/events", "200"), ("get", "/runs/{run_id}", "200"),
+               ("get", "/runs/{run_id}/log", "200")},
 }
 
 
@@ -259,9 +260,18 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         call("get", "/", 400, query={"page": "0"})
         call("get", "/", 404, query={"page": 99})
         call("get", "/runs/{run_id}", 404, path_parameters={"run_id": "none"})
+        call("get", "/runs/{run_id}/log", 404, path_parameters={"run_id": "none"})
+        day = {"workflow": WORKFLOW, "day": watched_day(call("get", "/status", 200))}
+        assert "Why not running" in call("get", "/partitions/{workflow}/{day}", 200,
+                                         path_parameters=day)
+        call("get", "/partitions/{workflow}/{day}", 400,
+             path_parameters={**day, "day": "2018-02-30"})
+        call("get", "/partitions/{workflow}/{day}", 404,
+             path_parameters={**day, "day": "1999-01-01"})
         call("get", "/events", 400, query={"page": "x"})
         call("get", "/events", 404, query={"page": 99})
         assert "EventSource" in call("get", "/ui/app.js", 200)
+        assert "EventSource" in call("get", "/ui/runlog.js", 200)
         assert ".s-running" in call("get", "/ui/app.css", 200)
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)
         call("get", "/healthz", 200)

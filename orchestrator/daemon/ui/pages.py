@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from html import escape
 from urllib.parse import quote
 
+from orchestrator.daemon.ui import runview
 from orchestrator.daemon.ui.states import STATES, Cell
 from orchestrator.model import Run
 
@@ -64,10 +65,15 @@ def _cell(cell: Cell | None, workflow: str, day: date) -> str:
     label = escape(cell.state)
     title = escape(f"{workflow} {day.isoformat()}: {cell.state}"
                    + (f": {cell.why}" if cell.why else ""))
-    inner = (f'<a href="/runs/{quote(cell.run_id, safe="")}">{label}</a>'
-             if cell.run_id else label)
+    # A cell without a run links to its partition's page: why it is not running.
+    href = f"/runs/{quote(cell.run_id, safe='')}" if cell.run_id else partition_url(workflow, day)
+    inner = f'<a href="{href}">{label}</a>'
     return (f'<td class="cell s-{label}" data-key="{escape(cell.key)}"'
             f' title="{title}">{inner}</td>')
+
+
+def partition_url(workflow: str, day: date) -> str:
+    return f"/partitions/{quote(workflow, safe='')}/{day.isoformat()}"
 
 
 def _pager(page: int, pages: int) -> str:
@@ -78,7 +84,8 @@ def _pager(page: int, pages: int) -> str:
     return f'<p class="pager">{newer} · page {page} of {pages} · {older}</p>'
 
 
-def run_page(run: Run) -> str:
+def run_page(run: Run, partition_url: str | None = None) -> str:
+    """``partition_url``: the page of the watched partition the run is of."""
     inputs = "".join(
         f"<tr><td>{escape(i.key)}</td><td class=\"mono\">{escape(i.revision_id)}</td>"
         f"<td class=\"mono\">{escape(i.ref)}</td></tr>"
@@ -90,7 +97,7 @@ def run_page(run: Run) -> str:
         ("task", escape(run.task_id)), ("partition", escape(run.partition)),
         ("attempt", str(run.attempt)), ("failures", str(run.failures)),
         ("fingerprint", f'<span class="mono">{escape(run.fingerprint)}</span>'),
-        ("job id", escape(run.job_id or "none yet")),
+        ("job id", runview.job_field(run)),
         ("created", readable(run.created)), ("updated", readable(run.updated)),
         ("finished", readable(run.finished) or "not yet"),
         ("error", f'<pre class="error">{escape(run.error)}</pre>' if run.error else "none"),
@@ -98,22 +105,27 @@ def run_page(run: Run) -> str:
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
     return _document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
-        '<p><a href="/">all partitions</a></p>',
+        '<p><a href="/">all partitions</a></p>', runview.partition_link(partition_url),
         f"<table class=\"fields\">{rows}</table>",
+        runview.timeline(run, {n: readable(getattr(run, n)) for n in ("created", "updated",
+                                                                      "finished")}),
         "<h2>Input revisions</h2>",
         "<table><thead><tr><th>input</th><th>revision</th><th>URI</th></tr></thead>"
         f"<tbody>{inputs}</tbody></table>",
-    ]))
+        runview.log_panel(run),
+    ]), scripts=(runview.LOG_SCRIPT,))
 
 
-def _document(title: str, events: str, body: str) -> str:
+def _document(title: str, events: str, body: str, scripts: Sequence[str] = ()) -> str:
     """``events``: where the page's script listens for the changes it shows."""
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
         # No icon to fetch: a browser asking for /favicon.ico would log a 404.
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css">'
-        '<script src="/ui/app.js" defer></script></head>\n'
+        '<script src="/ui/app.js" defer></script>'
+        + "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
+        + "</head>\n"
         f'<body data-events="{escape(events)}">\n<nav><a href="/">charon</a> · '
         '<a href="/status">status</a> · <a href="/metrics">metrics</a>'
         ' · <span id="live" class="live">connecting…</span></nav>\n'
