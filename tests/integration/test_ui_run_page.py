@@ -144,6 +144,7 @@ async def test_a_dataflow_job_links_to_its_console_page() -> None:
     async with served_ui(world) as url, aiohttp.ClientSession() as session:
         await publish_day(world)
         run = await active_run(world)
+        await world.wait_for(lambda: world.runner.running == 1)  # its own id recorded
         await world.state.set_job_id(run.id, run.attempt,
                                      "projects/p-1/locations/europe-west1/jobs/2018-10-31_x")
         page = await (await session.get(f"{url}/runs/{run.id}")).text()

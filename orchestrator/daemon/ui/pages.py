@@ -105,7 +105,7 @@ def run_page(run: Run, partition_url: str | None = None) -> str:
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
     return _document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
-        '<p><a href="/">all partitions</a></p>', runview.partition_link(partition_url),
+        f'<p><a href="/">all partitions</a>{runview.partition_link(partition_url)}</p>',
         f"<table class=\"fields\">{rows}</table>",
         runview.timeline(run, {n: readable(getattr(run, n)) for n in ("created", "updated",
                                                                       "finished")}),

@@ -28,14 +28,13 @@ def job_field(run: Run) -> str:
 
 def timeline(run: Run, readable: dict[str, str]) -> str:
     """``readable``: the run's moments as the page writes them, by field name."""
-    steps = [("created", readable["created"],
-              "claimed by a worker: attempt 1 began")]
+    steps = [("created", readable["created"], "claimed by a worker: attempt 1 began")]
     if run.attempt > 1:
         steps.append(("attempts", "", f"{run.attempt} attempts: taken over after a lost lease"
                       f" or tried again after a failure ({run.failures} failed)"))
     if run.state.active:
         held = f"held by {run.lease_owner}" if run.lease_owner else "released, to be resumed"
-        steps.append((run.state.value, readable["updated"], f"now, last written then; {held}"))
+        steps.append((run.state.value, readable["updated"], f"now (last written then); {held}"))
     else:
         steps.append((run.state.value, readable["finished"], run.error or "ended"))
     items = "".join(
@@ -50,7 +49,7 @@ def partition_link(url: str | None) -> str:
     """``url``: the page of the run's partition, when a watched one."""
     if url is None:
         return ""
-    return f'<p><a href="{escape(url)}">why is this partition where it is</a></p>'
+    return f' · <a href="{escape(url)}">its partition: why it runs or not</a>'
 
 
 def log_panel(run: Run) -> str:
