@@ -151,3 +151,18 @@ async def test_a_dataflow_job_links_to_its_console_page() -> None:
         world.runner.gate.set()
     assert ('href="https://console.cloud.google.com/dataflow/jobs/europe-west1/2018-10-31_x'
             '?project=p-1"') in page
+
+
+async def test_an_open_log_stream_does_not_hold_the_server_s_shutdown() -> None:
+    world = make_world()
+    world.runner.gate = anyio.Event()
+    async with aiohttp.ClientSession() as session:
+        async with served_ui(world) as url:
+            await publish_day(world)
+            run = await active_run(world)
+            response = await session.get(f"{url}/runs/{run.id}/log")
+            await response.content.readline()  # the stream is open
+            stopping = anyio.current_time()
+        # The server waits SHUTDOWN_SECONDS (5) for a stream that does not end.
+        assert anyio.current_time() - stopping < 3
+        response.close()

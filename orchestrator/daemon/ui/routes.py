@@ -13,7 +13,7 @@ from aiohttp import web
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.ui import pages, why
 from orchestrator.daemon.ui.events import Changes, Interest
-from orchestrator.daemon.ui.runlog import stream_run_log
+from orchestrator.daemon.ui.runlog import RunLogStreams
 from orchestrator.daemon.ui.states import find_run, partition_cells
 from orchestrator.model import Run
 
@@ -27,6 +27,8 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
     changes = Changes(daemon)
     app.cleanup_ctx.append(changes.polling)
     app.on_shutdown.append(changes.closing)
+    logs = RunLogStreams(daemon)
+    app.on_shutdown.append(logs.closing)
     app.on_response_prepare.append(_content_policy)
 
     async def grid(request: web.Request) -> web.StreamResponse:
@@ -56,7 +58,7 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
         return _html(pages.run_page(found, why.page_of(daemon, found.task_id)))
 
     async def run_log(request: web.Request) -> web.StreamResponse:
-        return await stream_run_log(request, daemon, await watched_run(request))
+        return await logs.stream(request, await watched_run(request))
 
     async def partition(request: web.Request) -> web.StreamResponse:
         return await why.partition_page(request, daemon)

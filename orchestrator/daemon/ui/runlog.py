@@ -26,38 +26,52 @@ CHUNK_BYTES = 64 * 1024
 POLL_SECONDS = 0.25
 
 
-async def stream_run_log(request: web.Request, daemon: Daemon, run: Run) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
-    response.content_type = "text/event-stream"
-    response.charset = "utf-8"
-    await response.prepare(request)
-    with suppress(ConnectionError):  # the client left
-        await _follow(response, daemon, run, _resumed_at(request))
-    return response
+class RunLogStreams:
+    """Every open log stream of the application, ended at its shutdown (each would
+    otherwise hold it until its run ends)."""
 
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._closing = False
 
-async def _follow(response: web.StreamResponse, daemon: Daemon, run: Run, offset: int) -> None:
-    logs = daemon.adapters.run_logs
-    await response.write(b": hello\n\n")
-    while True:
-        ended = not run.state.active
-        chunk = await logs.read(run.id, offset, CHUNK_BYTES)
-        if chunk is None and (ended or run.lease_owner not in (None, daemon.engine.owner)):
-            await response.write(message("missing", {"text": _missing(run)}).encode())
-            break
-        # Ended and short of a chunk: the log's last bytes, even without a line break.
-        if sent := _whole_lines(chunk or b"", at_end=ended and len(chunk or b"") < CHUNK_BYTES):
-            offset += len(sent)
-            lines = sent.decode(errors="replace").splitlines()
-            await response.write(f"id: {offset}\n".encode()
-                                 + message("log", {"lines": lines}).encode())
-            continue
-        if ended:
-            break
-        await anyio.sleep(POLL_SECONDS)
-        run = await _now(daemon, run)
-    await response.write(message("end", {"state": run.state.value}).encode())
+    async def closing(self, app: web.Application) -> None:
+        """aiohttp's shutdown signal."""
+        self._closing = True
+
+    async def stream(self, request: web.Request, run: Run) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no"})
+        response.content_type = "text/event-stream"
+        response.charset = "utf-8"
+        await response.prepare(request)
+        with suppress(ConnectionError):  # the client left
+            await self._follow(response, run, _resumed_at(request))
+        return response
+
+    async def _follow(self, response: web.StreamResponse, run: Run, offset: int) -> None:
+        daemon = self._daemon
+        await response.write(b": hello\n\n")
+        while True:
+            ended = not run.state.active
+            chunk = await daemon.adapters.run_logs.read(run.id, offset, CHUNK_BYTES)
+            if chunk is None and (ended or run.lease_owner not in (None, daemon.engine.owner)):
+                await response.write(message("missing", {"text": _missing(run)}).encode())
+                break
+            # Ended and short of a chunk: the log's last bytes, even without a line break.
+            if sent := _whole_lines(chunk or b"",
+                                    at_end=ended and len(chunk or b"") < CHUNK_BYTES):
+                offset += len(sent)
+                lines = sent.decode(errors="replace").splitlines()
+                await response.write(f"id: {offset}\n".encode()
+                                     + message("log", {"lines": lines}).encode())
+                continue
+            if ended:
+                break
+            await anyio.sleep(POLL_SECONDS)
+            if self._closing:
+                return  # shutting down: the browser reconnects, to a replica still up
+            run = await _now(daemon, run)
+        await response.write(message("end", {"state": run.state.value}).encode())
 
 
 def _whole_lines(chunk: bytes, *, at_end: bool) -> bytes:
