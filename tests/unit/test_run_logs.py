@@ -1,21 +1,27 @@
-"""Run logs as files: appended line by line, read from an offset, cut at their bound
-with a line saying so, the oldest removed past the count kept."""
+"""Run logs: the contract over the files and the in-memory fake; the files cut at their
+bound with a line saying so, and the oldest removed past the count kept."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.stores.runlogs.files import CUT, FileRunLogs
+from orchestrator.testing.runlogs import InMemoryRunLogs
+from tests.contracts.run_logs import MakeLogs, RunLogsContract
 
 
-async def test_lines_are_read_back_from_any_offset(tmp_path: Path) -> None:
-    logs = FileRunLogs(tmp_path / "logs")
-    assert await logs.read("r1", 0, 100) is None  # no log of it here
-    await logs.append("r1", "first")
-    await logs.append("r1", "second <b>")
-    assert await logs.read("r1", 0, 100) == b"first\nsecond <b>\n"
-    assert await logs.read("r1", 6, 3) == b"sec"
-    assert await logs.read("r1", 100, 10) == b""
+class TestFileRunLogs(RunLogsContract):
+    @pytest.fixture
+    def logs(self, tmp_path: Path) -> MakeLogs:
+        return lambda max_bytes: FileRunLogs(tmp_path / "logs", max_bytes=max_bytes)
+
+
+class TestInMemoryRunLogs(RunLogsContract):
+    @pytest.fixture
+    def logs(self) -> MakeLogs:
+        return InMemoryRunLogs
 
 
 async def test_a_log_is_cut_at_its_bound_and_says_so(tmp_path: Path) -> None:
