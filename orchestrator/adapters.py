@@ -21,6 +21,7 @@ from orchestrator.stores.lineage.base import (
 )
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.registry.sqlite import SqliteRegistry
+from orchestrator.stores.runlogs.files import FileRunLogs
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
 from orchestrator.stores.storage.base import Storage
@@ -165,7 +166,8 @@ async def open_adapters(settings: Settings) -> AsyncIterator[Adapters]:
         lineage = await _build_lineage(settings, stack)
         yield Adapters(registry, warehouse, storage, state,
                        settings.storage.resolved_output_prefix, database,
-                       settings.storage.data_prefix, lineage)
+                       settings.storage.data_prefix, lineage,
+                       FileRunLogs(settings.home / "logs"))
 
 
 def local_job_runner() -> JobRunner:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
@@ -62,3 +63,24 @@ def log_context(**values: Any) -> Iterator[None]:
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+JobOutput = Callable[[str], Awaitable[None]]
+_JOB_OUTPUT: ContextVar[JobOutput | None] = ContextVar("job_output", default=None)
+
+
+@contextmanager
+def job_output_to(sink: JobOutput) -> Iterator[None]:
+    """Hand every line of job output this task (and the tasks it starts) reports to
+    ``sink``: the run's log, which the run page shows."""
+    token = _JOB_OUTPUT.set(sink)
+    try:
+        yield
+    finally:
+        _JOB_OUTPUT.reset(token)
+
+
+async def job_output(line: str) -> None:
+    """One line of a job's output, for the run it belongs to (nowhere outside a run)."""
+    if (sink := _JOB_OUTPUT.get()) is not None:
+        await sink(line)

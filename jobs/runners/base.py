@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
+
+DATAFLOW_JOB = re.compile(r"projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)")
+"""A Dataflow job's full name, as the Dataflow runner records it as the run's job id."""
+
+
+def dataflow_console_url(project: str, region: str, job_id: str) -> str:
+    return f"https://console.cloud.google.com/dataflow/jobs/{region}/{job_id}?project={project}"
+
+
+def job_page(job_id: str) -> str | None:
+    """Where a person follows the job the id names: the Google Cloud console for a
+    Dataflow job; None for a job with no page (a local process)."""
+    if match := DATAFLOW_JOB.fullmatch(job_id):
+        return dataflow_console_url(match[1], match[2], match[3])
+    return None
 
 
 class JobRunner(Protocol):

@@ -20,6 +20,7 @@ from jobs.runners.processes import (
     stop_process,
 )
 from orchestrator.errors import JobFailed, JobLost
+from orchestrator.log import job_output
 
 LOG_TAIL = 20
 
@@ -93,12 +94,14 @@ async def stream_log(
     tail: collections.deque[str],
     on_line: Callable[[str], None] | None = None,
 ) -> None:
-    """Copy the job's output into the log line by line until it closes, keeping a tail."""
+    """Copy the job's output into the log and the run's log line by line until it
+    closes, keeping a tail."""
     log = structlog.get_logger("charon.job")
     assert process.stdout is not None  # start_process asks for a pipe
     async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
         tail.append(line)
         log.info("job log", line=line)
+        await job_output(line)
         if on_line is not None:
             on_line(line)
 

@@ -22,6 +22,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from jobs.runners.base import DATAFLOW_JOB, dataflow_console_url
 from jobs.runners.beam import LOG_TAIL, log_tail, stream_log
 from jobs.runners.processes import close_process, start_process, stop_process
 from orchestrator.config import Settings
@@ -46,7 +47,6 @@ TERMINAL_STATES = FAILED_STATES | {DONE}
 # What Beam's apiclient logs once the service accepted the job
 # (apache_beam/runners/dataflow/internal/apiclient.py, submit_job_description).
 CREATED_LINE = re.compile(r"Created job with id: \[([^\]\s]+)\]")
-_REF = re.compile(r"projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)")
 # A blocking submitter notices the end of its job on its own next poll.
 _SUBMITTER_GRACE_SECONDS = 30.0
 
@@ -74,13 +74,12 @@ class JobRef:
 
     @property
     def console_url(self) -> str:
-        return (f"https://console.cloud.google.com/dataflow/jobs/{self.region}/{self.id}"
-                f"?project={self.project}")
+        return dataflow_console_url(self.project, self.region, self.id)
 
     @classmethod
     def parse(cls, text: str, *, project: str, region: str) -> JobRef:
         """A full name, or a bare id in the configured project and region."""
-        if match := _REF.fullmatch(text):
+        if match := DATAFLOW_JOB.fullmatch(text):
             return cls(match[1], match[2], match[3])
         return cls(project, region, text)
 

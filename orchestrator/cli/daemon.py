@@ -10,9 +10,10 @@ from typing import Any
 import anyio.abc
 
 from orchestrator.adapters import local_job_runner, open_job_runner
-from orchestrator.cli import arguments, render
+from orchestrator.cli import arguments
 from orchestrator.config import Settings
 from orchestrator.core.engine import Policy, build_engine
+from orchestrator.core.explain import explanation
 from orchestrator.core.janitor import build_janitor
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode
@@ -92,7 +93,7 @@ async def cmd_explain(args: argparse.Namespace, settings: Settings, adapters: Ad
     async with open_job_runner(settings) as runner:  # a dry run: it launches nothing
         report = await build_engine(adapters, settings, runner).run(args.task, policy)
     running = await adapters.state.list_runs(state=RunState.RUNNING, limit=10_000)
-    print(render.explanation(report, running, settings, workflow))
+    print(explanation(report, running, settings, workflow))
     return ExitCode.OK
 
 

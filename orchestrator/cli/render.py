@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.cli.summary import summary
-from orchestrator.config import Settings
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Category, Report, Status
 from orchestrator.errors import ObjectNotFound
-from orchestrator.model import Revision, Run
+from orchestrator.model import Revision
 from orchestrator.tasks.targets import (
     PostgresTable,
     RegistryTarget,
@@ -19,7 +18,6 @@ from orchestrator.tasks.targets import (
     WarehouseTable,
 )
 from orchestrator.tasks.task import Task, outputs
-from orchestrator.workflows import WorkflowSettings
 
 
 def revisions(found: Sequence[Revision]) -> str:
@@ -134,42 +132,3 @@ SHOWN = TargetKinds[Shown[Any]]("show", {
     StorageTarget: _StorageShown(),
     PostgresTable: _PostgresShown(),
 })
-
-
-def explanation(
-    result: Report, running: Sequence[Run], settings: Settings,
-    workflow: WorkflowSettings | None,
-) -> str:
-    """Why each task of a dry run is where it is: missing inputs, consumed revisions, limits."""
-    lines = []
-    for task_id, outcome in result.outcomes.items():
-        lines.append(f"{task_id}: {outcome.status.value}")
-        active = [run for run in running if run.task_id == task_id]
-        if outcome.status is Status.MISSING:
-            lines.append(f"  waiting for input: {', '.join(outcome.missing)}")
-        elif outcome.status is Status.COMPLETE and outcome.run is not None:
-            consumed = ", ".join(f"{i.key}={i.revision_id}" for i in outcome.run.inputs)
-            lines.append(f"  run {outcome.run.id} consumed {consumed}")
-        elif outcome.detail:
-            lines.append(f"  {outcome.detail}")
-        if active:
-            lines.extend(f"  running now: run {r.id} attempt {r.attempt}, job {r.job_id}"
-                         for r in active)
-        elif outcome.status is Status.WOULD_RUN:
-            lines.extend(f"  {hold}" for hold in _holds(running, settings, workflow))
-    return "\n".join(lines)
-
-
-def _holds(running: Sequence[Run], settings: Settings,
-           workflow: WorkflowSettings | None) -> list[str]:
-    holds = []
-    limit = settings.engine.max_concurrent_runs
-    if len(running) >= limit:
-        holds.append(f"held by engine.max_concurrent_runs: {len(running)} of {limit} running")
-    if workflow is not None:
-        mine = sum(run.family == workflow.task for run in running)
-        if mine >= workflow.max_concurrent_runs:
-            holds.append(f"held by workflow {workflow.name!r} max_concurrent_runs: "
-                         f"{mine} of {workflow.max_concurrent_runs} running")
-    return holds or ["no limit holds it: it fires on its next evaluation (charon run, "
-                     "or the daemon's next trigger)"]

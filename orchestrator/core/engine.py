@@ -64,6 +64,9 @@ class Policy:
     """Told as each run of this evaluation launches (the daemon times launches so)."""
     rerun: frozenset[str] = frozenset()
     """Tasks (ids) run again even though their outputs are up to date: a user's re-run."""
+    on_ready: Callable[[Task], None] | None = None
+    """Told when a task has all its inputs but must wait for a place under the limits
+    (the daemon's grid shows it *ready*)."""
 
 
 EVALUATORS = 256
@@ -277,6 +280,8 @@ class Engine:
         if not self._claiming:
             return _not_claiming(task)
         waited = not self._place_free(policy)
+        if waited and policy.on_ready is not None:
+            policy.on_ready(task)
         async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import anyio
 import structlog
@@ -34,6 +35,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import AdapterError, CharonError, JobLost, LeaseLost, UsageError
+from orchestrator.log import job_output, job_output_to
 from orchestrator.model import InputRevision, Run, RunRetryPolicy, RunState, fingerprint
 from orchestrator.tasks.commands import job_name
 from orchestrator.tasks.runcontext import RunContext
@@ -245,8 +247,12 @@ class Executor:
 
     async def _produce(self, attempt: Attempt, evaluation: Evaluation,
                        staged: _Staged) -> None:
+        run = attempt.run
         staged.in_job = True
-        await self._run_job(attempt, evaluation, staged.refs)
+        with job_output_to(partial(self._adapters.run_logs.append, run.id)):
+            await _note(f"attempt {run.attempt}: starting the job")
+            await self._run_job(attempt, evaluation, staged.refs)
+            await _note("the job finished")
         staged.in_job = False
 
     async def _run_job(self, attempt: Attempt, evaluation: Evaluation,
@@ -261,12 +267,15 @@ class Executor:
         if not isinstance(task, JobTask):
             if type(task).run is Task.run:
                 raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
+            await _note(f"{task.task_family}.run() runs in charon's process;"
+                        " what it logs is in charon's own log")
             await evaluation.task_loop.run(task.run, context)
             return
         name = job_name(task.task_family, run.partition, run.fingerprint)
 
         async def record_job(job_id: str) -> None:
             await adapters.state.set_job_id(run.id, run.attempt, job_id)
+            await _note(f"job {job_id} started")
 
         argv = task.command(JobLaunch(attempt.inputs, refs, context, name, self._beam,
                                       adapters.warehouse.job_options()))
@@ -344,6 +353,11 @@ class Executor:
     async def _discard(self, targets: Mapping[str, Target], staged: _Staged) -> None:
         await commit.discard(targets, staged.refs, self._adapters)
         staged.refs.clear()
+
+
+async def _note(text: str) -> None:
+    """A line of charon's own in the run's log, time-stamped."""
+    await job_output(f"[charon {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC] {text}")
 
 
 def _found_by_name(task: Task) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from orchestrator.stores.database.base import Database
 from orchestrator.stores.lineage.base import Lineage
 from orchestrator.stores.registry.base import Registry
+from orchestrator.stores.runlogs.base import NoRunLogs, RunLogs
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.storage.base import Storage
 from orchestrator.stores.warehouse.base import Warehouse
@@ -32,3 +33,5 @@ class Adapters:
     (``StorageSettings.data_prefix``)."""
     lineage: Lineage = field(default_factory=Lineage)
     """Where OpenLineage events of runs go; nowhere by default (``lineage.kind``)."""
+    run_logs: RunLogs = field(default_factory=NoRunLogs)
+    """Where each run's job output is kept for the run page (``<home>/logs``)."""

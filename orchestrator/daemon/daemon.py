@@ -340,7 +340,8 @@ class Daemon:
         ``received`` is when the trigger that asked for it reached the daemon."""
         health = self.metrics.sources["evaluations"]
         policy = replace(self._policies[root.workflow],
-                         on_launch=partial(self._launched, root.workflow, received))
+                         on_launch=partial(self._launched, root.workflow, received),
+                         on_ready=partial(_ready, task.task_id, state))
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=frozenset(state.rerun), retry=RETRY_AT_ONCE)
             state.rerun = set()
@@ -363,7 +364,7 @@ class Daemon:
                 health.ok()
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
-        state.evaluated_at = datetime.now(UTC)
+        state.evaluated_at, state.ready = datetime.now(UTC), False
 
     def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
         state.error, state.errors = error, state.errors + 1
@@ -410,6 +411,11 @@ class Daemon:
     async def update_run_gauge(self) -> None:
         """Count the runs by state for ``/metrics``."""
         await status.update_run_gauge(self)
+
+
+def _ready(root_task_id: str, state: RootState, task: Task) -> None:
+    if task.task_id == root_task_id:
+        state.ready = True
 
 
 def _messages(group: BaseExceptionGroup[Exception]) -> str:

@@ -26,6 +26,8 @@ class RootState:
     errors: int = 0
     """Evaluations in a row that failed so; the next waits longer each time."""
     evaluated_at: datetime | None = None
+    ready: bool = False
+    """Its evaluation found all its inputs there and waits for a place to run it."""
     retry_at: datetime | None = None
     """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
     failing source is tried again."""

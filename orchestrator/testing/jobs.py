@@ -11,6 +11,7 @@ from orchestrator.errors import (
     JobFailed,
     JobLost,
 )
+from orchestrator.log import job_output
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing.crash import ProcessCrashed
@@ -50,6 +51,9 @@ class FakeJobRunner:
     finds_jobs_by_name: bool = True
     """As a Dataflow runner does; False plays a local runner, whose jobs die unnamed."""
     reaped: list[str] = dataclasses.field(default_factory=list)
+    output: tuple[str, ...] = ()
+    """Lines each job prints, ``output_pause`` seconds apart, before it waits on ``gate``."""
+    output_pause: float = 0.0
     """Jobs still running when another attempt reattached: stopped, not followed."""
     _live: dict[str, anyio.CancelScope] = dataclasses.field(default_factory=dict)
     _stopped: dict[str, anyio.Event] = dataclasses.field(default_factory=dict)
@@ -71,6 +75,9 @@ class FakeJobRunner:
         try:
             with anyio.CancelScope() as killed:
                 self._live[job_id] = killed
+                for line in self.output:
+                    await job_output(line)
+                    await anyio.sleep(self.output_pause)
                 await (self.gate.wait() if self.gate else anyio.sleep(0.01))
                 if self.write_outputs:
                     await self._write(job_options(argv))

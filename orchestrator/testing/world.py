@@ -33,6 +33,7 @@ from orchestrator.tasks.task import Task
 from orchestrator.testing.clock import Clock, ManualClock, utc_now
 from orchestrator.testing.data import InMemoryDatabase, InMemoryStorage, InMemoryWarehouse
 from orchestrator.testing.jobs import FakeJobRunner
+from orchestrator.testing.runlogs import InMemoryRunLogs
 from orchestrator.testing.stores import InMemoryRegistry, InMemoryStateStore
 
 R_co = TypeVar("R_co", bound=InMemoryRegistry, default=InMemoryRegistry, covariant=True)
@@ -154,6 +155,6 @@ def build_world(
     warehouse = InMemoryWarehouse(now=clock)
     db = InMemoryDatabase(now=clock) if database else None
     adapters = Adapters(built_registry, warehouse, built_storage, built_state, output_prefix,
-                        db, data_prefix)
+                        db, data_prefix, run_logs=InMemoryRunLogs())
     return World(clock, built_registry, built_state, warehouse, built_storage, db,
                  FakeJobRunner(warehouse, built_storage), adapters, lease, max_concurrent_runs)

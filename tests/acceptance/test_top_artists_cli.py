@@ -46,6 +46,14 @@ def test_a_day_runs_end_to_end_and_matches_an_independent_computation(charon: Cl
     assert ran.returncode == 0, ran.stderr
     assert "TopArtistsJob(date=2018-10-31, top_n=25" in ran.stdout
     assert "published textOutput" in ran.stdout
+    # The job's output is also in its run's log, for the daemon's run page.
+    [log] = (charon.home / "logs").iterdir()
+    kept = log.read_text()
+    assert "attempt 1: starting the job" in kept
+    assert "the job finished" in kept
+    output = [json.loads(line)["line"] for line in ran.stderr.splitlines() if '"job log"' in line]
+    assert output
+    assert all(line in kept for line in output)
 
     expected = top_artists(f"{input_uri}/*.avro", charon.home / "warehouse", TRACK_ENTITY, 25)
     [[revision_id, _, output_uri]] = revisions(charon, OUTPUT)

@@ -28,6 +28,7 @@ from jobs.runners.beam import SubprocessJobRunner
 from jobs.runners.die_with_parent import PARENT_GONE
 from jobs.runners.processes import LocalJob
 from orchestrator.errors import JobFailed, JobLost
+from orchestrator.log import job_output_to
 from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
 
 pytestmark = pytest.mark.timeout(30)
@@ -292,3 +293,17 @@ async def test_the_job_s_exit_code_comes_through_the_wrapper(code: str, exit_cod
 
 async def _ignore(job_id: str) -> None:
     pass
+
+
+async def test_the_job_s_output_goes_to_its_run_s_log_line_by_line() -> None:
+    seen: list[str] = []
+
+    async def sink(line: str) -> None:
+        seen.append(line)
+
+    script = "import sys; print('one'); print('<two>', file=sys.stderr, flush=True); print('3')"
+    with job_output_to(sink):
+        await SubprocessJobRunner().run([sys.executable, "-c", script], job_name="j",
+                                        on_started=_ignore)
+    assert sorted(seen) == ["3", "<two>", "one"]  # stdout and stderr, each line once
+

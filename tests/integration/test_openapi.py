@@ -79,7 +79,8 @@ UNPROVOKED = {
                *{("post", RUN_ACTION.format(verb), status) for verb in ("rerun", "cancel")
                  for status in ("409", "200" if verb == "cancel" else "202")},
                ("post", "/api/backfills", "409"), ("get", "/api/backfills", "503"),
-               ("get", "/api/backfills/{backfill_id}", "503")},
+               ("get", "/api/backfills/{backfill_id}", "503"),
+               ("get", "/runs/{run_id}/log", "200")},
 }
 
 
@@ -276,6 +277,14 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         call("get", "/", 400, query={"page": "0"})
         call("get", "/", 404, query={"page": 99})
         call("get", "/runs/{run_id}", 404, path_parameters={"run_id": "none"})
+        call("get", "/runs/{run_id}/log", 404, path_parameters={"run_id": "none"})
+        day = {"workflow": WORKFLOW, "day": watched_day(call("get", "/status", 200))}
+        assert "Why not running" in call("get", "/partitions/{workflow}/{day}", 200,
+                                         path_parameters=day)
+        call("get", "/partitions/{workflow}/{day}", 400,
+             path_parameters={**day, "day": "2018-02-30"})
+        call("get", "/partitions/{workflow}/{day}", 404,
+             path_parameters={**day, "day": "1999-01-01"})
         call("get", "/events", 400, query={"page": "x"})
         call("get", "/events", 404, query={"page": 99})
         call("get", "/lineage/{revision_id}", 400, path_parameters={"revision_id": "<b>"})
@@ -286,6 +295,7 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         call("get", "/workflows/{name}/graph", 404, path_parameters={"name": "none"})
         assert "<svg" in call("get", "/charts", 200)
         assert "EventSource" in call("get", "/ui/app.js", 200)
+        assert "EventSource" in call("get", "/ui/runlog.js", 200)
         assert ".s-running" in call("get", "/ui/app.css", 200)
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)
         _act(call)

@@ -4,7 +4,6 @@ an error."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import aiohttp
 import anyio
 import pytest
 
-from tests.support.browser import Watched, chromium, served_ui, watched_page
+from tests.support.browser import Watched, chromium, served_ui, server_sent, watched_page
 from tests.support.worlds import DAY, make_world, publish_day
 
 CELL = f'td[data-key="top_artists/{DAY}"]'
@@ -92,20 +91,6 @@ async def test_the_event_stream_catches_up_then_sends_changes() -> None:
     assert (DAY, "succeeded") in day[2:]
     [run] = await world.state.list_runs()
     assert events[-1] == ("run", {"id": run.id, "state": "succeeded"})
-
-
-async def server_sent(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """Each event's name and data; comments (keep-alives) skipped."""
-    fields: dict[str, str] = {}
-    async for raw in stream:
-        line = raw.decode().rstrip("\n")
-        if line:
-            if not line.startswith(":"):
-                name, _, value = line.partition(": ")
-                fields[name] = value
-        elif fields:
-            yield fields["event"], json.loads(fields["data"])
-            fields = {}
 
 
 async def test_a_failed_run_waiting_for_its_retry_shows_failed_with_its_error() -> None:

@@ -3,11 +3,14 @@ and the daemon's UI served over a running in-memory world for it to look at."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 import anyio
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
@@ -61,3 +64,17 @@ async def served_ui(world: DaemonWorld, token: str = "") -> AsyncIterator[str]:
         port = await group.start(serve, app, "127.0.0.1", 0)
         yield f"http://127.0.0.1:{port}"
         group.cancel_scope.cancel()
+
+
+async def server_sent(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Each event's name and data; comments (keep-alives) skipped."""
+    fields: dict[str, str] = {}
+    async for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if line:
+            if not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+        elif fields:
+            yield fields["event"], json.loads(fields["data"])
+            fields = {}

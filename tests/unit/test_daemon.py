@@ -279,7 +279,7 @@ async def test_a_blocked_event_loop_shows_in_the_metrics() -> None:
     async with running(make_world()) as world:
         await anyio.sleep(0.15)
         # Blocking the loop on purpose: this is what the probe is there to see.
-        time.sleep(0.3)  # noqa: ASYNC251
+        time.sleep(0.4)  # noqa: ASYNC251
         await anyio.sleep(0.25)
         metrics = world.daemon.metrics
         assert metrics.loop_lag_max.value() >= 0.25

@@ -13,6 +13,7 @@ from html import escape
 from urllib.parse import quote
 
 from orchestrator import validate
+from orchestrator.daemon.ui import runview
 from orchestrator.daemon.ui.states import STATES, Cell
 from orchestrator.errors import InvalidIdentifier
 from orchestrator.model import Run, RunState
@@ -68,10 +69,15 @@ def _cell(cell: Cell | None, workflow: str, day: date) -> str:
     label = escape(cell.state)
     title = escape(f"{workflow} {day.isoformat()}: {cell.state}"
                    + (f": {cell.why}" if cell.why else ""))
-    inner = (f'<a href="/runs/{quote(cell.run_id, safe="")}">{label}</a>'
-             if cell.run_id else label)
+    # A cell without a run links to its partition's page: why it is not running.
+    href = f"/runs/{quote(cell.run_id, safe='')}" if cell.run_id else partition_url(workflow, day)
+    inner = f'<a href="{href}">{label}</a>'
     return (f'<td class="cell s-{label}" data-key="{escape(cell.key)}"'
             f' title="{title}">{inner}</td>')
+
+
+def partition_url(workflow: str, day: date) -> str:
+    return f"/partitions/{quote(workflow, safe='')}/{day.isoformat()}"
 
 
 def _pager(page: int, pages: int) -> str:
@@ -82,7 +88,8 @@ def _pager(page: int, pages: int) -> str:
     return f'<p class="pager">{newer} · page {page} of {pages} · {older}</p>'
 
 
-def run_page(run: Run) -> str:
+def run_page(run: Run, partition_url: str | None = None) -> str:
+    """``partition_url``: the page of the watched partition the run is of."""
     inputs = "".join(
         f"<tr><td>{escape(i.key)}</td><td class=\"mono\">{revision_link(i.revision_id)}</td>"
         f"<td class=\"mono\">{escape(i.ref)}</td></tr>"
@@ -94,7 +101,7 @@ def run_page(run: Run) -> str:
         ("task", escape(run.task_id)), ("partition", escape(run.partition)),
         ("attempt", str(run.attempt)), ("failures", str(run.failures)),
         ("fingerprint", f'<span class="mono">{escape(run.fingerprint)}</span>'),
-        ("job id", escape(run.job_id or "none yet")),
+        ("job id", runview.job_field(run)),
         ("created", readable(run.created)), ("updated", readable(run.updated)),
         ("finished", readable(run.finished) or "not yet"),
         ("error", f'<pre class="error">{escape(run.error)}</pre>' if run.error else "none"),
@@ -102,15 +109,18 @@ def run_page(run: Run) -> str:
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
     return document(f"charon: run {run.id}", f"/events?run={quote(run.id, safe='')}", "\n".join([
         f"<h1>Run {escape(run.id)}</h1>",
-        '<p><a href="/">all partitions</a></p>',
+        f'<p><a href="/">all partitions</a>{runview.partition_link(partition_url)}</p>',
         _run_actions(run),
         f"<table class=\"fields\">{rows}</table>",
+        runview.timeline(run, {n: readable(getattr(run, n)) for n in ("created", "updated",
+                                                                      "finished")}),
         "<h2>Input revisions</h2>",
         "<table><thead><tr><th>input</th><th>revision</th><th>URI</th></tr></thead>"
         f"<tbody>{inputs}</tbody></table>",
         "<h2>Output revisions</h2>",
         _outputs(run),
-    ]))
+        runview.log_panel(run),
+    ]), scripts=(runview.LOG_SCRIPT,))
 
 
 def _outputs(run: Run) -> str:
@@ -168,9 +178,9 @@ def _run_actions(run: Run) -> str:
     )
 
 
-def document(title: str, events: str, body: str) -> str:
+def document(title: str, events: str, body: str, scripts: Sequence[str] = ()) -> str:
     """``events``: where the page's script listens for the changes it shows; a page
-    without ("") does not change, and has no script."""
+    without ("") does not change, and has no script of charon's but ``scripts``."""
     script = '<script src="/ui/app.js" defer></script>' if events else ""
     live = ' · <span id="live" class="live">connecting…</span>' if events else ""
     # The actions' bearer token, kept in this tab's sessionStorage by the script.
@@ -182,7 +192,9 @@ def document(title: str, events: str, body: str) -> str:
         f"<title>{escape(title)}</title>"
         # No icon to fetch: a browser asking for /favicon.ico would log a 404.
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/app.css">'
-        f'{script}</head>\n<body data-events="{escape(events)}">\n<nav><a href="/">charon</a>'
+        + script
+        + "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
+        + f'</head>\n<body data-events="{escape(events)}">\n<nav><a href="/">charon</a>'
         ' · <a href="/charts">charts</a> · <a href="/status">status</a>'
         f' · <a href="/metrics">metrics</a>{live}{token}</nav>\n'
         f"{body}\n</body></html>\n"

@@ -11,20 +11,24 @@ from math import ceil
 from aiohttp import web
 
 from orchestrator.daemon.daemon import Daemon
-from orchestrator.daemon.ui import pages
+from orchestrator.daemon.ui import pages, why
 from orchestrator.daemon.ui.events import Changes, Interest
+from orchestrator.daemon.ui.runlog import RunLogStreams
 from orchestrator.daemon.ui.states import find_run, partition_cells
+from orchestrator.model import Run
 
 CONTENT_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                   "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
                   "frame-ancestors 'none'")
-_STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+_STATIC = {"app.js": "text/javascript", "app.css": "text/css", "runlog.js": "text/javascript"}
 
 
 def add_ui(app: web.Application, daemon: Daemon) -> None:
     changes = Changes(daemon)
     app.cleanup_ctx.append(changes.polling)
     app.on_shutdown.append(changes.closing)
+    logs = RunLogStreams(daemon)
+    app.on_shutdown.append(logs.closing)
     app.on_response_prepare.append(_content_policy)
 
     async def grid(request: web.Request) -> web.StreamResponse:
@@ -42,15 +46,27 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
                 else None if run_id is None else frozenset())
         return await changes.stream(request, Interest(days, run_id))
 
-    async def run(request: web.Request) -> web.StreamResponse:
+    async def watched_run(request: web.Request) -> Run:
         run_id = request.match_info["run_id"]
         found = await find_run(daemon, run_id)
         if found is None:
             raise _not_found(f"no run {run_id!r} among the watched partitions")
-        return _html(pages.run_page(found))
+        return found
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        found = await watched_run(request)
+        return _html(pages.run_page(found, why.page_of(daemon, found.task_id)))
+
+    async def run_log(request: web.Request) -> web.StreamResponse:
+        return await logs.stream(request, await watched_run(request))
+
+    async def partition(request: web.Request) -> web.StreamResponse:
+        return await why.partition_page(request, daemon)
 
     app.router.add_get("/", grid)
     app.router.add_get("/runs/{run_id}", run)
+    app.router.add_get("/runs/{run_id}/log", run_log)
+    app.router.add_get("/partitions/{workflow}/{day}", partition)
     app.router.add_get("/events", events)
     for name, content_type in _STATIC.items():
         app.router.add_get(f"/ui/{name}", _static(name, content_type))

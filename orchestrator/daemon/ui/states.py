@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 STATES = ("waiting", "ready", "running", "publishing", "succeeded", "failed", "superseded")
 """Every state a cell can show, in the legend's order."""
 
+READY = "its inputs are all there; it waits for a place under max_concurrent_runs"
+
 _BY_STATUS = {
     Status.MISSING: "waiting", Status.BLOCKED: "waiting", Status.WAITING: "waiting",
     Status.WOULD_RUN: "ready", Status.DONE: "succeeded", Status.COMPLETE: "succeeded",
@@ -81,6 +83,8 @@ async def _cell(daemon: Daemon, root: Root, active: dict[str, Run]) -> Cell:
     if run is not None:
         return Cell(root.workflow, root.day, run.state.value, run.id, run.state.value,
                     run.error or "")
+    if root_state is not None and root_state.ready:
+        return Cell(root.workflow, root.day, "ready", why=READY)
     if root_state is not None and root_state.error:
         return Cell(root.workflow, root.day, "failed", why=root_state.error)
     if report is None:

@@ -24,15 +24,12 @@
     }
     td.className = "cell s-" + cell.state;
     td.title = cell.workflow + " " + cell.day + ": " + cell.state + (cell.why ? ": " + cell.why : "");
-    td.replaceChildren();
-    if (cell.run_id) {
-      const link = document.createElement("a");
-      link.href = "/runs/" + encodeURIComponent(cell.run_id);
-      link.textContent = cell.state;
-      td.appendChild(link);
-    } else {
-      td.textContent = cell.state;
-    }
+    // A cell without a run links to its partition's page: why it is not running.
+    const link = document.createElement("a");
+    link.href = cell.run_id ? "/runs/" + encodeURIComponent(cell.run_id)
+      : "/partitions/" + encodeURIComponent(cell.workflow) + "/" + cell.day;
+    link.textContent = cell.state;
+    td.replaceChildren(link);
   });
 
   source.addEventListener("run", function (message) {

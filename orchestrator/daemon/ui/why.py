@@ -1,0 +1,81 @@
+"""``GET /partitions/{workflow}/{day}``: where one watched partition stands and why, in
+the words of ``charon explain``, from the daemon's last evaluation of it."""
+
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from aiohttp import web
+
+from orchestrator.core.explain import explanation, holds
+from orchestrator.daemon.ui.pages import document, partition_url, readable
+from orchestrator.daemon.ui.states import Cell, partition_cells
+from orchestrator.errors import CharonError
+from orchestrator.model import Run, RunState
+from orchestrator.stores.state.claims import MAX_LIST
+
+if TYPE_CHECKING:
+    from orchestrator.daemon.daemon import Daemon
+    from sensors.facts import Root
+
+
+def page_of(daemon: Daemon, task_id: str) -> str | None:
+    """The page of the watched partition whose root task is ``task_id``."""
+    return next((partition_url(root.workflow, root.day) for root in daemon.watch.roots
+                 if daemon.watch.task(root).task_id == task_id), None)
+
+
+async def partition_page(request: web.Request, daemon: Daemon) -> web.Response:
+    name, text = request.match_info["workflow"], request.match_info["day"]
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f"day must be a date such as 2018-10-31, got {text!r}") from None
+    root = next((r for r in daemon.watch.roots if (r.workflow, r.day) == (name, day)), None)
+    if root is None:
+        raise web.HTTPNotFound(text=f"no watched partition {name!r} on {day.isoformat()}")
+    [cell] = await partition_cells(daemon, [root])
+    return web.Response(text=_page(cell, await _explained(daemon, root, cell)),
+                        content_type="text/html", charset="utf-8")
+
+
+async def _explained(daemon: Daemon, root: Root, cell: Cell) -> str:
+    state = daemon.roots.get(root)
+    if state is None or state.report is None:
+        return "not evaluated yet: its first evaluation is under way or queued"
+    running = await _running(daemon)
+    workflow = daemon.watch.workflows[root.workflow]
+    text = explanation(state.report, running, daemon.settings, workflow)
+    if cell.state == "ready":
+        text = "\n".join([f"{daemon.watch.task(root).task_id}: ready, its inputs all there",
+                          *(f"  {hold}" for hold in holds(running, daemon.settings, workflow)),
+                          "as of its previous evaluation:", text])
+    return f"{text}\n\n(evaluated {readable(state.evaluated_at)})"
+
+
+async def _running(daemon: Daemon) -> list[Run]:
+    try:
+        return await daemon.adapters.state.list_runs(state=RunState.RUNNING, limit=MAX_LIST)
+    except CharonError:
+        return []
+
+
+def _page(cell: Cell, explained: str) -> str:
+    title = f"{cell.workflow} {cell.day.isoformat()}"
+    run = (f'<p>Its run: <a href="/runs/{quote(cell.run_id, safe="")}">'
+           f"{escape(cell.run_id)}</a></p>" if cell.run_id else "<p>No run of it.</p>")
+    events = f"/events?run={quote(cell.run_id or '', safe='')}"
+    return document(f"charon: {title}", events, "\n".join([
+        f"<h1>{escape(title)}</h1>",
+        '<p><a href="/">all partitions</a></p>',
+        f'<p>State: <span class="state s-{escape(cell.state)}" data-key="{escape(cell.key)}"'
+        f' id="partition-state">{escape(cell.state)}</span>'
+        + (f" — {escape(cell.why)}" if cell.why else "") + "</p>",
+        run,
+        "<h2>Why not running</h2>",
+        f'<pre class="explain" id="explain">{escape(explained)}</pre>',
+    ]))

@@ -1,0 +1,81 @@
+"""Run logs as files: ``<folder>/<run id>.log``, each cut at a size, the oldest removed
+past a count."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import anyio
+import structlog
+
+from orchestrator.stores.runlogs.base import RUN_ID
+
+MAX_BYTES = 1024 * 1024
+"""A run's log is cut here: the job's last lines are in its error, all of them in
+charon's own log."""
+KEEP = 1000
+"""Logs kept; starting the next one removes the oldest."""
+CUT = "[charon] the run's log is cut here, at {size} bytes; the rest is in charon's own log\n"
+
+
+class FileRunLogs:
+    def __init__(self, folder: Path, *, max_bytes: int = MAX_BYTES, keep: int = KEEP) -> None:
+        self._folder = folder
+        self._max_bytes = max_bytes
+        self._keep = keep
+
+    async def append(self, run_id: str, line: str) -> None:
+        if RUN_ID.fullmatch(run_id):
+            try:
+                await anyio.to_thread.run_sync(self._append, run_id, line)
+            except OSError as exc:
+                structlog.get_logger("charon.job").warning(
+                    "cannot write the run's log", run_id=run_id, error=str(exc))
+
+    async def read(self, run_id: str, offset: int, limit: int) -> bytes | None:
+        if not RUN_ID.fullmatch(run_id):
+            return None
+        return await anyio.to_thread.run_sync(self._read, run_id, offset, limit)
+
+    def _path(self, run_id: str) -> Path:
+        return self._folder / f"{run_id}.log"
+
+    def _append(self, run_id: str, line: str) -> None:
+        path = self._path(run_id)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._prune()
+            size = 0
+        cut = CUT.format(size=self._max_bytes).encode()
+        budget = self._max_bytes - len(cut) - 1
+        if size >= budget:  # cut already
+            return
+        data = (line + "\n").encode(errors="replace")
+        if size + len(data) > budget:
+            data = data[:budget - size] + b"\n" + cut
+        with path.open("ab") as out:
+            out.write(data)
+
+    def _prune(self) -> None:
+        logs = sorted(self._folder.glob("*.log"), key=_modified)
+        for old in logs[:max(0, len(logs) - self._keep + 1)]:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+    def _read(self, run_id: str, offset: int, limit: int) -> bytes | None:
+        try:
+            with self._path(run_id).open("rb") as log:
+                log.seek(offset)
+                return log.read(limit)
+        except FileNotFoundError:
+            return None
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -1,0 +1,53 @@
+"""Run logs: the contract over the files and the in-memory fake; the files cut at their
+bound with a line saying so, and the oldest removed past the count kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.stores.runlogs.files import CUT, FileRunLogs
+from orchestrator.testing.runlogs import InMemoryRunLogs
+from tests.contracts.run_logs import MakeLogs, RunLogsContract
+
+
+class TestFileRunLogs(RunLogsContract):
+    @pytest.fixture
+    def logs(self, tmp_path: Path) -> MakeLogs:
+        return lambda max_bytes: FileRunLogs(tmp_path / "logs", max_bytes=max_bytes)
+
+
+class TestInMemoryRunLogs(RunLogsContract):
+    @pytest.fixture
+    def logs(self) -> MakeLogs:
+        return InMemoryRunLogs
+
+
+async def test_a_log_is_cut_at_its_bound_and_says_so(tmp_path: Path) -> None:
+    logs = FileRunLogs(tmp_path, max_bytes=400)
+    for number in range(100):
+        await logs.append("r1", f"line {number:03d}")
+    text = (tmp_path / "r1.log").read_text()
+    assert len(text.encode()) <= 400
+    assert text.startswith("line 000\nline 001\n")
+    assert text.endswith(CUT.format(size=400))
+    assert text.count("[charon]") == 1
+
+
+async def test_the_oldest_logs_go_past_the_count_kept(tmp_path: Path) -> None:
+    logs = FileRunLogs(tmp_path, keep=3)
+    for number in range(5):
+        await logs.append(f"r{number}", "x")
+    assert _names(tmp_path) == ["r2.log", "r3.log", "r4.log"]
+
+
+async def test_a_run_id_that_could_leave_the_folder_names_no_log(tmp_path: Path) -> None:
+    logs = FileRunLogs(tmp_path / "logs")
+    await logs.append("../escape", "x")
+    assert not (tmp_path / "escape.log").exists()
+    assert await logs.read("../escape", 0, 10) is None
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
