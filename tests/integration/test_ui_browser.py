@@ -93,6 +93,29 @@ async def test_the_event_stream_catches_up_then_sends_changes() -> None:
     assert events[-1] == ("run", {"id": run.id, "state": "succeeded"})
 
 
+async def test_a_client_coming_after_changes_nobody_watched_catches_up_on_them() -> None:
+    """With nobody listening the partitions are not compared; the first client to come
+    still starts from where they stand now, not from the last time someone listened."""
+    world = make_world()
+    async with served_ui(world) as url, aiohttp.ClientSession() as session:
+        await publish_day(world)
+        await world.wait_for(lambda: bool(world.runner.calls) and not world.runner.running)
+        await world.wait_for(lambda: not any(
+            state.evaluating for state in world.daemon.roots.values()))
+        async with session.get(f"{url}/events") as response:
+            with anyio.fail_after(5):
+                caught_up = {event["day"]: event["state"] async for kind, event
+                             in _first_events(server_sent(response.content), 2)}
+    assert caught_up[DAY] == "succeeded"
+
+
+async def _first_events(
+    events: AsyncIterator[tuple[str, dict[str, Any]]], count: int,
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    for _ in range(count):
+        yield await anext(events)
+
+
 async def test_a_failed_run_waiting_for_its_retry_shows_failed_with_its_error() -> None:
     world = make_world()
     world.runner.fail_with = "Beam said <no>"

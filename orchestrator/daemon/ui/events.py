@@ -105,15 +105,21 @@ class Changes:
         """Poll until cancelled."""
         polls = 0
         while True:
-            cells = await partition_cells(self._daemon, self._daemon.watch.roots)
-            new = {cell.key: cell for cell in cells}
-            found = changes(self._cells, new)
-            self._cells = new
+            found = await self._changed() if self._clients or not self._cells else []
             polls += 1
             if polls % KEEPALIVE_POLLS == 0:
                 found.append(Event(KEEPALIVE))
             self._publish(found)
             await anyio.sleep(self._poll_seconds)
+
+    async def _changed(self) -> list[Event]:
+        """What changed since the last look. With nobody listening the poller does not
+        look (a client that comes has the partitions looked at first)."""
+        cells = await partition_cells(self._daemon, self._daemon.watch.roots)
+        new = {cell.key: cell for cell in cells}
+        found = changes(self._cells, new)
+        self._cells = new
+        return found
 
     def _publish(self, found: list[Event]) -> None:
         for client, interest in list(self._clients.items()):
@@ -154,6 +160,8 @@ class Changes:
         response.content_type = "text/event-stream"
         response.charset = "utf-8"
         await response.prepare(request)
+        if not self._clients:
+            await self._changed()  # the last look may be old: nobody was told of changes
         with self.subscribe(interest) as (catch_up, receive):
             try:
                 await response.write("".join(catch_up).encode() or b": hello\n\n")

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+import anyio
+import anyio.lowlevel
+
 from orchestrator.core.report import Outcome, Status
 from orchestrator.errors import CharonError
 from orchestrator.model import Run, RunState
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 STATES = ("waiting", "ready", "running", "publishing", "succeeded", "failed", "superseded")
 """Every state a cell can show, in the legend's order."""
 
+CELLS_BETWEEN_CHECKPOINTS = 500
 READY = "its inputs are all there; it waits for a place under max_concurrent_runs"
 
 _BY_STATUS = {
@@ -60,7 +64,14 @@ class Cell:
 async def partition_cells(daemon: Daemon, roots: list[Root]) -> list[Cell]:
     """The cells of ``roots``; a state store that cannot answer leaves the reports' word."""
     active = await _active_runs(daemon)
-    return [await _cell(daemon, root, active) for root in roots]
+    cells = []
+    for done, root in enumerate(roots):
+        if done % CELLS_BETWEEN_CHECKPOINTS == 0:
+            # Thousands of cells are tens of milliseconds of work: let requests, sensors
+            # and evaluations in between.
+            await anyio.lowlevel.checkpoint()
+        cells.append(await _cell(daemon, root, active))
+    return cells
 
 
 async def _active_runs(daemon: Daemon) -> dict[str, Run]:
