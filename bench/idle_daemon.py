@@ -65,9 +65,9 @@ def main() -> None:
             url = daemon.stdout.readline().strip().rsplit(" ", 1)[1]
             started = time.perf_counter()
             while True:
-                partitions = get_json(f"{url}/status")["partitions"]
-                assert isinstance(partitions, list)
-                if len(partitions) == args.partitions and all("state" in p for p in partitions):
+                totals = get_json(f"{url}/status?limit=1")["totals"]
+                assert isinstance(totals, dict)
+                if sum(totals.values()) == args.partitions and totals["unevaluated"] == 0:
                     break
                 time.sleep(0.5)
             sweep = time.perf_counter() - started

@@ -27,7 +27,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
-from orchestrator.daemon.status import RootState
+from orchestrator.daemon.status import PageQuery, RootState, Tally
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.model import Run
@@ -77,6 +77,7 @@ class Daemon:
         self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
                                      daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
+        self.tally = Tally()
         self._slots = anyio.CapacityLimiter(MAX_CONCURRENT_EVALUATIONS)
         self._sensing: set[anyio.CancelScope] = set()
         self._working: set[anyio.CancelScope] = set()
@@ -309,7 +310,7 @@ class Daemon:
                                 exc_info=group.exceptions[0])
             self._evaluation_failed(root, state, _messages(group))
         else:
-            state.report = report
+            self.tally.record(root, state, report)
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
@@ -357,9 +358,10 @@ class Daemon:
         """Runs of the workflow holding a place now."""
         return self._limiters[workflow].borrowed_tokens
 
-    async def status(self) -> dict[str, Any]:
-        """What ``/status`` shows; it answers whatever the state store is doing."""
-        return await status.daemon_status(self)
+    async def status(self, query: PageQuery | None = None) -> dict[str, Any]:
+        """What ``/status`` shows (a page of partitions: the first by default); it answers
+        whatever the state store is doing."""
+        return await status.daemon_status(self, query or PageQuery())
 
     async def update_run_gauge(self) -> None:
         """Count the runs by state for ``/metrics``."""

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from orchestrator import validate
 from orchestrator.daemon.daemon import Daemon
+from orchestrator.daemon.status import PageQuery
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
@@ -143,7 +144,11 @@ def daemon_app(
                      max_body_bytes=max_body_bytes)
 
     async def status(request: web.Request) -> web.StreamResponse:
-        return web.json_response(await daemon.status())
+        try:
+            query = PageQuery.parse(request.query, daemon.watch)
+        except UsageError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(await daemon.status(query))
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         await daemon.update_run_gauge()
