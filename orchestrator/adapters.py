@@ -45,8 +45,8 @@ def _extra(name: str) -> Iterator[None]:
     try:
         yield
     except ModuleNotFoundError as missing:
-        raise UsageError(
-            f"{missing.name} is not installed: pip install 'charon[{name}]'") from missing
+        package = str(missing.name).partition(".")[0]
+        raise UsageError(f"{package} is not installed: pip install 'charon[{name}]'") from missing
 
 
 async def _build_registry(settings: Settings) -> Registry:
