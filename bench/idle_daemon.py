@@ -3,7 +3,8 @@
 Starts `charon daemon` on a fresh home with one workflow covering --partitions days
 (bench.noop_tasks.Daily: a registry input per day), waits until every partition has
 been evaluated once, then samples the process's CPU time and resident memory over
---seconds of idling (the registry change feed polled every poll_interval_ms).
+--seconds of idling (the registry change feed polled every poll_interval_ms), then
+times each page of /status (1,000 partitions a page) from the first to the last.
 Usage: .venv/bin/python bench/idle_daemon.py [--partitions 10000] [--seconds 30]
 """
 
@@ -13,10 +14,12 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +46,18 @@ def get_json(url: str) -> dict[str, object]:
         return result
 
 
+def page_times(url: str) -> list[float]:
+    """Seconds each page of ``/status`` took to answer, the cursors followed to the last."""
+    times, query = [], "limit=1000"
+    while True:
+        started = time.perf_counter()
+        status = get_json(f"{url}/status?{query}")
+        times.append(time.perf_counter() - started)
+        if status["next"] is None:
+            return times
+        query = f"limit=1000&after={urllib.parse.quote(str(status['next']))}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--partitions", type=int, default=10_000)
@@ -65,9 +80,9 @@ def main() -> None:
             url = daemon.stdout.readline().strip().rsplit(" ", 1)[1]
             started = time.perf_counter()
             while True:
-                partitions = get_json(f"{url}/status")["partitions"]
-                assert isinstance(partitions, list)
-                if len(partitions) == args.partitions and all("state" in p for p in partitions):
+                totals = get_json(f"{url}/status?limit=1")["totals"]
+                assert isinstance(totals, dict)
+                if sum(totals.values()) == args.partitions and totals["unevaluated"] == 0:
                     break
                 time.sleep(0.5)
             sweep = time.perf_counter() - started
@@ -76,6 +91,7 @@ def main() -> None:
             time.sleep(args.seconds)
             cpu = (cpu_seconds(daemon.pid) - cpu0) / (time.perf_counter() - wall0)
             memory = rss_mib(daemon.pid)
+            pages = page_times(url)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
@@ -84,6 +100,8 @@ def main() -> None:
     print(f"start-up sweep (evaluate every partition once): {sweep:.1f} s")
     print(f"idle CPU over {args.seconds:.0f} s: {cpu * 100:.2f}% of one core")
     print(f"resident memory: {memory:.0f} MiB")
+    print(f"/status, {len(pages)} pages of up to 1,000 partitions: median "
+          f"{statistics.median(pages) * 1000:.1f} ms, max {max(pages) * 1000:.1f} ms")
     print(f"reproduce: .venv/bin/python bench/idle_daemon.py --partitions {args.partitions} "
           f"--seconds {args.seconds:.0f}")
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING
 
 from jobs.runners.base import JobRunner
 from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.config import Settings
 from orchestrator.core.ports import Adapters
+from orchestrator.errors import UsageError
 from orchestrator.stores.database.base import Database
 from orchestrator.stores.lineage.base import (
     Lineage,
@@ -36,6 +37,17 @@ if TYPE_CHECKING:
 # (aiohttp, gcloud-aio, asyncpg) took most of a command's start-up on the defaults.
 
 DATAFLOW_RUNNER = "DataflowRunner"
+
+
+@contextmanager
+def _extra(name: str) -> Iterator[None]:
+    """Imports of an optional extra's clients: when one is not installed, one line that
+    says which extra to install instead of a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as missing:
+        package = str(missing.name).partition(".")[0]
+        raise UsageError(f"{package} is not installed: pip install 'charon[{name}]'") from missing
 
 
 async def _build_registry(settings: Settings) -> Registry:
@@ -78,12 +90,14 @@ async def _warehouse_and_storage(
     adapters share one aiohttp session (one connection pool), closed after both."""
     session: aiohttp.ClientSession | None = None
     if settings.warehouse.kind == "bigquery" or settings.storage.kind == "gcs":
-        from orchestrator.stores.drivers.gcp import new_session  # noqa: PLC0415  # see top
+        with _extra("gcp"):
+            from orchestrator.stores.drivers.gcp import new_session  # noqa: PLC0415  # see top
 
         session = await stack.enter_async_context(new_session())
     warehouse: Warehouse
     if settings.warehouse.kind == "bigquery":
-        from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse  # noqa: PLC0415
+        with _extra("gcp"):
+            from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse  # noqa: PLC0415
 
         warehouse = await BigQueryWarehouse.open(
             project=settings.warehouse.project, location=settings.warehouse.location,
@@ -94,7 +108,8 @@ async def _warehouse_and_storage(
     stack.push_async_callback(warehouse.aclose)
     storage: Storage
     if settings.storage.kind == "gcs":
-        from orchestrator.stores.storage.gcs import GcsStorage  # noqa: PLC0415  # see top
+        with _extra("gcp"):
+            from orchestrator.stores.storage.gcs import GcsStorage  # noqa: PLC0415  # see top
 
         storage = await GcsStorage.open(session=session)
     else:
@@ -183,8 +198,9 @@ async def open_job_runner(settings: Settings) -> AsyncIterator[JobRunner]:
         # Every other Beam runner runs the pipeline inside the launched process.
         yield SubprocessJobRunner()
         return
-    from jobs.runners.dataflow import DataflowJobRunner  # noqa: PLC0415  # see top
-    from orchestrator.stores.drivers.gcp import new_session  # noqa: PLC0415  # see top
+    with _extra("gcp"):
+        from jobs.runners.dataflow import DataflowJobRunner  # noqa: PLC0415  # see top
+        from orchestrator.stores.drivers.gcp import new_session  # noqa: PLC0415  # see top
 
     async with new_session() as session:
         yield DataflowJobRunner.from_settings(settings, session)

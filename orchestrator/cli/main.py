@@ -22,6 +22,7 @@ from orchestrator.cli.daemon import add_daemon_commands
 from orchestrator.cli.dev import add_dev_command
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
+from orchestrator.core.graph import resolve
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode, Report
 from orchestrator.errors import CharonError, ConfigError, UsageError
@@ -30,8 +31,9 @@ from orchestrator.log import configure_logging
 from orchestrator.service.options import served_settings
 from orchestrator.stores.registry.base import Registry, check_publish
 from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.commands import spark_submit
 from orchestrator.tasks.params import Overrides, family_overrides
-from orchestrator.tasks.task import Task, load_task_class
+from orchestrator.tasks.task import SparkSubmitTask, Task, load_task_class
 
 # Evaluating many partitions allocates many short-lived containers (coroutines, events,
 # rows), and CPython's default first-generation threshold of 700 then runs the cyclic
@@ -277,6 +279,11 @@ def _check_sample_data(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
+    # Looked for before anything runs: without the spark extra a Spark task would only
+    # fail once its run was claimed, after the tasks before it ran.
+    if any(isinstance(task, SparkSubmitTask) for task in resolve(args.task).tasks.values()):
+        spark_submit()
+
     async def run() -> Report:
         async with open_job_runner(settings) as runner:
             engine = build_engine(adapters, settings, runner, local_runner=local_job_runner(),

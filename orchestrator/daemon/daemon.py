@@ -29,7 +29,7 @@ from orchestrator.daemon import status
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
-from orchestrator.daemon.status import RootState
+from orchestrator.daemon.status import PageQuery, RootState, Tally
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.model import RETRY_AT_ONCE, Run
@@ -79,6 +79,7 @@ class Daemon:
         self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
                                      daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
+        self.tally = Tally()
         # A sweep of 100,000 days is a queue, not 100,000 tasks.
         self._ready = ReadyRoots()
         self._sensing: set[anyio.CancelScope] = set()
@@ -356,7 +357,7 @@ class Daemon:
                                 exc_info=group.exceptions[0])
             self._evaluation_failed(root, state, _messages(group))
         else:
-            state.report = report
+            self.tally.record(root, state, report)
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
@@ -404,9 +405,10 @@ class Daemon:
         """Runs of the workflow holding a place now."""
         return self._limiters[workflow].borrowed_tokens
 
-    async def status(self) -> dict[str, Any]:
-        """What ``/status`` shows; it answers whatever the state store is doing."""
-        return await status.daemon_status(self)
+    async def status(self, query: PageQuery | None = None) -> dict[str, Any]:
+        """What ``/status`` shows (a page of partitions: the first by default); it answers
+        whatever the state store is doing."""
+        return await status.daemon_status(self, query or PageQuery())
 
     async def update_run_gauge(self) -> None:
         """Count the runs by state for ``/metrics``."""

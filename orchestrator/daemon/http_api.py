@@ -19,9 +19,10 @@ from orchestrator import validate
 from orchestrator.daemon.actions import add_actions
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
+from orchestrator.daemon.status import PageQuery
 from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
-from orchestrator.errors import AuthError, CharonError, StateStoreError
+from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.web import openapi
 from orchestrator.web.http import BODY_SECONDS, Rejected
@@ -132,7 +133,11 @@ def daemon_app(
                      max_body_bytes=max_body_bytes, body_seconds=body_seconds)
 
     async def status(request: web.Request) -> web.StreamResponse:
-        return web.json_response(await daemon.status())
+        try:
+            query = PageQuery.parse(request.query, daemon.watch)
+        except UsageError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(await daemon.status(query))
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         await daemon.update_run_gauge()

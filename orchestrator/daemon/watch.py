@@ -6,7 +6,7 @@ The index maps a target key to the roots whose graphs contain it, so a sensor fa
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -121,6 +121,8 @@ class Watchlist:
         self._roots_by_task: dict[str, set[Root]] = defaultdict(set)
         self._input_days: list[InputDays] | None = None
         self._refreshed_for: date | None = None
+        self._newest_first: list[Root] | None = None
+        self._count = Counter[str]()
 
     def refresh(self, today: date) -> list[Root]:
         """Add the roots that today's calendar windows bring in; return the new ones.
@@ -169,6 +171,8 @@ class Watchlist:
         if root not in self._tasks:
             task = root_task(self.workflows[root.workflow], root.day)
             self._tasks[root] = task
+            self._newest_first = None
+            self._count[root.workflow] += 1
             tasks = resolve(task).tasks.values()
             self._add_outputs(tasks)
             for each in tasks:
@@ -207,6 +211,17 @@ class Watchlist:
     def roots(self) -> list[Root]:
         return sorted(self._tasks)
 
+    def newest_first(self) -> list[Root]:
+        """Every watched root, newest day first, then by workflow (``newest_first_key``);
+        sorted again only after roots were added."""
+        if self._newest_first is None:
+            self._newest_first = sorted(self._tasks, key=newest_first_key)
+        return self._newest_first
+
+    def count(self, workflow: str) -> int:
+        """How many roots of ``workflow`` are watched."""
+        return self._count[workflow]
+
     def roots_for(self, keys: Iterable[str]) -> set[Root]:
         found: set[Root] = set()
         for key in keys:
@@ -225,6 +240,10 @@ class Watchlist:
     def datasets(self) -> dict[tuple[str, str], set[str]]:
         """(project, dataset) → the watched table specs in it."""
         return {dataset: set(specs) for dataset, specs in self._watched.tables.items()}
+
+
+def newest_first_key(root: Root) -> tuple[int, str]:
+    return -root.day.toordinal(), root.workflow
 
 
 def _targets(tasks: Iterable[Task]) -> list[Target]:

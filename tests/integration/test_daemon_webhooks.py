@@ -447,6 +447,9 @@ async def test_a_signed_body_nested_too_deep_is_refused_as_malformed() -> None:
     ("GET", "/hooks/nothing-here", 404, "not_found"),
     ("GET", "/hooks/runs", 405, "method_not_allowed"),
     ("DELETE", "/status", 405, "method_not_allowed"),
+    ("GET", "/status?limit=0", 400, "malformed"),
+    ("GET", "/status?state=sleeping", 400, "malformed"),
+    ("GET", "/status?after=top_artists/2018-13-01", 400, "malformed"),
 ])
 async def test_routing_refusals_are_json_errors(method: str, path: str, status: int,
                                                 code: str) -> None:

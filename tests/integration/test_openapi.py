@@ -297,6 +297,9 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
         assert "EventSource" in call("get", "/ui/app.js", 200)
         assert "EventSource" in call("get", "/ui/runlog.js", 200)
         assert ".s-running" in call("get", "/ui/app.css", 200)
+        first = call("get", "/status", 200, query={"limit": 1, "workflow": WORKFLOW})
+        assert call("get", "/status", 200, query={"after": first["next"]})["partitions"]
+        call("get", "/status", 400, query={"limit": 0})
         assert "charon_webhooks_rejected_total" in call("get", "/metrics", 200)
         _act(call)
         call("get", "/healthz", 200)

@@ -110,8 +110,8 @@ async def test_status_says_what_each_partition_waits_for() -> None:
     async with running(make_world()) as world:
         await world.wait_for(lambda: all(s.report for s in world.daemon.roots.values()))
         status = await world.daemon.status()
-        assert [p["partition"] for p in status["partitions"]] == ["2018-10-30", "2018-10-31"]
-        waiting = status["partitions"][1]["waiting_for"]
+        assert [p["partition"] for p in status["partitions"]] == ["2018-10-31", "2018-10-30"]
+        waiting = status["partitions"][0]["waiting_for"]
         assert any(END_CONTENT_FACT in line for line in waiting)
         assert any("track_entity_20181031" in line for line in waiting)
 
