@@ -4,7 +4,10 @@ Starts `charon daemon` on a fresh home with one workflow covering --partitions d
 (bench.noop_tasks.Daily: a registry input per day), waits until every partition has
 been evaluated once, then samples the process's CPU time and resident memory over
 --seconds of idling (the registry change feed polled every poll_interval_ms), then
-times each page of /status (1,000 partitions a page) from the first to the last.
+times each page of /status (1,000 partitions a page) from the first to the last, the
+web UI's grid (its first and last pages, each fetched --fetches times: time and size)
+and the live stream's catch-up, and reads the longest the event loop was blocked
+(the daemon's loop-lag probe, /metrics) over all of it.
 Usage: .venv/bin/python bench/idle_daemon.py [--partitions 10000] [--seconds 30]
 """
 
@@ -58,11 +61,63 @@ def page_times(url: str) -> list[float]:
         query = f"limit=1000&after={urllib.parse.quote(str(status['next']))}"
 
 
+def fetch(url: str) -> tuple[float, int]:
+    """Seconds to answer and bytes answered."""
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310  # loopback only
+        size = len(response.read())
+    return time.perf_counter() - started, size
+
+
+def grid_figures(url: str, partitions: int, fetches: int) -> list[str]:
+    """The grid's first and last pages (60 days each), and the /events catch-up."""
+    last = max(1, -(-partitions // 60))
+    lines = []
+    for page in dict.fromkeys((1, last)):
+        timed = [fetch(f"{url}/?page={page}") for _ in range(fetches)]
+        times = sorted(seconds for seconds, _ in timed)
+        lines.append(f"grid page {page} of {last}: min {times[0] * 1000:.1f} ms, median "
+                     f"{statistics.median(times) * 1000:.1f} ms, max {times[-1] * 1000:.1f} ms,"
+                     f" {timed[0][1] / 1024:.1f} KiB")
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"{url}/events?page=1", timeout=60) as stream:  # noqa: S310
+        caught_up = len(stream.read1())
+    lines.append(f"/events?page=1 catch-up: {(time.perf_counter() - started) * 1000:.1f} ms,"
+                 f" {caught_up / 1024:.1f} KiB")
+    return lines
+
+
+def loop_lags(url: str) -> dict[str, float]:
+    """The loop-lag probe's figures from /metrics: its histogram's cumulative bucket
+    counts by upper bound, and ``max``, the longest block since start."""
+    found = {}
+    with urllib.request.urlopen(f"{url}/metrics", timeout=60) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith("charon_event_loop_lag_seconds_bucket"):
+                found[line.split('"')[1]] = float(line.split()[-1])
+            elif line.startswith("charon_event_loop_lag_max_seconds"):
+                found["max"] = float(line.split()[-1])
+    return found
+
+
+def blocks_between(before: dict[str, float], after: dict[str, float]) -> str:
+    """How many probes between two readings found the loop blocked over 10 ms, and the
+    smallest bucket bound every one of them was under."""
+    def new(bound: str) -> float:
+        return after[bound] - before[bound]
+
+    over = new("+Inf") - new("0.01")
+    bounds = sorted((bound for bound in after if bound not in ("max", "+Inf")), key=float)
+    under = next((bound for bound in bounds if new(bound) == new("+Inf")), "+Inf")
+    return f"{over:.0f}, each under {under} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--partitions", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--poll-ms", type=int, default=2000)
+    parser.add_argument("--fetches", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         config = Path(home) / "charon.toml"
@@ -87,11 +142,14 @@ def main() -> None:
                 time.sleep(0.5)
             sweep = time.perf_counter() - started
             time.sleep(2)
+            after_sweep = loop_lags(url)
             cpu0, wall0 = cpu_seconds(daemon.pid), time.perf_counter()
             time.sleep(args.seconds)
             cpu = (cpu_seconds(daemon.pid) - cpu0) / (time.perf_counter() - wall0)
             memory = rss_mib(daemon.pid)
             pages = page_times(url)
+            grid = grid_figures(url, args.partitions, args.fetches)
+            lags = loop_lags(url)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
@@ -102,6 +160,10 @@ def main() -> None:
     print(f"resident memory: {memory:.0f} MiB")
     print(f"/status, {len(pages)} pages of up to 1,000 partitions: median "
           f"{statistics.median(pages) * 1000:.1f} ms, max {max(pages) * 1000:.1f} ms")
+    print(*grid, sep="\n")
+    print(f"longest event-loop block since start (sweep included): {lags['max'] * 1000:.0f} ms;"
+          f" blocks over 10 ms after the sweep (idle, /status, grid, /events):"
+          f" {blocks_between(after_sweep, lags)}")
     print(f"reproduce: .venv/bin/python bench/idle_daemon.py --partitions {args.partitions} "
           f"--seconds {args.seconds:.0f}")
 

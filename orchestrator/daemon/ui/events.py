@@ -121,6 +121,11 @@ class Changes:
         self._cells = new
         return found
 
+    async def _look_again(self, days: frozenset[date] | None) -> None:
+        roots = [root for root in self._daemon.watch.roots if days is None or root.day in days]
+        cells = await partition_cells(self._daemon, roots)
+        self._cells.update((cell.key, cell) for cell in cells)
+
     def _publish(self, found: list[Event]) -> None:
         for client, interest in list(self._clients.items()):
             try:
@@ -139,8 +144,8 @@ class Changes:
         queue."""
         send, receive = anyio.create_memory_object_stream[str](self._queue_events)
         self._clients[send] = interest
-        catch_up = [event.text for cell in self._cells.values()
-                    if interest.wants(event := partition_event(cell))]
+        catch_up = [partition_event(cell).text for cell in self._cells.values()
+                    if interest.days is None or cell.day in interest.days]
         try:
             with receive:
                 yield catch_up, receive
@@ -160,8 +165,10 @@ class Changes:
         response.content_type = "text/event-stream"
         response.charset = "utf-8"
         await response.prepare(request)
-        if not self._clients:
-            await self._changed()  # the last look may be old: nobody was told of changes
+        if not self._clients and interest.days != frozenset():
+            # The last look may be old, nobody having listened since: look at what this
+            # client is first sent (its catch-up is partitions only) before it is.
+            await self._look_again(interest.days)
         with self.subscribe(interest) as (catch_up, receive):
             try:
                 await response.write("".join(catch_up).encode() or b": hello\n\n")
