@@ -34,7 +34,6 @@ from apache_beam.transforms import combiners
 from orchestrator.errors import TableNotFound, UsageError, WarehouseError
 from orchestrator.stores.warehouse import duckdb_files
 from orchestrator.stores.warehouse.base import Column
-from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
 from orchestrator.tablespec import TableSpec
 
 Row = dict[str, Any]
@@ -149,6 +148,9 @@ def _emulated_warehouse(host: str, spec: TableSpec) -> Any:
     # only names the dataset here, as emulators ignore locations.
     location = spec.dataset.removeprefix("_incoming_") if spec.dataset.startswith(
         "_incoming_") else "US"
+    # Imported here: aiohttp and gcloud-aio are half the job's start-up, for emulators only.
+    from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse  # noqa: PLC0415
+
     return BigQueryWarehouse.open(location=location, api_root=f"http://{host}/bigquery/v2")
 
 
