@@ -155,3 +155,17 @@ def test_a_bad_beam_option_fails_before_anything_runs(inputs: Inputs, tmp_path: 
         "(choose from 'in_memory', 'multi_threading', 'multi_processing')"
     ]
     assert output_rows(inputs.warehouse) is None
+
+
+def test_a_pattern_matching_no_file_fails_not_an_empty_ranking(
+    inputs: Inputs, tmp_path: Path
+) -> None:
+    pattern = f"{tmp_path / 'nothing'}/*.avro"
+
+    finished = run_pipeline(pattern, inputs, tmp_path / "out")
+
+    assert finished.returncode == 1
+    errors = [line for line in finished.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, finished.stderr
+    assert pattern in errors[0]
+    assert output_rows(inputs.warehouse) is None
