@@ -4,7 +4,8 @@
 
 Run as ``python -m jobs.top_artists.pipeline`` with Scio-style camelCase options
 (--endContentFact, --trackEntity, --textOutput, --bqOutput, --topN, optional --date,
---duckdbDir, --blocking, and Dataflow's --runner, --project, --stagingLocation, ...).
+--duckdbDir, --blocking, Dataflow's --runner, --project, --stagingLocation, ..., and
+any of Beam's own options as Beam spells them: see jobs.top_artists.options).
 A stream is a play of at least 30 s; each artist of the track is credited with it.
 Exit code 0 on success; 1 after one ``error: ...`` line on stderr.
 """
@@ -246,7 +247,8 @@ def ranked(top: list[tuple[Artist, int]]) -> list[Ranked]:
 
 
 class TopArtists(beam.PTransform[Inputs, PCollection[list[Ranked]]]):
-    """(plays, TrackEntity rows) to ONE element: the ranked list of (gid, name, streams)."""
+    """((track_gid, streams), TrackEntity rows) to ONE element: the ranked list of
+    (gid, name, streams)."""
 
     def __init__(self, top_n: int) -> None:
         super().__init__()
