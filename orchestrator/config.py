@@ -117,6 +117,9 @@ class BeamSettings:
     temp_location: str = field(metadata=_GCS_PATH)
     autoscaling_algorithm: str = field(metadata=one_of("", "NONE", "THROUGHPUT_BASED"))
     max_num_workers: int = field(metadata=within(0, 1000))  # 0: Dataflow's default
+    # Beam's own pipeline options for every job; the pipeline checks them against Beam's.
+    options: tuple[str, ...] = field(metadata=matching(
+        r"--[A-Za-z][A-Za-z0-9_]*(?:=.*)?", "a pipeline option such as --direct_num_workers=2"))
 
 
 @dataclass(frozen=True)

@@ -4,31 +4,40 @@
 
 Run as ``python -m jobs.top_artists.pipeline`` with Scio-style camelCase options
 (--endContentFact, --trackEntity, --textOutput, --bqOutput, --topN, optional --date,
---duckdbDir, --blocking, and Dataflow's --runner, --project, --stagingLocation, ...).
+--duckdbDir, --blocking, Dataflow's --runner, --project, --stagingLocation, ..., and
+any of Beam's own options as Beam spells them: see jobs.top_artists.options).
 A stream is a play of at least 30 s; each artist of the track is credited with it.
 Exit code 0 on success; 1 after one ``error: ...`` line on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
+import pickle
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, cast
 
 import apache_beam as beam
+import fastavro
+from apache_beam.io import fileio
+from apache_beam.io.fileio import EmptyMatchTreatment, ReadableFile
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics.metric import Metrics, MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.pvalue import PCollection
+from apache_beam.pvalue import PBegin, PCollection
 from apache_beam.runners.runner import PipelineResult
 from apache_beam.transforms import combiners
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
+from jobs.top_artists.options import Parser, beam_options
 from jobs.top_artists.warehouse_io import (
     Row,
     WarehouseOptions,
@@ -54,21 +63,11 @@ OUTPUT_COLUMNS = (
     Column("streams", "INT64"),
 )
 
-# Dataflow's camelCase option names to the attribute names of Beam's PipelineOptions.
-_BEAM_OPTIONS: dict[str, tuple[str, type]] = {
-    "runner": ("runner", str),
-    "project": ("project", str),
-    "region": ("region", str),
-    "stagingLocation": ("staging_location", str),
-    "tempLocation": ("temp_location", str),
-    "autoscalingAlgorithm": ("autoscaling_algorithm", str),
-    "maxNumWorkers": ("max_num_workers", int),
-    "jobName": ("job_name", str),
-}
-
 Artist = tuple[str, str]  # (artist_gid, artist_name)
 Ranked = tuple[str, str, int]  # (artist_gid, artist_name, streams)
-Inputs = tuple[PCollection[Row], PCollection[Row]]  # (plays, TrackEntity rows)
+Catalogue = dict[str, set[Artist]]  # track_gid to its artists
+# ((track_gid, streams) several per track, TrackEntity rows)
+Inputs = tuple[PCollection[tuple[str, int]], PCollection[Row]]
 
 
 @dataclass(frozen=True)
@@ -83,14 +82,8 @@ class JobArgs:
     warehouse: WarehouseOptions
 
 
-class _Parser(argparse.ArgumentParser):
-    # The launcher reads one "error:" line, not argparse's usage text and exit code 2.
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def parse_args(argv: Sequence[str]) -> tuple[JobArgs, PipelineOptions]:
-    job_parser = _Parser(prog="top_artists", add_help=False)
+    job_parser = Parser(prog="top_artists", add_help=False, allow_abbrev=False)
     job_parser.add_argument("--endContentFact", required=True)
     job_parser.add_argument("--trackEntity", required=True, type=TableSpec.parse)
     job_parser.add_argument("--textOutput", required=True)
@@ -115,16 +108,6 @@ def parse_args(argv: Sequence[str]) -> tuple[JobArgs, PipelineOptions]:
     return job, beam_options(rest)
 
 
-def beam_options(argv: Sequence[str]) -> PipelineOptions:
-    parser = _Parser(prog="top_artists", add_help=False)
-    for camel, (name, kind) in _BEAM_OPTIONS.items():
-        parser.add_argument(f"--{camel}", dest=name, type=kind)
-    parsed = vars(parser.parse_args(argv))
-    given = {name: value for name, value in parsed.items() if value is not None}
-    # flags=[]: without it Beam re-reads sys.argv and warns about every job option.
-    return PipelineOptions(flags=[], **given)
-
-
 def partition_day(track_entity: TableSpec) -> date:
     """The day a ``..._YYYYMMDD`` table holds, for command lines without --date."""
     match = re.search(r"(\d{4})(\d{2})(\d{2})$", track_entity.table)
@@ -134,46 +117,122 @@ def partition_day(track_entity: TableSpec) -> date:
     raise UsageError(f"pass --date: the table {track_entity} does not end in a YYYYMMDD date")
 
 
-class _CountStreams(beam.DoFn):
-    """Keep plays long enough to be streams, as (track_gid, 1)."""
+class _PerBundle(beam.DoFn):
+    """Sums per key over a bundle in ``counts``, emitted when the bundle finishes.
+
+    Summing here, not emitting one element per play or per track, is what keeps the
+    job near the speed of decoding its files: Beam's cost is per element, and a
+    million plays become a few ten thousand sums before the shuffle.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[Any] = Counter()
+
+    def start_bundle(self) -> None:
+        self.counts = Counter()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for key_count in self.counts.items():
+            yield GlobalWindows.windowed_value(key_count)
+        self.counts = Counter()
+
+
+class _CountStreams(_PerBundle):
+    """Read Avro files of plays in bulk, counting per track those long enough to be
+    streams."""
 
     def __init__(self) -> None:
         super().__init__()
         self._read = Metrics.counter(NAMESPACE, STREAMS_READ)
         self._short = Metrics.counter(NAMESPACE, SHORT_PLAYS)
 
-    def process(self, record: Row) -> Iterator[tuple[str, int]]:
-        self._read.inc()
-        if record["ms_played"] < MIN_STREAM_MS:
-            self._short.inc()
-            return
-        yield record["track_gid"], 1
+    def process(self, file: ReadableFile) -> None:
+        read = kept = 0
+        # The files' own codec applies inside them; Beam must not guess one by extension.
+        with file.open(compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            for block in fastavro.block_reader(handle):
+                records = cast(Iterable[Row], block)  # records, by the files' schema
+                tracks = [record["track_gid"] for record in records
+                          if record["ms_played"] >= MIN_STREAM_MS]
+                self.counts.update(tracks)
+                read += block.num_records
+                kept += len(tracks)
+        self._read.inc(read)
+        self._short.inc(read - kept)
 
 
-class _CreditArtists(beam.DoFn):
-    """Give a track's streams to each of its artists; drop tracks nobody knows."""
+class ReadStreams(beam.PTransform[PBegin, PCollection[tuple[str, int]]]):
+    """(track_gid, streams) from the Avro files matching a pattern, several per track."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self._pattern = pattern
+
+    def expand(self, begin: PBegin) -> PCollection[tuple[str, int]]:
+        streams: PCollection[tuple[str, int]] = (
+            begin
+            | "Match" >> fileio.MatchFiles(self._pattern, EmptyMatchTreatment.DISALLOW)
+            # Apart, so that the files are spread over the workers, not read by one.
+            | "Spread" >> beam.Reshuffle()
+            | "Open" >> fileio.ReadMatches()
+            | "CountPerTrack" >> beam.ParDo(_CountStreams())
+        )
+        return streams
+
+
+class _Catalogue(beam.CombineFn):
+    """TrackEntity rows to ONE dict: track_gid to the set of its (artist_gid, name).
+
+    A set, so that a repeated row does not credit an artist twice; incomplete rows are
+    skipped, as Scio's query does. A day's catalogue is small beside its plays, so the
+    join is a hash join against it as a side input (Scio's hashJoin), not a shuffle of
+    every track. It travels pickled: as a dict, Beam would decode it element by element
+    and walk every object in it to weigh it for its side-input cache, seconds a bundle.
+    """
+
+    def create_accumulator(self) -> Catalogue:
+        return {}
+
+    def add_input(self, catalogue: Catalogue, row: Row) -> Catalogue:
+        track, gid, name = row["track_gid"], row["artist_gid"], row["artist_name"]
+        if track is not None and gid is not None and name is not None:
+            catalogue.setdefault(track, set()).add((gid, name))
+        return catalogue
+
+    def merge_accumulators(self, catalogues: Iterable[Catalogue]) -> Catalogue:
+        # Into the first, as Beam allows: copying a whole catalogue costs more than its rows.
+        merged, *others = catalogues
+        for catalogue in others:
+            for track, artists in catalogue.items():
+                merged.setdefault(track, set()).update(artists)
+        return merged
+
+    def extract_output(self, catalogue: Catalogue) -> bytes:
+        return pickle.dumps(catalogue, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class _CreditArtists(_PerBundle):
+    """Give a track's streams to each of its artists, summed per artist over the bundle;
+    drop tracks nobody knows."""
 
     def __init__(self) -> None:
         super().__init__()
         self._unknown = Metrics.counter(NAMESPACE, UNKNOWN_TRACK_STREAMS)
+        self._pickled = b""
+        self._catalogue: Catalogue = {}
 
-    def process(self, joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[tuple[Artist, int]]:
-        _, grouped = joined
-        streams = sum(grouped["streams"])
-        if not streams:  # a catalogued track nobody played: no zero-stream artists
-            return
-        # A set, so that a repeated TrackEntity row does not credit an artist twice.
-        artists: set[Artist] = set(grouped["artists"])
+    def process(self, track_streams: tuple[str, int], pickled: bytes) -> None:
+        if pickled is not self._pickled:  # the same object for the whole bundle
+            self._catalogue = pickle.loads(pickled)  # noqa: S301  (made by _Catalogue)
+            self._pickled = pickled
+        track, streams = track_streams
+        artists = self._catalogue.get(track)
         if not artists:
             self._unknown.inc(streams)
+            return
         for artist in artists:
-            yield artist, streams
-
-
-def track_artist(row: Row) -> Iterator[tuple[str, Artist]]:
-    """Key a TrackEntity row by track; incomplete rows are skipped, as Scio's query does."""
-    if all(row[name] is not None for name in TRACK_ENTITY_COLUMNS):
-        yield row["track_gid"], (row["artist_gid"], row["artist_name"])
+            self.counts[artist] += streams
 
 
 def rank_key(artist_streams: tuple[Artist, int]) -> tuple[int, str]:
@@ -188,24 +247,19 @@ def ranked(top: list[tuple[Artist, int]]) -> list[Ranked]:
 
 
 class TopArtists(beam.PTransform[Inputs, PCollection[list[Ranked]]]):
-    """(plays, TrackEntity rows) to ONE element: the ranked list of (gid, name, streams)."""
+    """((track_gid, streams), TrackEntity rows) to ONE element: the ranked list of
+    (gid, name, streams)."""
 
     def __init__(self, top_n: int) -> None:
         super().__init__()
         self._top_n = top_n
 
     def expand(self, inputs: Inputs) -> PCollection[list[Ranked]]:
-        plays, track_entities = inputs
-        streams = (
-            plays
-            | "Streams" >> beam.ParDo(_CountStreams())
-            | "StreamsPerTrack" >> beam.CombinePerKey(sum)
-        )
-        artists = track_entities | "ArtistsByTrack" >> beam.FlatMap(track_artist)
+        streams, track_entities = inputs
+        catalogue = track_entities | "Catalogue" >> beam.CombineGlobally(_Catalogue())
         top: PCollection[list[Ranked]] = (
-            {"streams": streams, "artists": artists}
-            | "JoinByTrack" >> beam.CoGroupByKey()
-            | "CreditArtists" >> beam.ParDo(_CreditArtists())
+            streams
+            | "CreditArtists" >> beam.ParDo(_CreditArtists(), beam.pvalue.AsSingleton(catalogue))
             | "StreamsPerArtist" >> beam.CombinePerKey(sum)
             | "Top" >> combiners.Top.Of(self._top_n, key=rank_key, reverse=True)
             | "Ranked" >> beam.Map(ranked)
@@ -226,7 +280,7 @@ def table_rows(top: list[Ranked], day: date) -> Iterator[Row]:
 
 
 def build(pipeline: beam.Pipeline, job: JobArgs) -> None:
-    plays = pipeline | "ReadEndContentFact" >> beam.io.ReadFromAvro(job.end_content_fact)
+    plays = pipeline | "ReadEndContentFact" >> ReadStreams(job.end_content_fact)
     track_entities = pipeline | "ReadTrackEntity" >> read_table(
         job.track_entity, TRACK_ENTITY_COLUMNS, job.warehouse
     )

@@ -148,8 +148,8 @@ def _emulated_warehouse(host: str, spec: TableSpec) -> Any:
     # only names the dataset here, as emulators ignore locations.
     location = spec.dataset.removeprefix("_incoming_") if spec.dataset.startswith(
         "_incoming_") else "US"
-    # Imported here: its client comes with the gcp extra, which the embedded
-    # warehouse's jobs do without.
+    # Imported here: its client comes with the gcp extra, which the embedded warehouse's
+    # jobs do without (and aiohttp and gcloud-aio are half the job's start-up).
     from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse  # noqa: PLC0415
 
     return BigQueryWarehouse.open(location=location, api_root=f"http://{host}/bigquery/v2")

@@ -56,8 +56,9 @@ def beam_command(
     """The job's argument list.
 
     Runner and Dataflow options first (with ``job_name``, ``--jobName`` last among them),
-    then one ``--<key>=<ref>`` per requires() key and per output() key in declaration
-    order, then ``args()``.
+    then the configured Beam options (``beam.options``), ``--blocking``, the warehouse's
+    options, then one ``--<key>=<ref>`` per requires() key and per output() key in
+    declaration order, then ``args()``.
     """
     python = beam.python or sys.executable
     argv = [python, "-m", task.pipeline, f"--runner={beam.runner}"]
@@ -68,6 +69,7 @@ def beam_command(
                 argv.append(f"{flag}={value}")
         if job_name:
             argv.append(f"{JOB_NAME_FLAG}{job_name}")
+    argv.extend(beam.options)
     argv.append("--blocking")
     argv.extend(job_options)
     for key, value in [*((k, i.ref) for k, i in inputs.items()), *outputs.items()]:

@@ -63,7 +63,7 @@ def inputs(sample: SampleDay, avro_folder: Path, tmp_path: Path) -> Inputs:
 
 
 def run_pipeline(
-    avro_glob: str, inputs: Inputs, text_output: Path
+    avro_glob: str, inputs: Inputs, text_output: Path, *beam_options: str
 ) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
@@ -83,6 +83,7 @@ def run_pipeline(
         f"--textOutput={text_output}",
         f"--bqOutput={OUTPUT}",
         "--topN=100",
+        *beam_options,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=100, check=False)
 
@@ -101,11 +102,18 @@ def output_rows(warehouse: Path) -> list[tuple[object, ...]] | None:
         connection.close()
 
 
-def test_the_pipeline_matches_the_reference(inputs: Inputs, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "beam_options",
+    [(), ("--direct_num_workers=2", "--direct_running_mode=multi_processing")],
+    ids=["default", "two-processes"],
+)
+def test_the_pipeline_matches_the_reference(
+    inputs: Inputs, tmp_path: Path, beam_options: tuple[str, ...]
+) -> None:
     avro_glob = f"{inputs.avro_folder}/*.avro"
     text_output = tmp_path / "outputs" / "random"
 
-    finished = run_pipeline(avro_glob, inputs, text_output)
+    finished = run_pipeline(avro_glob, inputs, text_output, *beam_options)
 
     assert finished.returncode == 0, finished.stderr
     expected = top_artists(avro_glob, inputs.warehouse, inputs.track_entity, 100)
@@ -134,4 +142,30 @@ def test_a_corrupt_avro_file_fails_cleanly(inputs: Inputs, tmp_path: Path) -> No
     errors = [line for line in finished.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, finished.stderr
     assert "Traceback" not in finished.stderr
+    assert output_rows(inputs.warehouse) is None
+
+
+def test_a_bad_beam_option_fails_before_anything_runs(inputs: Inputs, tmp_path: Path) -> None:
+    finished = run_pipeline(f"{inputs.avro_folder}/*.avro", inputs, tmp_path / "out",
+                            "--direct_running_mode=fast")
+
+    assert finished.returncode == 1
+    assert finished.stderr.splitlines() == [
+        "error: bad Beam option: argument --direct_running_mode: invalid choice: 'fast' "
+        "(choose from 'in_memory', 'multi_threading', 'multi_processing')"
+    ]
+    assert output_rows(inputs.warehouse) is None
+
+
+def test_a_pattern_matching_no_file_fails_not_an_empty_ranking(
+    inputs: Inputs, tmp_path: Path
+) -> None:
+    pattern = f"{tmp_path / 'nothing'}/*.avro"
+
+    finished = run_pipeline(pattern, inputs, tmp_path / "out")
+
+    assert finished.returncode == 1
+    errors = [line for line in finished.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, finished.stderr
+    assert pattern in errors[0]
     assert output_rows(inputs.warehouse) is None

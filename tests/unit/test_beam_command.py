@@ -92,3 +92,12 @@ def test_dataflow_jobs_are_named_after_their_run() -> None:
     direct = beam_command(task, inputs=INPUTS, outputs=OUTPUTS,
                           beam=replace(beam, runner="DirectRunner"), job_name="charon-x")
     assert not any(arg.startswith("--jobName") for arg in direct)
+
+
+def test_configured_beam_options_come_before_the_job_arguments() -> None:
+    options = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    beam = replace(load_settings({}).beam, python="python3", options=options)
+    argv = beam_command(
+        TopArtistsJob(date="2018-10-31", top_n=5), inputs=INPUTS, outputs=OUTPUTS, beam=beam,
+    )
+    assert argv[3:7] == ["--runner=DirectRunner", *options, "--blocking"]

@@ -164,6 +164,9 @@ def test_no_string_takes_control_characters(key: str) -> None:
         # The staging dataset's id would be invalid, failing every run that loads a table.
         ({"CHARON_WAREHOUSE__LOCATION": "europe-west1"}, r"warehouse\.location"),
         ({"CHARON_BEAM__AUTOSCALING_ALGORITHM": "FAST"}, r"beam\.autoscaling_algorithm = 'FAST'"),
+        ({"CHARON_BEAM__OPTIONS": "--direct_num_workers=2,direct_running_mode=x"},
+         r"^beam\.options = .*: expected a pipeline option such as --direct_num_workers=2"
+         r" \(CHARON_BEAM__OPTIONS\)$"),
         ({"CHARON_HOME": "/srv/\x00"}, r"^home = .*control characters \(CHARON_HOME\)$"),
         ({"CHARON_CONFIG": "/srv/\x00"}, r"cannot read CHARON_CONFIG"),
     ],
@@ -183,6 +186,7 @@ def test_values_out_of_range_are_refused_naming_key_and_origin(
         ("[daemon]\nport = 70000\n", r"^daemon\.port = 70000: must be at most 65535 \(in "),
         (f"[daemon]\nport = {'9' * 5000}\n", r"charon\.toml is not valid TOML"),
         ("[log]\nlevel = 'loud'\n", r"^log\.level = 'loud': expected one of debug, info,"),
+        ("[beam]\noptions = ['--direct_num_workers 2']\n", r"^beam\.options = .*: expected a"),
         ("[[workflows]]\nmodule = 'jobs.top_artists'\ntask = 'TopArtistsJob'\n"
          "lookback_days = 1000000000\n",
          r"^workflows\[0\]\.lookback_days = 1000000000: must be at most 36500 \(in .*toml\)$"),

@@ -1,24 +1,28 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import DebugOptions, DirectOptions
 
 # Renamed so that pytest does not try to collect it as a test class.
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from jobs.top_artists.options import beam_options
 from jobs.top_artists.pipeline import (
+    ReadStreams,
     TopArtists,
-    beam_options,
     parse_args,
     partition_day,
     summary,
     table_rows,
     text_lines,
 )
+from jobs.top_artists.sample_data import avro_bytes, part_name, split
 from orchestrator.errors import TableNotFound, UsageError
 from orchestrator.tablespec import TableSpec
 
@@ -36,51 +40,59 @@ def play(track: str, ms_played: int = 200_000) -> dict[str, Any]:
 
 
 def assert_top(
+    folder: Path,
     plays: list[dict[str, Any]],
     expected: list[tuple[str, str, int]],
     top_n: int = 10,
     catalogue: list[tuple[str, str, str | None]] = CATALOGUE,
 ) -> None:
-    """TopArtists on the plays must give one element: ``expected``, in that order."""
+    """The plays, in two Avro files, must give ONE element: ``expected``, in that order."""
+    for index, part in enumerate(split(plays, 2)):
+        (folder / part_name(index, 2)).write_bytes(avro_bytes(part))
     rows = [
         dict(zip(("track_gid", "artist_gid", "artist_name"), row, strict=True)) for row in catalogue
     ]
     with BeamTestPipeline() as pipeline:
         result = (
-            pipeline | "Plays" >> beam.Create(plays),
+            pipeline | "Plays" >> ReadStreams(f"{folder}/*.avro"),
             pipeline | "Catalogue" >> beam.Create(rows),
         ) | TopArtists(top_n)
         assert_that(result, equal_to([expected]))
 
 
-def test_every_artist_of_a_track_is_credited() -> None:
-    assert_top([play("t2"), play("t2"), play("t1")], [(B, "Bob", 2), (C, "Cid", 2), (A, "Ann", 1)])
+def test_every_artist_of_a_track_is_credited(tmp_path: Path) -> None:
+    assert_top(tmp_path, [play("t2"), play("t2"), play("t1")],
+               [(B, "Bob", 2), (C, "Cid", 2), (A, "Ann", 1)])
 
 
-def test_a_stream_is_at_least_30_seconds() -> None:
-    assert_top([play("t1", 29_999), play("t3", 30_000)], [(D, "Dee", 1)])
+def test_a_stream_is_at_least_30_seconds(tmp_path: Path) -> None:
+    assert_top(tmp_path, [play("t1", 29_999), play("t3", 30_000)], [(D, "Dee", 1)])
 
 
-def test_streams_of_unknown_tracks_are_dropped() -> None:
-    assert_top([play("t1"), play("nope"), play("nope")], [(A, "Ann", 1)])
+def test_streams_of_unknown_tracks_are_dropped(tmp_path: Path) -> None:
+    assert_top(tmp_path, [play("t1"), play("nope"), play("nope")], [(A, "Ann", 1)])
 
 
-def test_ties_go_to_the_smaller_artist_gid() -> None:
-    assert_top([play("t3"), play("t1")], [(A, "Ann", 1), (D, "Dee", 1)])
+def test_ties_go_to_the_smaller_artist_gid(tmp_path: Path) -> None:
+    assert_top(tmp_path, [play("t3"), play("t1")], [(A, "Ann", 1), (D, "Dee", 1)])
 
 
-def test_only_the_top_n_are_kept() -> None:
+def test_only_the_top_n_are_kept(tmp_path: Path) -> None:
     plays = [play("t3")] * 3 + [play("t1")] * 2 + [play("t2")]
-    assert_top(plays, [(D, "Dee", 3), (A, "Ann", 2)], top_n=2)
+    assert_top(tmp_path, plays, [(D, "Dee", 3), (A, "Ann", 2)], top_n=2)
 
 
-def test_no_streams_give_an_empty_ranking() -> None:
-    assert_top([play("t1", 10)], [])
+def test_no_streams_give_an_empty_ranking(tmp_path: Path) -> None:
+    assert_top(tmp_path, [play("t1", 10)], [])
 
 
-def test_incomplete_and_repeated_catalogue_rows() -> None:
+def test_incomplete_and_repeated_catalogue_rows(tmp_path: Path) -> None:
     catalogue = [("t1", A, None), ("t3", D, "Dee"), ("t3", D, "Dee")]
-    assert_top([play("t1"), play("t3")], [(D, "Dee", 1)], catalogue=catalogue)
+    assert_top(tmp_path, [play("t1"), play("t3")], [(D, "Dee", 1)], catalogue=catalogue)
+
+
+def test_an_empty_catalogue_credits_nobody(tmp_path: Path) -> None:
+    assert_top(tmp_path, [play("t1"), play("t3")], [], catalogue=[])
 
 
 def test_text_lines_are_one_element_in_rank_order() -> None:
@@ -146,6 +158,34 @@ def test_a_table_without_a_day_needs_date(table: str) -> None:
 def test_bad_command_lines_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError):
         parse_args(argv)
+
+
+def test_beam_options_pass_through_to_the_pipeline() -> None:
+    _, options = parse_args(
+        [*ARGS, "--direct_num_workers=2", "--direct_running_mode=multi_processing",
+         "--experiments=a", "--experiments=b"]
+    )
+    direct = options.view_as(DirectOptions)
+    assert (direct.direct_num_workers, direct.direct_running_mode) == (2, "multi_processing")
+    assert options.view_as(DebugOptions).experiments == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--direct_num_workers=two", r"^bad Beam option: argument --direct_num_workers: invalid"
+                                     r" int value: 'two'$"),
+        ("--direct_running_mode=fast", r"^bad Beam option: .*invalid choice: 'fast'"),
+        ("--direct_num_workers", r"^bad Beam option: .*expected one argument$"),
+        ("--direct_num_worker=2", r"^unknown option --direct_num_worker=2 \(neither"),
+        ("stray", r"^unknown option stray "),
+        # No abbreviations: a prefix of one of the job's options is not taken for it.
+        ("--top=5", r"^unknown option --top=5 "),
+    ],
+)
+def test_bad_beam_options_are_refused_clearly(option: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_args([*ARGS, option])
 
 
 def test_unset_dataflow_options_are_left_to_beam() -> None:
