@@ -1,8 +1,11 @@
-"""Real Luigi from PyPI, in a venv of its own (bench/.venv-luigi), made on first use.
+"""Real Luigi from PyPI, and charon alone, each in a venv of its own, made on first use.
 
 The benchmarks and the side-by-side tests compare charon with this Luigi; it never
-shares charon's venv, so neither's dependencies bend the other's. Made under a file
-lock, so tests and benchmarks started together build it once.
+shares charon's venv, so neither's dependencies bend the other's. The timings of whole
+commands run charon from its own venv too (bench/.venv-charon: charon and its
+dependencies, no extras), as a user installs it: the development venv also holds the
+test tools, whose `rich` structlog imports at every start when it is there.
+Made under a file lock, so tests and benchmarks started together build each once.
 """
 
 from __future__ import annotations
@@ -10,27 +13,39 @@ from __future__ import annotations
 import fcntl
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-LUIGI_VENV = Path(__file__).resolve().parent / ".venv-luigi"
+HERE = Path(__file__).resolve().parent
+LUIGI_VENV = HERE / ".venv-luigi"
+CHARON_VENV = HERE / ".venv-charon"
 # The Luigi the comparisons were written against; psycopg2 for its PostgreSQL
 # CopyToTable and marker table (luigi.contrib.postgres).
 REQUIREMENTS = ("luigi==3.8.1", "psycopg2-binary>=2.9")
 
 
 def luigi_python() -> str:
-    """The venv's interpreter, the venv made first if it is missing or unfinished."""
-    python = LUIGI_VENV / "bin" / "python"
-    done = LUIGI_VENV / ".installed"
+    """The Luigi venv's interpreter, the venv made first if it is missing or unfinished."""
+    return _venv_python(LUIGI_VENV, REQUIREMENTS)
+
+
+def charon_python() -> str:
+    """The interpreter of a venv holding this checkout of charon (editable) and nothing more."""
+    return _venv_python(CHARON_VENV, ("--editable", str(HERE.parent)))
+
+
+def _venv_python(venv: Path, requirements: Sequence[str]) -> str:
+    python = venv / "bin" / "python"
+    done = venv / ".installed"
     if done.exists():
         return str(python)
-    LUIGI_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with (LUIGI_VENV.parent / ".venv-luigi.lock").open("w") as lock:
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            print("installing Luigi from PyPI into bench/.venv-luigi ...", file=sys.stderr)
-            subprocess.run([sys.executable, "-m", "venv", str(LUIGI_VENV)], check=True)
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *REQUIREMENTS],
+            print(f"installing {' '.join(requirements)} into {venv.name} ...", file=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements],
                            check=True)
             done.touch()
     return str(python)

@@ -6,12 +6,13 @@ timed as a whole command, on the same files (made once by `charon sample-data
   first run   nothing built yet: both aggregate the 366 files and write the top 10
   re-run      everything complete: both only check the 366 inputs and the outputs
   charon   `charon run --module jobs.luigi_top_artists Top10Artists --date-interval 2012`
-           (embedded defaults: SQLite registry and state store, local storage)
+           (embedded defaults: SQLite registry and state store, local storage), charon
+           alone in bench/.venv-charon, as Luigi is alone in its own
   luigi    `luigi --module bench.luigi_top_artists Top10Artists --date-interval 2012
            --local-scheduler --workers 1`, Luigi from PyPI in bench/.venv-luigi
 The two are timed in turns; each figure is min / median / max over --repeat runs, and
 the ratio is charon's median over Luigi's.
-Usage: .venv/bin/python bench/luigi_year.py [--interval 2012] [--events 1000] [--repeat 7]
+Usage: .venv/bin/python bench/luigi_year.py [--interval 2012] [--events 1000] [--repeat 15]
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.luigi_venv import luigi_python
-from bench.thousand_tasks import CHARON, ROOT, base_env, timed
+from bench.luigi_venv import charon_python, luigi_python
+from bench.thousand_tasks import ROOT, base_env, timed
 
 PHASES = ("first run", "re-run")
 Once = Callable[[Path, str], tuple[float, float]]
@@ -36,9 +37,13 @@ def charon_env(home: Path) -> dict[str, str]:
             "PYTHONPATH": str(ROOT)}
 
 
+def charon_command() -> str:
+    return str(Path(charon_python()).parent / "charon")
+
+
 def make_streams(interval: str, events: int, into: Path) -> Path:
     """The interval's stream files, once; every run copies them."""
-    subprocess.run([CHARON, "sample-data", "--streams", "--date-interval", interval,
+    subprocess.run([charon_command(), "sample-data", "--streams", "--date-interval", interval,
                     "--events", str(events)], env=charon_env(into), cwd=ROOT,
                    capture_output=True, check=True)
     return into / "storage" / "data"
@@ -47,7 +52,7 @@ def make_streams(interval: str, events: int, into: Path) -> Path:
 def charon_once(streams: Path, interval: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as home:
         shutil.copytree(streams, Path(home) / "storage" / "data")
-        argv = [CHARON, "run", "--module", "jobs.luigi_top_artists", "Top10Artists",
+        argv = [charon_command(), "run", "--module", "jobs.luigi_top_artists", "Top10Artists",
                 "--date-interval", interval]
         env = charon_env(Path(home))
         return timed(argv, env, ROOT), timed(argv, env, ROOT)
@@ -75,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--interval", default="2012")
     parser.add_argument("--events", type=int, default=1000, help="streams a day")
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     python = luigi_python()
     version = subprocess.run([python, "-c", "import luigi; print(luigi.__version__)"],

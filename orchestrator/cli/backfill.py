@@ -69,8 +69,7 @@ def parse_days(args: argparse.Namespace, argv: Sequence[str]) -> dict[date, Task
     name = partition_param(task_class, args.partition_param)
     given, unknown = task_options.parse_parameters(
         task_class, f"charon backfill --module {args.module} {args.family}", argv)
-    if unknown:
-        raise UsageError(f"{args.family} does not take {' '.join(unknown)}")
+    task_options.refuse_unknown(task_class, unknown)
     if name in given:
         raise UsageError(f"backfill gives {args.family} its {name} itself, one day of"
                          " --date-interval at a time")

@@ -14,13 +14,13 @@ from orchestrator.cli import arguments
 from orchestrator.config import Settings
 from orchestrator.core.engine import Policy, build_engine
 from orchestrator.core.explain import explanation
-from orchestrator.core.janitor import build_janitor
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode
-from orchestrator.daemon.daemon import Daemon, utc_today
-from orchestrator.daemon.watch import Watchlist
 from orchestrator.model import RunState
-from orchestrator.tasks.roots import check_loadable
+
+# The daemon's and the janitor's own modules are imported by the commands that use
+# them, as the daemon's HTTP server is (run_daemon): every other command, `charon run`
+# first, starts without them.
 
 TaskCommand = Callable[[Any, str, str], argparse.ArgumentParser]
 
@@ -47,6 +47,9 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
 
 def check_workflows(args: argparse.Namespace, settings: Settings) -> None:
     """Import every workflow's task and build today's root, before any store is opened."""
+    from orchestrator.daemon.daemon import utc_today  # noqa: PLC0415  # see top
+    from orchestrator.tasks.roots import check_loadable  # noqa: PLC0415
+
     check_loadable(settings.workflows, utc_today())
 
 
@@ -61,6 +64,7 @@ async def run_daemon(settings: Settings, adapters: Adapters, *, host: str, port:
     """The daemon and its HTTP server, until SIGTERM or SIGINT. ``then`` is awaited with
     the server's URL once it listens; the daemon stopping cancels it, as it does sensing."""
     # Imported here: aiohttp's server is a third of the start-up of the other commands.
+    from orchestrator.daemon.daemon import Daemon  # noqa: PLC0415
     from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
     from orchestrator.web.http import serve  # noqa: PLC0415
 
@@ -117,6 +121,10 @@ async def cmd_cancel(args: argparse.Namespace, settings: Settings, adapters: Ada
 
 async def cmd_janitor(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     """One sweep over the staging of the configured workflows' outputs."""
+    from orchestrator.core.janitor import build_janitor  # noqa: PLC0415  # see top
+    from orchestrator.daemon.daemon import utc_today  # noqa: PLC0415
+    from orchestrator.daemon.watch import Watchlist  # noqa: PLC0415
+
     watch = Watchlist(settings.workflows)
     watch.refresh(utc_today())
     swept = await build_janitor(settings, adapters).sweep(

@@ -252,8 +252,7 @@ def parse_task(module: str, family: str, argv: Sequence[str]) -> Task:
     task_class = load_task_class(module, family)
     given, unknown = task_options.parse_parameters(
         task_class, f"charon run --module {module} {family}", argv)
-    if unknown:
-        raise UsageError(f"{family} does not take {' '.join(unknown)}")
+    task_options.refuse_unknown(task_class, unknown)
     return task_class(**given)
 
 

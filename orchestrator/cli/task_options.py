@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator.cli import arguments
 from orchestrator.errors import UsageError
 from orchestrator.tasks.params import BoolParameter, Overrides, Parameter
-from orchestrator.tasks.task import Task
+from orchestrator.tasks.task import Task, suggestion
 
 # reStructuredText as docstrings carry it, and what a terminal shows for it:
 # :class:`~a.B` → B, :ref:`text <target>` → text, ``code`` → code, `link <url>`_ → link.
@@ -65,6 +65,19 @@ def parse_parameters(task_class: type[Task], prog: str,
                      argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     """The values given for the task's own parameters, and the arguments left over."""
     return _parse(task_parser(task_class, prog), argv)
+
+
+def refuse_unknown(task_class: type[Task], unknown: Sequence[str]) -> None:
+    """Refuse what neither the task nor any family takes, naming the flags close to the
+    first option among it (``--Leaf-sise``: did you mean ``--Leaf-size``?)."""
+    if not unknown:
+        return
+    option = next((arg.partition("=")[0] for arg in unknown if arg.startswith("--")), "")
+    flags = [parameter.flag for parameter in task_class.parameters().values()]
+    flags += [family_flag(family, name) for family, classes in families().items()
+              for task in classes for name in task.parameters()]
+    raise UsageError(f"{task_class.task_family} does not take {' '.join(unknown)}"
+                     + suggestion(option, list(dict.fromkeys(flags))))
 
 
 def _parse(parser: argparse.ArgumentParser,

@@ -272,7 +272,7 @@ def load_task_class(module: str, family: str) -> type[Task]:
     if not (isinstance(candidate, type) and issubclass(candidate, Task)):
         tasks = [name for name, value in vars(loaded).items()
                  if isinstance(value, type) and issubclass(value, Task)]
-        raise TaskNotFound(f"no task {shown(family)} in {module}{_suggestion(family, tasks)}")
+        raise TaskNotFound(f"no task {shown(family)} in {module}{suggestion(family, tasks)}")
     return candidate
 
 
@@ -287,10 +287,11 @@ def _missing_module(module: str, exc: ModuleNotFoundError) -> str:
     siblings = [] if parent and path is None else [
         f"{parent}.{info.name}" if parent else info.name for info in pkgutil.iter_modules(path)
     ]
-    return f"cannot import module {module!r}: no module {missing!r}" + _suggestion(missing,
-                                                                                 siblings)
+    return (f"cannot import module {module!r}: no module {missing!r}"
+            + suggestion(missing, siblings))
 
 
-def _suggestion(name: str, candidates: Sequence[str]) -> str:
+def suggestion(name: str, candidates: Sequence[str]) -> str:
+    """``; did you mean X?`` with the names of ``candidates`` close to ``name``, or nothing."""
     close = difflib.get_close_matches(name, candidates, n=3)
     return f"; did you mean {' or '.join(close)}?" if close else ""

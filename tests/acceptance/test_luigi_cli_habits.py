@@ -135,7 +135,9 @@ def test_the_golden_path_takes_a_family_flag_for_its_root(charon: Cli) -> None:
     [
         (("--Leaf-size", "0"), "error: --Leaf-size: --size = 0: must be at least 1"),
         (("--Leaf-size", "big"), "error: --Leaf-size: parameter 'size': 'big' is not an integer"),
-        (("--Leaf-sise", "5"), "error: Root does not take --Leaf-sise 5"),
+        # A per-family flag misspelt: the close ones are named.
+        (("--Leaf-sise", "5"), "error: Root does not take --Leaf-sise 5; did you mean --Leaf-size"),
+        (("--Leaf-sise=5",), "does not take --Leaf-sise=5; did you mean --Leaf-size"),
         (("--log-level", "LOUD"), "argument --log-level: expected one of DEBUG, INFO, WARNING,"
                                   " ERROR, got 'LOUD'"),
     ],

@@ -179,12 +179,19 @@ class LocalStorage:
             raise StorageError(f"{uri} lies outside the storage root {self._root}")
         return path
 
-    def _open_for_lines(self, uri: str) -> BinaryIO:
+    def _open_for_lines(self, uri: str) -> tuple[BinaryIO, bytes]:
+        """The file opened and its first chunk read, in one trip: a file of one chunk
+        (a day's input, mostly) costs no trip more."""
         path = self._checked(uri)
         try:
-            return path.open("rb")
+            handle = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"no object {path}") from None
+        try:
+            return handle, _next_chunk(handle)
+        except BaseException:
+            handle.close()
+            raise
 
     async def _prefix(self, prefix: str) -> tuple[Path, str]:
         """The folder to walk for ``prefix`` and the string every object path starts with.
@@ -221,9 +228,10 @@ class LocalStorage:
 
     async def read_lines(self, uri: str) -> AsyncIterator[str]:
         """Lines without their line ending, read chunk by chunk in worker threads."""
-        handle = await self._thread(self._open_for_lines, uri)
+        handle, first = await self._thread(self._open_for_lines, uri)
 
         async def chunks() -> AsyncIterator[bytes]:
+            yield first
             while not handle.closed:
                 yield await self._thread(_next_chunk, handle)
 
