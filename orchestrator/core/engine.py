@@ -152,23 +152,37 @@ class Engine:
                     evaluators += 1
                     group.start_soon(evaluate_from, ready.popleft())
 
-            async def evaluate_from(task_id: str | None) -> None:
-                nonlocal evaluators
-                while task_id is not None:
-                    outcomes[task_id] = await self._evaluate_safely(
-                        graph, task_id, outcomes, policy, evaluation
-                    )
-                    for dependent in graph.dependents[task_id]:
-                        pending[dependent] -= 1
-                        if not pending[dependent]:
-                            ready.append(dependent)
-                    task_id = ready.popleft() if ready else None
-                    add_evaluators()
-                evaluators -= 1
+            async def evaluate(task_id: str) -> None:
+                outcomes[task_id] = await self._evaluate_safely(
+                    graph, task_id, outcomes, policy, evaluation
+                )
+                for dependent in graph.dependents[task_id]:
+                    pending[dependent] -= 1
+                    if not pending[dependent]:
+                        ready.append(dependent)
                 if len(outcomes) == len(graph.order):
                     keeping.cancel()
 
+            async def evaluate_from(task_id: str | None) -> None:
+                nonlocal evaluators
+                while task_id is not None:
+                    await evaluate(task_id)
+                    task_id = ready.popleft() if ready else None
+                    add_evaluators()
+                evaluators -= 1
+
             group.start_soon(self._keep_leases, keeper, keeping)
+            # External tasks the batched lookup answered are settled here, one after
+            # another, without an evaluator each: a year of daily inputs is 366 checks
+            # of what is already known, not 366 tasks.
+            answered = [task_id for task_id in ready
+                        if self._lookups.answered(graph.tasks[task_id], evaluation)]
+            skipped = set(answered)
+            unanswered = [task_id for task_id in ready if task_id not in skipped]
+            ready.clear()
+            ready.extend(unanswered)
+            for task_id in answered:
+                await evaluate(task_id)
             add_evaluators()
         return Report(root.task_id, outcomes, graph.tasks)
 

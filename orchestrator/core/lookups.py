@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import structlog
 
 from orchestrator.core.completeness import complete_when_present, present
-from orchestrator.core.execution import Inputs
+from orchestrator.core.execution import Evaluation, Inputs
 from orchestrator.core.graph import Graph
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
@@ -45,6 +45,12 @@ class Lookups:
         except CharonError as exc:
             self._log.warning("cannot look external tasks up together", error=str(exc))
             return {}
+
+    def answered(self, task: Task, evaluation: Evaluation) -> bool:
+        """Whether ``task`` is external and the evaluation's batched lookup holds every
+        one of its outputs: checking it then asks no sensor anything."""
+        return isinstance(task, ExternalTask) and all(
+            _external_key(task.task_id, key) in evaluation.externals for key in outputs(task))
 
     async def check_external(
         self, task: ExternalTask, known: Mapping[str, InputRevision | None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,33 +118,38 @@ def _stale(body: bytes) -> dict[str, str]:
     return signed_headers(SECRET.encode(), body, now=time.time() - 600)
 
 
+def _future(body: bytes) -> dict[str, str]:
+    return signed_headers(SECRET.encode(), body, now=time.time() + 600)
+
+
 BODY = json.dumps(PARTITION).encode()
 HUGE_TIMESTAMP = "9" * 5000
 
 
 @pytest.mark.parametrize(
     ("body", "headers", "status", "reason"),
+    # Headers made as each test runs: a timestamp taken when the tests are collected
+    # would be minutes old (or no longer in the future) by then.
     [
-        (BODY, {}, 401, "unsigned"),
-        (BODY, signed_headers(b"wrong-secret", BODY), 401, "bad signature"),
-        (BODY, _stale(BODY), 401, "stale"),
-        (BODY, signed_headers(SECRET.encode(), BODY, now=time.time() + 600), 401,
-         "s in the future"),
-        (BODY, {TIMESTAMP_HEADER: HUGE_TIMESTAMP, DELIVERY_HEADER: "d-1",
-                SIGNATURE_HEADER: signature(SECRET.encode(), HUGE_TIMESTAMP, BODY)}, 401,
-         "seconds since the epoch"),
-        (BODY + b" ", signed_headers(SECRET.encode(), BODY), 401, "bad signature"),
-        (b"x" * 2048, {}, 413, "over 1024 bytes"),
+        (BODY, dict, 401, "unsigned"),
+        (BODY, lambda: signed_headers(b"wrong-secret", BODY), 401, "bad signature"),
+        (BODY, lambda: _stale(BODY), 401, "stale"),
+        (BODY, lambda: _future(BODY), 401, "s in the future"),
+        (BODY, lambda: {TIMESTAMP_HEADER: HUGE_TIMESTAMP, DELIVERY_HEADER: "d-1",
+                        SIGNATURE_HEADER: signature(SECRET.encode(), HUGE_TIMESTAMP, BODY)},
+         401, "seconds since the epoch"),
+        (BODY + b" ", lambda: signed_headers(SECRET.encode(), BODY), 401, "bad signature"),
+        (b"x" * 2048, dict, 413, "over 1024 bytes"),
     ],
     ids=["unsigned", "wrong-secret", "stale", "future", "huge-timestamp", "tampered",
          "oversized"],
 )
 async def test_unauthentic_or_oversized_requests_are_refused(
-    body: bytes, headers: dict[str, str], status: int, reason: str
+    body: bytes, headers: Callable[[], dict[str, str]], status: int, reason: str
 ) -> None:
     async with daemon_client() as client:
         await publish_day(client.world)
-        got, answer = await client.post("/hooks/partitions", body, headers)
+        got, answer = await client.post("/hooks/partitions", body, headers())
         assert got == status
         assert reason in answer["error"]
         await anyio.sleep(0.05)
