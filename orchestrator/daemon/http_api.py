@@ -24,8 +24,8 @@ from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.intervals import parse_day
-from orchestrator.web import openapi
-from orchestrator.web.http import BODY_SECONDS, Rejected
+from orchestrator.web import BODY_SECONDS, openapi
+from orchestrator.web.http import Rejected
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.errors import UsageError
-from orchestrator.web.http import BODY_SECONDS, Rejected, read_body
+from orchestrator.web import BODY_SECONDS
+from orchestrator.web.http import Rejected, read_body
 from orchestrator.web.json_body import decode_object
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
-from orchestrator.web.http import BODY_SECONDS
+from orchestrator.web import BODY_SECONDS
 
 
 @dataclass(frozen=True)

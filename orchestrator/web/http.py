@@ -11,10 +11,9 @@ import anyio.abc
 from aiohttp import web
 
 from orchestrator.errors import ConfigError
+from orchestrator.web import BODY_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
-BODY_SECONDS = 30.0
-"""How long a request body may take to arrive: ample for 64 KiB on the slowest link."""
 
 
 class Rejected(Exception):

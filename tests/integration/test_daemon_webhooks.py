@@ -27,7 +27,8 @@ from orchestrator.stores.state.postgres import POOL_MAX_SIZE, PostgresStateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
 from orchestrator.testing.postgres import ADMIN_DSN
 from orchestrator.testing.world import DaemonWorld
-from orchestrator.web.http import BODY_SECONDS, serve
+from orchestrator.web import BODY_SECONDS
+from orchestrator.web.http import serve
 from orchestrator.web.signing import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
