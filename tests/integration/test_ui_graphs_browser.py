@@ -5,8 +5,6 @@ an error. Bad ids and dates are refused in the JSON error shape."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import anyio
 import pytest
@@ -14,16 +12,8 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.model import Revision
 from orchestrator.testing.world import DaemonWorld
-from tests.support.browser import Watched, chromium, served_ui, watched_page
+from tests.support.browser import Watched, served_ui
 from tests.support.worlds import DAY, make_world, output_revisions, publish_day
-
-
-@pytest.fixture
-async def tab() -> AsyncIterator[Watched]:
-    async with chromium() as browser:
-        watched = await watched_page(browser)
-        yield watched
-        assert watched.errors == []
 
 
 async def built(world: DaemonWorld, count: int) -> list[Revision]:

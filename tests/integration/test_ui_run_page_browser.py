@@ -4,24 +4,13 @@ partition's page names the input it waits for; no page logs an error."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
-import pytest
 
 from jobs.top_artists import END_CONTENT_FACT
-from tests.support.browser import Watched, chromium, served_ui, watched_page
+from tests.support.browser import Watched, served_ui
 from tests.support.worlds import DAY, make_world, publish_day
 
 CELL = f'td[data-key="top_artists/{DAY}"]'
-
-
-@pytest.fixture
-async def tab() -> AsyncIterator[Watched]:
-    async with chromium() as browser:
-        watched = await watched_page(browser)
-        yield watched
-        assert watched.errors == []
 
 
 async def test_the_run_page_streams_a_running_job_s_log_and_follows_it_to_its_end(

@@ -64,6 +64,17 @@ def message(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    """A server-sent events answer, its headers sent: kept from caches and from proxies'
+    buffers, so each event reaches the browser as it is written."""
+    response = web.StreamResponse(headers={"Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+    response.content_type = "text/event-stream"
+    response.charset = "utf-8"
+    await response.prepare(request)
+    return response
+
+
 def partition_event(cell: Cell) -> Event:
     data = {**asdict(cell), "day": cell.day.isoformat(), "key": cell.key}
     return Event(message("partition", data), day=cell.day)
@@ -160,11 +171,7 @@ class Changes:
         self._clients.clear()
 
     async def stream(self, request: web.Request, interest: Interest) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
-        response.content_type = "text/event-stream"
-        response.charset = "utf-8"
-        await response.prepare(request)
+        response = await event_stream(request)
         if not self._clients and interest.days != frozenset():
             # The last look may be old, nobody having listened since: look at what this
             # client is first sent (its catch-up is partitions only) before it is.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 from aiohttp import web
 
-from orchestrator.daemon.ui.events import message
+from orchestrator.daemon.ui.events import event_stream, message
 from orchestrator.errors import CharonError
 from orchestrator.model import Run
 
@@ -39,11 +39,7 @@ class RunLogStreams:
         self._closing = True
 
     async def stream(self, request: web.Request, run: Run) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Cache-Control": "no-cache",
-                                               "X-Accel-Buffering": "no"})
-        response.content_type = "text/event-stream"
-        response.charset = "utf-8"
-        await response.prepare(request)
+        response = await event_stream(request)
         with suppress(ConnectionError):  # the client left
             await self._follow(response, run, _resumed_at(request))
         return response
