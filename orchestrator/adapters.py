@@ -134,23 +134,18 @@ def _naming(settings: Settings) -> Naming:
 
 
 async def _lineage_sender(settings: Settings, stack: AsyncExitStack) -> Send | None:
-    """By ``lineage.kind``; None when lineage is off."""
-    config = settings.lineage
-    if config.kind == "console":
-        from orchestrator.stores.lineage import console  # noqa: PLC0415  # see top
-
-        return console.send
-    if config.kind == "file":
-        from orchestrator.stores.lineage.file import appender  # noqa: PLC0415  # see top
-
-        return appender(settings.lineage.path)
-    if config.kind == "http":
-        from orchestrator.stores.lineage.http import poster  # noqa: PLC0415  # see top
-
-        return await stack.enter_async_context(poster(
-            config.url, api_key=settings.secrets.lineage_api_key,
-            seconds=config.timeout_seconds))
-    return None
+    """Through openlineage-python's transport of ``lineage.kind``; None when lineage is
+    off."""
+    if settings.lineage.kind == "none":
+        return None
+    with _extra("openlineage"):
+        from orchestrator.stores.lineage.transports import (  # noqa: PLC0415  # see top
+            open_transport,
+            sender,
+        )
+    transport = await open_transport(settings.lineage, settings.secrets.lineage_api_key)
+    stack.callback(transport.close)
+    return sender(transport)
 
 
 async def _build_lineage(settings: Settings, stack: AsyncExitStack) -> Lineage:

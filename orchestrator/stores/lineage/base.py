@@ -9,11 +9,11 @@ OpenLineage naming conventions: a warehouse table ``project.dataset.table`` in
 namespace; the partition and the revision travel as facets, so Marquez or DataHub show
 one dataset per endpoint with its versions.
 
-Events are plain dicts following the OpenLineage 2-0-2 spec, sent by charon's own
-backends: openlineage-python's client is blocking (requests), its console transport
-writes through the stdlib logging charon does not use, and it would bring requests,
-httpx and PyYAML into every process; the few fields below are the whole spec charon
-needs.
+Events are plain dicts following the OpenLineage 2-0-2 spec, built here without the
+client library, so that a process with lineage off never imports it; they are sent
+through openlineage-python's transports (``transports.py``, the ``openlineage`` extra),
+whose serialiser takes a dict as it is. Those transports block (requests, file writes,
+stdlib logging): ``QueuedEmitter`` keeps them off the run's path, in one sender task.
 """
 
 from __future__ import annotations
