@@ -52,3 +52,9 @@ def test_a_spark_task_without_the_spark_extra_says_to_install_it(charon: Cli) ->
     # No spark-submit on the PATH either: the venv's bin holds pyspark's.
     line = refused(charon, "pyspark", argv, {"PATH": "/usr/bin:/bin"})
     assert line == "error: spark-submit not found: pip install 'charon[spark]' (needs Java 17+)"
+
+
+def test_lineage_without_the_openlineage_extra_says_to_install_it(charon: Cli) -> None:
+    line = refused(charon, "openlineage", ("run", *TOP_ARTISTS),
+                   {"CHARON_LINEAGE__KIND": "console"})
+    assert line == "error: openlineage is not installed: pip install 'charon[openlineage]'"
