@@ -24,11 +24,13 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARON = str(Path(sys.executable).parent / "charon")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+FIRST_DAY = date(1920, 1, 1)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -124,7 +126,8 @@ def main() -> None:
         config.write_text(
             f"[daemon]\nport = 0\npoll_interval_ms = {args.poll_ms}\n\n[[workflows]]\n"
             'name = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
-            f"lookback_days = {args.partitions - 1}\n"
+            # An explicit range: lookback_days stops at a century, 36,501 days.
+            f'start = "{FIRST_DAY}"\nend = "{FIRST_DAY + timedelta(days=args.partitions - 1)}"\n'
         )
         env = {**os.environ, "CHARON_HOME": home, "CHARON_CONFIG": str(config),
                "CHARON_LOG__LEVEL": "warning", "PYTHONPATH": str(ROOT)}

@@ -123,6 +123,8 @@ class Watchlist:
         self._refreshed_for: date | None = None
         self._newest_first: list[Root] | None = None
         self._oldest_first: list[Root] | None = None
+        self._by_day: dict[date, list[Root]] = defaultdict(list)
+        self._days_newest_first: list[date] | None = None
         self._count = Counter[str]()
 
     def refresh(self, today: date) -> list[Root]:
@@ -172,7 +174,8 @@ class Watchlist:
         if root not in self._tasks:
             task = root_task(self.workflows[root.workflow], root.day)
             self._tasks[root] = task
-            self._newest_first = self._oldest_first = None
+            self._newest_first = self._oldest_first = self._days_newest_first = None
+            self._by_day[root.day].append(root)
             self._count[root.workflow] += 1
             tasks = resolve(task).tasks.values()
             self._add_outputs(tasks)
@@ -222,6 +225,17 @@ class Watchlist:
         if self._newest_first is None:
             self._newest_first = sorted(self._tasks, key=newest_first_key)
         return self._newest_first
+
+    def days_newest_first(self) -> list[date]:
+        """Every day with a watched root, newest first; sorted again only after roots
+        were added."""
+        if self._days_newest_first is None:
+            self._days_newest_first = sorted(self._by_day, reverse=True)
+        return self._days_newest_first
+
+    def roots_on(self, day: date) -> list[Root]:
+        """The watched roots of ``day``, one per workflow watching it."""
+        return list(self._by_day.get(day, ()))
 
     def count(self, workflow: str) -> int:
         """How many roots of ``workflow`` are watched."""

@@ -133,7 +133,9 @@ class Changes:
         return found
 
     async def _look_again(self, days: frozenset[date] | None) -> None:
-        roots = [root for root in self._daemon.watch.roots if days is None or root.day in days]
+        watch = self._daemon.watch
+        roots = watch.roots if days is None else [
+            root for day in days for root in watch.roots_on(day)]
         cells = await partition_cells(self._daemon, roots)
         self._cells.update((cell.key, cell) for cell in cells)
 

@@ -34,8 +34,7 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
     async def grid(request: web.Request) -> web.StreamResponse:
         page = _page_number(request.query.get("page", "1"))
         shown, pages_count = _page_days(daemon, page)
-        wanted = set(shown)
-        roots = [root for root in daemon.watch.roots if root.day in wanted]
+        roots = [root for day in shown for root in daemon.watch.roots_on(day)]
         cells = await partition_cells(daemon, roots)
         return _html(pages.grid(pages.GridPage(list(daemon.watch.workflows), shown, cells,
                                                page, pages_count)))
@@ -84,7 +83,7 @@ def _static(name: str, content_type: str) -> Callable[[web.Request], Awaitable[w
 
 def _page_days(daemon: Daemon, page: int) -> tuple[list[date], int]:
     """The days of grid page ``page``, newest first, and how many pages there are."""
-    days = sorted({root.day for root in daemon.watch.roots}, reverse=True)
+    days = daemon.watch.days_newest_first()
     pages_count = max(1, ceil(len(days) / pages.DAYS_PER_PAGE))
     if page > pages_count:
         raise _not_found(f"no page {page}: there are {pages_count}")
