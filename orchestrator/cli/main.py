@@ -41,6 +41,8 @@ from orchestrator.tasks.task import SparkSubmitTask, Task, load_task_class
 # imports left behind. Freezing that and collecting a tenth as often took a fifth off
 # the orchestration overhead of 1,000 no-op runs (bench/thousand_tasks.py).
 GC_FIRST_GENERATION_THRESHOLD = 10_000
+INTERRUPTED = 130
+"""The shells' exit code for a command stopped by SIGINT (128 + 2)."""
 
 Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
 Check = Callable[[argparse.Namespace, Settings], None]
@@ -65,6 +67,11 @@ def run_cli(argv: Sequence[str]) -> int:
         return _execute(argv)
     except CharonError as exc:
         return _refuse(exc)
+    except KeyboardInterrupt:
+        # Ctrl-C: the command's tasks were cancelled and cleaned up on the way out (a
+        # claimed run is released, or waits out its lease); a traceback would say a bug.
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     except BaseExceptionGroup as group:
         # A server or the daemon fails inside a task group, which wraps the error.
         errors, others = group.split(CharonError)
