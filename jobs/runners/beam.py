@@ -1,26 +1,25 @@
 """The local job launcher: runs a job's command line (orchestrator.tasks.commands) as a
-subprocess, where the Beam runner runs the pipeline in process, and spark-submit."""
+subprocess, where the Beam runner runs the pipeline in process, and spark-submit.
+
+Every command builds this runner, and most run no job (every in-process task, every
+re-run that finds its outputs complete): the process machinery (jobs.runners.processes,
+anyio's text streams), a tenth of a command's start-up, is imported when a job runs.
+"""
 
 from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-import anyio
-import anyio.abc
 import structlog
-from anyio.streams.text import TextReceiveStream
 
-from jobs.runners.processes import (
-    STOP_GRACE_SECONDS,
-    LocalJob,
-    close_process,
-    start_process,
-    stop_job,
-    stop_process,
-)
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.log import job_output
+
+if TYPE_CHECKING:
+    import anyio.abc
+    from anyio.streams.text import TextReceiveStream
 
 LOG_TAIL = 20
 
@@ -41,6 +40,8 @@ class SubprocessJobRunner:
         self._processes: dict[str, anyio.abc.Process] = {}
 
     async def reattach(self, job_id: str) -> None:
+        from jobs.runners.processes import LocalJob, stop_job  # noqa: PLC0415  # see top
+
         job = LocalJob.parse(job_id)
         if job is None:
             raise JobLost(f"job {job_id} ran as a child of a process that has gone")
@@ -53,6 +54,13 @@ class SubprocessJobRunner:
                       "the orphaned job was stopped; launching again")
 
     async def cancel(self, job_id: str) -> None:
+        from jobs.runners.processes import (  # noqa: PLC0415  # see top
+            STOP_GRACE_SECONDS,
+            LocalJob,
+            stop_job,
+            stop_process,
+        )
+
         if process := self._processes.get(job_id):
             # The task awaiting run() sees the job end, and reaps it.
             await stop_process(process)
@@ -70,6 +78,12 @@ class SubprocessJobRunner:
         self, argv: Sequence[str], *, job_name: str,
         on_started: Callable[[str], Awaitable[None]],
     ) -> None:
+        from jobs.runners.processes import (  # noqa: PLC0415  # see top
+            LocalJob,
+            close_process,
+            start_process,
+        )
+
         log = structlog.get_logger("charon.job")
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
         log.info("job starting", job_name=job_name, command=" ".join(argv))
@@ -96,6 +110,8 @@ async def stream_log(
 ) -> None:
     """Copy the job's output into the log and the run's log line by line until it
     closes, keeping a tail."""
+    from anyio.streams.text import TextReceiveStream  # noqa: PLC0415  # see top
+
     log = structlog.get_logger("charon.job")
     assert process.stdout is not None  # start_process asks for a pipe
     async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
