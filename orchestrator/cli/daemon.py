@@ -12,8 +12,9 @@ import anyio.abc
 from orchestrator.adapters import local_job_runner, open_job_runner
 from orchestrator.cli import arguments
 from orchestrator.config import Settings
-from orchestrator.core.engine import Policy, build_engine
+from orchestrator.core.engine import build_engine
 from orchestrator.core.explain import explanation
+from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode
 from orchestrator.model import RunState

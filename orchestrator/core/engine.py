@@ -15,7 +15,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
@@ -29,15 +28,14 @@ from orchestrator.core.kept_gone import Rebuild, gone_since_success, kept_gone, 
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.limits import Place
 from orchestrator.core.lookups import Lookups
+from orchestrator.core.policy import USER_RUN, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
 from orchestrator.log import log_context
 from orchestrator.model import (
-    RETRY_AT_ONCE,
     Run,
-    RunRetryPolicy,
     RunState,
     fingerprint,
 )
@@ -46,28 +44,6 @@ from orchestrator.tasks.task import (
     Task,
     WrapperTask,
 )
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How one evaluation may act: the daemon sets one per workflow."""
-
-    limiter: anyio.CapacityLimiter | None = None
-    """Held, besides the engine's global limit, while a run of this evaluation executes."""
-    rerun_late_inputs: bool = True
-    """False: a task that succeeded once ignores later input revisions."""
-    dry_run: bool = False
-    """Stop before claiming: report what would run and what it would consume."""
-    retry: RunRetryPolicy = RETRY_AT_ONCE
-    """When a failed run is tried again; by default (a user's own run) at once."""
-    on_launch: Callable[[Task], None] | None = None
-    """Told as each run of this evaluation launches (the daemon times launches so)."""
-    rerun: frozenset[str] = frozenset()
-    """Tasks (ids) run again even though their outputs are up to date: a user's re-run."""
-    on_ready: Callable[[Task], None] | None = None
-    """Told when a task has all its inputs but must wait for a place under the limits
-    (the daemon's grid shows it *ready*)."""
-
 
 EVALUATORS = 256
 """Nodes of one evaluation evaluated at once: enough that claims and successes
@@ -120,7 +96,7 @@ class Engine:
         """Claim nothing more (a shutdown began); runs already claimed go on."""
         self._claiming = False
 
-    async def run(self, root: Task, policy: Policy = Policy()) -> Report:
+    async def run(self, root: Task, policy: Policy = USER_RUN) -> Report:
         """Bring ``root`` and everything it requires up to date.
 
         A node becomes ready when its last dependency finishes. Up to ``evaluators``

@@ -22,17 +22,18 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.config import Settings
-from orchestrator.core.engine import Engine, Policy
-from orchestrator.core.janitor import build_janitor
+from orchestrator.core.engine import Engine
+from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
+from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
-from orchestrator.model import RETRY_AT_ONCE, Run
+from orchestrator.model import RETRY_AT_ONCE
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
 from sensors.registry import RegistryFeed
@@ -138,7 +139,7 @@ class Daemon:
             for poll in polls:
                 group.start_soon(self._sensing_task, poll)
             if self.settings.janitor.interval_seconds:
-                group.start_soon(self._sensing_task, self._sweep_staging)
+                group.start_soon(self._sensing_task, partial(sweep_staging, self))
             self._log.info("daemon started", workflows=list(self.watch.workflows),
                            roots=len(self.roots))
             task_status.started()
@@ -235,32 +236,6 @@ class Daemon:
         while True:
             await anyio.sleep(WINDOW_CHECK_SECONDS)
             self._sweep(only_new=True)
-
-    async def _sweep_staging(self) -> None:
-        """Remove staging no live run owns, every janitor.interval_seconds."""
-        janitor = build_janitor(self.settings, self.adapters)
-        health = self.metrics.sources["janitor"]
-        while True:
-            await anyio.sleep(self.settings.janitor.interval_seconds)
-            try:
-                swept = await janitor.sweep(
-                    {self.adapters.output_prefix, *self.watch.output_prefixes},
-                    self.watch.output_projects, adopt=self._take_over,
-                )
-            except CharonError as exc:
-                health.failed(str(exc))
-                self._log.warning("janitor failed; trying again next time", error=str(exc))
-            else:
-                health.ok()
-                self.metrics.staging_removed.inc(swept.removed)
-
-    def _take_over(self, run: Run) -> bool:
-        """An ownerless run of a task this daemon watches: evaluate its roots, which takes
-        it over (when no trigger came to do so, e.g. its evaluations were cut short)."""
-        roots = self.watch.roots_of_task(run.task_id)
-        for root in roots:
-            self.schedule(root, None)
-        return bool(roots)
 
     def _sweep(self, *, only_new: bool = False) -> None:
         """Evaluate the roots the window brings in (all of them at start-up)."""

@@ -15,7 +15,7 @@ from jobs.luigi_top_artists import (
     ArtistToplistToDatabase,
     Top10Artists,
 )
-from orchestrator.core.engine import Policy
+from orchestrator.core.policy import Policy
 from orchestrator.core.report import Report, Status
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.runcontext import RunContext

@@ -1,0 +1,37 @@
+"""How one evaluation may act: limits, retries, re-runs, and what it tells its caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
+from orchestrator.model import RETRY_AT_ONCE, RunRetryPolicy
+from orchestrator.tasks.task import Task
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one evaluation may act: the daemon sets one per workflow."""
+
+    limiter: anyio.CapacityLimiter | None = None
+    """Held, besides the engine's global limit, while a run of this evaluation executes."""
+    rerun_late_inputs: bool = True
+    """False: a task that succeeded once ignores later input revisions."""
+    dry_run: bool = False
+    """Stop before claiming: report what would run and what it would consume."""
+    retry: RunRetryPolicy = RETRY_AT_ONCE
+    """When a failed run is tried again; by default (a user's own run) at once."""
+    on_launch: Callable[[Task], None] | None = None
+    """Told as each run of this evaluation launches (the daemon times launches so)."""
+    rerun: frozenset[str] = frozenset()
+    """Tasks (ids) run again even though their outputs are up to date: a user's re-run."""
+    on_ready: Callable[[Task], None] | None = None
+    """Told when a task has all its inputs but must wait for a place under the limits
+    (the daemon's grid shows it *ready*)."""
+
+
+USER_RUN = Policy()
+"""A user's own run (``charon run``): no limit of its own, late inputs run again, a
+failed run retried at once."""
