@@ -146,5 +146,8 @@ async def find_run(daemon: Daemon, run_id: str) -> Run | None:
         recent = await daemon.adapters.state.list_runs(limit=MAX_LIST)
     except CharonError:
         return None
-    watched = {daemon.watch.task(root).task_id for root in daemon.watch.roots}
-    return next((r for r in recent if r.id == run_id and r.task_id in watched), None)
+    found = next((r for r in recent if r.id == run_id), None)
+    watch = daemon.watch
+    return found if found is not None and any(
+        watch.task(root).task_id == found.task_id
+        for root in watch.roots_of_task(found.task_id)) else None

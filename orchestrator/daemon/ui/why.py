@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 def page_of(daemon: Daemon, task_id: str) -> str | None:
     """The page of the watched partition whose root task is ``task_id``."""
-    return next((partition_url(root.workflow, root.day) for root in daemon.watch.roots
+    return next((partition_url(root.workflow, root.day)
+                 for root in daemon.watch.roots_of_task(task_id)
                  if daemon.watch.task(root).task_id == task_id), None)
 
 
@@ -35,7 +36,7 @@ async def partition_page(request: web.Request, daemon: Daemon) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(
             text=f"day must be a date such as 2018-10-31, got {text!r}") from None
-    root = next((r for r in daemon.watch.roots if (r.workflow, r.day) == (name, day)), None)
+    root = next((r for r in daemon.watch.roots_on(day) if r.workflow == name), None)
     if root is None:
         raise web.HTTPNotFound(text=f"no watched partition {name!r} on {day.isoformat()}")
     [cell] = await partition_cells(daemon, [root])
