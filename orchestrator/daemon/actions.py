@@ -11,7 +11,6 @@ anything changes, in this order: token configured, origin, token, media type, bo
 from __future__ import annotations
 
 import shlex
-from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,11 +20,12 @@ from aiohttp import web
 from orchestrator.core.backfill import backfill_record, run_backfill
 from orchestrator.core.graph import resolve
 from orchestrator.core.report import Status
+from orchestrator.daemon import refusals
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
 from orchestrator.daemon.ui.states import find_run
 from orchestrator.errors import CharonError
-from orchestrator.intervals import parse_day, parse_interval
+from orchestrator.intervals import parse_interval
 from orchestrator.model import Backfill, BackfillOrder, Run, RunState
 from orchestrator.stores.state.claims import MAX_LIST
 from orchestrator.tasks.roots import root_task
@@ -66,7 +66,7 @@ class Actions:
     async def trigger(self, request: web.Request) -> web.StreamResponse:
         await self._authorised(request, set())
         name = self._workflow(request.match_info["workflow"])
-        day = _day(request.match_info["date"])
+        day = refusals.day(request.match_info["date"])
         root = self._daemon.watch.canonical(Root(name, day))
         if not self._daemon.accept(Trigger("api", roots=(root,))):
             raise queue_full()
@@ -186,13 +186,6 @@ def _same_host(origin: str, host: str) -> bool:
         return urlsplit(origin).netloc == host
     except ValueError:  # "http://[": no origin at all
         return False
-
-
-def _day(text: str) -> date:
-    try:
-        return parse_day(text)
-    except CharonError as exc:
-        raise Rejected(400, str(exc), "malformed") from None
 
 
 def _order(value: object) -> BackfillOrder:

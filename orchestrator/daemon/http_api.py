@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from orchestrator import validate
+from orchestrator.daemon import refusals
 from orchestrator.daemon.actions import add_actions
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
@@ -23,7 +24,6 @@ from orchestrator.daemon.status import PageQuery
 from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
-from orchestrator.intervals import parse_day
 from orchestrator.web import BODY_SECONDS, openapi
 from orchestrator.web.http import Rejected
 from orchestrator.web.signing import Delivery, verify
@@ -115,11 +115,7 @@ class Webhooks:
         name = field(payload, "workflow")
         if name not in self._daemon.watch.workflows:
             raise Rejected(404, f"no workflow named {name!r}", "unknown")
-        try:
-            day = parse_day(field(payload, "date"))
-        except CharonError as exc:
-            raise Rejected(400, str(exc), "malformed") from None
-        return Trigger("webhook", roots=(Root(name, day),))
+        return Trigger("webhook", roots=(Root(name, refusals.day(field(payload, "date"))),))
 
 
 def daemon_app(

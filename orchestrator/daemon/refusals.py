@@ -1,15 +1,17 @@
 """Refusals the daemon's JSON endpoints share: a full trigger queue, a body too large or
-too slow, a body that is not a JSON object, a missing field. Each is a Rejected, answered
-as ``{"error", "code"}``."""
+too slow, a body that is not a JSON object, a missing field, a day that is not one. Each
+is a Rejected, answered as ``{"error", "code"}``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
-from orchestrator.errors import UsageError
+from orchestrator.errors import CharonError, UsageError
+from orchestrator.intervals import parse_day
 from orchestrator.web import BODY_SECONDS
 from orchestrator.web.http import Rejected, read_body
 from orchestrator.web.json_body import decode_object
@@ -41,3 +43,10 @@ def field(payload: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise Rejected(400, f"field {name!r} must be a non-empty string", "malformed")
     return value
+
+
+def day(text: str) -> date:
+    try:
+        return parse_day(text)
+    except CharonError as exc:
+        raise Rejected(400, str(exc), "malformed") from None
