@@ -55,18 +55,21 @@ class Gauge(Counter):
 
 
 class Histogram:
-    def __init__(self, name: str, help_text: str, buckets: Sequence[float]) -> None:
+    def __init__(self, name: str, help_text: str, buckets: Sequence[float], *,
+                 kept: int = 100_000) -> None:
+        """``kept``: how many observations are kept as they are, for exact percentiles."""
         self.name, self.help = name, help_text
         self.buckets = tuple(buckets)
         self._counts = [0] * (len(self.buckets) + 1)
         self._sum = 0.0
+        self._kept = kept
         self.observations: list[float] = []
 
     def observe(self, value: float) -> None:
         self._counts[bisect.bisect_left(self.buckets, value)] += 1
         self._sum += value
         # Kept (bounded) so benchmarks and /status can report exact percentiles.
-        if len(self.observations) < 100_000:
+        if len(self.observations) < self._kept:
             self.observations.append(value)
 
     @property
@@ -146,7 +149,8 @@ class DaemonMetrics:
             "charon_event_loop_lag_seconds",
             f"How late a {LOOP_PROBE_SECONDS:g} s sleep woke: how long the event loop was"
             " blocked (every request, sensor and evaluation waits that long)",
-            LOOP_LAG_BUCKETS,
+            # Ten a second for as long as the daemon runs: its buckets and the max say it.
+            LOOP_LAG_BUCKETS, kept=0,
         )
         self.loop_lag_max = Gauge("charon_event_loop_lag_max_seconds",
                                   "The longest the event loop was blocked since start")
