@@ -36,15 +36,16 @@ def explanation(
 
 
 def holds(running: Sequence[Run], settings: Settings,
-           workflow: WorkflowSettings | None) -> list[str]:
-    holds = []
+          workflow: WorkflowSettings | None) -> list[str]:
+    """The limits that hold a task ready to run: the engine's, its workflow's."""
+    found = []
     limit = settings.engine.max_concurrent_runs
     if len(running) >= limit:
-        holds.append(f"held by engine.max_concurrent_runs: {len(running)} of {limit} running")
+        found.append(f"held by engine.max_concurrent_runs: {len(running)} of {limit} running")
     if workflow is not None:
         mine = sum(run.family == workflow.task for run in running)
         if mine >= workflow.max_concurrent_runs:
-            holds.append(f"held by workflow {workflow.name!r} max_concurrent_runs: "
+            found.append(f"held by workflow {workflow.name!r} max_concurrent_runs: "
                          f"{mine} of {workflow.max_concurrent_runs} running")
-    return holds or ["no limit holds it: it fires on its next evaluation (charon run, "
+    return found or ["no limit holds it: it fires on its next evaluation (charon run, "
                      "or the daemon's next trigger)"]

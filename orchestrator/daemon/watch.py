@@ -213,8 +213,8 @@ class Watchlist:
 
     @property
     def roots(self) -> list[Root]:
-        """Every watched root, oldest day first; sorted again only after roots were added
-        (ten thousand of them take a tenth of a second to sort)."""
+        """Every watched root, by workflow then oldest day first; sorted again only after
+        roots were added (ten thousand of them take a tenth of a second to sort)."""
         if self._oldest_first is None:
             self._oldest_first = sorted(self._tasks)
         return self._oldest_first

@@ -26,7 +26,8 @@ class RunLogs(Protocol):
 
 
 class NoRunLogs:
-    """Keeps nothing: a process that serves no run page (``charon run``)."""
+    """Keeps nothing: the adapters' default when none is configured (tests that build
+    their adapters by hand)."""
 
     async def append(self, run_id: str, line: str) -> None:
         return None
