@@ -129,3 +129,17 @@ def pg_schema(name: str) -> str:
             f"invalid PostgreSQL schema {name!r}: lower-case letters, digits and '_'"
         )
     return name
+
+
+MAX_WHOLE_NUMBER = 2**63 - 1
+"""The largest number a request may spell: what a 64-bit column or file offset holds."""
+
+
+def whole_number(text: str, maximum: int = MAX_WHOLE_NUMBER) -> int | None:
+    """``text`` as a whole number from 0 to ``maximum``, in ASCII digits; None otherwise.
+    Its length is checked before it is read: Python refuses to read more than 4,300
+    digits, with an error no caller expects."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(maximum))):
+        return None
+    number = int(text)
+    return number if number <= maximum else None

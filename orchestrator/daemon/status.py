@@ -19,6 +19,7 @@ from orchestrator.daemon.watch import Watchlist, newest_first_key
 from orchestrator.errors import CharonError, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.model import RunState
+from orchestrator.validate import whole_number
 from sensors.facts import Root
 
 if TYPE_CHECKING:
@@ -84,10 +85,10 @@ def _cursor_root(cursor: str) -> Root:
 
 
 def _limit(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not (
-            1 <= int(text) <= MAX_LIMIT):
+    limit = whole_number(text, MAX_LIMIT)
+    if not limit:
         raise UsageError(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
+    return limit
 
 
 class Tally:

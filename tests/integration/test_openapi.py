@@ -275,6 +275,7 @@ def test_the_daemon_answers_as_documented(served_daemon: LiveService) -> None:
              body={**hook, "partition": watched_day(call("get", "/status", 200))})
         assert "<html" in call("get", "/", 200)
         call("get", "/", 400, query={"page": "0"})
+        call("get", "/", 400, query={"page": "9" * 5000})
         call("get", "/", 404, query={"page": 99})
         call("get", "/runs/{run_id}", 404, path_parameters={"run_id": "none"})
         call("get", "/runs/{run_id}/log", 404, path_parameters={"run_id": "none"})

@@ -27,8 +27,8 @@ async def active_run(world: DaemonWorld) -> Run:
 
 
 async def log_events(session: aiohttp.ClientSession, url: str, run_id: str, *,
-                     resume_at: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    headers = {} if resume_at is None else {"Last-Event-ID": str(resume_at)}
+                     resume_at: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    headers = {} if resume_at is None else {"Last-Event-ID": resume_at}
     async with session.get(f"{url}/runs/{run_id}/log", headers=headers) as response:
         assert response.content_type == "text/event-stream"
         with anyio.fail_after(10):
@@ -78,8 +78,10 @@ async def test_a_long_log_comes_in_bounded_chunks_and_resumes_where_it_was_left(
         for line in lines:
             await world.adapters.run_logs.append(run.id, line)
         events = await log_events(session, url, run.id)
-        resumed = await log_events(session, url, run.id, resume_at=len(before) + len(
-            "".join(f"{line}\n" for line in lines[:10])))
+        resumed = await log_events(session, url, run.id, resume_at=str(len(before) + len(
+            "".join(f"{line}\n" for line in lines[:10]))))
+        # An offset no file has (more digits than Python reads): from the start.
+        from_start = await log_events(session, url, run.id, resume_at="9" * 5000)
     chunks = [data["lines"] for kind, data in events if kind == "log"]
     assert len(chunks) > 1
     assert all(len("\n".join(chunk).encode()) <= CHUNK_BYTES for chunk in chunks)
@@ -87,6 +89,7 @@ async def test_a_long_log_comes_in_bounded_chunks_and_resumes_where_it_was_left(
     assert logged(events)[before.count(b"\n"):] == lines
     assert events[-1] == ("end", {"state": "succeeded"})
     assert logged(resumed)[:2] == lines[10:12]
+    assert logged(from_start) == logged(events)
 
 
 async def test_a_log_another_worker_keeps_is_named_not_shown() -> None:

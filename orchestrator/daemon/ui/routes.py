@@ -16,6 +16,7 @@ from orchestrator.daemon.ui.events import Changes, Interest
 from orchestrator.daemon.ui.runlog import RunLogStreams
 from orchestrator.daemon.ui.states import find_run, partition_cells
 from orchestrator.model import Run
+from orchestrator.validate import whole_number
 
 CONTENT_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                   "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
@@ -91,9 +92,10 @@ def _page_days(daemon: Daemon, page: int) -> tuple[list[date], int]:
 
 
 def _page_number(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+    page = whole_number(text)
+    if not page:
         raise web.HTTPBadRequest(text=f"page must be a whole number from 1, got {text!r}")
-    return int(text)
+    return page
 
 
 def _not_found(message: str) -> web.HTTPNotFound:

@@ -18,6 +18,7 @@ from aiohttp import web
 from orchestrator.daemon.ui.events import event_stream, message
 from orchestrator.errors import CharonError
 from orchestrator.model import Run
+from orchestrator.validate import whole_number
 
 if TYPE_CHECKING:
     from orchestrator.daemon.daemon import Daemon
@@ -93,7 +94,6 @@ async def _now(daemon: Daemon, run: Run) -> Run:
 
 
 def _resumed_at(request: web.Request) -> int:
-    text = request.headers.get("Last-Event-ID", "0")
-    return int(text) if text.isascii() and text.isdigit() else 0
+    return whole_number(request.headers.get("Last-Event-ID", "0")) or 0
 
 
