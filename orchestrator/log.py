@@ -1,44 +1,88 @@
-"""structlog configuration: explicit, resettable, JSON lines unless on a terminal."""
+"""Logging through structlog: explicit, resettable, JSON lines unless on a terminal.
+
+charon's modules log through :func:`get_logger`, whose loggers drop what the level
+filters out themselves and import structlog only for the first line that passes:
+importing structlog (and the modules it brings) was about a tenth of a ``charon run``
+that finds everything complete, which at the default level logs nothing.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TextIO
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
+    from structlog.typing import EventDict, WrappedLogger
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar(
+    "charon_log_context", default=MappingProxyType({}))
+
+
+class _Configuration:
+    """What :func:`configure_logging` asked for, and whether structlog has it yet."""
+
+    def __init__(self) -> None:
+        self.threshold = 0
+        """Lines below this level are dropped before structlog is involved; 0 (before
+        any configuration) passes every line to structlog as it is configured."""
+        self.pending: tuple[str, str, TextIO | None, bool] | None = None
+
+
+_configuration = _Configuration()
 
 
 def configure_logging(
     level: str = "info", fmt: str = "auto", stream: TextIO | None = None, *,
     cache_loggers: bool = False,
 ) -> None:
-    """Configure structlog for this process; call again to reconfigure.
+    """Configure logging for this process; call again to reconfigure.
 
     Logs go to stderr so that a command's results on stdout stay machine-readable.
     ``cache_loggers``: a logger binds this configuration on first use and keeps it,
     instead of binding it again on every call; for a process that configures once,
     before it logs (the ``charon`` command), since a reconfiguration then reaches
-    only loggers not yet used.
+    only loggers not yet used. structlog gets the configuration now if it is already
+    imported (a task's module may use it directly), else with the first line logged.
     """
-    out = stream or sys.stderr
     if level not in _LEVELS:
         raise ValueError(f"unknown log level {level!r}")
+    _configuration.threshold = _LEVELS[level]
+    _configuration.pending = (level, fmt, stream, cache_loggers)
+    if "structlog" in sys.modules:
+        _structlog()
+
+
+def reset_logging() -> None:
+    """Forget :func:`configure_logging`'s level and configuration (tests)."""
+    _configuration.threshold = 0
+    _configuration.pending = None
+
+
+def _structlog() -> Any:
+    """structlog, imported and given the pending configuration."""
+    import structlog  # noqa: PLC0415  # on the first line logged: see the module's doc
+
+    if (pending := _configuration.pending) is not None:
+        _configuration.pending = None
+        _apply(structlog, *pending)
+    return structlog
+
+
+def _apply(structlog: Any, level: str, fmt: str, stream: TextIO | None,
+           cache_loggers: bool) -> None:
+    out = stream or sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
-        if console
-        else structlog.processors.JSONRenderer()
-    )
+    renderer = (structlog.dev.ConsoleRenderer(colors=out.isatty()) if console
+                else structlog.processors.JSONRenderer())
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            merge_log_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -50,19 +94,72 @@ def configure_logging(
     )
 
 
+class Logger:
+    """A structlog logger made on the first line that passes the configured level."""
+
+    __slots__ = ("_logger", "_name", "_values")
+
+    def __init__(self, name: str, values: Mapping[str, Any]) -> None:
+        self._name = name
+        self._values = values
+        self._logger: structlog.typing.FilteringBoundLogger | None = None
+
+    def bind(self, **values: Any) -> Logger:
+        return Logger(self._name, {**self._values, **values})
+
+    def debug(self, event: str, **values: Any) -> None:
+        if _configuration.threshold <= _LEVELS["debug"]:
+            self._structlog_logger().debug(event, **values)
+
+    def info(self, event: str, **values: Any) -> None:
+        if _configuration.threshold <= _LEVELS["info"]:
+            self._structlog_logger().info(event, **values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        if _configuration.threshold <= _LEVELS["warning"]:
+            self._structlog_logger().warning(event, **values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._structlog_logger().error(event, **values)
+
+    def exception(self, event: str, **values: Any) -> None:
+        """An error with the exception being handled, traceback included."""
+        self._structlog_logger().exception(event, **values)
+
+    def _structlog_logger(self) -> structlog.typing.FilteringBoundLogger:
+        if self._logger is None:
+            self._logger = _structlog().get_logger(self._name, **self._values)
+        return self._logger
+
+
+def get_logger(name: str, **values: Any) -> Logger:
+    """A logger named ``name`` (``charon.engine``), ``values`` on each of its lines."""
+    return Logger(name, values)
+
+
 @contextmanager
 def log_context(**values: Any) -> Iterator[None]:
     """Bind ``values`` to every log line of this task while inside; restore after.
 
-    structlog's ``bound_contextvars`` copies the whole context on entry to save what
-    it overwrites; resetting the tokens of this bind restores the same for less,
-    which shows when thousands of runs start at once.
+    One context variable holds the whole mapping, so binding costs one copy of a few
+    keys and needs no structlog: thousands of runs start at once, logging nothing.
     """
-    tokens = structlog.contextvars.bind_contextvars(**values)
+    token = _CONTEXT.set({**_CONTEXT.get(), **values})
     try:
         yield
     finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+        _CONTEXT.reset(token)
+
+
+def bound_context() -> Mapping[str, Any]:
+    """What :func:`log_context` binds here, for a line logged now."""
+    return _CONTEXT.get()
+
+
+def merge_log_context(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """The structlog processor that adds :func:`log_context`'s values to a line; a
+    value the line sets itself wins."""
+    return {**_CONTEXT.get(), **event}
 
 
 JobOutput = Callable[[str], Awaitable[None]]

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import anyio.to_thread
-import structlog
 
 from jobs.luigi_top_artists import Streams
 from orchestrator.errors import ObjectExists
 from orchestrator.intervals import DateInterval
+from orchestrator.log import get_logger
 from orchestrator.stores.storage.base import Storage
 
 ARTISTS = 300
@@ -69,7 +69,7 @@ async def write_streams(
     storage: Storage, data_prefix: str,
 ) -> Sequence[Written]:
     """Write every day of ``interval`` that has no file yet (files are create-only)."""
-    log = structlog.get_logger("charon.sample_data")
+    log = get_logger("charon.sample_data")
     written = []
     for day in interval:
         uri = Streams(date=day).output().resolve(data_prefix)

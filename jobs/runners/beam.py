@@ -12,10 +12,8 @@ import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-import structlog
-
 from orchestrator.errors import JobFailed, JobLost
-from orchestrator.log import job_output
+from orchestrator.log import get_logger, job_output
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -70,7 +68,7 @@ class SubprocessJobRunner:
             await stop_job(job, grace=STOP_GRACE_SECONDS)
             return
         # Failing the run fences its owner out, and the owner stops the job itself.
-        structlog.get_logger("charon.job").warning(
+        get_logger("charon.job").warning(
             "the job runs where it cannot be stopped from here; its owner stops it",
             job_id=job_id)
 
@@ -84,7 +82,7 @@ class SubprocessJobRunner:
             start_process,
         )
 
-        log = structlog.get_logger("charon.job")
+        log = get_logger("charon.job")
         tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
         log.info("job starting", job_name=job_name, command=" ".join(argv))
         process = await start_process(argv)
@@ -112,7 +110,7 @@ async def stream_log(
     closes, keeping a tail."""
     from anyio.streams.text import TextReceiveStream  # noqa: PLC0415  # see top
 
-    log = structlog.get_logger("charon.job")
+    log = get_logger("charon.job")
     assert process.stdout is not None  # start_process asks for a pipe
     async for line in _lines(TextReceiveStream(process.stdout, errors="replace")):
         tail.append(line)

@@ -20,13 +20,13 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 import anyio.abc
-import structlog
 
 from jobs.runners.base import DATAFLOW_JOB, dataflow_console_url
 from jobs.runners.beam import LOG_TAIL, log_tail, stream_log
 from jobs.runners.processes import close_process, start_process, stop_process
 from orchestrator.config import Settings
 from orchestrator.errors import AdapterError, JobFailed, JobLost, UsageError
+from orchestrator.log import get_logger
 from orchestrator.stores.drivers.gcp import (
     RETRY_STATUSES,
     GoogleApi,
@@ -162,7 +162,7 @@ class DataflowJobRunner:
         self._poll = poll_seconds
         self._project = project
         self._region = region
-        self._log = structlog.get_logger("charon.job")
+        self._log = get_logger("charon.job")
 
     @classmethod
     def from_settings(cls, settings: Settings, session: aiohttp.ClientSession) -> DataflowJobRunner:

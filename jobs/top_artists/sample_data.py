@@ -18,8 +18,8 @@ from typing import Any
 
 import anyio
 import fastavro
-import structlog
 
+from orchestrator.log import get_logger
 from orchestrator.model import Revision
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.storage.base import Storage
@@ -231,7 +231,7 @@ async def publish_sample_day(
     late revision leaves the table alone: changing it too would give a run triggered in
     between a mix of old and new inputs to read.
     """
-    log = structlog.get_logger("charon.sample_data")
+    log = get_logger("charon.sample_data")
     folder = revision_folder(storage_prefix, sample.day, datetime.now(UTC), secrets.token_hex(6))
     for index, records in enumerate(split(sample.streams, files)):
         # Encoding is CPU-bound: keep it off the event loop.

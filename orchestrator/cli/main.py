@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any
 
 import anyio
-import structlog
 
 from orchestrator import validate
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
@@ -27,7 +26,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode, Report
 from orchestrator.errors import CharonError, ConfigError, UsageError
 from orchestrator.intervals import parse_day
-from orchestrator.log import configure_logging
+from orchestrator.log import configure_logging, get_logger
 from orchestrator.service.options import served_settings
 from orchestrator.stores.registry.base import Registry, check_publish
 from orchestrator.tablespec import TableSpec
@@ -346,7 +345,7 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     if args.streams:
         return await _sample_streams(args, settings, adapters)
     day = parse_day(args.date)
-    log = structlog.get_logger("charon.sample_data")
+    log = get_logger("charon.sample_data")
     existing = await adapters.registry.latest(sample_data.ENDPOINT, args.date)
     if existing and not args.new_revision:
         if args.json:

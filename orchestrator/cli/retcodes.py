@@ -11,12 +11,11 @@ import argparse
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-import structlog
-
 from orchestrator.bounds import INTEGER, shown
 from orchestrator.cli import render
 from orchestrator.core.report import ExitCode, Report, RetCodes
 from orchestrator.errors import CharonError
+from orchestrator.log import get_logger
 
 MAX_EXIT_CODE = 255
 # option → (RetCodes field, when it applies), in Luigi's names.
@@ -66,7 +65,7 @@ async def reported(args: argparse.Namespace, run: Callable[[], Awaitable[Report]
             isinstance(exc, BaseExceptionGroup) and exc.split(CharonError)[1] is None
         ):
             raise
-        structlog.get_logger("charon.cli").exception("unhandled exception")
+        get_logger("charon.cli").exception("unhandled exception")
         return int(args.retcode_unhandled_exception)
     print(render.report(report))
     return report.exit_code_with(given(args))

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol, TypeVar
 
-import structlog
-
 from orchestrator.core.ports import Adapters
 from orchestrator.errors import CharonError, OutputInvalid, UsageError
+from orchestrator.log import get_logger
 from orchestrator.model import Run
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.targets import (
@@ -113,7 +112,7 @@ class RegistryOutputs:
         """A revision is published under its publication key, so a repeated publish
         returns the first revision. When that one points elsewhere (another attempt
         staged its own copy), this attempt's copy is removed."""
-        log = structlog.get_logger("charon.commit")
+        log = get_logger("charon.commit")
         run, adapters = publication.run, publication.adapters
         await publication.fence()
         revision = await adapters.registry.publish(
@@ -151,7 +150,7 @@ class WarehouseOutputs:
         instead of copying twice."""
         warehouse, staging = publication.adapters.warehouse, TableSpec.parse(ref)
         await publication.fence()
-        structlog.get_logger("charon.commit").info(
+        get_logger("charon.commit").info(
             "moving staging table", staging=str(staging), final=str(target.spec))
         info = await warehouse.replace_from_staging(staging, target.spec,
                                                     f"{publication.run.id}:{staging}")
@@ -246,7 +245,7 @@ async def publish(targets: Mapping[str, Target], refs: Mapping[str, str],
 async def discard(targets: Mapping[str, Target], refs: Mapping[str, str],
                   adapters: Adapters) -> None:
     """Remove what a failed run staged; keep going past errors so all of it is tried."""
-    log = structlog.get_logger("charon.commit")
+    log = get_logger("charon.commit")
     for key, target in targets.items():
         if key not in refs:
             continue

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import anyio
-import structlog
 
 from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings, Settings
@@ -33,7 +32,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
-from orchestrator.log import log_context
+from orchestrator.log import get_logger, log_context
 from orchestrator.model import (
     Run,
     RunState,
@@ -80,7 +79,7 @@ class Engine:
         self._lease = lease
         self._owner = owner or worker_id()
         self._claiming = True
-        self._log = structlog.get_logger("charon.engine")
+        self._log = get_logger("charon.engine")
 
     @property
     def owner(self) -> str:

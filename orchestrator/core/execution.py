@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from functools import partial
 
 import anyio
-import structlog
 
 from jobs.runners.base import JobRunner
 from orchestrator.config import BeamSettings
@@ -35,7 +34,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import AdapterError, CharonError, JobLost, LeaseLost, UsageError
-from orchestrator.log import job_output, job_output_to
+from orchestrator.log import get_logger, job_output, job_output_to
 from orchestrator.model import InputRevision, Run, RunRetryPolicy, RunState, fingerprint
 from orchestrator.tasks.commands import job_name
 from orchestrator.tasks.runcontext import RunContext
@@ -113,7 +112,7 @@ class Executor:
         self._local_runner = local_runner or runner
         self._beam = beam
         self._lineage = RunLineage(adapters)
-        self._log = structlog.get_logger("charon.engine")
+        self._log = get_logger("charon.engine")
 
     async def execute(self, attempt: Attempt, evaluation: Evaluation) -> Outcome:
         """Run and publish under the run's lease, then record the success."""

@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
 from orchestrator.config import Settings
 from orchestrator.core.commit import folder
 from orchestrator.core.ports import Adapters
 from orchestrator.errors import LeaseLost, StateStoreError
+from orchestrator.log import get_logger
 from orchestrator.model import Run, RunState
 from orchestrator.stores.registry.base import Registry
 from orchestrator.stores.state.base import StateStore
@@ -115,7 +114,7 @@ class Janitor:
             await self._remove_empty_parents(prefixes, now)
         await self._finish_abandoned(active, now, result, adopt)
         if result.removed:
-            structlog.get_logger("charon.janitor").info(
+            get_logger("charon.janitor").info(
                 "removed unowned staging", folders=result.removed_folders,
                 tables=result.removed_tables, dry_run=dry_run,
             )
@@ -166,7 +165,7 @@ class Janitor:
 
     async def _finish_abandoned(self, active: Iterable[Run], now: datetime, result: Sweep,
                                 adopt: Callable[[Run], bool]) -> None:
-        log = structlog.get_logger("charon.janitor")
+        log = get_logger("charon.janitor")
         for run in active:
             if run.lease_expires is None or now - run.lease_expires < self.min_age:
                 continue

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
-import structlog
 
 from orchestrator.errors import CharonError, LeaseLost
+from orchestrator.log import get_logger
 from orchestrator.model import Run
 from orchestrator.stores.state.base import StateStore
 
@@ -58,7 +58,7 @@ class LeaseKeeper:
         self._lease = lease.total_seconds()
         self._monotonic = monotonic
         self._held: dict[str, HeldLease] = {}
-        self._log = structlog.get_logger("charon.lease")
+        self._log = get_logger("charon.lease")
 
     @contextmanager
     def hold(self, run: Run, claimed_at: float) -> Iterator[HeldLease]:

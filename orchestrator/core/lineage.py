@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import structlog
-
 from orchestrator.core.ports import Adapters
+from orchestrator.log import get_logger
 from orchestrator.model import InputRevision, Run
 from orchestrator.stores.lineage.base import (
     ABORT,
@@ -54,7 +53,7 @@ class RunLineage:
     def __init__(self, adapters: Adapters) -> None:
         self._lineage = adapters.lineage
         self._prefix = adapters.data_prefix
-        self._log = structlog.get_logger("charon.lineage")
+        self._log = get_logger("charon.lineage")
 
     async def started(self, task: Task, run: Run, inputs: Mapping[str, InputRevision]) -> None:
         await self._emit(START, task, run, inputs=inputs)

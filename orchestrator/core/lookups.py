@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import structlog
-
 from orchestrator.core.completeness import complete_when_present, present
 from orchestrator.core.execution import Evaluation, Inputs
 from orchestrator.core.graph import Graph
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.errors import CharonError
+from orchestrator.log import get_logger
 from orchestrator.model import InputRevision, Run, RunState
 from orchestrator.tasks.task import ExternalTask, Task, input_targets, outputs
 from sensors import Sensors
@@ -28,7 +27,7 @@ class Lookups:
         self._adapters = adapters
         self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
                                 data_prefix=adapters.data_prefix, database=adapters.database)
-        self._log = structlog.get_logger("charon.engine")
+        self._log = get_logger("charon.engine")
 
     async def externals(self, graph: Graph) -> dict[str, InputRevision | None]:
         """The outputs of the external tasks that require nothing, in one batched lookup

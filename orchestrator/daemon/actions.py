@@ -14,7 +14,6 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
-import structlog
 from aiohttp import web
 
 from orchestrator.core.backfill import backfill_record, run_backfill
@@ -26,6 +25,7 @@ from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
 from orchestrator.daemon.ui.states import find_run
 from orchestrator.errors import CharonError
 from orchestrator.intervals import parse_interval
+from orchestrator.log import get_logger
 from orchestrator.model import Backfill, BackfillOrder, Run, RunState
 from orchestrator.stores.state.claims import MAX_LIST
 from orchestrator.tasks.roots import root_task
@@ -44,7 +44,7 @@ class Actions:
         self._max_body_bytes = max_body_bytes
         self._backfill: str | None = None
         """The id of the backfill this daemon runs now: one at a time."""
-        self._log = structlog.get_logger("charon.actions")
+        self._log = get_logger("charon.actions")
 
     async def _authorised(self, request: web.Request, fields: set[str]) -> dict[str, Any]:
         """The request's JSON object, once the request may act; only ``fields`` in it."""

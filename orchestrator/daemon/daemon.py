@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.config import Settings
@@ -33,6 +32,7 @@ from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
+from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
@@ -90,7 +90,7 @@ class Daemon:
         self._drained = anyio.Event()
         self._signals: anyio.CancelScope | None = None
         self._grace: anyio.CancelScope | None = None
-        self._log = structlog.get_logger("charon.daemon")
+        self._log = get_logger("charon.daemon")
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from orchestrator import validate
@@ -24,6 +23,7 @@ from orchestrator.daemon.status import PageQuery
 from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
+from orchestrator.log import get_logger
 from orchestrator.web import BODY_SECONDS, openapi
 from orchestrator.web.http import Rejected
 from orchestrator.web.signing import Delivery, verify
@@ -43,7 +43,7 @@ class Webhooks:
         self._previous_secret = previous_secret.encode()
         self._max_body_bytes = max_body_bytes
         self._body_seconds = body_seconds
-        self._log = structlog.get_logger("charon.webhook")
+        self._log = get_logger("charon.webhook")
 
     def handler(self, parse: Callable[[dict[str, Any]], Trigger]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
-import structlog
 
 from orchestrator.core.janitor import build_janitor
 from orchestrator.errors import CharonError
+from orchestrator.log import get_logger
 from orchestrator.model import Run
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ async def sweep_staging(daemon: Daemon) -> None:
             )
         except CharonError as exc:
             health.failed(str(exc))
-            structlog.get_logger("charon.daemon").warning(
+            get_logger("charon.daemon").warning(
                 "janitor failed; trying again next time", error=str(exc))
         else:
             health.ok()

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
-import structlog
 
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.errors import CharonError
+from orchestrator.log import get_logger
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ async def poll_forever(
     and more may be waiting, or it already waited on a long-poll). A failing source is
     logged and retried with backoff: one bad source never stops the daemon.
     """
-    log = structlog.get_logger("charon.sensor").bind(sensor=name)
+    log = get_logger("charon.sensor").bind(sensor=name)
     health = metrics.sources[name]
     while True:
         try:

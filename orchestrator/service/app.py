@@ -18,7 +18,6 @@ from typing import Protocol, runtime_checkable
 
 import aiohttp
 import anyio
-import structlog
 from aiohttp import web
 
 from orchestrator.errors import (
@@ -31,6 +30,7 @@ from orchestrator.errors import (
     UnknownRevision,
     UsageError,
 )
+from orchestrator.log import Logger, get_logger
 from orchestrator.model import Revision
 from orchestrator.service import inputs
 from orchestrator.service.notify import Notifier
@@ -136,8 +136,8 @@ async def _json_errors(
         return _error_response(500, wire.CODE_INTERNAL, "internal error: see the service's log")
 
 
-def _logger() -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger("charon.registry_service")  # type: ignore[no-any-return]
+def _logger() -> Logger:
+    return get_logger("charon.registry_service")
 
 
 @dataclass(frozen=True)

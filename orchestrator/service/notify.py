@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import aiohttp
 import anyio
-import structlog
 
+from orchestrator.log import get_logger
 from orchestrator.model import Revision
 from orchestrator.service.options import ServiceOptions
 from orchestrator.stores.registry import wire
@@ -42,7 +42,7 @@ class Notifier:
         self._send, self._receive = anyio.create_memory_object_stream[Delivery](
             options.notify_queue_size
         )
-        self._log = structlog.get_logger("charon.registry_service")
+        self._log = get_logger("charon.registry_service")
 
     def submit(self, revision: Revision) -> None:
         """Queue one delivery per subscriber; never waits, drops (and logs) when full."""

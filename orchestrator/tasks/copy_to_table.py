@@ -16,9 +16,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
-import structlog
-
 from orchestrator.errors import UsageError
+from orchestrator.log import get_logger
 from orchestrator.stores.database.base import Database, PgColumn
 from orchestrator.tasks.luigi_ids import luigi_task_id, runner_variant_ids
 from orchestrator.tasks.runcontext import RunContext
@@ -98,7 +97,7 @@ class CopyToTable(Task):
         # and a worker that lost its lease does not even try.
         await context.check_fence()
         loaded = await database.copy_with_marker(self.table, self.columns, rows, self.update_id)
-        log = structlog.get_logger("charon.postgres")
+        log = get_logger("charon.postgres")
         if variant and loaded:
             log.info("loaded by another runner: its marker adopted, nothing copied",
                      table=self.table, update_id=self.update_id, adopted=variant)

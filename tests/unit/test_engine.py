@@ -15,6 +15,7 @@ from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import EVALUATORS, Engine
 from orchestrator.core.report import Outcome, Report, Status
+from orchestrator.log import bound_context, merge_log_context
 from orchestrator.model import Revision, RunState
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import DateParameter, IntParameter, Parameter
@@ -221,8 +222,7 @@ class TwoDaysLogging(WrapperTask):
 
 
 async def test_a_run_logs_with_its_task_partition_run_and_attempt(world: World) -> None:
-    merge = structlog.contextvars.merge_contextvars
-    with structlog.testing.capture_logs(processors=[merge]) as logs:
+    with structlog.testing.capture_logs(processors=[merge_log_context]) as logs:
         report = await world.engine().run(TwoDaysLogging())
     assert report.exit_code == 0
     working = [line for line in logs if line["event"] == "working"]
@@ -231,7 +231,7 @@ async def test_a_run_logs_with_its_task_partition_run_and_attempt(world: World) 
         (line["task"], line["partition"], line["run_id"], line["attempt"]) for line in working
     } == {(run.task_id, run.partition, run.id, 1) for run in runs}
     assert len(working) == 2
-    assert structlog.contextvars.get_contextvars() == {}
+    assert bound_context() == {}
 
 
 class SlowRegistry(InMemoryRegistry):

@@ -1,44 +1,80 @@
-"""log_context: what it binds reaches every log line inside it, and nothing outside."""
+"""Logging: what log_context binds reaches every line inside it and nothing outside;
+the level filters lines before structlog, which a line that passes gets configured."""
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Iterator
+
 import pytest
 import structlog
-from structlog.contextvars import bind_contextvars, get_contextvars, reset_contextvars
 
-from orchestrator.log import log_context
+from orchestrator.log import (
+    bound_context,
+    configure_logging,
+    get_logger,
+    log_context,
+    merge_log_context,
+    reset_logging,
+)
 
 
 @pytest.fixture(autouse=True)
-def clean_context() -> None:
-    structlog.contextvars.clear_contextvars()
+def unconfigured() -> Iterator[None]:
+    yield
+    reset_logging()
+    structlog.reset_defaults()
 
 
 def test_values_are_bound_inside_and_gone_after() -> None:
     with log_context(task="T(date=2018-10-31)", attempt=1):
-        assert get_contextvars() == {"task": "T(date=2018-10-31)", "attempt": 1}
-    assert get_contextvars() == {}
+        assert bound_context() == {"task": "T(date=2018-10-31)", "attempt": 1}
+    assert bound_context() == {}
 
 
 def test_an_outer_value_is_restored_after_an_inner_one_shadowed_it() -> None:
-    tokens = bind_contextvars(task="outer", workflow="daily")
-    with log_context(task="inner"):
-        assert get_contextvars() == {"task": "inner", "workflow": "daily"}
-    assert get_contextvars() == {"task": "outer", "workflow": "daily"}
-    reset_contextvars(**tokens)
+    with log_context(task="outer", workflow="daily"):
+        with log_context(task="inner"):
+            assert bound_context() == {"task": "inner", "workflow": "daily"}
+        assert bound_context() == {"task": "outer", "workflow": "daily"}
 
 
 def test_values_are_restored_when_the_body_raises() -> None:
     with pytest.raises(RuntimeError), log_context(run_id="r1"):
         raise RuntimeError("boom")
-    assert get_contextvars() == {}
+    assert bound_context() == {}
 
 
-def test_log_lines_inside_carry_the_values() -> None:
-    merge = structlog.contextvars.merge_contextvars
-    with structlog.testing.capture_logs(processors=[merge]) as logs:
-        with log_context(run_id="r1"):
-            structlog.get_logger().info("inside")
-        structlog.get_logger().info("outside")
+def test_log_lines_inside_carry_the_values_and_a_line_s_own_value_wins() -> None:
+    with structlog.testing.capture_logs(processors=[merge_log_context]) as logs:
+        with log_context(run_id="r1", task="bound"):
+            get_logger("charon.test").info("inside", task="own")
+        get_logger("charon.test").info("outside")
     assert logs[0]["run_id"] == "r1"
+    assert logs[0]["task"] == "own"
     assert "run_id" not in logs[1]
+
+
+def test_a_configured_logger_writes_json_lines_at_its_level_with_context() -> None:
+    out = io.StringIO()
+    configure_logging("warning", "json", out)
+    log = get_logger("charon.test", component="engine")
+    with log_context(run_id="r1"):
+        log.info("dropped")
+        log.bind(attempt=2).warning("kept", detail="x")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["event"], line["level"]) for line in lines] == [("kept", "warning")]
+    assert lines[0]["component"] == "engine"
+    assert lines[0]["attempt"] == 2
+    assert lines[0]["run_id"] == "r1"
+    assert lines[0]["detail"] == "x"
+
+
+def test_structlog_used_directly_gets_the_configuration_too() -> None:
+    """A task's module may log through structlog itself; its lines go where charon's do."""
+    out = io.StringIO()
+    configure_logging("info", "json", out)
+    with log_context(run_id="r2"):
+        structlog.get_logger().info("from a task")
+    assert json.loads(out.getvalue())["run_id"] == "r2"

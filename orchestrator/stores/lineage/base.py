@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
-import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from orchestrator.log import get_logger
 from orchestrator.model import Run
 
 Event = dict[str, Any]
@@ -174,7 +174,7 @@ class QueuedEmitter:
         self._out: MemoryObjectReceiveStream[Event]
         self._in, self._out = anyio.create_memory_object_stream[Event](queue)
         self.counts = Counts()
-        self._log = structlog.get_logger("charon.lineage")
+        self._log = get_logger("charon.lineage")
 
     async def emit(self, event: Event) -> None:
         try:

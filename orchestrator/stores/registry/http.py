@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 import aiohttp
 import anyio
-import structlog
 from yarl import URL
 
 from orchestrator.errors import (
@@ -36,6 +35,7 @@ from orchestrator.errors import (
     UnknownRevision,
     UsageError,
 )
+from orchestrator.log import Logger, get_logger
 from orchestrator.model import Revision
 from orchestrator.stores.registry.base import (
     check_limit,
@@ -257,5 +257,5 @@ class HttpRegistry:
             ) from None
 
 
-def _logger() -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger("charon.registry_http")  # type: ignore[no-any-return]
+def _logger() -> Logger:
+    return get_logger("charon.registry_http")

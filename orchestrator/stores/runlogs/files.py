@@ -7,8 +7,8 @@ import contextlib
 from pathlib import Path
 
 import anyio
-import structlog
 
+from orchestrator.log import get_logger
 from orchestrator.stores.runlogs.base import RUN_ID
 
 MAX_BYTES = 1024 * 1024
@@ -30,7 +30,7 @@ class FileRunLogs:
             try:
                 await anyio.to_thread.run_sync(self._append, run_id, line)
             except OSError as exc:
-                structlog.get_logger("charon.job").warning(
+                get_logger("charon.job").warning(
                     "cannot write the run's log", run_id=run_id, error=str(exc))
 
     async def read(self, run_id: str, offset: int, limit: int) -> bytes | None:
