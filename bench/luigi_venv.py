@@ -11,6 +11,7 @@ Made under a file lock, so tests and benchmarks started together build each once
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -26,17 +27,20 @@ REQUIREMENTS = ("luigi==3.8.1", "psycopg2-binary>=2.9")
 
 def luigi_python() -> str:
     """The Luigi venv's interpreter, the venv made first if it is missing or unfinished."""
-    return _venv_python(LUIGI_VENV, REQUIREMENTS)
+    return _venv_python(LUIGI_VENV, REQUIREMENTS, "")
 
 
 def charon_python() -> str:
-    """The interpreter of a venv holding this checkout of charon (editable) and nothing more."""
-    return _venv_python(CHARON_VENV, ("--editable", str(HERE.parent)))
+    """The interpreter of a venv holding this checkout of charon (editable) and nothing more,
+    installed again when pyproject.toml changes (its dependencies, its `charon` script)."""
+    project = (HERE.parent / "pyproject.toml").read_bytes()
+    return _venv_python(CHARON_VENV, ("--editable", str(HERE.parent)),
+                        hashlib.sha256(project).hexdigest()[:12])
 
 
-def _venv_python(venv: Path, requirements: Sequence[str]) -> str:
+def _venv_python(venv: Path, requirements: Sequence[str], version: str) -> str:
     python = venv / "bin" / "python"
-    done = venv / ".installed"
+    done = venv / f".installed{version and '-'}{version}"
     if done.exists():
         return str(python)
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -44,8 +48,11 @@ def _venv_python(venv: Path, requirements: Sequence[str]) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             print(f"installing {' '.join(requirements)} into {venv.name} ...", file=sys.stderr)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements],
                            check=True)
+            for stale in venv.glob(".installed*"):
+                stale.unlink()
             done.touch()
     return str(python)
