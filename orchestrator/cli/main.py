@@ -286,14 +286,15 @@ def _check_sample_data(args: argparse.Namespace, settings: Settings) -> None:
 async def cmd_run(args: argparse.Namespace, settings: Settings, adapters: Adapters) -> int:
     # Looked for before anything runs: without the spark extra a Spark task would only
     # fail once its run was claimed, after the tasks before it ran.
-    if any(isinstance(task, SparkSubmitTask) for task in resolve(args.task).tasks.values()):
+    graph = resolve(args.task)
+    if any(isinstance(task, SparkSubmitTask) for task in graph.tasks.values()):
         spark_submit()
 
     async def run() -> Report:
         async with open_job_runner(settings) as runner:
             engine = build_engine(adapters, settings, runner, local_runner=local_job_runner(),
                                   max_concurrent_runs=args.workers)
-            return await engine.run(args.task)
+            return await engine.run(args.task, graph=graph)
 
     return await retcodes.reported(args, run)
 

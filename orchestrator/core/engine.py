@@ -95,7 +95,8 @@ class Engine:
         """Claim nothing more (a shutdown began); runs already claimed go on."""
         self._claiming = False
 
-    async def run(self, root: Task, policy: Policy = USER_RUN) -> Report:
+    async def run(self, root: Task, policy: Policy = USER_RUN, *,
+                  graph: Graph | None = None) -> Report:
         """Bring ``root`` and everything it requires up to date.
 
         A node becomes ready when its last dependency finishes. Up to ``evaluators``
@@ -103,9 +104,10 @@ class Engine:
         a thousand ready partitions then cost a few hundred task spawns, and no more
         sensor lookups or claims are in flight than that. The lease keeper stops
         with the last node. A node whose sources fail ends as an ERROR outcome; it
-        never takes the others down with it.
+        never takes the others down with it. ``graph``: ``root``'s, if the caller
+        resolved it already.
         """
-        graph = resolve(root)
+        graph = graph or resolve(root)
         outcomes: dict[str, Outcome] = {}
         pending = {  # task id -> how many of its dependencies have not finished
             task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
