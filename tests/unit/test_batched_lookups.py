@@ -1,7 +1,8 @@
 """A year of daily inputs is looked up in a few batched calls, not one call per day.
 
 The Luigi example's ``Top10Artists`` over ``2012`` requires 366 ``Streams`` files; the
-fakes below count every lookup the engine makes of storage and the registry.
+fakes below count every lookup the engine makes of storage and the registry. Leaves
+each reading a registry input take it from the evaluation's one lookup of them all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from orchestrator.core.report import Status
 from orchestrator.intervals import parse_interval
 from orchestrator.model import Revision
 from orchestrator.stores.storage.base import ObjectInfo
+from orchestrator.tasks.params import DateParameter
+from orchestrator.tasks.runcontext import RunContext
+from orchestrator.tasks.targets import RegistryTarget
+from orchestrator.tasks.task import LookupDaily, Task, WrapperTask
 from orchestrator.testing import InMemoryRegistry, InMemoryStateStore
 from orchestrator.testing.clock import Clock
 from orchestrator.testing.data import InMemoryStorage
@@ -117,3 +122,58 @@ async def test_a_missing_day_is_still_named_after_a_batched_lookup(
     assert report.exit_code == 20
     assert report.missing == [f"{Streams(date=missing).task_id}: storage {streams_path(missing)}"]
     assert sum(counting(world).calls.values()) == 1, counting(world).calls
+
+
+LEAF_INPUT, LEAF_OUTPUT = "leaves.input", "leaves.output"
+LEAVES = 20
+
+
+class Leaf(Task):
+    """One day's registry input read, a copy published."""
+
+    date = DateParameter()
+
+    def requires(self) -> LookupDaily:
+        return LookupDaily(endpoint=LEAF_INPUT, partition=self.date, pattern="part")
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget(LEAF_OUTPUT, self.date.isoformat())
+
+    async def run(self, context: RunContext) -> None:
+        data = await context.storage.read(context.inputs["input"].ref)
+        await context.storage.write(f"{context.outputs['output']}/part", data)
+
+
+class Leaves(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [Leaf(date=date(2020, 1, 1) + timedelta(days=n)) for n in range(LEAVES)]
+
+
+class LookupsByEndpoint(InMemoryRegistry):
+    def __init__(self, now: Clock) -> None:
+        super().__init__(now)
+        self.looked_up: Counter[str] = Counter()
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        self.looked_up[endpoint] += 1
+        return await super().latest(endpoint, partition)
+
+    async def latest_many(self, endpoint: str, partitions: Sequence[str]) -> dict[str, Revision]:
+        self.looked_up[endpoint] += 1
+        return await super().latest_many(endpoint, partitions)
+
+
+async def test_leaves_take_their_inputs_from_the_batched_lookup_of_their_external_tasks() -> None:
+    world = build_world(registry=LookupsByEndpoint, real_time=True)
+    for leaf in Leaves().requires():
+        day = leaf.partition_label
+        await world.storage.write(f"/in/{day}/part", day.encode())
+        await world.registry.publish(LEAF_INPUT, day, f"/in/{day}")
+    assert (await world.engine().run(Leaves())).exit_code == 0
+    world.registry.looked_up.clear()
+
+    again = await world.engine().run(Leaves())
+    assert all(outcome.status.ok for outcome in again.outcomes.values())
+    # One batched lookup of every leaf's input, then each leaf looks its output up; on
+    # a look of each leaf's own inputs too this was 21 lookups of the input endpoint.
+    assert world.registry.looked_up == {LEAF_INPUT: 1, LEAF_OUTPUT: LEAVES}
