@@ -14,15 +14,12 @@ from datetime import date, timedelta
 
 import pytest
 
+from bench.noop_tasks import INPUT_ENDPOINT, LEAF_FILE, OUTPUT_ENDPOINT, Leaves
 from jobs.luigi_top_artists import Streams, Top10Artists, streams_path
 from orchestrator.core.report import Status
 from orchestrator.intervals import parse_interval
 from orchestrator.model import Revision
 from orchestrator.stores.storage.base import ObjectInfo
-from orchestrator.tasks.params import DateParameter
-from orchestrator.tasks.runcontext import RunContext
-from orchestrator.tasks.targets import RegistryTarget
-from orchestrator.tasks.task import LookupDaily, Task, WrapperTask
 from orchestrator.testing import InMemoryRegistry, InMemoryStateStore
 from orchestrator.testing.clock import Clock
 from orchestrator.testing.data import InMemoryStorage
@@ -124,29 +121,7 @@ async def test_a_missing_day_is_still_named_after_a_batched_lookup(
     assert sum(counting(world).calls.values()) == 1, counting(world).calls
 
 
-LEAF_INPUT, LEAF_OUTPUT = "leaves.input", "leaves.output"
 LEAVES = 20
-
-
-class Leaf(Task):
-    """One day's registry input read, a copy published."""
-
-    date = DateParameter()
-
-    def requires(self) -> LookupDaily:
-        return LookupDaily(endpoint=LEAF_INPUT, partition=self.date, pattern="part")
-
-    def output(self) -> RegistryTarget:
-        return RegistryTarget(LEAF_OUTPUT, self.date.isoformat())
-
-    async def run(self, context: RunContext) -> None:
-        data = await context.storage.read(context.inputs["input"].ref)
-        await context.storage.write(f"{context.outputs['output']}/part", data)
-
-
-class Leaves(WrapperTask):
-    def requires(self) -> list[Task]:
-        return [Leaf(date=date(2020, 1, 1) + timedelta(days=n)) for n in range(LEAVES)]
 
 
 class LookupsByEndpoint(InMemoryRegistry):
@@ -163,12 +138,16 @@ class LookupsByEndpoint(InMemoryRegistry):
         return await super().latest_many(endpoint, partitions)
 
 
-async def test_leaves_take_their_inputs_from_the_batched_lookup_of_their_external_tasks() -> None:
+async def test_leaves_take_their_inputs_from_the_batched_lookup_of_their_external_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bench/oneshot_leaves.py's leaves: each reads a day's registry input, publishes a copy."""
+    monkeypatch.setenv("BENCH_TASKS", str(LEAVES))
     world = build_world(registry=LookupsByEndpoint, real_time=True)
     for leaf in Leaves().requires():
         day = leaf.partition_label
-        await world.storage.write(f"/in/{day}/part", day.encode())
-        await world.registry.publish(LEAF_INPUT, day, f"/in/{day}")
+        await world.storage.write(f"/in/{day}/{LEAF_FILE}", day.encode())
+        await world.registry.publish(INPUT_ENDPOINT, day, f"/in/{day}")
     assert (await world.engine().run(Leaves())).exit_code == 0
     world.registry.looked_up.clear()
 
@@ -176,4 +155,4 @@ async def test_leaves_take_their_inputs_from_the_batched_lookup_of_their_externa
     assert all(outcome.status.ok for outcome in again.outcomes.values())
     # One batched lookup of every leaf's input, then each leaf looks its output up; on
     # a look of each leaf's own inputs too this was 21 lookups of the input endpoint.
-    assert world.registry.looked_up == {LEAF_INPUT: 1, LEAF_OUTPUT: LEAVES}
+    assert world.registry.looked_up == {INPUT_ENDPOINT: 1, OUTPUT_ENDPOINT: LEAVES}
