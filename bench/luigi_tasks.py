@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import luigi  # type: ignore[import-not-found]  # installed in bench/.venv-luigi only
 
 FIRST_DAY = date(2000, 1, 1)
+LEAF_FIRST_DAY = date(1900, 1, 1)  # as bench/noop_tasks.py's
 
 
 class Noop(luigi.Task):  # type: ignore[misc]
@@ -52,4 +53,4 @@ class Leaf(luigi.Task):  # type: ignore[misc]
 class Leaves(luigi.WrapperTask):  # type: ignore[misc]
     def requires(self) -> list[Leaf]:
         count = int(os.environ.get("BENCH_TASKS", "1000"))
-        return [Leaf(date=FIRST_DAY + timedelta(days=n)) for n in range(count)]
+        return [Leaf(date=LEAF_FIRST_DAY + timedelta(days=n)) for n in range(count)]

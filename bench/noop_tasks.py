@@ -45,6 +45,8 @@ class Daily(Task):
 
 
 LEAF_FILE = "part"
+LEAF_FIRST_DAY = date(1900, 1, 1)
+"""The first leaf's day: 100,000 days from here stay within the days charon accepts."""
 
 
 class Leaf(Task):
@@ -66,4 +68,4 @@ class Leaf(Task):
 class Leaves(WrapperTask):
     def requires(self) -> list[Task]:
         count = int(os.environ.get("BENCH_TASKS", "1000"))
-        return [Leaf(date=FIRST_DAY + timedelta(days=n)) for n in range(count)]
+        return [Leaf(date=LEAF_FIRST_DAY + timedelta(days=n)) for n in range(count)]
