@@ -202,7 +202,8 @@ class Engine:
             return await self._lookups.inputs(task, graph.requires[task_id])
 
         below = [dep.task_id for dep in graph.requires[task_id].values()]
-        inputs = await lookup()
+        known = self._lookups.known_inputs(graph.requires[task_id], evaluation)
+        inputs = known if known is not None else await lookup()
         if isinstance(inputs, Outcome):
             # A kept-gone table or object cannot even be looked up: it is built again
             # first, since whether this task is complete depends on it.

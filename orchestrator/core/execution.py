@@ -249,7 +249,6 @@ class Executor:
         run = attempt.run
         staged.in_job = True
         with job_output_to(partial(self._adapters.run_logs.append, run.id)):
-            await _note(f"attempt {run.attempt}: starting the job")
             await self._run_job(attempt, evaluation, staged.refs)
             await _note("the job finished")
         staged.in_job = False
@@ -266,8 +265,10 @@ class Executor:
         if not isinstance(task, JobTask):
             if type(task).run is Task.run:
                 raise UsageError(f"{task.task_family} is neither a job task nor defines run()")
-            await _note(f"{task.task_family}.run() runs in charon's process;"
-                        " what it logs is in charon's own log")
+            # One line, not two: a line is a worker trip, and a leaf of a one-shot run
+            # makes few others.
+            await _note(f"attempt {run.attempt}: starting the job: {task.task_family}.run()"
+                        " runs in charon's process; what it logs is in charon's own log")
             await evaluation.task_loop.run(task.run, context)
             return
         name = job_name(task.task_family, run.partition, run.fingerprint)
@@ -276,6 +277,7 @@ class Executor:
             await adapters.state.set_job_id(run.id, run.attempt, job_id)
             await _note(f"job {job_id} started")
 
+        await _note(f"attempt {run.attempt}: starting the job")
         argv = task.command(JobLaunch(attempt.inputs, refs, context, name, self._beam,
                                       adapters.warehouse.job_options()))
         await self._runner_for(task).run(argv, job_name=name, on_started=record_job)

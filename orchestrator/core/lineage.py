@@ -72,6 +72,8 @@ class RunLineage:
                     published: Mapping[str, str] | None = None,
                     error: str | None = None) -> None:
         """``inputs``: the revisions read (by default, those recorded with ``run``)."""
+        if self._lineage.off:
+            return
         if inputs is None:
             inputs = {i.key: i for i in run.inputs}
         try:

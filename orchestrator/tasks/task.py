@@ -243,15 +243,21 @@ def outputs(task: Task) -> dict[str, Target]:
     return {"output": produced}
 
 
-def input_targets(required: Mapping[str, Task]) -> dict[str, tuple[Task, Target]]:
-    """Each input of a task requiring ``required``, by its key among the task's inputs:
-    the requirement's key, or ``key.output`` when that requirement has several outputs."""
-    targets: dict[str, tuple[Task, Target]] = {}
+def input_sources(required: Mapping[str, Task]) -> dict[str, tuple[Task, str, Target]]:
+    """Each input of a task requiring ``required``, by its key among the task's inputs
+    (the requirement's key, or ``key.output`` when that requirement has several
+    outputs): the requirement, which of its outputs it is, and that output."""
+    sources: dict[str, tuple[Task, str, Target]] = {}
     for key, dep in required.items():
         produced = outputs(dep)
         for sub_key, target in produced.items():
-            targets[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, target)
-    return targets
+            sources[key if len(produced) == 1 else f"{key}.{sub_key}"] = (dep, sub_key, target)
+    return sources
+
+
+def input_targets(required: Mapping[str, Task]) -> dict[str, tuple[Task, Target]]:
+    """Each input of a task requiring ``required`` (see :func:`input_sources`)."""
+    return {key: (dep, target) for key, (dep, _, target) in input_sources(required).items()}
 
 
 def load_task_class(module: str, family: str) -> type[Task]:

@@ -1,7 +1,8 @@
 """A year of daily inputs is looked up in a few batched calls, not one call per day.
 
 The Luigi example's ``Top10Artists`` over ``2012`` requires 366 ``Streams`` files; the
-fakes below count every lookup the engine makes of storage and the registry.
+fakes below count every lookup the engine makes of storage and the registry. Leaves
+each reading a registry input take it from the evaluation's one lookup of them all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from bench.noop_tasks import INPUT_ENDPOINT, LEAF_FILE, OUTPUT_ENDPOINT, Leaves
 from jobs.luigi_top_artists import Streams, Top10Artists, streams_path
 from orchestrator.core.report import Status
 from orchestrator.intervals import parse_interval
@@ -117,3 +119,40 @@ async def test_a_missing_day_is_still_named_after_a_batched_lookup(
     assert report.exit_code == 20
     assert report.missing == [f"{Streams(date=missing).task_id}: storage {streams_path(missing)}"]
     assert sum(counting(world).calls.values()) == 1, counting(world).calls
+
+
+LEAVES = 20
+
+
+class LookupsByEndpoint(InMemoryRegistry):
+    def __init__(self, now: Clock) -> None:
+        super().__init__(now)
+        self.looked_up: Counter[str] = Counter()
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        self.looked_up[endpoint] += 1
+        return await super().latest(endpoint, partition)
+
+    async def latest_many(self, endpoint: str, partitions: Sequence[str]) -> dict[str, Revision]:
+        self.looked_up[endpoint] += 1
+        return await super().latest_many(endpoint, partitions)
+
+
+async def test_leaves_take_their_inputs_from_the_batched_lookup_of_their_external_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bench/oneshot_leaves.py's leaves: each reads a day's registry input, publishes a copy."""
+    monkeypatch.setenv("BENCH_TASKS", str(LEAVES))
+    world = build_world(registry=LookupsByEndpoint, real_time=True)
+    for leaf in Leaves().requires():
+        day = leaf.partition_label
+        await world.storage.write(f"/in/{day}/{LEAF_FILE}", day.encode())
+        await world.registry.publish(INPUT_ENDPOINT, day, f"/in/{day}")
+    assert (await world.engine().run(Leaves())).exit_code == 0
+    world.registry.looked_up.clear()
+
+    again = await world.engine().run(Leaves())
+    assert all(outcome.status.ok for outcome in again.outcomes.values())
+    # One batched lookup of every leaf's input, then each leaf looks its output up; on
+    # a look of each leaf's own inputs too this was 21 lookups of the input endpoint.
+    assert world.registry.looked_up == {INPUT_ENDPOINT: 1, OUTPUT_ENDPOINT: LEAVES}

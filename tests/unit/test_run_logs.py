@@ -3,6 +3,7 @@ bound with a line saying so, and the oldest removed past the count kept."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,27 @@ async def test_the_oldest_logs_go_past_the_count_kept(tmp_path: Path) -> None:
     for number in range(5):
         await logs.append(f"r{number}", "x")
     assert _names(tmp_path) == ["r2.log", "r3.log", "r4.log"]
+
+
+async def test_logs_another_process_started_count_towards_those_kept(tmp_path: Path) -> None:
+    ours, theirs = FileRunLogs(tmp_path, keep=3), FileRunLogs(tmp_path, keep=3)
+    moment = iter(range(1_000_000, 2_000_000, 10))
+
+    async def start(logs: FileRunLogs, run_id: str) -> None:
+        await logs.append(run_id, "x")
+        # One after the other in time, as runs are: a file system's clock may give
+        # logs started within a tick the same time.
+        os.utime(tmp_path / f"{run_id}.log", (next(moment),) * 2)
+
+    for number in range(3):
+        await start(ours, f"a{number}")
+    for number in range(3):
+        await start(theirs, f"b{number}")
+    # Each process counts its own logs between two listings of the folder; the next
+    # listing finds the other's, and the folder is back to the count kept.
+    for number in range(4):
+        await start(ours, f"c{number}")
+    assert _names(tmp_path) == ["c1.log", "c2.log", "c3.log"]
 
 
 async def test_a_run_id_that_could_leave_the_folder_names_no_log(tmp_path: Path) -> None:

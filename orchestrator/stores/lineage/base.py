@@ -105,6 +105,12 @@ class Lineage:
     emitter: LineageEmitter = field(default_factory=NoLineage)
     naming: Naming = field(default_factory=Naming)
 
+    @property
+    def off(self) -> bool:
+        """Nothing is emitted: a run then describes none of its events (describing them
+        took 6% of the main loop's time in a one-shot run of many leaves)."""
+        return isinstance(self.emitter, NoLineage)
+
 
 def storage_dataset(uri: str, revision: str | None) -> Dataset:
     """``gs://bucket/path`` in ``gs://bucket``; a local path in ``file``."""

@@ -4,6 +4,8 @@ past a count."""
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import deque
 from pathlib import Path
 
 import anyio
@@ -16,6 +18,10 @@ MAX_BYTES = 1024 * 1024
 charon's own log."""
 KEEP = 1000
 """Logs kept; starting the next one removes the oldest."""
+# The folder is listed again after this many new logs (and at the first), not at each:
+# a listing of a thousand logs at every run cost a one-shot run of 10,000 leaves most of
+# its time. Between listings the logs this process started are counted in memory;
+# another process's are found at the next listing.
 CUT = "[charon] the run's log is cut here, at {size} bytes; the rest is in charon's own log\n"
 
 
@@ -24,6 +30,9 @@ class FileRunLogs:
         self._folder = folder
         self._max_bytes = max_bytes
         self._keep = keep
+        self._kept: deque[Path] = deque()  # oldest first, as of the last listing
+        self._started_since_listing: int | None = None  # None: never listed
+        self._lock = threading.Lock()  # appends of several runs share worker threads
 
     async def append(self, run_id: str, line: str) -> None:
         if RUN_ID.fullmatch(run_id):
@@ -47,7 +56,7 @@ class FileRunLogs:
             size = path.stat().st_size
         except FileNotFoundError:
             self._folder.mkdir(parents=True, exist_ok=True)
-            self._prune()
+            self._make_room(path)
             size = 0
         cut = CUT.format(size=self._max_bytes).encode()
         budget = self._max_bytes - len(cut) - 1
@@ -59,11 +68,18 @@ class FileRunLogs:
         with path.open("ab") as out:
             out.write(data)
 
-    def _prune(self) -> None:
-        logs = sorted(self._folder.glob("*.log"), key=_modified)
-        for old in logs[:max(0, len(logs) - self._keep + 1)]:
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
+    def _make_room(self, new: Path) -> None:
+        """Remove the oldest logs so that, with ``new``, ``keep`` remain."""
+        with self._lock:
+            started = self._started_since_listing
+            if started is None or started >= self._keep:
+                self._kept = deque(sorted(self._folder.glob("*.log"), key=_modified))
+                self._started_since_listing = started = 0
+            while len(self._kept) >= self._keep:
+                with contextlib.suppress(FileNotFoundError):
+                    self._kept.popleft().unlink()
+            self._kept.append(new)
+            self._started_since_listing = started + 1
 
     def _read(self, run_id: str, offset: int, limit: int) -> bytes | None:
         try:
