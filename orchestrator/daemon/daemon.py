@@ -24,12 +24,13 @@ from orchestrator.config import Settings
 from orchestrator.core.engine import Engine
 from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
+from orchestrator.core.report import Report
 from orchestrator.daemon import status
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
-from orchestrator.daemon.status import PageQuery, RootState, Tally
+from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
@@ -227,8 +228,9 @@ class Daemon:
             self.metrics.triggers.inc(source=trigger.source)
             for root in trigger.roots:
                 self.watch.add(root)
-            self.watch.discover(trigger.keys)
+            # New roots are not indexed yet: their first evaluation is asked outright.
             named = {self.watch.canonical(root) for root in trigger.roots}
+            named.update(self.watch.discover(trigger.keys))
             for root in self.watch.roots_for(trigger.keys) | named:
                 self.schedule(root, trigger.received or None)
 
@@ -276,7 +278,8 @@ class Daemon:
         if not roots or self._stopping:
             return False
         root = min(roots)  # one root: a task in several graphs is re-run once
-        self.roots.setdefault(root, RootState()).rerun.add(task_id)
+        state = self.roots.setdefault(root, RootState())
+        state.rerun |= {task_id}
         self.schedule(root, None)
         return True
 
@@ -299,30 +302,25 @@ class Daemon:
                     self._drained.set()
 
     async def _evaluate(self, root: Root, state: RootState) -> None:
-        task = self.watch.task(root)
         try:
             while True:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
-                await self._evaluate_once(root, task, state, received)
+                await self._evaluate_once(root, state, received)
                 if not state.dirty or self._stopping:
                     break
         finally:
             state.evaluating = False
 
-    async def _evaluate_once(self, root: Root, task: Task, state: RootState,
+    async def _evaluate_once(self, root: Root, state: RootState,
                              received: float | None) -> None:
         """One evaluation; whatever fails in it is recorded and tried again later, never
-        let out: a store, registry or warehouse error must not stop the daemon.
-        ``received`` is when the trigger that asked for it reached the daemon."""
+        let out: a store, registry or warehouse error (or a graph that cannot be
+        resolved) must not stop the daemon. ``received`` is when the trigger that asked
+        for it reached the daemon."""
         health = self.metrics.sources["evaluations"]
-        policy = replace(self._policies[root.workflow],
-                         on_launch=partial(self._launched, root.workflow, received),
-                         on_ready=partial(_ready, task.task_id, state))
-        if state.rerun:  # a user's own re-run: a failed run is tried again at once too
-            policy = replace(policy, rerun=frozenset(state.rerun), retry=RETRY_AT_ONCE)
-            state.rerun = set()
         try:
-            report = await self.engine.run(task, policy)
+            task = self.watch.index(root)
+            report = await self.engine.run(task, self._policy(root, task, state, received))
         except* CharonError as group:
             self._evaluation_failed(root, state, _messages(group))
         except* Exception as group:
@@ -332,7 +330,7 @@ class Daemon:
                                 exc_info=group.exceptions[0])
             self._evaluation_failed(root, state, _messages(group))
         else:
-            self.tally.record(root, state, report)
+            self.tally.record(root, state, Verdict.of(report))
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
@@ -341,6 +339,25 @@ class Daemon:
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
+
+    async def dry_run(self, root: Root) -> Report:
+        """What an evaluation of ``root`` would find now, claiming and launching nothing
+        (``charon explain``'s evaluation): the pages that explain a partition ask for it,
+        rather than the daemon keeping every evaluation's report. A store or source that
+        fails shows in the report's outcomes; a graph that cannot be built raises."""
+        workflow = self.watch.workflows[root.workflow]
+        policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs)
+        return await self.engine.run(self.watch.task(root), policy)
+
+    def _policy(self, root: Root, task: Task, state: RootState,
+                received: float | None) -> Policy:
+        policy = replace(self._policies[root.workflow],
+                         on_launch=partial(self._launched, root.workflow, received),
+                         on_ready=partial(_ready, task.task_id, state))
+        if state.rerun:  # a user's own re-run: a failed run is tried again at once too
+            policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
+            state.rerun = frozenset()
+        return policy
 
     def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
         state.error, state.errors = error, state.errors + 1

@@ -108,7 +108,7 @@ async def test_the_workflow_limit_holds_runs_back() -> None:
 
 async def test_status_says_what_each_partition_waits_for() -> None:
     async with running(make_world()) as world:
-        await world.wait_for(lambda: all(s.report for s in world.daemon.roots.values()))
+        await world.wait_for(lambda: all(s.verdict for s in world.daemon.roots.values()))
         status = await world.daemon.status()
         assert [p["partition"] for p in status["partitions"]] == ["2018-10-31", "2018-10-30"]
         waiting = status["partitions"][0]["waiting_for"]
@@ -149,7 +149,7 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
     )
     async with running(world):
         await world.wait_for(lambda: bool(world.daemon.roots) and all(
-            state.report for state in world.daemon.roots.values()
+            state.verdict for state in world.daemon.roots.values()
         ))
         # Only the registry feed can tell the daemon about this revision.
         await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
@@ -191,11 +191,19 @@ async def test_shutdown_stops_a_job_past_the_grace_period_and_hands_its_run_over
     assert len(await output_revisions(world)) == 1
 
 
-def test_target_keys_index_the_roots_they_affect() -> None:
-    world = make_world()
-    world.daemon.watch.refresh(TODAY)
-    roots = world.daemon.watch.roots_for([registry_key(END_CONTENT_FACT, "2018-10-31")])
-    assert roots == {Root("top_artists", TODAY)}
+def test_target_keys_index_the_roots_they_affect_once_their_graphs_are_indexed() -> None:
+    """Reading the window resolves no graph: a root's first evaluation indexes it, and
+    until then every key may be watched (a webhook for it is taken, not refused)."""
+    watch = make_world().daemon.watch
+    key = registry_key(END_CONTENT_FACT, "2018-10-31")
+    added = watch.refresh(TODAY)
+    assert watch.roots_for([key]) == set()
+    assert watch.watches("registry:nothing.reads.this:2018-10-31")
+    for root in added:
+        watch.index(root)
+    assert watch.roots_for([key]) == {Root("top_artists", TODAY)}
+    assert not watch.watches("registry:nothing.reads.this:2018-10-31")
+    assert watch.watches(key)
 
 
 async def test_a_run_held_by_a_dead_replica_is_taken_over_when_its_lease_runs_out() -> None:
@@ -258,7 +266,7 @@ async def test_a_sweep_of_thousands_of_days_runs_on_a_bounded_pool_of_tasks() ->
         counting.start_soon(count_tasks)
         async with running(world):
             await world.wait_for(lambda: len(world.daemon.roots) == days and all(
-                state.report for state in world.daemon.roots.values()), timeout=60)
+                state.verdict for state in world.daemon.roots.values()), timeout=60)
         counting.cancel_scope.cancel()
     # Each evaluation holds a few tasks of its own (its task group, its lease keeper).
     assert most < MAX_CONCURRENT_EVALUATIONS * 5 < days

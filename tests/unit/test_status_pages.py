@@ -71,7 +71,7 @@ def state_of(partition: dict[str, Any]) -> str:
 
 def settled(world: DaemonWorld) -> bool:
     return len(world.daemon.roots) == 2 * DAYS and all(
-        s.report and not s.evaluating for s in world.daemon.roots.values())
+        s.verdict and not s.evaluating for s in world.daemon.roots.values())
 
 
 async def test_pages_visit_every_partition_once_and_the_totals_add_up() -> None:
