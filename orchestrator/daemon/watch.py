@@ -150,14 +150,12 @@ class Watchlist:
                                 if w.window == "inputs"]
             for days in self._input_days:
                 self._add_outputs(days.probe_tasks)
-        added = [
-            Root(name, day)
-            for name, workflow in self.workflows.items()
-            for day in workflow.partition_days(today, after=after)
-            if Root(name, day) not in self._ids
-        ]
-        for root in added:
-            self.add(root)
+        added = []
+        for name, workflow in self.workflows.items():
+            for day in workflow.partition_days(today, after=after):
+                if (root := Root(name, day)) not in self._ids:
+                    self._watch(root)
+                    added.append(root)
         return added
 
     def discover(self, keys: Iterable[str]) -> list[Root]:
@@ -169,7 +167,7 @@ class Watchlist:
                 for day in days.candidates(key):
                     root = Root(days.workflow.name, day)
                     if root not in self._ids and days.reads(day, key):
-                        self.add(root)
+                        self._watch(root)
                         added.append(root)
         return added
 
@@ -182,11 +180,14 @@ class Watchlist:
         graph is indexed by its first evaluation. Returns it canonical."""
         root = self.canonical(root)
         if root not in self._ids:
-            self._ids[root] = None
-            self._unindexed += 1
-            self._newest_first = self._oldest_first = self._days_newest_first = None
-            self._count[root.workflow] += 1
+            self._watch(root)
         return root
+
+    def _watch(self, root: Root) -> None:
+        self._ids[root] = None
+        self._unindexed += 1
+        self._newest_first = self._oldest_first = self._days_newest_first = None
+        self._count[root.workflow] += 1
 
     def index(self, root: Root) -> Task:
         """The root's task; the first time, its graph is resolved and its tasks and
