@@ -44,6 +44,9 @@ def resolve(root: Task) -> Graph:
         order.append(task_id)
 
     visit(root)
+    # A recursive closure refers to itself through its cell: emptied, the cycle (and the
+    # graph's dicts it holds) is freed now, not by the cyclic collector's next full pass.
+    del visit
     dependents: dict[str, list[str]] = {task_id: [] for task_id in order}
     for task_id in order:
         for dep_id in dict.fromkeys(dep.task_id for dep in requires[task_id].values()):
