@@ -127,7 +127,7 @@ class Engine:
                 nonlocal evaluators
                 while ready and evaluators < self._evaluators:
                     evaluators += 1
-                    group.start_soon(evaluate_from, ready.popleft())
+                    group.start_soon(evaluate_from, ready.popleft())  # noqa: F821  # see del below
 
             async def evaluate(task_id: str) -> None:
                 outcomes[task_id] = await self._evaluate_safely(
@@ -145,7 +145,7 @@ class Engine:
                 while task_id is not None:
                     await evaluate(task_id)
                     task_id = ready.popleft() if ready else None
-                    add_evaluators()
+                    add_evaluators()  # noqa: F821  # see del below
                 evaluators -= 1
 
             group.start_soon(self._keep_leases, keeper, keeping)

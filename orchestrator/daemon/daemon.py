@@ -129,11 +129,13 @@ class Daemon:
             # Signals first: a SIGTERM that comes as soon as the daemon says it listens
             # stops it cleanly, rather than killing it before its handler is there.
             await group.start(self._handle_signals)
+            # The window is read before the server listens: at 100,000 days that is a few
+            # tenths of a second of work no request or sensor can be kept waiting by.
+            self._sweep()
             if serve is not None:
                 await group.start(self._sensing_task, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
                 group.start_soon(self._evaluator)
-            self._sweep()
             group.start_soon(self._sensing_task, partial(self._dispatch, receive))
             group.start_soon(self._sensing_task, self._watch_window)
             group.start_soon(self._sensing_task, self.metrics.probe_loop_lag)
@@ -319,8 +321,9 @@ class Daemon:
         for it reached the daemon."""
         health = self.metrics.sources["evaluations"]
         try:
-            task = self.watch.index(root)
-            report = await self.engine.run(task, self._policy(root, task, state, received))
+            task, graph = self.watch.index(root)
+            report = await self.engine.run(task, self._policy(root, task, state, received),
+                                           graph=graph)
         except* CharonError as group:
             self._evaluation_failed(root, state, _messages(group))
         except* Exception as group:

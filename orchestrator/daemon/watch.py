@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
-from orchestrator.core.graph import resolve
+from orchestrator.core.graph import Graph, resolve
 from orchestrator.daemon.input_days import InputDays
 from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.targets import (
@@ -189,24 +189,26 @@ class Watchlist:
         self._newest_first = self._oldest_first = self._days_newest_first = None
         self._count[root.workflow] += 1
 
-    def index(self, root: Root) -> Task:
-        """The root's task; the first time, its graph is resolved and its tasks and
+    def index(self, root: Root) -> tuple[Task, Graph | None]:
+        """The root's task; the first time, with its graph, resolved and its tasks and
         targets indexed, so that facts about them reach it from then on."""
         task = root_task(self.workflows[root.workflow], root.day)
-        if self._ids.get(root, "") is None:
-            tasks = resolve(task).tasks.values()
-            self._add_outputs(tasks)
-            for each in tasks:
-                _link(self._roots_by_task, each.task_id, root)
-            for target in _targets(tasks):
-                kind = WATCH_KINDS(target)
-                _link(self._roots_by_key, kind.key(target), root)
-                kind.watch(target, self._watched)
-            self._ids[root] = task.task_id
-            if task.partition_label != root.day.isoformat():
-                self._labels[root] = task.partition_label
-            self._unindexed -= 1
-        return task
+        if self._ids.get(root, "") is not None:
+            return task, None
+        graph = resolve(task)
+        tasks = graph.tasks.values()
+        self._add_outputs(tasks)
+        for each in tasks:
+            _link(self._roots_by_task, each.task_id, root)
+        for target in _targets(tasks):
+            kind = WATCH_KINDS(target)
+            _link(self._roots_by_key, kind.key(target), root)
+            kind.watch(target, self._watched)
+        self._ids[root] = task.task_id
+        if task.partition_label != root.day.isoformat():
+            self._labels[root] = task.partition_label
+        self._unindexed -= 1
+        return task, graph
 
     @property
     def indexing(self) -> bool:

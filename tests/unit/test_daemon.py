@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 import time
+from collections import Counter
 from datetime import date, timedelta
 
 import anyio
@@ -14,11 +16,14 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.core.report import Outcome, Report
 from orchestrator.daemon.daemon import MAX_CONCURRENT_EVALUATIONS
+from orchestrator.daemon.status import Verdict
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.task import Task
 from orchestrator.testing import ProcessCrashed
 from orchestrator.testing.world import DaemonWorld, build_world
 from sensors.facts import Root, Trigger, registry_key
@@ -270,6 +275,12 @@ async def test_a_sweep_of_thousands_of_days_runs_on_a_bounded_pool_of_tasks() ->
         counting.cancel_scope.cancel()
     # Each evaluation holds a few tasks of its own (its task group, its lease keeper).
     assert most < MAX_CONCURRENT_EVALUATIONS * 5 < days
+    # What the daemon keeps of a day is its verdict: no report, outcome or task object.
+    gc.collect()
+    kept = Counter(type(o).__name__ for o in gc.get_objects()
+                   if isinstance(o, Report | Outcome | Task | Verdict))
+    assert kept["Verdict"] == days
+    assert kept.total() - kept["Verdict"] < days / 10
 
 
 def test_the_window_gains_only_the_days_since_it_was_last_looked_at() -> None:
