@@ -24,7 +24,6 @@ from orchestrator.config import Settings
 from orchestrator.core.engine import Engine
 from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
-from orchestrator.core.report import Report
 from orchestrator.daemon import status
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.metrics import DaemonMetrics
@@ -342,15 +341,6 @@ class Daemon:
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
-
-    async def dry_run(self, root: Root) -> Report:
-        """What an evaluation of ``root`` would find now, claiming and launching nothing
-        (``charon explain``'s evaluation): the pages that explain a partition ask for it,
-        rather than the daemon keeping every evaluation's report. A store or source that
-        fails shows in the report's outcomes; a graph that cannot be built raises."""
-        workflow = self.watch.workflows[root.workflow]
-        policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs)
-        return await self.engine.run(self.watch.task(root), policy)
 
     def _policy(self, root: Root, task: Task, state: RootState,
                 received: float | None) -> Policy:

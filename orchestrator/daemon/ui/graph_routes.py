@@ -17,6 +17,7 @@ from orchestrator.daemon.ui.charts import charts_page, duration_bars, latency_ba
 from orchestrator.daemon.ui.dag import graph_page
 from orchestrator.daemon.ui.lineage import lineage, lineage_page
 from orchestrator.daemon.ui.routes import _html
+from orchestrator.daemon.ui.why import dry_run
 from orchestrator.errors import CharonError, InvalidIdentifier, UnknownRevision, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.stores.state.claims import MAX_LIST
@@ -49,7 +50,7 @@ def add_graphs(app: web.Application, daemon: Daemon) -> None:
         graph = resolve(daemon.watch.task(root))
         evaluated = state is not None and state.verdict is not None
         outcomes = await _with_runs(
-            daemon, (await daemon.dry_run(root)).outcomes if evaluated else {})
+            daemon, (await dry_run(daemon, root)).outcomes if evaluated else {})
         return _html(graph_page(name, root.day, graph, outcomes, days))
 
     async def charts(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from orchestrator.core.explain import explanation
+from orchestrator.core.policy import Policy
+from orchestrator.core.report import Report
 from orchestrator.daemon.ui.pages import document, partition_url, readable
 from orchestrator.daemon.ui.states import Cell, partition_cells
 from orchestrator.errors import CharonError
@@ -21,6 +23,16 @@ from orchestrator.stores.state.claims import MAX_LIST
 if TYPE_CHECKING:
     from orchestrator.daemon.daemon import Daemon
     from sensors.facts import Root
+
+
+async def dry_run(daemon: Daemon, root: Root) -> Report:
+    """What an evaluation of ``root`` would find now, claiming and launching nothing
+    (``charon explain``'s evaluation): the pages that explain a partition ask for it,
+    rather than the daemon keeping every evaluation's report. A store or source that
+    fails shows in the report's outcomes; a graph that cannot be built raises."""
+    workflow = daemon.watch.workflows[root.workflow]
+    policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs)
+    return await daemon.engine.run(daemon.watch.task(root), policy)
 
 
 def page_of(daemon: Daemon, task_id: str) -> str | None:
@@ -52,7 +64,7 @@ async def _explained(daemon: Daemon, root: Root) -> str:
     running = await _running(daemon)
     workflow = daemon.watch.workflows[root.workflow]
     try:
-        report = await daemon.dry_run(root)
+        report = await dry_run(daemon, root)
     except CharonError as exc:
         return f"cannot be evaluated now: {exc}"
     return (f"{explanation(report, running, daemon.settings, workflow)}\n\n"
