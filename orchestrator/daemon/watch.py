@@ -6,6 +6,7 @@ The index maps a target key to the roots whose graphs contain it, so a sensor fa
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -131,9 +132,11 @@ class Watchlist:
         self._roots_by_task: dict[str, Linked] = {}
         self._input_days: list[InputDays] | None = None
         self._refreshed_for: date | None = None
-        self._newest_first: list[Root] | None = None
-        self._oldest_first: list[Root] | None = None
-        self._days_newest_first: list[date] | None = None
+        self._oldest_first: list[Root] = []
+        self._newest_first: list[Root] = []
+        self._days_newest_first: list[date] = []
+        self._unsorted: list[Root] = []
+        """Roots added since the lists above were last brought up to date."""
         self._count = Counter[str]()
 
     def refresh(self, today: date) -> list[Root]:
@@ -156,6 +159,7 @@ class Watchlist:
                 if (root := Root(name, day)) not in self._ids:
                     self._watch(root)
                     added.append(root)
+        self._sort()  # start-up's 100,000 days are sorted before the daemon listens
         return added
 
     def discover(self, keys: Iterable[str]) -> list[Root]:
@@ -186,8 +190,30 @@ class Watchlist:
     def _watch(self, root: Root) -> None:
         self._ids[root] = None
         self._unindexed += 1
-        self._newest_first = self._oldest_first = self._days_newest_first = None
+        self._unsorted.append(root)
         self._count[root.workflow] += 1
+
+    def _sort(self) -> None:
+        """Bring the sorted lists up to date: the few roots added since (a new day, a
+        day asked for) go in their places; many sort the lists again (100,000 roots
+        take a few tenths of a second, which a page asking for them would wait)."""
+        if len(self._unsorted) > RESORT_AFTER:
+            self._oldest_first = sorted(self._ids)
+            self._newest_first = sorted(self._ids, key=newest_first_key)
+            self._days_newest_first = sorted({root.day for root in self._ids}, reverse=True)
+        elif self._unsorted:
+            # New lists, not changed in place: a page may be walking the old ones.
+            oldest, newest = list(self._oldest_first), list(self._newest_first)
+            days = list(self._days_newest_first)
+            for root in self._unsorted:
+                insort(oldest, root)
+                insort(newest, root, key=newest_first_key)
+                at = bisect_left(days, -root.day.toordinal(), key=_newest_day_first)
+                if at == len(days) or days[at] != root.day:
+                    days.insert(at, root.day)
+            self._oldest_first, self._newest_first, self._days_newest_first = (
+                oldest, newest, days)
+        self._unsorted.clear()
 
     def index(self, root: Root) -> tuple[Task, Graph | None]:
         """The root's task; the first time, with its graph, resolved and its tasks and
@@ -252,24 +278,18 @@ class Watchlist:
 
     @property
     def roots(self) -> list[Root]:
-        """Every watched root, by workflow then oldest day first; sorted again only after
-        roots were added (ten thousand of them take a tenth of a second to sort)."""
-        if self._oldest_first is None:
-            self._oldest_first = sorted(self._ids)
+        """Every watched root, by workflow then oldest day first."""
+        self._sort()
         return self._oldest_first
 
     def newest_first(self) -> list[Root]:
-        """Every watched root, newest day first, then by workflow (``newest_first_key``);
-        sorted again only after roots were added."""
-        if self._newest_first is None:
-            self._newest_first = sorted(self._ids, key=newest_first_key)
+        """Every watched root, newest day first, then by workflow (``newest_first_key``)."""
+        self._sort()
         return self._newest_first
 
     def days_newest_first(self) -> list[date]:
-        """Every day with a watched root, newest first; sorted again only after roots
-        were added."""
-        if self._days_newest_first is None:
-            self._days_newest_first = sorted({root.day for root in self._ids}, reverse=True)
+        """Every day with a watched root, newest first."""
+        self._sort()
         return self._days_newest_first
 
     def roots_on(self, day: date) -> list[Root]:
@@ -302,6 +322,8 @@ class Watchlist:
         return {dataset: set(specs) for dataset, specs in self._watched.tables.items()}
 
 
+RESORT_AFTER = 1000
+"""More roots added than this sort the lists again rather than go in one by one."""
 Linked = Root | set[Root]
 """The roots an index entry names: most keys and tasks belong to one root's graph, and a
 root alone costs a set less (about 200 bytes, 100,000 times over)."""
@@ -326,6 +348,10 @@ def _linked(index: dict[str, Linked], key: str) -> set[Root]:
 
 def newest_first_key(root: Root) -> tuple[int, str]:
     return -root.day.toordinal(), root.workflow
+
+
+def _newest_day_first(day: date) -> int:
+    return -day.toordinal()
 
 
 def _targets(tasks: Iterable[Task]) -> list[Target]:

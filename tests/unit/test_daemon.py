@@ -303,3 +303,20 @@ async def test_a_blocked_event_loop_shows_in_the_metrics() -> None:
         metrics = world.daemon.metrics
         assert metrics.loop_lag_max.value() >= 0.25
         assert "charon_event_loop_lag_seconds_bucket" in metrics.render()
+
+
+def test_roots_added_one_by_one_keep_every_listing_in_order() -> None:
+    """A day asked for or brought in by the window goes in its place in the sorted
+    listings, which a page may be walking meanwhile (it keeps the list it took)."""
+    watch = make_world().daemon.watch
+    watch.refresh(TODAY)
+    taken = watch.newest_first()
+    days = [TODAY - timedelta(days=400), TODAY + timedelta(days=1), TODAY - timedelta(days=1)]
+    for day in days:
+        watch.add(Root("top_artists", day))
+    every = [TODAY - timedelta(days=400), TODAY - timedelta(days=1), TODAY,
+             TODAY + timedelta(days=1)]
+    assert [root.day for root in watch.roots] == every
+    assert [root.day for root in watch.newest_first()] == every[::-1]
+    assert watch.days_newest_first() == every[::-1]
+    assert [root.day for root in taken] == [TODAY, TODAY - timedelta(days=1)]
