@@ -42,6 +42,8 @@ from sensors.warehouse import TableWatch
 
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
+FREEZE_EVERY = 2000
+"""Days evaluated for the first time between two freezes of the collector's objects."""
 # Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
 LEASE_RETRY_MARGIN_SECONDS = 0.5
 
@@ -60,14 +62,19 @@ class Daemon:
         metrics: DaemonMetrics | None = None,
         today: Callable[[], date] = utc_today,
         on_launch: Callable[[Task], None] | None = None,
+        freeze: Callable[[], None] = lambda: None,
     ) -> None:
-        """``on_launch`` is told of each launch too, once the daemon's metrics count it."""
+        """``on_launch`` is told of each launch too, once the daemon's metrics count it.
+        ``freeze`` is called when what was made so far lives as long as the daemon (the
+        roots once the window is read, the days' records every FREEZE_EVERY first
+        evaluations): ``charon daemon`` passes ``gc.freeze`` (README, Benchmarks)."""
         self.settings = settings
         self.adapters = adapters
         self.metrics = metrics or DaemonMetrics()
         self.watch = Watchlist(settings.workflows)
         self.engine = engine
         self._on_launch = on_launch
+        self._freeze = freeze
         self._today = today
         self._limiters = {
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
@@ -81,6 +88,7 @@ class Daemon:
                                      daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
         self.tally = Tally()
+        self._first_verdicts = 0
         # A sweep of 100,000 days is a queue, not 100,000 tasks.
         self._ready = ReadyRoots()
         self._sensing: set[anyio.CancelScope] = set()
@@ -131,6 +139,7 @@ class Daemon:
             # The window is read before the server listens: at 100,000 days that is a few
             # tenths of a second of work no request or sensor can be kept waiting by.
             self._sweep()
+            self._freeze()  # its roots live as long as the daemon
             if serve is not None:
                 await group.start(self._sensing_task, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
@@ -332,7 +341,7 @@ class Daemon:
                                 exc_info=group.exceptions[0])
             self._evaluation_failed(root, state, _messages(group))
         else:
-            self.tally.record(root, state, Verdict.of(report))
+            self._record(root, state, Verdict.of(report))
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
@@ -341,6 +350,13 @@ class Daemon:
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
+
+    def _record(self, root: Root, state: RootState, verdict: Verdict) -> None:
+        first = state.verdict is None
+        self.tally.record(root, state, verdict)
+        self._first_verdicts += first
+        if first and self._first_verdicts % FREEZE_EVERY == 0:
+            self._freeze()
 
     def _policy(self, root: Root, task: Task, state: RootState,
                 received: float | None) -> Policy:
