@@ -127,6 +127,9 @@ class Watchlist:
         self._labels: dict[Root, str] = {}
         """A root's partition label, where it is not its day (a period's interval)."""
         self._unindexed = 0
+        """Roots whose first evaluation has not begun yet."""
+        self._unbuilt: set[Root] = set()
+        """Roots whose graph could not be built when tried (tried again each evaluation)."""
         self._roots_by_key: dict[str, Linked] = {}
         self._watched = Watched()
         self._roots_by_task: dict[str, Linked] = {}
@@ -218,10 +221,18 @@ class Watchlist:
     def index(self, root: Root) -> tuple[Task, Graph | None]:
         """The root's task; the first time, with its graph, resolved and its tasks and
         targets indexed, so that facts about them reach it from then on."""
-        task = root_task(self.workflows[root.workflow], root.day)
         if self._ids.get(root, "") is not None:
-            return task, None
-        graph = resolve(task)
+            return root_task(self.workflows[root.workflow], root.day), None
+        try:
+            task = root_task(self.workflows[root.workflow], root.day)
+            graph = resolve(task)
+        except Exception:
+            # Tried: until it can be built, it names nothing, and must not keep every key
+            # watched (nor every abandoned run adopted) for ever.
+            if root not in self._unbuilt:
+                self._unbuilt.add(root)
+                self._unindexed -= 1
+            raise
         tasks = graph.tasks.values()
         self._add_outputs(tasks)
         for each in tasks:
@@ -233,13 +244,16 @@ class Watchlist:
         self._ids[root] = task.task_id
         if task.partition_label != root.day.isoformat():
             self._labels[root] = task.partition_label
-        self._unindexed -= 1
+        if root in self._unbuilt:
+            self._unbuilt.discard(root)
+        else:
+            self._unindexed -= 1
         return task, graph
 
     @property
     def indexing(self) -> bool:
-        """Whether some watched root's graph is not indexed yet (its first evaluation
-        has not begun): the indexes may not name everything watched."""
+        """Whether some watched root's graph is not indexed yet, its first evaluation
+        not begun: the indexes may not name everything watched."""
         return self._unindexed > 0
 
     def _add_outputs(self, tasks: Iterable[Task]) -> None:

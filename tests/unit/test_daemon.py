@@ -19,6 +19,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.report import Outcome, Report
 from orchestrator.daemon.daemon import MAX_CONCURRENT_EVALUATIONS
 from orchestrator.daemon.status import Verdict
+from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
@@ -320,3 +321,24 @@ def test_roots_added_one_by_one_keep_every_listing_in_order() -> None:
     assert [root.day for root in watch.newest_first()] == every[::-1]
     assert watch.days_newest_first() == every[::-1]
     assert [root.day for root in taken] == [TODAY, TODAY - timedelta(days=1)]
+
+
+class Unbuildable(TopArtistsJob):
+    """A workflow task whose requires() fails for every day."""
+
+    def requires(self) -> dict[str, Task]:
+        raise RuntimeError("no inputs for this day")
+
+
+def test_a_root_whose_graph_cannot_be_built_stops_keeping_every_key_watched() -> None:
+    workflow = dataclasses.replace(make_world().daemon.settings.workflows[0],
+                                   module=__name__, task="Unbuildable")
+    watch = Watchlist([workflow])
+    [root, *others] = watch.refresh(TODAY)
+    for each in (root, *others):
+        with pytest.raises(RuntimeError, match="no inputs"):
+            watch.index(each)
+    assert not watch.watches(registry_key(END_CONTENT_FACT, "2018-10-31"))
+    with pytest.raises(RuntimeError):
+        watch.index(root)  # tried again, and still counted once
+    assert not watch.indexing
