@@ -117,7 +117,7 @@ async def _publish_and_time(settings: Settings, adapters: Adapters, publisher: H
     latencies = []
     async with anyio.create_task_group() as group:
         await group.start(daemon.run, partial(serve, app, "127.0.0.1", port))
-        while not (daemon.roots and all(s.report for s in daemon.roots.values())):
+        while not (daemon.roots and all(s.verdict for s in daemon.roots.values())):
             await anyio.sleep(0.01)
         for n in range(publishes):
             day = (FIRST + timedelta(days=n)).isoformat()

@@ -78,6 +78,8 @@ class WorkflowSettings:
 
     def partition_day(self, day: date) -> date:
         """The first day of the period containing ``day``: what identifies its root."""
+        if self.period == "day":  # no interval to spell and parse for each watched day
+            return day
         return period_interval(self.period, day).start
 
     def admits(self, day: date) -> bool:

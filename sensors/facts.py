@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Root:
+    """One watched (workflow, day); a daemon holds one per day watched, so no __dict__."""
+
     workflow: str
     day: date
 

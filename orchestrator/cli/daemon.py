@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -71,7 +72,7 @@ async def run_daemon(settings: Settings, adapters: Adapters, *, host: str, port:
 
     async with open_job_runner(settings) as runner:
         engine = build_engine(adapters, settings, runner, local_runner=local_job_runner())
-        daemon = Daemon(settings, adapters, engine)
+        daemon = Daemon(settings, adapters, engine, freeze=gc.freeze)
         app = daemon_app(daemon, secret=settings.secrets.webhook_secret,
                          api_token=settings.secrets.api_token,
                          previous_secret=settings.secrets.webhook_previous_secret,

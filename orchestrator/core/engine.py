@@ -127,7 +127,7 @@ class Engine:
                 nonlocal evaluators
                 while ready and evaluators < self._evaluators:
                     evaluators += 1
-                    group.start_soon(evaluate_from, ready.popleft())
+                    group.start_soon(evaluate_from, ready.popleft())  # noqa: F821  # see del below
 
             async def evaluate(task_id: str) -> None:
                 outcomes[task_id] = await self._evaluate_safely(
@@ -145,7 +145,7 @@ class Engine:
                 while task_id is not None:
                     await evaluate(task_id)
                     task_id = ready.popleft() if ready else None
-                    add_evaluators()
+                    add_evaluators()  # noqa: F821  # see del below
                 evaluators -= 1
 
             group.start_soon(self._keep_leases, keeper, keeping)
@@ -161,6 +161,11 @@ class Engine:
             for task_id in answered:
                 await evaluate(task_id)
             add_evaluators()
+        # The two closures refer to each other through their cells, a cycle holding the
+        # graph, the outcomes and the task group: emptied, all of it is freed now rather
+        # than by a full pass of the cyclic collector (a daemon sweeping 100,000 days
+        # left 40,000 such objects a pass, and each pass blocked its loop 0.1-0.25 s).
+        del add_evaluators, evaluate_from
         return Report(root.task_id, outcomes, graph.tasks)
 
     @staticmethod

@@ -25,28 +25,30 @@ def resolve(root: Task) -> Graph:
     tasks: dict[str, Task] = {}
     requires: dict[str, dict[str, Task]] = {}
     order: list[str] = []
-    visiting: list[str] = []
-
-    def visit(task: Task) -> None:
-        task_id = task.task_id
-        if task_id in tasks:
-            return
-        if task_id in visiting:
-            cycle = " -> ".join([*visiting[visiting.index(task_id) :], task_id])
-            raise DependencyCycle(f"dependency cycle: {cycle}")
-        visiting.append(task_id)
-        deps = requirements(task)
-        for dep in deps.values():
-            visit(dep)
-        visiting.pop()
-        tasks[task_id] = task
-        requires[task_id] = deps
-        order.append(task_id)
-
-    visit(root)
+    _visit(root, tasks, requires, order, [])
     dependents: dict[str, list[str]] = {task_id: [] for task_id in order}
     for task_id in order:
         for dep_id in dict.fromkeys(dep.task_id for dep in requires[task_id].values()):
             dependents[dep_id].append(task_id)
     return Graph(root, tasks, requires, tuple(order),
                  {task_id: tuple(ids) for task_id, ids in dependents.items()})
+
+
+def _visit(task: Task, tasks: dict[str, Task], requires: dict[str, dict[str, Task]],
+           order: list[str], visiting: list[str]) -> None:
+    """A function of the module, not a closure: a recursive closure refers to itself
+    through its cell, a cycle that would keep each graph's dicts for the collector."""
+    task_id = task.task_id
+    if task_id in tasks:
+        return
+    if task_id in visiting:
+        cycle = " -> ".join([*visiting[visiting.index(task_id) :], task_id])
+        raise DependencyCycle(f"dependency cycle: {cycle}")
+    visiting.append(task_id)
+    deps = requirements(task)
+    for dep in deps.values():
+        _visit(dep, tasks, requires, order, visiting)
+    visiting.pop()
+    tasks[task_id] = task
+    requires[task_id] = deps
+    order.append(task_id)

@@ -29,7 +29,7 @@ from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
-from orchestrator.daemon.status import PageQuery, RootState, Tally
+from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
@@ -42,6 +42,8 @@ from sensors.warehouse import TableWatch
 
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
+FREEZE_EVERY = 2000
+"""Days evaluated for the first time between two freezes of the collector's objects."""
 # Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
 LEASE_RETRY_MARGIN_SECONDS = 0.5
 
@@ -60,14 +62,19 @@ class Daemon:
         metrics: DaemonMetrics | None = None,
         today: Callable[[], date] = utc_today,
         on_launch: Callable[[Task], None] | None = None,
+        freeze: Callable[[], None] = lambda: None,
     ) -> None:
-        """``on_launch`` is told of each launch too, once the daemon's metrics count it."""
+        """``on_launch`` is told of each launch too, once the daemon's metrics count it.
+        ``freeze`` is called when what was made so far lives as long as the daemon (the
+        roots once the window is read, the days' records every FREEZE_EVERY first
+        evaluations): ``charon daemon`` passes ``gc.freeze`` (README, Benchmarks)."""
         self.settings = settings
         self.adapters = adapters
         self.metrics = metrics or DaemonMetrics()
         self.watch = Watchlist(settings.workflows)
         self.engine = engine
         self._on_launch = on_launch
+        self._freeze = freeze
         self._today = today
         self._limiters = {
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
@@ -81,6 +88,7 @@ class Daemon:
                                      daemon.max_backoff_seconds)
         self.roots: dict[Root, RootState] = {}
         self.tally = Tally()
+        self._first_verdicts = 0
         # A sweep of 100,000 days is a queue, not 100,000 tasks.
         self._ready = ReadyRoots()
         self._sensing: set[anyio.CancelScope] = set()
@@ -128,11 +136,14 @@ class Daemon:
             # Signals first: a SIGTERM that comes as soon as the daemon says it listens
             # stops it cleanly, rather than killing it before its handler is there.
             await group.start(self._handle_signals)
+            # The window is read before the server listens: at 100,000 days that is a few
+            # tenths of a second of work no request or sensor can be kept waiting by.
+            self._sweep()
+            self._freeze()  # its roots live as long as the daemon
             if serve is not None:
                 await group.start(self._sensing_task, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
                 group.start_soon(self._evaluator)
-            self._sweep()
             group.start_soon(self._sensing_task, partial(self._dispatch, receive))
             group.start_soon(self._sensing_task, self._watch_window)
             group.start_soon(self._sensing_task, self.metrics.probe_loop_lag)
@@ -227,8 +238,9 @@ class Daemon:
             self.metrics.triggers.inc(source=trigger.source)
             for root in trigger.roots:
                 self.watch.add(root)
-            self.watch.discover(trigger.keys)
+            # New roots are not indexed yet: their first evaluation is asked outright.
             named = {self.watch.canonical(root) for root in trigger.roots}
+            named.update(self.watch.discover(trigger.keys))
             for root in self.watch.roots_for(trigger.keys) | named:
                 self.schedule(root, trigger.received or None)
 
@@ -276,7 +288,8 @@ class Daemon:
         if not roots or self._stopping:
             return False
         root = min(roots)  # one root: a task in several graphs is re-run once
-        self.roots.setdefault(root, RootState()).rerun.add(task_id)
+        state = self.roots.setdefault(root, RootState())
+        state.rerun |= {task_id}
         self.schedule(root, None)
         return True
 
@@ -299,30 +312,26 @@ class Daemon:
                     self._drained.set()
 
     async def _evaluate(self, root: Root, state: RootState) -> None:
-        task = self.watch.task(root)
         try:
             while True:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
-                await self._evaluate_once(root, task, state, received)
+                await self._evaluate_once(root, state, received)
                 if not state.dirty or self._stopping:
                     break
         finally:
             state.evaluating = False
 
-    async def _evaluate_once(self, root: Root, task: Task, state: RootState,
+    async def _evaluate_once(self, root: Root, state: RootState,
                              received: float | None) -> None:
         """One evaluation; whatever fails in it is recorded and tried again later, never
-        let out: a store, registry or warehouse error must not stop the daemon.
-        ``received`` is when the trigger that asked for it reached the daemon."""
+        let out: a store, registry or warehouse error (or a graph that cannot be
+        resolved) must not stop the daemon. ``received`` is when the trigger that asked
+        for it reached the daemon."""
         health = self.metrics.sources["evaluations"]
-        policy = replace(self._policies[root.workflow],
-                         on_launch=partial(self._launched, root.workflow, received),
-                         on_ready=partial(_ready, task.task_id, state))
-        if state.rerun:  # a user's own re-run: a failed run is tried again at once too
-            policy = replace(policy, rerun=frozenset(state.rerun), retry=RETRY_AT_ONCE)
-            state.rerun = set()
         try:
-            report = await self.engine.run(task, policy)
+            task, graph = self.watch.index(root)
+            report = await self.engine.run(task, self._policy(root, task, state, received),
+                                           graph=graph)
         except* CharonError as group:
             self._evaluation_failed(root, state, _messages(group))
         except* Exception as group:
@@ -332,7 +341,7 @@ class Daemon:
                                 exc_info=group.exceptions[0])
             self._evaluation_failed(root, state, _messages(group))
         else:
-            self.tally.record(root, state, report)
+            self._record(root, state, Verdict.of(report))
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
@@ -341,6 +350,23 @@ class Daemon:
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
+
+    def _record(self, root: Root, state: RootState, verdict: Verdict) -> None:
+        first = state.verdict is None
+        self.tally.record(root, state, verdict)
+        self._first_verdicts += first
+        if first and self._first_verdicts % FREEZE_EVERY == 0:
+            self._freeze()
+
+    def _policy(self, root: Root, task: Task, state: RootState,
+                received: float | None) -> Policy:
+        policy = replace(self._policies[root.workflow],
+                         on_launch=partial(self._launched, root.workflow, received),
+                         on_ready=partial(_ready, task.task_id, state))
+        if state.rerun:  # a user's own re-run: a failed run is tried again at once too
+            policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
+            state.rerun = frozenset()
+        return policy
 
     def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
         state.error, state.errors = error, state.errors + 1

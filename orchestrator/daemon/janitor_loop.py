@@ -42,4 +42,6 @@ def take_over(daemon: Daemon, run: Run) -> bool:
     roots = daemon.watch.roots_of_task(run.task_id)
     for root in roots:
         daemon.schedule(root, None)
-    return bool(roots)
+    # While some root's graph is not indexed yet the run may be that root's: its first
+    # evaluation, queued already, takes it over, so it is not ended meanwhile.
+    return bool(roots) or daemon.watch.indexing

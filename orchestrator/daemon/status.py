@@ -10,9 +10,11 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import anyio.lowlevel
 
 from orchestrator.core.report import Report, Status
 from orchestrator.daemon.watch import Watchlist, newest_first_key
@@ -30,14 +32,46 @@ STATES = (*(status.value for status in Status), UNEVALUATED)
 """A partition's state: its last report's, or ``unevaluated`` before it has one."""
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
+SCANNED_BETWEEN_CHECKPOINTS = 250
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the daemon keeps of a root's last evaluation: what ``/status`` and the grid
+    show of it, not its report (a report per watched day was most of the daemon's
+    memory). The pages that explain a partition evaluate it again, dry, instead."""
+
+    status: Status
+    """The root task's."""
+    waiting_for: tuple[str, ...] = ()
+    """The inputs it waits for, or what blocks it."""
+    detail: str = ""
+    """The root's detail otherwise: why it failed or waits on a run."""
+    run_id: str | None = None
+    run_state: RunState | None = None
+    """The run its outcome names, as the evaluation saw it."""
+
+    @classmethod
+    def of(cls, report: Report) -> Verdict:
+        outcome = report.outcomes[report.root]
+        blocked = outcome.status is Status.BLOCKED
+        waiting = report.missing or ([outcome.detail] if blocked else [])
+        run = outcome.run
+        return cls(outcome.status, tuple(waiting), "" if blocked else outcome.detail,
+                   run.id if run else None, run.state if run else None)
+
+    @property
+    def why(self) -> str:
+        """One line: what it waits for, or its detail."""
+        return "; ".join(self.waiting_for) or self.detail
+
+
+@dataclass(slots=True)
 class RootState:
     evaluating: bool = False
     dirty: bool = False
     pending_since: float | None = None
-    report: Report | None = None
+    verdict: Verdict | None = None
     error: str | None = None
     """Why the last evaluation could not finish: a store or source failed."""
     errors: int = 0
@@ -48,7 +82,7 @@ class RootState:
     retry_at: datetime | None = None
     """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
     failing source is tried again."""
-    rerun: set[str] = field(default_factory=set)
+    rerun: frozenset[str] = frozenset()
     """Tasks a user asked to re-run, by the next evaluation."""
 
 
@@ -97,12 +131,12 @@ class Tally:
     def __init__(self) -> None:
         self._counts = Counter[tuple[str, str]]()
 
-    def record(self, root: Root, state: RootState, report: Report) -> None:
-        """``report`` becomes the root's latest; its count moves to the new state."""
-        if state.report is not None:
-            self._counts[root.workflow, report_state(state.report)] -= 1
-        self._counts[root.workflow, report_state(report)] += 1
-        state.report = report
+    def record(self, root: Root, state: RootState, verdict: Verdict) -> None:
+        """``verdict`` becomes the root's latest; its count moves to the new state."""
+        if state.verdict is not None:
+            self._counts[root.workflow, state.verdict.status.value] -= 1
+        self._counts[root.workflow, verdict.status.value] += 1
+        state.verdict = verdict
 
     def totals(self, watch: Watchlist, workflow: str | None) -> dict[str, int]:
         """Every state's count, over one workflow or all."""
@@ -116,8 +150,8 @@ class Tally:
         return totals
 
 
-def report_state(report: Report | None) -> str:
-    return UNEVALUATED if report is None else report.outcomes[report.root].status.value
+def verdict_state(verdict: Verdict | None) -> str:
+    return UNEVALUATED if verdict is None else verdict.status.value
 
 
 async def daemon_status(daemon: Daemon, query: PageQuery) -> dict[str, Any]:
@@ -130,7 +164,7 @@ async def daemon_status(daemon: Daemon, query: PageQuery) -> dict[str, Any]:
         runs = []
     else:
         store.ok()
-    partitions, cursor = _page(daemon, query)
+    partitions, cursor = await _page(daemon, query)
     return {
         "owner": daemon.engine.owner,
         "stopping": daemon.stopping,
@@ -154,17 +188,21 @@ async def daemon_status(daemon: Daemon, query: PageQuery) -> dict[str, Any]:
     }
 
 
-def _page(daemon: Daemon, query: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
+async def _page(daemon: Daemon, query: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
     """The query's partitions and the cursor of the next page (None on the last)."""
     ordered = daemon.watch.newest_first()
     start = 0 if query.after is None else bisect_right(
         ordered, newest_first_key(query.after), key=newest_first_key)
     page: list[dict[str, Any]] = []
     for index in range(start, len(ordered)):
+        if (index - start) % SCANNED_BETWEEN_CHECKPOINTS == 0:
+            # A page of a thousand is about 10 ms of work, a filter may scan every
+            # watched day: let requests, sensors and evaluations in between.
+            await anyio.lowlevel.checkpoint()
         root = ordered[index]
         state = daemon.roots.get(root)
-        if (query.workflow not in (None, root.workflow) or query.state not in (
-                None, report_state(state.report if state else None))):
+        if query.workflow not in (None, root.workflow) or (query.state is not None and (
+                query.state != verdict_state(state.verdict if state else None))):
             continue
         page.append(_root_status(daemon, root, state or RootState()))
         if len(page) == query.limit:
@@ -174,20 +212,16 @@ def _page(daemon: Daemon, query: PageQuery) -> tuple[list[dict[str, Any]], str |
 
 
 def _root_status(daemon: Daemon, root: Root, state: RootState) -> dict[str, Any]:
-    report = state.report
-    task = daemon.watch.task(root)
+    verdict, watch = state.verdict, daemon.watch
     status: dict[str, Any] = {
-        "workflow": root.workflow, "partition": task.partition_label,
-        "task": task.task_id, "evaluating": state.evaluating,
+        "workflow": root.workflow, "partition": watch.partition_label(root),
+        "task": watch.task_id(root), "evaluating": state.evaluating,
         "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
         "error": state.error,
     }
-    if report is not None:
-        outcome = report.outcomes[report.root]
-        status["state"] = outcome.status.value
-        status["waiting_for"] = report.missing or (
-            [outcome.detail] if outcome.status is Status.BLOCKED else []
-        )
+    if verdict is not None:
+        status["state"] = verdict.status.value
+        status["waiting_for"] = list(verdict.waiting_for)
     return status
 
 

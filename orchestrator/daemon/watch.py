@@ -6,13 +6,14 @@ The index maps a target key to the roots whose graphs contain it, so a sensor fa
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
-from orchestrator.core.graph import resolve
+from orchestrator.core.graph import Graph, resolve
 from orchestrator.daemon.input_days import InputDays
 from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.targets import (
@@ -113,18 +114,32 @@ def target_key(target: Target) -> str:
 
 
 class Watchlist:
+    """The watched roots. A root's graph is resolved, and its tasks and targets indexed,
+    when it is first evaluated (:meth:`index`), not as the window is read: a window of
+    100,000 days costs start-up a root each, not a graph each. Until then the root is
+    queued for that evaluation, which reads its inputs as they are then, so a fact about
+    it that arrives first is not missed."""
+
     def __init__(self, workflows: Sequence[WorkflowSettings]) -> None:
         self.workflows = {workflow.name: workflow for workflow in workflows}
-        self._tasks: dict[Root, Task] = {}
-        self._roots_by_key: dict[str, set[Root]] = defaultdict(set)
+        self._ids: dict[Root, str | None] = {}
+        """Each watched root's task id, None until its graph is indexed."""
+        self._labels: dict[Root, str] = {}
+        """A root's partition label, where it is not its day (a period's interval)."""
+        self._unindexed = 0
+        """Roots whose first evaluation has not begun yet."""
+        self._unbuilt: set[Root] = set()
+        """Roots whose graph could not be built when tried (tried again each evaluation)."""
+        self._roots_by_key: dict[str, Linked] = {}
         self._watched = Watched()
-        self._roots_by_task: dict[str, set[Root]] = defaultdict(set)
+        self._roots_by_task: dict[str, Linked] = {}
         self._input_days: list[InputDays] | None = None
         self._refreshed_for: date | None = None
-        self._newest_first: list[Root] | None = None
-        self._oldest_first: list[Root] | None = None
-        self._by_day: dict[date, list[Root]] = defaultdict(list)
-        self._days_newest_first: list[date] | None = None
+        self._oldest_first: list[Root] = []
+        self._newest_first: list[Root] = []
+        self._days_newest_first: list[date] = []
+        self._unsorted: list[Root] = []
+        """Roots added since the lists above were last brought up to date."""
         self._count = Counter[str]()
 
     def refresh(self, today: date) -> list[Root]:
@@ -141,14 +156,13 @@ class Watchlist:
                                 if w.window == "inputs"]
             for days in self._input_days:
                 self._add_outputs(days.probe_tasks)
-        added = [
-            Root(name, day)
-            for name, workflow in self.workflows.items()
-            for day in workflow.partition_days(today, after=after)
-            if Root(name, day) not in self._tasks
-        ]
-        for root in added:
-            self.add(root)
+        added = []
+        for name, workflow in self.workflows.items():
+            for day in workflow.partition_days(today, after=after):
+                if (root := Root(name, day)) not in self._ids:
+                    self._watch(root)
+                    added.append(root)
+        self._sort()  # start-up's 100,000 days are sorted before the daemon listens
         return added
 
     def discover(self, keys: Iterable[str]) -> list[Root]:
@@ -159,8 +173,8 @@ class Watchlist:
             for key in keys:
                 for day in days.candidates(key):
                     root = Root(days.workflow.name, day)
-                    if root not in self._tasks and days.reads(day, key):
-                        self.add(root)
+                    if root not in self._ids and days.reads(day, key):
+                        self._watch(root)
                         added.append(root)
         return added
 
@@ -168,24 +182,79 @@ class Watchlist:
         """The root of the period containing ``root.day`` (its first day)."""
         return Root(root.workflow, self.workflows[root.workflow].partition_day(root.day))
 
-    def add(self, root: Root) -> Task:
-        """Watch one root (also one outside its window, when a run is requested)."""
+    def add(self, root: Root) -> Root:
+        """Watch one root (also one outside its window, when a run is requested); its
+        graph is indexed by its first evaluation. Returns it canonical."""
         root = self.canonical(root)
-        if root not in self._tasks:
+        if root not in self._ids:
+            self._watch(root)
+        return root
+
+    def _watch(self, root: Root) -> None:
+        self._ids[root] = None
+        self._unindexed += 1
+        self._unsorted.append(root)
+        self._count[root.workflow] += 1
+
+    def _sort(self) -> None:
+        """Bring the sorted lists up to date: the few roots added since (a new day, a
+        day asked for) go in their places; many sort the lists again (100,000 roots
+        take a few tenths of a second, which a page asking for them would wait)."""
+        if len(self._unsorted) > RESORT_AFTER:
+            self._oldest_first = sorted(self._ids)
+            self._newest_first = sorted(self._ids, key=newest_first_key)
+            self._days_newest_first = sorted({root.day for root in self._ids}, reverse=True)
+        elif self._unsorted:
+            # New lists, not changed in place: a page may be walking the old ones.
+            oldest, newest = list(self._oldest_first), list(self._newest_first)
+            days = list(self._days_newest_first)
+            for root in self._unsorted:
+                insort(oldest, root)
+                insort(newest, root, key=newest_first_key)
+                at = bisect_left(days, -root.day.toordinal(), key=_newest_day_first)
+                if at == len(days) or days[at] != root.day:
+                    days.insert(at, root.day)
+            self._oldest_first, self._newest_first, self._days_newest_first = (
+                oldest, newest, days)
+        self._unsorted.clear()
+
+    def index(self, root: Root) -> tuple[Task, Graph | None]:
+        """The root's task; the first time, with its graph, resolved and its tasks and
+        targets indexed, so that facts about them reach it from then on."""
+        if self._ids.get(root, "") is not None:
+            return root_task(self.workflows[root.workflow], root.day), None
+        try:
             task = root_task(self.workflows[root.workflow], root.day)
-            self._tasks[root] = task
-            self._newest_first = self._oldest_first = self._days_newest_first = None
-            self._by_day[root.day].append(root)
-            self._count[root.workflow] += 1
-            tasks = resolve(task).tasks.values()
-            self._add_outputs(tasks)
-            for each in tasks:
-                self._roots_by_task[each.task_id].add(root)
-            for target in _targets(tasks):
-                kind = WATCH_KINDS(target)
-                self._roots_by_key[kind.key(target)].add(root)
-                kind.watch(target, self._watched)
-        return self._tasks[root]
+            graph = resolve(task)
+        except Exception:
+            # Tried: until it can be built, it names nothing, and must not keep every key
+            # watched (nor every abandoned run adopted) for ever.
+            if root not in self._unbuilt:
+                self._unbuilt.add(root)
+                self._unindexed -= 1
+            raise
+        tasks = graph.tasks.values()
+        self._add_outputs(tasks)
+        for each in tasks:
+            _link(self._roots_by_task, each.task_id, root)
+        for target in _targets(tasks):
+            kind = WATCH_KINDS(target)
+            _link(self._roots_by_key, kind.key(target), root)
+            kind.watch(target, self._watched)
+        self._ids[root] = task.task_id
+        if task.partition_label != root.day.isoformat():
+            self._labels[root] = task.partition_label
+        if root in self._unbuilt:
+            self._unbuilt.discard(root)
+        else:
+            self._unindexed -= 1
+        return task, graph
+
+    @property
+    def indexing(self) -> bool:
+        """Whether some watched root's graph is not indexed yet, its first evaluation
+        not begun: the indexes may not name everything watched."""
+        return self._unindexed > 0
 
     def _add_outputs(self, tasks: Iterable[Task]) -> None:
         for task in tasks:
@@ -205,37 +274,41 @@ class Watchlist:
         return set(self._watched.output_projects)
 
     def roots_of_task(self, task_id: str) -> set[Root]:
-        """The watched roots whose graphs hold that task."""
-        return set(self._roots_by_task.get(task_id, ()))
+        """The watched roots whose (indexed) graphs hold that task."""
+        return _linked(self._roots_by_task, task_id)
 
     def task(self, root: Root) -> Task:
-        return self._tasks[self.canonical(root)]
+        """The root's task, built again: tasks are not kept, only their ids."""
+        root = self.canonical(root)
+        return root_task(self.workflows[root.workflow], root.day)
+
+    def task_id(self, root: Root) -> str:
+        return self._ids.get(root) or self.task(root).task_id
+
+    def partition_label(self, root: Root) -> str:
+        if self._ids.get(root) is None:
+            return self.task(root).partition_label
+        return self._labels.get(root) or root.day.isoformat()
 
     @property
     def roots(self) -> list[Root]:
-        """Every watched root, by workflow then oldest day first; sorted again only after
-        roots were added (ten thousand of them take a tenth of a second to sort)."""
-        if self._oldest_first is None:
-            self._oldest_first = sorted(self._tasks)
+        """Every watched root, by workflow then oldest day first."""
+        self._sort()
         return self._oldest_first
 
     def newest_first(self) -> list[Root]:
-        """Every watched root, newest day first, then by workflow (``newest_first_key``);
-        sorted again only after roots were added."""
-        if self._newest_first is None:
-            self._newest_first = sorted(self._tasks, key=newest_first_key)
+        """Every watched root, newest day first, then by workflow (``newest_first_key``)."""
+        self._sort()
         return self._newest_first
 
     def days_newest_first(self) -> list[date]:
-        """Every day with a watched root, newest first; sorted again only after roots
-        were added."""
-        if self._days_newest_first is None:
-            self._days_newest_first = sorted(self._by_day, reverse=True)
+        """Every day with a watched root, newest first."""
+        self._sort()
         return self._days_newest_first
 
     def roots_on(self, day: date) -> list[Root]:
         """The watched roots of ``day``, one per workflow watching it."""
-        return list(self._by_day.get(day, ()))
+        return [root for name in self.workflows if (root := Root(name, day)) in self._ids]
 
     def count(self, workflow: str) -> int:
         """How many roots of ``workflow`` are watched."""
@@ -244,11 +317,13 @@ class Watchlist:
     def roots_for(self, keys: Iterable[str]) -> set[Root]:
         found: set[Root] = set()
         for key in keys:
-            found |= self._roots_by_key.get(key, set())
+            found |= _linked(self._roots_by_key, key)
         return found
 
     def watches(self, key: str) -> bool:
-        return key in self._roots_by_key
+        """Whether a watched root reads or writes the target: yes while some root is not
+        indexed yet (the fact then reaches it through its first evaluation)."""
+        return key in self._roots_by_key or self.indexing
 
     @property
     def objects(self) -> set[StorageTarget]:
@@ -261,8 +336,36 @@ class Watchlist:
         return {dataset: set(specs) for dataset, specs in self._watched.tables.items()}
 
 
+RESORT_AFTER = 1000
+"""More roots added than this sort the lists again rather than go in one by one."""
+Linked = Root | set[Root]
+"""The roots an index entry names: most keys and tasks belong to one root's graph, and a
+root alone costs a set less (about 200 bytes, 100,000 times over)."""
+
+
+def _link(index: dict[str, Linked], key: str, root: Root) -> None:
+    linked = index.get(key)
+    if linked is None or linked == root:
+        index[key] = root
+    elif isinstance(linked, Root):
+        index[key] = {linked, root}
+    else:
+        linked.add(root)
+
+
+def _linked(index: dict[str, Linked], key: str) -> set[Root]:
+    linked = index.get(key)
+    if linked is None:
+        return set()
+    return {linked} if isinstance(linked, Root) else set(linked)
+
+
 def newest_first_key(root: Root) -> tuple[int, str]:
     return -root.day.toordinal(), root.workflow
+
+
+def _newest_day_first(day: date) -> int:
+    return -day.toordinal()
 
 
 def _targets(tasks: Iterable[Task]) -> list[Target]:

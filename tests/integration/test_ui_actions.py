@@ -74,7 +74,7 @@ async def test_a_succeeded_run_is_run_again() -> None:
         await publish_day(api.world)
         run_id = await api.run_of(DAY)
         root = api.world.daemon.roots[Root("top_artists", date(2018, 10, 31))]
-        await api.world.wait_for(lambda: root.report is not None and not root.evaluating)
+        await api.world.wait_for(lambda: root.verdict is not None and not root.evaluating)
         [first] = await api.world.state.list_runs()
         assert first.state is RunState.SUCCEEDED
         status, answer = await api.call("POST", f"/api/runs/{run_id}/rerun", {})

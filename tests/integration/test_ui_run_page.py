@@ -116,7 +116,7 @@ async def test_a_waiting_partition_s_page_names_the_input_it_waits_for() -> None
     world = make_world()
     async with served_ui(world) as url, aiohttp.ClientSession() as session:
         await world.wait_for(lambda: len(world.daemon.roots) == 2 and all(
-            state.report is not None for state in world.daemon.roots.values()))
+            state.verdict is not None for state in world.daemon.roots.values()))
         grid = await (await session.get(url)).text()
         page = await (await session.get(f"{url}/partitions/top_artists/{DAY}")).text()
     assert f'href="/partitions/top_artists/{DAY}">waiting</a>' in grid

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 import time
+from collections import Counter
 from datetime import date, timedelta
 
 import anyio
@@ -14,11 +16,14 @@ import pytest
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
 from orchestrator.core.engine import Engine
+from orchestrator.core.report import Outcome, Report
 from orchestrator.daemon.daemon import MAX_CONCURRENT_EVALUATIONS
+from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.task import Task
 from orchestrator.testing import ProcessCrashed
 from orchestrator.testing.world import DaemonWorld, build_world
 from sensors.facts import Root, Trigger, registry_key
@@ -108,7 +113,7 @@ async def test_the_workflow_limit_holds_runs_back() -> None:
 
 async def test_status_says_what_each_partition_waits_for() -> None:
     async with running(make_world()) as world:
-        await world.wait_for(lambda: all(s.report for s in world.daemon.roots.values()))
+        await world.wait_for(lambda: all(s.verdict for s in world.daemon.roots.values()))
         status = await world.daemon.status()
         assert [p["partition"] for p in status["partitions"]] == ["2018-10-31", "2018-10-30"]
         waiting = status["partitions"][0]["waiting_for"]
@@ -149,7 +154,7 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
     )
     async with running(world):
         await world.wait_for(lambda: bool(world.daemon.roots) and all(
-            state.report for state in world.daemon.roots.values()
+            state.verdict for state in world.daemon.roots.values()
         ))
         # Only the registry feed can tell the daemon about this revision.
         await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
@@ -191,11 +196,19 @@ async def test_shutdown_stops_a_job_past_the_grace_period_and_hands_its_run_over
     assert len(await output_revisions(world)) == 1
 
 
-def test_target_keys_index_the_roots_they_affect() -> None:
-    world = make_world()
-    world.daemon.watch.refresh(TODAY)
-    roots = world.daemon.watch.roots_for([registry_key(END_CONTENT_FACT, "2018-10-31")])
-    assert roots == {Root("top_artists", TODAY)}
+def test_target_keys_index_the_roots_they_affect_once_their_graphs_are_indexed() -> None:
+    """Reading the window resolves no graph: a root's first evaluation indexes it, and
+    until then every key may be watched (a webhook for it is taken, not refused)."""
+    watch = make_world().daemon.watch
+    key = registry_key(END_CONTENT_FACT, "2018-10-31")
+    added = watch.refresh(TODAY)
+    assert watch.roots_for([key]) == set()
+    assert watch.watches("registry:nothing.reads.this:2018-10-31")
+    for root in added:
+        watch.index(root)
+    assert watch.roots_for([key]) == {Root("top_artists", TODAY)}
+    assert not watch.watches("registry:nothing.reads.this:2018-10-31")
+    assert watch.watches(key)
 
 
 async def test_a_run_held_by_a_dead_replica_is_taken_over_when_its_lease_runs_out() -> None:
@@ -242,6 +255,7 @@ async def test_a_sweep_of_thousands_of_days_runs_on_a_bounded_pool_of_tasks() ->
     """Every watched day is evaluated at start-up, by a fixed pool of evaluators taking
     them from a queue: the tasks alive at once do not grow with the days watched."""
     days = 3000
+    before = evaluated_objects()
     world = make_world()
     workflow = dataclasses.replace(world.daemon.settings.workflows[0], lookback_days=days - 1)
     settings = dataclasses.replace(world.daemon.settings, workflows=(workflow,))
@@ -258,10 +272,22 @@ async def test_a_sweep_of_thousands_of_days_runs_on_a_bounded_pool_of_tasks() ->
         counting.start_soon(count_tasks)
         async with running(world):
             await world.wait_for(lambda: len(world.daemon.roots) == days and all(
-                state.report for state in world.daemon.roots.values()), timeout=60)
+                state.verdict for state in world.daemon.roots.values()), timeout=60)
         counting.cancel_scope.cancel()
     # Each evaluation holds a few tasks of its own (its task group, its lease keeper).
     assert most < MAX_CONCURRENT_EVALUATIONS * 5 < days
+    # What the daemon keeps of a day is its verdict: no report, outcome or task object
+    # (counted against what other tests left alive before this one began).
+    kept = evaluated_objects() - before
+    assert sum(state.verdict is not None for state in world.daemon.roots.values()) == days
+    assert kept.total() < days / 10, kept
+
+
+def evaluated_objects() -> Counter[str]:
+    """The reports, outcomes and tasks alive, by type."""
+    gc.collect()
+    return Counter(type(o).__name__ for o in gc.get_objects()
+                   if isinstance(o, Report | Outcome | Task))
 
 
 def test_the_window_gains_only_the_days_since_it_was_last_looked_at() -> None:
@@ -284,3 +310,41 @@ async def test_a_blocked_event_loop_shows_in_the_metrics() -> None:
         metrics = world.daemon.metrics
         assert metrics.loop_lag_max.value() >= 0.25
         assert "charon_event_loop_lag_seconds_bucket" in metrics.render()
+
+
+def test_roots_added_one_by_one_keep_every_listing_in_order() -> None:
+    """A day asked for or brought in by the window goes in its place in the sorted
+    listings, which a page may be walking meanwhile (it keeps the list it took)."""
+    watch = make_world().daemon.watch
+    watch.refresh(TODAY)
+    taken = watch.newest_first()
+    days = [TODAY - timedelta(days=400), TODAY + timedelta(days=1), TODAY - timedelta(days=1)]
+    for day in days:
+        watch.add(Root("top_artists", day))
+    every = [TODAY - timedelta(days=400), TODAY - timedelta(days=1), TODAY,
+             TODAY + timedelta(days=1)]
+    assert [root.day for root in watch.roots] == every
+    assert [root.day for root in watch.newest_first()] == every[::-1]
+    assert watch.days_newest_first() == every[::-1]
+    assert [root.day for root in taken] == [TODAY, TODAY - timedelta(days=1)]
+
+
+class Unbuildable(TopArtistsJob):
+    """A workflow task whose requires() fails for every day."""
+
+    def requires(self) -> dict[str, Task]:
+        raise RuntimeError("no inputs for this day")
+
+
+def test_a_root_whose_graph_cannot_be_built_stops_keeping_every_key_watched() -> None:
+    workflow = dataclasses.replace(make_world().daemon.settings.workflows[0],
+                                   module=__name__, task="Unbuildable")
+    watch = Watchlist([workflow])
+    [root, *others] = watch.refresh(TODAY)
+    for each in (root, *others):
+        with pytest.raises(RuntimeError, match="no inputs"):
+            watch.index(each)
+    assert not watch.watches(registry_key(END_CONTENT_FACT, "2018-10-31"))
+    with pytest.raises(RuntimeError):
+        watch.index(root)  # tried again, and still counted once
+    assert not watch.indexing

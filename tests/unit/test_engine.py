@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -48,6 +49,22 @@ async def test_missing_inputs_exit_20_listing_them_and_launch_nothing(world: Wor
     assert any(str(TRACK_ENTITY) in line for line in report.missing)
     assert world.runner.calls == []
     assert await world.state.list_runs() == []
+
+
+async def test_an_evaluation_leaves_nothing_for_the_cyclic_collector(world: World) -> None:
+    """A daemon evaluates every watched day: what an evaluation leaves in reference
+    cycles (its graph, outcomes, task group) waits for the collector's full passes,
+    each of which blocks the event loop for longer the more days are watched."""
+    engine = world.engine()
+    await engine.run(JOB)  # first uses fill caches of their own
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            await engine.run(JOB)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 async def test_one_missing_input_is_the_only_one_listed(world: World) -> None:

@@ -32,8 +32,10 @@ def watchlist(**entry: object) -> Watchlist:
 def test_a_revision_of_an_input_brings_its_day_in() -> None:
     watch = watchlist()
     key = registry_key(END_CONTENT_FACT, OLD_DAY)
-    assert watch.discover([key]) == [Root("top_artists", date(2018, 1, 15))]
-    assert watch.roots_for([key]) == {Root("top_artists", date(2018, 1, 15))}
+    [root] = watch.discover([key])
+    assert root == Root("top_artists", date(2018, 1, 15))
+    watch.index(root)  # as its first evaluation does
+    assert watch.roots_for([key]) == {root}
     assert watch.discover([key]) == []  # already watched: nothing new
 
 

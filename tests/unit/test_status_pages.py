@@ -71,7 +71,7 @@ def state_of(partition: dict[str, Any]) -> str:
 
 def settled(world: DaemonWorld) -> bool:
     return len(world.daemon.roots) == 2 * DAYS and all(
-        s.report and not s.evaluating for s in world.daemon.roots.values())
+        s.verdict and not s.evaluating for s in world.daemon.roots.values())
 
 
 async def test_pages_visit_every_partition_once_and_the_totals_add_up() -> None:
@@ -80,7 +80,7 @@ async def test_pages_visit_every_partition_once_and_the_totals_add_up() -> None:
         await publish_day(world)  # both workflows' 2018-10-31 runs
         await world.wait_for(lambda: len(world.runner.calls) == 2 and settled(world),
                              timeout=100)
-        pages = await every_page(world, limit="1000")
+        pages = await unchanged_meanwhile(world, lambda: every_page(world, limit="1000"))
         assert [len(page) for page in pages] == [1000] * 10
         seen = [(p["workflow"], p["partition"]) for page in pages for p in page]
         newest_first = [(name, (TODAY - timedelta(days=n)).isoformat())

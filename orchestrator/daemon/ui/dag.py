@@ -1,5 +1,5 @@
 """``GET /workflows/{name}/graph``: a workflow's tasks for one day and their requires()
-edges, as a DAG coloured by where each task stands in that day's last evaluation."""
+edges, as a DAG coloured by where each task stands, from a dry evaluation of that day."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def graph_page(workflow: str, day: date, graph: Graph, outcomes: Mapping[str, Ou
         f"<h1>Task graph of {escape(workflow)} for {day.isoformat()}</h1>",
         _steps(workflow, day, days),
         '<p class="note">Each task points at the tasks that require it; colours are where'
-        " each stood at the day's last evaluation. A task with a run links to it.</p>",
+        " stands now (looked up as the page was asked). A task with a run links to it.</p>",
         f'<ul class="legend">{legend}</ul>',
         f'<div class="scroll">{drawn}</div>',
     ]))

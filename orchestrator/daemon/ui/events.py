@@ -1,7 +1,8 @@
 """``GET /events``: the changes of the partitions' and runs' states, as server-sent events.
 
-One poller compares successive snapshots of every watched partition and hands each
-change to every client's bounded queue. A client too slow to keep up is dropped (its
+One poller compares successive snapshots of the partitions the clients want (every
+watched one only if a client wants every day) and hands each change to every client's
+bounded queue. A client too slow to keep up is dropped (its
 stream ends; a browser's EventSource reconnects by itself), a gone one is forgotten
 when writing to it fails, so neither holds memory nor slows the others.
 """
@@ -24,6 +25,7 @@ from orchestrator.daemon.ui.states import Cell, partition_cells
 
 if TYPE_CHECKING:
     from orchestrator.daemon.daemon import Daemon
+    from sensors.facts import Root
 
 POLL_SECONDS = 0.5
 KEEPALIVE_POLLS = 30
@@ -51,6 +53,8 @@ class Interest:
 
     days: frozenset[date] | None = None
     run_id: str | None = None
+    looks: frozenset[date] = frozenset()
+    """Days looked at for it, not sent: those of the partitions its run is of."""
 
     def wants(self, event: Event) -> bool:
         if event.day is not None:
@@ -116,7 +120,7 @@ class Changes:
         """Poll until cancelled."""
         polls = 0
         while True:
-            found = await self._changed() if self._clients or not self._cells else []
+            found = await self._changed() if self._clients else []
             polls += 1
             if polls % KEEPALIVE_POLLS == 0:
                 found.append(Event(KEEPALIVE))
@@ -124,18 +128,38 @@ class Changes:
             await anyio.sleep(self._poll_seconds)
 
     async def _changed(self) -> list[Event]:
-        """What changed since the last look. With nobody listening the poller does not
-        look (a client that comes has the partitions looked at first)."""
-        cells = await partition_cells(self._daemon, self._daemon.watch.roots)
+        """What changed since the last look, on the days the clients want. With nobody
+        listening the poller does not look (a client that comes has its partitions
+        looked at first), and a grid page's client costs its 60 days a look, not every
+        watched day."""
+        wanted = self._wanted()
+        cells = await partition_cells(self._daemon, self._roots(wanted))
         new = {cell.key: cell for cell in cells}
         found = changes(self._cells, new)
         self._cells = new
         return found
 
-    async def _look_again(self, days: frozenset[date] | None) -> None:
+    def _wanted(self) -> frozenset[date] | None:
+        """The days some client wants, None for every day."""
+        wanted: set[date] = set()
+        for interest in self._clients.values():
+            if interest.days is None:
+                return None
+            wanted |= interest.days | interest.looks
+        return frozenset(wanted)
+
+    def _roots(self, days: frozenset[date] | None) -> list[Root]:
         watch = self._daemon.watch
-        roots = watch.roots if days is None else [
-            root for day in days for root in watch.roots_on(day)]
+        return watch.roots if days is None else [
+            root for day in sorted(days) for root in watch.roots_on(day)]
+
+    async def _look_again(self, days: frozenset[date] | None) -> None:
+        """Look at the days a coming client wants that nobody listening wants yet (the
+        others' cells are as fresh as the clients were last sent)."""
+        wanted = self._wanted() if self._clients else frozenset()
+        if wanted is None:
+            return
+        roots = [root for root in self._roots(days) if root.day not in wanted]
         cells = await partition_cells(self._daemon, roots)
         self._cells.update((cell.key, cell) for cell in cells)
 
@@ -174,9 +198,9 @@ class Changes:
 
     async def stream(self, request: web.Request, interest: Interest) -> web.StreamResponse:
         response = await event_stream(request)
-        if not self._clients and interest.days != frozenset():
-            # The last look may be old, nobody having listened since: look at what this
-            # client is first sent (its catch-up is partitions only) before it is.
+        if interest.days != frozenset():
+            # The last look at its days may be old, nobody having wanted them since:
+            # look at what this client is first sent (its catch-up is partitions only).
             await self._look_again(interest.days)
         with self.subscribe(interest) as (catch_up, receive):
             try:

@@ -17,10 +17,10 @@ from orchestrator.daemon.ui.charts import charts_page, duration_bars, latency_ba
 from orchestrator.daemon.ui.dag import graph_page
 from orchestrator.daemon.ui.lineage import lineage, lineage_page
 from orchestrator.daemon.ui.routes import _html
+from orchestrator.daemon.ui.why import dry_run
 from orchestrator.errors import CharonError, InvalidIdentifier, UnknownRevision, UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.stores.state.claims import MAX_LIST
-from orchestrator.tasks.roots import root_task
 from sensors.facts import Root
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,16 +47,16 @@ def add_graphs(app: web.Application, daemon: Daemon) -> None:
         day = _day(request.query.get("date"), days)
         root = daemon.watch.canonical(Root(name, day))
         state = daemon.roots.get(root)
-        report = state.report if state else None
-        graph = resolve(daemon.watch.task(root) if root.day in days
-                        else root_task(workflow, root.day))
-        outcomes = await _with_runs(daemon, report.outcomes if report else {})
+        graph = resolve(daemon.watch.task(root))
+        evaluated = state is not None and state.verdict is not None
+        outcomes = await _with_runs(
+            daemon, (await dry_run(daemon, root)).outcomes if evaluated else {})
         return _html(graph_page(name, root.day, graph, outcomes, days))
 
     async def charts(request: web.Request) -> web.StreamResponse:
         runs = await daemon.adapters.state.list_runs(limit=MAX_LIST)
         durations = {
-            name: duration_bars([(root.day, daemon.watch.task(root).task_id)
+            name: duration_bars([(root.day, daemon.watch.task_id(root))
                                  for root in daemon.watch.roots if root.workflow == name], runs)
             for name in daemon.watch.workflows
         }

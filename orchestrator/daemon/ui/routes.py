@@ -44,7 +44,11 @@ def add_ui(app: web.Application, daemon: Daemon) -> None:
         page, run_id = request.query.get("page"), request.query.get("run")
         days = (frozenset(_page_days(daemon, _page_number(page))[0]) if page is not None
                 else None if run_id is None else frozenset())
-        return await changes.stream(request, Interest(days, run_id))
+        run = None if run_id is None else await find_run(daemon, run_id)
+        looks = frozenset() if run is None else frozenset(
+            root.day for root in daemon.watch.roots_of_task(run.task_id)
+            if daemon.watch.task_id(root) == run.task_id)
+        return await changes.stream(request, Interest(days, run_id, looks))
 
     async def watched_run(request: web.Request) -> Run:
         run_id = request.match_info["run_id"]

@@ -1,6 +1,6 @@
 """Where each watched partition stands, as the grid colours it.
 
-A partition's state comes from its last evaluation's report, except while a run of it
+A partition's state comes from its last evaluation's verdict, except while a run of it
 is active (running, publishing) or has just ended within an evaluation that has not
 reported yet: then the run's own state, read from the state store, is the fresher word.
 """
@@ -21,12 +21,14 @@ from orchestrator.stores.state.claims import MAX_LIST
 
 if TYPE_CHECKING:
     from orchestrator.daemon.daemon import Daemon
+    from orchestrator.daemon.status import Verdict
     from sensors.facts import Root
 
 STATES = ("waiting", "ready", "running", "publishing", "succeeded", "failed", "superseded")
 """Every state a cell can show, in the legend's order."""
 
 CELLS_BETWEEN_CHECKPOINTS = 500
+SCANNED_BETWEEN_CHECKPOINTS = 20_000
 READY = "its inputs are all there; it waits for a place under max_concurrent_runs"
 
 _BY_STATUS = {
@@ -85,9 +87,9 @@ async def _active_runs(daemon: Daemon) -> dict[str, Run]:
 
 
 async def _cell(daemon: Daemon, root: Root, active: dict[str, Run]) -> Cell:
-    task_id = daemon.watch.task(root).task_id
+    task_id = daemon.watch.task_id(root)
     root_state = daemon.roots.get(root)
-    report = root_state.report if root_state else None
+    verdict = root_state.verdict if root_state else None
     run = active.get(task_id)
     if run is None and root_state is not None and root_state.evaluating:
         run = await _ended_since(daemon, task_id, root_state.evaluated_at)
@@ -98,19 +100,22 @@ async def _cell(daemon: Daemon, root: Root, active: dict[str, Run]) -> Cell:
         return Cell(root.workflow, root.day, "ready", why=READY)
     if root_state is not None and root_state.error:
         return Cell(root.workflow, root.day, "failed", why=root_state.error)
-    if report is None:
+    if verdict is None:
         return Cell(root.workflow, root.day, "waiting", why="not evaluated yet")
-    outcome = report.outcomes[report.root]
-    why = "; ".join(report.missing) or outcome.detail
-    state, ran = _BY_STATUS[outcome.status], outcome.run
-    if outcome.status is Status.WAITING:
+    return await _verdict_cell(daemon, root, task_id, verdict)
+
+
+async def _verdict_cell(daemon: Daemon, root: Root, task_id: str, verdict: Verdict) -> Cell:
+    state, run_id, run_state = _BY_STATUS[verdict.status], verdict.run_id, verdict.run_state
+    if verdict.status is Status.WAITING:
         # For another worker's run (running) or a failed run's retry (failed): the
         # run says where the partition stands.
-        ran = ran or await _latest(daemon, task_id)
-        state = ran.state.value if ran else state
-    if ran is None:
-        return Cell(root.workflow, root.day, state, why=why)
-    return Cell(root.workflow, root.day, state, ran.id, ran.state.value, why)
+        if run_id is None and (ran := await _latest(daemon, task_id)) is not None:
+            run_id, run_state = ran.id, ran.state
+        state = run_state.value if run_state else state
+    if run_id is None or run_state is None:
+        return Cell(root.workflow, root.day, state, why=verdict.why)
+    return Cell(root.workflow, root.day, state, run_id, run_state.value, verdict.why)
 
 
 async def _ended_since(daemon: Daemon, task_id: str, reported: datetime | None) -> Run | None:
@@ -130,24 +135,33 @@ async def _latest(daemon: Daemon, task_id: str) -> Run | None:
 
 
 async def find_run(daemon: Daemon, run_id: str) -> Run | None:
-    """A run of a watched partition, as the state store holds it now: one the last
-    reports name, an active one, or else one of the newest runs of a watched task."""
-    known = [r.run for s in daemon.roots.values() if s.report
-             for r in s.report.outcomes.values() if r.run is not None]
-    known += (await _active_runs(daemon)).values()
-    for run in known:
+    """A run of a task of a watched partition's graph, as the state store holds it now:
+    an active one, one of the newest runs, or else one a last evaluation names."""
+    for run in (await _active_runs(daemon)).values():
         if run.id == run_id:
             try:
                 return await daemon.adapters.state.get(run.task_id, run.fingerprint) or run
             except CharonError:
                 return run
-    # Else one listing, not a query per watched task: an unknown id costs one read.
+    # One listing, not a query per watched task: an unknown id costs a read or two.
     try:
         recent = await daemon.adapters.state.list_runs(limit=MAX_LIST)
+        found = next((r for r in recent if r.id == run_id), None)
+        if found is None and (root := await _named_by(daemon, run_id)) is not None:
+            older = await daemon.adapters.state.list_runs(
+                task_id=daemon.watch.task_id(root), limit=MAX_LIST)
+            found = next((r for r in older if r.id == run_id), None)
     except CharonError:
         return None
-    found = next((r for r in recent if r.id == run_id), None)
-    watch = daemon.watch
-    return found if found is not None and any(
-        watch.task(root).task_id == found.task_id
-        for root in watch.roots_of_task(found.task_id)) else None
+    return found if found is not None and daemon.watch.roots_of_task(found.task_id) else None
+
+
+async def _named_by(daemon: Daemon, run_id: str) -> Root | None:
+    """The watched root whose last evaluation named that run, if any."""
+    roots = daemon.roots
+    for done, root in enumerate(list(roots)):  # a copy: evaluations add roots meanwhile
+        if done % SCANNED_BETWEEN_CHECKPOINTS == 0:
+            await anyio.lowlevel.checkpoint()
+        if (verdict := roots[root].verdict) is not None and verdict.run_id == run_id:
+            return root
+    return None

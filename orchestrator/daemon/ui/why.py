@@ -1,5 +1,6 @@
 """``GET /partitions/{workflow}/{day}``: where one watched partition stands and why, in
-the words of ``charon explain``, from the daemon's last evaluation of it."""
+the words of ``charon explain``, from a dry evaluation of it as the page is asked (the
+daemon keeps no report of its own evaluations)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from orchestrator.core.explain import explanation, holds
+from orchestrator.core.explain import explanation
+from orchestrator.core.policy import Policy
+from orchestrator.core.report import Report
 from orchestrator.daemon.ui.pages import document, partition_url, readable
 from orchestrator.daemon.ui.states import Cell, partition_cells
 from orchestrator.errors import CharonError
@@ -22,11 +25,21 @@ if TYPE_CHECKING:
     from sensors.facts import Root
 
 
+async def dry_run(daemon: Daemon, root: Root) -> Report:
+    """What an evaluation of ``root`` would find now, claiming and launching nothing
+    (``charon explain``'s evaluation): the pages that explain a partition ask for it,
+    rather than the daemon keeping every evaluation's report. A store or source that
+    fails shows in the report's outcomes; a graph that cannot be built raises."""
+    workflow = daemon.watch.workflows[root.workflow]
+    policy = Policy(dry_run=True, rerun_late_inputs=workflow.rerun_late_inputs)
+    return await daemon.engine.run(daemon.watch.task(root), policy)
+
+
 def page_of(daemon: Daemon, task_id: str) -> str | None:
     """The page of the watched partition whose root task is ``task_id``."""
     return next((partition_url(root.workflow, root.day)
                  for root in daemon.watch.roots_of_task(task_id)
-                 if daemon.watch.task(root).task_id == task_id), None)
+                 if daemon.watch.task_id(root) == task_id), None)
 
 
 async def partition_page(request: web.Request, daemon: Daemon) -> web.Response:
@@ -40,22 +53,22 @@ async def partition_page(request: web.Request, daemon: Daemon) -> web.Response:
     if root is None:
         raise web.HTTPNotFound(text=f"no watched partition {name!r} on {day.isoformat()}")
     [cell] = await partition_cells(daemon, [root])
-    return web.Response(text=_page(cell, await _explained(daemon, root, cell)),
+    return web.Response(text=_page(cell, await _explained(daemon, root)),
                         content_type="text/html", charset="utf-8")
 
 
-async def _explained(daemon: Daemon, root: Root, cell: Cell) -> str:
+async def _explained(daemon: Daemon, root: Root) -> str:
     state = daemon.roots.get(root)
-    if state is None or state.report is None:
+    if state is None or state.verdict is None:
         return "not evaluated yet: its first evaluation is under way or queued"
     running = await _running(daemon)
     workflow = daemon.watch.workflows[root.workflow]
-    text = explanation(state.report, running, daemon.settings, workflow)
-    if cell.state == "ready":
-        text = "\n".join([f"{daemon.watch.task(root).task_id}: ready, its inputs all there",
-                          *(f"  {hold}" for hold in holds(running, daemon.settings, workflow)),
-                          "as of its previous evaluation:", text])
-    return f"{text}\n\n(evaluated {readable(state.evaluated_at)})"
+    try:
+        report = await dry_run(daemon, root)
+    except CharonError as exc:
+        return f"cannot be evaluated now: {exc}"
+    return (f"{explanation(report, running, daemon.settings, workflow)}\n\n"
+            f"(looked up now; the daemon last evaluated it {readable(state.evaluated_at)})")
 
 
 async def _running(daemon: Daemon) -> list[Run]:
