@@ -23,6 +23,7 @@ import asyncpg
 from orchestrator.errors import ConfigError, StateStoreError
 from orchestrator.model import Backfill, BackfillState, Run, RunState
 from orchestrator.stores.drivers import postgres as pg
+from orchestrator.stores.drivers.pg_group import GroupCommit
 from orchestrator.stores.drivers.sqlite import truncate_ms
 from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
@@ -49,6 +50,10 @@ if TYPE_CHECKING:
 SCHEMA = "charon_state"
 MIGRATIONS = "state/postgres"
 POOL_MAX_SIZE = 10
+# One batch of writes at a time: two of one process could each hold a lock the other's
+# next call waits for (a claim's task lock, a run's row), which only PostgreSQL's
+# deadlock timeout would break.
+WRITE_LANES = 1
 
 # Every SELECT returns the columns _run() reads; JSON comes back as text, as stored.
 SELECT_RUN = (
@@ -155,6 +160,7 @@ class PostgresStateStore(StateStoreBase):
     def __init__(self, pool: pg.Pool, now: Clock | None = None) -> None:
         self._pool = pool
         self._clock = now
+        self._writes = GroupCommit(pool, lanes=WRITE_LANES)
 
     @classmethod
     async def open(cls, dsn: str, *, now: Clock | None = None) -> PostgresStateStore:
@@ -180,16 +186,16 @@ class PostgresStateStore(StateStoreBase):
         return truncate_ms(locked_at if self._clock is None else self._clock())
 
     async def _claim(self, request: ClaimRequest) -> ClaimPlan:
+        async def claim(connection: Connection) -> ClaimPlan:
+            now = await self._lock_task(connection, request.task_id)
+            rows = await connection.fetch(SELECT_FOR_CLAIM, request.task_id, request.fingerprint)
+            plan = plan_claim([_run(row) for row in rows], request, now)
+            for write in plan.writes:
+                await _write(connection, write)
+            return plan
+
         with pg.converted(StateStoreError, "cannot claim in the PostgreSQL state store"):
-            async with self._pool.acquire() as connection, connection.transaction():
-                now = await self._lock_task(connection, request.task_id)
-                rows = await connection.fetch(
-                    SELECT_FOR_CLAIM, request.task_id, request.fingerprint
-                )
-                plan = plan_claim([_run(row) for row in rows], request, now)
-                for write in plan.writes:
-                    await _write(connection, write)
-        return plan
+            return await self._writes.run(claim)
 
     async def get(self, task_id: str, fingerprint: str) -> Run | None:
         return await self._one(SELECT_BY_KEY, task_id, fingerprint)
@@ -214,14 +220,16 @@ class PostgresStateStore(StateStoreBase):
         return [_run(row) for row in rows]
 
     async def _update(self, run_id: str, attempt: int, change: Change) -> Run:
+        async def update(connection: Connection) -> Run:
+            row = await connection.fetchrow(SELECT_BY_ID_FOR_UPDATE, run_id)
+            old = fenced(None if row is None else _run(row), run_id, attempt)
+            new = change(old, await self._now(connection))
+            if new is not old:
+                await _write(connection, Write(old, new))
+            return new
+
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
-            async with self._pool.acquire() as connection, connection.transaction():
-                row = await connection.fetchrow(SELECT_BY_ID_FOR_UPDATE, run_id)
-                old = fenced(None if row is None else _run(row), run_id, attempt)
-                new = change(old, await self._now(connection))
-                if new is not old:
-                    await _write(connection, Write(old, new))
-        return new
+            return await self._writes.run(update)
 
     async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
         """Judged on the database's clock, like the leases. Replicas racing one id queue
