@@ -234,14 +234,18 @@ class PostgresStateStore(StateStoreBase):
     async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
         """Judged on the database's clock, like the leases. Replicas racing one id queue
         up on its primary key: the first insert wins, the others then see its row."""
+        async def remember(connection: Connection) -> bool:
+            await connection.execute(PRUNE_DELIVERIES, await self._now(connection))
+            status = await connection.execute(INSERT_DELIVERY, delivery_id, expires)
+            if status == "INSERT 0 1":
+                return True
+            await connection.execute(EXTEND_DELIVERY, delivery_id, expires)
+            return False
+
+        # Through the group commit: each webhook (one a publish) was a transaction of
+        # its own, a quarter of the push daemon's busy time at 200 publishes a second.
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
-            async with self._pool.acquire() as connection, connection.transaction():
-                await connection.execute(PRUNE_DELIVERIES, await self._now(connection))
-                status = await connection.execute(INSERT_DELIVERY, delivery_id, expires)
-                if status == "INSERT 0 1":
-                    return True
-                await connection.execute(EXTEND_DELIVERY, delivery_id, expires)
-                return False
+            return await self._writes.run(remember)
 
     async def open_backfill(self, backfill: Backfill) -> Backfill:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
