@@ -5,9 +5,10 @@ When many runs change state at once, what costs is per transaction, not per
 statement: a pool checkout (and the reset round trip its return makes) and a commit
 that waits for the WAL to reach the disk. Calls that queue up behind a busy lane run
 together, each in a savepoint of its own, so a failing call is rolled back alone and
-the others commit; no caller hears of its result before its batch committed. As in
-the SQLite store's batches (drivers/sqlite.py), a queued call runs to completion even
-if its caller is cancelled meanwhile.
+the others commit (one PostgreSQL picked to break a deadlock with another process's
+batch runs again, alone, after its batch); no caller hears of its result before its
+batch committed. As in the SQLite store's batches (drivers/sqlite.py), a queued call
+runs to completion even if its caller is cancelled meanwhile.
 """
 
 from __future__ import annotations
@@ -40,11 +41,18 @@ class _Call(Generic[T]):
         self.done = anyio.Event()
 
     async def run(self, connection: Connection) -> None:
+        self.error = None
         try:
             async with connection.transaction():
                 self.result = await self.function(connection)
         except Exception as exc:  # handed back to the caller's task
             self.error = exc
+
+    @property
+    def to_retry(self) -> bool:
+        """Chosen by PostgreSQL to break a deadlock with another process's batch: its
+        savepoint undid it, and alone it can go through."""
+        return isinstance(self.error, asyncpg.DeadlockDetectedError)
 
 
 class GroupCommit:
@@ -80,6 +88,7 @@ class GroupCommit:
             self._busy -= 1
 
     async def _run_batch(self, batch: list[_Call[Any]]) -> None:
+        committed = False
         try:
             with anyio.fail_after(BATCH_SECONDS):
                 async with self._pool.acquire() as connection:
@@ -90,10 +99,14 @@ class GroupCommit:
                         async with connection.transaction():
                             for call in batch:
                                 await call.run(connection)
+                        committed = True
+                        for call in (call for call in batch if call.to_retry):
+                            await call.run(connection)
         except Exception as exc:  # handed to every caller of the batch
             # The batch did not commit (or the pool is closed): none of it happened.
             for call in batch:
-                call.result, call.error = None, exc
+                if not committed or call.to_retry:
+                    call.result, call.error = None, exc
         finally:
             for call in batch:
                 call.done.set()

@@ -50,9 +50,8 @@ if TYPE_CHECKING:
 SCHEMA = "charon_state"
 MIGRATIONS = "state/postgres"
 POOL_MAX_SIZE = 10
-# One batch of writes at a time: two of one process could each hold a lock the other's
-# next call waits for (a claim's task lock, a run's row), which only PostgreSQL's
-# deadlock timeout would break.
+# One batch of writes at a time: a run's updates then hold no lock another batch of
+# this process waits for.
 WRITE_LANES = 1
 
 # Every SELECT returns the columns _run() reads; JSON comes back as text, as stored.
@@ -194,8 +193,11 @@ class PostgresStateStore(StateStoreBase):
                 await _write(connection, write)
             return plan
 
+        # Not through the group commit: a claim holds its task's lock and rows, and a
+        # batch holding them while it waits on another replica's batch can deadlock.
         with pg.converted(StateStoreError, "cannot claim in the PostgreSQL state store"):
-            return await self._writes.run(claim)
+            async with self._pool.acquire() as connection, connection.transaction():
+                return await claim(connection)
 
     async def get(self, task_id: str, fingerprint: str) -> Run | None:
         return await self._one(SELECT_BY_KEY, task_id, fingerprint)
