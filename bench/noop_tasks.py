@@ -4,6 +4,7 @@ the leaves of a one-shot run (oneshot_leaves)."""
 from __future__ import annotations
 
 import os
+import time
 from datetime import date, timedelta
 
 from orchestrator.tasks.params import DateParameter
@@ -69,3 +70,11 @@ class Leaves(WrapperTask):
     def requires(self) -> list[Task]:
         count = int(os.environ.get("BENCH_TASKS", "1000"))
         return [Leaf(date=LEAF_FIRST_DAY + timedelta(days=n)) for n in range(count)]
+
+
+class Stamped(Daily):
+    """Daily whose output says when the run began, for a load bench timing from outside."""
+
+    async def run(self, context: RunContext) -> None:
+        stamp = f"{self.date.isoformat()} {time.time()!r}\n"
+        await context.storage.write(f"{context.outputs['output']}/part", stamp.encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -69,7 +70,12 @@ async def run_daemon(settings: Settings, adapters: Adapters, *, host: str, port:
     from orchestrator.daemon.daemon import Daemon  # noqa: PLC0415
     from orchestrator.daemon.http_api import daemon_app  # noqa: PLC0415
     from orchestrator.web.http import serve  # noqa: PLC0415
+    from sensors.feed_cache import FeedCache  # noqa: PLC0415
+    from sensors.registry import LongPollRegistry  # noqa: PLC0415
 
+    if isinstance(adapters.registry, LongPollRegistry):
+        # The change feed keeps the partitions' answers current: lookups need not ask.
+        adapters = dataclasses.replace(adapters, registry=FeedCache(adapters.registry))
     async with open_job_runner(settings) as runner:
         engine = build_engine(adapters, settings, runner, local_runner=local_job_runner())
         daemon = Daemon(settings, adapters, engine, freeze=gc.freeze)
