@@ -7,13 +7,18 @@ service once, and from then on the feed (and this process's own publishes) keep 
 answer current. A partition is tracked *before* it is asked, so a revision the answer
 misses is one the feed delivers afterwards; answers are never older than the feed's
 own, which is what triggers the next evaluation anyway.
+
+That holds only while the feed is followed. From a failed feed request until the next
+one succeeds (the service restarting, the daemon's poller backing off meanwhile),
+lookups ask the service: others may publish while nobody reads the feed, and the look
+at a run's inputs just before it publishes must then still see their revisions.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Protocol
 
 from orchestrator.model import Revision
@@ -46,6 +51,10 @@ class FeedCache:
         self._registry = registry
         self._max_tracked = max_tracked
         self._known: OrderedDict[tuple[str, str], Revision | _Absent | None] = OrderedDict()
+        self._followed = True
+        """False from a failed feed request to the next that succeeds. Before the first,
+        the feed is as good as followed: it starts from its cursor, so what it brings
+        corrects every answer kept meanwhile."""
 
     def _seen(self, revisions: Iterable[Revision]) -> None:
         for revision in revisions:
@@ -58,13 +67,22 @@ class FeedCache:
     async def wait_for_changes(
         self, since_seq: int, timeout: float  # noqa: ASYNC109  # the server's wait
     ) -> list[Revision]:
-        changes = await self._registry.wait_for_changes(since_seq, timeout)
-        self._seen(changes)
-        return changes
+        return self._followed_to(await self._feed(
+            self._registry.wait_for_changes(since_seq, timeout)))
 
     async def changes(self, since_seq: int, limit: int = 1000) -> builtins.list[Revision]:
-        changes = await self._registry.changes(since_seq, limit)
+        return self._followed_to(await self._feed(self._registry.changes(since_seq, limit)))
+
+    async def _feed(self, request: Awaitable[list[Revision]]) -> list[Revision]:
+        try:
+            return await request
+        except BaseException:
+            self._followed = False
+            raise
+
+    def _followed_to(self, changes: list[Revision]) -> list[Revision]:
         self._seen(changes)
+        self._followed = True
         return changes
 
     async def publish(
@@ -82,6 +100,8 @@ class FeedCache:
     async def latest_many(
         self, endpoint: str, partitions: Sequence[str]
     ) -> dict[str, Revision]:
+        if not self._followed:
+            return await self._registry.latest_many(endpoint, partitions)
         found: dict[str, Revision] = {}
         asking = []
         for partition in dict.fromkeys(partitions):

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
+from orchestrator.errors import RegistryError
 from orchestrator.model import Revision
 from orchestrator.testing.stores import InMemoryRegistry
 from sensors.feed_cache import FeedCache
@@ -89,3 +92,36 @@ async def test_the_least_recently_asked_partition_is_forgotten_past_the_bound() 
     for day in ("2020-01-01", "2020-01-02", "2020-01-02", "2020-01-03", "2020-01-01"):
         await cache.latest(ENDPOINT, day)
     assert service.asked == ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-01"]
+
+
+class FeedDown(Service):
+    """The service's feed fails (as when the service restarts) while lookups answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feed_down = False
+
+    async def wait_for_changes(self, since_seq: int, timeout: float) -> list[Revision]:
+        if self.feed_down:
+            raise RegistryError("connection reset")
+        return await super().wait_for_changes(since_seq, timeout)
+
+
+async def test_lookups_ask_the_service_while_the_feed_is_not_followed() -> None:
+    """Others publish while the poller backs off: a run's last look before publishing
+    must still see their revisions."""
+    service = FeedDown()
+    cache = FeedCache(service)
+    first = await service.publish(ENDPOINT, "2020-01-01", "/first")
+    assert await cache.latest(ENDPOINT, "2020-01-01") == first
+    service.feed_down = True
+    with pytest.raises(RegistryError):
+        await cache.wait_for_changes(0, 30)
+    newer = await service.publish(ENDPOINT, "2020-01-01", "/newer")
+    assert await cache.latest(ENDPOINT, "2020-01-01") == newer
+    assert await cache.latest(ENDPOINT, "2020-01-01") == newer
+    assert service.asked == ["2020-01-01"] * 3
+    service.feed_down = False
+    await cache.wait_for_changes(0, 30)
+    assert await cache.latest(ENDPOINT, "2020-01-01") == newer
+    assert service.asked == ["2020-01-01"] * 3
