@@ -11,10 +11,14 @@ Configurations, alternated within each repeat:
            SQLite file; postgres: state store and registry service on a fresh database
   mode     push: the service's signed webhook tells the daemon (its own feed polls
            only every 60 s); long-poll: the daemon follows the service's change feed
-Figures: publish → launch p50/p90/p99/max (ms), the backlog (published, not launched)
-when the publisher stops and how long it took to clear, and the daemon's CPU time
-per launch. Usage:
+  replicas default 1; --replicas 1,2 also runs two daemon replicas sharing the state
+           store (they split the days: README, Replicas share the watched days)
+Figures: publish → launch p50/p90/p99/max (ms), the launches a second from the first
+publish due to the last run begun (at a rate above what the daemons keep up with,
+their capacity), the backlog (published, not launched) when the publisher stops and
+how long it took to clear, and the daemons' CPU time per launch. Usage:
   .venv/bin/python bench/sustained_load.py [--rates 200,1000] [--seconds 10]
+      [--stores default,postgres] [--modes push,long-poll] [--replicas 1,2]
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Case:
     store: str
     mode: str
     rate: int
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -66,15 +71,18 @@ class Figures:
     drain_s: float
     cpu_ms_per_launch: float
     publish_rate: float
+    launch_rate: float
+    """Runs begun a second, from the first publish due to the last run begun."""
 
 
-def _configs(case: Case, dsn: str, *, daemon_port: int, service_port: int,
+def _configs(case: Case, dsn: str, *, daemon_ports: list[int], service_port: int,
              days: int) -> tuple[str, str]:
-    """The service's config and the daemon's."""
+    """The service's config and the daemons' (each replica's port is set apart)."""
     registry = (f'[registry]\nkind = "postgres"\ndsn = "{dsn}"\n' if case.store == "postgres"
                 else "")
-    subscribers = (f'"http://127.0.0.1:{daemon_port}/hooks/partitions"'
-                   if case.mode == "push" else "")
+    # Every replica subscribes: the first to record a delivery acts on it.
+    subscribers = ", ".join(f'"http://127.0.0.1:{port}/hooks/partitions"'
+                            for port in daemon_ports) if case.mode == "push" else ""
     service = (f"{registry}\n[registry_service]\nport = {service_port}\n"
                f"subscribers = [{subscribers}]\n")
     if case.mode == "long-poll":
@@ -82,7 +90,7 @@ def _configs(case: Case, dsn: str, *, daemon_port: int, service_port: int,
                     "timeout_seconds = 60\n")
     state = f'[state]\nkind = "postgres"\ndsn = "{dsn}"\n' if case.store == "postgres" else ""
     daemon = (
-        f"{registry}\n{state}\n[daemon]\nport = {daemon_port}\n"
+        f"{registry}\n{state}\n[daemon]\n"
         f"poll_interval_ms = {60_000 if case.mode == 'push' else 500}\n\n"
         '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Stamped"\n'
         f'start = "{FIRST}"\nend = "{FIRST + timedelta(days=days - 1)}"\n'
@@ -98,11 +106,12 @@ def _start(argv: list[str], env: dict[str, str], config: Path, log: Path) -> sub
 
 
 @asynccontextmanager
-async def _stack(case: Case, home: Path, dsn: str, days: int) -> AsyncIterator[tuple[str, int]]:
-    """The service's URL and the daemon's pid, once every day is evaluated."""
-    daemon_port, service_port = free_port(), free_port()
-    service_conf, daemon_conf = _configs(case, dsn, daemon_port=daemon_port,
-                                             service_port=service_port, days=days)
+async def _stack(case: Case, home: Path, dsn: str, days: int
+                 ) -> AsyncIterator[tuple[str, list[int]]]:
+    """The service's URL and the daemons' pids, once every day is evaluated."""
+    daemon_ports, service_port = [free_port() for _ in range(case.replicas)], free_port()
+    service_conf, daemon_conf = _configs(case, dsn, daemon_ports=daemon_ports,
+                                         service_port=service_port, days=days)
     (home / "service.toml").write_text(service_conf)
     (home / "daemon.toml").write_text(daemon_conf)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARON_")}
@@ -114,29 +123,42 @@ async def _stack(case: Case, home: Path, dsn: str, days: int) -> AsyncIterator[t
         processes.append(service)
         assert service.stdout is not None
         url = (await anyio.to_thread.run_sync(service.stdout.readline)).strip().rsplit(" ", 1)[1]
-        daemon = _start(["daemon"], env, home / "daemon.toml", home / "daemon.log")
-        processes.append(daemon)
-        assert daemon.stdout is not None
-        daemon_url = (await anyio.to_thread.run_sync(daemon.stdout.readline)).strip()
-        await _wait_swept(daemon_url.rsplit(" ", 1)[1], days)
-        yield url, daemon.pid
+        urls = []
+        for n, port in enumerate(daemon_ports):
+            daemon = _start(["daemon"], {**env, "CHARON_DAEMON__PORT": str(port)},
+                            home / "daemon.toml", home / f"daemon-{n}.log")
+            processes.append(daemon)
+            assert daemon.stdout is not None
+            urls.append((await anyio.to_thread.run_sync(daemon.stdout.readline)).strip()
+                        .rsplit(" ", 1)[1])
+        await _wait_swept(urls, days)
+        yield url, [process.pid for process in processes[1:]]
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
             await anyio.to_thread.run_sync(process.wait)
 
 
-async def _wait_swept(url: str, days: int) -> None:
+async def _wait_swept(urls: list[str], days: int) -> None:
+    """Until every replica knows the others and, between them, has evaluated every day
+    (each evaluates the days it owns; the first may have evaluated all before the rest
+    joined), the count of each no longer moving."""
     import aiohttp  # noqa: PLC0415  # the bench's own client; only here
 
+    last: list[int] = []
     async with aiohttp.ClientSession() as session:
         with anyio.fail_after(READY_SECONDS):
             while True:
-                async with session.get(f"{url}/status?limit=1") as response:
-                    totals = (await response.json())["totals"]
-                if sum(totals.values()) == days and totals["unevaluated"] == 0:
+                seen = []
+                for url in urls:
+                    async with session.get(f"{url}/status?limit=1") as response:
+                        status = await response.json()
+                    evaluated = sum(status["totals"].values()) - status["totals"]["unevaluated"]
+                    seen.append(evaluated if len(status["replicas"]) == len(urls) else -1)
+                if min(seen) >= 0 and sum(seen) >= days and seen == last:
                     return
-                await anyio.sleep(0.2)
+                last = seen
+                await anyio.sleep(0.5)
 
 
 def _stamps(outputs: Path) -> dict[str, float]:
@@ -178,11 +200,13 @@ async def measure(case: Case, seconds: float, drain: float, py_spy: str) -> Figu
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         async with temporary_database("charon_load") as dsn, \
-                _stack(case, home, dsn, days) as (url, pid):
+                _stack(case, home, dsn, days) as (url, pids):
             publisher = await HttpRegistry.open(url, token=TOKEN, timeout=60)
-            cpu0 = cpu_seconds(pid)
+            cpu0 = sum(cpu_seconds(pid) for pid in pids)
             if py_spy:
-                _profile(py_spy, pid, seconds, f"{case.store}-{case.mode}-{case.rate}.txt")
+                for n, pid in enumerate(pids):
+                    _profile(py_spy, pid, seconds,
+                             f"{case.store}-{case.mode}-{case.rate}-{n}.txt")
             first = time.time()
             due = await _publish(publisher, case.rate, days)
             publish_rate = days / (time.time() - first)
@@ -193,20 +217,23 @@ async def measure(case: Case, seconds: float, drain: float, py_spy: str) -> Figu
                 while len(stamps := await anyio.to_thread.run_sync(_stamps, outputs)) < days:
                     await anyio.sleep(0.2)
             drain_s = time.perf_counter() - stopped
-            cpu = cpu_seconds(pid) - cpu0
+            cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
             await publisher.aclose()
     latencies = [(stamps[day] - due[day]) * 1000 for day in due if day in stamps]
+    began = [stamps[day] for day in due if day in stamps]
+    launch_rate = len(began) / max(1e-9, max(began, default=first) - min(due.values()))
     return Figures(latencies, backlog, drain_s, cpu * 1000 / max(1, len(latencies)),
-                   publish_rate)
+                   publish_rate, launch_rate)
 
 
 def _row(case: Case, figures: Figures) -> str:
     values = figures.latencies_ms or [float("nan")]
-    return (f"{case.store:<9}{case.mode:<10}{case.rate:>6}{figures.publish_rate:>8.0f}"
+    return (f"{case.store:<9}{case.mode:<10}{case.replicas:>4}{case.rate:>7}"
+            f"{figures.publish_rate:>8.0f}{figures.launch_rate:>9.0f}"
             f"{statistics.median(values):>9.1f}{percentile(values, 0.9):>9.1f}"
             f"{percentile(values, 0.99):>9.1f}{max(values):>9.1f}{figures.backlog:>8}"
             f"{figures.drain_s:>8.1f}{len(figures.latencies_ms):>8}"
-            f"{figures.cpu_ms_per_launch:>9.2f}")
+            f"{figures.cpu_ms_per_launch:>11.2f}")
 
 
 async def main() -> None:
@@ -217,22 +244,25 @@ async def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--stores", default="default,postgres")
     parser.add_argument("--modes", default="push,long-poll")
+    parser.add_argument("--replicas", default="1",
+                        help="daemon replicas sharing the state store, e.g. 1,2")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--py-spy", default="", help="py-spy's path: profile the daemon")
     args = parser.parse_args()
-    print(f"{'store':<9}{'mode':<10}{'rate/s':>6}{'kept/s':>8}{'p50 ms':>9}{'p90':>9}"
-          f"{'p99':>9}{'max':>9}{'backlog':>8}{'drain s':>8}{'runs':>8}{'CPU ms/run':>9}")
+    print(f"{'store':<9}{'mode':<10}{'reps':>4}{'rate/s':>7}{'kept/s':>8}{'launch/s':>9}"
+          f"{'p50 ms':>9}{'p90':>9}{'p99':>9}{'max':>9}{'backlog':>8}{'drain s':>8}"
+          f"{'runs':>8}{'CPU ms/run':>11}")
     for _ in range(args.repeat):
         for rate in (int(r) for r in args.rates.split(",")):
             for store in args.stores.split(","):
                 for mode in args.modes.split(","):
-                    case = Case(store, mode, rate)
-                    print(_row(case, await measure(case, args.seconds, args.drain,
-                                                           args.py_spy)),
-                          flush=True)
+                    for replicas in (int(n) for n in args.replicas.split(",")):
+                        case = Case(store, mode, rate, replicas)
+                        print(_row(case, await measure(case, args.seconds, args.drain,
+                                                       args.py_spy)), flush=True)
     print(f"reproduce: .venv/bin/python bench/sustained_load.py --rates {args.rates} "
           f"--seconds {args.seconds:g} --drain {args.drain:g} --stores {args.stores} "
-          f"--modes {args.modes} --repeat {args.repeat}")
+          f"--modes {args.modes} --replicas {args.replicas} --repeat {args.repeat}")
 
 
 if __name__ == "__main__":

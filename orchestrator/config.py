@@ -149,6 +149,7 @@ class DaemonSettings:
     max_body_bytes: int = field(metadata=within(1, MAX_BODY_BYTES))
     shutdown_grace_seconds: int = field(metadata=within(0, DAY))
     trigger_queue: int = field(metadata=within(1, 1_000_000))
+    replica_timeout_seconds: int = field(metadata=within(1, HOUR))
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,7 @@ class Trigger:
     roots: tuple[Root, ...] = ()
     received: float = 0.0
     """``time.perf_counter()`` when the fact reached the daemon, for trigger latency."""
+    shared: bool = False
+    """Every daemon replica senses the fact itself (its sensors poll the same source),
+    so only the owner of a day it touches evaluates that day; a fact only this replica
+    was told (a webhook, a request) is evaluated here whoever owns the day."""

@@ -78,6 +78,7 @@ class RegistryFeed:
         if changes:
             self.cursor = max(revision.seq for revision in changes)
             keys = tuple(dict.fromkeys(registry_key(r.endpoint, r.partition) for r in changes))
-            await self._send.send(Trigger("registry", keys, received=time.perf_counter()))
+            await self._send.send(Trigger("registry", keys, received=time.perf_counter(),
+                                          shared=True))
         # A long-poll already waited; a full page means more is waiting.
         return isinstance(self._registry, LongPollRegistry) or len(changes) == self._page

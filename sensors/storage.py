@@ -83,5 +83,6 @@ class StorageWatch:
             changed.extend(uris[i.uri] for i in fresh)
         if changed:
             keys = tuple(storage_key(uri) for uri in changed)
-            await self._send.send(Trigger("storage", keys, received=time.perf_counter()))
+            await self._send.send(Trigger("storage", keys, received=time.perf_counter(),
+                                          shared=True))
         return False

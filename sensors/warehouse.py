@@ -83,5 +83,6 @@ class TableWatch:
             changed.extend(fresh)
         if changed:
             keys = tuple(table_key(spec) for spec in changed)
-            await self._send.send(Trigger("warehouse", keys, received=time.perf_counter()))
+            await self._send.send(Trigger("warehouse", keys, received=time.perf_counter(),
+                                          shared=True))
         return False

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.config import Settings
@@ -26,6 +27,7 @@ from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.janitor_loop import sweep_staging
+from orchestrator.daemon.membership import Membership, owner
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
@@ -44,6 +46,9 @@ WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
 FREEZE_EVERY = 2000
 """Days evaluated for the first time between two freezes of the collector's objects."""
+TAKE_OVER_CHECKPOINT = 1000
+LEAVE_SECONDS = 2.0
+"""How long a stopped daemon tries to tell the state store it left."""
 # Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
 LEASE_RETRY_MARGIN_SECONDS = 0.5
 
@@ -73,6 +78,9 @@ class Daemon:
         self.metrics = metrics or DaemonMetrics()
         self.watch = Watchlist(settings.workflows)
         self.engine = engine
+        self.membership = Membership(
+            adapters.state, engine.owner,
+            timedelta(seconds=settings.daemon.replica_timeout_seconds))
         self._on_launch = on_launch
         self._freeze = freeze
         self._today = today
@@ -136,6 +144,8 @@ class Daemon:
             # Signals first: a SIGTERM that comes as soon as the daemon says it listens
             # stops it cleanly, rather than killing it before its handler is there.
             await group.start(self._handle_signals)
+            with anyio.move_on_after(self.membership.interval_seconds):
+                await self.membership.beat()
             # The window is read before the server listens: at 100,000 days that is a few
             # tenths of a second of work no request or sensor can be kept waiting by.
             self._sweep()
@@ -147,13 +157,16 @@ class Daemon:
             group.start_soon(self._sensing_task, partial(self._dispatch, receive))
             group.start_soon(self._sensing_task, self._watch_window)
             group.start_soon(self._sensing_task, self.metrics.probe_loop_lag)
+            group.start_soon(self._sensing_task, partial(self.membership.keep, self._take_over))
             for poll in polls:
                 group.start_soon(self._sensing_task, poll)
             if self.settings.janitor.interval_seconds:
                 group.start_soon(self._sensing_task, partial(sweep_staging, self))
             self._log.info("daemon started", workflows=list(self.watch.workflows),
-                           roots=len(self.roots))
+                           roots=len(self.roots), replicas=list(self.membership.members))
             task_status.started()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(LEAVE_SECONDS):
+            await self.membership.leave()
 
     async def _sensing_task(
         self, work: Callable[..., Awaitable[None]],
@@ -240,8 +253,10 @@ class Daemon:
                 self.watch.add(root)
             # New roots are not indexed yet: their first evaluation is asked outright.
             named = {self.watch.canonical(root) for root in trigger.roots}
-            named.update(self.watch.discover(trigger.keys))
-            for root in self.watch.roots_for(trigger.keys) | named:
+            changed = {*self.watch.discover(trigger.keys), *self.watch.roots_for(trigger.keys)}
+            if trigger.shared:  # every replica sensed it: the day's owner evaluates it
+                changed = {root for root in changed if self.membership.owns(root)}
+            for root in changed | named:
                 self.schedule(root, trigger.received or None)
 
     async def _watch_window(self) -> None:
@@ -253,7 +268,21 @@ class Daemon:
         """Evaluate the roots the window brings in (all of them at start-up)."""
         added = self.watch.refresh(self._today())
         for root in added if only_new else self.watch.roots:
-            self.schedule(root, None)
+            if self.membership.owns(root):
+                self.schedule(root, None)
+
+    def _take_over(self, before: tuple[str, ...]) -> None:
+        """Evaluate the days the replicas' change gave this one: a replica that died
+        or left owned them, and nothing else would evaluate them until they change."""
+        assert self._group is not None  # membership is kept inside the task group
+        self._group.start_soon(self._sensing_task, partial(self._evaluate_gained, before))
+
+    async def _evaluate_gained(self, before: tuple[str, ...]) -> None:
+        for index, root in enumerate(list(self.watch.roots)):
+            if index % TAKE_OVER_CHECKPOINT == 0:
+                await anyio.lowlevel.checkpoint()  # 100,000 hashes are tenths of a second
+            if self.membership.owns(root) and owner(before, root) != self.membership.replica:
+                self.schedule(root, None)
 
     def schedule(self, root: Root, received: float | None) -> None:
         state = self.roots.setdefault(root, RootState())

@@ -168,6 +168,7 @@ async def daemon_status(daemon: Daemon, query: PageQuery) -> dict[str, Any]:
     return {
         "owner": daemon.engine.owner,
         "stopping": daemon.stopping,
+        "replicas": list(daemon.membership.members),
         "sources": {name: health.as_json() for name, health in daemon.metrics.sources.items()},
         "workflows": [
             {"name": w.name, "module": w.module, "task": w.task, "policy": w.policy,
@@ -215,7 +216,8 @@ def _root_status(daemon: Daemon, root: Root, state: RootState) -> dict[str, Any]
     verdict, watch = state.verdict, daemon.watch
     status: dict[str, Any] = {
         "workflow": root.workflow, "partition": watch.partition_label(root),
-        "task": watch.task_id(root), "evaluating": state.evaluating,
+        "task": watch.task_id(root), "evaluated_by": daemon.membership.owner(root),
+        "evaluating": state.evaluating,
         "evaluated_at": state.evaluated_at.isoformat() if state.evaluated_at else None,
         "error": state.error,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio.lowlevel
 
@@ -95,6 +95,7 @@ class InMemoryStateStore(StateStoreBase):
         self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
         self._writes = 0
         self._deliveries: dict[str, datetime] = {}  # delivery id -> expiry
+        self._replicas: dict[str, datetime] = {}  # replica id -> heartbeat expiry
         self._backfills: dict[str, Backfill] = {}  # by id, in creation order
 
     def _store(self, run: Run) -> Run:
@@ -155,6 +156,17 @@ class InMemoryStateStore(StateStoreBase):
         known = self._deliveries.get(delivery_id)
         self._deliveries[delivery_id] = expires if known is None else max(known, expires)
         return known is None
+
+    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+        await anyio.lowlevel.checkpoint()
+        now = self._now()
+        self._replicas = {k: v for k, v in self._replicas.items() if v > now}
+        self._replicas[replica] = now + ttl
+        return tuple(sorted(self._replicas))
+
+    async def leave(self, replica: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._replicas.pop(replica, None)
 
     async def open_backfill(self, backfill: Backfill) -> Backfill:
         await anyio.lowlevel.checkpoint()

@@ -122,7 +122,9 @@ class World(Generic[R_co, S_co]):
             build_engine(self.adapters, settings, self.runner, local_runner=local_job_runner()),
             today=today,
         )
-        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        # A daemon world's own daemon is replaced: two over one world stand for replicas.
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                  if field.name != "daemon"}
         return DaemonWorld(**fields, daemon=daemon)
 
 

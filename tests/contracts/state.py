@@ -26,6 +26,7 @@ from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
 from tests.contracts.backfills import BackfillsContract
 from tests.contracts.deliveries import DeliveriesContract
+from tests.contracts.replicas import ReplicasContract
 
 LEASE = timedelta(minutes=10)
 INPUTS = (
@@ -49,7 +50,7 @@ async def claim(
     )  # fmt: skip
 
 
-class StateStoreContract(BackfillsContract, DeliveriesContract):
+class StateStoreContract(BackfillsContract, DeliveriesContract, ReplicasContract):
     @pytest.fixture
     def clock(self) -> ManualClock:
         return ManualClock()

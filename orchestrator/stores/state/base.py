@@ -124,6 +124,14 @@ class StateStore(Protocol):
         ids that expired are forgotten, so the store holds only live ones.
         """
 
+    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+        """Count ``replica`` among the live daemon replicas until ``ttl`` from now, on
+        the store's clock, and forget those whose time ran out. Returns the live
+        replicas' ids, sorted: what the replicas split the watched partitions by."""
+
+    async def leave(self, replica: str) -> None:
+        """Stop counting ``replica`` as live now (it is shutting down)."""
+
     async def open_backfill(self, backfill: Backfill) -> Backfill:
         """Record ``backfill``; when one with its key is recorded, resume that one
         instead: its id and days stay, its order and state become ``backfill``'s."""

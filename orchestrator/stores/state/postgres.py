@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -102,6 +102,15 @@ UPDATE_RUN = (
 PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= $1"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = GREATEST(expires, $2) WHERE id = $1"
+
+# A replica's heartbeat: its row, then every replica still live on the same clock.
+UPSERT_REPLICA = (
+    "INSERT INTO replicas (id, expires) VALUES ($1, $2)"
+    " ON CONFLICT (id) DO UPDATE SET expires = excluded.expires"
+)
+PRUNE_REPLICAS = "DELETE FROM replicas WHERE expires <= $1"
+SELECT_REPLICAS = "SELECT id FROM replicas ORDER BY id"
+DELETE_REPLICA = "DELETE FROM replicas WHERE id = $1"
 
 # A backfill found again by its key is resumed: the same id and days, the new order
 # and state.
@@ -248,6 +257,20 @@ class PostgresStateStore(StateStoreBase):
         # its own, a quarter of the push daemon's busy time at 200 publishes a second.
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             return await self._writes.run(remember)
+
+    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+        """On the database's clock, like the leases."""
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                now = await self._now(connection)
+                await connection.execute(PRUNE_REPLICAS, now)
+                await connection.execute(UPSERT_REPLICA, replica, now + ttl)
+                return tuple(row["id"] for row in await connection.fetch(SELECT_REPLICAS))
+
+    async def leave(self, replica: str) -> None:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                await connection.execute(DELETE_REPLICA, replica)
 
     async def open_backfill(self, backfill: Backfill) -> Backfill:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):

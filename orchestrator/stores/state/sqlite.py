@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,15 @@ UPDATE_RUN = (
 PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= ?"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES (?, ?) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = MAX(expires, ?) WHERE id = ?"
+
+# A replica's heartbeat: its row, then every replica still live on the same clock.
+UPSERT_REPLICA = (
+    "INSERT INTO replicas (id, expires) VALUES (?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET expires = excluded.expires"
+)
+PRUNE_REPLICAS = "DELETE FROM replicas WHERE expires <= ?"
+SELECT_REPLICAS = "SELECT id FROM replicas ORDER BY id"
+DELETE_REPLICA = "DELETE FROM replicas WHERE id = ?"
 
 # A backfill found again by its key is resumed: the same id and days, the new order
 # and state.
@@ -215,6 +224,24 @@ class SqliteStateStore(StateStoreBase):
                 return False
 
         return await self._db.run(remember)
+
+    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+        now = self._now()
+
+        def beat(connection: sqlite3.Connection) -> tuple[str, ...]:
+            with transaction(connection):
+                connection.execute(PRUNE_REPLICAS, (iso_ms(now),))
+                connection.execute(UPSERT_REPLICA, (replica, iso_ms(now + ttl)))
+                return tuple(row[0] for row in connection.execute(SELECT_REPLICAS))
+
+        return await self._db.run(beat)
+
+    async def leave(self, replica: str) -> None:
+        def leave(connection: sqlite3.Connection) -> None:
+            with transaction(connection):
+                connection.execute(DELETE_REPLICA, (replica,))
+
+        await self._db.run(leave)
 
     async def open_backfill(self, backfill: Backfill) -> Backfill:
         def open_(connection: sqlite3.Connection) -> Backfill:

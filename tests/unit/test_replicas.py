@@ -1,0 +1,106 @@
+"""Daemon replicas over one world share the watched days: what their sensors see change
+is evaluated by the day's owner alone, and a replica that leaves hands its days over.
+(Real processes killed and paused: tests/acceptance/test_replicas_cli.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import date, timedelta
+
+import anyio
+
+from orchestrator.daemon.membership import owner
+from orchestrator.testing.world import DaemonWorld
+from sensors.facts import Root
+from tests.support.worlds import TODAY, make_world, publish_day, running
+
+DAYS = 24
+WORKFLOW = "top_artists"
+
+
+def replica_world(timeout_seconds: int = 4) -> DaemonWorld:
+    """A daemon watching DAYS days, whose heartbeat runs out after ``timeout_seconds``."""
+    world = make_world(max_runs=DAYS)
+    settings = world.daemon.settings
+    workflow = dataclasses.replace(settings.workflows[0], lookback_days=DAYS - 1)
+    settings = dataclasses.replace(
+        settings, workflows=(workflow,),
+        daemon=dataclasses.replace(settings.daemon, replica_timeout_seconds=timeout_seconds))
+    return world.with_daemon(settings, today=lambda: TODAY)
+
+
+def watched_days() -> list[date]:
+    return [TODAY - timedelta(days=n) for n in range(DAYS)]
+
+
+def owned(world: DaemonWorld) -> int:
+    return sum(world.daemon.membership.owns(Root(WORKFLOW, day)) for day in watched_days())
+
+
+def launched(world: DaemonWorld) -> int:
+    return int(world.daemon.metrics.launches.value(workflow=WORKFLOW))
+
+
+async def publish_every_day(world: DaemonWorld) -> None:
+    for day in watched_days():
+        await publish_day(world, day.isoformat())
+
+
+async def test_replicas_split_the_days_whose_inputs_their_sensors_see_arrive() -> None:
+    first = replica_world()
+    second = first.with_daemon(first.daemon.settings, today=lambda: TODAY)
+    async with running(first), running(second):
+        await first.wait_for(lambda: len(first.daemon.membership.members) == 2)
+        assert first.daemon.membership.members == second.daemon.membership.members
+        await publish_every_day(first)
+        await first.wait_for(lambda: len(first.runner.calls) == DAYS)
+        await anyio.sleep(0.2)  # time for a second launch of any day
+    assert len(first.runner.calls) == DAYS
+    assert (launched(first), launched(second)) == (owned(first), owned(second))
+    assert min(launched(first), launched(second)) > 0  # both did some: 2^-23 to fail
+
+
+async def test_a_replica_that_left_has_its_waiting_days_evaluated_by_the_others() -> None:
+    """The second replica stops (its sensors and evaluations with it) while it still
+    counts as live: the first leaves that replica's days alone, inputs or not, until the
+    stopped replica leaves; then it evaluates them without another change to see."""
+    first = replica_world()
+    second = first.with_daemon(first.daemon.settings, today=lambda: TODAY)
+    async with running(first):
+        async with running(second):
+            await first.wait_for(lambda: len(first.daemon.membership.members) == 2)
+            await second.daemon.stop()
+            await publish_every_day(first)
+            await first.wait_for(lambda: launched(first) == owned(first))
+            await anyio.sleep(0.3)
+            assert len(first.runner.calls) == owned(first) < DAYS
+        await first.wait_for(lambda: len(first.runner.calls) == DAYS)
+        assert first.daemon.membership.members == (first.daemon.membership.replica,)
+    assert launched(first) == DAYS
+    runs = await first.state.list_runs()
+    assert len({run.partition for run in runs}) == len(runs) == DAYS
+
+
+async def test_a_replica_that_stops_beating_is_dropped_when_its_heartbeat_runs_out() -> None:
+    first = replica_world(timeout_seconds=1)
+    silent = "silent-replica"
+    await first.state.heartbeat(silent, timedelta(seconds=1))
+    async with running(first):
+        assert first.daemon.membership.members == tuple(sorted((first.daemon.engine.owner,
+                                                                silent)))
+        await first.wait_for(lambda: first.daemon.membership.members == (
+            first.daemon.engine.owner,), timeout=3)
+        await publish_every_day(first)
+        await first.wait_for(lambda: len(first.runner.calls) == DAYS)
+
+
+def test_a_replica_joining_or_leaving_moves_only_the_days_it_takes_or_gives_up() -> None:
+    roots = [Root(WORKFLOW, date(2000, 1, 1) + timedelta(days=n)) for n in range(3000)]
+    two, three = ("replica-a", "replica-b"), ("replica-a", "replica-b", "replica-c")
+    for root in roots:
+        if owner(three, root) != "replica-c":
+            assert owner(three, root) == owner(two, root)
+    shares = Counter(owner(three, root) for root in roots)
+    assert all(800 < share < 1200 for share in shares.values()), shares  # a third each
+    assert all(owner(("only",), root) == "only" for root in roots)
