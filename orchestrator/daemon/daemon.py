@@ -2,13 +2,13 @@
 
 One task group holds everything. Sensing tasks (sensors, dispatcher, HTTP server,
 the window clock) and evaluations each run under their own cancel scope, so a
-shutdown can stop the first at once and give the second a grace period. A fixed pool
-of evaluators takes the scheduled roots from one queue, whatever the number watched.
+shutdown can stop the first at once and give the second a grace period (lifecycle.py).
+A fixed pool of evaluators takes the scheduled roots from one queue, whatever the
+number watched; replicas sharing a state store split the roots (membership.py).
 """
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -27,6 +27,7 @@ from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.janitor_loop import sweep_staging
+from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, owner
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
@@ -99,13 +100,8 @@ class Daemon:
         self._first_verdicts = 0
         # A sweep of 100,000 days is a queue, not 100,000 tasks.
         self._ready = ReadyRoots()
-        self._sensing: set[anyio.CancelScope] = set()
-        self._working: set[anyio.CancelScope] = set()
+        self._life = Lifecycle(daemon.shutdown_grace_seconds)
         self._group: anyio.abc.TaskGroup | None = None
-        self._stopping = False
-        self._drained = anyio.Event()
-        self._signals: anyio.CancelScope | None = None
-        self._grace: anyio.CancelScope | None = None
         self._log = get_logger("charon.daemon")
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
@@ -141,9 +137,11 @@ class Daemon:
     ) -> None:
         async with anyio.create_task_group() as group:
             self._group = group
+            sensing = self._life.sensing_task
             # Signals first: a SIGTERM that comes as soon as the daemon says it listens
             # stops it cleanly, rather than killing it before its handler is there.
-            await group.start(self._handle_signals)
+            await group.start(self._life.handle_signals, partial(group.start_soon, self.stop))
+            # The other replicas known first, the sweep evaluates only this one's days.
             with anyio.move_on_after(self.membership.interval_seconds):
                 await self.membership.beat()
             # The window is read before the server listens: at 100,000 days that is a few
@@ -151,94 +149,47 @@ class Daemon:
             self._sweep()
             self._freeze()  # its roots live as long as the daemon
             if serve is not None:
-                await group.start(self._sensing_task, serve)
+                await group.start(sensing, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
                 group.start_soon(self._evaluator)
-            group.start_soon(self._sensing_task, partial(self._dispatch, receive))
-            group.start_soon(self._sensing_task, self._watch_window)
-            group.start_soon(self._sensing_task, self.metrics.probe_loop_lag)
-            group.start_soon(self._sensing_task, partial(self.membership.keep, self._take_over))
+            group.start_soon(sensing, partial(self._dispatch, receive))
+            group.start_soon(sensing, self._watch_window)
+            group.start_soon(sensing, self.metrics.probe_loop_lag)
+            group.start_soon(sensing, partial(self.membership.keep, self._take_over))
             for poll in polls:
-                group.start_soon(self._sensing_task, poll)
+                group.start_soon(sensing, poll)
             if self.settings.janitor.interval_seconds:
-                group.start_soon(self._sensing_task, partial(sweep_staging, self))
+                group.start_soon(sensing, partial(sweep_staging, self))
             self._log.info("daemon started", workflows=list(self.watch.workflows),
                            roots=len(self.roots), replicas=list(self.membership.members))
             task_status.started()
         with anyio.CancelScope(shield=True), anyio.move_on_after(LEAVE_SECONDS):
             await self.membership.leave()
 
-    async def _sensing_task(
-        self, work: Callable[..., Awaitable[None]],
-        *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        with anyio.CancelScope() as scope:
-            self._sensing.add(scope)
-            if self._stopping:
-                scope.cancel()
-            try:
-                if task_status is anyio.TASK_STATUS_IGNORED:
-                    await work()
-                else:
-                    await work(task_status=task_status)
-            finally:
-                self._sensing.discard(scope)
-
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self._life.stopping
 
     async def stop(self) -> None:
         """Stop sensing and claiming at once; give running work the grace period, then
         stop it and release its runs for another worker (or the next start) to resume."""
-        if self._stopping:
+        if self._life.stopping:
             return
-        self._stopping = True
+        self._life.stopping = True
         self.engine.stop_claiming()
-        self._log.info("stopping: no new triggers or claims", running=len(self._working))
-        for scope in list(self._sensing):
-            scope.cancel()
-        if self._working:
-            with anyio.move_on_after(self.settings.daemon.shutdown_grace_seconds) as grace:
-                self._grace = grace
-                await self._drained.wait()
-        for scope in list(self._working):
-            self._log.warning("stopping work still going after the grace period; its run is"
-                              " released to be resumed")
-            scope.cancel()
-        if self._signals is not None:
-            self._signals.cancel()
-
-    async def _handle_signals(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """SIGTERM or SIGINT stops the daemon; a second one during the grace period ends
-        the grace at once (running work is stopped and its runs released). Listens until
-        the daemon has stopped, so no signal ever finds the default handler."""
-        with anyio.CancelScope() as self._signals, \
-                anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            task_status.started()
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if not self._stopping:
-                    self._log.info("signal received", signal=name)
-                    assert self._group is not None  # set before this task starts
-                    self._group.start_soon(self.stop)
-                elif self._grace is not None:
-                    self._log.warning("signal received again: stopping running work now",
-                                      signal=name)
-                    self._grace.cancel()
+        self._log.info("stopping: no new triggers or claims", running=self._life.working)
+        await self._life.stop()
 
     def can_accept(self) -> bool:
         """Whether :meth:`accept` would queue a trigger now (the queue has room)."""
-        if self._send is None or self._stopping:
+        if self._send is None or self._life.stopping:
             return False
         stats = self._send.statistics()
         return stats.current_buffer_used < stats.max_buffer_size
 
     def accept(self, trigger: Trigger) -> bool:
         """Queue a trigger from outside (a webhook); False when the queue is full."""
-        if self._send is None or self._stopping:
+        if self._send is None or self._life.stopping:
             return False
         try:
             self._send.send_nowait(trigger)
@@ -275,7 +226,7 @@ class Daemon:
         """Evaluate the days the replicas' change gave this one: a replica that died
         or left owned them, and nothing else would evaluate them until they change."""
         assert self._group is not None  # membership is kept inside the task group
-        self._group.start_soon(self._sensing_task, partial(self._evaluate_gained, before))
+        self._group.start_soon(self._life.sensing_task, partial(self._evaluate_gained, before))
 
     async def _evaluate_gained(self, before: tuple[str, ...]) -> None:
         for index, root in enumerate(list(self.watch.roots)):
@@ -291,7 +242,7 @@ class Daemon:
         if state.evaluating:
             state.dirty = True
             return
-        if self._stopping or self._group is None:
+        if self._life.stopping or self._group is None:
             return
         state.evaluating = True
         self._ready.put(root)
@@ -299,22 +250,18 @@ class Daemon:
     async def _evaluator(self) -> None:
         """Evaluate the scheduled roots one after another until the daemon stops; only
         its wait for the next root is cut short by a stop, never an evaluation."""
-        while not self._stopping:
-            with anyio.CancelScope() as waiting:
-                self._sensing.add(waiting)
-                try:
-                    root = await self._ready.get()
-                finally:
-                    self._sensing.discard(waiting)
-            if waiting.cancel_called or self._stopping:
+        while not self._life.stopping:
+            with self._life.sensing() as waiting:
+                root = await self._ready.get()
+            if waiting.cancel_called or self._life.stopping:
                 return
-            await self._working_task(partial(self._evaluate, root, self.roots[root]))
+            await self._life.working_task(partial(self._evaluate, root, self.roots[root]))
 
     def rerun(self, task_id: str) -> bool:
         """Evaluate a watched root holding the task again, running the task even if its
         outputs are up to date; False when no watched root holds it or it is stopping."""
         roots = self.watch.roots_of_task(task_id)
-        if not roots or self._stopping:
+        if not roots or self._life.stopping:
             return False
         root = min(roots)  # one root: a task in several graphs is re-run once
         state = self.roots.setdefault(root, RootState())
@@ -325,27 +272,17 @@ class Daemon:
     def start_work(self, work: Callable[[], Awaitable[None]]) -> bool:
         """Run ``work`` (a backfill) as an evaluation runs: at shutdown it has the grace
         period, then is stopped. False when the daemon is stopping or not started."""
-        if self._stopping or self._group is None:
+        if self._life.stopping or self._group is None:
             return False
-        self._group.start_soon(self._working_task, work)
+        self._group.start_soon(self._life.working_task, work)
         return True
-
-    async def _working_task(self, work: Callable[[], Awaitable[None]]) -> None:
-        with anyio.CancelScope() as scope:
-            self._working.add(scope)
-            try:
-                await work()
-            finally:
-                self._working.discard(scope)
-                if self._stopping and not self._working:
-                    self._drained.set()
 
     async def _evaluate(self, root: Root, state: RootState) -> None:
         try:
             while True:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
                 await self._evaluate_once(root, state, received)
-                if not state.dirty or self._stopping:
+                if not state.dirty or self._life.stopping:
                     break
         finally:
             state.evaluating = False
@@ -422,7 +359,7 @@ class Daemon:
                 state.retry_at = None
             self.schedule(root, None)
 
-        self._group.start_soon(self._sensing_task, retry)
+        self._group.start_soon(self._life.sensing_task, retry)
 
     def _launched(self, workflow: str, received: float | None, task: Task) -> None:
         self.metrics.launches.inc(workflow=workflow)
