@@ -197,18 +197,33 @@ class Daemon:
             return False
         return True
 
+    def take(self, trigger: Trigger) -> bool:
+        """Queue a trigger whose delivery is recorded already: when the queue filled up
+        meanwhile, act on it at once rather than refuse it, since a retry of the
+        delivery would be ignored as a duplicate. False only when it is stopping or
+        not started."""
+        if self.accept(trigger):
+            return True
+        if self._send is None or self._life.stopping:
+            return False
+        self._dispatch_one(trigger)
+        return True
+
     async def _dispatch(self, receive: MemoryObjectReceiveStream[Trigger]) -> None:
         async for trigger in receive:
-            self.metrics.triggers.inc(source=trigger.source)
-            for root in trigger.roots:
-                self.watch.add(root)
-            # New roots are not indexed yet: their first evaluation is asked outright.
-            named = {self.watch.canonical(root) for root in trigger.roots}
-            changed = {*self.watch.discover(trigger.keys), *self.watch.roots_for(trigger.keys)}
-            if trigger.shared:  # every replica sensed it: the day's owner evaluates it
-                changed = {root for root in changed if self.membership.owns(root)}
-            for root in changed | named:
-                self.schedule(root, trigger.received or None)
+            self._dispatch_one(trigger)
+
+    def _dispatch_one(self, trigger: Trigger) -> None:
+        self.metrics.triggers.inc(source=trigger.source)
+        for root in trigger.roots:
+            self.watch.add(root)
+        # New roots are not indexed yet: their first evaluation is asked outright.
+        named = {self.watch.canonical(root) for root in trigger.roots}
+        changed = {*self.watch.discover(trigger.keys), *self.watch.roots_for(trigger.keys)}
+        if trigger.shared:  # every replica sensed it: the day's owner evaluates it
+            changed = {root for root in changed if self.membership.owns(root)}
+        for root in changed | named:
+            self.schedule(root, trigger.received or None)
 
     async def _watch_window(self) -> None:
         while True:

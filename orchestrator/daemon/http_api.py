@@ -57,11 +57,9 @@ class Webhooks:
                 if exc.status != 200:
                     return exc.response()
                 return web.json_response({"status": str(exc)}, headers=exc.headers)
-            if not self._daemon.accept(Trigger(trigger.source, trigger.keys, trigger.roots,
-                                               received)):
-                # Filled while the delivery id was being recorded: rare, and the
-                # sensors still see the partition on their next poll.
-                return queue_full().response()
+            if not self._daemon.take(Trigger(trigger.source, trigger.keys, trigger.roots,
+                                             received)):
+                return queue_full().response()  # stopping since the checks
             return web.json_response({"status": "accepted"}, status=202)
 
         return handle

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +27,7 @@ from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.state.postgres import POOL_MAX_SIZE, PostgresStateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
 from orchestrator.testing.postgres import ADMIN_DSN
+from orchestrator.testing.stores import InMemoryStateStore
 from orchestrator.testing.world import DaemonWorld
 from orchestrator.web import BODY_SECONDS
 from orchestrator.web.http import serve
@@ -36,6 +38,7 @@ from orchestrator.web.signing import (
     signature,
     signed_headers,
 )
+from sensors.facts import Root, Trigger
 from tests.support.raw_http import exchange
 from tests.support.worlds import TODAY, make_world, publish_day, running
 
@@ -438,6 +441,32 @@ async def test_a_delivery_the_trigger_queue_could_not_take_is_accepted_when_sent
                 status, answer = await client.post("/hooks/runs", body, headers)
                 assert (status, answer) == (202, {"status": "accepted"})
         group.cancel_scope.cancel()
+
+
+class QueueFillingStateStore(InMemoryStateStore):
+    """Other triggers fill the daemon's queue while it records a delivery id."""
+
+    daemon: Daemon | None = None
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+        first = await super().remember_delivery(delivery_id, expires)
+        assert self.daemon is not None
+        while self.daemon.accept(Trigger("webhook")):
+            pass
+        return first
+
+
+async def test_a_delivery_recorded_as_the_trigger_queue_filled_is_acted_on() -> None:
+    """Refused once its id is recorded, the delivery's retry would be ignored as a
+    duplicate: a run asked for a day outside the window would never be evaluated."""
+    store = QueueFillingStateStore()
+    async with daemon_client(state=store) as client:
+        store.daemon = client.world.daemon
+        status, answer = await client.signed("/hooks/runs",
+                                             {"workflow": "top_artists", "date": "2018-03-01"})
+        assert (status, answer) == (202, {"status": "accepted"})
+        await client.world.wait_for(
+            lambda: Root("top_artists", date(2018, 3, 1)) in client.world.daemon.roots)
 
 
 async def test_a_signed_body_nested_too_deep_is_refused_as_malformed() -> None:
