@@ -16,7 +16,9 @@ Configurations, alternated within each repeat:
 Figures: publish → launch p50/p90/p99/max (ms), the launches a second from the first
 publish due to the last run begun (at a rate above what the daemons keep up with,
 their capacity), the backlog (published, not launched) when the publisher stops and
-how long it took to clear, and the daemons' CPU time per launch. Usage:
+how long it took to clear, the daemons' CPU time per launch, and how busy the
+machine's cores were meanwhile (every process: the registry service, PostgreSQL and
+the publisher share them with the daemons). Usage:
   .venv/bin/python bench/sustained_load.py [--rates 200,1000] [--seconds 10]
       [--stores default,postgres] [--modes push,long-poll] [--replicas 1,2]
 """
@@ -73,6 +75,8 @@ class Figures:
     publish_rate: float
     launch_rate: float
     """Runs begun a second, from the first publish due to the last run begun."""
+    machine_busy: float
+    """The share of the machine's CPU time busy (all processes) while it ran."""
 
 
 def _configs(case: Case, dsn: str, *, daemon_ports: list[int], service_port: int,
@@ -161,6 +165,13 @@ async def _wait_swept(urls: list[str], days: int) -> None:
                 await anyio.sleep(0.5)
 
 
+def machine_ticks() -> tuple[int, int]:
+    """The machine's busy and total CPU ticks since boot (/proc/stat)."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 def _stamps(outputs: Path) -> dict[str, float]:
     found = {}
     for part in outputs.rglob("part"):
@@ -202,7 +213,7 @@ async def measure(case: Case, seconds: float, drain: float, py_spy: str) -> Figu
         async with temporary_database("charon_load") as dsn, \
                 _stack(case, home, dsn, days) as (url, pids):
             publisher = await HttpRegistry.open(url, token=TOKEN, timeout=60)
-            cpu0 = sum(cpu_seconds(pid) for pid in pids)
+            cpu0, machine0 = sum(cpu_seconds(pid) for pid in pids), machine_ticks()
             if py_spy:
                 for n, pid in enumerate(pids):
                     _profile(py_spy, pid, seconds,
@@ -218,12 +229,14 @@ async def measure(case: Case, seconds: float, drain: float, py_spy: str) -> Figu
                     await anyio.sleep(0.2)
             drain_s = time.perf_counter() - stopped
             cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
+            busy, total = (now - before for now, before in zip(machine_ticks(), machine0,
+                                                                strict=True))
             await publisher.aclose()
     latencies = [(stamps[day] - due[day]) * 1000 for day in due if day in stamps]
     began = [stamps[day] for day in due if day in stamps]
     launch_rate = len(began) / max(1e-9, max(began, default=first) - min(due.values()))
     return Figures(latencies, backlog, drain_s, cpu * 1000 / max(1, len(latencies)),
-                   publish_rate, launch_rate)
+                   publish_rate, launch_rate, busy / max(1, total))
 
 
 def _row(case: Case, figures: Figures) -> str:
@@ -233,7 +246,7 @@ def _row(case: Case, figures: Figures) -> str:
             f"{statistics.median(values):>9.1f}{percentile(values, 0.9):>9.1f}"
             f"{percentile(values, 0.99):>9.1f}{max(values):>9.1f}{figures.backlog:>8}"
             f"{figures.drain_s:>8.1f}{len(figures.latencies_ms):>8}"
-            f"{figures.cpu_ms_per_launch:>11.2f}")
+            f"{figures.cpu_ms_per_launch:>11.2f}{figures.machine_busy:>7.0%}")
 
 
 async def main() -> None:
@@ -251,7 +264,7 @@ async def main() -> None:
     args = parser.parse_args()
     print(f"{'store':<9}{'mode':<10}{'reps':>4}{'rate/s':>7}{'kept/s':>8}{'launch/s':>9}"
           f"{'p50 ms':>9}{'p90':>9}{'p99':>9}{'max':>9}{'backlog':>8}{'drain s':>8}"
-          f"{'runs':>8}{'CPU ms/run':>11}")
+          f"{'runs':>8}{'CPU ms/run':>11}{'busy':>7}")
     for _ in range(args.repeat):
         for rate in (int(r) for r in args.rates.split(",")):
             for store in args.stores.split(","):
