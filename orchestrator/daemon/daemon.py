@@ -144,6 +144,7 @@ class Daemon:
             # The other replicas known first, the sweep evaluates only this one's days.
             with anyio.move_on_after(self.membership.interval_seconds):
                 await self.membership.beat()
+            self.metrics.replicas.set(len(self.membership.members))
             # The window is read before the server listens: at 100,000 days that is a few
             # tenths of a second of work no request or sensor can be kept waiting by.
             self._sweep()
@@ -241,6 +242,7 @@ class Daemon:
         """Evaluate the days the replicas' change gave this one: a replica that died
         or left owned them, and nothing else would evaluate them until they change."""
         assert self._group is not None  # membership is kept inside the task group
+        self.metrics.replicas.set(len(self.membership.members))
         self._group.start_soon(self._life.sensing_task, partial(self._evaluate_gained, before))
 
     async def _evaluate_gained(self, before: tuple[str, ...]) -> None:

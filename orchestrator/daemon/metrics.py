@@ -141,6 +141,8 @@ class DaemonMetrics:
             "charon_webhooks_rejected_total", "Webhook requests refused, by reason"
         )
         self.launches = Counter("charon_launches_total", "Runs launched by workflow")
+        self.replicas = Gauge("charon_replicas",
+                              "Live daemon replicas sharing the watched days, this one included")
         self.trigger_latency = Histogram(
             "charon_trigger_to_launch_seconds", "From trigger received to run launched",
             LATENCY_BUCKETS,
@@ -160,7 +162,7 @@ class DaemonMetrics:
             self.source_up.set(1 if health.failures == 0 else 0, source=name)
         metrics = (self.runs, self.sensor_polls, self.sensor_errors, self.source_up,
                    self.evaluation_errors, self.staging_removed, self.triggers,
-                   self.webhooks_rejected,
+                   self.webhooks_rejected, self.replicas,
                    self.launches, self.trigger_latency, self.loop_lag, self.loop_lag_max)
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"
 

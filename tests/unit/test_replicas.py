@@ -53,6 +53,7 @@ async def test_replicas_split_the_days_whose_inputs_their_sensors_see_arrive() -
     async with running(first), running(second):
         await first.wait_for(lambda: len(first.daemon.membership.members) == 2)
         assert first.daemon.membership.members == second.daemon.membership.members
+        assert "charon_replicas 2" in first.daemon.metrics.render().splitlines()
         await publish_every_day(first)
         await first.wait_for(lambda: len(first.runner.calls) == DAYS)
         await anyio.sleep(0.2)  # time for a second launch of any day
