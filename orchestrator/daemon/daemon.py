@@ -176,7 +176,6 @@ class Daemon:
         stop it and release its runs for another worker (or the next start) to resume."""
         if self._life.stopping:
             return
-        self._life.stopping = True
         self.engine.stop_claiming()
         self._log.info("stopping: no new triggers or claims", running=self._life.working)
         await self._life.stop()

@@ -20,6 +20,8 @@ from orchestrator.log import get_logger
 
 
 class Lifecycle:
+    """The scopes of one daemon's tasks; ``stopping`` from the first :meth:`stop` on."""
+
     def __init__(self, grace_seconds: float) -> None:
         self.stopping = False
         self._grace_seconds = grace_seconds
@@ -69,7 +71,8 @@ class Lifecycle:
 
     async def stop(self) -> None:
         """Cancel sensing now; give work the grace period, then cancel it too (its runs
-        are released by the engine as it unwinds). ``stopping`` is set by the caller."""
+        are released by the engine as it unwinds)."""
+        self.stopping = True
         for scope in list(self._sensing):
             scope.cancel()
         if self._working:
