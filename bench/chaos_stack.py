@@ -111,8 +111,11 @@ def config_toml(config: StackConfig, layout: Layout, dsn: str, registry_url: str
         f"[engine]\nlease_seconds = {config.lease_seconds}\n"
         f"max_concurrent_runs = {config.max_runs + config.top_max_runs}\n",
         f"[janitor]\ninterval_seconds = {config.janitor_seconds}\n",
+        # Replicas killed every few seconds come back under new ids: the dead ones'
+        # days are taken over once their heartbeats are as old as a lease.
         f"[daemon]\npoll_interval_ms = {config.poll_ms}\n"
-        f"shutdown_grace_seconds = {config.shutdown_grace_seconds}\n",
+        f"shutdown_grace_seconds = {config.shutdown_grace_seconds}\n"
+        f"replica_timeout_seconds = {config.lease_seconds}\n",
         '[log]\nformat = "json"\n',
         '[[workflows]]\nname = "chaos"\nmodule = "bench.chaos_tasks"\ntask = "ChaosTask"\n'
         f'params = {{ log_dir = "{layout.executions}" }}\n'

@@ -150,6 +150,8 @@ class DaemonSettings:
     shutdown_grace_seconds: int = field(metadata=within(0, DAY))
     trigger_queue: int = field(metadata=within(1, 1_000_000))
     replica_timeout_seconds: int = field(metadata=within(1, HOUR))
+    replica_id: str = field(metadata=matching(r"[A-Za-z0-9_.:-]{1,200}",
+                                              "a replica id such as charon-0"))
 
 
 @dataclass(frozen=True)

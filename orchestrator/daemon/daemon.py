@@ -80,7 +80,7 @@ class Daemon:
         self.watch = Watchlist(settings.workflows)
         self.engine = engine
         self.membership = Membership(
-            adapters.state, engine.owner,
+            adapters.state, settings.daemon.replica_id or engine.owner,
             timedelta(seconds=settings.daemon.replica_timeout_seconds))
         self._on_launch = on_launch
         self._freeze = freeze

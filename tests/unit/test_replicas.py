@@ -96,6 +96,23 @@ async def test_a_replica_that_stops_beating_is_dropped_when_its_heartbeat_runs_o
         await first.wait_for(lambda: len(first.runner.calls) == DAYS)
 
 
+async def test_a_replica_restarted_under_its_id_takes_its_days_back_at_once() -> None:
+    """Killed a moment ago, "replica-b" still counts as live for a long while: under a
+    new id its days would wait that long for anyone to evaluate them."""
+    first = replica_world(timeout_seconds=600)
+    await first.state.heartbeat("replica-b", timedelta(seconds=600))
+    settings = first.daemon.settings
+    restarted = first.with_daemon(dataclasses.replace(
+        settings, daemon=dataclasses.replace(settings.daemon, replica_id="replica-b")),
+        today=lambda: TODAY)
+    async with running(first), running(restarted):
+        assert restarted.daemon.membership.members == tuple(sorted(
+            (first.daemon.engine.owner, "replica-b")))
+        await publish_every_day(first)
+        await first.wait_for(lambda: len(first.runner.calls) == DAYS)
+    assert launched(restarted) == owned(restarted) > 0
+
+
 def test_a_replica_joining_or_leaving_moves_only_the_days_it_takes_or_gives_up() -> None:
     roots = [Root(WORKFLOW, date(2000, 1, 1) + timedelta(days=n)) for n in range(3000)]
     two, three = ("replica-a", "replica-b"), ("replica-a", "replica-b", "replica-c")
