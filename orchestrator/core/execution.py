@@ -87,8 +87,9 @@ class _Staged:
     """From then on a table may be in place and a revision may point at the outputs,
     so nothing staged is discarded: the run is released, to be resumed."""
     in_job: bool = False
-    """While the job (or the task's own code) runs: what fails then is the run's own
-    failure; what fails around it, in charon's steps, is an outage."""
+    """While the job (or the task's own code) runs, from the moment its id is recorded:
+    what fails then is the run's own failure; what fails around it, in charon's steps
+    (recording the job's id among them: the job goes down with it), is an outage."""
 
 
 class _Stale(Exception):  # a control-flow signal inside this module, not an error
@@ -247,17 +248,17 @@ class Executor:
     async def _produce(self, attempt: Attempt, evaluation: Evaluation,
                        staged: _Staged) -> None:
         run = attempt.run
-        staged.in_job = True
         with job_output_to(partial(self._adapters.run_logs.append, run.id)):
-            await self._run_job(attempt, evaluation, staged.refs)
+            await self._run_job(attempt, evaluation, staged)
             await _note("the job finished")
         staged.in_job = False
 
     async def _run_job(self, attempt: Attempt, evaluation: Evaluation,
-                       refs: dict[str, str]) -> None:
+                       staged: _Staged) -> None:
         adapters, task, run = self._adapters, attempt.task, attempt.run
         if attempt.on_launch is not None:
             attempt.on_launch(task)
+        refs = staged.refs
         context = RunContext(attempt.inputs, refs, adapters.storage, adapters.warehouse,
                              adapters.database,
                              fence=lambda: adapters.state.check_fence(run.id, run.attempt),
@@ -269,12 +270,14 @@ class Executor:
             # makes few others.
             await _note(f"attempt {run.attempt}: starting the job: {task.task_family}.run()"
                         " runs in charon's process; what it logs is in charon's own log")
+            staged.in_job = True
             await evaluation.task_loop.run(task.run, context)
             return
         name = job_name(task.task_family, run.partition, run.fingerprint)
 
         async def record_job(job_id: str) -> None:
             await adapters.state.set_job_id(run.id, run.attempt, job_id)
+            staged.in_job = True
             await _note(f"job {job_id} started")
 
         await _note(f"attempt {run.attempt}: starting the job")

@@ -188,6 +188,28 @@ async def test_a_crash_before_the_job_id_was_recorded_relaunches_to_the_same_pla
     assert run.staged == crashed.staged
 
 
+async def test_an_outage_recording_the_job_id_releases_the_run_without_failing_it(
+    world: World,
+) -> None:
+    """The job goes down with the write that failed: the run itself did not fail, so the
+    outage costs it none of its retries (seen in the chaos run, a connection cut)."""
+    real_set_job_id = world.state.set_job_id
+
+    async def outage(run_id: str, attempt: int, job_id: str) -> Run:
+        raise StateStoreError("the connection was closed in the middle of operation")
+
+    world.state.set_job_id = outage  # type: ignore[method-assign]
+    report = await world.engine().run(JOB)
+    assert report.outcomes[JOB.task_id].status is Status.ERROR
+    [released] = await world.state.list_runs()
+    assert (released.state, released.lease_owner, released.failures) == (
+        RunState.RUNNING, None, 0)
+
+    world.state.set_job_id = real_set_job_id  # type: ignore[method-assign]
+    run = await run_to_success(world)
+    assert (run.failures, run.attempt) == (0, 2)
+
+
 async def test_a_long_job_keeps_its_lease(world: World) -> None:
     world.runner.gate = anyio.Event()
     engine = Engine(world.adapters, runner=world.runner, beam=load_settings({}).beam,
