@@ -235,7 +235,15 @@ def requirements(task: Task) -> dict[str, Task]:
 
 def outputs(task: Task) -> dict[str, Target]:
     """output() normalised to a dict; a single target is keyed ``output``."""
-    produced = task.output()
+    # output() follows from the parameters, which never change, and an evaluation asks
+    # for each task's outputs several times (a year of daily inputs: 1,464 calls).
+    made: dict[str, Target] | None = task.__dict__.get("_outputs")
+    if made is None:
+        made = task.__dict__["_outputs"] = _normalised(task.output())
+    return dict(made)
+
+
+def _normalised(produced: Target | Mapping[str, Target] | None) -> dict[str, Target]:
     if produced is None:
         return {}
     if isinstance(produced, Mapping):
