@@ -61,6 +61,15 @@ def micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def new_id() -> str:
+    """A new run's or revision's id: a random UUID, as text."""
+    # uuid imports platform, which asks the system its name: a command that makes no
+    # new record (a re-run of what is complete) need not start with it.
+    import uuid  # noqa: PLC0415  # see above
+
+    return str(uuid.uuid4())
+
+
 def newer_than(inputs: Iterable[InputRevision], others: Iterable[InputRevision]) -> bool:
     """Whether some input of ``inputs`` is a later revision than the same input in
     ``others``: whoever looked ``others`` up did so before that revision came."""

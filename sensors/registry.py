@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from anyio.streams.memory import MemoryObjectSendStream
-
 from orchestrator.model import InputRevision, Revision
 from orchestrator.stores.registry.base import Registry
 from orchestrator.tasks.targets import RegistryTarget
-from sensors.facts import Trigger, registry_key
 
 
 class RegistrySensor:
@@ -55,30 +51,3 @@ class LongPollRegistry(Protocol):
     async def wait_for_changes(
         self, since_seq: int, timeout: float  # noqa: ASYNC109
     ) -> list[Revision]: ...
-
-
-class RegistryFeed:
-    """Follows the registry's change feed: one request per cycle, whatever the partitions."""
-
-    def __init__(
-        self, registry: Registry, send: MemoryObjectSendStream[Trigger], *,
-        page: int = 1000, long_poll_seconds: float = 30.0,
-    ) -> None:
-        self._registry = registry
-        self._send = send
-        self._page = page
-        self._long_poll_seconds = long_poll_seconds
-        self.cursor = 0
-
-    async def poll_once(self) -> bool:
-        if isinstance(self._registry, LongPollRegistry):
-            changes = await self._registry.wait_for_changes(self.cursor, self._long_poll_seconds)
-        else:
-            changes = await self._registry.changes(self.cursor, limit=self._page)
-        if changes:
-            self.cursor = max(revision.seq for revision in changes)
-            keys = tuple(dict.fromkeys(registry_key(r.endpoint, r.partition) for r in changes))
-            await self._send.send(Trigger("registry", keys, received=time.perf_counter(),
-                                          shared=True))
-        # A long-poll already waited; a full page means more is waiting.
-        return isinstance(self._registry, LongPollRegistry) or len(changes) == self._page

@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from orchestrator.adapters import open_adapters
 from orchestrator.cli import arguments
 from orchestrator.cli.daemon import check_workflows, run_daemon
+from orchestrator.cli.sample_data import cmd_sample_data
 from orchestrator.config import Settings
-from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode
 from orchestrator.service.options import ServiceOptions, served_settings
 from orchestrator.stores.registry.base import Registry
 
 LOOPBACK = "127.0.0.1"
 DEMO_DAY = "2018-10-31"
-SampleData = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
 
 
-def add_dev_command(commands: Any, sample_data: SampleData) -> None:
-    """``sample_data`` is the ``charon sample-data`` command, run on dev's arguments."""
+def add_dev_command(commands: Any) -> None:
     dev = commands.add_parser(
         "dev", help="the registry service, the daemon and its page on loopback, with the "
                     "sample day published and run; Ctrl-C stops it all")
@@ -49,7 +45,7 @@ def add_dev_command(commands: Any, sample_data: SampleData) -> None:
     dev.add_argument("--port-daemon", type=arguments.port,
                      help="the daemon's port (default: daemon.port; 0 picks a free one)")
     # What sample-data reads of its arguments beyond --date and --events.
-    dev.set_defaults(command=None, registry_command=partial(cmd_dev, sample_data=sample_data),
+    dev.set_defaults(command=None, registry_command=cmd_dev,
                      check=check_dev, streams=False, seed=None, new_revision=False, json=False)
 
 
@@ -69,8 +65,7 @@ def dev_settings(settings: Settings, registry_url: str) -> Settings:
     )
 
 
-async def cmd_dev(args: argparse.Namespace, settings: Settings, registry: Registry, *,
-                  sample_data: SampleData) -> int:
+async def cmd_dev(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     # Imported here, as by `registry serve`: aiohttp's server slows every other command.
     from orchestrator.service.app import running_service  # noqa: PLC0415
 
@@ -83,7 +78,7 @@ async def cmd_dev(args: argparse.Namespace, settings: Settings, registry: Regist
 
             async def publish_sample(url: str) -> None:
                 print(f"UI on {url}/", flush=True)
-                await sample_data(args, dev, adapters)
+                await cmd_sample_data(args, dev, adapters)
                 print("watching every day with inputs; Ctrl-C stops", flush=True)
 
             await run_daemon(dev, adapters, host=LOOPBACK, port=settings.daemon.port

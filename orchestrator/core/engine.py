@@ -10,9 +10,9 @@ holds a lease on work it cannot start, so other replicas take that work instead.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -55,7 +55,7 @@ evaluation (a new input's trigger) takes it from there."""
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Engine:

@@ -39,9 +39,7 @@ from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
-from sensors.registry import RegistryFeed
-from sensors.storage import StorageWatch
-from sensors.warehouse import TableWatch
+from sensors.watches import RegistryFeed, StorageWatch, TableWatch
 
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64

@@ -7,6 +7,7 @@ import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import ClassVar
 
 import anyio.lowlevel
 import pytest
@@ -22,7 +23,13 @@ from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.params import DateParameter, IntParameter, Parameter
 from orchestrator.tasks.runcontext import RunContext
 from orchestrator.tasks.targets import RegistryTarget
-from orchestrator.tasks.task import LookupDaily, SparkSubmitTask, Task, WrapperTask
+from orchestrator.tasks.task import (
+    ExternalTask,
+    LookupDaily,
+    SparkSubmitTask,
+    Task,
+    WrapperTask,
+)
 from orchestrator.testing import FakeJobRunner, InMemoryRegistry
 from orchestrator.testing import job_options as options
 from orchestrator.testing.world import World, build_world
@@ -292,6 +299,31 @@ async def test_an_evaluation_looks_up_a_bounded_number_of_inputs_at_once(world: 
     assert len(report.missing) == EVALUATORS + 100  # every one was looked up
     # Together, in one batched lookup: never more than the evaluators at once.
     assert registry.most_in_flight == 1
+
+
+class CountedDay(ExternalTask):
+    day = DateParameter()
+    asked: ClassVar[list[date]] = []
+
+    def output(self) -> RegistryTarget:
+        CountedDay.asked.append(self.day)
+        return RegistryTarget("counted.input", self.day.isoformat())
+
+
+class CountedDays(WrapperTask):
+    def requires(self) -> list[Task]:
+        return [CountedDay(day=date(2012, 1, 1) + timedelta(days=n)) for n in range(3)]
+
+
+async def test_an_evaluation_asks_each_task_for_its_outputs_once(world: World) -> None:
+    """output() follows from the parameters: a year of daily inputs is 366 calls of it,
+    not one for each time the engine looks at an input."""
+    CountedDay.asked.clear()
+    for n in range(3):
+        await world.registry.publish("counted.input", f"2012-01-0{n + 1}", f"/in/{n}")
+    report = await world.engine().run(CountedDays())
+    assert report.exit_code == 0
+    assert sorted(CountedDay.asked) == [date(2012, 1, n) for n in (1, 2, 3)]
 
 
 @dataclass

@@ -4,7 +4,6 @@ registry backend shares."""
 from __future__ import annotations
 
 import builtins
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from orchestrator.errors import (
     UnknownRevision,
     UsageError,
 )
-from orchestrator.model import Revision
+from orchestrator.model import Revision, new_id
 from orchestrator.stores.drivers.sqlite import truncate_ms
 
 
@@ -133,7 +132,7 @@ def new_revision(
 ) -> Revision:
     """A validated revision with its id and creation time; every registry adds the seq."""
     ids = check_publish(endpoint, partition, uri, lineage, idempotency_key=idempotency_key)
-    return Revision(str(uuid.uuid4()), endpoint, partition, uri, truncate_ms(now), ids)
+    return Revision(new_id(), endpoint, partition, uri, truncate_ms(now), ids)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ so the SQLite, PostgreSQL and in-memory stores cannot disagree on one."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -23,6 +22,7 @@ from orchestrator.model import (
     Run,
     RunRetryPolicy,
     RunState,
+    new_id,
     newer_than,
 )
 
@@ -148,7 +148,7 @@ def _finish_first(other: Run, request: ClaimRequest, now: datetime) -> ClaimPlan
 
 def _first_run(request: ClaimRequest, now: datetime) -> Run:
     return Run(
-        id=str(uuid.uuid4()), task_id=request.task_id, family=request.family,
+        id=new_id(), task_id=request.task_id, family=request.family,
         partition=request.partition, fingerprint=request.fingerprint,
         state=RunState.RUNNING, attempt=1, created=now, updated=now,
         inputs=request.inputs, lease_owner=request.owner, lease_expires=now + request.lease,
