@@ -28,7 +28,7 @@ from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
-from orchestrator.daemon.membership import Membership, owner
+from orchestrator.daemon.membership import Membership, Shares
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
@@ -79,7 +79,7 @@ class Daemon:
         self.engine = engine
         self.membership = Membership(
             adapters.state, settings.daemon.replica_id or engine.owner,
-            timedelta(seconds=settings.daemon.replica_timeout_seconds))
+            timedelta(seconds=settings.daemon.replica_timeout_seconds), settings.workflows)
         self._on_launch = on_launch
         self._freeze = freeze
         self._today = today
@@ -235,18 +235,19 @@ class Daemon:
             if self.membership.owns(root):
                 self.schedule(root, None)
 
-    def _take_over(self, before: tuple[str, ...]) -> None:
+    def _take_over(self, before: Shares) -> None:
         """Evaluate the days the replicas' change gave this one: a replica that died
         or left owned them, and nothing else would evaluate them until they change."""
         assert self._group is not None  # membership is kept inside the task group
         self.metrics.replicas.set(len(self.membership.members))
         self._group.start_soon(self._life.sensing_task, partial(self._evaluate_gained, before))
 
-    async def _evaluate_gained(self, before: tuple[str, ...]) -> None:
+    async def _evaluate_gained(self, before: Shares) -> None:
+        membership = self.membership
         for index, root in enumerate(list(self.watch.roots)):
             if index % TAKE_OVER_CHECKPOINT == 0:
                 await anyio.lowlevel.checkpoint()  # 100,000 hashes are tenths of a second
-            if self.membership.owns(root) and owner(before, root) != self.membership.replica:
+            if membership.owns(root) and membership.owner(root, before) != membership.replica:
                 self.schedule(root, None)
 
     def schedule(self, root: Root, received: float | None) -> None:

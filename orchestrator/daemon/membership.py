@@ -1,18 +1,21 @@
 """Which watched days this replica evaluates, when daemon replicas share a state store.
 
-Every replica heartbeats into the state store and learns the live replicas from it;
-each day belongs to one of them by rendezvous hashing, which every replica computes
-alike from the same list. A replica's sensors see every change, but it evaluates
-only the days it owns, so adding a replica adds capacity. A replica that dies or
-stalls drops out of the list once its heartbeat runs out; the others then evaluate
-the days it owned. Ownership spreads work and nothing else: runs are still claimed
-under leases and fenced, so two replicas that briefly both think a day theirs (a
-paused one waking up, a store that was unreachable) evaluate it twice, harmlessly.
+Every replica heartbeats into the state store, with what it watches, and learns from it
+the live replicas watching each workflow alike (the same name and definition); each
+day belongs to one of those by rendezvous hashing, which every replica computes alike
+from the same list. A replica's sensors see every change, but it evaluates only the
+days it owns, so adding a replica adds capacity. A replica that dies or stalls drops
+out once its heartbeat runs out; the others then evaluate the days it owned. A workflow
+only one replica watches, or defines as it does (in the middle of a rolling change of
+the configuration, say), is that replica's alone. Ownership spreads work and nothing
+else: runs are still claimed under leases and fenced, so two replicas that briefly
+both think a day theirs (a paused one waking up, a store that was unreachable)
+evaluate it twice, harmlessly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from hashlib import blake2b
 
@@ -21,14 +24,25 @@ import anyio
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from orchestrator.stores.state.base import StateStore
+from orchestrator.workflows import WorkflowSettings
 from sensors.facts import Root
 
 HEARTBEATS_PER_TTL = 3
 """A live replica's heartbeat is renewed this often within its time to live, so one
 slow store round trip does not drop it."""
 
+Shares = Mapping[str, tuple[str, ...]]
+"""The live replicas watching each workflow alike (by :func:`watched`), sorted."""
 
-def owner(members: tuple[str, ...], root: Root) -> str:
+
+def watched(workflow: WorkflowSettings) -> str:
+    """A workflow's name and a digest of its whole definition: replicas share its days
+    only when they define it alike."""
+    digest = blake2b(repr(workflow).encode(), digest_size=6).hexdigest()
+    return f"{workflow.name}:{digest}"
+
+
+def rendezvous(members: tuple[str, ...], root: Root) -> str:
     """The replica among ``members`` that evaluates ``root``: the highest score of a
     hash over both, so a replica joining or leaving moves only the days it takes or
     gives up."""
@@ -47,9 +61,11 @@ class Membership:
     succeeds, the replica owns every day, as if alone: evaluating too much is safe.
     """
 
-    def __init__(self, state: StateStore, replica: str, ttl: timedelta) -> None:
+    def __init__(self, state: StateStore, replica: str, ttl: timedelta,
+                 workflows: Sequence[WorkflowSettings]) -> None:
         self.replica = replica
-        self.members: tuple[str, ...] = (replica,)
+        self._watched = {workflow.name: watched(workflow) for workflow in workflows}
+        self.shares: Shares = {name: (replica,) for name in self._watched.values()}
         self._state = state
         self._ttl = ttl
         self._log = get_logger("charon.daemon.membership", replica=replica)
@@ -58,32 +74,42 @@ class Membership:
     def interval_seconds(self) -> float:
         return self._ttl.total_seconds() / HEARTBEATS_PER_TTL
 
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Every live replica sharing a workflow with this one, this one included."""
+        return tuple(sorted({replica for share in self.shares.values() for replica in share}))
+
+    def owner(self, root: Root, shares: Shares | None = None) -> str:
+        """The replica that evaluates ``root``, by ``shares`` (by default, as now)."""
+        found = (self.shares if shares is None else shares).get(
+            self._watched.get(root.workflow, ""), (self.replica,))
+        return rendezvous(found, root)
+
     def owns(self, root: Root) -> bool:
-        return owner(self.members, root) == self.replica
+        return self.owner(root) == self.replica
 
-    def owner(self, root: Root) -> str:
-        return owner(self.members, root)
-
-    async def beat(self) -> tuple[str, ...] | None:
-        """One heartbeat; the replicas as they were before it when it changed them,
-        else None. A store that cannot answer leaves the list as it was."""
+    async def beat(self) -> Shares | None:
+        """One heartbeat; the shares as they were before it when it changed them, else
+        None. A store that cannot answer leaves them as they were."""
         try:
-            members = await self._state.heartbeat(self.replica, self._ttl)
+            rows = await self._state.heartbeat(self.replica, sorted(self._watched.values()),
+                                               self._ttl)
         except CharonError as exc:
             self._log.warning("heartbeat failed; sharing days as before", error=str(exc))
             return None
-        # Its own row was written in the same transaction; a store that lost it
+        # Its own rows were written in the same transaction; a store that lost them
         # still must not leave this replica owning nothing.
-        members = tuple(sorted({*members, self.replica}))
-        if members == self.members:
+        shares = {name: tuple(sorted({self.replica, *(r for r, w in rows if w == name)}))
+                  for name in self._watched.values()}
+        if shares == self.shares:
             return None
-        before, self.members = self.members, members
-        self._log.info("replicas changed", replicas=list(members))
+        before, self.shares = self.shares, shares
+        self._log.info("replicas changed", replicas=list(self.members))
         return before
 
-    async def keep(self, on_change: Callable[[tuple[str, ...]], None]) -> None:
-        """Heartbeat until cancelled; ``on_change`` gets the replicas as they were
-        before each change (the list now is :attr:`members`)."""
+    async def keep(self, on_change: Callable[[Shares], None]) -> None:
+        """Heartbeat until cancelled; ``on_change`` gets the shares as they were before
+        each change (the shares now are :attr:`shares`)."""
         while True:
             await anyio.sleep(self.interval_seconds)
             if (before := await self.beat()) is not None:

@@ -95,7 +95,8 @@ class InMemoryStateStore(StateStoreBase):
         self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
         self._writes = 0
         self._deliveries: dict[str, datetime] = {}  # delivery id -> expiry
-        self._replicas: dict[str, datetime] = {}  # replica id -> heartbeat expiry
+        # (replica id, what it watches) -> heartbeat expiry
+        self._replicas: dict[tuple[str, str], datetime] = {}
         self._backfills: dict[str, Backfill] = {}  # by id, in creation order
 
     def _store(self, run: Run) -> Run:
@@ -157,16 +158,19 @@ class InMemoryStateStore(StateStoreBase):
         self._deliveries[delivery_id] = expires if known is None else max(known, expires)
         return known is None
 
-    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+    async def heartbeat(
+        self, replica: str, watched: Sequence[str], ttl: timedelta,
+    ) -> builtins.list[tuple[str, str]]:
         await anyio.lowlevel.checkpoint()
         now = self._now()
-        self._replicas = {k: v for k, v in self._replicas.items() if v > now}
-        self._replicas[replica] = now + ttl
-        return tuple(sorted(self._replicas))
+        self._replicas = {k: v for k, v in self._replicas.items()
+                          if v > now and k[0] != replica}
+        self._replicas.update({(replica, w): now + ttl for w in watched})
+        return sorted(self._replicas)
 
     async def leave(self, replica: str) -> None:
         await anyio.lowlevel.checkpoint()
-        self._replicas.pop(replica, None)
+        self._replicas = {k: v for k, v in self._replicas.items() if k[0] != replica}
 
     async def open_backfill(self, backfill: Backfill) -> Backfill:
         await anyio.lowlevel.checkpoint()

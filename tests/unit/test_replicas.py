@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import anyio
 
-from orchestrator.daemon.membership import owner
+from orchestrator.daemon.membership import rendezvous, watched
 from orchestrator.testing.world import DaemonWorld
 from sensors.facts import Root
 from tests.support.worlds import TODAY, make_world, publish_day, running
@@ -86,7 +86,8 @@ async def test_a_replica_that_left_has_its_waiting_days_evaluated_by_the_others(
 async def test_a_replica_that_stops_beating_is_dropped_when_its_heartbeat_runs_out() -> None:
     first = replica_world(timeout_seconds=1)
     silent = "silent-replica"
-    await first.state.heartbeat(silent, timedelta(seconds=1))
+    await first.state.heartbeat(silent, [watched(first.daemon.settings.workflows[0])],
+                                timedelta(seconds=1))
     async with running(first):
         assert first.daemon.membership.members == tuple(sorted((first.daemon.engine.owner,
                                                                 silent)))
@@ -100,7 +101,8 @@ async def test_a_replica_restarted_under_its_id_takes_its_days_back_at_once() ->
     """Killed a moment ago, "replica-b" still counts as live for a long while: under a
     new id its days would wait that long for anyone to evaluate them."""
     first = replica_world(timeout_seconds=600)
-    await first.state.heartbeat("replica-b", timedelta(seconds=600))
+    await first.state.heartbeat("replica-b", [watched(first.daemon.settings.workflows[0])],
+                                timedelta(seconds=600))
     settings = first.daemon.settings
     restarted = first.with_daemon(dataclasses.replace(
         settings, daemon=dataclasses.replace(settings.daemon, replica_id="replica-b")),
@@ -113,12 +115,32 @@ async def test_a_replica_restarted_under_its_id_takes_its_days_back_at_once() ->
     assert launched(restarted) == owned(restarted) > 0
 
 
+async def test_replicas_defining_a_workflow_otherwise_or_not_at_all_own_none_of_its_days(
+) -> None:
+    """In the middle of a rolling change of the configuration, say: a replica that does
+    not watch the workflow as the first does must not be given its days."""
+    first = replica_world()
+    settings = first.daemon.settings
+    other = dataclasses.replace(settings.workflows[0], params=(("top_n", 5),))
+    otherwise = first.with_daemon(dataclasses.replace(settings, workflows=(other,)),
+                                  today=lambda: TODAY)
+    elsewhere = first.with_daemon(dataclasses.replace(settings, workflows=()),
+                                  today=lambda: TODAY)
+    async with running(first), running(otherwise), running(elsewhere):
+        await first.wait_for(lambda: len(first.daemon.membership.members) == 1 and len(
+            otherwise.daemon.membership.members) == 1)
+        await publish_every_day(first)
+        # Each definition of the day runs once, by the replica defining it so.
+        await first.wait_for(lambda: len(first.runner.calls) == 2 * DAYS)
+    assert (launched(first), launched(otherwise), launched(elsewhere)) == (DAYS, DAYS, 0)
+
+
 def test_a_replica_joining_or_leaving_moves_only_the_days_it_takes_or_gives_up() -> None:
     roots = [Root(WORKFLOW, date(2000, 1, 1) + timedelta(days=n)) for n in range(3000)]
     two, three = ("replica-a", "replica-b"), ("replica-a", "replica-b", "replica-c")
     for root in roots:
-        if owner(three, root) != "replica-c":
-            assert owner(three, root) == owner(two, root)
-    shares = Counter(owner(three, root) for root in roots)
+        if rendezvous(three, root) != "replica-c":
+            assert rendezvous(three, root) == rendezvous(two, root)
+    shares = Counter(rendezvous(three, root) for root in roots)
     assert all(800 < share < 1200 for share in shares.values()), shares  # a third each
-    assert all(owner(("only",), root) == "only" for root in roots)
+    assert all(rendezvous(("only",), root) == "only" for root in roots)

@@ -124,10 +124,13 @@ class StateStore(Protocol):
         ids that expired are forgotten, so the store holds only live ones.
         """
 
-    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
-        """Count ``replica`` among the live daemon replicas until ``ttl`` from now, on
-        the store's clock, and forget those whose time ran out. Returns the live
-        replicas' ids, sorted: what the replicas split the watched partitions by."""
+    async def heartbeat(
+        self, replica: str, watched: Sequence[str], ttl: timedelta,
+    ) -> list[tuple[str, str]]:
+        """Count ``replica`` among the live daemon replicas watching each of ``watched``
+        (and nothing else) until ``ttl`` from now, on the store's clock, and forget
+        what ran out. Returns every live (replica, watched) pair, sorted: what the
+        replicas split the watched partitions by."""
 
     async def leave(self, replica: str) -> None:
         """Stop counting ``replica`` as live now (it is shutting down)."""

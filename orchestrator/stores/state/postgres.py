@@ -14,7 +14,7 @@ database itself refuses a second. The tables live in their own schema, ``charon_
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -104,12 +104,12 @@ INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES ($1, $2) ON CONFL
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = GREATEST(expires, $2) WHERE id = $1"
 
 # A replica's heartbeat: its row, then every replica still live on the same clock.
-UPSERT_REPLICA = (
-    "INSERT INTO replicas (id, expires) VALUES ($1, $2)"
-    " ON CONFLICT (id) DO UPDATE SET expires = excluded.expires"
+INSERT_REPLICA = (
+    "INSERT INTO replicas (id, watched, expires) SELECT $1, watched, $3"
+    " FROM unnest($2::text[]) AS watched"
 )
 PRUNE_REPLICAS = "DELETE FROM replicas WHERE expires <= $1"
-SELECT_REPLICAS = "SELECT id FROM replicas ORDER BY id"
+SELECT_REPLICAS = "SELECT id, watched FROM replicas ORDER BY id, watched"
 DELETE_REPLICA = "DELETE FROM replicas WHERE id = $1"
 
 # A backfill found again by its key is resumed: the same id and days, the new order
@@ -258,14 +258,18 @@ class PostgresStateStore(StateStoreBase):
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             return await self._writes.run(remember)
 
-    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+    async def heartbeat(
+        self, replica: str, watched: Sequence[str], ttl: timedelta,
+    ) -> builtins.list[tuple[str, str]]:
         """On the database's clock, like the leases."""
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             async with self._pool.acquire() as connection, connection.transaction():
                 now = await self._now(connection)
                 await connection.execute(PRUNE_REPLICAS, now)
-                await connection.execute(UPSERT_REPLICA, replica, now + ttl)
-                return tuple(row["id"] for row in await connection.fetch(SELECT_REPLICAS))
+                await connection.execute(DELETE_REPLICA, replica)
+                await connection.execute(INSERT_REPLICA, replica, list(watched), now + ttl)
+                return [(row["id"], row["watched"])
+                        for row in await connection.fetch(SELECT_REPLICAS)]
 
     async def leave(self, replica: str) -> None:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):

@@ -88,12 +88,9 @@ INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES (?, ?) ON CONFLIC
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = MAX(expires, ?) WHERE id = ?"
 
 # A replica's heartbeat: its row, then every replica still live on the same clock.
-UPSERT_REPLICA = (
-    "INSERT INTO replicas (id, expires) VALUES (?, ?)"
-    " ON CONFLICT (id) DO UPDATE SET expires = excluded.expires"
-)
+INSERT_REPLICA = "INSERT INTO replicas (id, watched, expires) VALUES (?, ?, ?)"
 PRUNE_REPLICAS = "DELETE FROM replicas WHERE expires <= ?"
-SELECT_REPLICAS = "SELECT id FROM replicas ORDER BY id"
+SELECT_REPLICAS = "SELECT id, watched FROM replicas ORDER BY id, watched"
 DELETE_REPLICA = "DELETE FROM replicas WHERE id = ?"
 
 # A backfill found again by its key is resumed: the same id and days, the new order
@@ -225,14 +222,18 @@ class SqliteStateStore(StateStoreBase):
 
         return await self._db.run(remember)
 
-    async def heartbeat(self, replica: str, ttl: timedelta) -> tuple[str, ...]:
+    async def heartbeat(
+        self, replica: str, watched: Sequence[str], ttl: timedelta,
+    ) -> list[tuple[str, str]]:
         now = self._now()
+        until = iso_ms(now + ttl)
 
-        def beat(connection: sqlite3.Connection) -> tuple[str, ...]:
+        def beat(connection: sqlite3.Connection) -> list[tuple[str, str]]:
             with transaction(connection):
                 connection.execute(PRUNE_REPLICAS, (iso_ms(now),))
-                connection.execute(UPSERT_REPLICA, (replica, iso_ms(now + ttl)))
-                return tuple(row[0] for row in connection.execute(SELECT_REPLICAS))
+                connection.execute(DELETE_REPLICA, (replica,))
+                connection.executemany(INSERT_REPLICA, [(replica, w, until) for w in watched])
+                return [(row[0], row[1]) for row in connection.execute(SELECT_REPLICAS)]
 
         return await self._db.run(beat)
 

@@ -1,6 +1,9 @@
--- The live daemon replicas, each until its heartbeat's expiry: they split the watched
--- partitions between them (orchestrator.daemon.membership).
+-- The live daemon replicas and what each watches (a workflow's name and a digest of
+-- its definition), each until its heartbeat's expiry: the replicas watching a workflow
+-- alike split its days (orchestrator.daemon.membership).
 CREATE TABLE replicas (
-    id TEXT PRIMARY KEY,
-    expires TEXT NOT NULL    -- ISO-8601 UTC with milliseconds, so it sorts as text
+    id TEXT NOT NULL,
+    watched TEXT NOT NULL,
+    expires TEXT NOT NULL,   -- ISO-8601 UTC with milliseconds, so it sorts as text
+    PRIMARY KEY (id, watched)
 );
