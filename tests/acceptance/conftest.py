@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 CHARON = str(Path(sys.executable).parent / "charon")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,19 @@ def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
     line = first_line(process, timeout=60)
     assert line.startswith(ready), f"no ready line: {line!r}\n{log.read_text()}"
     return process, line[len(ready):].strip()
+
+
+def daily_daemon(tmp_path: Path, first: str, last: str, dsn: str,
+                 extra: str = "") -> dict[str, str]:
+    """The environment of a daemon on a fresh home watching bench.noop_tasks.Daily from
+    ``first`` to ``last`` (``extra``: more of its workflow's settings), with its registry
+    on PostgreSQL at ``dsn``."""
+    config = tmp_path / "charon.toml"
+    config.write_text(
+        '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
+        f'start = "{first}"\nend = "{last}"\n{extra}'
+    )
+    base = Cli(tmp_path / "home").env
+    return {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
+            "CHARON_CONFIG": str(config),
+            "CHARON_REGISTRY__KIND": "postgres", "CHARON_REGISTRY__DSN": dsn}

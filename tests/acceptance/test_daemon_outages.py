@@ -6,7 +6,6 @@ are on the machine's PostgreSQL server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -18,11 +17,10 @@ from typing import Any
 import pytest
 
 from orchestrator.testing.postgres import cluster_version, ensure_postgres
-from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
+from tests.acceptance.conftest import CHARON, Cli, daily_daemon, free_port, start, wait_until
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "outage-token"
 INPUT, OUTPUT = "bench.input", "bench.output"
 DAYS = ("2020-01-01", "2020-01-02", "2020-01-03")
@@ -89,14 +87,7 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, postgres_dsn: str) -> Iterator[Stack]:
-    config = tmp_path / "charon.toml"
-    config.write_text(
-        '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
-        f'start = "{DAYS[0]}"\nend = "{DAYS[-1]}"\n'
-    )
-    base = Cli(tmp_path / "home").env
-    env = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
-           "CHARON_REGISTRY__KIND": "postgres", "CHARON_REGISTRY__DSN": postgres_dsn,
+    env = {**daily_daemon(tmp_path, DAYS[0], DAYS[-1], postgres_dsn),
            "CHARON_REGISTRY_TOKEN": TOKEN}
     registry_port = free_port()
     client = {**env, "CHARON_REGISTRY__KIND": "http",
@@ -106,7 +97,7 @@ def stack(tmp_path: Path, postgres_dsn: str) -> Iterator[Stack]:
     registry = start_registry(env, registry_port, tmp_path / "registry.log")
     daemon, daemon_url = start(
         [CHARON, "daemon", "--port", "0"],
-        {**client, "CHARON_CONFIG": str(config), "CHARON_STATE__KIND": "postgres",
+        {**client, "CHARON_STATE__KIND": "postgres",
          "CHARON_STATE__DSN": postgres_dsn, "CHARON_DAEMON__POLL_INTERVAL_MS": "200",
          "CHARON_DAEMON__MAX_BACKOFF_SECONDS": "2"},
         tmp_path / "daemon.log", "daemon listening on ",

@@ -6,7 +6,6 @@ still published exactly once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -24,11 +23,10 @@ import pytest
 
 from bench.noop_tasks import INPUT_ENDPOINT, OUTPUT_ENDPOINT
 from orchestrator.stores.registry.postgres import PostgresRegistry
-from tests.acceptance.conftest import CHARON, Cli, start
+from tests.acceptance.conftest import CHARON, daily_daemon, start
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 FIRST = date(2020, 1, 1)
 DAYS = [(FIRST + timedelta(days=n)).isoformat() for n in range(24)]
 TIMEOUT_SECONDS = 3
@@ -72,15 +70,8 @@ class Replicas:
 
 @pytest.fixture
 def replicas(tmp_path: Path, postgres_dsn: str) -> Iterator[Replicas]:
-    config = tmp_path / "charon.toml"
-    config.write_text(
-        '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
-        f'start = "{DAYS[0]}"\nend = "{DAYS[-1]}"\nmax_concurrent_runs = 8\n'
-    )
-    base = Cli(tmp_path / "home").env
-    env = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
-           "CHARON_CONFIG": str(config),
-           "CHARON_REGISTRY__KIND": "postgres", "CHARON_REGISTRY__DSN": postgres_dsn,
+    env = {**daily_daemon(tmp_path, DAYS[0], DAYS[-1], postgres_dsn,
+                          "max_concurrent_runs = 8\n"),
            "CHARON_STATE__KIND": "postgres", "CHARON_STATE__DSN": postgres_dsn,
            "CHARON_DAEMON__POLL_INTERVAL_MS": "200",
            "CHARON_DAEMON__REPLICA_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
