@@ -200,11 +200,10 @@ class Daemon:
         meanwhile, act on it at once rather than refuse it, since a retry of the
         delivery would be ignored as a duplicate. False only when it is stopping or
         not started."""
-        if self.accept(trigger):
-            return True
         if self._send is None or self._life.stopping:
             return False
-        self._dispatch_one(trigger)
+        if not self.accept(trigger):
+            self._dispatch_one(trigger)
         return True
 
     async def _dispatch(self, receive: MemoryObjectReceiveStream[Trigger]) -> None:
