@@ -13,8 +13,7 @@ import os
 import secrets
 import socket
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
 import anyio
@@ -26,7 +25,8 @@ from orchestrator.core.graph import Graph, resolve
 from orchestrator.core.kept_gone import Rebuild, gone_since_success, kept_gone, rebuild_below
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.limits import Place
-from orchestrator.core.lookups import Lookups
+from orchestrator.core.lookups import Externals, Lookups
+from orchestrator.core.nodes import Nodes, blocked_by
 from orchestrator.core.policy import USER_RUN, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status
@@ -95,83 +95,77 @@ class Engine:
         """Claim nothing more (a shutdown began); runs already claimed go on."""
         self._claiming = False
 
+    async def lookup_externals(self, graphs: Iterable[Graph]) -> Externals:
+        """The outputs of the external tasks of several graphs, in one batched lookup, for
+        their evaluations to begin with (``run``'s ``externals``); empty if it fails."""
+        return await self._lookups.externals_of(graphs)
+
     async def run(self, root: Task, policy: Policy = USER_RUN, *,
-                  graph: Graph | None = None) -> Report:
+                  graph: Graph | None = None, externals: Externals | None = None) -> Report:
         """Bring ``root`` and everything it requires up to date.
 
         A node becomes ready when its last dependency finishes. Up to ``evaluators``
         tasks take ready nodes one after another, rather than one task per node:
         a thousand ready partitions then cost a few hundred task spawns, and no more
-        sensor lookups or claims are in flight than that. The lease keeper stops
-        with the last node. A node whose sources fail ends as an ERROR outcome; it
-        never takes the others down with it. ``graph``: ``root``'s, if the caller
-        resolved it already.
+        sensor lookups or claims are in flight than that. A node whose sources fail
+        ends as an ERROR outcome; it never takes the others down with it. ``graph``:
+        ``root``'s, if the caller resolved it already; ``externals``: what a lookup made
+        for several evaluations found (``lookup_externals``), looked up here otherwise.
         """
         graph = graph or resolve(root)
-        outcomes: dict[str, Outcome] = {}
-        pending = {  # task id -> how many of its dependencies have not finished
-            task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
-            for task_id in graph.order
-        }
-        ready = deque(task_id for task_id, count in pending.items() if not count)
-        evaluators = 0
-        keeper = LeaseKeeper(self._adapters.state, self._lease)
-        keeping = anyio.CancelScope()
+        nodes = Nodes(graph)
+        known = await self._lookups.externals(graph, externals)
+        # External tasks the batched lookup answered are settled here, one after
+        # another, without an evaluator each: a year of daily inputs is 366 checks
+        # of what is already known, not 366 tasks.
+        answered = [task_id for task_id in nodes.ready
+                    if self._lookups.answered(graph.tasks[task_id], known)]
+        skipped = set(answered)
+        unanswered = [task_id for task_id in nodes.ready if task_id not in skipped]
+        nodes.ready.clear()
+        nodes.ready.extend(unanswered)
+        for task_id in answered:
+            task = graph.tasks[task_id]
+            assert isinstance(task, ExternalTask)  # answered() says so
+            nodes.settle(task_id, await self._lookups.check_external(task, known))
+        if nodes.ready:
+            await self._evaluate_ready(graph, nodes, policy, known)
+        return Report(root.task_id, nodes.outcomes, graph.tasks)
 
+    async def _evaluate_ready(self, graph: Graph, nodes: Nodes, policy: Policy,
+                              known: Externals) -> None:
+        """Evaluate the nodes as they become ready, until all are settled. The lease
+        keeper stops with the last node."""
+        evaluators = 0
         async with TaskLoop() as task_loop, anyio.create_task_group() as group:
-            evaluation = Evaluation(keeper, task_loop, await self._lookups.externals(graph))
+            keeper = LeaseKeeper(self._adapters.state, self._lease, group)
+            evaluation = Evaluation(keeper, task_loop, known)
 
             def add_evaluators() -> None:
                 """One more evaluator per ready node, up to the cap; each is handed its
                 node, so no ready node waits while another evaluator could start."""
                 nonlocal evaluators
-                while ready and evaluators < self._evaluators:
+                while nodes.ready and evaluators < self._evaluators:
                     evaluators += 1
-                    group.start_soon(evaluate_from, ready.popleft())  # noqa: F821  # see del below
-
-            async def evaluate(task_id: str) -> None:
-                outcomes[task_id] = await self._evaluate_safely(
-                    graph, task_id, outcomes, policy, evaluation
-                )
-                for dependent in graph.dependents[task_id]:
-                    pending[dependent] -= 1
-                    if not pending[dependent]:
-                        ready.append(dependent)
-                if len(outcomes) == len(graph.order):
-                    keeping.cancel()
+                    group.start_soon(evaluate_from, nodes.ready.popleft())  # noqa: F821  # see del below
 
             async def evaluate_from(task_id: str | None) -> None:
                 nonlocal evaluators
                 while task_id is not None:
-                    await evaluate(task_id)
-                    task_id = ready.popleft() if ready else None
+                    nodes.settle(task_id, await self._evaluate_safely(
+                        graph, task_id, nodes.outcomes, policy, evaluation))
+                    if nodes.settled:
+                        keeper.stop()
+                    task_id = nodes.ready.popleft() if nodes.ready else None
                     add_evaluators()  # noqa: F821  # see del below
                 evaluators -= 1
 
-            group.start_soon(self._keep_leases, keeper, keeping)
-            # External tasks the batched lookup answered are settled here, one after
-            # another, without an evaluator each: a year of daily inputs is 366 checks
-            # of what is already known, not 366 tasks.
-            answered = [task_id for task_id in ready
-                        if self._lookups.answered(graph.tasks[task_id], evaluation)]
-            skipped = set(answered)
-            unanswered = [task_id for task_id in ready if task_id not in skipped]
-            ready.clear()
-            ready.extend(unanswered)
-            for task_id in answered:
-                await evaluate(task_id)
             add_evaluators()
         # The two closures refer to each other through their cells, a cycle holding the
         # graph, the outcomes and the task group: emptied, all of it is freed now rather
         # than by a full pass of the cyclic collector (a daemon sweeping 100,000 days
         # left 40,000 such objects a pass, and each pass blocked its loop 0.1-0.25 s).
         del add_evaluators, evaluate_from
-        return Report(root.task_id, outcomes, graph.tasks)
-
-    @staticmethod
-    async def _keep_leases(keeper: LeaseKeeper, scope: anyio.CancelScope) -> None:
-        with scope:
-            await keeper.keep()
 
     async def _evaluate_safely(
         self, graph: Graph, task_id: str, outcomes: dict[str, Outcome], policy: Policy,
@@ -191,13 +185,8 @@ class Engine:
         evaluation: Evaluation, *, asked: bool,
     ) -> Outcome:
         task = graph.tasks[task_id]
-        unfinished = [
-            dep.task_id for dep in graph.requires[task_id].values()
-            if not outcomes[dep.task_id].status.ok
-        ]
-        if unfinished:
-            return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished),
-                           blocked_by=tuple(unfinished))
+        if (blocked := blocked_by(graph, task_id, outcomes)) is not None:
+            return blocked  # rebuilt when kept gone: a dependency's rebuild may have failed
         if isinstance(task, ExternalTask):
             return await self._lookups.check_external(task, evaluation.externals)
         if isinstance(task, WrapperTask):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio
+import anyio.abc
 
 from orchestrator.errors import CharonError, LeaseLost
 from orchestrator.log import get_logger
@@ -48,22 +49,37 @@ class HeldLease:
 
 
 class LeaseKeeper:
-    """Keeps the leases of the attempts running in one evaluation; one keeper each."""
+    """Keeps the leases of the attempts running in one evaluation; one keeper each.
+
+    Its task, in ``group``, starts with the first lease held: most evaluations of a
+    daemon's sweep claim nothing, and a task each would be much of what they cost.
+    """
 
     def __init__(
-        self, state: StateStore, lease: timedelta,
+        self, state: StateStore, lease: timedelta, group: anyio.abc.TaskGroup,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._state = state
         self._lease = lease.total_seconds()
         self._monotonic = monotonic
         self._held: dict[str, HeldLease] = {}
+        self._group: anyio.abc.TaskGroup | None = group
+        """Where its task starts, until it has."""
+        self._keeping = anyio.CancelScope()
         self._log = get_logger("charon.lease")
+
+    def stop(self) -> None:
+        """Stop keeping (the evaluation is over: nothing is held any more)."""
+        self._group = None
+        self._keeping.cancel()
 
     @contextmanager
     def hold(self, run: Run, claimed_at: float) -> Iterator[HeldLease]:
         """Keep ``run``'s lease while the block runs; the block is cancelled when it is
         lost. ``claimed_at`` is the monotonic time just before the claim was asked."""
+        if self._group is not None:
+            self._group.start_soon(self._keep)
+            self._group = None
         with anyio.CancelScope() as scope:
             held = HeldLease(run, scope, self._valid_until(claimed_at),
                              claimed_at + self._lease / 3)
@@ -76,13 +92,14 @@ class LeaseKeeper:
     def _valid_until(self, asked_at: float) -> float:
         return asked_at + self._lease * (1 - SAFETY_FRACTION)
 
-    async def keep(self) -> None:
-        """Watch and renew until cancelled."""
-        while True:
-            await anyio.sleep(min(self._lease / 3, MAX_TICK_SECONDS))
-            for held in list(self._held.values()):
-                if held.lost is None:
-                    await self._tend(held)
+    async def _keep(self) -> None:
+        """Watch and renew until stopped."""
+        with self._keeping:
+            while True:
+                await anyio.sleep(min(self._lease / 3, MAX_TICK_SECONDS))
+                for held in list(self._held.values()):
+                    if held.lost is None:
+                        await self._tend(held)
 
     async def _tend(self, held: HeldLease) -> None:
         now = self._monotonic()

@@ -9,7 +9,7 @@ listing, not 366 calls).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from orchestrator.core.completeness import complete_when_present, present
 from orchestrator.core.execution import Evaluation, Inputs
@@ -19,8 +19,13 @@ from orchestrator.core.report import Outcome, Status
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from orchestrator.model import InputRevision, Run, RunState
+from orchestrator.tasks.targets import Target
 from orchestrator.tasks.task import ExternalTask, Task, input_sources, input_targets, outputs
 from sensors import Sensors
+
+Externals = Mapping[str, InputRevision | None]
+"""The outputs of external tasks as a batched lookup found them (None: absent), by a key
+of the task's id and the output's."""
 
 
 class Lookups:
@@ -30,27 +35,37 @@ class Lookups:
                                 data_prefix=adapters.data_prefix, database=adapters.database)
         self._log = get_logger("charon.engine")
 
-    async def externals(self, graph: Graph) -> dict[str, InputRevision | None]:
-        """The outputs of the external tasks that require nothing, in one batched lookup
-        (a year of daily files: one listing, not 366 calls). If that fails each task
-        looks its own up, and fails alone."""
-        targets = {
-            _external_key(task_id, key): target
-            for task_id in graph.order if not graph.requires[task_id]
-            and isinstance(task := graph.tasks[task_id], ExternalTask)
-            for key, target in outputs(task).items()
-        }
+    async def externals(self, graph: Graph, known: Externals | None = None) -> Externals:
+        """The outputs of the external tasks that require nothing: what ``known`` (a
+        lookup made for several graphs, :meth:`externals_of`) answers, the rest in one
+        batched lookup (a year of daily files: one listing, not 366 calls). If that
+        fails each task looks its own up, and fails alone."""
+        targets = _external_targets(graph)
+        found = {key: known[key] for key in targets if key in known} if known else {}
+        if len(found) < len(targets):
+            found.update(await self._together(
+                {key: target for key, target in targets.items() if key not in found}))
+        return found
+
+    async def externals_of(self, graphs: Iterable[Graph]) -> Externals:
+        """The outputs of the external tasks of several graphs, in one batched lookup;
+        empty if it fails (each evaluation then looks its own up)."""
+        return await self._together(
+            {key: target for graph in graphs for key, target in _external_targets(graph).items()})
+
+    async def _together(self, targets: Mapping[str, Target]) -> Externals:
         try:
             return await self._sensors.lookup_many(targets)
         except CharonError as exc:
             self._log.warning("cannot look external tasks up together", error=str(exc))
             return {}
 
-    def answered(self, task: Task, evaluation: Evaluation) -> bool:
-        """Whether ``task`` is external and the evaluation's batched lookup holds every
-        one of its outputs: checking it then asks no sensor anything."""
+    @staticmethod
+    def answered(task: Task, externals: Externals) -> bool:
+        """Whether ``task`` is external and the batched lookup of the external tasks holds
+        every one of its outputs: checking it then asks no sensor anything."""
         return isinstance(task, ExternalTask) and all(
-            _external_key(task.task_id, key) in evaluation.externals for key in outputs(task))
+            _external_key(task.task_id, key) in externals for key in outputs(task))
 
     async def check_external(
         self, task: ExternalTask, known: Mapping[str, InputRevision | None]
@@ -113,6 +128,16 @@ class Lookups:
                 return False
         self._log.info("already complete", run_id=run.id if run else None)
         return True
+
+
+def _external_targets(graph: Graph) -> dict[str, Target]:
+    """The outputs of the graph's external tasks that require nothing, by external key."""
+    return {
+        _external_key(task_id, key): target
+        for task_id in graph.order if not graph.requires[task_id]
+        and isinstance(task := graph.tasks[task_id], ExternalTask)
+        for key, target in outputs(task).items()
+    }
 
 
 def _external_key(task_id: str, output_key: str) -> str:

@@ -1,0 +1,55 @@
+"""Where an evaluation stands in its graph: each node's outcome once settled, and the
+nodes ready to be evaluated (every dependency settled)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from orchestrator.core.graph import Graph
+from orchestrator.core.report import Outcome, Status
+
+
+class Nodes:
+    def __init__(self, graph: Graph) -> None:
+        self._graph = graph
+        self.outcomes: dict[str, Outcome] = {}
+        self._pending = {  # task id -> how many of its dependencies have not settled
+            task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
+            for task_id in graph.order
+        }
+        self.ready = deque(task_id for task_id, count in self._pending.items() if not count)
+
+    @property
+    def settled(self) -> bool:
+        """Whether every node has its outcome."""
+        return len(self.outcomes) == len(self._graph.order)
+
+    def settle(self, task_id: str, outcome: Outcome) -> None:
+        """Record a node's outcome. A dependent it leaves with every dependency settled is
+        ready, or blocked at once when one did not finish OK: blocking asks nothing of
+        anyone, so it takes no evaluator (a day whose input is missing is blocked where
+        its input's check ends, not in a task of its own)."""
+        settled = [(task_id, outcome)]
+        while settled:
+            task_id, outcome = settled.pop()
+            self.outcomes[task_id] = outcome
+            for dependent in self._graph.dependents[task_id]:
+                self._pending[dependent] -= 1
+                if self._pending[dependent]:
+                    continue
+                if (blocked := blocked_by(self._graph, dependent, self.outcomes)) is None:
+                    self.ready.append(dependent)
+                else:
+                    settled.append((dependent, blocked))
+
+
+def blocked_by(graph: Graph, task_id: str, outcomes: dict[str, Outcome]) -> Outcome | None:
+    """The node's BLOCKED outcome if a dependency of it did not finish OK; None if all did."""
+    unfinished = [
+        dep.task_id for dep in graph.requires[task_id].values()
+        if not outcomes[dep.task_id].status.ok
+    ]
+    if not unfinished:
+        return None
+    return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished),
+                   blocked_by=tuple(unfinished))
