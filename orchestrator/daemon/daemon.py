@@ -34,7 +34,7 @@ from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError
+from orchestrator.errors import CharonError, messages
 from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE
 from orchestrator.tasks.task import Task
@@ -97,7 +97,7 @@ class Daemon:
         self.tally = Tally()
         self._first_verdicts = 0
         # A sweep of 100,000 days is a queue, not 100,000 tasks.
-        self._ready = ReadyRoots()
+        self._ready = ReadyRoots(self.watch, engine)
         self._life = Lifecycle(daemon.shutdown_grace_seconds)
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
@@ -255,6 +255,7 @@ class Daemon:
             state.pending_since = min(state.pending_since or received, received)
         if state.evaluating:
             state.dirty = True
+            self._ready.stale(root)
             return
         if self._life.stopping or self._group is None:
             return
@@ -307,26 +308,26 @@ class Daemon:
         let out: a store, registry or warehouse error (or a graph that cannot be
         resolved) must not stop the daemon. ``received`` is when the trigger that asked
         for it reached the daemon."""
-        health = self.metrics.sources["evaluations"]
         try:
-            task, graph = self.watch.index(root)
-            report = await self.engine.run(task, self._policy(root, task, state, received),
-                                           graph=graph)
+            begun = await self._ready.begin(root)
+            policy = self._policy(root, begun.task, state, received)
+            report = await self.engine.run(begun.task, policy, graph=begun.graph,
+                                           externals=begun.externals)
         except* CharonError as group:
-            self._evaluation_failed(root, state, _messages(group))
+            self._evaluation_failed(root, state, messages(group))
         except* Exception as group:
             # A bug, or a task that raises in requires()/output(): logged with its
             # traceback, kept out of the daemon's task group.
             self._log.exception("evaluation crashed", root=str(root),
                                 exc_info=group.exceptions[0])
-            self._evaluation_failed(root, state, _messages(group))
+            self._evaluation_failed(root, state, messages(group))
         else:
             self._record(root, state, Verdict.of(report))
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
                 state.error, state.errors = None, 0
-                health.ok()
+                self.metrics.sources["evaluations"].ok()
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
@@ -399,14 +400,3 @@ class Daemon:
 def _ready(root_task_id: str, state: RootState, task: Task) -> None:
     if task.task_id == root_task_id:
         state.ready = True
-
-
-def _messages(group: BaseExceptionGroup[Exception]) -> str:
-    """Every error of a (nested) group, as one line each."""
-    found: list[str] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found.append(_messages(exc))
-        else:
-            found.append(f"{type(exc).__name__}: {exc}")
-    return "; ".join(found)

@@ -250,6 +250,10 @@ class Watchlist:
             self._unindexed -= 1
         return task, graph
 
+    def indexed(self, root: Root) -> bool:
+        """Whether the root's graph is indexed (its first evaluation has begun)."""
+        return self._ids.get(root) is not None
+
     @property
     def indexing(self) -> bool:
         """Whether some watched root's graph is not indexed yet, its first evaluation

@@ -153,9 +153,10 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
         [Column("track_gid", "STRING")], [("t1",)],
     )
     async with running(world):
+        # The table's fact taken and every evaluation done: the daemon is idle.
         await world.wait_for(lambda: bool(world.daemon.roots) and all(
-            state.verdict for state in world.daemon.roots.values()
-        ))
+            state.verdict and not state.evaluating for state in world.daemon.roots.values()
+        ) and world.daemon.metrics.triggers.value(source="warehouse") == 1)
         # Only the registry feed can tell the daemon about this revision.
         await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
         await world.wait_for(lambda: len(world.runner.calls) == 1, timeout=10)

@@ -1,20 +1,112 @@
-"""What the daemon's start-up sweep does a day, counted: the tasks that the first
-evaluation of many days waiting for their input costs."""
+"""What the daemon's start-up sweep does a day, counted: the registry calls and the
+tasks that the first evaluation of many days waiting for their input costs."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
-from datetime import date
+import dataclasses
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from bench.noop_tasks import INPUT_ENDPOINT, Daily, Leaves
+from orchestrator.config import load_settings
 from orchestrator.core.report import Status
-from orchestrator.testing.world import build_world
+from orchestrator.daemon.ready import BATCH
+from orchestrator.errors import RegistryError
+from orchestrator.model import Revision
+from orchestrator.testing import InMemoryRegistry
+from orchestrator.testing.clock import Clock
+from orchestrator.testing.world import DaemonWorld, build_world
+from orchestrator.workflows import WorkflowSettings
+from tests.support.worlds import running
 
+DAYS = 600
 FIRST = date(2020, 1, 1)
+LAST = FIRST + timedelta(days=DAYS - 1)
+
+
+class CountingRegistry(InMemoryRegistry):
+    """Counts the lookups of partitions; the first can fail, or run ``after_first``
+    before it answers what it found."""
+
+    def __init__(self, now: Clock) -> None:
+        super().__init__(now)
+        self.lookups = 0
+        self.fail_first = False
+        self.after_first: Callable[[], Awaitable[None]] | None = None
+
+    async def latest(self, endpoint: str, partition: str) -> Revision | None:
+        self.lookups += 1
+        return await super().latest(endpoint, partition)
+
+    async def latest_many(self, endpoint: str, partitions: Sequence[str]) -> dict[str, Revision]:
+        self.lookups += 1
+        first = self.lookups == 1
+        if first and self.fail_first:
+            raise RegistryError("registry unavailable")
+        found = await super().latest_many(endpoint, partitions)
+        if first and self.after_first is not None:
+            await self.after_first()
+        return found
+
+
+def sweeping_world() -> DaemonWorld[CountingRegistry]:
+    """A daemon watching DAYS days of bench.noop_tasks.Daily, none of whose inputs is there."""
+    settings = load_settings({"CHARON_DAEMON__POLL_INTERVAL_MS": "10"})
+    workflow = WorkflowSettings(name="daily", module="bench.noop_tasks", task="Daily",
+                                start=FIRST.isoformat(), end=LAST.isoformat())
+    settings = dataclasses.replace(settings, workflows=(workflow,))
+    world = build_world(registry=CountingRegistry, real_time=True)
+    return world.with_daemon(settings, today=lambda: LAST)
+
+
+async def sweep(world: DaemonWorld[CountingRegistry]) -> None:
+    async with running(world):
+        await world.wait_for(lambda: len(world.daemon.roots) == DAYS and all(
+            state.verdict and not state.evaluating for state in world.daemon.roots.values()
+        ), timeout=60)
+
+
+def waiting_for_their_input(world: DaemonWorld[CountingRegistry]) -> int:
+    return sum(state.verdict is not None and state.verdict.status is Status.BLOCKED
+               and len(state.verdict.waiting_for) == 1 and INPUT_ENDPOINT in
+               state.verdict.waiting_for[0] for state in world.daemon.roots.values())
+
+
+async def test_a_sweep_looks_the_days_inputs_up_a_batch_of_days_at_a_time() -> None:
+    world = sweeping_world()
+    await sweep(world)
+    assert waiting_for_their_input(world) == DAYS
+    # One lookup a day before: 600.
+    assert world.registry.lookups <= math.ceil(DAYS / BATCH)
+
+
+async def test_a_failed_batched_lookup_leaves_each_day_to_look_its_own_up() -> None:
+    world = sweeping_world()
+    world.registry.fail_first = True
+    await sweep(world)
+    assert waiting_for_their_input(world) == DAYS
+    assert world.registry.lookups > BATCH  # the failed batch's days, one by one
+
+
+async def test_an_input_published_after_the_batched_lookup_is_not_missed() -> None:
+    """A day still queued when a fact about it comes after the lookup made for its
+    batch looks its input up again: it runs, rather than waits for what is there."""
+    world = sweeping_world()
+    queued = FIRST + timedelta(days=BATCH - 1)  # its batch's last: no evaluator has it yet
+
+    async def publish_and_take_its_fact() -> None:
+        await world.registry.publish(INPUT_ENDPOINT, queued.isoformat(), "/in/late")
+        await world.wait_for(lambda: world.daemon.metrics.triggers.value(source="registry") > 0)
+
+    world.registry.after_first = publish_and_take_its_fact
+    await sweep(world)
+    assert world.daemon.metrics.launches.value(workflow="daily") == 1
+    assert waiting_for_their_input(world) == DAYS - 1
 
 
 @pytest.fixture
