@@ -68,6 +68,10 @@ class ReadyRoots:
         self._roots.append(root)
         self._more.set()
 
+    def get_nowait(self) -> Root | None:
+        """The next root, if one is queued."""
+        return self._roots.popleft() if self._roots else None
+
     async def get(self) -> Root:
         while not self._roots:
             if self._more.is_set():
