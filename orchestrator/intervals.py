@@ -35,6 +35,7 @@ _LOOSE_DATES = {
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2200, 12, 31)
 _RANGE = f"expected days from {FIRST_DAY} to {LAST_DAY}"
+_FIRST_TEXT, _LAST_TEXT = FIRST_DAY.isoformat(), LAST_DAY.isoformat()
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,19 @@ def period_interval(period: str, day: date) -> DateInterval:
 def parse_day(text: str) -> date:
     """A day in its one ISO spelling, as partitions and settings name days."""
     return _date(text, _DAY, "YYYY-MM-DD")
+
+
+def is_day(text: str) -> bool:
+    """Whether ``text`` is a day in its one ISO spelling that ``parse_day`` takes: a
+    partition's usual name, checked without building anything (a daemon's sweep checks
+    a few for each of 100,000 days)."""
+    if not (_DAY.fullmatch(text) and _FIRST_TEXT <= text <= _LAST_TEXT):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False  # a day no month has
+    return True
 
 
 def parse_date(text: str, unit: str = "day") -> date:

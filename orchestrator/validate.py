@@ -11,7 +11,7 @@ import re
 
 from orchestrator.bounds import shown
 from orchestrator.errors import InvalidIdentifier, UsageError
-from orchestrator.intervals import FIRST_DAY, LAST_DAY, parse_interval
+from orchestrator.intervals import FIRST_DAY, LAST_DAY, is_day, parse_interval
 
 MAX_ENDPOINT_LENGTH = 255
 MAX_PARTITION_LENGTH = len("2012-06-01-2012-06-30")
@@ -45,7 +45,7 @@ def endpoint(name: str) -> str:
 def partition(name: str) -> str:
     """A day (2018-10-31), a month (2012-06), an ISO week (2012-W05), a year (2012) or
     a custom range (2012-06-01-2012-06-30): Luigi's spellings, of real dates."""
-    if (problem := _interval_problem(name)) is not None:
+    if not is_day(name) and (problem := _interval_problem(name)) is not None:
         raise InvalidIdentifier(
             f"invalid partition {shown(name)}: expected a day (2018-10-31) or an interval"
             f" (2012-06, 2012-W05, 2012, 2012-06-01-2012-06-30) of real dates from"

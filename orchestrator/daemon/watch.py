@@ -237,10 +237,10 @@ class Watchlist:
         self._add_outputs(tasks)
         for each in tasks:
             _link(self._roots_by_task, each.task_id, root)
-        for target in _targets(tasks):
-            kind = WATCH_KINDS(target)
-            _link(self._roots_by_key, kind.key(target), root)
-            kind.watch(target, self._watched)
+            for target in outputs(each).values():
+                kind = WATCH_KINDS(target)
+                _link(self._roots_by_key, kind.key(target), root)
+                kind.watch(target, self._watched)
         self._ids[root] = task.task_id
         if task.partition_label != root.day.isoformat():
             self._labels[root] = task.partition_label
@@ -370,7 +370,3 @@ def newest_first_key(root: Root) -> tuple[int, str]:
 
 def _newest_day_first(day: date) -> int:
     return -day.toordinal()
-
-
-def _targets(tasks: Iterable[Task]) -> list[Target]:
-    return [target for task in tasks for target in outputs(task).values()]

@@ -18,6 +18,7 @@ from orchestrator.intervals import (
     LAST_DAY,
     PERIODS,
     DateInterval,
+    is_day,
     parse_day,
     parse_interval,
     period_interval,
@@ -104,6 +105,18 @@ def test_any_text_is_a_day_or_a_usage_error(text: str) -> None:
         return
     assert FIRST_DAY <= day <= LAST_DAY
     assert text == day.isoformat()  # only the one spelling: ASCII, no newline, no sign
+
+
+@BOUNDED
+@given(texts | st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"))
+def test_is_day_answers_as_parse_day(text: str) -> None:
+    """The quick check partitions get first says yes exactly when parse_day takes it."""
+    try:
+        parse_day(text)
+    except UsageError:
+        assert not is_day(text)
+    else:
+        assert is_day(text)
 
 
 @BOUNDED
