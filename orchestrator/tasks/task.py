@@ -34,6 +34,8 @@ class Task:
     of AggregateArtists): the same task for charon, sharing its runs and fingerprints,
     so whichever variant ran first, the other finds the partition complete."""
     _parameters: ClassVar[dict[str, Parameter[Any]]]
+    _identity: ClassVar[tuple[tuple[str, Parameter[Any]], ...]]
+    """The parameters its id names: significant ones that choose what, not how."""
     allow_empty_inputs: ClassVar[bool] = False
     """An input that holds no data is an error when ``run()`` reads it (EmptyInput), not
     an empty result; True when empty is a valid answer for this task."""
@@ -47,13 +49,16 @@ class Task:
                 if isinstance(value, Parameter):
                     parameters[name] = value
         cls._parameters = parameters
+        cls._identity = tuple((name, parameter) for name, parameter in parameters.items()
+                              if parameter.significant and not parameter.runner)
 
     def __init__(self, **kwargs: object) -> None:
-        unknown = sorted(set(kwargs) - set(self._parameters))
-        if unknown:
+        if not kwargs.keys() <= self._parameters.keys():
+            unknown = sorted(set(kwargs) - set(self._parameters))
             raise UsageError(f"{self.task_family} has no parameter {', '.join(unknown)}")
         # Values given to the constructor win over --<Family>-<param>, as in Luigi.
-        kwargs = {**overrides_for(self.task_family), **kwargs}
+        if overrides := overrides_for(self.task_family):
+            kwargs = {**overrides, **kwargs}
         values: dict[str, object] = {}
         for name, parameter in self._parameters.items():
             if name in kwargs:
@@ -80,11 +85,9 @@ class Task:
         cached: str | None = self.__dict__.get("_task_id")
         if cached is None:
             # Runner parameters choose how, not what: both choices are one task.
-            significant = ", ".join(
-                f"{name}={parameter.serialize(self.__dict__['_params'][name])}"
-                for name, parameter in self._parameters.items()
-                if parameter.significant and not parameter.runner
-            )
+            params = self.__dict__["_params"]
+            significant = ", ".join(f"{name}={parameter.serialize(params[name])}"
+                                    for name, parameter in self._identity)
             family = (self.variant_of or self).task_family
             cached = self.__dict__["_task_id"] = f"{family}({significant})"
         return cached
