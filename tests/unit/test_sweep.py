@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -24,6 +24,7 @@ from orchestrator.testing.world import DaemonWorld, build_world
 from orchestrator.workflows import WorkflowSettings
 from tests.support.worlds import running
 
+T = TypeVar("T")
 DAYS = 600
 FIRST = date(2020, 1, 1)
 LAST = FIRST + timedelta(days=DAYS - 1)
@@ -115,8 +116,9 @@ async def tasks_started() -> AsyncIterator[list[int]]:
     loop = asyncio.get_running_loop()
     started = [0]
 
-    def counting(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
-                 **kwargs: Any) -> asyncio.Task[Any]:
+    def counting(loop: asyncio.AbstractEventLoop,
+                 coro: Coroutine[Any, Any, T] | Generator[Any, None, T], /,
+                 **kwargs: Any) -> asyncio.Future[T]:
         started[0] += 1
         return asyncio.Task(coro, loop=loop, **kwargs)
 
