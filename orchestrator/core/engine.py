@@ -128,14 +128,14 @@ class Engine:
             task = graph.tasks[task_id]
             assert isinstance(task, ExternalTask)  # answered() says so
             nodes.settle(task_id, await self._lookups.check_external(task, known))
-        if nodes.ready:
-            await self._evaluate_ready(graph, nodes, policy, known)
+        if (first := nodes.next_ready()) is not None:
+            await self._evaluate_ready(graph, nodes, first, policy, known)
         return Report(root.task_id, nodes.outcomes, graph.tasks)
 
-    async def _evaluate_ready(self, graph: Graph, nodes: Nodes, policy: Policy,
+    async def _evaluate_ready(self, graph: Graph, nodes: Nodes, first: str, policy: Policy,
                               known: Externals) -> None:
-        """Evaluate the nodes as they become ready, until all are settled. The lease
-        keeper stops with the last node."""
+        """Evaluate ``first``, then the nodes as they become ready, until all are
+        settled. The lease keeper stops with the last node."""
         evaluators = 0
         async with TaskLoop() as task_loop, anyio.create_task_group() as group:
             keeper = LeaseKeeper(self._adapters.state, self._lease, group)
@@ -145,21 +145,24 @@ class Engine:
                 """One more evaluator per ready node, up to the cap; each is handed its
                 node, so no ready node waits while another evaluator could start."""
                 nonlocal evaluators
-                while nodes.ready and evaluators < self._evaluators:
+                while evaluators < self._evaluators and (
+                        task_id := nodes.next_ready()) is not None:
                     evaluators += 1
-                    group.start_soon(evaluate_from, nodes.ready.popleft())  # noqa: F821  # see del below
+                    group.start_soon(evaluate_from, task_id)  # noqa: F821  # see del below
 
             async def evaluate_from(task_id: str | None) -> None:
                 nonlocal evaluators
                 while task_id is not None:
                     nodes.settle(task_id, await self._evaluate_safely(
                         graph, task_id, nodes.outcomes, policy, evaluation))
-                    if nodes.settled:
-                        keeper.stop()
-                    task_id = nodes.ready.popleft() if nodes.ready else None
+                    task_id = nodes.next_ready()
                     add_evaluators()  # noqa: F821  # see del below
                 evaluators -= 1
+                if nodes.settled:
+                    keeper.stop()
 
+            evaluators += 1
+            group.start_soon(evaluate_from, first)
             add_evaluators()
         # The two closures refer to each other through their cells, a cycle holding the
         # graph, the outcomes and the task group: emptied, all of it is freed now rather

@@ -25,22 +25,25 @@ class Nodes:
         return len(self.outcomes) == len(self._graph.order)
 
     def settle(self, task_id: str, outcome: Outcome) -> None:
-        """Record a node's outcome. A dependent it leaves with every dependency settled is
-        ready, or blocked at once when one did not finish OK: blocking asks nothing of
-        anyone, so it takes no evaluator (a day whose input is missing is blocked where
-        its input's check ends, not in a task of its own)."""
-        settled = [(task_id, outcome)]
-        while settled:
-            task_id, outcome = settled.pop()
-            self.outcomes[task_id] = outcome
-            for dependent in self._graph.dependents[task_id]:
-                self._pending[dependent] -= 1
-                if self._pending[dependent]:
-                    continue
-                if (blocked := blocked_by(self._graph, dependent, self.outcomes)) is None:
-                    self.ready.append(dependent)
-                else:
-                    settled.append((dependent, blocked))
+        """Record a node's outcome; a dependent it leaves with every dependency settled
+        is ready."""
+        self.outcomes[task_id] = outcome
+        for dependent in self._graph.dependents[task_id]:
+            self._pending[dependent] -= 1
+            if not self._pending[dependent]:
+                self.ready.append(dependent)
+
+    def next_ready(self) -> str | None:
+        """The next ready node to evaluate, None when none is ready. Those before it that
+        a dependency blocks (it did not finish OK) are settled on the way, BLOCKED, in
+        turn: blocking asks nothing of anyone, so it takes no evaluator (a day whose
+        input is missing is blocked where its input's check ends, not in a task)."""
+        while self.ready:
+            task_id = self.ready.popleft()
+            if (blocked := blocked_by(self._graph, task_id, self.outcomes)) is None:
+                return task_id
+            self.settle(task_id, blocked)
+        return None
 
 
 def blocked_by(graph: Graph, task_id: str, outcomes: dict[str, Outcome]) -> Outcome | None:

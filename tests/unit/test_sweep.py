@@ -142,6 +142,10 @@ async def test_nodes_blocked_by_a_missing_input_take_no_task(
     assert statuses.count(Status.MISSING) == 300
     # An evaluator task for each blocked node and a keeper before: 257.
     assert tasks_started[0] == started
+    # Listed (as `charon run` prints them) in the order evaluators settled them before:
+    # the inputs, then the leaves they block, then what the leaves block.
+    kinds = [type(report.tasks[task_id]).__name__ for task_id in report.outcomes]
+    assert kinds == ["LookupDaily"] * 300 + ["Leaf"] * 300 + ["Leaves"]
 
 
 async def test_a_day_whose_input_is_there_takes_one_task_when_it_runs_nothing(
