@@ -135,3 +135,14 @@ class LeaseLost(RunConflict):
 class RetriesExhausted(RunError):
     """The run failed as often as its retry policy allows; it stays failed until its
     inputs change or a user runs it again."""
+
+
+def messages(group: BaseExceptionGroup[Exception]) -> str:
+    """Every error of a (nested) group, as one line each."""
+    found: list[str] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.append(messages(exc))
+        else:
+            found.append(f"{type(exc).__name__}: {exc}")
+    return "; ".join(found)

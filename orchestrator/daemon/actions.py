@@ -68,8 +68,14 @@ class Actions:
         name = self._workflow(request.match_info["workflow"])
         day = refusals.day(request.match_info["date"])
         root = self._daemon.watch.canonical(Root(name, day))
-        if not self._daemon.accept(Trigger("api", roots=(root,))):
+        if not self._daemon.can_accept():
             raise queue_full()
+        # Kept until evaluated, so a 202 is kept even if this daemon dies first; a state
+        # store that cannot keep it is a 503.
+        asked = self._daemon.asking.new(root)
+        await self._daemon.adapters.state.ask(asked)
+        if not self._daemon.take(Trigger("api", roots=(root,), asked=(asked.id,))):
+            raise Rejected(503, "the daemon is stopping", "unavailable")
         self._log.info("day triggered", workflow=name, day=day.isoformat())
         return web.json_response({"status": "accepted", "workflow": name,
                                   "date": root.day.isoformat()}, status=202)

@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.config import Settings
@@ -26,6 +25,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
+from orchestrator.daemon.asking import Asking
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
@@ -34,7 +34,7 @@ from orchestrator.daemon.polling import PollSchedule, poll_forever
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError
+from orchestrator.errors import CharonError, messages
 from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE
 from orchestrator.tasks.task import Task
@@ -45,7 +45,6 @@ WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
 FREEZE_EVERY = 2000
 """Days evaluated for the first time between two freezes of the collector's objects."""
-TAKE_OVER_CHECKPOINT = 1000
 LEAVE_SECONDS = 2.0
 """How long a stopped daemon tries to tell the state store it left."""
 # Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
@@ -93,6 +92,9 @@ class Daemon:
         daemon = settings.daemon
         self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
                                      daemon.max_backoff_seconds)
+        self.asking = Asking(adapters.state, self.membership, self._backoff)
+        self._take_up_asked = partial(self.asking.take_up, self.watch.workflows.__contains__,
+                                      self._ask)
         self.roots: dict[Root, RootState] = {}
         self.tally = Tally()
         self._first_verdicts = 0
@@ -147,6 +149,7 @@ class Daemon:
             # tenths of a second of work no request or sensor can be kept waiting by.
             self._sweep()
             self._freeze()  # its roots live as long as the daemon
+            group.start_soon(sensing, self._take_up_asked)
             if serve is not None:
                 await group.start(sensing, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
@@ -216,6 +219,8 @@ class Daemon:
             self.watch.add(root)
         # New roots are not indexed yet: their first evaluation is asked outright.
         named = {self.watch.canonical(root) for root in trigger.roots}
+        for root in named:
+            self.asking.attach(root, trigger.asked)
         changed = {*self.watch.discover(trigger.keys), *self.watch.roots_for(trigger.keys)}
         if trigger.shared:  # every replica sensed it: the day's owner evaluates it
             changed = {root for root in changed if self.membership.owns(root)}
@@ -239,15 +244,17 @@ class Daemon:
         or left owned them, and nothing else would evaluate them until they change."""
         assert self._group is not None  # membership is kept inside the task group
         self.metrics.replicas.set(len(self.membership.members))
-        self._group.start_soon(self._life.sensing_task, partial(self._evaluate_gained, before))
+        gained = partial(self.membership.take_over, list(self.watch.roots), before,
+                         partial(self.schedule, received=None))
+        self._group.start_soon(self._life.sensing_task, gained)
+        self._group.start_soon(self._life.sensing_task, self._take_up_asked)
 
-    async def _evaluate_gained(self, before: Shares) -> None:
-        membership = self.membership
-        for index, root in enumerate(list(self.watch.roots)):
-            if index % TAKE_OVER_CHECKPOINT == 0:
-                await anyio.lowlevel.checkpoint()  # 100,000 hashes are tenths of a second
-            if membership.owns(root) and membership.owner(root, before) != membership.replica:
-                self.schedule(root, None)
+    def _ask(self, root: Root, asked_id: str) -> None:
+        """Evaluate ``root``, serving the kept request ``asked_id``."""
+        self.watch.add(root)
+        root = self.watch.canonical(root)
+        self.asking.attach(root, (asked_id,))
+        self.schedule(root, None)
 
     def schedule(self, root: Root, received: float | None) -> None:
         state = self.roots.setdefault(root, RootState())
@@ -295,41 +302,45 @@ class Daemon:
         try:
             while True:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
-                await self._evaluate_once(root, state, received)
+                serving = self.asking.take(root)
+                evaluated = await self._evaluate_once(root, state, received)
+                await self.asking.settle(root, serving, evaluated=evaluated)
                 if not state.dirty or self._life.stopping:
                     break
         finally:
             state.evaluating = False
 
     async def _evaluate_once(self, root: Root, state: RootState,
-                             received: float | None) -> None:
+                             received: float | None) -> bool:
         """One evaluation; whatever fails in it is recorded and tried again later, never
         let out: a store, registry or warehouse error (or a graph that cannot be
         resolved) must not stop the daemon. ``received`` is when the trigger that asked
-        for it reached the daemon."""
+        for it reached the daemon. True when it ended without an error."""
         health = self.metrics.sources["evaluations"]
+        evaluated = False
         try:
             task, graph = self.watch.index(root)
             report = await self.engine.run(task, self._policy(root, task, state, received),
                                            graph=graph)
         except* CharonError as group:
-            self._evaluation_failed(root, state, _messages(group))
+            self._evaluation_failed(root, state, messages(group))
         except* Exception as group:
             # A bug, or a task that raises in requires()/output(): logged with its
             # traceback, kept out of the daemon's task group.
             self._log.exception("evaluation crashed", root=str(root),
                                 exc_info=group.exceptions[0])
-            self._evaluation_failed(root, state, _messages(group))
+            self._evaluation_failed(root, state, messages(group))
         else:
             self._record(root, state, Verdict.of(report))
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
-                state.error, state.errors = None, 0
+                state.error, state.errors, evaluated = None, 0, True
                 health.ok()
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
+        return evaluated
 
     def _record(self, root: Root, state: RootState, verdict: Verdict) -> None:
         first = state.verdict is None
@@ -400,13 +411,3 @@ def _ready(root_task_id: str, state: RootState, task: Task) -> None:
     if task.task_id == root_task_id:
         state.ready = True
 
-
-def _messages(group: BaseExceptionGroup[Exception]) -> str:
-    """Every error of a (nested) group, as one line each."""
-    found: list[str] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found.append(_messages(exc))
-        else:
-            found.append(f"{type(exc).__name__}: {exc}")
-    return "; ".join(found)

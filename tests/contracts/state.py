@@ -24,6 +24,7 @@ from orchestrator.errors import (
 from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
+from tests.contracts.asked import AskedContract
 from tests.contracts.backfills import BackfillsContract
 from tests.contracts.deliveries import DeliveriesContract
 from tests.contracts.replicas import ReplicasContract
@@ -50,7 +51,8 @@ async def claim(
     )  # fmt: skip
 
 
-class StateStoreContract(BackfillsContract, DeliveriesContract, ReplicasContract):
+class StateStoreContract(AskedContract, BackfillsContract, DeliveriesContract,
+                         ReplicasContract):
     @pytest.fixture
     def clock(self) -> ManualClock:
         return ManualClock()

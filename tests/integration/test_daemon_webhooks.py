@@ -23,6 +23,7 @@ from orchestrator.config import load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
+from orchestrator.model import Asked
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.state.postgres import POOL_MAX_SIZE, PostgresStateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
@@ -116,6 +117,9 @@ async def test_a_run_hook_triggers_a_day() -> None:
                                                         "date": "2018-03-01"})
         assert status == 202
         await client.world.wait_for(lambda: len(client.world.runner.calls) == 1)
+        with anyio.fail_after(5):  # kept with its delivery until evaluated
+            while await client.world.state.asked():
+                await anyio.sleep(0.01)
 
 
 def _stale(body: bytes) -> dict[str, str]:
@@ -448,8 +452,9 @@ class QueueFillingStateStore(InMemoryStateStore):
 
     daemon: Daemon | None = None
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
-        first = await super().remember_delivery(delivery_id, expires)
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
+        first = await super().remember_delivery(delivery_id, expires, asked)
         assert self.daemon is not None
         while self.daemon.accept(Trigger("webhook")):
             pass

@@ -20,6 +20,8 @@ The rules, in one place:
 - A lease that ran out is lost for good: only a new claim brings the run back.
 - A webhook's delivery id, once remembered, is refused again until its expiry on the
   store's clock, whichever process (or daemon replica) asks.
+- A day asked for is kept until an evaluation of it ends: a request outlives the daemon
+  that took it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 from orchestrator.errors import LeaseLost
 from orchestrator.model import (
     RETRY_AT_ONCE,
+    Asked,
     Backfill,
     BackfillState,
     InputRevision,
@@ -116,13 +119,25 @@ class StateStore(Protocol):
     async def fail(self, run_id: str, attempt: int, error: str) -> Run:
         """Record a failed execution; the retry policy of the next claim decides."""
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
         """Remember a webhook's delivery id until ``expires`` (an aware datetime).
 
         True the first time; False while the id is remembered, unexpired on the store's
         clock. Either way the id is then kept until the later of its expiries, and the
-        ids that expired are forgotten, so the store holds only live ones.
+        ids that expired are forgotten, so the store holds only live ones. ``asked``,
+        the day the delivery asks for, is recorded with the id the first time, in the
+        same transaction: a daemon that dies in between loses neither.
         """
+
+    async def ask(self, asked: Asked) -> None:
+        """Keep ``asked`` until :meth:`served`; one whose id is kept already stays as it is."""
+
+    async def asked(self) -> list[Asked]:
+        """The days asked for and not served yet, oldest first."""
+
+    async def served(self, asked_ids: Sequence[str]) -> None:
+        """Forget these requests: an evaluation of their day ended."""
 
     async def heartbeat(
         self, replica: str, watched: Sequence[str], ttl: timedelta,

@@ -1,0 +1,9 @@
+-- Days asked for through the daemon (a webhook's run request, the API's trigger), each
+-- kept until an evaluation of it ends: a daemon that dies first loses none, the
+-- restarted one takes them (orchestrator.daemon.asking).
+CREATE TABLE asked (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    day TEXT NOT NULL,        -- YYYY-MM-DD
+    replica TEXT NOT NULL
+);   -- asked in rowid order
