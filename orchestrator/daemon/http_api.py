@@ -27,7 +27,7 @@ from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageEr
 from orchestrator.log import get_logger
 from orchestrator.model import Asked
 from orchestrator.web import BODY_SECONDS, openapi
-from orchestrator.web.http import Rejected
+from orchestrator.web.http import ERROR_CODES, ErrorCodes, Rejected
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
@@ -146,6 +146,7 @@ def daemon_app(
         return web.json_response({"status": "ok"})
 
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_json_routing_errors])
+    app[ERROR_CODES] = ErrorCodes(malformed="malformed", internal="internal")
     app.router.add_post("/hooks/partitions", hooks.handler(hooks.partition_published))
     app.router.add_post("/hooks/runs", hooks.handler(hooks.run_requested))
     app.router.add_get("/status", status)

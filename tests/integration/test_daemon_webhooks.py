@@ -474,6 +474,25 @@ async def test_a_delivery_recorded_as_the_trigger_queue_filled_is_acted_on() -> 
             lambda: Root("top_artists", date(2018, 3, 1)) in client.world.daemon.roots)
 
 
+class CrashingStateStore(InMemoryStateStore):
+    """A store failing as no code foresaw: a bug, not an outage."""
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+        raise RuntimeError("the store's password is hunter2")
+
+
+async def test_a_handler_that_crashes_answers_a_json_500_that_tells_nothing_of_why() -> None:
+    async with daemon_client(state=CrashingStateStore()) as client, client.session.post(
+        f"{client.base}/hooks/runs", data=RUN_BODY,
+        headers=signed_headers(SECRET.encode(), RUN_BODY),
+    ) as response:
+        text = await response.text()
+        assert (response.status, response.content_type) == (500, "application/json")
+        assert json.loads(text)["code"] == "internal"
+        assert "hunter2" not in text
+        assert "Traceback" not in text
+
+
 async def test_a_signed_body_nested_too_deep_is_refused_as_malformed() -> None:
     async with daemon_client(max_body_bytes=300_000) as client:
         body = b"[" * 100_000 + b"]" * 100_000
