@@ -477,7 +477,8 @@ async def test_a_delivery_recorded_as_the_trigger_queue_filled_is_acted_on() -> 
 class CrashingStateStore(InMemoryStateStore):
     """A store failing as no code foresaw: a bug, not an outage."""
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
         raise RuntimeError("the store's password is hunter2")
 
 
