@@ -13,6 +13,7 @@ import anyio.abc
 from aiohttp import HttpVersion10, web
 
 from orchestrator.errors import ConfigError
+from orchestrator.log import get_logger
 from orchestrator.web import BODY_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
@@ -63,6 +64,9 @@ async def read_body(request: web.Request, limit: int, *,
             try:
                 piece = await request.content.read(limit + 1 - len(body))
             except web.RequestPayloadError as exc:  # bad chunks, a Content-Encoding that fails
+                # Ended here: aiohttp would otherwise read the rest of a body that cannot
+                # be read once the answer is sent, and log that failure with a traceback.
+                request.content.feed_eof()
                 raise web.HTTPBadRequest(text=f"the request body is malformed: {exc}") from None
             if not piece:
                 return bytes(body)
@@ -121,20 +125,26 @@ class _Protocol(web.RequestHandler):
     def __init__(self, manager: web.Server, *, codes: ErrorCodes, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.codes = codes
+        self._refusals = get_logger("charon.http")
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        # aiohttp's own answer still logs the error, and refuses to answer once a
-        # response has begun; only its body is replaced.
-        super().handle_error(request, status, exc, message)
         if status >= 500:
+            # aiohttp's own answer logs the crash with its traceback (a bug to look at)
+            # and refuses to answer once a response has begun; only its body is replaced.
+            super().handle_error(request, status, exc, message)
             # Never the exception: it is for the log, not for whoever caused it.
             return _closing(Rejected(status, "internal error: see the server's log",
                                      self.codes.internal))
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response has begun: no error can follow it")
         # aiohttp's parser messages span lines, a caret under the offending byte.
         said = " ".join(line.strip() for line in (message or "").splitlines()
                         if line.strip(" ^"))
+        # One line, not aiohttp's traceback: what anyone can send to an open port must
+        # not cost a traceback in the log per request.
+        self._refusals.info("malformed HTTP refused", remote=request.remote, error=said)
         return _closing(Rejected(status, f"malformed HTTP request: {said}",
                                  self.codes.malformed))
 

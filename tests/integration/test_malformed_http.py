@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -57,12 +58,14 @@ class Server:
     url: str
     malformed_code: str
     """The code of the service's own 400s for a request it cannot use."""
+    log: Path
 
 
 @pytest.fixture(params=["daemon", "registry"])
 def server(request: pytest.FixtureRequest) -> Server:
     live: LiveService = request.getfixturevalue(f"served_{request.param}")
-    return Server(live.url, "malformed" if request.param == "daemon" else "bad_request")
+    return Server(live.url, "malformed" if request.param == "daemon" else "bad_request",
+                  live.log)
 
 
 @dataclass(frozen=True)
@@ -120,3 +123,15 @@ def encoded_body_request(server: Server) -> bytes:
 async def test_a_body_that_does_not_decode_gets_a_json_400(server: Server) -> None:
     answer = await answer_to(server.url, encoded_body_request(server))
     assert (answer.status, answer.error()["code"]) == (400, server.malformed_code)
+
+
+async def test_a_malformed_request_is_logged_in_one_line_not_a_traceback(
+    server: Server,
+) -> None:
+    """Anyone can send garbage to an open port: a traceback per request would let them
+    fill the service's log."""
+    for raw in MALFORMED.values():
+        await answer_to(server.url, raw)
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert log.count("malformed HTTP refused") >= len(MALFORMED) - 1  # HTTP/0.9: a handler's
