@@ -202,6 +202,17 @@ class Backfill:
 
 
 @dataclass(frozen=True)
+class Rerun:
+    """A user's re-run of one run: its (task, fingerprint) runs again once, while its
+    latest success is still of ``generation``; once a re-run began it is not repeated,
+    however many processes serve the request."""
+
+    task_id: str
+    fingerprint: str
+    generation: int
+
+
+@dataclass(frozen=True)
 class Asked:
     """A day someone asked the daemon to evaluate (a webhook's run request, the API's
     trigger), kept in the state store until an evaluation of it ends, so that a daemon
@@ -212,3 +223,5 @@ class Asked:
     day: date
     replica: str
     """The replica that took it; the others leave it alone while that one is live."""
+    rerun: Rerun | None = None
+    """A re-run asked of a run of a task of that day."""

@@ -18,7 +18,7 @@ from orchestrator.daemon.membership import Membership
 from orchestrator.daemon.polling import PollSchedule
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
-from orchestrator.model import Asked, new_id
+from orchestrator.model import Asked, Rerun, new_id
 from orchestrator.stores.state.base import StateStore
 from sensors.facts import Root
 
@@ -33,9 +33,10 @@ class Asking:
         """The requests each root's next evaluation serves (only roots that have any)."""
         self._log = get_logger("charon.daemon.asking")
 
-    def new(self, root: Root) -> Asked:
-        """A request for ``root``, taken by this replica (not recorded yet)."""
-        return Asked(new_id(), root.workflow, root.day, self._membership.replica)
+    def new(self, root: Root, rerun: Rerun | None = None) -> Asked:
+        """A request for ``root`` (to re-run ``rerun``), taken by this replica (not
+        recorded yet)."""
+        return Asked(new_id(), root.workflow, root.day, self._membership.replica, rerun)
 
     def attach(self, root: Root, asked_ids: Iterable[str]) -> None:
         """``root``'s next evaluation serves these requests."""
@@ -62,7 +63,7 @@ class Asking:
         self.attach(root, serving)
 
     async def take_up(self, watched: Callable[[str], bool],
-                      schedule: Callable[[Root, str], None]) -> None:
+                      schedule: Callable[[Asked], None]) -> None:
         """Schedule the kept requests that are this replica's to serve: its own, and
         those of replicas no longer live for the days it owns. Retried with backoff
         while the state store cannot be read."""
@@ -87,4 +88,4 @@ class Asking:
             if mine or orphaned:
                 self._log.info("request taken up", workflow=asked.workflow,
                                day=asked.day.isoformat(), asked_by=asked.replica)
-                schedule(root, asked.id)
+                schedule(asked)

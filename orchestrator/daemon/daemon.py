@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from orchestrator.config import Settings
 from orchestrator.core.engine import Engine
-from orchestrator.core.policy import Policy
+from orchestrator.core.policy import NO_RERUNS, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.asking import Asking
@@ -36,7 +36,7 @@ from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, messages
 from orchestrator.log import get_logger
-from orchestrator.model import RETRY_AT_ONCE
+from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
 from sensors.watches import RegistryFeed, StorageWatch, TableWatch
@@ -249,11 +249,14 @@ class Daemon:
         self._group.start_soon(self._life.sensing_task, gained)
         self._group.start_soon(self._life.sensing_task, self._take_up_asked)
 
-    def _ask(self, root: Root, asked_id: str) -> None:
-        """Evaluate ``root``, serving the kept request ``asked_id``."""
-        self.watch.add(root)
+    def _ask(self, asked: Asked) -> None:
+        """Serve a kept request: evaluate its day, re-running its run if it asks so."""
+        self.watch.add(root := Root(asked.workflow, asked.day))
+        if asked.rerun is not None:
+            self.rerun(asked.rerun, asked.id)
+            return
         root = self.watch.canonical(root)
-        self.asking.attach(root, (asked_id,))
+        self.asking.attach(root, (asked.id,))
         self.schedule(root, None)
 
     def schedule(self, root: Root, received: float | None) -> None:
@@ -278,15 +281,21 @@ class Daemon:
                 return
             await self._life.working_task(partial(self._evaluate, root, self.roots[root]))
 
-    def rerun(self, task_id: str) -> bool:
-        """Evaluate a watched root holding the task again, running the task even if its
-        outputs are up to date; False when no watched root holds it or it is stopping."""
+    def root_of_task(self, task_id: str) -> Root | None:
+        """The watched root a re-run of the task evaluates: one, if several hold it."""
         roots = self.watch.roots_of_task(task_id)
-        if not roots or self._life.stopping:
+        return min(roots) if roots else None
+
+    def rerun(self, rerun: Rerun, asked_id: str = "") -> bool:
+        """Evaluate a watched root holding the run's task again, running it again even
+        if its outputs are up to date (once: see Rerun), serving the kept request
+        ``asked_id``; False when no watched root holds it or it is stopping."""
+        root = self.root_of_task(rerun.task_id)
+        if root is None or self._life.stopping:
             return False
-        root = min(roots)  # one root: a task in several graphs is re-run once
         state = self.roots.setdefault(root, RootState())
-        state.rerun |= {task_id}
+        state.rerun = {**state.rerun, rerun.task_id: rerun}
+        self.asking.attach(root, (asked_id,) if asked_id else ())
         self.schedule(root, None)
         return True
 
@@ -356,7 +365,7 @@ class Daemon:
                          on_ready=partial(_ready, task.task_id, state))
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
-            state.rerun = frozenset()
+            state.rerun = NO_RERUNS
         return policy
 
     def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from orchestrator.model import Asked
+from orchestrator.model import Asked, Rerun
 from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
 
@@ -41,3 +41,10 @@ class AskedContract:
         assert await state.asked() == []
         assert await state.remember_delivery("delivery-2", until)
         assert await state.asked() == []
+
+    async def test_a_rerun_asked_is_kept_with_its_run(self, state: StateStore) -> None:
+        rerun = Asked("asked-3", "daily", date(2019, 6, 3), "replica-a",
+                      Rerun("Daily(date=2019-06-03)", "fp-1", 2))
+        await state.ask(rerun)
+        await state.ask(FIRST)
+        assert await state.asked() == [rerun, FIRST]

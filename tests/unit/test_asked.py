@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, timedelta
+from functools import partial
 
 import anyio
 
 from orchestrator.daemon.membership import watched
 from orchestrator.errors import StateStoreError
-from orchestrator.model import Asked, Run
+from orchestrator.model import Asked, Rerun, Run, RunState
 from orchestrator.testing.stores import InMemoryStateStore
 from orchestrator.testing.world import DaemonWorld
 from tests.support.worlds import TODAY, make_world, publish_day, running
@@ -26,6 +27,10 @@ async def none_kept(world: DaemonWorld) -> None:
     with anyio.fail_after(5):
         while await world.state.asked():
             await anyio.sleep(0.005)
+
+
+def settled(world: DaemonWorld) -> bool:
+    return not any(state.evaluating for state in world.daemon.roots.values())
 
 
 def launched_outside(world: DaemonWorld) -> bool:
@@ -94,3 +99,28 @@ async def test_a_request_stays_kept_while_its_evaluations_fail() -> None:
         world.state.broken = False
         await world.wait_for(lambda: launched_outside(world))
         await none_kept(world)
+
+
+async def test_a_kept_rerun_runs_its_run_again_once_however_often_it_is_served() -> None:
+    """Served by a replica that then dies before forgetting it, a re-run is served again
+    by the next: the claim restarts only the generation the user saw, so the run is
+    not run a third time."""
+    world = make_world()
+    async with running(world):
+        await publish_day(world)
+        await world.wait_for(lambda: bool(world.runner.calls))
+        with anyio.fail_after(5):
+            while not (runs := await world.state.list_runs(state=RunState.SUCCEEDED)):
+                await anyio.sleep(0.005)
+    [run] = runs
+    asked = Asked("asked-1", WORKFLOW, TODAY, "a-replica-long-gone",
+                  Rerun(run.task_id, run.fingerprint, run.generation))
+    for _served in range(2):
+        await world.state.ask(asked)
+        world = world.with_daemon(world.daemon.settings, today=lambda: TODAY)
+        async with running(world):
+            await none_kept(world)
+            await world.wait_for(partial(settled, world))
+    assert len(world.runner.calls) == 2
+    [rerun] = await world.state.list_runs(state=RunState.SUCCEEDED)
+    assert (rerun.id, rerun.generation) == (run.id, run.generation + 1)

@@ -30,7 +30,7 @@ import abc
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from orchestrator.errors import LeaseLost
@@ -40,6 +40,7 @@ from orchestrator.model import (
     Backfill,
     BackfillState,
     InputRevision,
+    Rerun,
     Run,
     RunRetryPolicy,
     RunState,
@@ -67,7 +68,7 @@ class StateStore(Protocol):
         inputs: Sequence[InputRevision],
         owner: str,
         lease: timedelta,
-        rerun_succeeded: bool = False,
+        rerun_generation: int | None = None,
         retry: RunRetryPolicy = ...,
     ) -> Run:
         """Start or take over an attempt at (task_id, fingerprint), holding its lease.
@@ -78,7 +79,9 @@ class StateStore(Protocol):
         again. Then, for the requested fingerprint: no row: attempt 1, RUNNING. An
         active row under a live lease: RunConflict. An active row whose lease ran out:
         the next attempt in the same state, keeping its job id, staged outputs and
-        generation. A SUCCEEDED row: returned unchanged unless ``rerun_succeeded``. A
+        generation. A SUCCEEDED row: returned unchanged unless its generation is
+        ``rerun_generation`` (a re-run: compare-and-set, so that a re-run asked of one
+        generation runs once however many processes claim it). A
         FAILED row: RetriesExhausted past the policy's limit, RunConflict before its
         retry is due, else the next attempt of the next generation, from scratch; so is
         a SUPERSEDED row, or a re-run.
@@ -273,12 +276,12 @@ class StateStoreBase(abc.ABC):
         inputs: Sequence[InputRevision],
         owner: str,
         lease: timedelta,
-        rerun_succeeded: bool = False,
+        rerun_generation: int | None = None,
         retry: RunRetryPolicy = RETRY_AT_ONCE,
     ) -> Run:
         plan = await self._claim(ClaimRequest(
             task_id, family, partition, fingerprint, tuple(inputs), owner, lease,
-            rerun_succeeded, retry,
+            rerun_generation, retry,
         ))
         return plan.outcome()
 
@@ -351,3 +354,19 @@ class StateStoreBase(abc.ABC):
         return await self._update(run_id, attempt, lambda r, now: _ending(
             r, now, state=RunState.FAILED, error=error, failures=r.failures + 1
         ))
+
+
+def asked_rerun_values(asked: Asked) -> tuple[str | None, str | None, int | None]:
+    """The re-run columns of a kept request: all three, or none."""
+    rerun = asked.rerun
+    return (None, None, None) if rerun is None else (
+        rerun.task_id, rerun.fingerprint, rerun.generation)
+
+
+def asked_from_row(row: Sequence[Any], day: date) -> Asked:
+    """A kept request from its row (id, workflow, day, replica, then the re-run's
+    columns) and its day, as the store reads it."""
+    asked_id, workflow, _day, replica, rerun_task, rerun_fingerprint, rerun_generation = row
+    rerun = None if rerun_task is None else Rerun(rerun_task, rerun_fingerprint,
+                                                  rerun_generation)
+    return Asked(asked_id, workflow, day, replica, rerun)

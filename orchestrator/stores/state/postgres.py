@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -29,6 +29,8 @@ from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
+    asked_from_row,
+    asked_rerun_values,
     insert_values,
     run_from_row,
     update_values,
@@ -102,9 +104,10 @@ UPDATE_RUN = (
 PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= $1"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = GREATEST(expires, $2) WHERE id = $1"
-INSERT_ASKED = ("INSERT INTO asked (id, workflow, day, replica) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT DO NOTHING")
-SELECT_ASKED = "SELECT id, workflow, day, replica FROM asked ORDER BY asked_at, id"
+INSERT_ASKED = ("INSERT INTO asked (id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING")
+SELECT_ASKED = ("SELECT id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation FROM asked ORDER BY asked_at, id")
 DELETE_ASKED = "DELETE FROM asked WHERE id = ANY($1::text[])"
 
 # A replica's heartbeat: its row, then every replica still live on the same clock.
@@ -276,7 +279,7 @@ class PostgresStateStore(StateStoreBase):
         with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
             async with self._pool.acquire() as connection:
                 rows = await connection.fetch(SELECT_ASKED)
-        return [Asked(row["id"], row["workflow"], row["day"], row["replica"]) for row in rows]
+        return [asked_from_row(tuple(row), row["day"]) for row in rows]
 
     async def served(self, asked_ids: Sequence[str]) -> None:
         async def served(connection: Connection) -> None:
@@ -352,5 +355,5 @@ class PostgresStateStore(StateStoreBase):
         await self._pool.aclose()
 
 
-def _asked_row(asked: Asked) -> tuple[str, str, date, str]:
-    return asked.id, asked.workflow, asked.day, asked.replica
+def _asked_row(asked: Asked) -> tuple[object, ...]:
+    return asked.id, asked.workflow, asked.day, asked.replica, *asked_rerun_values(asked)

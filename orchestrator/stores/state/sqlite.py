@@ -27,6 +27,8 @@ from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
+    asked_from_row,
+    asked_rerun_values,
     insert_values,
     run_from_row,
     update_values,
@@ -86,9 +88,10 @@ UPDATE_RUN = (
 PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= ?"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES (?, ?) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = MAX(expires, ?) WHERE id = ?"
-INSERT_ASKED = ("INSERT INTO asked (id, workflow, day, replica) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING")
-SELECT_ASKED = "SELECT id, workflow, day, replica FROM asked ORDER BY rowid"
+INSERT_ASKED = ("INSERT INTO asked (id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+SELECT_ASKED = ("SELECT id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation FROM asked ORDER BY rowid")
 DELETE_ASKED = "DELETE FROM asked WHERE id = ?"
 
 # A replica's heartbeat: its row, then every replica still live on the same clock.
@@ -238,7 +241,7 @@ class SqliteStateStore(StateStoreBase):
 
     async def asked(self) -> list[Asked]:
         def asked(connection: sqlite3.Connection) -> list[Asked]:
-            return [Asked(row[0], row[1], date.fromisoformat(row[2]), row[3])
+            return [asked_from_row(row, date.fromisoformat(row[2]))
                     for row in connection.execute(SELECT_ASKED)]
 
         return await self._db.run(asked)
@@ -321,5 +324,6 @@ class SqliteStateStore(StateStoreBase):
         await self._db.aclose()
 
 
-def _asked_row(asked: Asked) -> tuple[str, str, str, str]:
-    return asked.id, asked.workflow, asked.day.isoformat(), asked.replica
+def _asked_row(asked: Asked) -> tuple[object, ...]:
+    return (asked.id, asked.workflow, asked.day.isoformat(), asked.replica,
+            *asked_rerun_values(asked))
