@@ -142,9 +142,6 @@ class Case:
     service: str
     request: Request | Raw
     expect: frozenset[int] = REFUSED
-    json_error: bool = True
-    """A 4xx must be ``{"error": ..., "code": ...}`` (not so for HTTP too malformed to
-    reach the application)."""
     then: tuple[Request, ...] = ()
     """Sent first, answer unjudged: what a replay replays."""
 
@@ -269,7 +266,7 @@ def registry_cases(keys: Keys) -> list[Case]:
             f"Content-Length: {len(publish_body())}\r\n", publish_body())),
         Case("publish: Content-Length 10^20", REGISTRY, _raw(
             "POST", "/v1/revisions", f"Authorization: Bearer {keys.token}\r\n"
-            f"Content-Length: {10**20}\r\n", b"{"), json_error=False),
+            f"Content-Length: {10**20}\r\n", b"{")),
         # Declared far over max_body_bytes: refused on the header, not after a terabyte.
         Case("publish: Content-Length of 1 TB", REGISTRY, _raw(
             "POST", "/v1/revisions", f"Authorization: Bearer {keys.token}\r\n"
@@ -344,7 +341,7 @@ def _registry_reads() -> list[Case]:
 
 
 def malformed_http(service: str, path: str) -> list[Case]:
-    """HTTP that never reaches the application: any 4xx, JSON or not."""
+    """HTTP that never reaches the application: refused all the same, in JSON."""
     raws = {
         "a garbage request line": b"GARBAGE\r\n\r\n",
         "an undecodable path": b"GET /v1/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -359,8 +356,7 @@ def malformed_http(service: str, path: str) -> list[Case]:
             "POST", path, "Transfer-Encoding: chunked\r\n", b"FFFFFFFFFFFFFFFFFFFF\r\n").data,
         "a NUL in a header": _raw("GET", path, "X-Nul: a\x00b\r\n").data,
     }
-    return [*(Case(f"malformed HTTP: {name}", service, Raw(data), json_error=False)
-              for name, data in raws.items()),
-            # aiohttp reads a request line without a version as HTTP/0.9, a GET like another.
+    return [*(Case(f"malformed HTTP: {name}", service, Raw(data)) for name, data in raws.items()),
+            # aiohttp reads a request line without a version as HTTP/0.9; charon refuses it.
             Case("malformed HTTP: an HTTP/0.9 request", service,
-                 Raw(f"GET {path}\r\n\r\n".encode()), ANSWERED, json_error=False)]
+                 Raw(f"GET {path}\r\n\r\n".encode()))]

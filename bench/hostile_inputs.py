@@ -163,7 +163,7 @@ def judge(case: Case, answer: Answer) -> str | None:
     if answer.status not in case.expect:
         wanted = "a 4xx refusal" if min(case.expect) >= 400 else sorted(case.expect)[:3]
         return f"answered {answer.status}, expected {wanted}"
-    if answer.status >= 400 and case.json_error:
+    if answer.status >= 400:
         try:
             error = json.loads(answer.body)
         except ValueError:

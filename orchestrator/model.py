@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from orchestrator.errors import UsageError
 
@@ -199,3 +199,29 @@ class Backfill:
     days: Mapping[str, str] = field(default_factory=dict)
     """Each day evaluated so far (YYYY-MM-DD) and the status its last evaluation ended in
     (orchestrator.core.report.Status), oldest day first."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """A user's re-run of one run: its (task, fingerprint) runs again once, while its
+    latest success is still of ``generation``; once a re-run began it is not repeated,
+    however many processes serve the request."""
+
+    task_id: str
+    fingerprint: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A day someone asked the daemon to evaluate (a webhook's run request, the API's
+    trigger), kept in the state store until an evaluation of it ends, so that a daemon
+    that dies first does not lose it: another replica, or the restarted one, takes it."""
+
+    id: str
+    workflow: str
+    day: date
+    replica: str
+    """The replica that took it; the others leave it alone while that one is live."""
+    rerun: Rerun | None = None
+    """A re-run asked of a run of a task of that day."""

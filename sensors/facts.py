@@ -48,3 +48,5 @@ class Trigger:
     """Every daemon replica senses the fact itself (its sensors poll the same source),
     so only the owner of a day it touches evaluates that day; a fact only this replica
     was told (a webhook, a request) is evaluated here whoever owns the day."""
+    asked: tuple[str, ...] = ()
+    """The kept requests (orchestrator.model.Asked) the evaluation of its roots serves."""

@@ -234,9 +234,10 @@ class Engine:
                 task_id=task.task_id, state=RunState.SUCCEEDED, limit=1
             )
             earlier = succeeded[0] if succeeded else None
-        if task.task_id not in policy.rerun and await self._lookups.complete(task, earlier):
+        forced = _forced(policy, task, earlier)
+        if not forced and await self._lookups.complete(task, earlier):
             return _complete(task, earlier)
-        if defer is not None and task.task_id not in policy.rerun and gone_since_success(earlier):
+        if defer is not None and not forced and gone_since_success(earlier):
             defer()
             return kept_gone(task, earlier)
         moved = await self._rebuilt_below(task, below, lookup, policy, evaluation)
@@ -303,9 +304,10 @@ class Engine:
                     return outcome
                 claimed_at, run = await self._claim(task, current, inputs, policy)
             if run.state is RunState.SUCCEEDED:
-                if task.task_id not in policy.rerun and await self._lookups.complete(task, run):
-                    return _complete(task, run)
-                claimed_at, run = await self._claim(task, current, inputs, policy, rerun=True)
+                again = await self._run_again(task, current, inputs, policy, run)
+                if isinstance(again, Outcome):
+                    return again
+                claimed_at, run = again
         except StaleInputs as exc:
             # Its lookup was overtaken (it waited, or was paused): the next round looks
             # the inputs up again.
@@ -317,6 +319,19 @@ class Engine:
         return await self._execute(task, run, inputs, claimed_at=claimed_at, lookup=lookup,
                                    policy=policy, evaluation=evaluation,
                                    work_done=place.release)
+
+    async def _run_again(
+        self, task: Task, current: str, inputs: Inputs, policy: Policy, run: Run,
+    ) -> tuple[float, Run] | Outcome:
+        """Claim the next generation of a succeeded run whose outputs are gone, or that a
+        user re-runs; its outcome instead if it is complete, or if another claimer ran
+        it again meanwhile (the claim restarts only the generation seen here)."""
+        if not _forced(policy, task, run) and await self._lookups.complete(task, run):
+            return _complete(task, run)
+        claimed_at, again = await self._claim(task, current, inputs, policy,
+                                              rerun_generation=run.generation)
+        return _complete(task, again) if again.state is RunState.SUCCEEDED else (
+            claimed_at, again)
 
     async def _execute(
         self, task: Task, run: Run, inputs: Inputs, *, claimed_at: float,
@@ -351,13 +366,13 @@ class Engine:
 
     async def _claim(
         self, task: Task, current: str, inputs: Inputs, policy: Policy, *,
-        rerun: bool = False,
+        rerun_generation: int | None = None,
     ) -> tuple[float, Run]:
         claimed_at = time.monotonic()
         run = await self._adapters.state.claim(
             task_id=task.task_id, family=task.task_family, partition=task.partition_label,
             fingerprint=current, inputs=list(inputs.values()), owner=self._owner,
-            lease=self._lease, rerun_succeeded=rerun, retry=policy.retry,
+            lease=self._lease, rerun_generation=rerun_generation, retry=policy.retry,
         )
         return claimed_at, run
 
@@ -367,6 +382,14 @@ def _complete(task: Task, run: Run | None) -> Outcome:
     detail = "" if run is not None and run.state is RunState.SUCCEEDED else (
         "its outputs are there, written once per task (no run of charon's needed)")
     return Outcome(task.task_id, Status.COMPLETE, detail, run=run)
+
+
+def _forced(policy: Policy, task: Task, run: Run | None) -> bool:
+    """Whether a user's re-run asks ``run`` (the task's run of its current inputs) to
+    run again: only while it is the run, and the generation, the user saw."""
+    rerun = policy.rerun.get(task.task_id)
+    return rerun is not None and run is not None and (
+        rerun.fingerprint, rerun.generation) == (run.fingerprint, run.generation)
 
 
 def _keep_the_place() -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import anyio
 
-from orchestrator.model import RETRY_AT_ONCE, RunRetryPolicy
+from orchestrator.model import RETRY_AT_ONCE, Rerun, RunRetryPolicy
 from orchestrator.tasks.task import Task
+
+NO_RERUNS: Mapping[str, Rerun] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,9 @@ class Policy:
     """When a failed run is tried again; by default (a user's own run) at once."""
     on_launch: Callable[[Task], None] | None = None
     """Told as each run of this evaluation launches (the daemon times launches so)."""
-    rerun: frozenset[str] = frozenset()
-    """Tasks (ids) run again even though their outputs are up to date: a user's re-run."""
+    rerun: Mapping[str, Rerun] = field(default_factory=lambda: NO_RERUNS)
+    """Runs (by task id) run again even though their outputs are up to date: a user's
+    re-runs."""
     on_ready: Callable[[Task], None] | None = None
     """Told when a task has all its inputs but must wait for a place under the limits
     (the daemon's grid shows it *ready*)."""

@@ -26,7 +26,7 @@ from orchestrator.daemon.ui.states import find_run
 from orchestrator.errors import CharonError
 from orchestrator.intervals import parse_interval
 from orchestrator.log import get_logger
-from orchestrator.model import Backfill, BackfillOrder, Run, RunState
+from orchestrator.model import Backfill, BackfillOrder, Rerun, Run, RunState
 from orchestrator.stores.state.claims import MAX_LIST
 from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.task import Task
@@ -68,8 +68,14 @@ class Actions:
         name = self._workflow(request.match_info["workflow"])
         day = refusals.day(request.match_info["date"])
         root = self._daemon.watch.canonical(Root(name, day))
-        if not self._daemon.accept(Trigger("api", roots=(root,))):
+        if not self._daemon.can_accept():
             raise queue_full()
+        # Kept until evaluated, so a 202 is kept even if this daemon dies first; a state
+        # store that cannot keep it is a 503.
+        asked = self._daemon.asking.new(root)
+        await self._daemon.adapters.state.ask(asked)
+        if not self._daemon.take(Trigger("api", roots=(root,), asked=(asked.id,))):
+            raise Rejected(503, "the daemon is stopping", "unavailable")
         self._log.info("day triggered", workflow=name, day=day.isoformat())
         return web.json_response({"status": "accepted", "workflow": name,
                                   "date": root.day.isoformat()}, status=202)
@@ -79,7 +85,13 @@ class Actions:
         run = await self._run(request)
         if run.state.active:
             raise Rejected(409, f"run {run.id} is {run.state}: cancel it first", "conflict")
-        if not self._daemon.rerun(run.task_id):
+        root = self._daemon.root_of_task(run.task_id)
+        assert root is not None  # _run found the run among the watched partitions
+        # Kept until evaluated, as a trigger is; a re-run asked once runs once.
+        rerun = Rerun(run.task_id, run.fingerprint, run.generation)
+        asked = self._daemon.asking.new(root, rerun)
+        await self._daemon.adapters.state.ask(asked)
+        if not self._daemon.rerun(rerun, asked.id):
             raise Rejected(503, "the daemon is stopping", "unavailable")
         self._log.info("re-run requested", run_id=run.id, task=run.task_id)
         return web.json_response({"status": "accepted", "run": run.id, "task": run.task_id},

@@ -18,14 +18,14 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.config import Settings
 from orchestrator.core.engine import Engine
-from orchestrator.core.policy import Policy
+from orchestrator.core.policy import NO_RERUNS, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
+from orchestrator.daemon.asking import Asking
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
@@ -36,7 +36,7 @@ from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, messages
 from orchestrator.log import get_logger
-from orchestrator.model import RETRY_AT_ONCE
+from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
 from sensors.watches import RegistryFeed, StorageWatch, TableWatch
@@ -45,7 +45,6 @@ WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
 FREEZE_EVERY = 2000
 """Days evaluated for the first time between two freezes of the collector's objects."""
-TAKE_OVER_CHECKPOINT = 1000
 LEAVE_SECONDS = 2.0
 """How long a stopped daemon tries to tell the state store it left."""
 # Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
@@ -93,6 +92,9 @@ class Daemon:
         daemon = settings.daemon
         self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
                                      daemon.max_backoff_seconds)
+        self.asking = Asking(adapters.state, self.membership, self._backoff)
+        self._take_up_asked = partial(self.asking.take_up, self.watch.workflows.__contains__,
+                                      self._ask)
         self.roots: dict[Root, RootState] = {}
         self.tally = Tally()
         self._first_verdicts = 0
@@ -147,6 +149,7 @@ class Daemon:
             # tenths of a second of work no request or sensor can be kept waiting by.
             self._sweep()
             self._freeze()  # its roots live as long as the daemon
+            group.start_soon(sensing, self._take_up_asked)
             if serve is not None:
                 await group.start(sensing, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
@@ -216,6 +219,8 @@ class Daemon:
             self.watch.add(root)
         # New roots are not indexed yet: their first evaluation is asked outright.
         named = {self.watch.canonical(root) for root in trigger.roots}
+        for root in named:
+            self.asking.attach(root, trigger.asked)
         changed = {*self.watch.discover(trigger.keys), *self.watch.roots_for(trigger.keys)}
         if trigger.shared:  # every replica sensed it: the day's owner evaluates it
             changed = {root for root in changed if self.membership.owns(root)}
@@ -239,15 +244,20 @@ class Daemon:
         or left owned them, and nothing else would evaluate them until they change."""
         assert self._group is not None  # membership is kept inside the task group
         self.metrics.replicas.set(len(self.membership.members))
-        self._group.start_soon(self._life.sensing_task, partial(self._evaluate_gained, before))
+        gained = partial(self.membership.take_over, list(self.watch.roots), before,
+                         partial(self.schedule, received=None))
+        self._group.start_soon(self._life.sensing_task, gained)
+        self._group.start_soon(self._life.sensing_task, self._take_up_asked)
 
-    async def _evaluate_gained(self, before: Shares) -> None:
-        membership = self.membership
-        for index, root in enumerate(list(self.watch.roots)):
-            if index % TAKE_OVER_CHECKPOINT == 0:
-                await anyio.lowlevel.checkpoint()  # 100,000 hashes are tenths of a second
-            if membership.owns(root) and membership.owner(root, before) != membership.replica:
-                self.schedule(root, None)
+    def _ask(self, asked: Asked) -> None:
+        """Serve a kept request: evaluate its day, re-running its run if it asks so."""
+        self.watch.add(root := Root(asked.workflow, asked.day))
+        if asked.rerun is not None:
+            self.rerun(asked.rerun, asked.id)
+            return
+        root = self.watch.canonical(root)
+        self.asking.attach(root, (asked.id,))
+        self.schedule(root, None)
 
     def schedule(self, root: Root, received: float | None) -> None:
         state = self.roots.setdefault(root, RootState())
@@ -280,15 +290,21 @@ class Daemon:
             await self._evaluate(root, self.roots[root])
             root = None if self._life.stopping else self._ready.get_nowait()
 
-    def rerun(self, task_id: str) -> bool:
-        """Evaluate a watched root holding the task again, running the task even if its
-        outputs are up to date; False when no watched root holds it or it is stopping."""
+    def root_of_task(self, task_id: str) -> Root | None:
+        """The watched root a re-run of the task evaluates: one, if several hold it."""
         roots = self.watch.roots_of_task(task_id)
-        if not roots or self._life.stopping:
+        return min(roots) if roots else None
+
+    def rerun(self, rerun: Rerun, asked_id: str = "") -> bool:
+        """Evaluate a watched root holding the run's task again, running it again even
+        if its outputs are up to date (once: see Rerun), serving the kept request
+        ``asked_id``; False when no watched root holds it or it is stopping."""
+        root = self.root_of_task(rerun.task_id)
+        if root is None or self._life.stopping:
             return False
-        root = min(roots)  # one root: a task in several graphs is re-run once
         state = self.roots.setdefault(root, RootState())
-        state.rerun |= {task_id}
+        state.rerun = {**state.rerun, rerun.task_id: rerun}
+        self.asking.attach(root, (asked_id,) if asked_id else ())
         self.schedule(root, None)
         return True
 
@@ -304,18 +320,21 @@ class Daemon:
         try:
             while True:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
-                await self._evaluate_once(root, state, received)
+                serving = self.asking.take(root)
+                evaluated = await self._evaluate_once(root, state, received)
+                await self.asking.settle(root, serving, evaluated=evaluated)
                 if not state.dirty or self._life.stopping:
                     break
         finally:
             state.evaluating = False
 
     async def _evaluate_once(self, root: Root, state: RootState,
-                             received: float | None) -> None:
+                             received: float | None) -> bool:
         """One evaluation; whatever fails in it is recorded and tried again later, never
         let out: a store, registry or warehouse error (or a graph that cannot be
         resolved) must not stop the daemon. ``received`` is when the trigger that asked
-        for it reached the daemon."""
+        for it reached the daemon. True when it ended without an error."""
+        evaluated = False
         try:
             begun = await self._ready.begin(root)
             policy = self._policy(root, begun.task, state, received)
@@ -334,11 +353,12 @@ class Daemon:
             if report.errors:
                 self._evaluation_failed(root, state, "; ".join(report.errors))
             else:
-                state.error, state.errors = None, 0
+                state.error, state.errors, evaluated = None, 0, True
                 self.metrics.sources["evaluations"].ok()
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), False
+        return evaluated
 
     def _record(self, root: Root, state: RootState, verdict: Verdict) -> None:
         first = state.verdict is None
@@ -354,7 +374,7 @@ class Daemon:
                          on_ready=partial(_ready, task.task_id, state))
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
-            state.rerun = frozenset()
+            state.rerun = NO_RERUNS
         return policy
 
     def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:

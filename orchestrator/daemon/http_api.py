@@ -8,6 +8,7 @@ no webhook is accepted, since a replay could not be told from a first delivery.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,8 +25,9 @@ from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
 from orchestrator.log import get_logger
+from orchestrator.model import Asked
 from orchestrator.web import BODY_SECONDS, openapi
-from orchestrator.web.http import Rejected
+from orchestrator.web.http import ERROR_CODES, ErrorCodes, Rejected
 from orchestrator.web.signing import Delivery, verify
 from sensors.facts import Root, Trigger, registry_key
 
@@ -57,8 +59,7 @@ class Webhooks:
                 if exc.status != 200:
                     return exc.response()
                 return web.json_response({"status": str(exc)}, headers=exc.headers)
-            if not self._daemon.take(Trigger(trigger.source, trigger.keys, trigger.roots,
-                                             received)):
+            if not self._daemon.take(dataclasses.replace(trigger, received=received)):
                 return queue_full().response()  # stopping since the checks
             return web.json_response({"status": "accepted"}, status=202)
 
@@ -81,14 +82,17 @@ class Webhooks:
         # sender's retry would be taken for a replay of a trigger that was never queued.
         if not self._daemon.can_accept():
             raise queue_full()
-        await self._remember(delivery)
-        return trigger
+        # A day asked for is kept with the delivery id: answered 202, it is evaluated
+        # even if this daemon dies first, and the sender's retry is a duplicate.
+        asked = self._daemon.asking.new(trigger.roots[0]) if trigger.roots else None
+        await self._remember(delivery, asked)
+        return trigger if asked is None else dataclasses.replace(trigger, asked=(asked.id,))
 
-    async def _remember(self, delivery: Delivery) -> None:
+    async def _remember(self, delivery: Delivery, asked: Asked | None) -> None:
         """Record the delivery id in the state store, where every replica looks."""
         try:
             first = await self._daemon.adapters.state.remember_delivery(
-                delivery.id, delivery.remember_until
+                delivery.id, delivery.remember_until, asked
             )
         except StateStoreError as exc:
             self._log.warning("webhook delivery id not checked", error=str(exc))
@@ -142,6 +146,7 @@ def daemon_app(
         return web.json_response({"status": "ok"})
 
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_json_routing_errors])
+    app[ERROR_CODES] = ErrorCodes(malformed="malformed", internal="internal")
     app.router.add_post("/hooks/partitions", hooks.handler(hooks.partition_published))
     app.router.add_post("/hooks/runs", hooks.handler(hooks.run_requested))
     app.router.add_get("/status", status)

@@ -20,6 +20,7 @@ from datetime import timedelta
 from hashlib import blake2b
 
 import anyio
+import anyio.lowlevel
 
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
@@ -28,6 +29,8 @@ from orchestrator.workflows import WorkflowSettings
 from sensors.facts import Root
 
 HEARTBEATS_PER_TTL = 3
+TAKE_OVER_CHECKPOINT = 1000
+"""Roots looked at between two checkpoints: 100,000 hashes are tenths of a second."""
 """A live replica's heartbeat is renewed this often within its time to live, so one
 slow store round trip does not drop it."""
 
@@ -114,6 +117,17 @@ class Membership:
             await anyio.sleep(self.interval_seconds)
             if (before := await self.beat()) is not None:
                 on_change(before)
+
+    async def take_over(self, roots: Sequence[Root], before: Shares,
+                        schedule: Callable[[Root], None]) -> None:
+        """Schedule the roots the change from ``before`` gave this replica: the replica
+        that owned them died or left, and nothing else would evaluate them until they
+        change."""
+        for index, root in enumerate(roots):
+            if index % TAKE_OVER_CHECKPOINT == 0:
+                await anyio.lowlevel.checkpoint()
+            if self.owns(root) and self.owner(root, before) != self.replica:
+                schedule(root)
 
     async def leave(self) -> None:
         """Drop out of the list now, so the others take this replica's days at their

@@ -29,6 +29,8 @@ async def body_of(request: web.Request, limit: int, within: float = BODY_SECONDS
         raise Rejected(413, f"body over {limit} bytes", "oversized") from None
     except web.HTTPRequestTimeout as exc:
         raise Rejected(408, exc.text or "the request body came too slowly", "timeout") from None
+    except web.HTTPBadRequest as exc:
+        raise Rejected(400, exc.text or "the request body is malformed", "malformed") from None
 
 
 def json_object(body: bytes) -> dict[str, Any]:

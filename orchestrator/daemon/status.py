@@ -10,17 +10,18 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
 
+from orchestrator.core.policy import NO_RERUNS
 from orchestrator.core.report import Report, Status
 from orchestrator.daemon.watch import Watchlist, newest_first_key
 from orchestrator.errors import CharonError, UsageError
 from orchestrator.intervals import parse_day
-from orchestrator.model import RunState
+from orchestrator.model import Rerun, RunState
 from orchestrator.validate import whole_number
 from sensors.facts import Root
 
@@ -82,8 +83,8 @@ class RootState:
     retry_at: datetime | None = None
     """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
     failing source is tried again."""
-    rerun: frozenset[str] = frozenset()
-    """Tasks a user asked to re-run, by the next evaluation."""
+    rerun: Mapping[str, Rerun] = field(default_factory=lambda: NO_RERUNS)
+    """Runs (by task id) a user asked to re-run, by the next evaluation."""
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,8 @@ def _revisions_response(found: Sequence[Revision], since: int | None = None) -> 
 def build_app(handlers: Handlers) -> web.Application:
     app = web.Application(client_max_size=handlers.options.max_body_bytes,
                           middlewares=[_json_errors])
+    app[http.ERROR_CODES] = http.ErrorCodes(malformed=wire.CODE_BAD_REQUEST,
+                                            internal=wire.CODE_INTERNAL)
     app.add_routes(handlers.routes())
     return app
 

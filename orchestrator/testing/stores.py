@@ -12,7 +12,7 @@ import anyio.lowlevel
 from orchestrator.errors import (
     UnknownRevision,
 )
-from orchestrator.model import Backfill, BackfillState, Revision, Run, RunState
+from orchestrator.model import Asked, Backfill, BackfillState, Revision, Run, RunState
 from orchestrator.stores.drivers.sqlite import truncate_ms
 from orchestrator.stores.registry.base import (
     Publication,
@@ -95,6 +95,7 @@ class InMemoryStateStore(StateStoreBase):
         self._touched: dict[str, int] = {}  # run id -> write counter, for latest()
         self._writes = 0
         self._deliveries: dict[str, datetime] = {}  # delivery id -> expiry
+        self._asked: dict[str, Asked] = {}  # by id, in the order asked
         # (replica id, what it watches) -> heartbeat expiry
         self._replicas: dict[tuple[str, str], datetime] = {}
         self._backfills: dict[str, Backfill] = {}  # by id, in creation order
@@ -150,13 +151,29 @@ class InMemoryStateStore(StateStoreBase):
         new = change(run, truncate_ms(self._now()))
         return run if new is run else self._store(new)
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
         await anyio.lowlevel.checkpoint()
         now = self._now()
         self._deliveries = {k: v for k, v in self._deliveries.items() if v > now}
         known = self._deliveries.get(delivery_id)
         self._deliveries[delivery_id] = expires if known is None else max(known, expires)
+        if known is None and asked is not None:
+            self._asked.setdefault(asked.id, asked)
         return known is None
+
+    async def ask(self, asked: Asked) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._asked.setdefault(asked.id, asked)
+
+    async def asked(self) -> builtins.list[Asked]:
+        await anyio.lowlevel.checkpoint()
+        return list(self._asked.values())
+
+    async def served(self, asked_ids: Sequence[str]) -> None:
+        await anyio.lowlevel.checkpoint()
+        for asked_id in asked_ids:
+            self._asked.pop(asked_id, None)
 
     async def heartbeat(
         self, replica: str, watched: Sequence[str], ttl: timedelta,

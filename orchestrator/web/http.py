@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
-from aiohttp import web
+from aiohttp import HttpVersion10, web
 
 from orchestrator.errors import ConfigError
+from orchestrator.log import get_logger
 from orchestrator.web import BODY_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
@@ -58,7 +61,13 @@ async def read_body(request: web.Request, limit: int, *,
     with anyio.move_on_after(within):
         while len(body) <= limit:
             # One read returns what has arrived so far, no further than a byte past the limit.
-            piece = await request.content.read(limit + 1 - len(body))
+            try:
+                piece = await request.content.read(limit + 1 - len(body))
+            except web.RequestPayloadError as exc:  # bad chunks, a Content-Encoding that fails
+                # Ended here: aiohttp would otherwise read the rest of a body that cannot
+                # be read once the answer is sent, and log that failure with a traceback.
+                request.content.feed_eof()
+                raise web.HTTPBadRequest(text=f"the request body is malformed: {exc}") from None
             if not piece:
                 return bytes(body)
             body += piece
@@ -66,11 +75,106 @@ async def read_body(request: web.Request, limit: int, *,
     raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {within:g} s")
 
 
+@dataclass(frozen=True)
+class ErrorCodes:
+    """The ``code`` of an app's JSON errors for what its middlewares never see."""
+
+    malformed: str
+    """A request that is not HTTP the server can parse (aiohttp's own 400s)."""
+    internal: str
+    """A handler that failed with no middleware to answer for it (aiohttp's 500 or 504)."""
+
+
+ERROR_CODES = web.AppKey("error_codes", ErrorCodes)
+"""Where an app served by :func:`listening` names its codes; one that does not gets
+HTTP's own words, :data:`PLAIN_CODES`."""
+PLAIN_CODES = ErrorCodes(malformed="bad_request", internal="internal")
+
+_Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+# Why a runner of our own: aiohttp answers a request it cannot parse (a bad request line,
+# header, Content-Length or chunk, a line over its limit, TLS sent to the HTTP port) in
+# its connection handler, RequestHandler.handle_error, before any app, middleware or
+# route: in text/plain, and a handler's unhandled crash in text/plain or HTML. It offers
+# no option for that body, and builds its RequestHandler in web.Server, so the hook is
+# a Server making a RequestHandler whose handle_error answers in the app's JSON shape;
+# AppRunner._make_server, the one place a runner chooses its Server, installs it. The
+# status stays aiohttp's: 400 for every parse error, a line over the limit included
+# (its parser does not say whether the target or a header was too long, so 414 or 431
+# would be a guess).
+class _Runner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        # The server aiohttp made for the app, rebuilt with the same settings.
+        return _Server(made.request_handler, codes=self.app.get(ERROR_CODES, PLAIN_CODES),
+                       request_factory=made.request_factory,
+                       handler_cancellation=made.handler_cancellation, **made._kwargs)
+
+
+class _Server(web.Server):
+    def __init__(self, handler: _Handler, *, codes: ErrorCodes, **kwargs: Any) -> None:
+        super().__init__(_http_1_only(handler, codes), **kwargs)
+        self.codes = codes
+
+    def __call__(self) -> web.RequestHandler:
+        return _Protocol(self, codes=self.codes, loop=self._loop, **self._kwargs)
+
+
+class _Protocol(web.RequestHandler):
+    def __init__(self, manager: web.Server, *, codes: ErrorCodes, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.codes = codes
+        self._refusals = get_logger("charon.http")
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            # aiohttp's own answer logs the crash with its traceback (a bug to look at)
+            # and refuses to answer once a response has begun; only its body is replaced.
+            super().handle_error(request, status, exc, message)
+            # Never the exception: it is for the log, not for whoever caused it.
+            return _closing(Rejected(status, "internal error: see the server's log",
+                                     self.codes.internal))
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response has begun: no error can follow it")
+        # aiohttp's parser messages span lines, a caret under the offending byte.
+        said = " ".join(line.strip() for line in (message or "").splitlines()
+                        if line.strip(" ^"))
+        # One line, not aiohttp's traceback: what anyone can send to an open port must
+        # not cost a traceback in the log per request.
+        self._refusals.info("malformed HTTP refused", remote=request.remote, error=said)
+        return _closing(Rejected(status, f"malformed HTTP request: {said}",
+                                 self.codes.malformed))
+
+
+def _http_1_only(handler: _Handler, codes: ErrorCodes) -> _Handler:
+    """HTTP/0.9 has neither headers nor a status line; aiohttp would serve it all the
+    same, so the server turns it away before the app sees it."""
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.version < HttpVersion10:
+            return _closing(Rejected(400, "HTTP/0.9 is not supported: send HTTP/1.0 or 1.1",
+                                     codes.malformed))
+        return await handler(request)
+
+    return handle
+
+
+def _closing(rejected: Rejected) -> web.StreamResponse:
+    """The refusal, on a connection then closed, as aiohttp closes it after its own:
+    after a parse error, where the request ended (so where a next one begins) is unknown."""
+    response = rejected.response()
+    response.force_close()
+    return response
+
+
 @asynccontextmanager
 async def listening(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
-    """Serve ``app`` for the duration of the block; yield the bound port (0 picks one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_SECONDS)
+    """Serve ``app`` for the duration of the block; yield the bound port (0 picks one).
+    ``app[ERROR_CODES]`` names the codes of the errors its middlewares never see."""
+    runner = _Runner(app, access_log=None, handle_signals=False,
+                     shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     try:
         try:

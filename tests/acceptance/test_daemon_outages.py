@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from orchestrator.testing.postgres import cluster_version, ensure_postgres
+from orchestrator.web.signing import signed_headers
 from tests.acceptance.conftest import CHARON, Cli, daily_daemon, free_port, start, wait_until
 
 pytestmark = pytest.mark.slow
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.slow
 TOKEN = "outage-token"
 INPUT, OUTPUT = "bench.input", "bench.output"
 DAYS = ("2020-01-01", "2020-01-02", "2020-01-03")
+WEBHOOK_SECRET = "outage-webhook-secret"
 
 
 def start_registry(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[str]:
@@ -33,6 +35,10 @@ def start_registry(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
     return process
 
 
+def start_daemon(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
+    return start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+
+
 @dataclass
 class Stack:
     cli: Cli
@@ -40,6 +46,7 @@ class Stack:
     registry_port: int
     registry_log: Path
     registry: subprocess.Popen[str]
+    daemon_env: dict[str, str]
     daemon: subprocess.Popen[str]
     daemon_url: str
     daemon_log: Path
@@ -56,6 +63,26 @@ class Stack:
 
     def restart_registry(self) -> None:
         self.registry = start_registry(self.env, self.registry_port, self.registry_log)
+
+    def kill_daemon(self) -> None:
+        self.daemon.kill()
+        self.daemon.wait(timeout=10)
+        assert self.daemon.stdout is not None
+        self.daemon.stdout.close()
+
+    def restart_daemon(self) -> None:
+        self.daemon_log = self.daemon_log.with_name(f"restarted-{self.daemon_log.name}")
+        self.daemon, self.daemon_url = start_daemon(self.daemon_env, self.daemon_log)
+
+    def ask_for(self, day: str) -> int:
+        """POST a signed run request for ``day``; the answer's status."""
+        body = json.dumps({"workflow": "daily", "date": day}).encode()
+        request = urllib.request.Request(  # noqa: S310  # loopback
+            f"{self.daemon_url}/hooks/runs", body, method="POST",
+            headers={"Content-Type": "application/json",
+                     **signed_headers(WEBHOOK_SECRET.encode(), body)})
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # loopback
+            return int(response.status)
 
     def status(self) -> dict[str, Any]:
         """GET /status; the test fails if it does not answer 200 with JSON."""
@@ -95,15 +122,15 @@ def stack(tmp_path: Path, postgres_dsn: str) -> Iterator[Stack]:
               # The client gives up fast while the service is down: the test polls.
               "CHARON_REGISTRY__TIMEOUT_SECONDS": "2"}
     registry = start_registry(env, registry_port, tmp_path / "registry.log")
-    daemon, daemon_url = start(
-        [CHARON, "daemon", "--port", "0"],
-        {**client, "CHARON_STATE__KIND": "postgres",
-         "CHARON_STATE__DSN": postgres_dsn, "CHARON_DAEMON__POLL_INTERVAL_MS": "200",
-         "CHARON_DAEMON__MAX_BACKOFF_SECONDS": "2"},
-        tmp_path / "daemon.log", "daemon listening on ",
-    )
+    daemon_env = {**client, "CHARON_STATE__KIND": "postgres",
+                  "CHARON_STATE__DSN": postgres_dsn, "CHARON_DAEMON__POLL_INTERVAL_MS": "200",
+                  "CHARON_DAEMON__MAX_BACKOFF_SECONDS": "2",
+                  "CHARON_DAEMON__REPLICA_TIMEOUT_SECONDS": "3",
+                  "CHARON_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    daemon, daemon_url = start_daemon(daemon_env, tmp_path / "daemon.log")
     stack = Stack(Cli(tmp_path / "home", client), env, registry_port,
-                  tmp_path / "registry.log", registry, daemon, daemon_url, tmp_path / "daemon.log")
+                  tmp_path / "registry.log", registry, daemon_env, daemon, daemon_url,
+                  tmp_path / "daemon.log")
     try:
         yield stack
     finally:
@@ -155,3 +182,24 @@ def test_status_through_a_registry_outage_and_a_postgres_restart(stack: Stack) -
     assert stack.daemon.poll() is None, "the daemon exited on its own"
     runs = stack.status()["runs"]
     assert sorted(r["partition"] for r in runs if r["state"] == "succeeded") == list(DAYS)
+
+
+def test_a_day_asked_for_is_run_though_the_daemon_was_killed_before_running_it(
+    stack: Stack, postgres_dsn: str,
+) -> None:
+    """Answered 202, a request for a day outside the window is the only thing that will
+    ever evaluate that day: the sender does not ask again. Its first evaluation fails
+    (the registry is down); the daemon is killed; the one started after it runs it."""
+    outside = "2019-06-01"
+    stack.publish_input(outside)
+    stack.kill_registry()
+    assert stack.ask_for(outside) == 202
+    wait_until(lambda: any("evaluation failed" in line and f"daily {outside}" in line
+                           for line in stack.daemon_log.read_text().splitlines()),
+               30, "the asked day's evaluation to fail", stack.daemon_log)
+    stack.kill_daemon()
+    stack.restart_registry()
+    stack.restart_daemon()
+    wait_until(lambda: stack.published(outside), 60, "the asked day published",
+               stack.daemon_log)
+    assert stack.daemon.poll() is None

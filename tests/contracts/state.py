@@ -24,6 +24,7 @@ from orchestrator.errors import (
 from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
+from tests.contracts.asked import AskedContract
 from tests.contracts.backfills import BackfillsContract
 from tests.contracts.deliveries import DeliveriesContract
 from tests.contracts.replicas import ReplicasContract
@@ -41,16 +42,18 @@ async def claim(
     owner: str = "worker-a",
     fingerprint: str = "fp-1",
     task_id: str = "TopArtists(date=2018-10-31)",
-    rerun_succeeded: bool = False,
+    rerun_generation: int | None = None,
     retry: RunRetryPolicy = RETRY_AT_ONCE,
 ) -> Run:
     return await state.claim(
         task_id=task_id, family="TopArtists", partition="2018-10-31", fingerprint=fingerprint,
-        inputs=INPUTS, owner=owner, lease=LEASE, rerun_succeeded=rerun_succeeded, retry=retry,
+        inputs=INPUTS, owner=owner, lease=LEASE, rerun_generation=rerun_generation,
+        retry=retry,
     )  # fmt: skip
 
 
-class StateStoreContract(BackfillsContract, DeliveriesContract, ReplicasContract):
+class StateStoreContract(AskedContract, BackfillsContract, DeliveriesContract,
+                         ReplicasContract):
     @pytest.fixture
     def clock(self) -> ManualClock:
         return ManualClock()
@@ -161,9 +164,23 @@ class StateStoreContract(BackfillsContract, DeliveriesContract, ReplicasContract
     async def test_rerun_succeeded_starts_next_attempt(self, state: StateStore) -> None:
         run = await claim(state)
         await state.succeed(run.id, 1, {"out": "/data/out"})
-        rerun = await claim(state, owner="worker-b", rerun_succeeded=True)
+        rerun = await claim(state, owner="worker-b", rerun_generation=1)
         assert (rerun.attempt, rerun.state, rerun.lease_owner) == (2, RunState.RUNNING, "worker-b")
-        assert dict(rerun.outputs) == {}
+        assert (rerun.generation, dict(rerun.outputs)) == (2, {})
+
+    async def test_a_rerun_of_a_generation_already_run_again_changes_nothing(
+        self, state: StateStore
+    ) -> None:
+        """Compare-and-set on the generation: two processes serving one re-run (or one
+        serving it twice) start one next generation between them."""
+        run = await claim(state)
+        await state.succeed(run.id, 1, {"out": "/data/out"})
+        first = await claim(state, owner="worker-b", rerun_generation=1)
+        assert (first.generation, first.state) == (2, RunState.RUNNING)
+        with pytest.raises(RunConflict):  # the re-run holds it
+            await claim(state, owner="worker-c", rerun_generation=1)
+        done = await state.succeed(first.id, first.attempt, {"out": "/data/out2"})
+        assert await claim(state, owner="worker-c", rerun_generation=1) == done
 
     async def test_writes_with_current_attempt_apply(
         self, state: StateStore, clock: ManualClock
@@ -409,7 +426,7 @@ class StateStoreContract(BackfillsContract, DeliveriesContract, ReplicasContract
         retried = await claim(state, owner="worker-c")
         assert (retried.attempt, retried.generation, retried.failures) == (3, 2, 1)
         await state.succeed(retried.id, 3, {})
-        rerun = await claim(state, owner="worker-d", rerun_succeeded=True)
+        rerun = await claim(state, owner="worker-d", rerun_generation=2)
         assert (rerun.attempt, rerun.generation, rerun.failures) == (4, 3, 0)
         assert first.generation == 1
 

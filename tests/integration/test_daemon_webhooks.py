@@ -23,6 +23,7 @@ from orchestrator.config import load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
+from orchestrator.model import Asked
 from orchestrator.stores.state.base import StateStore
 from orchestrator.stores.state.postgres import POOL_MAX_SIZE, PostgresStateStore
 from orchestrator.stores.state.sqlite import SqliteStateStore
@@ -116,6 +117,9 @@ async def test_a_run_hook_triggers_a_day() -> None:
                                                         "date": "2018-03-01"})
         assert status == 202
         await client.world.wait_for(lambda: len(client.world.runner.calls) == 1)
+        with anyio.fail_after(5):  # kept with its delivery until evaluated
+            while await client.world.state.asked():
+                await anyio.sleep(0.01)
 
 
 def _stale(body: bytes) -> dict[str, str]:
@@ -448,8 +452,9 @@ class QueueFillingStateStore(InMemoryStateStore):
 
     daemon: Daemon | None = None
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
-        first = await super().remember_delivery(delivery_id, expires)
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
+        first = await super().remember_delivery(delivery_id, expires, asked)
         assert self.daemon is not None
         while self.daemon.accept(Trigger("webhook")):
             pass
@@ -467,6 +472,26 @@ async def test_a_delivery_recorded_as_the_trigger_queue_filled_is_acted_on() -> 
         assert (status, answer) == (202, {"status": "accepted"})
         await client.world.wait_for(
             lambda: Root("top_artists", date(2018, 3, 1)) in client.world.daemon.roots)
+
+
+class CrashingStateStore(InMemoryStateStore):
+    """A store failing as no code foresaw: a bug, not an outage."""
+
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
+        raise RuntimeError("the store's password is hunter2")
+
+
+async def test_a_handler_that_crashes_answers_a_json_500_that_tells_nothing_of_why() -> None:
+    async with daemon_client(state=CrashingStateStore()) as client, client.session.post(
+        f"{client.base}/hooks/runs", data=RUN_BODY,
+        headers=signed_headers(SECRET.encode(), RUN_BODY),
+    ) as response:
+        text = await response.text()
+        assert (response.status, response.content_type) == (500, "application/json")
+        assert json.loads(text)["code"] == "internal"
+        assert "hunter2" not in text
+        assert "Traceback" not in text
 
 
 async def test_a_signed_body_nested_too_deep_is_refused_as_malformed() -> None:

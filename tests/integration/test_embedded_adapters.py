@@ -162,7 +162,7 @@ class TestSqliteStateStore(StateStoreContract):
             store = await SqliteStateStore.open(path)
             applied = await store.migrations()
             await store.aclose()
-            assert [version for version, _name, _at in applied] == [1, 2, 3, 4, 5, 6, 7]
+            assert [version for version, _name, _at in applied] == [1, 2, 3, 4, 5, 6, 7, 8]
 
     async def test_an_older_file_with_two_active_runs_of_a_task_keeps_the_newest(
         self, tmp_path: Path

@@ -105,7 +105,7 @@ async def test_migrations_apply_once_when_replicas_start_together(postgres_dsn: 
             applied = await store.migrations()
             assert [(version, name) for version, name, _at in applied] == [
                 (1, "init"), (2, "one_active_run"), (3, "deliveries"), (4, "backfills"),
-                (5, "replicas"),
+                (5, "replicas"), (6, "asked"),
             ]
     finally:
         for store in opened:
@@ -131,7 +131,7 @@ async def test_it_shares_a_database_with_the_registry(postgres_dsn: str) -> None
         )}
     finally:
         await connection.close()
-    assert tables == {"runs", "deliveries", "backfills", "backfill_days", "replicas",
+    assert tables == {"runs", "deliveries", "backfills", "backfill_days", "replicas", "asked",
                       "schema_migrations"}
 
 

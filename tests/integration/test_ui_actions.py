@@ -16,7 +16,9 @@ import aiohttp
 import anyio
 import pytest
 
-from orchestrator.model import RunState
+from orchestrator.errors import StateStoreError
+from orchestrator.model import Asked, RunState
+from orchestrator.testing.stores import InMemoryStateStore
 from orchestrator.testing.world import DaemonWorld
 from sensors.facts import Root
 from tests.support.browser import served_ui
@@ -50,9 +52,9 @@ class Api:
 
 
 @asynccontextmanager
-async def serving() -> AsyncIterator[Api]:
+async def serving(state: type[InMemoryStateStore] = InMemoryStateStore) -> AsyncIterator[Api]:
     """Not a fixture: the daemon's task group must be left in the task it was entered in."""
-    world = make_world()
+    world = make_world(state=state)
     async with served_ui(world, TOKEN) as url, aiohttp.ClientSession() as session:
         yield Api(world, session, url)
 
@@ -67,6 +69,23 @@ async def test_a_day_is_triggered_even_outside_the_window() -> None:
                                           "date": OUTSIDE})
         await api.run_of(OUTSIDE)
         await api.world.wait_for(lambda: len(api.world.runner.calls) == 1)
+        with anyio.fail_after(5):  # kept until evaluated, in case the daemon died first
+            while await api.world.state.asked():
+                await anyio.sleep(0.01)
+
+
+class UnreachableStateStore(InMemoryStateStore):
+    async def ask(self, asked: Asked) -> None:
+        raise StateStoreError("the state store is restarting")
+
+
+async def test_a_trigger_the_state_store_cannot_keep_is_refused_and_runs_nothing() -> None:
+    async with serving(UnreachableStateStore) as api:
+        await publish_day(api.world, OUTSIDE)
+        status, answer = await api.call("POST", f"/api/partitions/top_artists/{OUTSIDE}/trigger")
+        assert (status, answer["code"]) == (503, "unavailable")
+        await anyio.sleep(0.2)
+        assert not api.world.runner.calls
 
 
 async def test_a_succeeded_run_is_run_again() -> None:

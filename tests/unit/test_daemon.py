@@ -349,3 +349,18 @@ def test_a_root_whose_graph_cannot_be_built_stops_keeping_every_key_watched() ->
     with pytest.raises(RuntimeError):
         watch.index(root)  # tried again, and still counted once
     assert not watch.indexing
+
+
+def test_a_workflows_roots_are_its_own_oldest_first_whatever_else_is_watched() -> None:
+    """What the graph page steps through and the charts page draws: found by bisection
+    in the sorted roots, never by walking every watched day."""
+    [top] = make_world().daemon.settings.workflows
+    other = dataclasses.replace(top, name="a_first", lookback_days=5)
+    watch = Watchlist([dataclasses.replace(top, lookback_days=2), other])
+    watch.refresh(TODAY)
+    watch.add(Root("top_artists", date(2017, 1, 1)))  # asked for, outside the window
+    assert [(r.workflow, r.day.isoformat()) for r in watch.of_workflow("top_artists")] == [
+        ("top_artists", "2017-01-01"), ("top_artists", "2018-10-29"),
+        ("top_artists", "2018-10-30"), ("top_artists", "2018-10-31")]
+    assert len(watch.of_workflow("a_first")) == 6
+    assert watch.of_workflow("nobody") == []

@@ -37,14 +37,15 @@ def nodes_of(graph: Graph, outcomes: Mapping[str, Outcome]) -> list[svg.Node]:
 
 
 def graph_page(workflow: str, day: date, graph: Graph, outcomes: Mapping[str, Outcome],
-               days: list[date]) -> str:
-    """``days``: the workflow's watched days, oldest first, to step through."""
+               around: tuple[date | None, date | None]) -> str:
+    """``around``: the workflow's watched days just before and after ``day``, if any,
+    to step to."""
     drawn = svg.graph(nodes_of(graph, outcomes), edges_of(graph),
                       label=f"task graph of {workflow} for {day.isoformat()}")
     legend = "".join(f'<li><span class="cell s-{s}"></span>{s}</li>' for s in STATES)
     return document(f"charon: {workflow} task graph", "", "\n".join([
         f"<h1>Task graph of {escape(workflow)} for {day.isoformat()}</h1>",
-        _steps(workflow, day, days),
+        _steps(workflow, *around),
         '<p class="note">Each task points at the tasks that require it; colours are where'
         " stands now (looked up as the page was asked). A task with a run links to it.</p>",
         f'<ul class="legend">{legend}</ul>',
@@ -52,13 +53,11 @@ def graph_page(workflow: str, day: date, graph: Graph, outcomes: Mapping[str, Ou
     ]))
 
 
-def _steps(workflow: str, day: date, days: list[date]) -> str:
-    earlier = [d for d in days if d < day]
-    later = [d for d in days if d > day]
+def _steps(workflow: str, earlier: date | None, later: date | None) -> str:
     base = f"/workflows/{quote(workflow, safe='')}/graph?date="
-    older = (f'<a href="{base}{earlier[-1].isoformat()}" rel="prev">older day</a>'
+    older = (f'<a href="{base}{earlier.isoformat()}" rel="prev">older day</a>'
              if earlier else "older day")
-    newer = (f'<a href="{base}{later[0].isoformat()}" rel="next">newer day</a>'
+    newer = (f'<a href="{base}{later.isoformat()}" rel="next">newer day</a>'
              if later else "newer day")
     return f'<p class="pager"><a href="/">all partitions</a> · {older} · {newer}</p>'
 

@@ -4,7 +4,8 @@ answer a 503, each in the JSON error shape."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
@@ -13,7 +14,7 @@ from aiohttp import web
 from orchestrator.core.graph import resolve
 from orchestrator.core.report import Outcome, Status
 from orchestrator.daemon.daemon import Daemon
-from orchestrator.daemon.ui.charts import charts_page, duration_bars, latency_bars
+from orchestrator.daemon.ui.charts import DAYS_SHOWN, charts_page, duration_bars, latency_bars
 from orchestrator.daemon.ui.dag import graph_page
 from orchestrator.daemon.ui.lineage import lineage, lineage_page
 from orchestrator.daemon.ui.routes import _html
@@ -43,21 +44,22 @@ def add_graphs(app: web.Application, daemon: Daemon) -> None:
         workflow = daemon.watch.workflows.get(name)
         if workflow is None:
             raise web.HTTPNotFound(text=f"no workflow {name!r} is watched")
-        days = sorted(root.day for root in daemon.watch.roots if root.workflow == name)
-        day = _day(request.query.get("date"), days)
+        watched = daemon.watch.of_workflow(name)
+        day = _day(request.query.get("date"), watched)
         root = daemon.watch.canonical(Root(name, day))
         state = daemon.roots.get(root)
         graph = resolve(daemon.watch.task(root))
         evaluated = state is not None and state.verdict is not None
         outcomes = await _with_runs(
             daemon, (await dry_run(daemon, root)).outcomes if evaluated else {})
-        return _html(graph_page(name, root.day, graph, outcomes, days))
+        return _html(graph_page(name, root.day, graph, outcomes, _around(watched, root)))
 
     async def charts(request: web.Request) -> web.StreamResponse:
         runs = await daemon.adapters.state.list_runs(limit=MAX_LIST)
         durations = {
             name: duration_bars([(root.day, daemon.watch.task_id(root))
-                                 for root in daemon.watch.roots if root.workflow == name], runs)
+                                 for root in daemon.watch.of_workflow(name)[-DAYS_SHOWN:]],
+                                runs)
             for name in daemon.watch.workflows
         }
         return _html(charts_page(durations, latency_bars(daemon.metrics.trigger_latency)))
@@ -77,16 +79,24 @@ async def _with_runs(daemon: Daemon, outcomes: Mapping[str, Outcome]) -> dict[st
     return found
 
 
-def _day(text: str | None, days: list[date]) -> date:
+def _day(text: str | None, watched: Sequence[Root]) -> date:
     """The asked day, or the newest watched one."""
     if text is None:
-        if not days:
+        if not watched:
             raise web.HTTPBadRequest(text="no day of this workflow is watched: give ?date=")
-        return days[-1]
+        return watched[-1].day
     try:
         return parse_day(text)
     except UsageError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+def _around(watched: Sequence[Root], root: Root) -> tuple[date | None, date | None]:
+    """The watched days just before and after ``root``'s, if any (``watched``: its
+    workflow's roots, oldest first)."""
+    before, after = bisect_left(watched, root), bisect_right(watched, root)
+    return (watched[before - 1].day if before else None,
+            watched[after].day if after < len(watched) else None)
 
 
 def _unavailable_as_503(handler: Handler) -> Handler:

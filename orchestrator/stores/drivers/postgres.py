@@ -7,6 +7,7 @@ and DuckDB it needs no worker threads.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,6 +21,14 @@ from orchestrator.validate import pg_schema
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
+"""How long the server keeps a charon session that sits idle inside a transaction.
+charon's transactions are a few statements with no waiting between them; one idle
+longer belongs to a process that was paused (SIGSTOP, a frozen VM) or cut off mid-way,
+and it holds its locks until the server ends it: a task's claim lock, or the registry's
+publish lock, which would stop every replica's publishing. Ended, its transaction is
+rolled back; the paused process finds its connection gone when it wakes, an outage it
+retries."""
 # InternalClientError is what asyncpg raises when a pool resets a connection the server
 # terminated in the middle of an operation ("cannot switch to state ..."): seen when a
 # replica's connections are cut (pg_terminate_backend), it is an outage like the others.
@@ -67,10 +76,16 @@ class Pool:
         cls, dsn: str, *, error: type[AdapterError], name: str, min_size: int, max_size: int,
         server_settings: Mapping[str, str] | None = None,
     ) -> Pool:
+        settings = {
+            # Which process holds a session, for whoever reads pg_stat_activity.
+            "application_name": f"charon[{os.getpid()}]",
+            "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+            **(server_settings or {}),
+        }
         with converted(error, f"cannot connect to {name}"):
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings=dict(server_settings or {}),
+                server_settings=settings,
             )
         return cls(pool, error, name)
 

@@ -20,6 +20,8 @@ The rules, in one place:
 - A lease that ran out is lost for good: only a new claim brings the run back.
 - A webhook's delivery id, once remembered, is refused again until its expiry on the
   store's clock, whichever process (or daemon replica) asks.
+- A day asked for is kept until an evaluation of it ends: a request outlives the daemon
+  that took it.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ import abc
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from orchestrator.errors import LeaseLost
 from orchestrator.model import (
     RETRY_AT_ONCE,
+    Asked,
     Backfill,
     BackfillState,
     InputRevision,
+    Rerun,
     Run,
     RunRetryPolicy,
     RunState,
@@ -64,7 +68,7 @@ class StateStore(Protocol):
         inputs: Sequence[InputRevision],
         owner: str,
         lease: timedelta,
-        rerun_succeeded: bool = False,
+        rerun_generation: int | None = None,
         retry: RunRetryPolicy = ...,
     ) -> Run:
         """Start or take over an attempt at (task_id, fingerprint), holding its lease.
@@ -75,7 +79,9 @@ class StateStore(Protocol):
         again. Then, for the requested fingerprint: no row: attempt 1, RUNNING. An
         active row under a live lease: RunConflict. An active row whose lease ran out:
         the next attempt in the same state, keeping its job id, staged outputs and
-        generation. A SUCCEEDED row: returned unchanged unless ``rerun_succeeded``. A
+        generation. A SUCCEEDED row: returned unchanged unless its generation is
+        ``rerun_generation`` (a re-run: compare-and-set, so that a re-run asked of one
+        generation runs once however many processes claim it). A
         FAILED row: RetriesExhausted past the policy's limit, RunConflict before its
         retry is due, else the next attempt of the next generation, from scratch; so is
         a SUPERSEDED row, or a re-run.
@@ -116,13 +122,25 @@ class StateStore(Protocol):
     async def fail(self, run_id: str, attempt: int, error: str) -> Run:
         """Record a failed execution; the retry policy of the next claim decides."""
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
         """Remember a webhook's delivery id until ``expires`` (an aware datetime).
 
         True the first time; False while the id is remembered, unexpired on the store's
         clock. Either way the id is then kept until the later of its expiries, and the
-        ids that expired are forgotten, so the store holds only live ones.
+        ids that expired are forgotten, so the store holds only live ones. ``asked``,
+        the day the delivery asks for, is recorded with the id the first time, in the
+        same transaction: a daemon that dies in between loses neither.
         """
+
+    async def ask(self, asked: Asked) -> None:
+        """Keep ``asked`` until :meth:`served`; one whose id is kept already stays as it is."""
+
+    async def asked(self) -> list[Asked]:
+        """The days asked for and not served yet, oldest first."""
+
+    async def served(self, asked_ids: Sequence[str]) -> None:
+        """Forget these requests: an evaluation of their day ended."""
 
     async def heartbeat(
         self, replica: str, watched: Sequence[str], ttl: timedelta,
@@ -258,12 +276,12 @@ class StateStoreBase(abc.ABC):
         inputs: Sequence[InputRevision],
         owner: str,
         lease: timedelta,
-        rerun_succeeded: bool = False,
+        rerun_generation: int | None = None,
         retry: RunRetryPolicy = RETRY_AT_ONCE,
     ) -> Run:
         plan = await self._claim(ClaimRequest(
             task_id, family, partition, fingerprint, tuple(inputs), owner, lease,
-            rerun_succeeded, retry,
+            rerun_generation, retry,
         ))
         return plan.outcome()
 
@@ -336,3 +354,19 @@ class StateStoreBase(abc.ABC):
         return await self._update(run_id, attempt, lambda r, now: _ending(
             r, now, state=RunState.FAILED, error=error, failures=r.failures + 1
         ))
+
+
+def asked_rerun_values(asked: Asked) -> tuple[str | None, str | None, int | None]:
+    """The re-run columns of a kept request: all three, or none."""
+    rerun = asked.rerun
+    return (None, None, None) if rerun is None else (
+        rerun.task_id, rerun.fingerprint, rerun.generation)
+
+
+def asked_from_row(row: Sequence[Any], day: date) -> Asked:
+    """A kept request from its row (id, workflow, day, replica, then the re-run's
+    columns) and its day, as the store reads it."""
+    asked_id, workflow, _day, replica, rerun_task, rerun_fingerprint, rerun_generation = row
+    rerun = None if rerun_task is None else Rerun(rerun_task, rerun_fingerprint,
+                                                  rerun_generation)
+    return Asked(asked_id, workflow, day, replica, rerun)

@@ -38,7 +38,7 @@ class ClaimRequest:
     inputs: tuple[InputRevision, ...]
     owner: str
     lease: timedelta
-    rerun_succeeded: bool = False
+    rerun_generation: int | None = None
     retry: RunRetryPolicy = RETRY_AT_ONCE
 
     def __post_init__(self) -> None:
@@ -108,7 +108,7 @@ def _claim_mine(
     if mine is None:
         new = _first_run(request, now)
         return ClaimPlan((*writes, Write(None, new)), new)
-    if mine.state is RunState.SUCCEEDED and not request.rerun_succeeded:
+    if mine.state is RunState.SUCCEEDED and mine.generation != request.rerun_generation:
         return ClaimPlan(writes, mine)
     if mine.state.active:
         if _live(mine, now):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from orchestrator.errors import ConfigError, StateStoreError
-from orchestrator.model import Backfill, BackfillState, Run, RunState
+from orchestrator.model import Asked, Backfill, BackfillState, Run, RunState
 from orchestrator.stores.drivers import postgres as pg
 from orchestrator.stores.drivers.pg_group import GroupCommit
 from orchestrator.stores.drivers.sqlite import truncate_ms
@@ -29,6 +29,8 @@ from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
+    asked_from_row,
+    asked_rerun_values,
     insert_values,
     run_from_row,
     update_values,
@@ -102,6 +104,11 @@ UPDATE_RUN = (
 PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= $1"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = GREATEST(expires, $2) WHERE id = $1"
+INSERT_ASKED = ("INSERT INTO asked (id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING")
+SELECT_ASKED = ("SELECT id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation FROM asked ORDER BY asked_at, id")
+DELETE_ASKED = "DELETE FROM asked WHERE id = ANY($1::text[])"
 
 # A replica's heartbeat: its row, then every replica still live on the same clock.
 INSERT_REPLICA = (
@@ -242,13 +249,16 @@ class PostgresStateStore(StateStoreBase):
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             return await self._writes.run(update)
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
         """Judged on the database's clock, like the leases. Replicas racing one id queue
         up on its primary key: the first insert wins, the others then see its row."""
         async def remember(connection: Connection) -> bool:
             await connection.execute(PRUNE_DELIVERIES, await self._now(connection))
             status = await connection.execute(INSERT_DELIVERY, delivery_id, expires)
             if status == "INSERT 0 1":
+                if asked is not None:
+                    await connection.execute(INSERT_ASKED, *_asked_row(asked))
                 return True
             await connection.execute(EXTEND_DELIVERY, delivery_id, expires)
             return False
@@ -257,6 +267,26 @@ class PostgresStateStore(StateStoreBase):
         # its own, a quarter of the push daemon's busy time at 200 publishes a second.
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             return await self._writes.run(remember)
+
+    async def ask(self, asked: Asked) -> None:
+        async def ask(connection: Connection) -> None:
+            await connection.execute(INSERT_ASKED, *_asked_row(asked))
+
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            await self._writes.run(ask)
+
+    async def asked(self) -> builtins.list[Asked]:
+        with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                rows = await connection.fetch(SELECT_ASKED)
+        return [asked_from_row(tuple(row), row["day"]) for row in rows]
+
+    async def served(self, asked_ids: Sequence[str]) -> None:
+        async def served(connection: Connection) -> None:
+            await connection.execute(DELETE_ASKED, list(asked_ids))
+
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            await self._writes.run(served)
 
     async def heartbeat(
         self, replica: str, watched: Sequence[str], ttl: timedelta,
@@ -323,3 +353,7 @@ class PostgresStateStore(StateStoreBase):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def _asked_row(asked: Asked) -> tuple[object, ...]:
+    return asked.id, asked.workflow, asked.day, asked.replica, *asked_rerun_values(asked)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import StateStoreError
-from orchestrator.model import Backfill, BackfillState, Run, RunState
+from orchestrator.model import Asked, Backfill, BackfillState, Run, RunState
 from orchestrator.stores.drivers.sqlite import (
     SqliteDatabase,
     iso_ms,
@@ -27,6 +27,8 @@ from orchestrator.stores.state import backfills
 from orchestrator.stores.state.base import (
     Change,
     StateStoreBase,
+    asked_from_row,
+    asked_rerun_values,
     insert_values,
     run_from_row,
     update_values,
@@ -86,6 +88,11 @@ UPDATE_RUN = (
 PRUNE_DELIVERIES = "DELETE FROM deliveries WHERE expires <= ?"
 INSERT_DELIVERY = "INSERT INTO deliveries (id, expires) VALUES (?, ?) ON CONFLICT DO NOTHING"
 EXTEND_DELIVERY = "UPDATE deliveries SET expires = MAX(expires, ?) WHERE id = ?"
+INSERT_ASKED = ("INSERT INTO asked (id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+SELECT_ASKED = ("SELECT id, workflow, day, replica, rerun_task, rerun_fingerprint,"
+                " rerun_generation FROM asked ORDER BY rowid")
+DELETE_ASKED = "DELETE FROM asked WHERE id = ?"
 
 # A replica's heartbeat: its row, then every replica still live on the same clock.
 INSERT_REPLICA = "INSERT INTO replicas (id, watched, expires) VALUES (?, ?, ?)"
@@ -209,18 +216,42 @@ class SqliteStateStore(StateStoreBase):
 
         return await self._db.run(update)
 
-    async def remember_delivery(self, delivery_id: str, expires: datetime) -> bool:
+    async def remember_delivery(self, delivery_id: str, expires: datetime,
+                                asked: Asked | None = None) -> bool:
         until = iso_ms(expires)
 
         def remember(connection: sqlite3.Connection) -> bool:
             with transaction(connection):
                 connection.execute(PRUNE_DELIVERIES, (iso_ms(self._now()),))
                 if connection.execute(INSERT_DELIVERY, (delivery_id, until)).rowcount:
+                    if asked is not None:
+                        connection.execute(INSERT_ASKED, _asked_row(asked))
                     return True
                 connection.execute(EXTEND_DELIVERY, (until, delivery_id))
                 return False
 
         return await self._db.run(remember)
+
+    async def ask(self, asked: Asked) -> None:
+        def ask(connection: sqlite3.Connection) -> None:
+            with transaction(connection):
+                connection.execute(INSERT_ASKED, _asked_row(asked))
+
+        await self._db.run(ask)
+
+    async def asked(self) -> list[Asked]:
+        def asked(connection: sqlite3.Connection) -> list[Asked]:
+            return [asked_from_row(row, date.fromisoformat(row[2]))
+                    for row in connection.execute(SELECT_ASKED)]
+
+        return await self._db.run(asked)
+
+    async def served(self, asked_ids: Sequence[str]) -> None:
+        def served(connection: sqlite3.Connection) -> None:
+            with transaction(connection):
+                connection.executemany(DELETE_ASKED, [(asked_id,) for asked_id in asked_ids])
+
+        await self._db.run(served)
 
     async def heartbeat(
         self, replica: str, watched: Sequence[str], ttl: timedelta,
@@ -291,3 +322,8 @@ class SqliteStateStore(StateStoreBase):
 
     async def aclose(self) -> None:
         await self._db.aclose()
+
+
+def _asked_row(asked: Asked) -> tuple[object, ...]:
+    return (asked.id, asked.workflow, asked.day.isoformat(), asked.replica,
+            *asked_rerun_values(asked))

@@ -1,0 +1,126 @@
+"""Days asked of the daemon (a webhook's run request, the API's trigger) are kept in the
+state store until an evaluation of them ends: a daemon that dies before evaluating one
+loses nothing, since another replica, or the same one restarted, takes it up. (A real
+daemon SIGKILLed after its 202: tests/acceptance/test_daemon_outages.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, timedelta
+from functools import partial
+
+import anyio
+
+from orchestrator.daemon.membership import watched
+from orchestrator.errors import StateStoreError
+from orchestrator.model import Asked, Rerun, Run, RunState
+from orchestrator.testing.stores import InMemoryStateStore
+from orchestrator.testing.world import DaemonWorld
+from tests.support.worlds import TODAY, make_world, publish_day, running
+
+WORKFLOW = "top_artists"
+OUTSIDE = date(2018, 3, 1)
+"""A day outside the daemon's window: nothing but its request evaluates it."""
+
+
+async def none_kept(world: DaemonWorld) -> None:
+    with anyio.fail_after(5):
+        while await world.state.asked():
+            await anyio.sleep(0.005)
+
+
+def settled(world: DaemonWorld) -> bool:
+    return not any(state.evaluating for state in world.daemon.roots.values())
+
+
+def launched_outside(world: DaemonWorld) -> bool:
+    return any(OUTSIDE.strftime("%Y%m%d") in " ".join(call) for call in world.runner.calls)
+
+
+async def test_a_request_whose_replica_is_gone_is_taken_up_and_served() -> None:
+    world = make_world()
+    await publish_day(world, OUTSIDE.isoformat())
+    await world.state.ask(Asked("asked-1", WORKFLOW, OUTSIDE, "a-replica-long-gone"))
+    async with running(world):
+        await world.wait_for(lambda: launched_outside(world))
+        await none_kept(world)
+
+
+async def test_a_replica_restarted_under_its_id_takes_its_own_requests_back() -> None:
+    world = make_world()
+    settings = world.daemon.settings
+    world = world.with_daemon(dataclasses.replace(
+        settings, daemon=dataclasses.replace(settings.daemon, replica_id="charon-0")),
+        today=lambda: TODAY)
+    await publish_day(world, OUTSIDE.isoformat())
+    await world.state.ask(Asked("asked-1", WORKFLOW, OUTSIDE, "charon-0"))
+    async with running(world):
+        await world.wait_for(lambda: launched_outside(world))
+        await none_kept(world)
+
+
+async def test_a_live_replicas_request_is_left_to_it_until_it_is_gone() -> None:
+    world = make_world()
+    settings = world.daemon.settings
+    world = world.with_daemon(dataclasses.replace(
+        settings, daemon=dataclasses.replace(settings.daemon, replica_timeout_seconds=1)),
+        today=lambda: TODAY)
+    await publish_day(world, OUTSIDE.isoformat())
+    # Another replica, live for a second more, took the request and beats no more.
+    await world.state.heartbeat("other", [watched(settings.workflows[0])],
+                                timedelta(seconds=1))
+    await world.state.ask(Asked("asked-1", WORKFLOW, OUTSIDE, "other"))
+    async with running(world):
+        assert len(world.daemon.membership.members) == 2
+        await anyio.sleep(0.3)
+        assert not launched_outside(world)
+        await world.wait_for(lambda: launched_outside(world))
+        await none_kept(world)
+
+
+class RestartingStateStore(InMemoryStateStore):
+    broken = True
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        if self.broken:
+            raise StateStoreError("the state store is restarting")
+        return await super().get(task_id, fingerprint)
+
+
+async def test_a_request_stays_kept_while_its_evaluations_fail() -> None:
+    world = make_world(state=RestartingStateStore)
+    await publish_day(world, OUTSIDE.isoformat())
+    await world.state.ask(Asked("asked-1", WORKFLOW, OUTSIDE, "a-replica-long-gone"))
+    async with running(world):
+        await world.wait_for(lambda: any(
+            state.errors >= 2 for root, state in world.daemon.roots.items()
+            if root.day == OUTSIDE))
+        assert [asked.id for asked in await world.state.asked()] == ["asked-1"]
+        world.state.broken = False
+        await world.wait_for(lambda: launched_outside(world))
+        await none_kept(world)
+
+
+async def test_a_kept_rerun_runs_its_run_again_once_however_often_it_is_served() -> None:
+    """Served by a replica that then dies before forgetting it, a re-run is served again
+    by the next: the claim restarts only the generation the user saw, so the run is
+    not run a third time."""
+    world = make_world()
+    async with running(world):
+        await publish_day(world)
+        await world.wait_for(lambda: bool(world.runner.calls))
+        with anyio.fail_after(5):
+            while not (runs := await world.state.list_runs(state=RunState.SUCCEEDED)):
+                await anyio.sleep(0.005)
+    [run] = runs
+    asked = Asked("asked-1", WORKFLOW, TODAY, "a-replica-long-gone",
+                  Rerun(run.task_id, run.fingerprint, run.generation))
+    for _served in range(2):
+        await world.state.ask(asked)
+        world = world.with_daemon(world.daemon.settings, today=lambda: TODAY)
+        async with running(world):
+            await none_kept(world)
+            await world.wait_for(partial(settled, world))
+    assert len(world.runner.calls) == 2
+    [rerun] = await world.state.list_runs(state=RunState.SUCCEEDED)
+    assert (rerun.id, rerun.generation) == (run.id, run.generation + 1)
