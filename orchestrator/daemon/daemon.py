@@ -153,7 +153,7 @@ class Daemon:
             if serve is not None:
                 await group.start(sensing, serve)
             for _ in range(MAX_CONCURRENT_EVALUATIONS):
-                group.start_soon(self._evaluator)
+                group.start_soon(self._ready.evaluator, self._life, self._evaluate)
             group.start_soon(sensing, partial(self._dispatch, receive))
             group.start_soon(sensing, self._watch_window)
             group.start_soon(sensing, self.metrics.probe_loop_lag)
@@ -272,24 +272,6 @@ class Daemon:
         state.evaluating = True
         self._ready.put(root)
 
-    async def _evaluator(self) -> None:
-        """Evaluate the scheduled roots one after another until the daemon stops; only
-        its wait for the next root is cut short by a stop, never an evaluation."""
-        while not self._life.stopping:
-            with self._life.sensing() as waiting:
-                root = await self._ready.get()
-            if waiting.cancel_called or self._life.stopping:
-                return
-            await self._life.working_task(partial(self._evaluate_from, root))
-
-    async def _evaluate_from(self, root: Root | None) -> None:
-        """Evaluate ``root``, then each root queued meanwhile, until none is or a stop
-        begins: a run of them is one working scope (a sweep of 100,000 days was two
-        cancel scopes a day, a sixth of its time)."""
-        while root is not None:
-            await self._evaluate(root, self.roots[root])
-            root = None if self._life.stopping else self._ready.get_nowait()
-
     def root_of_task(self, task_id: str) -> Root | None:
         """The watched root a re-run of the task evaluates: one, if several hold it."""
         roots = self.watch.roots_of_task(task_id)
@@ -316,7 +298,8 @@ class Daemon:
         self._group.start_soon(self._life.working_task, work)
         return True
 
-    async def _evaluate(self, root: Root, state: RootState) -> None:
+    async def _evaluate(self, root: Root) -> None:
+        state = self.roots[root]
         try:
             while True:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
