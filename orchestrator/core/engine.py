@@ -29,7 +29,7 @@ from orchestrator.core.lookups import Externals, Lookups
 from orchestrator.core.nodes import Nodes, blocked_by
 from orchestrator.core.policy import USER_RUN, Policy
 from orchestrator.core.ports import Adapters
-from orchestrator.core.report import Outcome, Report, Status
+from orchestrator.core.report import Outcome, Report, Status, complete, not_claiming
 from orchestrator.core.task_loop import TaskLoop
 from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
 from orchestrator.log import get_logger, log_context
@@ -234,9 +234,9 @@ class Engine:
                 task_id=task.task_id, state=RunState.SUCCEEDED, limit=1
             )
             earlier = succeeded[0] if succeeded else None
-        forced = _forced(policy, task, earlier)
+        forced = policy.forces(task.task_id, earlier)
         if not forced and await self._lookups.complete(task, earlier):
-            return _complete(task, earlier)
+            return complete(task.task_id, earlier)
         if defer is not None and not forced and gone_since_success(earlier):
             defer()
             return kept_gone(task, earlier)
@@ -268,7 +268,7 @@ class Engine:
             return Outcome(task.task_id, Status.WOULD_RUN,
                            f"fingerprint {current} consuming {consumed}", run=earlier)
         if not self._claiming:
-            return _not_claiming(task)
+            return not_claiming(task.task_id)
         waited = not self._place_free(policy)
         if waited and policy.on_ready is not None:
             policy.on_ready(task)
@@ -326,11 +326,11 @@ class Engine:
         """Claim the next generation of a succeeded run whose outputs are gone, or that a
         user re-runs; its outcome instead if it is complete, or if another claimer ran
         it again meanwhile (the claim restarts only the generation seen here)."""
-        if not _forced(policy, task, run) and await self._lookups.complete(task, run):
-            return _complete(task, run)
+        if not policy.forces(task.task_id, run) and await self._lookups.complete(task, run):
+            return complete(task.task_id, run)
         claimed_at, again = await self._claim(task, current, inputs, policy,
                                               rerun_generation=run.generation)
-        return _complete(task, again) if again.state is RunState.SUCCEEDED else (
+        return complete(task.task_id, again) if again.state is RunState.SUCCEEDED else (
             claimed_at, again)
 
     async def _execute(
@@ -347,7 +347,7 @@ class Engine:
             if not self._claiming:
                 # A shutdown began while it claimed: hand the run straight back.
                 await self._adapters.state.release(run.id, run.attempt, "shutting down")
-                return _not_claiming(task)
+                return not_claiming(task.task_id)
             attempt = Attempt(task, run, inputs, claimed_at,
                               None if lookup is None else current_inputs, policy.retry,
                               work_done, policy.on_launch)
@@ -378,27 +378,8 @@ class Engine:
 
 
 
-def _complete(task: Task, run: Run | None) -> Outcome:
-    detail = "" if run is not None and run.state is RunState.SUCCEEDED else (
-        "its outputs are there, written once per task (no run of charon's needed)")
-    return Outcome(task.task_id, Status.COMPLETE, detail, run=run)
-
-
-def _forced(policy: Policy, task: Task, run: Run | None) -> bool:
-    """Whether a user's re-run asks ``run`` (the task's run of its current inputs) to
-    run again: only while it is the run, and the generation, the user saw."""
-    rerun = policy.rerun.get(task.task_id)
-    return rerun is not None and run is not None and (
-        rerun.fingerprint, rerun.generation) == (run.fingerprint, run.generation)
-
-
 def _keep_the_place() -> None:
     """The place stays held: the run that claimed it still has its own work to do."""
-
-
-def _not_claiming(task: Task) -> Outcome:
-    return Outcome(task.task_id, Status.WAITING,
-                   "not started: this process is shutting down and claims no new runs")
 
 
 def build_engine(

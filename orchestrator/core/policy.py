@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import anyio
 
-from orchestrator.model import RETRY_AT_ONCE, Rerun, RunRetryPolicy
+from orchestrator.model import RETRY_AT_ONCE, Rerun, Run, RunRetryPolicy
 from orchestrator.tasks.task import Task
 
 NO_RERUNS: Mapping[str, Rerun] = MappingProxyType({})
@@ -34,6 +34,13 @@ class Policy:
     on_ready: Callable[[Task], None] | None = None
     """Told when a task has all its inputs but must wait for a place under the limits
     (the daemon's grid shows it *ready*)."""
+
+    def forces(self, task_id: str, run: Run | None) -> bool:
+        """Whether a user's re-run asks ``run`` (the task's run of its current inputs)
+        to run again: only while it is the run, and the generation, the user saw."""
+        rerun = self.rerun.get(task_id)
+        return rerun is not None and run is not None and (
+            rerun.fingerprint, rerun.generation) == (run.fingerprint, run.generation)
 
 
 USER_RUN = Policy()

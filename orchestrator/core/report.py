@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.model import Run
+from orchestrator.model import Run, RunState
 from orchestrator.tasks.task import Task
 
 
@@ -54,6 +54,18 @@ class Outcome:
     @property
     def category(self) -> Category:
         return CATEGORIES[self.status]
+
+
+def complete(task_id: str, run: Run | None) -> Outcome:
+    """The task is complete; ``run``, if any, is its success for the current inputs."""
+    detail = "" if run is not None and run.state is RunState.SUCCEEDED else (
+        "its outputs are there, written once per task (no run of charon's needed)")
+    return Outcome(task_id, Status.COMPLETE, detail, run=run)
+
+
+def not_claiming(task_id: str) -> Outcome:
+    return Outcome(task_id, Status.WAITING,
+                   "not started: this process is shutting down and claims no new runs")
 
 
 class Category(enum.StrEnum):
