@@ -30,7 +30,7 @@ from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
 from orchestrator.daemon.metrics import DaemonMetrics
-from orchestrator.daemon.polling import PollSchedule, poll_forever
+from orchestrator.daemon.polling import PollSchedule, source_polls
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
@@ -39,7 +39,6 @@ from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
-from sensors.watches import RegistryFeed, StorageWatch, TableWatch
 
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
@@ -112,18 +111,11 @@ class Daemon:
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run until stopped; ``serve`` (the HTTP server) is started before sensing begins."""
-        schedule = self._backoff
         send, receive = anyio.create_memory_object_stream[Trigger](
             self.settings.daemon.trigger_queue
         )
         self._send = send
-        feed = RegistryFeed(self.adapters.registry, send)
-        tables = TableWatch(self.adapters.warehouse, lambda: self.watch.datasets, send)
-        objects = StorageWatch(self.adapters.storage, self.adapters.data_prefix,
-                               lambda: self.watch.objects, send)
-        polls = [partial(poll_forever, "registry", feed.poll_once, schedule, self.metrics),
-                 partial(poll_forever, "warehouse", tables.poll_once, schedule, self.metrics),
-                 partial(poll_forever, "storage", objects.poll_once, schedule, self.metrics)]
+        polls = source_polls(self.adapters, self.watch, send, self._backoff, self.metrics)
         with send, receive:
             await self._run_all(serve, receive, polls, task_status)
         self._log.info("daemon stopped")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
+from orchestrator.core.ports import Adapters
 from orchestrator.daemon.metrics import DaemonMetrics
+from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
+from sensors.facts import Trigger
+from sensors.watches import RegistryFeed, StorageWatch, TableWatch
 
 
 @dataclass(frozen=True)
@@ -55,3 +61,17 @@ async def poll_forever(
         metrics.sensor_polls.inc(sensor=name)
         if not again:
             await anyio.sleep(schedule.next_delay(health.failures))
+
+
+def source_polls(
+    adapters: Adapters, watch: Watchlist, send: MemoryObjectSendStream[Trigger],
+    schedule: PollSchedule, metrics: DaemonMetrics,
+) -> list[Callable[[], Awaitable[None]]]:
+    """The daemon's polling sensors, each looping under :func:`poll_forever`: the
+    registry's change feed, and the tables and objects ``watch`` watches."""
+    feed = RegistryFeed(adapters.registry, send)
+    tables = TableWatch(adapters.warehouse, lambda: watch.datasets, send)
+    objects = StorageWatch(adapters.storage, adapters.data_prefix, lambda: watch.objects, send)
+    return [partial(poll_forever, "registry", feed.poll_once, schedule, metrics),
+            partial(poll_forever, "warehouse", tables.poll_once, schedule, metrics),
+            partial(poll_forever, "storage", objects.poll_once, schedule, metrics)]
