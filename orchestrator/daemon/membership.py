@@ -95,10 +95,13 @@ class Membership:
         """One heartbeat; the shares as they were before it when it changed them, else
         None. A store that cannot answer leaves them as they were."""
         try:
-            rows = await self._state.heartbeat(self.replica, sorted(self._watched.values()),
-                                               self._ttl)
-        except CharonError as exc:
-            self._log.warning("heartbeat failed; sharing days as before", error=str(exc))
+            # Bounded: past its ttl the others count this replica gone whatever it sends.
+            with anyio.fail_after(self._ttl.total_seconds()):
+                rows = await self._state.heartbeat(
+                    self.replica, sorted(self._watched.values()), self._ttl)
+        except (CharonError, TimeoutError) as exc:
+            self._log.warning("heartbeat failed; sharing days as before",
+                              error=str(exc) or "no answer within the replica timeout")
             return None
         # Its own rows were written in the same transaction; a store that lost them
         # still must not leave this replica owning nothing.

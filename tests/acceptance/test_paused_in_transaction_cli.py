@@ -11,11 +11,11 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import date, timedelta
 from pathlib import Path
 
 import anyio
-import anyio.from_thread
 import asyncpg
 import pytest
 
@@ -48,9 +48,12 @@ def replicas(tmp_path: Path, postgres_dsn: str) -> Iterator[Replicas]:
 
 def client_ports(pid: int) -> list[int]:
     """The local ports of ``pid``'s TCP connections: its PostgreSQL sessions among them."""
-    sockets = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
-               for fd in Path(f"/proc/{pid}/fd").iterdir()
-               if os.readlink(fd).startswith("socket:[")}
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with suppress(FileNotFoundError):  # closed since it was listed
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                sockets.add(target.removeprefix("socket:[").removesuffix("]"))
     ports = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -80,15 +83,20 @@ async def pause_in_a_transaction(pid: int, observer: asyncpg.Connection) -> asyn
     pytest.fail(f"process {pid} was never seen in a transaction holding a lock")
 
 
+async def sessions(observer: asyncpg.Connection) -> str:
+    """What every session of the database does, and the locks it waits for."""
+    rows = await observer.fetch(
+        "SELECT pid, application_name, state, wait_event_type, wait_event,"
+        " left(query, 100) AS query FROM pg_stat_activity WHERE datname = current_database()")
+    return "\n".join(str(dict(row)) for row in rows)
+
+
 @pytest.mark.timeout(240)
 async def test_a_replica_paused_inside_a_transaction_does_not_stop_the_others(
     replicas: Replicas, postgres_dsn: str,
 ) -> None:
     registry = await PostgresRegistry.open(postgres_dsn)
     observer = await asyncpg.connect(postgres_dsn)
-
-    def published() -> dict[str, int]:
-        return anyio.from_thread.run(replicas.published, registry)
 
     try:
         replicas.start("a")
@@ -103,8 +111,13 @@ async def test_a_replica_paused_inside_a_transaction_does_not_stop_the_others(
             assert time.monotonic() < deadline, (
                 f"the paused session still holds its {held['locks']} locks\n{replicas.logs()}")
             await anyio.sleep(0.2)
-        await replicas.wait(lambda: len(published()) == len(DAYS), 120,
-                            "every day published while a replica is paused")
+        deadline = time.monotonic() + 120
+        while len(await replicas.published(registry)) < len(DAYS):
+            if time.monotonic() > deadline:
+                pytest.fail(f"not every day published while a replica is paused (caught"
+                            f" {dict(held)}); sessions:\n{await sessions(observer)}\n"
+                            f"{replicas.logs()}")
+            await anyio.sleep(0.5)
 
         paused.send_signal(signal.SIGCONT)
         await replicas.wait(lambda: len(replicas.replicas("b")) == 2, 30, "the paused one back")

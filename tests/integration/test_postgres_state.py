@@ -315,3 +315,25 @@ def test_a_connection_cut_mid_operation_is_a_state_store_error() -> None:
     with pytest.raises(StateStoreError, match="cannot switch to state"), \
             pg.converted(StateStoreError, "cannot read"):
         raise asyncpg.InternalClientError("cannot switch to state 15; another operation")
+
+
+async def test_a_heartbeat_never_waits_on_a_paused_replicas_rows(postgres_dsn: str) -> None:
+    """A replica paused inside its heartbeat holds its rows locked: the others' heartbeats
+    go on without it, and count it gone once its heartbeat has run out."""
+    store = await PostgresStateStore.open(postgres_dsn)
+    paused = await asyncpg.connect(postgres_dsn)
+    try:
+        await store.heartbeat("paused", ["daily:1a"], timedelta(milliseconds=300))
+        transaction = paused.transaction()
+        await transaction.start()
+        await paused.execute("UPDATE charon_state.replicas SET watched = watched"
+                             " WHERE id = 'paused'")
+        with anyio.fail_after(5):
+            assert [r for r, _ in await store.heartbeat("a", ["daily:1a"], LEASE)] == [
+                "a", "paused"]
+            await anyio.sleep(0.4)
+            assert await store.heartbeat("a", ["daily:1a"], LEASE) == [("a", "daily:1a")]
+        await transaction.rollback()
+    finally:
+        await paused.close()
+        await store.aclose()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import anyio
 
-from orchestrator.daemon.membership import rendezvous, watched
+from orchestrator.daemon.membership import Membership, rendezvous, watched
+from orchestrator.testing.stores import InMemoryStateStore
 from orchestrator.testing.world import DaemonWorld
 from sensors.facts import Root
 from tests.support.worlds import TODAY, make_world, publish_day, running
@@ -144,3 +146,21 @@ def test_a_replica_joining_or_leaving_moves_only_the_days_it_takes_or_gives_up()
     shares = Counter(rendezvous(three, root) for root in roots)
     assert all(800 < share < 1200 for share in shares.values()), shares  # a third each
     assert all(rendezvous(("only",), root) == "only" for root in roots)
+
+
+class HangingStateStore(InMemoryStateStore):
+    """A heartbeat that never comes back (a lock it waits for is never let go)."""
+
+    async def heartbeat(self, replica: str, watched: Sequence[str],
+                        ttl: timedelta) -> list[tuple[str, str]]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_heartbeat_that_hangs_gives_up_within_the_replica_timeout() -> None:
+    world = replica_world(timeout_seconds=1)
+    membership = Membership(HangingStateStore(), "alone", timedelta(seconds=1),
+                            world.daemon.settings.workflows)
+    with anyio.fail_after(3):
+        assert await membership.beat() is None
+    assert membership.members == ("alone",)

@@ -115,8 +115,14 @@ INSERT_REPLICA = (
     "INSERT INTO replicas (id, watched, expires) SELECT $1, watched, $3"
     " FROM unnest($2::text[]) AS watched"
 )
-PRUNE_REPLICAS = "DELETE FROM replicas WHERE expires <= $1"
-SELECT_REPLICAS = "SELECT id, watched FROM replicas ORDER BY id, watched"
+# A heartbeat never waits on another replica's rows: one that replica's transaction
+# holds (it is paused in it, say) is left for a later heartbeat to prune, and counted
+# live only until its expiry all the same.
+PRUNE_REPLICAS = (
+    "DELETE FROM replicas WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM replicas WHERE expires <= $1 FOR UPDATE SKIP LOCKED))"
+)
+SELECT_REPLICAS = "SELECT id, watched FROM replicas WHERE expires > $1 ORDER BY id, watched"
 DELETE_REPLICA = "DELETE FROM replicas WHERE id = $1"
 
 # A backfill found again by its key is resumed: the same id and days, the new order
@@ -299,7 +305,7 @@ class PostgresStateStore(StateStoreBase):
                 await connection.execute(DELETE_REPLICA, replica)
                 await connection.execute(INSERT_REPLICA, replica, list(watched), now + ttl)
                 return [(row["id"], row["watched"])
-                        for row in await connection.fetch(SELECT_REPLICAS)]
+                        for row in await connection.fetch(SELECT_REPLICAS, now)]
 
     async def leave(self, replica: str) -> None:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
