@@ -13,7 +13,8 @@ from typing_extensions import TypeVar
 
 from jobs.top_artists import END_CONTENT_FACT
 from orchestrator.config import load_settings
-from orchestrator.model import Revision
+from orchestrator.errors import StateStoreError
+from orchestrator.model import Revision, Run
 from orchestrator.tablespec import TableSpec
 from orchestrator.testing.clock import Clock
 from orchestrator.testing.stores import InMemoryRegistry, InMemoryStateStore
@@ -71,3 +72,14 @@ async def running(world: DaemonWorld) -> AsyncIterator[DaemonWorld]:
         await group.start(world.daemon.run)
         yield world
         await world.daemon.stop()
+
+
+class FlakyStateStore(InMemoryStateStore):
+    """A state store whose reads of a run fail while ``broken``: a store restarting."""
+
+    broken = False
+
+    async def get(self, task_id: str, fingerprint: str) -> Run | None:
+        if self.broken:
+            raise StateStoreError("the state store is restarting")
+        return await super().get(task_id, fingerprint)

@@ -12,11 +12,9 @@ from functools import partial
 import anyio
 
 from orchestrator.daemon.membership import watched
-from orchestrator.errors import StateStoreError
-from orchestrator.model import Asked, Rerun, Run, RunState
-from orchestrator.testing.stores import InMemoryStateStore
+from orchestrator.model import Asked, Rerun, RunState
 from orchestrator.testing.world import DaemonWorld
-from tests.support.worlds import TODAY, make_world, publish_day, running
+from tests.support.worlds import TODAY, FlakyStateStore, make_world, publish_day, running
 
 WORKFLOW = "top_artists"
 OUTSIDE = date(2018, 3, 1)
@@ -78,17 +76,9 @@ async def test_a_live_replicas_request_is_left_to_it_until_it_is_gone() -> None:
         await none_kept(world)
 
 
-class RestartingStateStore(InMemoryStateStore):
-    broken = True
-
-    async def get(self, task_id: str, fingerprint: str) -> Run | None:
-        if self.broken:
-            raise StateStoreError("the state store is restarting")
-        return await super().get(task_id, fingerprint)
-
-
 async def test_a_request_stays_kept_while_its_evaluations_fail() -> None:
-    world = make_world(state=RestartingStateStore)
+    world = make_world(state=FlakyStateStore)
+    world.state.broken = True
     await publish_day(world, OUTSIDE.isoformat())
     await world.state.ask(Asked("asked-1", WORKFLOW, OUTSIDE, "a-replica-long-gone"))
     async with running(world):

@@ -14,7 +14,7 @@ import pytest
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.core.report import Status
-from orchestrator.errors import RegistryError, StateStoreError
+from orchestrator.errors import RegistryError
 from orchestrator.model import Revision, Run, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
@@ -29,7 +29,7 @@ from orchestrator.testing import (
     ProcessCrashed,
 )
 from orchestrator.testing.world import World, build_world
-from tests.support.worlds import make_world, output_revisions, publish_day
+from tests.support.worlds import FlakyStateStore, make_world, output_revisions, publish_day
 
 LEASE = timedelta(minutes=10)
 DAY = "2018-10-31"
@@ -109,15 +109,6 @@ async def incoming_tables(world: Replicas) -> list[str]:
 
 # 1. Daemons died on their own: a store error inside an evaluation left the daemon as an
 #    ExceptionGroup, which the daemon did not catch.
-
-
-class FlakyStateStore(InMemoryStateStore):
-    broken = False
-
-    async def get(self, task_id: str, fingerprint: str) -> Run | None:
-        if self.broken:
-            raise StateStoreError("the state store is restarting")
-        return await super().get(task_id, fingerprint)
 
 
 async def test_a_store_error_in_an_evaluation_does_not_stop_the_daemon() -> None:
