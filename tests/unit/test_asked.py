@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import date, timedelta
 from functools import partial
+from typing import Any
 
 import anyio
 
@@ -25,6 +26,14 @@ async def none_kept(world: DaemonWorld) -> None:
     with anyio.fail_after(5):
         while await world.state.asked():
             await anyio.sleep(0.005)
+
+
+def daemon_world(**daemon_settings: Any) -> DaemonWorld:
+    """A world whose daemon has these ``daemon.*`` settings."""
+    world = make_world()
+    settings = world.daemon.settings
+    daemon = dataclasses.replace(settings.daemon, **daemon_settings)
+    return world.with_daemon(dataclasses.replace(settings, daemon=daemon), today=lambda: TODAY)
 
 
 def settled(world: DaemonWorld) -> bool:
@@ -45,11 +54,7 @@ async def test_a_request_whose_replica_is_gone_is_taken_up_and_served() -> None:
 
 
 async def test_a_replica_restarted_under_its_id_takes_its_own_requests_back() -> None:
-    world = make_world()
-    settings = world.daemon.settings
-    world = world.with_daemon(dataclasses.replace(
-        settings, daemon=dataclasses.replace(settings.daemon, replica_id="charon-0")),
-        today=lambda: TODAY)
+    world = daemon_world(replica_id="charon-0")
     await publish_day(world, OUTSIDE.isoformat())
     await world.state.ask(Asked("asked-1", WORKFLOW, OUTSIDE, "charon-0"))
     async with running(world):
@@ -58,11 +63,8 @@ async def test_a_replica_restarted_under_its_id_takes_its_own_requests_back() ->
 
 
 async def test_a_live_replicas_request_is_left_to_it_until_it_is_gone() -> None:
-    world = make_world()
+    world = daemon_world(replica_timeout_seconds=1)
     settings = world.daemon.settings
-    world = world.with_daemon(dataclasses.replace(
-        settings, daemon=dataclasses.replace(settings.daemon, replica_timeout_seconds=1)),
-        today=lambda: TODAY)
     await publish_day(world, OUTSIDE.isoformat())
     # Another replica, live for a second more, took the request and beats no more.
     await world.state.heartbeat("other", [watched(settings.workflows[0])],
