@@ -26,8 +26,8 @@ from tests.support.emulators import (  # noqa: F401  (pytest finds fixtures by t
     BUCKET,
     Emulator,
     bigquery_emulator,
+    charon_on_emulators,
     clear_bigquery,
-    emulator_environment,
     gcs_emulator,
 )
 
@@ -87,13 +87,7 @@ async def test_a_day_on_the_emulators_matches_the_embedded_run(
     clear_bigquery(bigquery_emulator)
     home = tmp_path / "cloud-home"
     home.mkdir()
-    env = {k: v for k, v in emulator_environment(bigquery_emulator, gcs_emulator).items()
-           if not k.startswith("CHARON_")}
-    env.update(
-        CHARON_HOME=str(home), CHARON_LOG__FORMAT="json",
-        CHARON_WAREHOUSE__KIND="bigquery", CHARON_WAREHOUSE__PROJECT="scio-playground",
-        CHARON_STORAGE__KIND="gcs", CHARON_STORAGE__OUTPUT_PREFIX=f"gs://{BUCKET}/outputs",
-    )
+    env = charon_on_emulators(home, bigquery_emulator, gcs_emulator)
     made = await anyio.run_process(
         [CHARON, "sample-data", "--date", DAY.isoformat(), "--events", str(EVENTS),
          "--seed", str(SEED)], env=env, check=False,

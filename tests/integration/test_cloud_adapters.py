@@ -11,11 +11,9 @@ import re
 import secrets
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from orchestrator.errors import ObjectNotFound, StorageError, WarehouseError
 from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
@@ -33,6 +31,7 @@ from tests.support.emulators import (  # noqa: F401  (pytest finds fixtures by t
     clear_bigquery,
     gcs_emulator,
 )
+from tests.support.fault_proxy import FaultInjectingProxy, serving
 
 pytestmark = pytest.mark.slow
 
@@ -124,85 +123,11 @@ class TestBigQueryWarehouse(WarehouseContract):
         assert [info.spec for info in listed] == [str(spec) for spec in specs]
 
 
-@dataclass
-class FaultInjectingProxy:
-    """A tiny aiohttp proxy in front of the emulator that injects faults.
-
-    ``faults`` maps (method, path regex) to statuses answered instead of forwarding,
-    one per matching request; ``lost`` maps them to statuses answered after
-    forwarding (the request took effect, its response is lost). With
-    ``duplicate_jobs``, a jobs.insert whose job id was forwarded before is answered
-    409 Already Exists, as real BigQuery does (bqemulator runs the job again).
-    """
-
-    target: str
-    faults: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    lost: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    duplicate_jobs: bool = False
-    seen: list[tuple[str, str]] = field(default_factory=list)
-    forwarded: list[tuple[str, str]] = field(default_factory=list)
-    job_ids: set[str] = field(default_factory=set)
-    url: str = ""
-
-    @staticmethod
-    def _take(table: dict[tuple[str, str], list[int]], method: str, path: str) -> int | None:
-        for (m, pattern), statuses in table.items():
-            if m == method and re.search(pattern, path) and statuses:
-                return statuses.pop(0)
-        return None
-
-    def _duplicate(self, method: str, path: str, body: bytes) -> bool:
-        if not (self.duplicate_jobs and method == "POST" and re.search(r"/jobs(\?|$)", path)):
-            return False
-        job_id = json.loads(body or b"{}").get("jobReference", {}).get("jobId")
-        if job_id in self.job_ids:
-            return True
-        self.job_ids.add(job_id)
-        return False
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        method, path = request.method, request.path_qs
-        self.seen.append((method, path))
-        body = await request.read()
-        injected = self._take(self.faults, method, path)
-        if injected is None and self._duplicate(method, path, body):
-            injected = 409
-        if injected is not None:
-            return _google_error(injected)
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-        async with aiohttp.ClientSession() as client, client.request(
-            method, self.target + path, data=body, headers=headers
-        ) as upstream:
-            payload = await upstream.read()
-            status, content_type = upstream.status, upstream.content_type
-        self.forwarded.append((method, path))
-        lost = self._take(self.lost, method, path)
-        if lost is not None:
-            return _google_error(lost)
-        return web.Response(status=status, body=payload, content_type=content_type)
-
-
-def _google_error(status: int) -> web.Response:
-    reason = {409: "duplicate", 503: "backendError", 403: "accessDenied"}.get(status, "error")
-    body = {"error": {"code": status, "message": f"injected {status}",
-                      "errors": [{"reason": reason, "message": f"injected {status}"}]}}
-    return web.json_response(body, status=status)
-
-
 @pytest.fixture
 async def proxy(bigquery_emulator: Emulator) -> AsyncIterator[FaultInjectingProxy]:  # noqa: F811
     clear_bigquery(bigquery_emulator)
-    fault_proxy = FaultInjectingProxy(bigquery_emulator.url)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fault_proxy.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fault_proxy.url = f"http://127.0.0.1:{port}"
-    yield fault_proxy
-    await runner.cleanup()
+    async with serving(FaultInjectingProxy(bigquery_emulator.url)) as fault_proxy:
+        yield fault_proxy
 
 
 async def _fast_retrying_warehouse(root: str) -> BigQueryWarehouse:
@@ -250,7 +175,8 @@ async def test_lost_copy_response_then_409_waits_for_the_job(proxy: FaultInjecti
         seen, forwarded = len(proxy.seen), len(proxy.forwarded)
         moved = await warehouse.replace_from_staging(staging, FINAL, "job-lost")
         inserts = [p for m, p in proxy.seen[seen:] if m == "POST" and re.search(jobs, p)]
-        copies = [p for m, p in proxy.forwarded[forwarded:] if m == "POST" and re.search(jobs, p)]
+        copies = [f for f in proxy.forwarded[forwarded:]
+                  if f.method == "POST" and re.search(jobs, f.path)]
         assert (len(inserts), len(copies)) == (2, 1)
         assert moved.rows == len(ROWS)
         assert await warehouse.read_rows(FINAL) == as_dicts(ROWS)

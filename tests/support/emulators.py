@@ -155,3 +155,16 @@ def emulator_environment(bigquery: Emulator, gcs: Emulator) -> dict[str, str]:
         "BIGQUERY_EMULATOR_HOST": bigquery.host,
         "STORAGE_EMULATOR_HOST": gcs.url,
     }
+
+
+def charon_on_emulators(home: Path, bigquery: Emulator, gcs: Emulator) -> dict[str, str]:
+    """The environment of a ``charon`` command whose warehouse is BigQuery and whose
+    storage is GCS, both the emulators, its home ``home``, logging JSON."""
+    env = {k: v for k, v in emulator_environment(bigquery, gcs).items()
+           if not k.startswith("CHARON_")}
+    env.update(
+        CHARON_HOME=str(home), CHARON_LOG__FORMAT="json",
+        CHARON_WAREHOUSE__KIND="bigquery", CHARON_WAREHOUSE__PROJECT="scio-playground",
+        CHARON_STORAGE__KIND="gcs", CHARON_STORAGE__OUTPUT_PREFIX=f"gs://{BUCKET}/outputs",
+    )
+    return env
