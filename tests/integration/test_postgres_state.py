@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
 import pytest
 import time_machine
 
-from orchestrator.errors import ConfigError, LeaseLost, RunConflict, StateStoreError
+from orchestrator.errors import ConfigError, LeaseLost, RegistryError, RunConflict, StateStoreError
 from orchestrator.model import Run, RunState
 from orchestrator.stores.drivers import postgres as pg
 from orchestrator.stores.drivers.migrations import load_migrations
@@ -21,6 +22,7 @@ from orchestrator.stores.state.postgres import MIGRATIONS, SCHEMA, PostgresState
 from orchestrator.testing import ManualClock
 from tests.contracts.registry import APPLIED_MIGRATIONS
 from tests.contracts.state import LEASE, StateStoreContract, claim
+from tests.support.tcp_proxy import silent_drop_proxy
 
 
 class TestPostgresStateStore(StateStoreContract):
@@ -337,3 +339,43 @@ async def test_a_heartbeat_never_waits_on_a_paused_replicas_rows(postgres_dsn: s
     finally:
         await paused.close()
         await store.aclose()
+
+
+Store = PostgresStateStore | PostgresRegistry
+
+
+async def _one_call(store: Store) -> None:
+    if isinstance(store, PostgresStateStore):
+        await store.heartbeat("a", ["daily:1a"], LEASE)
+    else:
+        await store.latest("plays", "2018-10-31")
+
+
+@pytest.mark.parametrize("kind", [PostgresStateStore, PostgresRegistry])
+async def test_a_connection_gone_silently_dead_fails_as_an_outage_then_is_replaced(
+    postgres_dsn: str, kind: type[Store]
+) -> None:
+    """The server's host failed over: the connections open then are silently dead (what
+    is sent is acknowledged, nothing ever comes back). A call on one fails as an outage
+    within the statement bound, not never; the pool then opens new ones that work."""
+    url = urlsplit(postgres_dsn)
+    async with silent_drop_proxy(url.hostname or "127.0.0.1", url.port or 5432) as proxy:
+        through = urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}"))
+        store = await kind.open(through, command_timeout=0.5)
+        try:
+            await _one_call(store)
+            dead = proxy.drop_silently()
+            assert dead >= 1
+            outages = 0
+            with anyio.fail_after(15):
+                while True:
+                    try:
+                        await _one_call(store)
+                    except (StateStoreError, RegistryError):
+                        outages += 1
+                    else:
+                        break
+            assert 1 <= outages <= dead
+        finally:
+            with anyio.move_on_after(5):
+                await store.aclose()

@@ -21,6 +21,13 @@ from orchestrator.validate import pg_schema
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
+COMMAND_TIMEOUT_SECONDS = 30.0
+"""How long charon's own stores wait for the answer to one statement. Their statements
+are short; one unanswered that long is on a connection gone silently dead (the
+server's host failed over, a firewall or NAT dropped the connection's state), which
+TCP may never report: the bytes sent were acknowledged, no answer or reset ever comes.
+The call then fails as an outage, and the pool opens a new connection for the next.
+The user's database has no such bound: a load takes as long as it takes."""
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 """How long the server keeps a charon session that sits idle inside a transaction.
 charon's transactions are a few statements with no waiting between them; one idle
@@ -74,7 +81,7 @@ class Pool:
     @classmethod
     async def open(
         cls, dsn: str, *, error: type[AdapterError], name: str, min_size: int, max_size: int,
-        server_settings: Mapping[str, str] | None = None,
+        server_settings: Mapping[str, str] | None = None, command_timeout: float | None = None,
     ) -> Pool:
         settings = {
             # Which process holds a session, for whoever reads pg_stat_activity.
@@ -85,7 +92,7 @@ class Pool:
         with converted(error, f"cannot connect to {name}"):
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS,
-                server_settings=settings,
+                server_settings=settings, command_timeout=command_timeout,
             )
         return cls(pool, error, name)
 
@@ -143,11 +150,13 @@ async def applied_migrations(
 
 async def open_migrated(
     dsn: str, *, error: type[AdapterError], name: str, schema: str, migrations: str,
-    max_size: int,
+    max_size: int, command_timeout: float = COMMAND_TIMEOUT_SECONDS,
 ) -> Pool:
-    """A pool on ``dsn`` whose connections work in ``schema``, brought up to date."""
+    """A pool on ``dsn`` whose connections work in ``schema``, brought up to date: a
+    store of charon's own, whose statements are bounded by ``command_timeout``."""
     pool = await Pool.open(dsn, error=error, name=name, min_size=1, max_size=max_size,
-                           server_settings={"search_path": schema})
+                           server_settings={"search_path": schema},
+                           command_timeout=command_timeout)
     try:
         with converted(error, f"cannot migrate {name}"):
             async with pool.acquire() as connection:

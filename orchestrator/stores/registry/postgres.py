@@ -99,13 +99,15 @@ class PostgresRegistry(StoringRegistry):
         self._now = now
 
     @classmethod
-    async def open(cls, dsn: str, *, now: Clock = utc_now) -> PostgresRegistry:
-        """Connect a pool to ``dsn`` and bring the schema up to date."""
+    async def open(cls, dsn: str, *, now: Clock = utc_now,
+                   command_timeout: float = pg.COMMAND_TIMEOUT_SECONDS) -> PostgresRegistry:
+        """Connect a pool to ``dsn`` and bring the schema up to date; a statement not
+        answered within ``command_timeout`` seconds fails as an outage."""
         if not dsn:
             raise ConfigError('registry.kind = "postgres" needs registry.dsn')
         pool = await pg.open_migrated(
             dsn, error=RegistryError, name="the PostgreSQL registry", schema=SCHEMA,
-            migrations=MIGRATIONS, max_size=POOL_MAX_SIZE,
+            migrations=MIGRATIONS, max_size=POOL_MAX_SIZE, command_timeout=command_timeout,
         )
         return cls(pool, now)
 

@@ -184,13 +184,15 @@ class PostgresStateStore(StateStoreBase):
         self._writes = GroupCommit(pool, lanes=WRITE_LANES)
 
     @classmethod
-    async def open(cls, dsn: str, *, now: Clock | None = None) -> PostgresStateStore:
-        """Connect a pool to ``dsn`` and bring the schema up to date."""
+    async def open(cls, dsn: str, *, now: Clock | None = None,
+                   command_timeout: float = pg.COMMAND_TIMEOUT_SECONDS) -> PostgresStateStore:
+        """Connect a pool to ``dsn`` and bring the schema up to date; a statement not
+        answered within ``command_timeout`` seconds fails as an outage."""
         if not dsn:
             raise ConfigError('state.kind = "postgres" needs state.dsn')
         pool = await pg.open_migrated(
             dsn, error=StateStoreError, name="the PostgreSQL state store", schema=SCHEMA,
-            migrations=MIGRATIONS, max_size=POOL_MAX_SIZE,
+            migrations=MIGRATIONS, max_size=POOL_MAX_SIZE, command_timeout=command_timeout,
         )
         return cls(pool, now)
 
