@@ -69,6 +69,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def reap(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` if it still runs, wait for it and close its stdout pipe: what a
+    test leaves of a server it started, whatever happened."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+    assert process.stdout is not None
+    process.stdout.close()
+
+
 def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
     subprocess.Popen[str], str
 ]:

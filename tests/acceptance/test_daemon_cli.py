@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.acceptance.conftest import CHARON, Cli, free_port, start, wait_until
+from tests.acceptance.conftest import CHARON, Cli, free_port, reap, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,11 +88,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield Stack(cli, registry_url, daemon_url, daemon, daemon_log)
     finally:
         for process in (daemon, registry):
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-            assert process.stdout is not None
-            process.stdout.close()
+            reap(process)
 
 
 def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None:
@@ -151,9 +147,5 @@ def test_a_sigterm_as_soon_as_it_listens_stops_it_cleanly(tmp_path: Path) -> Non
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-2000:]
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait(timeout=10)
-        assert daemon.stdout is not None
-        daemon.stdout.close()
+        reap(daemon)
     assert '"daemon stopped"' in (tmp_path / "daemon.log").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import CHARON, Cli, first_line
+from tests.acceptance.conftest import CHARON, Cli, first_line, reap
 
 pytestmark = pytest.mark.slow
 
@@ -60,11 +60,7 @@ def server(charon: Cli, tmp_path: Path) -> Iterator[Server]:
         assert line.startswith(READY), f"no ready line: {line!r}\n{log.read_text()}"
         yield Server(process, line[len(READY):].strip(), log)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
+        reap(process)
 
 
 def test_publish_and_ls_through_the_service(charon: Cli, server: Server) -> None:
