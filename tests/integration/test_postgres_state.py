@@ -379,3 +379,27 @@ async def test_a_connection_gone_silently_dead_fails_as_an_outage_then_is_replac
         finally:
             with anyio.move_on_after(5):
                 await store.aclose()
+
+
+async def test_a_migration_waited_on_is_not_cut_short_by_the_statement_bound(
+    postgres_dsn: str,
+) -> None:
+    """A starter waits for another process's migration as long as that takes: here
+    three times its statements' bound."""
+    migrating = await asyncpg.connect(postgres_dsn)
+    try:
+        transaction = migrating.transaction()
+        await transaction.start()
+        await migrating.execute(pg.TAKE_XACT_LOCK, pg.lock_key(f"charon.{SCHEMA}.migrate"))
+        async with anyio.create_task_group() as group:
+            group.start_soon(_release_after, transaction, 1.5)
+            with anyio.fail_after(10):
+                store = await PostgresStateStore.open(postgres_dsn, command_timeout=0.5)
+        await store.aclose()
+    finally:
+        await migrating.close()
+
+
+async def _release_after(transaction: asyncpg.transaction.Transaction, seconds: float) -> None:
+    await anyio.sleep(seconds)
+    await transaction.rollback()

@@ -28,6 +28,9 @@ server's host failed over, a firewall or NAT dropped the connection's state), wh
 TCP may never report: the bytes sent were acknowledged, no answer or reset ever comes.
 The call then fails as an outage, and the pool opens a new connection for the next.
 The user's database has no such bound: a load takes as long as it takes."""
+MIGRATION_TIMEOUT_SECONDS = 3600.0
+"""A schema migration's statements, and a starter's wait for another's migration, are
+not bound by the statements' 30 s: a migration of a large table takes what it takes."""
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 """How long the server keeps a charon session that sits idle inside a transaction.
 charon's transactions are a few statements with no waiting between them; one idle
@@ -128,16 +131,20 @@ async def migrate(
     no half-made schema behind.
     """
     pg_schema(schema)
+    wait = MIGRATION_TIMEOUT_SECONDS
     async with connection.transaction():
-        await connection.execute(TAKE_XACT_LOCK, lock_key(f"charon.{schema}.migrate"))
+        await connection.execute(TAKE_XACT_LOCK, lock_key(f"charon.{schema}.migrate"),
+                                 timeout=wait)
         # The schema name is a checked identifier of ours, never input.
-        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await connection.execute(CREATE_MIGRATIONS_TABLE)
-        applied = {row["version"] for row in await connection.fetch(SELECT_APPLIED)}
+        await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}", timeout=wait)
+        await connection.execute(CREATE_MIGRATIONS_TABLE, timeout=wait)
+        applied = {row["version"] for row in await connection.fetch(SELECT_APPLIED,
+                                                                     timeout=wait)}
         for migration in load_migrations(migrations):
             if migration.version not in applied:
-                await connection.execute(migration.sql)
-                await connection.execute(INSERT_MIGRATION, migration.version, migration.name)
+                await connection.execute(migration.sql, timeout=wait)
+                await connection.execute(INSERT_MIGRATION, migration.version, migration.name,
+                                         timeout=wait)
 
 
 async def applied_migrations(
