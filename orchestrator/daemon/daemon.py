@@ -395,10 +395,6 @@ class Daemon:
         whatever the state store is doing."""
         return await status.daemon_status(self, query or PageQuery())
 
-    async def update_run_gauge(self) -> None:
-        """Count the runs by state for ``/metrics``."""
-        await status.update_run_gauge(self)
-
 
 def _ready(root_task_id: str, state: RootState, task: Task) -> None:
     if task.task_id == root_task_id:

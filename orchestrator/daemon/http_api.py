@@ -20,7 +20,7 @@ from orchestrator.daemon import refusals
 from orchestrator.daemon.actions import add_actions
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
-from orchestrator.daemon.status import PageQuery
+from orchestrator.daemon.status import PageQuery, update_run_gauge
 from orchestrator.daemon.ui.graph_routes import add_graphs
 from orchestrator.daemon.ui.routes import add_ui
 from orchestrator.errors import AuthError, CharonError, StateStoreError, UsageError
@@ -138,7 +138,7 @@ def daemon_app(
         return web.json_response(await daemon.status(query))
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        await daemon.update_run_gauge()
+        await update_run_gauge(daemon)
         return web.Response(text=daemon.metrics.render(), content_type="text/plain",
                             charset="utf-8")
 
