@@ -13,6 +13,7 @@ import anyio
 
 from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
 from orchestrator.cli import arguments, render, retcodes, task_options
+from orchestrator.cli.stopping import Stopped, unless_stopped
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.engine import build_engine
 from orchestrator.core.graph import resolve
@@ -63,6 +64,9 @@ def run_cli(argv: Sequence[str]) -> int:
         # claimed run is released, or waits out its lease); a traceback would say a bug.
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
+    except Stopped as stop:  # SIGTERM or SIGHUP, cleaned up as Ctrl-C is
+        print(stop, file=sys.stderr)
+        return stop.exit_code
     except BaseExceptionGroup as group:
         # A server or the daemon fails inside a task group, which wraps the error.
         errors, others = group.split(CharonError)
@@ -123,8 +127,15 @@ async def _with_adapters(command: Command, args: argparse.Namespace, settings: S
         served = served_settings(settings, getattr(args, "backend", None))
         async with open_registry(served) as registry:
             return await registry_command(args, served, registry)
-    async with open_adapters(settings) as adapters:
-        return await command(args, settings, adapters)
+    if getattr(args, "own_signals", False):
+        async with open_adapters(settings) as adapters:
+            return await command(args, settings, adapters)
+
+    async def with_adapters() -> int:
+        async with open_adapters(settings) as adapters:
+            return await command(args, settings, adapters)
+
+    return await unless_stopped(with_adapters)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -18,6 +18,8 @@ import anyio.abc
 
 from orchestrator.log import get_logger
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 
 class Lifecycle:
     """The scopes of one daemon's tasks; ``stopping`` from the first :meth:`stop` on."""
@@ -90,11 +92,12 @@ class Lifecycle:
         self, on_first: Callable[[], None],
         *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """SIGTERM or SIGINT calls ``on_first`` (which starts the stop); a second one
-        during the grace period ends the grace at once. Listens until the stop is
-        done, so no signal ever finds the default handler."""
+        """SIGTERM, SIGINT or SIGHUP (a closed terminal, or a habit of reloading with it:
+        its default would end the process on the spot) calls ``on_first`` (which starts
+        the stop); a second one during the grace period ends the grace at once. Listens
+        until the stop is done, so no signal ever finds the default handler."""
         with anyio.CancelScope() as self._signals, \
-                anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name

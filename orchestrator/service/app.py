@@ -276,9 +276,9 @@ async def _listening(handlers: Handlers, host: str, port: int) -> AsyncIterator[
 
 async def serve(registry: Registry, options: ServiceOptions, *, host: str, port: int,
                 ready: Callable[[str], None]) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM, SIGINT or SIGHUP, then shut down gracefully."""
     log = _logger()
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with running_service(registry, options, host=host, port=port) as url:
             log.info("registry service started", url=url, subscribers=len(options.subscribers))
             ready(url)

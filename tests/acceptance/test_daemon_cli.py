@@ -140,11 +140,15 @@ def test_a_day_fires_reruns_on_late_data_and_stops_cleanly(stack: Stack) -> None
     assert any(e.get("event") == "daemon stopped" for e in events)
 
 
-def test_a_sigterm_as_soon_as_it_listens_stops_it_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_as_soon_as_it_listens_stops_it_cleanly(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """SIGHUP too (a closed terminal): its default action would end it on the spot."""
     daemon, _url = start([CHARON, "daemon", "--port", "0"], Cli(tmp_path / "home").env,
                          tmp_path / "daemon.log", "daemon listening on ")
     try:
-        daemon.send_signal(signal.SIGTERM)
+        daemon.send_signal(signum)
         assert daemon.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-2000:]
     finally:
         reap(daemon)

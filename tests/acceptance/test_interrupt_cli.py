@@ -1,12 +1,17 @@
-"""Ctrl-C on a one-shot command: one line and the shells' code for it, no traceback."""
+"""A one-shot command stopped by Ctrl-C, SIGTERM or SIGHUP: one line and the shells' code
+for it, no traceback, and what it claimed given up on the way out."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from tests.acceptance.conftest import CHARON, Cli
+import pytest
+
+from tests.acceptance.conftest import CHARON, ROOT, Cli
 
 
 def test_ctrl_c_stops_a_command_with_one_line(charon: Cli) -> None:
@@ -20,3 +25,37 @@ def test_ctrl_c_stops_a_command_with_one_line(charon: Cli) -> None:
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("signum", "said"), [
+    (signal.SIGTERM, "terminated"), (signal.SIGHUP, "hung up"), (signal.SIGINT, "interrupted"),
+])
+def test_a_run_stopped_by_a_signal_gives_its_claimed_run_up_at_once(
+    charon: Cli, tmp_path: Path, signum: signal.Signals, said: str
+) -> None:
+    """A scheduler's time limit (SIGTERM), a closed SSH session (SIGHUP) or Ctrl-C: the
+    run it claimed is released on the way out, so the next ``charon run`` runs it now,
+    not once its lease (an hour by default) has run out."""
+    started = tmp_path / "runs.log"
+    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
+    env = {**charon.env, "PYTHONPATH": paths,
+           "BACKFILL_RUNS_LOG": str(started), "BACKFILL_RUN_SECONDS": "120"}
+    task = [CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
+            "--date", "2020-01-01"]
+    process = subprocess.Popen(task, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while not (started.exists() and started.read_text()):
+        assert process.poll() is None, "charon ended before its run started"
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    assert stderr.strip().splitlines()[-1] == said
+    assert "Traceback" not in stderr
+
+    again = subprocess.run(task, env={**env, "BACKFILL_RUN_SECONDS": "0"}, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert started.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
