@@ -2,8 +2,8 @@
 
 It runs in one process and one task group, not as supervised child processes:
 
-- Ctrl-C reaches one process, and the daemon already stops cleanly on SIGINT and
-  SIGTERM (running work gets its grace period, local jobs are killed, runs released).
+- Ctrl-C reaches one process, and the daemon already stops cleanly on SIGINT, SIGTERM
+  and SIGHUP (running work gets its grace period, local jobs are killed, runs released).
   With children, a supervisor killed outright (SIGKILL, a closed terminal) would leave
   them running; here there is nothing to leave behind.
 - The pieces are the code ``charon registry serve`` and ``charon daemon`` run: the
