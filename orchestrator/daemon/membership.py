@@ -29,10 +29,10 @@ from orchestrator.workflows import WorkflowSettings
 from sensors.facts import Root
 
 HEARTBEATS_PER_TTL = 3
-TAKE_OVER_CHECKPOINT = 1000
-"""Roots looked at between two checkpoints: 100,000 hashes are tenths of a second."""
 """A live replica's heartbeat is renewed this often within its time to live, so one
 slow store round trip does not drop it."""
+TAKE_OVER_CHECKPOINT = 1000
+"""Roots looked at between two checkpoints: 100,000 hashes are tenths of a second."""
 
 Shares = Mapping[str, tuple[str, ...]]
 """The live replicas watching each workflow alike (by :func:`watched`), sorted."""
