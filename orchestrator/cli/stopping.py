@@ -5,8 +5,9 @@ time limit, a pod's eviction, ``timeout`` or a closed SSH session stops would le
 its claimed runs leased to nobody, so that no run of those tasks could start before
 their leases ran out (an hour by default), and its local jobs running. Caught, the
 signal cancels the command instead: each claimed run is released and each local job
-stopped on the way out, as with Ctrl-C. The daemon and the services handle the
-signals themselves (a grace period for running work).
+stopped on the way out, as with Ctrl-C. Under ``nohup``, SIGHUP stays ignored. The
+daemon and the services handle the signals themselves (a grace period for running
+work).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+from orchestrator.signals import stop_signals
+
 SAID = {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 """The one line a command stopped so prints, as the shells name the signal."""
 
@@ -41,7 +43,7 @@ async def unless_stopped(command: Callable[[], Awaitable[int]]) -> int:
     async with anyio.create_task_group() as group:
 
         async def listen() -> None:
-            with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            with anyio.open_signal_receiver(*stop_signals(signal.SIGTERM)) as signals:
                 async for signum in signals:
                     stopped.append(signal.Signals(signum))
                     group.cancel_scope.cancel()

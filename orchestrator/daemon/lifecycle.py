@@ -17,8 +17,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.log import get_logger
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+from orchestrator.signals import stop_signals
 
 
 class Lifecycle:
@@ -93,11 +92,13 @@ class Lifecycle:
         *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """SIGTERM, SIGINT or SIGHUP (a closed terminal, or a habit of reloading with it:
-        its default would end the process on the spot) calls ``on_first`` (which starts
-        the stop); a second one during the grace period ends the grace at once. Listens
-        until the stop is done, so no signal ever finds the default handler."""
+        its default would end the process on the spot; not under ``nohup``) calls
+        ``on_first`` (which starts the stop); a second one during the grace period ends
+        the grace at once. Listens until the stop is done, so no signal ever finds the
+        default handler."""
         with anyio.CancelScope() as self._signals, \
-                anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                anyio.open_signal_receiver(
+                    *stop_signals(signal.SIGTERM, signal.SIGINT)) as signals:
             task_status.started()
             async for signum in signals:
                 name = signal.Signals(signum).name

@@ -35,6 +35,7 @@ from orchestrator.model import Revision
 from orchestrator.service import inputs
 from orchestrator.service.notify import Notifier
 from orchestrator.service.options import ServiceOptions, check_options
+from orchestrator.signals import stop_signals
 from orchestrator.stores.registry import wire
 from orchestrator.stores.registry.base import Publication, Registry
 from orchestrator.web import http, openapi
@@ -276,9 +277,10 @@ async def _listening(handlers: Handlers, host: str, port: int) -> AsyncIterator[
 
 async def serve(registry: Registry, options: ServiceOptions, *, host: str, port: int,
                 ready: Callable[[str], None]) -> None:
-    """Serve until SIGTERM, SIGINT or SIGHUP, then shut down gracefully."""
+    """Serve until SIGTERM, SIGINT or SIGHUP (not under ``nohup``), then shut down
+    gracefully."""
     log = _logger()
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+    with anyio.open_signal_receiver(*stop_signals(signal.SIGTERM, signal.SIGINT)) as signals:
         async with running_service(registry, options, host=host, port=port) as url:
             log.info("registry service started", url=url, subscribers=len(options.subscribers))
             ready(url)

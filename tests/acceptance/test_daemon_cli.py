@@ -9,6 +9,7 @@ daemon stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -153,3 +154,22 @@ def test_a_stop_signal_as_soon_as_it_listens_stops_it_cleanly(
     finally:
         reap(daemon)
     assert '"daemon stopped"' in (tmp_path / "daemon.log").read_text()
+
+
+def test_under_nohup_a_hangup_does_not_stop_it(tmp_path: Path) -> None:
+    """Started by ``nohup`` (SIGHUP ignored), the daemon outlives its terminal."""
+    nohup = shutil.which("nohup")
+    assert nohup is not None
+    log = tmp_path / "daemon.log"
+    daemon, url = start([nohup, CHARON, "daemon", "--port", "0"], Cli(tmp_path / "home").env,
+                        log, "daemon listening on ")
+    try:
+        daemon.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert daemon.poll() is None, log.read_text()[-2000:]
+        with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310  # loopback
+            assert answer.status == 200
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0, log.read_text()[-2000:]
+    finally:
+        reap(daemon)

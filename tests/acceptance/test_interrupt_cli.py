@@ -4,6 +4,7 @@ for it, no traceback, and what it claimed given up on the way out."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -59,3 +60,26 @@ def test_a_run_stopped_by_a_signal_gives_its_claimed_run_up_at_once(
                            text=True, timeout=120, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert started.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
+
+
+def test_under_nohup_a_hangup_does_not_stop_a_run(charon: Cli, tmp_path: Path) -> None:
+    """Started by ``nohup`` (SIGHUP ignored), a run goes on after its terminal closed."""
+    nohup = shutil.which("nohup")
+    assert nohup is not None
+    started = tmp_path / "runs.log"
+    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
+    env = {**charon.env, "PYTHONPATH": paths,
+           "BACKFILL_RUNS_LOG": str(started), "BACKFILL_RUN_SECONDS": "2"}
+    process = subprocess.Popen(
+        [nohup, CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
+         "--date", "2020-01-01"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (started.exists() and started.read_text()):
+        assert process.poll() is None, "charon ended before its run started"
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGHUP)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stdout + stderr
+    assert started.read_text().splitlines() == ["2020-01-01"]
