@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,12 +82,39 @@ def reap(process: subprocess.Popen[str]) -> None:
     process.stdout.close()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _caught(signum: int, frame: object) -> None:
+    """Never called: it only stands in for the handlers during a fork (see below)."""
+
+
+@contextmanager
+def _stop_signals_at_their_defaults() -> Iterator[None]:
+    # What a process ignores its children inherit: a test run a shell without job control
+    # started in the background ignores SIGINT, one under nohup SIGHUP, and charon keeps
+    # what it was started ignoring. A caught signal is reset to its default in a child,
+    # so catching them for the moment of the fork gives the child a terminal's defaults.
+    previous = {signum: signal.signal(signum, _caught) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def popen(argv: list[str], **options: Any) -> subprocess.Popen[str]:
+    """``argv`` as a terminal would start it (SIGINT, SIGTERM and SIGHUP at their
+    defaults, whatever this test run ignores), its streams text."""
+    with _stop_signals_at_their_defaults():
+        return subprocess.Popen(argv, text=True, **options)
+
+
 def start(argv: list[str], env: dict[str, str], log: Path, ready: str) -> tuple[
     subprocess.Popen[str], str
 ]:
     with log.open("w") as stderr:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr,
-                                   text=True)
+        process = popen(argv, env=env, stdout=subprocess.PIPE, stderr=stderr)
     line = first_line(process, timeout=60)
     assert line.startswith(ready), f"no ready line: {line!r}\n{log.read_text()}"
     return process, line[len(ready):].strip()

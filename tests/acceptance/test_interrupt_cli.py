@@ -12,20 +12,46 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import CHARON, ROOT, Cli
+from tests.acceptance.conftest import CHARON, ROOT, Cli, popen
 
 
 def test_ctrl_c_stops_a_command_with_one_line(charon: Cli) -> None:
     # Big enough to be still writing when the signal comes.
-    process = subprocess.Popen(
-        [CHARON, "sample-data", "--date", "2018-10-31", "--events", "3000000"],
-        env=charon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    with popen([CHARON, "sample-data", "--date", "2018-10-31", "--events", "3000000"],
+               env=charon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            time.sleep(1)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            _kill(process)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in stderr
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    """A process a failed test leaves running is killed, so that its pipes can close."""
+    if process.poll() is None:
+        process.kill()
+
+
+def _daily_count(charon: Cli, started: Path, seconds: int) -> tuple[list[str], dict[str, str]]:
+    """``charon run`` of a day of tests.support.backfill_tasks.DailyCount, whose run
+    appends its day to ``started`` as it begins and then takes ``seconds``."""
+    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
+    env = {**charon.env, "PYTHONPATH": paths,
+           "BACKFILL_RUNS_LOG": str(started), "BACKFILL_RUN_SECONDS": str(seconds)}
+    return [CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
+            "--date", "2020-01-01"], env
+
+
+def _wait_for_the_run(process: subprocess.Popen[str], started: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not (started.exists() and started.read_text()):
+        assert process.poll() is None, "charon ended before its run started"
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("signum", "said"), [
@@ -38,20 +64,14 @@ def test_a_run_stopped_by_a_signal_gives_its_claimed_run_up_at_once(
     run it claimed is released on the way out, so the next ``charon run`` runs it now,
     not once its lease (an hour by default) has run out."""
     started = tmp_path / "runs.log"
-    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
-    env = {**charon.env, "PYTHONPATH": paths,
-           "BACKFILL_RUNS_LOG": str(started), "BACKFILL_RUN_SECONDS": "120"}
-    task = [CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
-            "--date", "2020-01-01"]
-    process = subprocess.Popen(task, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 60
-    while not (started.exists() and started.read_text()):
-        assert process.poll() is None, "charon ended before its run started"
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.05)
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=60)
+    task, env = _daily_count(charon, started, 120)
+    with popen(task, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            _wait_for_the_run(process, started)
+            process.send_signal(signum)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            _kill(process)
     assert process.returncode == 128 + signum
     assert stderr.strip().splitlines()[-1] == said
     assert "Traceback" not in stderr
@@ -67,19 +87,14 @@ def test_under_nohup_a_hangup_does_not_stop_a_run(charon: Cli, tmp_path: Path) -
     nohup = shutil.which("nohup")
     assert nohup is not None
     started = tmp_path / "runs.log"
-    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
-    env = {**charon.env, "PYTHONPATH": paths,
-           "BACKFILL_RUNS_LOG": str(started), "BACKFILL_RUN_SECONDS": "2"}
-    process = subprocess.Popen(
-        [nohup, CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
-         "--date", "2020-01-01"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (started.exists() and started.read_text()):
-        assert process.poll() is None, "charon ended before its run started"
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGHUP)
-    stdout, stderr = process.communicate(timeout=60)
+    task, env = _daily_count(charon, started, 2)
+    with popen([nohup, *task], env=env, stdout=subprocess.PIPE,
+               stderr=subprocess.PIPE) as process:
+        try:
+            _wait_for_the_run(process, started)
+            process.send_signal(signal.SIGHUP)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            _kill(process)
     assert process.returncode == 0, stdout + stderr
     assert started.read_text().splitlines() == ["2020-01-01"]

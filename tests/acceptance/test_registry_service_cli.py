@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import CHARON, Cli, first_line, reap
+from tests.acceptance.conftest import CHARON, Cli, first_line, popen, reap
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +50,10 @@ class Server:
 def server(charon: Cli, tmp_path: Path) -> Iterator[Server]:
     log = tmp_path / "serve.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen(
+        process = popen(
             [CHARON, "registry", "serve", "--port", "0"],
             env={**charon.env, "CHARON_REGISTRY_TOKEN": TOKEN},
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            stdout=subprocess.PIPE, stderr=stderr,
         )
     try:
         line = first_line(process, timeout=60)
