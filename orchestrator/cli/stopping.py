@@ -16,6 +16,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 import anyio
+import anyio.abc
 
 from orchestrator.signals import stop_signals
 
@@ -37,21 +38,26 @@ class Stopped(Exception):  # a way to end, not an error of charon's
 
 async def unless_stopped(command: Callable[[], Awaitable[int]]) -> int:
     """``command``'s exit code; raises :class:`Stopped` once a stop signal has cancelled
-    it and its clean-up is done."""
+    it and its clean-up is done. A signal that comes as the command ends changes
+    nothing: what it did is done, and its code says so."""
     stopped: list[signal.Signals] = []
-    code = 0
+    code: int | None = None
     async with anyio.create_task_group() as group:
 
-        async def listen() -> None:
+        async def listen(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             with anyio.open_signal_receiver(*stop_signals(signal.SIGTERM)) as signals:
+                task_status.started()
                 async for signum in signals:
                     stopped.append(signal.Signals(signum))
                     group.cancel_scope.cancel()
                     return
 
-        group.start_soon(listen)
+        # Listening before the command begins: a signal from then on never finds the
+        # default action, which would end the process on the spot.
+        await group.start(listen)
         code = await command()
         group.cancel_scope.cancel()
-    if stopped:
-        raise Stopped(stopped[0])
-    return code
+    if code is not None:
+        return code
+    assert stopped  # only a stop signal cancels the command in this scope
+    raise Stopped(stopped[0])
