@@ -33,7 +33,14 @@ from orchestrator.core.lineage import RunLineage
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.core.task_loop import TaskLoop
-from orchestrator.errors import AdapterError, CharonError, JobLost, LeaseLost, UsageError
+from orchestrator.errors import (
+    AdapterError,
+    CharonError,
+    JobFailed,
+    JobLost,
+    LeaseLost,
+    UsageError,
+)
 from orchestrator.log import get_logger, job_output, job_output_to
 from orchestrator.model import InputRevision, Run, RunRetryPolicy, RunState, fingerprint
 from orchestrator.tasks.commands import job_name
@@ -255,6 +262,20 @@ class Executor:
 
     async def _run_job(self, attempt: Attempt, evaluation: Evaluation,
                        staged: _Staged) -> None:
+        """The job, or the task's own code, within the task's ``worker_timeout``: past it,
+        the job is stopped (a Dataflow job cancelled too) and the run fails."""
+        started: list[str] = []
+        timeout = attempt.task.worker_timeout
+        with anyio.move_on_after(timeout) as limit:
+            await self._start_job(attempt, evaluation, staged, started)
+        if not limit.cancelled_caught:
+            return
+        for job_id in started:
+            await self._runner_for(attempt.task).cancel(job_id)
+        raise JobFailed(f"stopped after {timeout:g} s, its worker_timeout")
+
+    async def _start_job(self, attempt: Attempt, evaluation: Evaluation, staged: _Staged,
+                         started: list[str]) -> None:
         adapters, task, run = self._adapters, attempt.task, attempt.run
         if attempt.on_launch is not None:
             attempt.on_launch(task)
@@ -276,6 +297,7 @@ class Executor:
         name = job_name(task.task_family, run.partition, run.fingerprint)
 
         async def record_job(job_id: str) -> None:
+            started.append(job_id)
             await adapters.state.set_job_id(run.id, run.attempt, job_id)
             staged.in_job = True
             await _note(f"job {job_id} started")

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from orchestrator.tasks.runcontext import RunContext
 
 
+def _check_worker_timeout(cls: type[Task]) -> None:
+    timeout = cls.worker_timeout
+    valid = isinstance(timeout, int | float) and not isinstance(timeout, bool) and (
+        0 < timeout < float("inf"))
+    if timeout is not None and not valid:
+        raise UsageError(f"{cls.__name__}.worker_timeout must be a positive number of"
+                         f" seconds or None, got {timeout!r}")
+
+
 class Task:
     """A parameterised unit of work; identity is (family, significant non-runner parameters)."""
 
@@ -39,6 +48,10 @@ class Task:
     allow_empty_inputs: ClassVar[bool] = False
     """An input that holds no data is an error when ``run()`` reads it (EmptyInput), not
     an empty result; True when empty is a valid answer for this task."""
+    worker_timeout: ClassVar[float | None] = None
+    """Seconds its job (or its ``run()``) may take, as Luigi's ``worker_timeout``: past
+    them the job is stopped and the run fails, to be retried as any failure. None: no
+    limit. A ``run()`` that computes without awaiting is stopped at its next await."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -51,6 +64,7 @@ class Task:
         cls._parameters = parameters
         cls._identity = tuple((name, parameter) for name, parameter in parameters.items()
                               if parameter.significant and not parameter.runner)
+        _check_worker_timeout(cls)
 
     def __init__(self, **kwargs: object) -> None:
         if not kwargs.keys() <= self._parameters.keys():
@@ -316,3 +330,4 @@ def suggestion(name: str, candidates: Sequence[str]) -> str:
 
     close = difflib.get_close_matches(name, candidates, n=3)
     return f"; did you mean {' or '.join(close)}?" if close else ""
+
