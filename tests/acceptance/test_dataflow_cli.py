@@ -117,3 +117,18 @@ def test_charon_cancel_cancels_the_running_job(
     assert again.returncode == 1
     assert "nothing to cancel" in again.stdout
     assert fake.created == 1
+
+
+def test_a_job_past_its_worker_timeout_is_cancelled_on_dataflow(
+    charon: Cli, fake: FakeDataflowServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    timed = ("--module", "tests.support.dataflow_tasks", "TimedFakeDataflowTopArtists",
+             *TASK[3:])
+    ran = subprocess.run([CHARON, "run", *timed], env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert "stopped after 2 s, its worker_timeout" in ran.stdout + ran.stderr
+    [job] = fake.jobs.values()
+    assert fake.state(job.id) in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    listed = charon("registry", "ls", OUTPUT, DAY)
+    assert listed.returncode == 1  # nothing published

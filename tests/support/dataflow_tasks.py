@@ -14,3 +14,11 @@ class FakeDataflowTopArtists(TopArtistsJob):
     """TopArtistsJob's requires(), output() and Dataflow options; the pipeline is a fake."""
 
     pipeline = "tests.support.fake_dataflow_pipeline"
+
+
+class TimedFakeDataflowTopArtists(FakeDataflowTopArtists):
+    """The same, with a ``worker_timeout`` of 2 seconds: a job still running then is
+    cancelled."""
+
+    variant_of = FakeDataflowTopArtists
+    worker_timeout = 2
