@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -17,6 +19,20 @@ from orchestrator.log import get_logger
 from orchestrator.web import BODY_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
+OVERFLOW_LOG_SECONDS = 10.0
+CONNECTION_SHARE = 4
+"""A server holds at most this fraction of the process's file descriptors as client
+connections (a quarter: the daemon and the registry service share one process under
+``charon dev``, and the rest is for the stores, files and jobs)."""
+MIN_CONNECTIONS = 16
+
+
+def connection_budget() -> int:
+    """The open connections one server keeps, from the process's descriptor limit."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 16
+    return max(MIN_CONNECTIONS, soft // CONNECTION_SHARE)
 
 
 class Rejected(Exception):
@@ -116,16 +132,45 @@ class _Server(web.Server):
     def __init__(self, handler: _Handler, *, codes: ErrorCodes, **kwargs: Any) -> None:
         super().__init__(_http_1_only(handler, codes), **kwargs)
         self.codes = codes
+        self.max_connections = connection_budget()
+        self._turned_away = 0
+        self._said_at = -OVERFLOW_LOG_SECONDS
+        self._log = get_logger("charon.http")
 
     def __call__(self) -> web.RequestHandler:
         return _Protocol(self, codes=self.codes, loop=self._loop, **self._kwargs)
 
+    def full(self) -> bool:
+        return len(self.connections) >= self.max_connections
+
+    def turned_away(self) -> None:
+        """Counted, and said in one line at most every OVERFLOW_LOG_SECONDS: a flood of
+        connections must not flood the log as well."""
+        self._turned_away += 1
+        now = self._loop.time()
+        if now - self._said_at >= OVERFLOW_LOG_SECONDS:
+            self._log.warning("connections turned away: too many open",
+                              turned_away=self._turned_away, open=len(self.connections),
+                              max_connections=self.max_connections)
+            self._said_at, self._turned_away = now, 0
+
 
 class _Protocol(web.RequestHandler):
-    def __init__(self, manager: web.Server, *, codes: ErrorCodes, **kwargs: Any) -> None:
+    def __init__(self, manager: _Server, *, codes: ErrorCodes, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.codes = codes
+        self._server = manager
         self._refusals = get_logger("charon.http")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._server.full():
+            # Closed at once, its descriptor given back: the process's own work (its
+            # stores, its job's pipes) never runs out of file descriptors for clients.
+            cast(asyncio.Transport, transport).abort()  # a socket's, as aiohttp's own casts
+            self._server.turned_away()
+            self._manager = None  # aiohttp's clean-up then has nothing to undo
+            return
+        super().connection_made(transport)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
