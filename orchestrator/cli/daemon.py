@@ -35,7 +35,7 @@ def add_daemon_commands(commands: Any, task_command: TaskCommand) -> None:
     daemon.add_argument("--host", type=arguments.host,
                         help="serve webhooks, /status and /metrics here")
     daemon.add_argument("--port", type=arguments.port, help="0 picks a free port")
-    # It stops on SIGTERM and SIGINT itself, with a grace period (daemon/lifecycle.py).
+    # It stops on SIGTERM, SIGINT and SIGHUP itself, with a grace period (daemon/lifecycle.py).
     daemon.set_defaults(command=cmd_daemon, check=check_workflows, own_signals=True)
     explain = task_command(commands, "explain", "say why a run has not fired")
     explain.set_defaults(command=cmd_explain)

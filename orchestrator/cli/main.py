@@ -127,14 +127,13 @@ async def _with_adapters(command: Command, args: argparse.Namespace, settings: S
         served = served_settings(settings, getattr(args, "backend", None))
         async with open_registry(served) as registry:
             return await registry_command(args, served, registry)
-    if getattr(args, "own_signals", False):
-        async with open_adapters(settings) as adapters:
-            return await command(args, settings, adapters)
 
     async def with_adapters() -> int:
         async with open_adapters(settings) as adapters:
             return await command(args, settings, adapters)
 
+    if getattr(args, "own_signals", False):
+        return await with_adapters()
     return await unless_stopped(with_adapters)
 
 

@@ -330,4 +330,3 @@ def suggestion(name: str, candidates: Sequence[str]) -> str:
 
     close = difflib.get_close_matches(name, candidates, n=3)
     return f"; did you mean {' or '.join(close)}?" if close else ""
-
