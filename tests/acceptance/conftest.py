@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from bench.noop_tasks import INPUT_ENDPOINT, OUTPUT_ENDPOINT
+
 CHARON = str(Path(sys.executable).parent / "charon")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +72,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def publish_daily_input(cli: Cli, day: str) -> None:
+    """Publish ``day``'s input of bench.noop_tasks.Daily (a folder holding one file)
+    through ``cli``'s registry."""
+    folder = cli.home / "storage" / "inputs" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "part").write_text("input\n")
+    result = cli("registry", "publish", INPUT_ENDPOINT, day, str(folder))
+    assert result.returncode == 0, result.stderr
+
+
+def daily_outputs(cli: Cli, day: str) -> int:
+    """How many revisions of bench.noop_tasks.Daily's output ``day`` has in ``cli``'s
+    registry."""
+    listed = cli("registry", "ls", OUTPUT_ENDPOINT, day)
+    return max(0, len(listed.stdout.splitlines()) - 1)  # a header, then one line each
 
 
 def reap(process: subprocess.Popen[str]) -> None:

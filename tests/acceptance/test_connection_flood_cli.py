@@ -13,18 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.noop_tasks import INPUT_ENDPOINT, OUTPUT_ENDPOINT
-from tests.acceptance.conftest import CHARON, Cli, daily_daemon, reap, start, wait_until
+from tests.acceptance.conftest import (
+    CHARON,
+    Cli,
+    daily_daemon,
+    daily_outputs,
+    publish_daily_input,
+    reap,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 DAYS = ("2020-03-01", "2020-03-02", "2020-03-03")
 DESCRIPTORS = 256
 FLOOD = 400
-
-
-def published(cli: Cli, day: str) -> bool:
-    return cli("registry", "ls", OUTPUT_ENDPOINT, day).returncode == 0
 
 
 def test_a_connection_flood_starves_neither_the_runs_nor_the_log(
@@ -43,11 +47,8 @@ def test_a_connection_flood_starves_neither_the_runs_nor_the_log(
     try:
         flood.extend(_connections(port, FLOOD))
         for day in DAYS:
-            folder = cli.home / "storage" / "inputs" / day
-            folder.mkdir(parents=True)
-            (folder / "part").write_text("input\n")
-            assert cli("registry", "publish", INPUT_ENDPOINT, day, str(folder)).returncode == 0
-        wait_until(lambda: all(published(cli, day) for day in DAYS), 60,
+            publish_daily_input(cli, day)
+        wait_until(lambda: all(daily_outputs(cli, day) >= 1 for day in DAYS), 60,
                    "the days to be published during the flood", log)
         assert daemon.poll() is None
         for connection in flood:

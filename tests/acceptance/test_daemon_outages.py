@@ -16,14 +16,22 @@ from typing import Any
 
 import pytest
 
+from bench.noop_tasks import OUTPUT_ENDPOINT as OUTPUT
 from orchestrator.testing.postgres import cluster_version, ensure_postgres
 from orchestrator.web.signing import signed_headers
-from tests.acceptance.conftest import CHARON, Cli, daily_daemon, free_port, start, wait_until
+from tests.acceptance.conftest import (
+    CHARON,
+    Cli,
+    daily_daemon,
+    free_port,
+    publish_daily_input,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "outage-token"
-INPUT, OUTPUT = "bench.input", "bench.output"
 DAYS = ("2020-01-01", "2020-01-02", "2020-01-03")
 WEBHOOK_SECRET = "outage-webhook-secret"
 
@@ -96,11 +104,7 @@ class Stack:
         return None if source is None else bool(source["up"])
 
     def publish_input(self, day: str) -> None:
-        folder = self.cli.home / "storage" / "inputs" / day
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "part").write_text("input\n")
-        result = self.cli("registry", "publish", INPUT, day, str(folder))
-        assert result.returncode == 0, result.stderr
+        publish_daily_input(self.cli, day)
 
     def published(self, day: str) -> bool:
         try:

@@ -19,9 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.noop_tasks import INPUT_ENDPOINT as INPUT
-from bench.noop_tasks import OUTPUT_ENDPOINT as OUTPUT
-from tests.acceptance.conftest import CHARON, Cli, daily_daemon, reap, start, wait_until
+from tests.acceptance.conftest import (
+    CHARON,
+    Cli,
+    daily_daemon,
+    daily_outputs,
+    publish_daily_input,
+    reap,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -62,19 +69,6 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def revisions(cli: Cli, day: str) -> int:
-    listed = cli("registry", "ls", OUTPUT, day)
-    return max(0, len(listed.stdout.splitlines()) - 1)  # a header, then one line each
-
-
-def publish_input(cli: Cli, day: str) -> None:
-    folder = cli.home / "storage" / "inputs" / day
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "part").write_text("input\n")
-    result = cli("registry", "publish", INPUT, day, str(folder))
-    assert result.returncode == 0, result.stderr
-
-
 def test_a_full_disk_stops_the_runs_not_the_daemon_and_freed_it_carries_on(
     tmp_path: Path, postgres_dsn: str, small_disk: Path
 ) -> None:
@@ -86,24 +80,24 @@ def test_a_full_disk_stops_the_runs_not_the_daemon_and_freed_it_carries_on(
     daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
     try:
         for day in DAYS[:2]:
-            publish_input(cli, day)
-        wait_until(lambda: all(revisions(cli, day) == 1 for day in DAYS[:2]), 60,
+            publish_daily_input(cli, day)
+        wait_until(lambda: all(daily_outputs(cli, day) == 1 for day in DAYS[:2]), 60,
                    "the days before the disk filled", log)
 
         filler = fill(small_disk)
         for day in DAYS[2:]:
-            publish_input(cli, day)
+            publish_daily_input(cli, day)
         wait_until(lambda: "database or disk is full" in log.read_text(), 30,
                    "the daemon to meet the full disk", log)
         with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310  # loopback
             assert answer.status == 200
         assert daemon.poll() is None, "the daemon exited on a full disk"
-        assert [revisions(cli, day) for day in DAYS[2:]] == [0] * len(DAYS[2:])
+        assert [daily_outputs(cli, day) for day in DAYS[2:]] == [0] * len(DAYS[2:])
 
         filler.unlink()
-        wait_until(lambda: all(revisions(cli, day) >= 1 for day in DAYS), 120,
+        wait_until(lambda: all(daily_outputs(cli, day) >= 1 for day in DAYS), 120,
                    "the days once the disk was freed", log)
-        assert [revisions(cli, day) for day in DAYS] == [1] * len(DAYS)
+        assert [daily_outputs(cli, day) for day in DAYS] == [1] * len(DAYS)
         daemon.terminate()
         assert daemon.wait(timeout=60) == 0
     finally:
