@@ -25,6 +25,13 @@ CONNECTION_SHARE = 4
 connections (a quarter: the daemon and the registry service share one process under
 ``charon dev``, and the rest is for the stores, files and jobs)."""
 MIN_CONNECTIONS = 16
+ACCEPT_BACKLOG = 32
+"""The listening socket's backlog, which is also how many connections asyncio accepts
+in one go, before any of them is counted against the budget and turned away: the
+descriptors a burst of new connections holds for a moment over the budget. At
+aiohttp's default of 128 those bursts, two or three in a row before the first is
+turned away, ran a process limited to 256 descriptors out of them. Clients keep their
+connections (webhook senders, the registry client), so few connect at once."""
 
 
 def connection_budget() -> int:
@@ -32,7 +39,8 @@ def connection_budget() -> int:
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 1 << 16
-    return max(MIN_CONNECTIONS, soft // CONNECTION_SHARE)
+    # Less the connections a burst holds before any is turned away (ACCEPT_BACKLOG).
+    return max(MIN_CONNECTIONS, soft // CONNECTION_SHARE - ACCEPT_BACKLOG)
 
 
 class Rejected(Exception):
@@ -223,7 +231,7 @@ async def listening(app: web.Application, host: str, port: int) -> AsyncIterator
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, backlog=ACCEPT_BACKLOG).start()
         # OverflowError: a port beyond 65535 from a caller that did not check it.
         except (OSError, OverflowError) as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
