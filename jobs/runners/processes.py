@@ -25,6 +25,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from orchestrator import procfs
 from orchestrator.errors import JobFailed
 
 STOP_GRACE_SECONDS = 5.0
@@ -35,8 +36,6 @@ _POLL_SECONDS = 0.05
 # Run by its path, not imported: charon needs none of it, and its start-up is a job's.
 _WRAPPER = Path(__file__).with_name("die_with_parent.py")
 _LINUX = sys.platform == "linux"
-_DEAD_STATES = frozenset({"Z", "X"})
-"""Zombie, dead: the process has ended; only its exit status waits for its parent."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class LocalJob:
     @classmethod
     def started(cls, process: anyio.abc.Process) -> LocalJob:
         """The job of a process just started here (not yet reaped, so still in /proc)."""
-        stat = _stat(process.pid)
+        stat = procfs.stat(process.pid)
         # Where there is no /proc, 0 stands for the start time: such a job is never
         # stopped by its id, only by the process that started it.
         return cls(socket.gethostname(), process.pid, stat.start_time if stat else 0)
@@ -133,7 +132,7 @@ async def stop_job(job: LocalJob, *, grace: float) -> bool:
     they are zombies: a parent that is stopped reaps none. Raise JobFailed when the
     group outlives SIGKILL by GONE_TIMEOUT_SECONDS.
     """
-    stat = _stat(job.pid)
+    stat = procfs.stat(job.pid)
     # While its leader is there, even as a zombie, no other group can take its number.
     if stat is None or stat.start_time != job.start_time or not await _group_running(job.pid):
         return False
@@ -169,29 +168,7 @@ def _any_running_in(pgid: int) -> bool:
     """Whether a process of the group has not ended (reads all of /proc)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            stat = _stat(int(entry))
-            if stat is not None and stat.group == pgid and stat.state not in _DEAD_STATES:
+            stat = procfs.stat(int(entry))
+            if stat is not None and stat.group == pgid and not stat.ended:
                 return True
     return False
-
-
-@dataclass(frozen=True)
-class _Stat:
-    state: str
-    group: int
-    start_time: int
-
-
-def _stat(pid: int) -> _Stat | None:
-    """What /proc/<pid>/stat says of a process; None when there is no such process.
-
-    Reading it does not block: /proc is made up by the kernel on the spot.
-    """
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # Field 2, the command's name, is in parentheses and may hold spaces and
-    # parentheses: count the fields from the last ')'. The rest start at field 3.
-    fields = data[data.rindex(b")") + 2:].split()
-    return _Stat(state=fields[0].decode(), group=int(fields[2]), start_time=int(fields[19]))
