@@ -9,9 +9,6 @@ holds a lease on work it cannot start, so other replicas take that work instead.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
@@ -38,6 +35,7 @@ from orchestrator.model import (
     RunState,
     fingerprint,
 )
+from orchestrator.owners import lease_owner
 from orchestrator.tasks.task import (
     ExternalTask,
     Task,
@@ -52,10 +50,6 @@ Lookup = Callable[[], Awaitable[Inputs | Outcome]]
 MAX_ROUNDS = 3
 """Runs of one node in one evaluation when its inputs keep changing under it; the next
 evaluation (a new input's trigger) takes it from there."""
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Engine:
@@ -77,7 +71,7 @@ class Engine:
         # Never fewer evaluators than runs allowed at once, or the limit could not be met.
         self._evaluators = max(EVALUATORS, max_concurrent_runs)
         self._lease = lease
-        self._owner = owner or worker_id()
+        self._owner = owner or lease_owner()
         self._claiming = True
         self._log = get_logger("charon.engine")
 

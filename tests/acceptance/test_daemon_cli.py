@@ -9,6 +9,7 @@ daemon stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.acceptance.conftest import CHARON, Cli, free_port, reap, start, wait_until
+from tests.acceptance.conftest import CHARON, ROOT, Cli, free_port, reap, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -173,3 +174,36 @@ def test_under_nohup_a_hangup_does_not_stop_it(tmp_path: Path) -> None:
         assert daemon.wait(timeout=30) == 0, log.read_text()[-2000:]
     finally:
         reap(daemon)
+
+
+def test_a_daemon_killed_mid_run_and_started_again_takes_its_run_over_at_once(
+    tmp_path: Path,
+) -> None:
+    """Killed by SIGKILL (the OOM killer) and started again on its machine (by systemd,
+    say), the daemon resumes the run it held now, not once the run's lease (an hour by
+    default) has run out."""
+    runs = tmp_path / "runs.log"
+    config = tmp_path / "charon.toml"
+    config.write_text('[[workflows]]\nname = "count"\nmodule = "tests.support.backfill_tasks"\n'
+                      'task = "DailyCount"\nstart = "2020-01-01"\nend = "2020-01-01"\n')
+    base = Cli(tmp_path / "home").env
+    env = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
+           "CHARON_CONFIG": str(config), "BACKFILL_RUNS_LOG": str(runs),
+           "BACKFILL_RUN_SECONDS": "120"}
+    killed_log, log = tmp_path / "killed.log", tmp_path / "daemon.log"
+    killed, _ = start([CHARON, "daemon", "--port", "0"], env, killed_log, "daemon listening on ")
+    try:
+        wait_until(lambda: runs.exists() and bool(runs.read_text()), 60, "the run", killed_log)
+        killed.kill()
+    finally:
+        reap(killed)
+    again, _ = start([CHARON, "daemon", "--port", "0"], {**env, "BACKFILL_RUN_SECONDS": "0"},
+                     log, "daemon listening on ")
+    try:
+        wait_until(lambda: '"run succeeded"' in log.read_text(), 30, "the run taken over", log)
+    finally:
+        reap(again)
+    assert runs.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
+    resumed = [json.loads(line) for line in log.read_text().splitlines()
+               if '"run resumed"' in line]
+    assert [line["attempt"] for line in resumed] == [2]

@@ -3,6 +3,7 @@ for it, no traceback, and what it claimed given up on the way out."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -80,6 +81,31 @@ def test_a_run_stopped_by_a_signal_gives_its_claimed_run_up_at_once(
                            text=True, timeout=120, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert started.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
+
+
+def test_a_killed_run_is_taken_over_at_once_by_the_next_run_on_its_machine(
+    charon: Cli, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, ``kill -9``) gives a run no chance to give its claim up;
+    the next ``charon run`` on the same machine sees the claimer's process gone and takes
+    its run over now, though its lease (an hour by default) has not run out."""
+    started = tmp_path / "runs.log"
+    task, env = _daily_count(charon, started, 120)
+    with popen(task, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            _wait_for_the_run(process, started)
+            process.kill()
+            process.communicate(timeout=60)
+        finally:
+            _kill(process)
+    assert process.returncode == -signal.SIGKILL
+
+    again = subprocess.run(task, env={**env, "BACKFILL_RUN_SECONDS": "0"}, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert started.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
+    resumed = [json.loads(line) for line in again.stderr.splitlines() if "run resumed" in line]
+    assert [line["attempt"] for line in resumed] == [2]
 
 
 def test_under_nohup_a_hangup_does_not_stop_a_run(charon: Cli, tmp_path: Path) -> None:

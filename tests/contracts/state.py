@@ -28,6 +28,7 @@ from tests.contracts.asked import AskedContract
 from tests.contracts.backfills import BackfillsContract
 from tests.contracts.deliveries import DeliveriesContract
 from tests.contracts.replicas import ReplicasContract
+from tests.support.owners import ended_owner, paused_owner
 
 LEASE = timedelta(minutes=10)
 INPUTS = (
@@ -98,6 +99,36 @@ class StateStoreContract(AskedContract, BackfillsContract, DeliveriesContract,
         assert (second.job_id, dict(second.staged)) == ("job-1", {"textOutput": "/out/x"})
         with pytest.raises(RunConflict):
             await state.set_job_id(first.id, 1, "late write of the dead owner")
+
+    @pytest.fixture
+    def ended_owner(self) -> str:
+        return ended_owner()
+
+    async def test_a_run_whose_owner_ended_on_this_machine_is_taken_over_at_once(
+        self, state: StateStore, clock: ManualClock, ended_owner: str
+    ) -> None:
+        first = await claim(state, owner=ended_owner)
+        await state.set_staged(first.id, 1, {"textOutput": "/out/x"})
+        await state.set_job_id(first.id, 1, "job-1")
+        second = await claim(state, owner="worker-b")  # its lease has not run out
+        assert (second.id, second.attempt, second.state) == (first.id, 2, RunState.RUNNING)
+        assert (second.lease_owner, second.lease_expires) == ("worker-b", clock.now + LEASE)
+        assert (second.job_id, dict(second.staged)) == ("job-1", {"textOutput": "/out/x"})
+
+    async def test_a_publication_whose_owner_ended_here_is_finished_before_newer_inputs(
+        self, state: StateStore, ended_owner: str
+    ) -> None:
+        older = await claim(state, owner=ended_owner, fingerprint="fp-1")
+        await state.begin_publishing(older.id, 1)
+        handed = await claim(state, owner="worker-b", fingerprint="fp-2")
+        assert (handed.id, handed.state, handed.attempt) == (older.id, RunState.PUBLISHING, 2)
+
+    async def test_an_owner_paused_alive_keeps_its_lease(self, state: StateStore) -> None:
+        with paused_owner() as paused:
+            first = await claim(state, owner=paused)
+            with pytest.raises(RunConflict):
+                await claim(state, owner="worker-b")
+        assert await state.get(first.task_id, "fp-1") == first
 
     async def test_a_publishing_run_taken_over_stays_publishing(
         self, state: StateStore, clock: ManualClock

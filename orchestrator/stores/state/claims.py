@@ -1,5 +1,6 @@
-"""The claim plan and the fence: pure functions of the stored rows and the store's clock,
-so the SQLite, PostgreSQL and in-memory stores cannot disagree on one."""
+"""The claim plan and the fence: pure functions of the stored rows and the store's clock
+(and of whether a lease's owner died on this machine, orchestrator.owners), so the
+SQLite, PostgreSQL and in-memory stores cannot disagree on one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from orchestrator import owners
 from orchestrator.errors import (
     CharonError,
     LeaseLost,
@@ -111,7 +113,7 @@ def _claim_mine(
     if mine.state is RunState.SUCCEEDED and mine.generation != request.rerun_generation:
         return ClaimPlan(writes, mine)
     if mine.state.active:
-        if _live(mine, now):
+        if _held(mine, now):
             return ClaimPlan(writes, refusal=_held_by(mine))
         taken = _taken_over(mine, request, now)
         return ClaimPlan((*writes, Write(mine, taken)), taken)
@@ -123,6 +125,12 @@ def _claim_mine(
 
 def _live(run: Run, now: datetime) -> bool:
     return run.lease_expires is not None and run.lease_expires > now
+
+
+def _held(run: Run, now: datetime) -> bool:
+    """Whether another claimer must leave ``run`` to its owner: its lease is live and
+    its owner not known to be dead."""
+    return _live(run, now) and not owners.gone(run.lease_owner)
 
 
 def _held_by(run: Run, why: str = "") -> RunConflict:
@@ -137,10 +145,10 @@ def _held_by(run: Run, why: str = "") -> RunConflict:
 def _finish_first(other: Run, request: ClaimRequest, now: datetime) -> ClaimPlan:
     """A run of other inputs began publishing: it finishes before newer inputs run.
 
-    Its owner finishes it while the lease is live; once the lease ran out the claimer
+    Its owner finishes it while it holds the lease; once it does not the claimer
     takes it over to finish it (resumed, never restarted), then claims again.
     """
-    if _live(other, now):
+    if _held(other, now):
         return ClaimPlan(refusal=_held_by(other, "; newer inputs wait for its publication"))
     taken = _taken_over(other, request, now)
     return ClaimPlan((Write(other, taken),), taken)
