@@ -35,14 +35,24 @@ def lease_owner() -> str:
     return f"{name}@{machine}.{me.start_time}"
 
 
+def here(owner: str | None) -> bool:
+    """Whether ``owner`` names a process of this machine, whose death :func:`gone` sees."""
+    return _of_this_machine(owner) is not None
+
+
 def gone(owner: str | None) -> bool:
     """Whether ``owner`` names a process of this machine that no longer runs."""
-    found = _OWNER.fullmatch(owner or "")
+    found = _of_this_machine(owner)
     if found is None:
-        return False
-    machine = procfs.this_machine()
-    if machine is None or found["machine"] != str(machine):
         return False
     process = procfs.stat(int(found["pid"]))
     return (process is None or process.ended
             or process.start_time != int(found["start_time"]))
+
+
+def _of_this_machine(owner: str | None) -> re.Match[str] | None:
+    found = _OWNER.fullmatch(owner or "")
+    machine = procfs.this_machine()
+    if found is None or machine is None or found["machine"] != str(machine):
+        return None
+    return found

@@ -22,7 +22,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.acceptance.conftest import CHARON, ROOT, Cli, free_port, reap, start, wait_until
+from orchestrator.stores.state.claims import NEIGHBOUR_RECHECK
+from tests.acceptance.conftest import (
+    CHARON,
+    ROOT,
+    Cli,
+    free_port,
+    popen,
+    reap,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +186,31 @@ def test_under_nohup_a_hangup_does_not_stop_it(tmp_path: Path) -> None:
         reap(daemon)
 
 
+def _counting_daemon(tmp_path: Path, runs: Path) -> dict[str, str]:
+    """The environment of a daemon watching one day of tests.support.backfill_tasks'
+    DailyCount, which needs no input: its run appends the day to ``runs`` as it begins,
+    then takes two minutes."""
+    config = tmp_path / "charon.toml"
+    config.write_text('[[workflows]]\nname = "count"\nmodule = "tests.support.backfill_tasks"\n'
+                      'task = "DailyCount"\nstart = "2020-01-01"\nend = "2020-01-01"\n')
+    base = Cli(tmp_path / "home").env
+    return {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
+            "CHARON_CONFIG": str(config), "BACKFILL_RUNS_LOG": str(runs),
+            "BACKFILL_RUN_SECONDS": "120"}
+
+
+def _runs_resumed(log: Path) -> list[int]:
+    """The attempts of the runs resumed, as ``log`` says."""
+    return [json.loads(line)["attempt"] for line in log.read_text().splitlines()
+            if '"run resumed"' in line]
+
+
+def _day_state(url: str) -> str | None:
+    with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310  # loopback
+        state: str | None = json.load(answer)["partitions"][0].get("state")
+    return state
+
+
 def test_a_daemon_killed_mid_run_and_started_again_takes_its_run_over_at_once(
     tmp_path: Path,
 ) -> None:
@@ -183,13 +218,7 @@ def test_a_daemon_killed_mid_run_and_started_again_takes_its_run_over_at_once(
     say), the daemon resumes the run it held now, not once the run's lease (an hour by
     default) has run out."""
     runs = tmp_path / "runs.log"
-    config = tmp_path / "charon.toml"
-    config.write_text('[[workflows]]\nname = "count"\nmodule = "tests.support.backfill_tasks"\n'
-                      'task = "DailyCount"\nstart = "2020-01-01"\nend = "2020-01-01"\n')
-    base = Cli(tmp_path / "home").env
-    env = {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
-           "CHARON_CONFIG": str(config), "BACKFILL_RUNS_LOG": str(runs),
-           "BACKFILL_RUN_SECONDS": "120"}
+    env = _counting_daemon(tmp_path, runs)
     killed_log, log = tmp_path / "killed.log", tmp_path / "daemon.log"
     killed, _ = start([CHARON, "daemon", "--port", "0"], env, killed_log, "daemon listening on ")
     try:
@@ -204,6 +233,32 @@ def test_a_daemon_killed_mid_run_and_started_again_takes_its_run_over_at_once(
     finally:
         reap(again)
     assert runs.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
-    resumed = [json.loads(line) for line in log.read_text().splitlines()
-               if '"run resumed"' in line]
-    assert [line["attempt"] for line in resumed] == [2]
+    assert _runs_resumed(log) == [2]
+
+
+def test_a_daemon_takes_over_the_run_of_a_charon_run_killed_beside_it(tmp_path: Path) -> None:
+    """A ``charon run`` on the daemon's machine holds the day; the daemon leaves it be,
+    looking at it again every NEIGHBOUR_RECHECK, and once that process is SIGKILLed
+    resumes its run within that, not once its lease (an hour) has run out."""
+    runs = tmp_path / "runs.log"
+    env = _counting_daemon(tmp_path, runs)
+    by_hand = popen([CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
+                     "--date", "2020-01-01"], env=env, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL)
+    log = tmp_path / "daemon.log"
+    try:
+        wait_until(lambda: runs.exists() and bool(runs.read_text()), 60, "the run", log)
+        daemon, url = start([CHARON, "daemon", "--port", "0"],
+                            {**env, "BACKFILL_RUN_SECONDS": "0"}, log, "daemon listening on ")
+        try:
+            wait_until(lambda: _day_state(url) == "waiting", 30, "the daemon to find it held",
+                       log)
+            by_hand.kill()
+            wait_until(lambda: '"run succeeded"' in log.read_text(),
+                       NEIGHBOUR_RECHECK.total_seconds() + 15, "the run taken over", log)
+        finally:
+            reap(daemon)
+    finally:
+        reap(by_hand)
+    assert runs.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
+    assert _runs_resumed(log) == [2]

@@ -23,6 +23,7 @@ from orchestrator.errors import (
 )
 from orchestrator.model import RETRY_AT_ONCE, InputRevision, Run, RunRetryPolicy, RunState
 from orchestrator.stores.state.base import StateStore
+from orchestrator.stores.state.claims import NEIGHBOUR_RECHECK
 from orchestrator.testing import ManualClock
 from tests.contracts.asked import AskedContract
 from tests.contracts.backfills import BackfillsContract
@@ -123,12 +124,17 @@ class StateStoreContract(AskedContract, BackfillsContract, DeliveriesContract,
         handed = await claim(state, owner="worker-b", fingerprint="fp-2")
         assert (handed.id, handed.state, handed.attempt) == (older.id, RunState.PUBLISHING, 2)
 
-    async def test_an_owner_paused_alive_keeps_its_lease(self, state: StateStore) -> None:
+    async def test_an_owner_paused_alive_keeps_its_lease_and_is_looked_at_again_soon(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
         with paused_owner() as paused:
             first = await claim(state, owner=paused)
-            with pytest.raises(RunConflict):
+            with pytest.raises(RunConflict) as held:
                 await claim(state, owner="worker-b")
         assert await state.get(first.task_id, "fp-1") == first
+        # Its death would be seen at once: the claimer asks again well before the lease ends.
+        assert held.value.held_until == clock.now + NEIGHBOUR_RECHECK
+        assert first.lease_expires == clock.now + LEASE > clock.now + NEIGHBOUR_RECHECK
 
     async def test_a_publishing_run_taken_over_stays_publishing(
         self, state: StateStore, clock: ManualClock

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator import procfs
-from orchestrator.owners import gone, lease_owner
+from orchestrator.owners import gone, here, lease_owner
 from tests.support.owners import ended_owner, paused_owner
 
 pytestmark = pytest.mark.skipif(procfs.this_machine() is None, reason="needs Linux's /proc")
@@ -25,6 +25,7 @@ def _with_machine(owner: str, machine: str) -> str:
 
 
 def test_this_process_is_not_gone() -> None:
+    assert here(lease_owner())
     assert not gone(lease_owner())
 
 
@@ -59,12 +60,15 @@ def test_an_owner_of_another_boot_or_pid_namespace_is_not_judged() -> None:
     owner = ended_owner()
     machine = procfs.this_machine()
     assert machine is not None
-    assert not gone(_with_machine(owner, f"{'0' * 12}.{machine.pid_namespace}"))
-    assert not gone(_with_machine(owner, f"{machine.boot}.{machine.pid_namespace + 1}"))
+    for elsewhere in (f"{'0' * 12}.{machine.pid_namespace}",
+                      f"{machine.boot}.{machine.pid_namespace + 1}"):
+        assert not here(_with_machine(owner, elsewhere))
+        assert not gone(_with_machine(owner, elsewhere))
 
 
 @pytest.mark.parametrize("owner", [None, "", "worker-a", "replica-1", "host:12:ab12cd34"])
 def test_an_owner_named_otherwise_is_not_judged(owner: str | None) -> None:
+    assert not here(owner)
     assert not gone(owner)
 
 

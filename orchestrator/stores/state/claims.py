@@ -29,6 +29,9 @@ from orchestrator.model import (
 )
 
 MAX_LIST = 10_000
+NEIGHBOUR_RECHECK = timedelta(seconds=10)
+"""How soon a claimer refused by a live owner on its own machine is told to ask again:
+that owner's death is seen at once (orchestrator.owners), not at its lease's end."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +117,7 @@ def _claim_mine(
         return ClaimPlan(writes, mine)
     if mine.state.active:
         if _held(mine, now):
-            return ClaimPlan(writes, refusal=_held_by(mine))
+            return ClaimPlan(writes, refusal=_held_by(mine, now))
         taken = _taken_over(mine, request, now)
         return ClaimPlan((*writes, Write(mine, taken)), taken)
     if mine.state is RunState.FAILED and (refusal := _not_yet(mine, request.retry, now)):
@@ -133,12 +136,15 @@ def _held(run: Run, now: datetime) -> bool:
     return _live(run, now) and not owners.gone(run.lease_owner)
 
 
-def _held_by(run: Run, why: str = "") -> RunConflict:
+def _held_by(run: Run, now: datetime, why: str = "") -> RunConflict:
     assert run.lease_expires is not None  # only asked of a live lease
+    until = run.lease_expires
+    if owners.here(run.lease_owner):
+        until = min(until, now + NEIGHBOUR_RECHECK)
     return RunConflict(
         f"run {run.id} of {run.task_id} (attempt {run.attempt}) is {run.state} under a"
         f" lease held by {run.lease_owner!r} until {run.lease_expires.isoformat()}{why}",
-        held_until=run.lease_expires,
+        held_until=until,
     )
 
 
@@ -149,7 +155,7 @@ def _finish_first(other: Run, request: ClaimRequest, now: datetime) -> ClaimPlan
     takes it over to finish it (resumed, never restarted), then claims again.
     """
     if _held(other, now):
-        return ClaimPlan(refusal=_held_by(other, "; newer inputs wait for its publication"))
+        return ClaimPlan(refusal=_held_by(other, now, "; newer inputs wait for its publication"))
     taken = _taken_over(other, request, now)
     return ClaimPlan((Write(other, taken),), taken)
 
