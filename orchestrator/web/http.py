@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -12,7 +13,8 @@ from typing import Any, cast
 
 import anyio
 import anyio.abc
-from aiohttp import HttpVersion10, web
+from aiohttp import HttpVersion10, StreamReader, web
+from aiohttp.http_parser import RawRequestMessage
 
 from orchestrator.errors import ConfigError
 from orchestrator.log import get_logger
@@ -169,6 +171,8 @@ class _Protocol(web.RequestHandler):
         self.codes = codes
         self._server = manager
         self._refusals = get_logger("charon.http")
+        self._body: StreamReader | None = None
+        """The body of the newest request parsed, which a handler may be reading."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._server.full():
@@ -179,6 +183,19 @@ class _Protocol(web.RequestHandler):
             self._manager = None  # aiohttp's clean-up then has nothing to undo
             return
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
+        super().data_received(data)
+        # aiohttp queues a parse error in a request's body (a bad chunk after the
+        # headers) as one more message, and leaves that body's reader waiting for bytes
+        # that will not come: the handler would answer 408 once its read timed out.
+        # Told, the read fails now, as for a bad chunk that came with the headers.
+        for message, body in itertools.islice(self._messages, queued, None):
+            if isinstance(message, RawRequestMessage):
+                self._body = body
+            elif self._body is not None and not self._body.is_eof():
+                self._body.set_exception(web.RequestPayloadError(_one_line(message.message)))
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
@@ -192,14 +209,17 @@ class _Protocol(web.RequestHandler):
                                      self.codes.internal))
         if request.writer.output_size > 0:
             raise ConnectionError("a response has begun: no error can follow it")
-        # aiohttp's parser messages span lines, a caret under the offending byte.
-        said = " ".join(line.strip() for line in (message or "").splitlines()
-                        if line.strip(" ^"))
+        said = _one_line(message or "")
         # One line, not aiohttp's traceback: what anyone can send to an open port must
         # not cost a traceback in the log per request.
         self._refusals.info("malformed HTTP refused", remote=request.remote, error=said)
         return _closing(Rejected(status, f"malformed HTTP request: {said}",
                                  self.codes.malformed))
+
+
+def _one_line(message: str) -> str:
+    """aiohttp's parser messages span lines, a caret under the offending byte."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip(" ^"))
 
 
 def _http_1_only(handler: _Handler, codes: ErrorCodes) -> _Handler:

@@ -82,14 +82,18 @@ class Answer:
         return error
 
 
-async def answer_to(url: str, raw: bytes) -> Answer:
-    """The answer to ``raw``, read up to the server closing the connection: a server
-    that kept it open would fail here, by timing out."""
+async def answer_to(url: str, raw: bytes, *later: bytes) -> Answer:
+    """The answer to ``raw``, then to each of ``later`` sent a moment after (a packet of
+    its own), read up to the server closing the connection: a server that kept it open
+    would fail here, by timing out."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        writer.write(raw)
-        await writer.drain()
+        for index, packet in enumerate((raw, *later)):
+            if index:
+                await asyncio.sleep(0.3)
+            writer.write(packet)
+            await writer.drain()
         received = await asyncio.wait_for(reader.read(), timeout=10)
     finally:
         writer.close()
@@ -123,6 +127,17 @@ def encoded_body_request(server: Server) -> bytes:
 async def test_a_body_that_does_not_decode_gets_a_json_400(server: Server) -> None:
     answer = await answer_to(server.url, encoded_body_request(server))
     assert (answer.status, answer.error()["code"]) == (400, server.malformed_code)
+
+
+async def test_a_bad_chunk_after_the_headers_gets_a_json_400_at_once(server: Server) -> None:
+    """Its handler already reads the body when the bad chunk comes: it is told, rather
+    than left waiting for a body that never ends (a 408, 30 s later)."""
+    head, _, body = encoded_body_request(server).partition(b"\r\n\r\n")
+    head = head.replace(b"Content-Encoding: gzip\r\nContent-Length: 4\r\n",
+                        b"Transfer-Encoding: chunked\r\n")
+    answer = await answer_to(server.url, head + b"\r\n\r\n2\r\n{}\r\n", b"zz\r\nab\r\n")
+    assert (answer.status, answer.error()["code"]) == (400, server.malformed_code)
+    assert "Traceback" not in server.log.read_text()
 
 
 async def test_a_malformed_request_is_logged_in_one_line_not_a_traceback(
