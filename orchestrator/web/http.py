@@ -18,7 +18,7 @@ from aiohttp.http_parser import RawRequestMessage
 
 from orchestrator.errors import ConfigError
 from orchestrator.log import get_logger
-from orchestrator.web import BODY_SECONDS
+from orchestrator.web import BODY_SECONDS, HEADER_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
 OVERFLOW_LOG_SECONDS = 10.0
@@ -130,22 +130,29 @@ _Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # (its parser does not say whether the target or a header was too long, so 414 or 431
 # would be a guess).
 class _Runner(web.AppRunner):
+    def __init__(self, app: web.Application, *, header_seconds: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.header_seconds = header_seconds
+
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
         # The server aiohttp made for the app, rebuilt with the same settings.
         return _Server(made.request_handler, codes=self.app.get(ERROR_CODES, PLAIN_CODES),
+                       header_seconds=self.header_seconds,
                        request_factory=made.request_factory,
                        handler_cancellation=made.handler_cancellation, **made._kwargs)
 
 
 class _Server(web.Server):
-    def __init__(self, handler: _Handler, *, codes: ErrorCodes, **kwargs: Any) -> None:
+    def __init__(self, handler: _Handler, *, codes: ErrorCodes, header_seconds: float,
+                 **kwargs: Any) -> None:
         super().__init__(_http_1_only(handler, codes), **kwargs)
         self.codes = codes
+        self.header_seconds = header_seconds
         self.max_connections = connection_budget()
-        self._turned_away = 0
-        self._said_at = -OVERFLOW_LOG_SECONDS
-        self._log = get_logger("charon.http")
+        self.turned_away = _Notice(self._loop, "connections turned away: too many open")
+        self.too_slow = _Notice(self._loop, "connections closed: no request headers within"
+                                            f" {header_seconds:g} s")
 
     def __call__(self) -> web.RequestHandler:
         return _Protocol(self, codes=self.codes, loop=self._loop, **self._kwargs)
@@ -153,16 +160,24 @@ class _Server(web.Server):
     def full(self) -> bool:
         return len(self.connections) >= self.max_connections
 
-    def turned_away(self) -> None:
-        """Counted, and said in one line at most every OVERFLOW_LOG_SECONDS: a flood of
-        connections must not flood the log as well."""
-        self._turned_away += 1
+
+class _Notice:
+    """A warning counted, and said in one line at most every OVERFLOW_LOG_SECONDS: a
+    flood of connections must not flood the log as well."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, event: str) -> None:
+        self._loop, self._event = loop, event
+        self._count, self._said_at = 0, -OVERFLOW_LOG_SECONDS
+        self._log = get_logger("charon.http")
+
+    def __call__(self, server: _Server) -> None:
+        self._count += 1
         now = self._loop.time()
         if now - self._said_at >= OVERFLOW_LOG_SECONDS:
-            self._log.warning("connections turned away: too many open",
-                              turned_away=self._turned_away, open=len(self.connections),
-                              max_connections=self.max_connections)
-            self._said_at, self._turned_away = now, 0
+            self._log.warning(self._event, connections=self._count,
+                              open=len(server.connections),
+                              max_connections=server.max_connections)
+            self._said_at, self._count = now, 0
 
 
 class _Protocol(web.RequestHandler):
@@ -173,16 +188,40 @@ class _Protocol(web.RequestHandler):
         self._refusals = get_logger("charon.http")
         self._body: StreamReader | None = None
         """The body of the newest request parsed, which a handler may be reading."""
+        self._slow_headers: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._server.full():
             # Closed at once, its descriptor given back: the process's own work (its
             # stores, its job's pipes) never runs out of file descriptors for clients.
             cast(asyncio.Transport, transport).abort()  # a socket's, as aiohttp's own casts
-            self._server.turned_away()
+            self._server.turned_away(self._server)
             self._manager = None  # aiohttp's clean-up then has nothing to undo
             return
         super().connection_made(transport)
+        self._headers_begun()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._headers_came()
+        super().connection_lost(exc)
+
+    def _headers_begun(self) -> None:
+        """A request's headers are due within the header time: on a new connection, or
+        once the first bytes of a request came. aiohttp times neither out (only an idle
+        connection, once a request was answered)."""
+        if self._slow_headers is None:
+            self._slow_headers = self._loop.call_later(self._server.header_seconds,
+                                                       self._headers_too_slow)
+
+    def _headers_came(self) -> None:
+        if self._slow_headers is not None:
+            self._slow_headers.cancel()
+            self._slow_headers = None
+
+    def _headers_too_slow(self) -> None:
+        self._slow_headers = None
+        self._server.too_slow(self._server)
+        self.force_close()
 
     def data_received(self, data: bytes) -> None:
         queued = len(self._messages)
@@ -191,11 +230,16 @@ class _Protocol(web.RequestHandler):
         # headers) as one more message, and leaves that body's reader waiting for bytes
         # that will not come: the handler would answer 408 once its read timed out.
         # Told, the read fails now, as for a bad chunk that came with the headers.
+        parsed = False
         for message, body in itertools.islice(self._messages, queued, None):
+            parsed = True
+            self._headers_came()
             if isinstance(message, RawRequestMessage):
                 self._body = body
             elif self._body is not None and not self._body.is_eof():
                 self._body.set_exception(web.RequestPayloadError(_one_line(message.message)))
+        if not parsed and (self._body is None or self._body.is_eof()):
+            self._headers_begun()
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
@@ -243,11 +287,14 @@ def _closing(rejected: Rejected) -> web.StreamResponse:
 
 
 @asynccontextmanager
-async def listening(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+async def listening(app: web.Application, host: str, port: int, *,
+                    header_seconds: float = HEADER_SECONDS) -> AsyncIterator[int]:
     """Serve ``app`` for the duration of the block; yield the bound port (0 picks one).
-    ``app[ERROR_CODES]`` names the codes of the errors its middlewares never see."""
-    runner = _Runner(app, access_log=None, handle_signals=False,
-                     shutdown_timeout=SHUTDOWN_SECONDS)
+    ``app[ERROR_CODES]`` names the codes of the errors its middlewares never see; a
+    connection that has not sent its first request's headers within ``header_seconds``
+    is closed."""
+    runner = _Runner(app, header_seconds=header_seconds, access_log=None,
+                     handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     try:
         try:
@@ -267,10 +314,11 @@ async def serve(
     port: int,
     *,
     announce: Callable[[int], None] | None = None,
+    header_seconds: float = HEADER_SECONDS,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled, as a task: reports the bound port once listening."""
-    async with listening(app, host, port) as bound:
+    async with listening(app, host, port, header_seconds=header_seconds) as bound:
         if announce is not None:
             announce(bound)
         task_status.started(bound)
