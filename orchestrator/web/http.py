@@ -18,7 +18,7 @@ from aiohttp.http_parser import RawRequestMessage
 
 from orchestrator.errors import ConfigError
 from orchestrator.log import get_logger
-from orchestrator.web import BODY_SECONDS, HEADER_SECONDS
+from orchestrator.web import BODY_SECONDS, HEADER_SECONDS, KEEPALIVE_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
 OVERFLOW_LOG_SECONDS = 10.0
@@ -288,13 +288,14 @@ def _closing(rejected: Rejected) -> web.StreamResponse:
 
 @asynccontextmanager
 async def listening(app: web.Application, host: str, port: int, *,
-                    header_seconds: float = HEADER_SECONDS) -> AsyncIterator[int]:
+                    header_seconds: float = HEADER_SECONDS,
+                    keepalive_seconds: float = KEEPALIVE_SECONDS) -> AsyncIterator[int]:
     """Serve ``app`` for the duration of the block; yield the bound port (0 picks one).
-    ``app[ERROR_CODES]`` names the codes of the errors its middlewares never see; a
-    connection that has not sent its first request's headers within ``header_seconds``
-    is closed."""
-    runner = _Runner(app, header_seconds=header_seconds, access_log=None,
-                     handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
+    ``app[ERROR_CODES]`` names the codes of the errors its middlewares never see. A
+    connection is closed when a request's headers have not come within
+    ``header_seconds``, or when it has been idle ``keepalive_seconds`` after a request."""
+    runner = _Runner(app, header_seconds=header_seconds, keepalive_timeout=keepalive_seconds,
+                     access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     try:
         try:
@@ -315,10 +316,12 @@ async def serve(
     *,
     announce: Callable[[int], None] | None = None,
     header_seconds: float = HEADER_SECONDS,
+    keepalive_seconds: float = KEEPALIVE_SECONDS,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled, as a task: reports the bound port once listening."""
-    async with listening(app, host, port, header_seconds=header_seconds) as bound:
+    async with listening(app, host, port, header_seconds=header_seconds,
+                         keepalive_seconds=keepalive_seconds) as bound:
         if announce is not None:
             announce(bound)
         task_status.started(bound)

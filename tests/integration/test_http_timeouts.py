@@ -16,6 +16,7 @@ from aiohttp import web
 from orchestrator.web.http import serve
 
 HEADER_SECONDS = 0.5
+KEEPALIVE_SECONDS = 1.5
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
@@ -29,13 +30,15 @@ async def _server() -> AsyncIterator[int]:
     app.router.add_get("/ping", _pong)
     async with anyio.create_task_group() as group:
         yield await group.start(lambda task_status: serve(
-            app, "127.0.0.1", 0, header_seconds=HEADER_SECONDS, task_status=task_status))
+            app, "127.0.0.1", 0, header_seconds=HEADER_SECONDS,
+            keepalive_seconds=KEEPALIVE_SECONDS, task_status=task_status))
         group.cancel_scope.cancel()
 
 
 async def _closed_after(port: int, trickle: bytes, *, answered_first: bool = False) -> float:
     """Seconds until the server closes a connection that sends ``trickle`` a byte every
-    tenth of a second (``answered_first``: after one request answered on it)."""
+    tenth of a second, then nothing (``answered_first``: after one request answered on
+    it)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         with anyio.fail_after(10):
@@ -69,6 +72,12 @@ async def test_the_next_request_s_headers_a_byte_at_a_time_are_cut_off_too() -> 
     async with _server() as port:
         took = await _closed_after(port, PING[:-2] * 10, answered_first=True)
         assert HEADER_SECONDS <= took < HEADER_SECONDS + 1
+
+
+async def test_a_connection_idle_after_a_request_is_closed_after_the_keep_alive_time() -> None:
+    async with _server() as port:
+        took = await _closed_after(port, b"", answered_first=True)
+        assert KEEPALIVE_SECONDS <= took < KEEPALIVE_SECONDS + 1
 
 
 async def test_a_request_whose_headers_came_in_time_keeps_its_connection() -> None:
