@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +26,7 @@ from orchestrator.bounds import (
     shown,
     within,
 )
+from orchestrator.config_files import embedded_default_text, parse_toml, read_config_file
 from orchestrator.errors import ConfigError
 from orchestrator.secrets import SECRET_VARIABLES, Secrets, read_secrets
 from orchestrator.workflows import WorkflowSettings, parse_workflows
@@ -194,38 +194,14 @@ class Settings:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the embedded defaults, CHARON_CONFIG and CHARON_* variables."""
     env = os.environ if environ is None else environ
-    raw = _parse_toml(embedded_default_text(), EMBEDDED)
+    raw = parse_toml(embedded_default_text(), EMBEDDED)
     origins: dict[str, str] = {}
     """Where a key's value came from ("daemon.port" → the file or variable), for errors."""
     if config_file := env.get(CONFIG_ENV):
-        path = Path(config_file)
-        try:
-            text = path.read_text()
-        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
-            raise ConfigError(f"cannot read {CONFIG_ENV}={shown(config_file)}: {exc}") from None
-        _overlay(raw, _parse_toml(text, str(path)), f"in {path}", origins)
+        text = read_config_file(config_file, CONFIG_ENV)
+        _overlay(raw, parse_toml(text, config_file), f"in {config_file}", origins)
     _apply_env(raw, env, origins)
     return dataclasses.replace(_build(raw, origins), secrets=read_secrets(env))
-
-
-def embedded_default_text() -> str:
-    # An installed wheel carries the file inside the package; a source checkout has
-    # it at the top level, where contributors look for it. The package is read as the
-    # folder it is (charon is never imported from a zip), without importlib.resources,
-    # whose import is a twentieth of the start-up of every command.
-    here = Path(__file__).resolve().parent
-    packaged = here / "default_config.toml"
-    if packaged.is_file():
-        return packaged.read_text()
-    return (here.parent / "config.toml").read_text()
-
-
-def _parse_toml(text: str, origin: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    # ValueError: an integer too long to convert (over 4,300 digits).
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
 
 
 def _overlay(base: dict[str, Any], update: Mapping[str, Any], origin: str,

@@ -81,10 +81,14 @@ CASES: list[tuple[tuple[str, ...], dict[str, str], str]] = [
      "workflows[0].lookback_days = 1000000000: must be at most 36500"),
     (("daemon",), {"CHARON_CONFIG": "config/date-less.toml"},
      "partition_param = 'top_n': not a date parameter of TopArtistsJob"),
+    (("janitor",), {"CHARON_CONFIG": "config/deep.toml"}, "is not valid TOML: nested too deeply"),
+    (("janitor",), {"CHARON_CONFIG": "/dev/urandom"},
+     "CHARON_CONFIG='/dev/urandom' is over 1,048,576 bytes: not a configuration file"),
 ]
 CONFIG_FILES = {
     "huge-lookback.toml": f"{WORKFLOW}params = {{ top_n = 5 }}\nlookback_days = 1000000000\n",
     "date-less.toml": f'{WORKFLOW}partition_param = "top_n"\n',
+    "deep.toml": f"x = {'[' * 5000}{']' * 5000}\n",
 }
 
 

@@ -1,10 +1,12 @@
+import os
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from orchestrator.config import embedded_default_text, load_settings
+from orchestrator.config import load_settings
+from orchestrator.config_files import embedded_default_text
 from orchestrator.errors import ConfigError
 
 
@@ -198,3 +200,28 @@ def test_a_config_file_is_checked_the_same_way(tmp_path: Path, text: str, messag
     with pytest.raises(ConfigError, match=message):
         load_settings({"CHARON_CONFIG": str(config)})
 
+
+
+def test_a_config_file_may_be_a_pipe() -> None:
+    """The shell's ``CHARON_CONFIG=<(...)``: a file that can be read once, of no size."""
+    read, write = os.pipe()
+    try:
+        os.write(write, b"[daemon]\nport = 9191\n")
+        os.close(write)
+        assert load_settings({"CHARON_CONFIG": f"/dev/fd/{read}"}).daemon.port == 9191
+    finally:
+        os.close(read)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"x = 1\n" + b"# a comment\n" * 100_000, "is over 1,048,576 bytes"),
+    (f"x = {'[' * 5000}{']' * 5000}\n".encode(), "is not valid TOML: nested too deeply"),
+    (b"[daemon]\nport = 1\n# \xff\n", "cannot read CHARON_CONFIG"),
+])
+def test_a_config_file_too_big_too_deep_or_not_utf_8_is_refused(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    config = tmp_path / "charon.toml"
+    config.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({"CHARON_CONFIG": str(config)})
