@@ -3,10 +3,12 @@ own backfill, every day is published once, and its progress is shown throughout.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +26,7 @@ KILL_AFTER = 10
 def test_a_killed_backfill_resumes_and_runs_each_day_once(charon: Cli, tmp_path: Path) -> None:
     runs_log = tmp_path / "runs.log"
     env = {**charon.env, "PYTHONPATH": str(ROOT), "BACKFILL_RUNS_LOG": str(runs_log),
-           "BACKFILL_RUN_SECONDS": "0.2", "CHARON_ENGINE__LEASE_SECONDS": "2"}
+           "BACKFILL_RUN_SECONDS": "0.2"}  # under the default lease, an hour
     first = subprocess.Popen(COMMAND, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
     assert first.stdout is not None
@@ -37,6 +39,11 @@ def test_a_killed_backfill_resumes_and_runs_each_day_once(charon: Cli, tmp_path:
         line = first.stdout.readline()
         assert line, f"it ended early after {before}"
         before.append(line.rstrip("\n"))
+    # Killed with a run in flight, which only a takeover can finish.
+    deadline = time.monotonic() + 30
+    while len(runs_log.read_text().split()) <= KILL_AFTER:
+        assert time.monotonic() < deadline, "no run began after the first days"
+        time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     first.stdout.close()
@@ -54,9 +61,12 @@ def test_a_killed_backfill_resumes_and_runs_each_day_once(charon: Cli, tmp_path:
     assert sorted(days) == OCTOBER
     assert all(days[day] == "done before this resume" for day in done_before)
     assert f"backfill {match[1]}: 31 of 31 days done" in lines
+    resumed = [json.loads(line) for line in second.stderr.splitlines() if '"run resumed"' in line]
+    assert resumed
+    assert all(line["attempt"] == 2 for line in resumed)
 
     # Each day's run executed once, but for those the kill interrupted mid-run (at most
-    # --max-parallel), which were taken over once their lease ran out.
+    # --max-parallel), which were taken over at once: their owner's process is gone.
     executions = Counter(runs_log.read_text().split())
     assert sorted(executions) == OCTOBER
     assert all(executions[day] == 1 for day in done_before)
