@@ -4,9 +4,11 @@ bound with a line saying so, and the oldest removed past the count kept."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+import structlog
 
 from orchestrator.stores.runlogs.files import CUT, FileRunLogs
 from orchestrator.testing.runlogs import InMemoryRunLogs
@@ -73,3 +75,20 @@ async def test_a_run_id_that_could_leave_the_folder_names_no_log(tmp_path: Path)
 
 def _names(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
+
+
+async def test_a_log_that_cannot_be_written_is_said_once_until_it_can(tmp_path: Path) -> None:
+    """A job logging fast to a full disk costs one warning, not one a line."""
+    folder = tmp_path / "logs"
+    folder.write_text("a file where the folder should be")
+    logs = FileRunLogs(folder)
+    with structlog.testing.capture_logs() as said:
+        for number in range(50):
+            await logs.append("r1", f"line {number}")
+        folder.unlink()
+        await logs.append("r1", "written")
+        shutil.rmtree(folder)
+        folder.write_text("in the way again")
+        await logs.append("r1", "lost again")
+    warnings = [entry for entry in said if entry["event"].startswith("cannot write")]
+    assert len(warnings) == 2

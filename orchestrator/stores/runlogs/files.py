@@ -33,14 +33,23 @@ class FileRunLogs:
         self._kept: deque[Path] = deque()  # oldest first, as of the last listing
         self._started_since_listing: int | None = None  # None: never listed
         self._lock = threading.Lock()  # appends of several runs share worker threads
+        self._failing: set[str] = set()
+        """Runs whose last line could not be written (and was said so)."""
 
     async def append(self, run_id: str, line: str) -> None:
         if RUN_ID.fullmatch(run_id):
             try:
                 await anyio.to_thread.run_sync(self._append, run_id, line)
             except OSError as exc:
-                get_logger("charon.job").warning(
-                    "cannot write the run's log", run_id=run_id, error=str(exc))
+                # Once a run until a write works again: a job logging a line a
+                # millisecond to a full disk must not flood charon's own log as well.
+                if run_id not in self._failing:
+                    self._failing.add(run_id)
+                    get_logger("charon.job").warning(
+                        "cannot write the run's log; its lines are lost until a write"
+                        " works again", run_id=run_id, error=str(exc))
+            else:
+                self._failing.discard(run_id)
 
     async def read(self, run_id: str, offset: int, limit: int) -> bytes | None:
         if not RUN_ID.fullmatch(run_id):
