@@ -150,9 +150,9 @@ class _Server(web.Server):
         self.codes = codes
         self.header_seconds = header_seconds
         self.max_connections = connection_budget()
-        self.turned_away = _Notice(self._loop, "connections turned away: too many open")
-        self.too_slow = _Notice(self._loop, "connections closed: no request headers within"
-                                            f" {header_seconds:g} s")
+        self.turned_away = _Notice(self, "connections turned away: too many open")
+        self.too_slow = _Notice(self, "connections closed: no request headers within"
+                                      f" {header_seconds:g} s")
 
     def __call__(self) -> web.RequestHandler:
         return _Protocol(self, codes=self.codes, loop=self._loop, **self._kwargs)
@@ -165,18 +165,18 @@ class _Notice:
     """A warning counted, and said in one line at most every OVERFLOW_LOG_SECONDS: a
     flood of connections must not flood the log as well."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, event: str) -> None:
-        self._loop, self._event = loop, event
+    def __init__(self, server: _Server, event: str) -> None:
+        self._server, self._event = server, event
         self._count, self._said_at = 0, -OVERFLOW_LOG_SECONDS
         self._log = get_logger("charon.http")
 
-    def __call__(self, server: _Server) -> None:
+    def __call__(self) -> None:
         self._count += 1
-        now = self._loop.time()
+        now = asyncio.get_running_loop().time()
         if now - self._said_at >= OVERFLOW_LOG_SECONDS:
             self._log.warning(self._event, connections=self._count,
-                              open=len(server.connections),
-                              max_connections=server.max_connections)
+                              open=len(self._server.connections),
+                              max_connections=self._server.max_connections)
             self._said_at, self._count = now, 0
 
 
@@ -195,7 +195,7 @@ class _Protocol(web.RequestHandler):
             # Closed at once, its descriptor given back: the process's own work (its
             # stores, its job's pipes) never runs out of file descriptors for clients.
             cast(asyncio.Transport, transport).abort()  # a socket's, as aiohttp's own casts
-            self._server.turned_away(self._server)
+            self._server.turned_away()
             self._manager = None  # aiohttp's clean-up then has nothing to undo
             return
         super().connection_made(transport)
@@ -220,16 +220,12 @@ class _Protocol(web.RequestHandler):
 
     def _headers_too_slow(self) -> None:
         self._slow_headers = None
-        self._server.too_slow(self._server)
+        self._server.too_slow()
         self.force_close()
 
     def data_received(self, data: bytes) -> None:
         queued = len(self._messages)
         super().data_received(data)
-        # aiohttp queues a parse error in a request's body (a bad chunk after the
-        # headers) as one more message, and leaves that body's reader waiting for bytes
-        # that will not come: the handler would answer 408 once its read timed out.
-        # Told, the read fails now, as for a bad chunk that came with the headers.
         parsed = False
         for message, body in itertools.islice(self._messages, queued, None):
             parsed = True
@@ -237,9 +233,13 @@ class _Protocol(web.RequestHandler):
             if isinstance(message, RawRequestMessage):
                 self._body = body
             elif self._body is not None and not self._body.is_eof():
+                # aiohttp queues a parse error in a body (a bad chunk after the headers)
+                # as one more message, and leaves the body's reader waiting for bytes
+                # that will not come: the handler would answer 408 once its read timed
+                # out. Told, the read fails now, as for a bad chunk with the headers.
                 self._body.set_exception(web.RequestPayloadError(_one_line(message.message)))
         if not parsed and (self._body is None or self._body.is_eof()):
-            self._headers_begun()
+            self._headers_begun()  # bytes of a new request, not of a body being read
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
