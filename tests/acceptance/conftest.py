@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -149,7 +150,17 @@ def daily_daemon(tmp_path: Path, first: str, last: str, dsn: str,
         '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Daily"\n'
         f'start = "{first}"\nend = "{last}"\n{extra}'
     )
-    base = Cli(tmp_path / "home").env
-    return {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
-            "CHARON_CONFIG": str(config),
+    return {**importing_tests(Cli(tmp_path / "home").env), "CHARON_CONFIG": str(config),
             "CHARON_REGISTRY__KIND": "postgres", "CHARON_REGISTRY__DSN": dsn}
+
+
+def importing_tests(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the repository on PYTHONPATH: the task modules of tests/support and
+    bench import from there."""
+    return {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])}
+
+
+def resumed_attempts(log: str) -> list[int]:
+    """The attempts of the runs resumed, as the JSON lines of a charon log say."""
+    return [json.loads(line)["attempt"] for line in log.splitlines()
+            if '"run resumed"' in line]

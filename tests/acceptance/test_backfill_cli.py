@@ -3,7 +3,6 @@ own backfill, every day is published once, and its progress is shown throughout.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sqlite3
@@ -12,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.acceptance.conftest import CHARON, Cli
+from tests.acceptance.conftest import CHARON, Cli, resumed_attempts
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = [CHARON, "backfill", "--module", "tests.support.backfill_tasks", "DailyCount",
@@ -61,9 +60,9 @@ def test_a_killed_backfill_resumes_and_runs_each_day_once(charon: Cli, tmp_path:
     assert sorted(days) == OCTOBER
     assert all(days[day] == "done before this resume" for day in done_before)
     assert f"backfill {match[1]}: 31 of 31 days done" in lines
-    resumed = [json.loads(line) for line in second.stderr.splitlines() if '"run resumed"' in line]
+    resumed = resumed_attempts(second.stderr)
     assert resumed
-    assert all(line["attempt"] == 2 for line in resumed)
+    assert all(attempt == 2 for attempt in resumed)
 
     # Each day's run executed once, but for those the kill interrupted mid-run (at most
     # --max-parallel), which were taken over at once: their owner's process is gone.

@@ -9,7 +9,6 @@ daemon stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -25,11 +24,12 @@ import pytest
 from orchestrator.stores.state.claims import NEIGHBOUR_RECHECK
 from tests.acceptance.conftest import (
     CHARON,
-    ROOT,
     Cli,
     free_port,
+    importing_tests,
     popen,
     reap,
+    resumed_attempts,
     start,
     wait_until,
 )
@@ -193,16 +193,8 @@ def _counting_daemon(tmp_path: Path, runs: Path) -> dict[str, str]:
     config = tmp_path / "charon.toml"
     config.write_text('[[workflows]]\nname = "count"\nmodule = "tests.support.backfill_tasks"\n'
                       'task = "DailyCount"\nstart = "2020-01-01"\nend = "2020-01-01"\n')
-    base = Cli(tmp_path / "home").env
-    return {**base, "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]),
-            "CHARON_CONFIG": str(config), "BACKFILL_RUNS_LOG": str(runs),
-            "BACKFILL_RUN_SECONDS": "120"}
-
-
-def _runs_resumed(log: Path) -> list[int]:
-    """The attempts of the runs resumed, as ``log`` says."""
-    return [json.loads(line)["attempt"] for line in log.read_text().splitlines()
-            if '"run resumed"' in line]
+    return {**importing_tests(Cli(tmp_path / "home").env), "CHARON_CONFIG": str(config),
+            "BACKFILL_RUNS_LOG": str(runs), "BACKFILL_RUN_SECONDS": "120"}
 
 
 def _day_state(url: str) -> str | None:
@@ -233,7 +225,7 @@ def test_a_daemon_killed_mid_run_and_started_again_takes_its_run_over_at_once(
     finally:
         reap(again)
     assert runs.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
-    assert _runs_resumed(log) == [2]
+    assert resumed_attempts(log.read_text()) == [2]
 
 
 def test_a_daemon_takes_over_the_run_of_a_charon_run_killed_beside_it(tmp_path: Path) -> None:
@@ -261,4 +253,4 @@ def test_a_daemon_takes_over_the_run_of_a_charon_run_killed_beside_it(tmp_path: 
     finally:
         reap(by_hand)
     assert runs.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
-    assert _runs_resumed(log) == [2]
+    assert resumed_attempts(log.read_text()) == [2]

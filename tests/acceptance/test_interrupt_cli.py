@@ -3,8 +3,6 @@ for it, no traceback, and what it claimed given up on the way out."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import CHARON, ROOT, Cli, popen
+from tests.acceptance.conftest import CHARON, Cli, importing_tests, popen, resumed_attempts
 
 
 def test_ctrl_c_stops_a_command_with_one_line(charon: Cli) -> None:
@@ -40,8 +38,7 @@ def _kill(process: subprocess.Popen[str]) -> None:
 def _daily_count(charon: Cli, started: Path, seconds: int) -> tuple[list[str], dict[str, str]]:
     """``charon run`` of a day of tests.support.backfill_tasks.DailyCount, whose run
     appends its day to ``started`` as it begins and then takes ``seconds``."""
-    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
-    env = {**charon.env, "PYTHONPATH": paths,
+    env = {**importing_tests(charon.env),
            "BACKFILL_RUNS_LOG": str(started), "BACKFILL_RUN_SECONDS": str(seconds)}
     return [CHARON, "run", "--module", "tests.support.backfill_tasks", "DailyCount",
             "--date", "2020-01-01"], env
@@ -104,8 +101,7 @@ def test_a_killed_run_is_taken_over_at_once_by_the_next_run_on_its_machine(
                            text=True, timeout=120, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert started.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
-    resumed = [json.loads(line) for line in again.stderr.splitlines() if "run resumed" in line]
-    assert [line["attempt"] for line in resumed] == [2]
+    assert resumed_attempts(again.stderr) == [2]
 
 
 def test_under_nohup_a_hangup_does_not_stop_a_run(charon: Cli, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import CHARON, ROOT, Cli
+from tests.acceptance.conftest import CHARON, Cli, importing_tests
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,7 @@ def test_a_job_past_its_worker_timeout_is_stopped_and_its_run_fails(
     charon: Cli, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "job.pid"
-    paths = os.pathsep.join([str(ROOT), charon.env.get("PYTHONPATH", "")])
-    env = {**charon.env, "PYTHONPATH": paths, "HANGING_JOB_PID": str(pid_file)}
+    env = {**importing_tests(charon.env), "HANGING_JOB_PID": str(pid_file)}
     began = time.monotonic()
     ran = subprocess.run(
         [CHARON, "run", "--module", "tests.support.timeout_tasks", "Hangs",

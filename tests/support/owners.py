@@ -8,12 +8,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-_PRINT_OWNER = "from orchestrator.owners import lease_owner; print(lease_owner(), flush=True)"
+PRINT_OWNER = "from orchestrator.owners import lease_owner; print(lease_owner(), flush=True)"
+"""Python code that prints the lease owner's name of the process running it."""
 
 
 def ended_owner() -> str:
     """The lease owner's name of a charon process that has run and ended."""
-    done = subprocess.run([sys.executable, "-c", _PRINT_OWNER], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", PRINT_OWNER], capture_output=True,
                           text=True, check=True, timeout=60)
     return done.stdout.strip()
 
@@ -22,7 +23,7 @@ def ended_owner() -> str:
 def paused_owner() -> Iterator[str]:
     """The lease owner's name of a charon process stopped by SIGSTOP while in the block."""
     with subprocess.Popen(
-        [sys.executable, "-c", f"{_PRINT_OWNER}; import time; time.sleep(600)"],
+        [sys.executable, "-c", f"{PRINT_OWNER}; import time; time.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     ) as process:
         try:

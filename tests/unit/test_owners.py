@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from orchestrator import procfs
 from orchestrator.owners import gone, here, lease_owner
-from tests.support.owners import ended_owner, paused_owner
+from tests.support.owners import PRINT_OWNER, ended_owner, paused_owner
 
 pytestmark = pytest.mark.skipif(procfs.this_machine() is None, reason="needs Linux's /proc")
 
@@ -39,8 +39,7 @@ def test_a_paused_process_is_not_gone() -> None:
 
 
 def test_an_ended_process_its_parent_has_not_reaped_is_gone() -> None:
-    code = "from orchestrator.owners import lease_owner; print(lease_owner(), flush=True)"
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+    with subprocess.Popen([sys.executable, "-c", PRINT_OWNER], stdout=subprocess.PIPE,
                           text=True) as child:
         assert child.stdout is not None
         owner = child.stdout.readline().strip()
