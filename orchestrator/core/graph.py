@@ -16,6 +16,8 @@ class Graph:
     tasks: dict[str, Task]
     requires: dict[str, dict[str, Task]]
     order: tuple[str, ...]
+    dependencies: dict[str, tuple[str, ...]]
+    """Task id → the ids of the tasks it requires, each once."""
     dependents: dict[str, tuple[str, ...]]
     """Task id → the ids of the tasks that require it, each once."""
 
@@ -26,11 +28,13 @@ def resolve(root: Task) -> Graph:
     requires: dict[str, dict[str, Task]] = {}
     order: list[str] = []
     _visit(root, tasks, requires, order, [])
+    dependencies = {task_id: tuple(dict.fromkeys(dep.task_id for dep in requires[task_id].values()))
+                    for task_id in order}
     dependents: dict[str, list[str]] = {task_id: [] for task_id in order}
     for task_id in order:
-        for dep_id in dict.fromkeys(dep.task_id for dep in requires[task_id].values()):
+        for dep_id in dependencies[task_id]:
             dependents[dep_id].append(task_id)
-    return Graph(root, tasks, requires, tuple(order),
+    return Graph(root, tasks, requires, tuple(order), dependencies,
                  {task_id: tuple(ids) for task_id, ids in dependents.items()})
 
 

@@ -14,8 +14,7 @@ class Nodes:
         self._graph = graph
         self.outcomes: dict[str, Outcome] = {}
         self._pending = {  # task id -> how many of its dependencies have not settled
-            task_id: len({dep.task_id for dep in graph.requires[task_id].values()})
-            for task_id in graph.order
+            task_id: len(graph.dependencies[task_id]) for task_id in graph.order
         }
         self.ready = deque(task_id for task_id, count in self._pending.items() if not count)
 
@@ -48,10 +47,8 @@ class Nodes:
 
 def blocked_by(graph: Graph, task_id: str, outcomes: dict[str, Outcome]) -> Outcome | None:
     """The node's BLOCKED outcome if a dependency of it did not finish OK; None if all did."""
-    unfinished = [
-        dep.task_id for dep in graph.requires[task_id].values()
-        if not outcomes[dep.task_id].status.ok
-    ]
+    unfinished = [dep_id for dep_id in graph.dependencies[task_id]
+                  if not outcomes[dep_id].status.ok]
     if not unfinished:
         return None
     return Outcome(task_id, Status.BLOCKED, "waiting for " + ", ".join(unfinished),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 
@@ -50,10 +50,11 @@ class Begun:
 
 @dataclass
 class _Batched:
+    done: anyio.Event
+    """Its batch's, set when the batch is ready (one event a batch, not a day)."""
     begun: Begun | None = None
     """None while its batch is not ready, or if its graph could not be built."""
     stale: bool = False
-    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class ReadyRoots:
@@ -127,7 +128,8 @@ class ReadyRoots:
 
     async def _begin_together(self, graph: Graph, roots: list[Root]) -> Externals:
         """Index ``roots`` and look their external inputs up with ``graph``'s, in one call."""
-        batch = {root: _Batched() for root in roots}
+        done = anyio.Event()
+        batch = {root: _Batched(done) for root in roots}
         self._batched.update(batch)
         begun: list[tuple[_Batched, Task, Graph]] = []
         try:
@@ -146,5 +148,4 @@ class ReadyRoots:
                 batched.begun = Begun(task, indexed, externals)
             return externals
         finally:
-            for batched in batch.values():
-                batched.done.set()
+            done.set()

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from orchestrator.core.graph import Graph, resolve
 from orchestrator.daemon.input_days import InputDays
-from orchestrator.tasks.roots import root_task
+from orchestrator.tasks.roots import RootMaker, root_maker
 from orchestrator.tasks.targets import (
     PostgresTable,
     RegistryTarget,
@@ -141,6 +141,8 @@ class Watchlist:
         self._unsorted: list[Root] = []
         """Roots added since the lists above were last brought up to date."""
         self._count = Counter[str]()
+        self._makers: dict[str, RootMaker] = {}
+        """Each workflow's, made the first time one of its tasks is built."""
 
     def refresh(self, today: date) -> list[Root]:
         """Add the roots that today's calendar windows bring in; return the new ones.
@@ -222,9 +224,9 @@ class Watchlist:
         """The root's task; the first time, with its graph, resolved and its tasks and
         targets indexed, so that facts about them reach it from then on."""
         if self._ids.get(root, "") is not None:
-            return root_task(self.workflows[root.workflow], root.day), None
+            return self._root_task(root), None
         try:
-            task = root_task(self.workflows[root.workflow], root.day)
+            task = self._root_task(root)
             graph = resolve(task)
         except Exception:
             # Tried: until it can be built, it names nothing, and must not keep every key
@@ -233,14 +235,15 @@ class Watchlist:
                 self._unbuilt.add(root)
                 self._unindexed -= 1
             raise
-        tasks = graph.tasks.values()
-        self._add_outputs(tasks)
-        for each in tasks:
+        for each in graph.tasks.values():
             _link(self._roots_by_task, each.task_id, root)
+            produced = not isinstance(each, ExternalTask)  # else inputs to charon
             for target in outputs(each).values():
                 kind = WATCH_KINDS(target)
                 _link(self._roots_by_key, kind.key(target), root)
                 kind.watch(target, self._watched)
+                if produced:
+                    kind.output(target, self._watched)
         self._ids[root] = task.task_id
         if task.partition_label != root.day.isoformat():
             self._labels[root] = task.partition_label
@@ -283,8 +286,13 @@ class Watchlist:
 
     def task(self, root: Root) -> Task:
         """The root's task, built again: tasks are not kept, only their ids."""
-        root = self.canonical(root)
-        return root_task(self.workflows[root.workflow], root.day)
+        return self._root_task(self.canonical(root))
+
+    def _root_task(self, root: Root) -> Task:
+        maker = self._makers.get(root.workflow)
+        if maker is None:
+            maker = self._makers[root.workflow] = root_maker(self.workflows[root.workflow])
+        return maker(root.day)
 
     def task_id(self, root: Root) -> str:
         return self._ids.get(root) or self.task(root).task_id

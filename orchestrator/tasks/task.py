@@ -45,6 +45,8 @@ class Task:
     _parameters: ClassVar[dict[str, Parameter[Any]]]
     _identity: ClassVar[tuple[tuple[str, Parameter[Any]], ...]]
     """The parameters its id names: significant ones that choose what, not how."""
+    _partition: ClassVar[tuple[str, Parameter[Any]] | None] = None
+    """Its first date or interval parameter, by name: the one its partition label shows."""
     allow_empty_inputs: ClassVar[bool] = False
     """An input that holds no data is an error when ``run()`` reads it (EmptyInput), not
     an empty result; True when empty is a valid answer for this task."""
@@ -64,6 +66,9 @@ class Task:
         cls._parameters = parameters
         cls._identity = tuple((name, parameter) for name, parameter in parameters.items()
                               if parameter.significant and not parameter.runner)
+        cls._partition = next(((name, parameter) for name, parameter in parameters.items()
+                               if isinstance(parameter, DateParameter | DateIntervalParameter)),
+                              None)
         _check_worker_timeout(cls)
 
     def __init__(self, **kwargs: object) -> None:
@@ -100,8 +105,8 @@ class Task:
         if cached is None:
             # Runner parameters choose how, not what: both choices are one task.
             params = self.__dict__["_params"]
-            significant = ", ".join(f"{name}={parameter.serialize(params[name])}"
-                                    for name, parameter in self._identity)
+            significant = ", ".join([f"{name}={parameter.serialize(params[name])}"
+                                     for name, parameter in self._identity])
             family = (self.variant_of or self).task_family
             cached = self.__dict__["_task_id"] = f"{family}({significant})"
         return cached
@@ -111,12 +116,9 @@ class Task:
         """The partition this task instance covers: its first date or interval parameter."""
         cached: str | None = self.__dict__.get("_partition_label")
         if cached is None:
-            cached = self.__dict__["_partition_label"] = next(
-                (parameter.serialize(self.__dict__["_params"][name])
-                 for name, parameter in self._parameters.items()
-                 if isinstance(parameter, DateParameter | DateIntervalParameter)),
-                "",
-            )
+            partition = self._partition
+            cached = self.__dict__["_partition_label"] = "" if partition is None else (
+                partition[1].serialize(self.__dict__["_params"][partition[0]]))
         return cached
 
     def requires(self) -> Task | Sequence[Task] | Mapping[str, Task] | None:

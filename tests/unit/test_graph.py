@@ -3,6 +3,8 @@ import gc
 import pytest
 
 from orchestrator.core.graph import resolve
+from orchestrator.core.nodes import Nodes
+from orchestrator.core.report import Outcome, Status
 from orchestrator.errors import DependencyCycle
 from orchestrator.tasks.params import IntParameter
 from orchestrator.tasks.task import Task
@@ -62,3 +64,23 @@ def test_a_resolved_graph_leaves_nothing_for_the_cyclic_collector() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+class Twice(Task):
+    """Requires one task under two keys, as a task reading two outputs of one job may."""
+
+    def requires(self) -> dict[str, Task]:
+        return {"first": Leaf(n=1), "again": Leaf(n=1)}
+
+
+def test_a_dependency_required_twice_is_one_dependency() -> None:
+    graph = resolve(Twice())
+    assert graph.dependencies["Twice()"] == ("Leaf(n=1)",)
+    assert graph.dependents["Leaf(n=1)"] == ("Twice()",)
+    nodes = Nodes(graph)
+    assert nodes.next_ready() == "Leaf(n=1)"
+    nodes.settle("Leaf(n=1)", Outcome("Leaf(n=1)", Status.FAILED, "it failed"))
+    assert nodes.next_ready() is None
+    blocked = nodes.outcomes["Twice()"]
+    assert (blocked.status, blocked.detail, blocked.blocked_by) == (
+        Status.BLOCKED, "waiting for Leaf(n=1)", ("Leaf(n=1)",))
