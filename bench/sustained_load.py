@@ -2,7 +2,8 @@
 
 The registry service and the daemon run as subprocesses (`charon registry serve`,
 `charon daemon`) on a fresh home, one workflow of bench.noop_tasks.Stamped (one day a
-publish; each run writes the wall-clock time it began). The publisher, in this
+publish; each run writes the wall-clock time it began; up to 64 runs at once, the
+workflow's limit and the engine's). The publisher, in this
 process, publishes --rate days a second for --seconds, and its own calls are timed
 from the moment each was due, so a publisher or registry falling behind counts
 against the figure. Then it waits up to --drain seconds for the rest.
@@ -56,6 +57,8 @@ SECRET = "load-secret"
 TOKEN = "load-token"
 FIRST = date(2000, 1, 1)
 READY_SECONDS = 300.0
+MAX_IN_FLIGHT = 64
+"""Runs in flight at once, the workflow's limit and the engine's."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,13 @@ def _configs(case: Case, dsn: str, *, daemon_ports: list[int], service_port: int
                     "timeout_seconds = 60\n")
     state = f'[state]\nkind = "postgres"\ndsn = "{dsn}"\n' if case.store == "postgres" else ""
     daemon = (
-        f"{registry}\n{state}\n[daemon]\n"
+        # The engine's limit as the workflow's: at its default (4) it would cap the runs
+        # in flight below what the workflow allows.
+        f"{registry}\n{state}\n[engine]\nmax_concurrent_runs = {MAX_IN_FLIGHT}\n\n[daemon]\n"
         f"poll_interval_ms = {60_000 if case.mode == 'push' else 500}\n\n"
         '[[workflows]]\nname = "daily"\nmodule = "bench.noop_tasks"\ntask = "Stamped"\n'
         f'start = "{FIRST}"\nend = "{FIRST + timedelta(days=days - 1)}"\n'
-        "max_concurrent_runs = 64\n"
+        f"max_concurrent_runs = {MAX_IN_FLIGHT}\n"
     )
     return service, daemon
 
