@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import aiohttp
 import anyio
 from aiohttp import web
 
@@ -33,7 +32,7 @@ from orchestrator.errors import (
 from orchestrator.log import Logger, get_logger
 from orchestrator.model import Revision
 from orchestrator.service import inputs
-from orchestrator.service.notify import Notifier
+from orchestrator.service.notify import Notifier, client_session
 from orchestrator.service.options import ServiceOptions, check_options
 from orchestrator.signals import stop_signals
 from orchestrator.stores.registry import wire
@@ -45,7 +44,6 @@ DEFAULT_CHANGES_LIMIT = 1000
 # replica of the service (sharing a PostgreSQL registry) is seen within this time.
 RECHECK_SECONDS = 5.0
 DRAIN_SECONDS = 5.0  # queued notifications may be delivered within this on shutdown
-NOTIFY_WORKERS = 4
 _CODES_BY_STATUS = {401: wire.CODE_UNAUTHORIZED, 404: wire.CODE_NOT_FOUND,
                     405: wire.CODE_METHOD_NOT_ALLOWED, 408: wire.CODE_TIMEOUT,
                     413: wire.CODE_TOO_LARGE}
@@ -246,12 +244,12 @@ async def running_service(
     """Serve until the block exits; yields the base URL (the real port when port is 0)."""
     check_options(host, options)
     served = check_served(registry)
-    async with aiohttp.ClientSession() as session:
+    async with client_session(options) as session:
         notifier = Notifier(session, options)
         try:
             async with anyio.create_task_group() as group:
-                for _ in range(NOTIFY_WORKERS if options.subscribers else 0):
-                    group.start_soon(notifier.work)
+                for work in notifier.workers():
+                    group.start_soon(work)
                 handlers = Handlers(served, options, ChangeSignal(), notifier)
                 try:
                     async with _listening(handlers, host, port) as url:

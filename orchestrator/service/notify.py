@@ -1,14 +1,18 @@
-"""Signed webhooks to the registry's subscribers: one per publish, from a bounded queue,
-in the background, retried with backoff."""
+"""Signed webhooks to the registry's subscribers: one per publish, in the background,
+retried with backoff; each subscriber has a bounded queue and workers of its own."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import aiohttp
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.log import get_logger
 from orchestrator.model import Revision
@@ -18,6 +22,8 @@ from orchestrator.web.signing import signed_headers
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 60.0
+WORKERS_PER_SUBSCRIBER = 4
+"""Deliveries in flight to one subscriber at once."""
 _HTTP_SERVER_ERROR = 500
 # A charon daemon answers 404 for an endpoint it does not watch: it got the notice and
 # has no use for it, which is how most publishes meet most subscribers.
@@ -32,44 +38,66 @@ class Delivery:
     revision_id: str
 
 
+Lane = tuple[MemoryObjectSendStream[Delivery], MemoryObjectReceiveStream[Delivery]]
+
+
+def client_session(options: ServiceOptions) -> aiohttp.ClientSession:
+    """The notifier's HTTP client, with a connection for every worker of every subscriber:
+    from a smaller pool, deliveries stuck on a subscriber that never answers would hold
+    the connections the others need (aiohttp's default pool is 100)."""
+    limit = max(1, len(options.subscribers)) * WORKERS_PER_SUBSCRIBER
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
+
+
 class Notifier:
-    """Signed webhooks to the subscribers, from a bounded queue, with retries."""
+    """Signed webhooks to the subscribers, with retries. Each subscriber has a bounded
+    queue and workers of its own: one that is down, paused or slow (its deliveries
+    waiting out timeouts and backoff) holds back only its own notifications, never
+    those of the others (every replica of a daemon subscribes)."""
 
     def __init__(self, session: aiohttp.ClientSession, options: ServiceOptions) -> None:
         self._session = session
         self._options = options
         self._secret = options.webhook_secret.encode()
-        self._send, self._receive = anyio.create_memory_object_stream[Delivery](
-            options.notify_queue_size
-        )
+        self._lanes: dict[str, Lane] = {
+            url: anyio.create_memory_object_stream[Delivery](options.notify_queue_size)
+            for url in options.subscribers
+        }
         self._log = get_logger("charon.registry_service")
 
     def submit(self, revision: Revision) -> None:
         """Queue one delivery per subscriber; never waits, drops (and logs) when full."""
         body = json.dumps(wire.revision_to_json(revision)).encode()
-        for url in self._options.subscribers:
+        for url, (send, _) in self._lanes.items():
             delivery = Delivery(url, body, uuid.uuid4().hex, revision.id)
             try:
-                self._send.send_nowait(delivery)
+                send.send_nowait(delivery)
             except (anyio.WouldBlock, anyio.ClosedResourceError) as exc:
                 why = "queue full" if isinstance(exc, anyio.WouldBlock) else "shutting down"
                 self._log.warning("notification dropped", reason=why, subscriber=url,
                                   revision=revision.id)
 
-    async def work(self) -> None:
-        """Deliver queued notifications until the intake is closed and drained."""
-        async for delivery in self._receive:
+    def workers(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        """The tasks that deliver, WORKERS_PER_SUBSCRIBER a subscriber, for the service's
+        task group to run; each ends when the intake is closed and its queue drained."""
+        return [partial(self._work, receive) for _, receive in self._lanes.values()
+                for _ in range(WORKERS_PER_SUBSCRIBER)]
+
+    async def _work(self, receive: MemoryObjectReceiveStream[Delivery]) -> None:
+        async for delivery in receive:
             try:
                 await self._deliver(delivery)
             except Exception:  # one bad subscriber URL must not stop the service
                 self._log.exception("notification failed", subscriber=delivery.url)
 
     def close_intake(self) -> None:
-        self._send.close()
+        for send, _ in self._lanes.values():
+            send.close()
 
     def close(self) -> None:
-        self._send.close()
-        self._receive.close()
+        for send, receive in self._lanes.values():
+            send.close()
+            receive.close()
 
     async def _deliver(self, delivery: Delivery) -> None:
         log = self._log.bind(subscriber=delivery.url, revision=delivery.revision_id,

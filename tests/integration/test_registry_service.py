@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,11 +276,15 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
     received: list[tuple[CIMultiDict[str], bytes]] = field(default_factory=list)
+    keep_alive: bool = True
+    """False: each answer closes its connection (as some proxies do), so each delivery
+    needs a connection of the notifier's pool afresh."""
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append((request.headers.copy(), await request.read()))
         await anyio.sleep(self.delay)
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200,
+                            headers={} if self.keep_alive else {"Connection": "close"})
 
     async def wait_for(self, count: int) -> None:
         with anyio.fail_after(5):
@@ -380,6 +385,40 @@ async def test_a_subscriber_not_watching_the_endpoint_is_no_failure(tmp_path: Pa
         ("subscriber does not watch the endpoint", "info")
     ]
     assert [entry for entry in logs if entry["log_level"] in ("warning", "error")] == []
+
+
+@contextmanager
+def paused_subscribers(count: int) -> Iterator[list[socket.socket]]:
+    """Subscribers whose processes are paused (SIGSTOP) or hung: the kernel takes their
+    connections, and nothing ever answers them."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=64))
+               for _ in range(count)]
+
+
+def hook_of(listener: socket.socket) -> str:
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+@pytest.mark.parametrize("paused", [1, 30])
+async def test_subscribers_that_never_answer_hold_back_no_other(tmp_path: Path,
+                                                                paused: int) -> None:
+    """Every replica of a daemon subscribes; one paused must not keep the others'
+    notifications waiting out its timeouts and retries (10 s an attempt), nor may 30
+    take every connection of the notifier's pool."""
+    live = Receiver(keep_alive=False)
+    with paused_subscribers(paused) as stuck:
+        async with receiving(live) as hook, started(
+            tmp_path, notifying(*map(hook_of, stuck), hook)
+        ) as service:
+            for n in range(12):
+                body = json.dumps({**GOOD, "uri": f"/data/plays-{n}"}).encode()
+                assert (await service.post(body))[0] == 201
+            await live.wait_for(12)
+            for listener in stuck:  # their deliveries now fail at once: no wait to stop
+                listener.close()
+    assert sorted(json.loads(body)["uri"] for _, body in live.received) == sorted(
+        f"/data/plays-{n}" for n in range(12))
 
 
 async def test_publish_does_not_wait_for_subscribers(tmp_path: Path) -> None:
