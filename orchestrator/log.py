@@ -9,6 +9,7 @@ that finds everything complete, which at the default level logs nothing.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -135,6 +136,29 @@ class Logger:
 def get_logger(name: str, **values: Any) -> Logger:
     """A logger named ``name`` (``charon.engine``), ``values`` on each of its lines."""
     return Logger(name, values)
+
+
+FLOOD_LOG_SECONDS = 10.0
+
+
+class Throttled:
+    """A warning that comes in floods (connections turned away, notifications dropped),
+    counted and said in one line at most every FLOOD_LOG_SECONDS, with how many times
+    it happened since the last line under ``counted``: a flood must not flood the log."""
+
+    def __init__(self, log: Logger, event: str, counted: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log, self._event, self._counted, self._clock = log, event, counted, clock
+        self._count = 0
+        self._said_at: float | None = None
+
+    def __call__(self, **values: Any) -> None:
+        """It happened once more; ``values`` go on the line, if one is said now."""
+        self._count += 1
+        now = self._clock()
+        if self._said_at is None or now - self._said_at >= FLOOD_LOG_SECONDS:
+            self._log.warning(self._event, **{self._counted: self._count}, **values)
+            self._said_at, self._count = now, 0
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import aiohttp
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from orchestrator.log import get_logger
+from orchestrator.log import Throttled, get_logger
 from orchestrator.model import Revision
 from orchestrator.service.options import ServiceOptions
 from orchestrator.stores.registry import wire
@@ -64,9 +64,14 @@ class Notifier:
             for url in options.subscribers
         }
         self._log = get_logger("charon.registry_service")
+        # A subscriber down for a day would otherwise be a warning a publish.
+        self._dropped = {url: Throttled(self._log.bind(subscriber=url),
+                                        "notifications dropped", "notifications")
+                         for url in self._lanes}
 
     def submit(self, revision: Revision) -> None:
-        """Queue one delivery per subscriber; never waits, drops (and logs) when full."""
+        """Queue one delivery per subscriber; never waits, drops when full (logged at
+        most every FLOOD_LOG_SECONDS a subscriber, with how many and the last revision)."""
         body = json.dumps(wire.revision_to_json(revision)).encode()
         for url, (send, _) in self._lanes.items():
             delivery = Delivery(url, body, uuid.uuid4().hex, revision.id)
@@ -74,8 +79,7 @@ class Notifier:
                 send.send_nowait(delivery)
             except (anyio.WouldBlock, anyio.ClosedResourceError) as exc:
                 why = "queue full" if isinstance(exc, anyio.WouldBlock) else "shutting down"
-                self._log.warning("notification dropped", reason=why, subscriber=url,
-                                  revision=revision.id)
+                self._dropped[url](reason=why, revision=revision.id)
 
     def workers(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         """The tasks that deliver, WORKERS_PER_SUBSCRIBER a subscriber, for the service's

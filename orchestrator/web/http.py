@@ -17,11 +17,10 @@ from aiohttp import HttpVersion10, StreamReader, web
 from aiohttp.http_parser import RawRequestMessage
 
 from orchestrator.errors import ConfigError
-from orchestrator.log import get_logger
+from orchestrator.log import Throttled, get_logger
 from orchestrator.web import BODY_SECONDS, HEADER_SECONDS, KEEPALIVE_SECONDS
 
 SHUTDOWN_SECONDS = 5.0
-OVERFLOW_LOG_SECONDS = 10.0
 CONNECTION_SHARE = 4
 """A server holds at most this fraction of the process's file descriptors as client
 connections (a quarter: the daemon and the registry service share one process under
@@ -150,9 +149,11 @@ class _Server(web.Server):
         self.codes = codes
         self.header_seconds = header_seconds
         self.max_connections = connection_budget()
-        self.turned_away = _Notice(self, "connections turned away: too many open")
-        self.too_slow = _Notice(self, "connections closed: no request headers within"
-                                      f" {header_seconds:g} s")
+        log = get_logger("charon.http")
+        self.turned_away = Throttled(log, "connections turned away: too many open",
+                                     "connections")
+        self.too_slow = Throttled(log, "connections closed: no request headers within"
+                                       f" {header_seconds:g} s", "connections")
 
     def __call__(self) -> web.RequestHandler:
         return _Protocol(self, codes=self.codes, loop=self._loop, **self._kwargs)
@@ -160,24 +161,10 @@ class _Server(web.Server):
     def full(self) -> bool:
         return len(self.connections) >= self.max_connections
 
-
-class _Notice:
-    """A warning counted, and said in one line at most every OVERFLOW_LOG_SECONDS: a
-    flood of connections must not flood the log as well."""
-
-    def __init__(self, server: _Server, event: str) -> None:
-        self._server, self._event = server, event
-        self._count, self._said_at = 0, -OVERFLOW_LOG_SECONDS
-        self._log = get_logger("charon.http")
-
-    def __call__(self) -> None:
-        self._count += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._said_at >= OVERFLOW_LOG_SECONDS:
-            self._log.warning(self._event, connections=self._count,
-                              open=len(self._server.connections),
-                              max_connections=self._server.max_connections)
-            self._said_at, self._count = now, 0
+    @property
+    def load(self) -> dict[str, int]:
+        """What a warning about its connections says of them."""
+        return {"open": len(self.connections), "max_connections": self.max_connections}
 
 
 class _Protocol(web.RequestHandler):
@@ -195,7 +182,7 @@ class _Protocol(web.RequestHandler):
             # Closed at once, its descriptor given back: the process's own work (its
             # stores, its job's pipes) never runs out of file descriptors for clients.
             cast(asyncio.Transport, transport).abort()  # a socket's, as aiohttp's own casts
-            self._server.turned_away()
+            self._server.turned_away(**self._server.load)
             self._manager = None  # aiohttp's clean-up then has nothing to undo
             return
         super().connection_made(transport)
@@ -220,7 +207,7 @@ class _Protocol(web.RequestHandler):
 
     def _headers_too_slow(self) -> None:
         self._slow_headers = None
-        self._server.too_slow()
+        self._server.too_slow(**self._server.load)
         self.force_close()
 
     def data_received(self, data: bytes) -> None:

@@ -430,22 +430,25 @@ async def test_publish_does_not_wait_for_subscribers(tmp_path: Path) -> None:
         await receiver.wait_for(1)
 
 
-async def test_a_full_queue_drops_and_logs(tmp_path: Path) -> None:
+async def test_a_full_queue_drops_and_logs_a_line_not_a_flood(tmp_path: Path) -> None:
+    """A subscriber down for a day would be a warning a publish: each subscriber's drops
+    are said at most every 10 s, with how many."""
     backend = await SqliteRegistry.open(tmp_path / "registry.sqlite")
     revision = await backend.publish("plays", DAY, "/data/x")
     await backend.aclose()
-    options = dataclasses.replace(notifying("http://127.0.0.1:9/hook"), notify_queue_size=1)
+    hooks = ("http://127.0.0.1:9/hook", "http://127.0.0.1:10/hook")
+    options = dataclasses.replace(notifying(*hooks), notify_queue_size=1)
     async with aiohttp.ClientSession() as session:
         notifier = Notifier(session, options)
         try:
             with structlog.testing.capture_logs() as logs:
-                notifier.submit(revision)  # queued: no worker is running
-                notifier.submit(revision)  # dropped
+                for _ in range(51):  # the first queued (no worker runs), 50 dropped
+                    notifier.submit(revision)
         finally:
             notifier.close()
-    assert [(entry["event"], entry["reason"]) for entry in logs] == [
-        ("notification dropped", "queue full")
-    ]
+    assert [(entry["event"], entry["subscriber"], entry["reason"], entry["notifications"])
+            for entry in logs] == [("notifications dropped", hook, "queue full", 1)
+                                   for hook in hooks]
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+import structlog.testing
 
 from orchestrator.log import (
+    Throttled,
     bound_context,
     configure_logging,
     get_logger,
@@ -78,3 +80,16 @@ def test_structlog_used_directly_gets_the_configuration_too() -> None:
     with log_context(run_id="r2"):
         structlog.get_logger().info("from a task")
     assert json.loads(out.getvalue())["run_id"] == "r2"
+
+
+def test_a_throttled_warning_is_said_at_most_every_ten_seconds_with_its_count() -> None:
+    now = [100.0]
+    refused = Throttled(get_logger("charon.test"), "turned away", "connections",
+                        clock=lambda: now[0])
+    with structlog.testing.capture_logs() as logs:
+        for at in (100.0, 101.0, 105.0, 110.0, 110.5, 125.0):
+            now[0] = at
+            refused(open=at)
+    assert [(entry["event"], entry["connections"], entry["open"]) for entry in logs] == [
+        ("turned away", 1, 100.0), ("turned away", 3, 110.0), ("turned away", 2, 125.0)]
+    assert {entry["log_level"] for entry in logs} == {"warning"}
