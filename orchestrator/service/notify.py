@@ -64,10 +64,9 @@ class Notifier:
             for url in options.subscribers
         }
         self._log = get_logger("charon.registry_service")
-        # A subscriber down for a day would otherwise be a warning a publish.
-        self._dropped = {url: Throttled(self._log.bind(subscriber=url),
-                                        "notifications dropped", "notifications")
-                         for url in self._lanes}
+        # A subscriber down for a day would otherwise be two warnings a publish.
+        self._dropped = self._throttled("notifications dropped")
+        self._failed = self._throttled("notifications failed")
 
     def submit(self, revision: Revision) -> None:
         """Queue one delivery per subscriber; never waits, drops when full (logged at
@@ -80,6 +79,10 @@ class Notifier:
             except (anyio.WouldBlock, anyio.ClosedResourceError) as exc:
                 why = "queue full" if isinstance(exc, anyio.WouldBlock) else "shutting down"
                 self._dropped[url](reason=why, revision=revision.id)
+
+    def _throttled(self, event: str) -> dict[str, Throttled]:
+        return {url: Throttled(self._log.bind(subscriber=url), event, "notifications")
+                for url in self._lanes}
 
     def workers(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         """The tasks that deliver, WORKERS_PER_SUBSCRIBER a subscriber, for the service's
@@ -117,7 +120,9 @@ class Notifier:
             # Other 4xx are the receiver's considered refusal: sending it again won't help.
             retry = status is None or status >= _HTTP_SERVER_ERROR or status in (408, 429)
             if not retry or attempt == self._options.notify_attempts:
-                log.warning("notification failed", attempt=attempt, error=failure)
+                self._failed[delivery.url](revision=delivery.revision_id,
+                                           delivery=delivery.delivery_id, attempt=attempt,
+                                           error=failure)
                 return
             delay = min(self._options.notify_backoff_seconds * 2 ** (attempt - 1),
                         MAX_BACKOFF_SECONDS)

@@ -370,6 +370,21 @@ async def test_retries_stop(tmp_path: Path, statuses: list[int], attempts: int,
     assert len(receiver.received) == calls
 
 
+async def test_failed_notifications_are_a_line_not_a_flood(tmp_path: Path) -> None:
+    """A subscriber refusing every notification (or down) is said once, then counted."""
+    receiver = Receiver(statuses=[400] * 5)
+    with structlog.testing.capture_logs() as logs:
+        async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
+            for n in range(5):
+                body = json.dumps({**GOOD, "uri": f"/data/plays-{n}"}).encode()
+                assert (await service.post(body))[0] == 201
+            await receiver.wait_for(5)
+            await anyio.sleep(0.2)
+    failed = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert [(entry["event"], entry["subscriber"], entry["notifications"], entry["error"])
+            for entry in failed] == [("notifications failed", hook, 1, "HTTP 400")]
+
+
 async def test_a_subscriber_not_watching_the_endpoint_is_no_failure(tmp_path: Path) -> None:
     """A daemon answers 404 for an endpoint it does not watch: delivered, not interested;
     so no retry and no warning for every publish nobody watches."""
