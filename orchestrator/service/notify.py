@@ -4,6 +4,7 @@ retried with backoff; each subscriber has a bounded queue and workers of its own
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from orchestrator.web.signing import signed_headers
 
 NOTIFY_TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 60.0
+# ASCII digits only (str.isdigit takes other scripts' too), few enough to read quickly.
+_WHOLE_SECONDS = re.compile(r"[0-9]{1,9}")
 WORKERS_PER_SUBSCRIBER = 4
 """Deliveries in flight to one subscriber at once."""
 _HTTP_SERVER_ERROR = 500
@@ -110,7 +113,7 @@ class Notifier:
         log = self._log.bind(subscriber=delivery.url, revision=delivery.revision_id,
                              delivery=delivery.delivery_id)
         for attempt in range(1, self._options.notify_attempts + 1):
-            status, failure = await self._post(delivery)
+            status, failure, asked_wait = await self._post(delivery)
             if status == _NOT_INTERESTED:
                 log.info("subscriber does not watch the endpoint", attempt=attempt)
                 return
@@ -124,14 +127,15 @@ class Notifier:
                                            delivery=delivery.delivery_id, attempt=attempt,
                                            error=failure)
                 return
-            delay = min(self._options.notify_backoff_seconds * 2 ** (attempt - 1),
-                        MAX_BACKOFF_SECONDS)
+            delay = max(min(self._options.notify_backoff_seconds * 2 ** (attempt - 1),
+                            MAX_BACKOFF_SECONDS), asked_wait)
             log.info("notification will be retried", attempt=attempt, error=failure,
                      delay=delay)
             await anyio.sleep(delay)
 
-    async def _post(self, delivery: Delivery) -> tuple[int | None, str | None]:
-        """(the status, None) when delivered, else (the status if any, why not)."""
+    async def _post(self, delivery: Delivery) -> tuple[int | None, str | None, float]:
+        """(the status, None) when delivered, else (the status if any, why not); and
+        how long the subscriber asked to wait before the next attempt."""
         # Signed per attempt: a retry carries a fresh timestamp, within the replay window.
         headers = signed_headers(self._secret, delivery.body, delivery_id=delivery.delivery_id)
         headers["Content-Type"] = "application/json"
@@ -140,6 +144,16 @@ class Notifier:
             async with self._session.post(delivery.url, data=delivery.body, headers=headers,
                                           timeout=timeout) as response:
                 status = response.status
+                asked = retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        return status, None if status < 300 else f"HTTP {status}"  # 2xx: delivered
+            return None, f"{type(exc).__name__}: {exc}", 0.0
+        return status, None if status < 300 else f"HTTP {status}", asked  # 2xx: delivered
+
+
+def retry_after(header: str | None) -> float:
+    """The seconds a ``Retry-After`` header asks for (a charon daemon sends one with a
+    503: its trigger queue is full, its state store down), at most MAX_BACKOFF_SECONDS;
+    0 when there is none or it is not a whole number of seconds (a date is not read)."""
+    if header is None or not (seconds := _WHOLE_SECONDS.fullmatch(header.strip())):
+        return 0.0
+    return min(float(seconds[0]), MAX_BACKOFF_SECONDS)

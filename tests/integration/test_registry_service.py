@@ -279,12 +279,19 @@ class Receiver:
     keep_alive: bool = True
     """False: each answer closes its connection (as some proxies do), so each delivery
     needs a connection of the notifier's pool afresh."""
+    retry_after: str | None = None
+    """Sent with each answer that is not a 200."""
+    received_at: list[float] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append((request.headers.copy(), await request.read()))
+        self.received_at.append(anyio.current_time())
         await anyio.sleep(self.delay)
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200,
-                            headers={} if self.keep_alive else {"Connection": "close"})
+        status = self.statuses.pop(0) if self.statuses else 200
+        headers = {} if self.keep_alive else {"Connection": "close"}
+        if self.retry_after is not None and status != 200:
+            headers["Retry-After"] = self.retry_after
+        return web.Response(status=status, headers=headers)
 
     async def wait_for(self, count: int) -> None:
         with anyio.fail_after(5):
@@ -353,6 +360,22 @@ async def test_failing_subscriber_is_retried_with_one_delivery_id(tmp_path: Path
     assert len({headers[DELIVERY_HEADER] for headers, _ in receiver.received}) == 1
     for headers, body in receiver.received:
         verify(SECRET.encode(), headers, body)
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [("1", 1.0), ("0", 0.05), ("-5", 0.05),
+                                                      ("soon", 0.05), ("1e9", 0.05)])
+async def test_a_retry_waits_as_long_as_the_subscriber_asks(
+    tmp_path: Path, retry_after: str, waited: float
+) -> None:
+    """A charon daemon answers 503 with Retry-After (its trigger queue full, its state
+    store down): the next attempt waits that long, or the backoff (0.05 s here) when
+    that is longer or the header is no whole number of seconds up to a minute."""
+    receiver = Receiver(statuses=[503], retry_after=retry_after)
+    async with receiving(receiver) as hook, started(tmp_path, notifying(hook)) as service:
+        assert (await service.post(json.dumps(GOOD).encode()))[0] == 201
+        await receiver.wait_for(2)
+    first, second = receiver.received_at
+    assert waited <= second - first < waited + 0.5
 
 
 @pytest.mark.parametrize(("statuses", "attempts", "calls"), [([400], 5, 1), ([503] * 5, 3, 3)])
