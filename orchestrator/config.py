@@ -131,6 +131,7 @@ class DataflowSettings:
 class EngineSettings:
     max_concurrent_runs: int = field(metadata=within(1, 1000))
     lease_seconds: int = field(metadata=within(1, WEEK))
+    lookup_timeout_seconds: int = field(metadata=within(1, HOUR))
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,11 @@ class DatabaseError(AdapterError):
     """The PostgreSQL database tasks load tables into could not be read or written."""
 
 
+class SourceNotAnswering(AdapterError):
+    """A source did not answer a lookup within the lookup timeout, or is taken as not
+    answering since one did not (sensors/guard.py)."""
+
+
 class AuthError(CharonError):
     """A request is not authenticated: missing or wrong token, bad or stale signature."""
 

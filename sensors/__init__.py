@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from orchestrator.errors import CharonError
 from orchestrator.model import InputRevision
 from orchestrator.stores.database.base import Database
 from orchestrator.stores.registry.base import Registry
@@ -19,6 +22,7 @@ from orchestrator.tasks.targets import (
     WarehouseTable,
 )
 from sensors.database import DatabaseSensor
+from sensors.guard import LOOKUP_TIMEOUT_SECONDS, SourceGuard
 from sensors.registry import RegistrySensor
 from sensors.storage import StorageSensor
 from sensors.warehouse import WarehouseSensor
@@ -50,7 +54,8 @@ class _NoStorage:
 
 
 class Sensors:
-    """Looks any target up with the sensor for its kind.
+    """Looks any target up with the sensor for its kind, each source's lookups bounded
+    by ``lookup_timeout_seconds`` (sensors/guard.py).
 
     ``storage`` and ``database`` are optional so that callers which only sense registry
     partitions and tables need not build them; a target of a missing kind is an error.
@@ -60,26 +65,56 @@ class Sensors:
         self, registry: Registry, warehouse: Warehouse, *,
         storage: Storage | None = None, data_prefix: str = "",
         database: Database | None = None,
+        lookup_timeout_seconds: float = LOOKUP_TIMEOUT_SECONDS,
     ) -> None:
-        self._by_kind = TargetKinds[Sensor[Any]]("sensor", {
-            RegistryTarget: RegistrySensor(registry),
-            WarehouseTable: WarehouseSensor(warehouse),
-            StorageTarget: _NoStorage() if storage is None else StorageSensor(storage,
-                                                                              data_prefix),
-            PostgresTable: DatabaseSensor(database),
+        def guarded(source: str, sensor: Sensor[Any]) -> _Guarded:
+            return _Guarded(sensor, SourceGuard(source, lookup_timeout_seconds))
+
+        self._by_kind = TargetKinds[_Guarded]("sensor", {
+            RegistryTarget: guarded("the registry", RegistrySensor(registry)),
+            WarehouseTable: guarded("the warehouse", WarehouseSensor(warehouse)),
+            StorageTarget: guarded("storage", _NoStorage() if storage is None
+                                   else StorageSensor(storage, data_prefix)),
+            PostgresTable: guarded("the database", DatabaseSensor(database)),
         })
 
     async def lookup(self, key: str, target: Target) -> InputRevision | None:
-        return await self._by_kind(target).lookup(key, target)
+        source = self._by_kind(target)
+        return await source.guard.ask(partial(source.sensor.lookup, key, target))
 
     async def lookup_many(self, targets: Mapping[str, Target]) -> dict[str, InputRevision | None]:
         """Every target looked up, by key: one batched call per kind (and per endpoint,
         folder or dataset within it), not one per target."""
-        by_sensor: dict[int, tuple[Sensor[Any], dict[str, Target]]] = {}
-        for key, target in targets.items():
-            sensor = self._by_kind(target)
-            by_sensor.setdefault(id(sensor), (sensor, {}))[1][key] = target
-        found: dict[str, InputRevision | None] = {}
-        for sensor, batch in by_sensor.values():
-            found.update(await sensor.lookup_many(batch))
+        found, failures = await self.lookup_answered(targets)
+        if failures:
+            raise failures[0]
         return {key: found[key] for key in targets}
+
+    async def lookup_answered(
+        self, targets: Mapping[str, Target]
+    ) -> tuple[dict[str, InputRevision | None], list[CharonError]]:
+        """As :meth:`lookup_many`, but the targets of a kind whose lookup fails (or that
+        no sensor knows) are left out, and the error listed: one source down or hung
+        keeps no other's answers."""
+        by_kind: dict[int, tuple[_Guarded, dict[str, Target]]] = {}
+        failures: list[CharonError] = []
+        for key, target in targets.items():
+            try:
+                source = self._by_kind(target)
+            except CharonError as exc:  # a kind no sensor knows
+                failures.append(exc)
+                continue
+            by_kind.setdefault(id(source), (source, {}))[1][key] = target
+        found: dict[str, InputRevision | None] = {}
+        for source, batch in by_kind.values():
+            try:
+                found.update(await source.guard.ask(partial(source.sensor.lookup_many, batch)))
+            except CharonError as exc:
+                failures.append(exc)
+        return found, failures
+
+
+@dataclass(frozen=True)
+class _Guarded:
+    sensor: Sensor[Any]
+    guard: SourceGuard

@@ -41,12 +41,15 @@ from orchestrator.tasks.task import (
     Task,
     WrapperTask,
 )
+from sensors.guard import LOOKUP_TIMEOUT_SECONDS
 
 EVALUATORS = 256
 """Nodes of one evaluation evaluated at once: enough that claims and successes
 queued together fill a state-store batch (orchestrator.stores.drivers.sqlite.MAX_BATCH)."""
 Lookup = Callable[[], Awaitable[Inputs | Outcome]]
 """Looks a task's inputs up: their revisions, or the outcome that one is missing."""
+LOOKUP_TIMEOUT = timedelta(seconds=LOOKUP_TIMEOUT_SECONDS)
+"""A source's lookups are bounded by this unless told otherwise (sensors/guard.py)."""
 MAX_ROUNDS = 3
 """Runs of one node in one evaluation when its inputs keep changing under it; the next
 evaluation (a new input's trigger) takes it from there."""
@@ -63,9 +66,10 @@ class Engine:
         lease: timedelta,
         owner: str | None = None,
         local_runner: JobRunner | None = None,
+        lookup_timeout: timedelta = LOOKUP_TIMEOUT,
     ) -> None:
         self._adapters = adapters
-        self._lookups = Lookups(adapters)
+        self._lookups = Lookups(adapters, lookup_timeout.total_seconds())
         self._executor = Executor(adapters, runner=runner, beam=beam, local_runner=local_runner)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
         # Never fewer evaluators than runs allowed at once, or the limit could not be met.
@@ -393,4 +397,5 @@ def build_engine(
         adapters, runner=runner, beam=settings.beam,
         max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
         lease=timedelta(seconds=settings.engine.lease_seconds), local_runner=local_runner,
+        lookup_timeout=timedelta(seconds=settings.engine.lookup_timeout_seconds),
     )

@@ -16,7 +16,6 @@ from orchestrator.core.execution import Evaluation, Inputs
 from orchestrator.core.graph import Graph
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
-from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from orchestrator.model import InputRevision, Run, RunState
 from orchestrator.tasks.targets import Target
@@ -29,17 +28,18 @@ of the task's id and the output's."""
 
 
 class Lookups:
-    def __init__(self, adapters: Adapters) -> None:
+    def __init__(self, adapters: Adapters, lookup_timeout_seconds: float) -> None:
         self._adapters = adapters
         self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
-                                data_prefix=adapters.data_prefix, database=adapters.database)
+                                data_prefix=adapters.data_prefix, database=adapters.database,
+                                lookup_timeout_seconds=lookup_timeout_seconds)
         self._log = get_logger("charon.engine")
 
     async def externals(self, graph: Graph, known: Externals | None = None) -> Externals:
         """The outputs of the external tasks that require nothing: what ``known`` (a
         lookup made for several graphs, :meth:`externals_of`) answers, the rest in one
-        batched lookup (a year of daily files: one listing, not 366 calls). If that
-        fails each task looks its own up, and fails alone."""
+        batched lookup (a year of daily files: one listing, not 366 calls). What a
+        source fails to answer there, each task looks up on its own, and fails alone."""
         targets = _external_targets(graph)
         found = {key: known[key] for key in targets if key in known} if known else {}
         if len(found) < len(targets):
@@ -49,16 +49,17 @@ class Lookups:
 
     async def externals_of(self, graphs: Iterable[Graph]) -> Externals:
         """The outputs of the external tasks of several graphs, in one batched lookup;
-        empty if it fails (each evaluation then looks its own up)."""
+        without those of a source that fails (each evaluation then looks its own up)."""
         return await self._together(
             {key: target for graph in graphs for key, target in _external_targets(graph).items()})
 
     async def _together(self, targets: Mapping[str, Target]) -> Externals:
-        try:
-            return await self._sensors.lookup_many(targets)
-        except CharonError as exc:
-            self._log.warning("cannot look external tasks up together", error=str(exc))
-            return {}
+        """What the sources answered; the targets of a source that failed are left out
+        (each evaluation needing them looks its own up, and fails alone)."""
+        found, failures = await self._sensors.lookup_answered(targets)
+        for failure in failures:
+            self._log.warning("cannot look external tasks up together", error=str(failure))
+        return found
 
     @staticmethod
     def answered(task: Task, externals: Externals) -> bool:

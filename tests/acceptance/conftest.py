@@ -88,7 +88,12 @@ def publish_daily_input(cli: Cli, day: str) -> None:
 def daily_outputs(cli: Cli, day: str) -> int:
     """How many revisions of bench.noop_tasks.Daily's output ``day`` has in ``cli``'s
     registry."""
-    listed = cli("registry", "ls", OUTPUT_ENDPOINT, day)
+    return revisions(cli, OUTPUT_ENDPOINT, day)
+
+
+def revisions(cli: Cli, endpoint: str, partition: str) -> int:
+    """How many revisions the partition has in ``cli``'s registry."""
+    listed = cli("registry", "ls", endpoint, partition)
     return max(0, len(listed.stdout.splitlines()) - 1)  # a header, then one line each
 
 

@@ -99,6 +99,12 @@ def _start(argv: list[str], port: int, probe: str, log: Path) -> Iterator[Emulat
 
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    yield from start_bigquery(tmp_path_factory.mktemp("bqemulator"))
+
+
+def start_bigquery(folder: Path) -> Iterator[Emulator]:
+    """A bqemulator of its own (a test that pauses it shares it with no other), its log
+    in ``folder``; stopped when the generator is closed."""
     install_spatial_extension()
     port = free_port()
     argv = [
@@ -106,8 +112,8 @@ def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emul
         "--grpc-host", "127.0.0.1", "--grpc-port", "0", "--ephemeral",
         "--project", PROJECTS[0], "--log-level", "warning",
     ]
-    log = tmp_path_factory.mktemp("bqemulator") / "bqemulator.log"
-    yield from _start(argv, port, f"/bigquery/v2/projects/{PROJECTS[0]}/datasets", log)
+    yield from _start(argv, port, f"/bigquery/v2/projects/{PROJECTS[0]}/datasets",
+                      folder / "bqemulator.log")
 
 
 @pytest.fixture(scope="session")

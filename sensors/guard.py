@@ -1,0 +1,94 @@
+"""A source that stops answering holds up only the lookups that need it.
+
+A source can accept connections and never answer: a paused server, a stuck proxy, a
+half-open connection. A lookup of it then waits for its client's timeouts and retries,
+minutes in all, and a daemon's evaluators, which serve every workflow, each waited so:
+a warehouse that hung kept every day of every workflow from being evaluated, those that
+never read it too.
+
+So each source's lookups are bounded by ``engine.lookup_timeout_seconds``. A lookup not
+answered within it fails, and the source is taken as not answering: the other lookups
+waiting on it fail with it, and for as long again every lookup of it fails at once,
+without asking. Then one lookup tries it (the others still fail at once meanwhile); its
+answer, even an error, means it answers again. An evaluation that fails is tried again
+later, as after any outage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from orchestrator.errors import SourceNotAnswering
+from orchestrator.log import get_logger
+
+T = TypeVar("T")
+
+LOOKUP_TIMEOUT_SECONDS = 30.0
+"""``engine.lookup_timeout_seconds``'s default."""
+
+
+class SourceGuard:
+    """The lookups of one source (the registry, the warehouse...), bounded in time."""
+
+    def __init__(self, source: str, timeout_seconds: float) -> None:
+        if not timeout_seconds > 0:
+            raise ValueError(f"a lookup timeout must be positive, not {timeout_seconds}")
+        self._source = source
+        self._timeout = timeout_seconds
+        self._failing_until = -math.inf
+        """Until when (anyio's clock) lookups fail at once; past it, one tries."""
+        self._down = False
+        self._trying = False
+        self._waiting: set[anyio.CancelScope] = set()
+        self._log = get_logger("charon.sensors")
+
+    async def ask(self, lookup: Callable[[], Awaitable[T]]) -> T:
+        """``lookup()``'s answer; SourceNotAnswering when the source is taken as not
+        answering, or does not answer within the timeout."""
+        trying = self._admit()
+        try:
+            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as scope:
+                self._waiting.add(scope)
+                try:
+                    answer = await lookup()
+                finally:
+                    self._waiting.discard(scope)
+            if scope.cancelled_caught:
+                self._not_answering()
+                raise SourceNotAnswering(
+                    f"{self._source} did not answer a lookup within {self._timeout:g} s")
+        finally:
+            if trying:
+                self._trying = False
+        if self._down:
+            self._down = False
+            self._log.info("source answering again", source=self._source)
+        return answer
+
+    def _admit(self) -> bool:
+        """Whether this lookup may ask, and whether it is the one trying the source."""
+        if not self._down:
+            return False
+        left = self._failing_until - anyio.current_time()
+        said = f"{self._source} is not answering (no answer within {self._timeout:g} s)"
+        if left > 0:
+            raise SourceNotAnswering(f"{said}: its lookups fail at once for another"
+                                     f" {math.ceil(left)} s, then one tries it")
+        if self._trying:
+            raise SourceNotAnswering(f"{said}: its lookups fail at once while one tries it")
+        self._trying = True
+        return True
+
+    def _not_answering(self) -> None:
+        now = anyio.current_time()
+        if not self._down or now >= self._failing_until:
+            self._down = True
+            self._failing_until = now + self._timeout
+            self._log.warning("source not answering: its lookups fail at once for a while",
+                              source=self._source, seconds=self._timeout)
+        for scope in self._waiting:
+            scope.cancel()

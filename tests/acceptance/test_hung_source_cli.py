@@ -1,0 +1,104 @@
+"""A paused warehouse holds up only the days that read it.
+
+A real ``charon daemon`` watches two workflows: one reads a BigQuery table a day (a
+bqemulator of this test's own), the other a registry partition a day. The emulator is
+paused with SIGSTOP before the daemon starts: its port still takes connections, and
+nothing answers them, as with a frozen server or a stuck proxy. The registry days must
+run within a few lookup timeouts (the daemon's evaluators, shared by both workflows,
+each waited for BigQuery's client timeouts and retries, minutes, before); once the
+emulator runs again and a table appears, its day runs too, without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orchestrator.stores.warehouse.base import Column
+from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
+from orchestrator.tablespec import TableSpec
+from tests.acceptance.conftest import (
+    CHARON,
+    Cli,
+    importing_tests,
+    reap,
+    revisions,
+    start,
+    wait_until,
+)
+from tests.support.emulators import Emulator, start_bigquery
+from tests.support.two_sources_tasks import DATASET, PLAYS, PROJECT, table_of
+
+pytestmark = pytest.mark.slow
+
+DAYS = ("2020-01-01", "2020-01-02", "2020-01-03")
+LOOKUP_TIMEOUT = 3
+REGISTRY_DAYS_WITHIN = 30.0
+"""Seconds: a few lookup timeouts, and far less than one BigQuery call's retries."""
+
+
+@pytest.fixture
+def bigquery(tmp_path: Path) -> Iterator[Emulator]:
+    yield from start_bigquery(tmp_path)
+
+
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "charon.toml"
+    workflows = [("tables", "FromTable"), ("plays", "FromRegistry")]
+    path.write_text(
+        f"[daemon]\nmax_backoff_seconds = 2\n\n[engine]\n"
+        f"lookup_timeout_seconds = {LOOKUP_TIMEOUT}\n\n"
+        '[warehouse]\nkind = "bigquery"\nproject = "scio-playground"\n'
+        + "".join(
+            f'\n[[workflows]]\nname = "{name}"\nmodule = "tests.support.two_sources_tasks"\n'
+            f'task = "{task}"\nstart = "{DAYS[0]}"\nend = "{DAYS[-1]}"\n'
+            for name, task in workflows)
+    )
+    return path
+
+
+async def create_table(bigquery: Emulator, day: str) -> None:
+    warehouse = await BigQueryWarehouse.open(
+        project=PROJECT, location="EU", api_root=f"{bigquery.url}/bigquery/v2")
+    try:
+        await warehouse.create_table(TableSpec(PROJECT, DATASET, table_of(day)),
+                                     [Column("plays", "INT64")], [(1,)])
+    finally:
+        await warehouse.aclose()
+
+
+def test_a_paused_warehouse_holds_up_only_the_days_that_read_it(
+        tmp_path: Path, bigquery: Emulator) -> None:
+    cli = Cli(tmp_path / "home")
+    for day in DAYS:
+        folder = cli.home / "storage" / "inputs" / day
+        folder.mkdir(parents=True)
+        (folder / "part").write_text("plays\n")
+        assert cli("registry", "publish", PLAYS, day, str(folder)).returncode == 0
+    os.kill(bigquery.process.pid, signal.SIGSTOP)
+    env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path)),
+           "BIGQUERY_EMULATOR_HOST": bigquery.host}
+    log = tmp_path / "daemon.log"
+    daemon, _url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+    try:
+        wait_until(lambda: all(revisions(cli, "two.sources.from.registry", day) == 1
+                               for day in DAYS),
+                   REGISTRY_DAYS_WITHIN, "the registry days to run", log)
+        said = log.read_text()
+        assert "source not answering" in said
+        assert "the warehouse is not answering" in said
+        assert all(revisions(cli, "two.sources.from.table", day) == 0 for day in DAYS)
+
+        os.kill(bigquery.process.pid, signal.SIGCONT)
+        anyio.run(create_table, bigquery, DAYS[0])
+        wait_until(lambda: revisions(cli, "two.sources.from.table", DAYS[0]) == 1,
+                   60, "the table's day to run once the warehouse answers", log)
+        assert "source answering again" in log.read_text()
+    finally:
+        os.kill(bigquery.process.pid, signal.SIGCONT)
+        reap(daemon)

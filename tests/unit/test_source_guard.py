@@ -1,0 +1,171 @@
+"""A source that stops answering holds up only the lookups that need it (sensors/guard.py).
+
+The warehouse below accepts a lookup and never answers, as a paused server does, until
+the test lets it; the registry beside it answers at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pytest
+
+from orchestrator.errors import SourceNotAnswering, WarehouseError
+from orchestrator.model import TableInfo
+from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.targets import RegistryTarget, Target, WarehouseTable
+from orchestrator.testing import InMemoryRegistry, InMemoryWarehouse
+from sensors import Sensors
+from sensors.guard import SourceGuard
+
+TIMEOUT = 0.5
+AT_ONCE = 0.2
+"""Seconds within which a lookup that fails at once has failed (a noisy machine's)."""
+LATE = 3.0
+"""Seconds past the timeout after which a lookup bounded by it has certainly overrun."""
+TABLE = WarehouseTable("scio-playground", "ds", "t_20200101")
+OTHER_TABLE = WarehouseTable("scio-playground", "ds", "t_20200102")
+PLAYS = RegistryTarget("plays", "2020-01-01")
+
+
+class PausedWarehouse(InMemoryWarehouse):
+    """Takes every lookup and answers none until ``resume()``; ``asked`` counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+        self._resumed = anyio.Event()
+
+    def resume(self) -> None:
+        self._resumed.set()
+
+    async def table_info(self, spec: TableSpec) -> TableInfo | None:
+        self.asked += 1
+        await self._resumed.wait()
+        return await super().table_info(spec)
+
+    async def list_tables(self, project: str, dataset: str) -> list[TableInfo]:
+        self.asked += 1
+        await self._resumed.wait()
+        return await super().list_tables(project, dataset)
+
+
+class FailingWarehouse(InMemoryWarehouse):
+    """Answers every lookup at once, with an error."""
+
+    async def table_info(self, spec: TableSpec) -> TableInfo | None:
+        raise WarehouseError("BigQuery answered 500")
+
+
+async def published_registry() -> InMemoryRegistry:
+    registry = InMemoryRegistry()
+    await registry.publish(PLAYS.endpoint, PLAYS.partition, "/data/plays/2020-01-01")
+    return registry
+
+
+async def seconds_to_fail(lookup: Callable[[], Awaitable[object]]) -> float:
+    """How long ``lookup`` took to raise SourceNotAnswering (the test fails if it hangs)."""
+    started = time.monotonic()
+    with anyio.fail_after(TIMEOUT + LATE), pytest.raises(SourceNotAnswering):
+        await lookup()
+    return time.monotonic() - started
+
+
+async def test_a_lookup_the_source_does_not_answer_fails_within_the_timeout() -> None:
+    sensors = Sensors(InMemoryRegistry(), PausedWarehouse(), lookup_timeout_seconds=TIMEOUT)
+    started = time.monotonic()
+    with anyio.fail_after(TIMEOUT + LATE), pytest.raises(
+            SourceNotAnswering, match=r"the warehouse did not answer a lookup within 0\.5 s"):
+        await sensors.lookup("table", TABLE)
+    assert time.monotonic() - started >= TIMEOUT
+
+
+async def test_then_its_lookups_fail_at_once_without_asking_while_others_answer() -> None:
+    warehouse = PausedWarehouse()
+    sensors = Sensors(await published_registry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
+    asked = warehouse.asked
+
+    assert await seconds_to_fail(lambda: sensors.lookup("other", OTHER_TABLE)) < AT_ONCE
+    assert await seconds_to_fail(lambda: sensors.lookup_many({"table": TABLE})) < AT_ONCE
+    assert warehouse.asked == asked
+    with anyio.fail_after(AT_ONCE):
+        found = await sensors.lookup("plays", PLAYS)
+    assert found is not None
+
+
+async def test_the_lookups_waiting_on_it_fail_with_the_first() -> None:
+    sensors = Sensors(InMemoryRegistry(), PausedWarehouse(), lookup_timeout_seconds=TIMEOUT)
+    ended: list[float] = []
+
+    async def look_up(key: str, target: Target) -> None:
+        with pytest.raises(SourceNotAnswering):
+            await sensors.lookup(key, target)
+        ended.append(time.monotonic())
+
+    started = time.monotonic()
+    with anyio.fail_after(TIMEOUT + LATE):
+        async with anyio.create_task_group() as group:
+            group.start_soon(look_up, "table", TABLE)
+            await anyio.sleep(TIMEOUT * 0.6)
+            group.start_soon(look_up, "other", OTHER_TABLE)
+    # The second asked 0.3 s after the first: it ends with it, not 0.3 s after it.
+    assert max(ended) - started < TIMEOUT + (TIMEOUT * 0.6) * 0.5
+
+
+async def test_as_long_again_later_one_lookup_tries_it_and_its_answer_ends_the_outage(
+) -> None:
+    warehouse = PausedWarehouse()
+    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
+    await anyio.sleep(TIMEOUT)
+    asked = warehouse.asked
+    async with anyio.create_task_group() as group:
+        group.start_soon(sensors.lookup, "table", TABLE)  # the one that tries it
+        await anyio.wait_all_tasks_blocked()
+        assert warehouse.asked == asked + 1
+        # Meanwhile the others fail at once, and do not ask.
+        assert await seconds_to_fail(lambda: sensors.lookup("other", OTHER_TABLE)) < AT_ONCE
+        assert warehouse.asked == asked + 1
+        warehouse.resume()
+    with anyio.fail_after(AT_ONCE):
+        assert await sensors.lookup("other", OTHER_TABLE) is None
+
+
+async def test_a_lookup_that_tries_it_and_gets_no_answer_fails_it_as_long_again() -> None:
+    warehouse = PausedWarehouse()
+    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
+    await anyio.sleep(TIMEOUT)
+    assert await seconds_to_fail(lambda: sensors.lookup("table", TABLE)) >= TIMEOUT
+    asked = warehouse.asked
+    assert await seconds_to_fail(lambda: sensors.lookup("table", TABLE)) < AT_ONCE
+    assert warehouse.asked == asked
+
+
+async def test_an_error_answered_in_time_is_an_answer_not_an_outage() -> None:
+    warehouse = FailingWarehouse()
+    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    for _ in range(3):
+        with pytest.raises(WarehouseError, match="BigQuery answered 500"):
+            await sensors.lookup("table", TABLE)
+
+
+async def test_a_batch_keeps_the_answers_of_the_sources_that_answer() -> None:
+    sensors = Sensors(await published_registry(), PausedWarehouse(),
+                      lookup_timeout_seconds=TIMEOUT)
+    targets: dict[str, Target] = {"table": TABLE, "plays": PLAYS, "other": OTHER_TABLE}
+    with anyio.fail_after(TIMEOUT + LATE):
+        found, failures = await sensors.lookup_answered(targets)
+    assert set(found) == {"plays"}
+    assert found["plays"] is not None
+    assert [type(failure) for failure in failures] == [SourceNotAnswering]
+    with anyio.fail_after(AT_ONCE), pytest.raises(SourceNotAnswering):
+        await sensors.lookup_many(targets)
+
+
+def test_a_lookup_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        SourceGuard("the warehouse", 0)
