@@ -55,6 +55,9 @@ class SourceGuard:
                 self._waiting.add(scope)
                 try:
                     answer = await lookup()
+                except Exception:
+                    self._answering()  # an error, but in time: the source answers
+                    raise
                 finally:
                     self._waiting.discard(scope)
             if scope.cancelled_caught:
@@ -64,9 +67,7 @@ class SourceGuard:
         finally:
             if trying:
                 self._trying = False
-        if self._down:
-            self._down = False
-            self._log.info("source answering again", source=self._source)
+        self._answering()
         return answer
 
     def _admit(self) -> bool:
@@ -82,6 +83,11 @@ class SourceGuard:
             raise SourceNotAnswering(f"{said}: its lookups fail at once while one tries it")
         self._trying = True
         return True
+
+    def _answering(self) -> None:
+        if self._down:
+            self._down = False
+            self._log.info("source answering again", source=self._source)
 
     def _not_answering(self) -> None:
         now = anyio.current_time()

@@ -31,32 +31,31 @@ PLAYS = RegistryTarget("plays", "2020-01-01")
 
 
 class PausedWarehouse(InMemoryWarehouse):
-    """Takes every lookup and answers none until ``resume()``; ``asked`` counts them."""
+    """Takes every lookup and answers none until ``resume()``, or answers each at once
+    with an error while ``failing``; ``asked`` counts them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.asked = 0
+        self.failing = False
         self._resumed = anyio.Event()
 
     def resume(self) -> None:
         self._resumed.set()
 
     async def table_info(self, spec: TableSpec) -> TableInfo | None:
-        self.asked += 1
-        await self._resumed.wait()
+        await self._answer()
         return await super().table_info(spec)
 
     async def list_tables(self, project: str, dataset: str) -> list[TableInfo]:
-        self.asked += 1
-        await self._resumed.wait()
+        await self._answer()
         return await super().list_tables(project, dataset)
 
-
-class FailingWarehouse(InMemoryWarehouse):
-    """Answers every lookup at once, with an error."""
-
-    async def table_info(self, spec: TableSpec) -> TableInfo | None:
-        raise WarehouseError("BigQuery answered 500")
+    async def _answer(self) -> None:
+        self.asked += 1
+        if self.failing:
+            raise WarehouseError("BigQuery answered 500")
+        await self._resumed.wait()
 
 
 async def published_registry() -> InMemoryRegistry:
@@ -146,11 +145,30 @@ async def test_a_lookup_that_tries_it_and_gets_no_answer_fails_it_as_long_again(
 
 
 async def test_an_error_answered_in_time_is_an_answer_not_an_outage() -> None:
-    warehouse = FailingWarehouse()
+    warehouse = PausedWarehouse()
+    warehouse.failing = True
     sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
-    for _ in range(3):
+    for asked in range(1, 4):
         with pytest.raises(WarehouseError, match="BigQuery answered 500"):
             await sensors.lookup("table", TABLE)
+        assert warehouse.asked == asked
+
+
+async def test_an_error_answered_to_the_lookup_trying_it_ends_the_outage() -> None:
+    warehouse = PausedWarehouse()
+    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
+    await anyio.sleep(TIMEOUT)
+    warehouse.failing = True
+    with pytest.raises(WarehouseError):
+        await sensors.lookup("table", TABLE)
+    warehouse.failing = False  # it takes lookups and answers none again
+    asked = warehouse.asked
+    async with anyio.create_task_group() as group:
+        group.start_soon(seconds_to_fail, lambda: sensors.lookup("table", TABLE))
+        group.start_soon(seconds_to_fail, lambda: sensors.lookup("other", OTHER_TABLE))
+        await anyio.wait_all_tasks_blocked()
+        assert warehouse.asked == asked + 2  # both asked: neither failed at once
 
 
 async def test_a_batch_keeps_the_answers_of_the_sources_that_answer() -> None:
