@@ -250,14 +250,16 @@ def requirements(task: Task) -> dict[str, Task]:
     return {str(index): item for index, item in enumerate(required)}
 
 
-def outputs(task: Task) -> dict[str, Target]:
-    """output() normalised to a dict; a single target is keyed ``output``."""
+def outputs(task: Task) -> Mapping[str, Target]:
+    """output() normalised to a mapping; a single target is keyed ``output``."""
     # output() follows from the parameters, which never change, and an evaluation asks
-    # for each task's outputs several times (a year of daily inputs: 1,464 calls).
-    made: dict[str, Target] | None = task.__dict__.get("_outputs")
+    # for each task's outputs several times (a year of daily inputs: 1,464 calls; a
+    # daemon's start-up sweep, 6 a day): made once, and not copied for each (typed a
+    # Mapping, so that no caller may change it).
+    made: Mapping[str, Target] | None = task.__dict__.get("_outputs")
     if made is None:
         made = task.__dict__["_outputs"] = _normalised(task.output())
-    return dict(made)
+    return made
 
 
 def _normalised(produced: Target | Mapping[str, Target] | None) -> dict[str, Target]:
