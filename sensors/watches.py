@@ -2,7 +2,10 @@
 watched, and sends the keys that changed as one trigger (``facts.py``).
 
 Kept apart from the sensors' lookups, which every command evaluating tasks uses: only
-the daemon watches, so only it imports this module and the facts.
+the daemon watches, so only it imports this module and the facts. The table and object
+listings are bounded as lookups are (``guard.py``): a source that does not answer fails
+its poll, and the daemon's status says so, within the lookup timeout. The registry's
+feed is left to its own timeouts, as a long-poll waits on purpose.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 
 from anyio.streams.memory import MemoryObjectSendStream
 
@@ -19,6 +23,7 @@ from orchestrator.stores.storage.base import Storage, folder_of
 from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.tasks.targets import StorageTarget
 from sensors.facts import Trigger, registry_key, storage_key, table_key
+from sensors.guard import SourceGuard
 from sensors.registry import LongPollRegistry
 from sensors.storage import version
 
@@ -58,16 +63,18 @@ class TableWatch:
         warehouse: Warehouse,
         datasets: Callable[[], dict[tuple[str, str], set[str]]],
         send: MemoryObjectSendStream[Trigger],
+        guard: SourceGuard,
     ) -> None:
         self._warehouse = warehouse
         self._datasets = datasets
         self._send = send
+        self._guard = guard
         self._seen: dict[str, datetime] = {}
 
     async def poll_once(self) -> bool:
         changed: list[str] = []
         for dataset, specs in self._datasets().items():
-            tables = await self._warehouse.list_tables(*dataset)
+            tables = await self._guard.ask(partial(self._warehouse.list_tables, *dataset))
             fresh = [
                 info.spec for info in tables
                 if info.spec in specs and self._seen.get(info.spec) != info.last_modified
@@ -93,11 +100,13 @@ class StorageWatch:
         data_prefix: str,
         watched: Callable[[], Iterable[StorageTarget]],
         send: MemoryObjectSendStream[Trigger],
+        guard: SourceGuard,
     ) -> None:
         self._storage = storage
         self._data_prefix = data_prefix
         self._watched = watched
         self._send = send
+        self._guard = guard
         self._seen: dict[str, str] = {}
 
     def _folders(self) -> dict[str, dict[str, str]]:
@@ -111,7 +120,8 @@ class StorageWatch:
     async def poll_once(self) -> bool:
         changed: list[str] = []
         for folder, uris in self._folders().items():
-            objects = [i for i in await self._storage.list(folder) if i.uri in uris]
+            listed = await self._guard.ask(partial(self._storage.list, folder))
+            objects = [i for i in listed if i.uri in uris]
             fresh = [i for i in objects if self._seen.get(i.uri) != version(i)]
             self._seen.update((i.uri, version(i)) for i in objects)
             # The first listing reports everything it finds too: an object written

@@ -115,7 +115,8 @@ class Daemon:
             self.settings.daemon.trigger_queue
         )
         self._send = send
-        polls = source_polls(self.adapters, self.watch, send, self._backoff, self.metrics)
+        polls = source_polls(self.adapters, self.watch, send, self._backoff, self.metrics,
+                             lookup_timeout_seconds=self.settings.engine.lookup_timeout_seconds)
         with send, receive:
             await self._run_all(serve, receive, polls, task_status)
         self._log.info("daemon stopped")

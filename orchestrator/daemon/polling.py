@@ -16,6 +16,7 @@ from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from sensors.facts import Trigger
+from sensors.guard import SourceGuard
 from sensors.watches import RegistryFeed, StorageWatch, TableWatch
 
 
@@ -65,13 +66,16 @@ async def poll_forever(
 
 def source_polls(
     adapters: Adapters, watch: Watchlist, send: MemoryObjectSendStream[Trigger],
-    schedule: PollSchedule, metrics: DaemonMetrics,
+    schedule: PollSchedule, metrics: DaemonMetrics, *, lookup_timeout_seconds: float,
 ) -> list[Callable[[], Awaitable[None]]]:
     """The daemon's polling sensors, each looping under :func:`poll_forever`: the
-    registry's change feed, and the tables and objects ``watch`` watches."""
+    registry's change feed, and the tables and objects ``watch`` watches, their
+    listings bounded by ``lookup_timeout_seconds``."""
     feed = RegistryFeed(adapters.registry, send)
-    tables = TableWatch(adapters.warehouse, lambda: watch.datasets, send)
-    objects = StorageWatch(adapters.storage, adapters.data_prefix, lambda: watch.objects, send)
+    tables = TableWatch(adapters.warehouse, lambda: watch.datasets, send,
+                        SourceGuard("the warehouse", lookup_timeout_seconds))
+    objects = StorageWatch(adapters.storage, adapters.data_prefix, lambda: watch.objects, send,
+                           SourceGuard("storage", lookup_timeout_seconds))
     return [partial(poll_forever, "registry", feed.poll_once, schedule, metrics),
             partial(poll_forever, "warehouse", tables.poll_once, schedule, metrics),
             partial(poll_forever, "storage", objects.poll_once, schedule, metrics)]

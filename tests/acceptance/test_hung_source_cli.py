@@ -5,14 +5,17 @@ bqemulator of this test's own), the other a registry partition a day. The emulat
 paused with SIGSTOP before the daemon starts: its port still takes connections, and
 nothing answers them, as with a frozen server or a stuck proxy. The registry days must
 run within a few lookup timeouts (the daemon's evaluators, shared by both workflows,
-each waited for BigQuery's client timeouts and retries, minutes, before); once the
-emulator runs again and a table appears, its day runs too, without a restart.
+each waited for BigQuery's client timeouts and retries, minutes, before), and the
+daemon's status says the warehouse is down; once the emulator runs again and a table
+appears, its day runs too, without a restart.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +65,12 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
+def warehouse_health(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310
+        health: dict[str, object] = json.load(answer)["sources"]["warehouse"]
+    return health
+
+
 async def create_table(bigquery: Emulator, day: str) -> None:
     warehouse = await BigQueryWarehouse.open(
         project=PROJECT, location="EU", api_root=f"{bigquery.url}/bigquery/v2")
@@ -84,7 +93,7 @@ def test_a_paused_warehouse_holds_up_only_the_days_that_read_it(
     env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path)),
            "BIGQUERY_EMULATOR_HOST": bigquery.host}
     log = tmp_path / "daemon.log"
-    daemon, _url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+    daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
     try:
         wait_until(lambda: all(revisions(cli, "two.sources.from.registry", day) == 1
                                for day in DAYS),
@@ -93,12 +102,18 @@ def test_a_paused_warehouse_holds_up_only_the_days_that_read_it(
         assert "source not answering" in said
         assert "the warehouse is not answering" in said
         assert all(revisions(cli, "two.sources.from.table", day) == 0 for day in DAYS)
+        # Its own poll of the tables is bounded the same way: the status says so.
+        wait_until(lambda: not warehouse_health(url)["up"], REGISTRY_DAYS_WITHIN,
+                   "the status to say the warehouse is down", log)
+        assert "the warehouse" in str(warehouse_health(url)["last_error"])
 
         os.kill(bigquery.process.pid, signal.SIGCONT)
         anyio.run(create_table, bigquery, DAYS[0])
         wait_until(lambda: revisions(cli, "two.sources.from.table", DAYS[0]) == 1,
                    60, "the table's day to run once the warehouse answers", log)
         assert "source answering again" in log.read_text()
+        wait_until(lambda: warehouse_health(url)["up"] is True, 60,
+                   "the status to say the warehouse is up again", log)
     finally:
         os.kill(bigquery.process.pid, signal.SIGCONT)
         reap(daemon)
