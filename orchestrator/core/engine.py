@@ -28,7 +28,13 @@ from orchestrator.core.policy import USER_RUN, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status, complete, not_claiming
 from orchestrator.core.task_loop import TaskLoop
-from orchestrator.errors import CharonError, RetriesExhausted, RunConflict, StaleInputs
+from orchestrator.errors import (
+    CharonError,
+    RetriesExhausted,
+    RunConflict,
+    SourceNotAnswering,
+    StaleInputs,
+)
 from orchestrator.log import get_logger, log_context
 from orchestrator.model import (
     Run,
@@ -178,7 +184,9 @@ class Engine:
         except CharonError as exc:
             # A store or source failed (or a task is misdeclared): this node cannot be
             # evaluated now. Its dependents are blocked; the rest of the graph goes on.
-            self._log.warning("cannot evaluate", task=task_id, error=str(exc))
+            # A source not answering is said once by its guard, not again for each node.
+            said = self._log.debug if isinstance(exc, SourceNotAnswering) else self._log.warning
+            said("cannot evaluate", task=task_id, error=str(exc))
             return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}")
 
     async def _evaluate(

@@ -16,6 +16,7 @@ from orchestrator.core.execution import Evaluation, Inputs
 from orchestrator.core.graph import Graph
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
+from orchestrator.errors import SourceNotAnswering
 from orchestrator.log import get_logger
 from orchestrator.model import InputRevision, Run, RunState
 from orchestrator.tasks.targets import Target
@@ -58,7 +59,10 @@ class Lookups:
         (each evaluation needing them looks its own up, and fails alone)."""
         found, failures = await self._sensors.lookup_answered(targets)
         for failure in failures:
-            self._log.warning("cannot look external tasks up together", error=str(failure))
+            # A source not answering is said once by its guard, not for each lookup.
+            said = (self._log.debug if isinstance(failure, SourceNotAnswering)
+                    else self._log.warning)
+            said("cannot look external tasks up together", error=str(failure))
         return found
 
     @staticmethod

@@ -35,7 +35,7 @@ from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, messages
-from orchestrator.log import get_logger
+from orchestrator.log import Throttled, get_logger
 from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
@@ -102,6 +102,9 @@ class Daemon:
         self._life = Lifecycle(daemon.shutdown_grace_seconds)
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
+        # A day's first failure is said; the next ones are counted, in a line every 10 s.
+        self._failing_again = Throttled(
+            self._log, "evaluations failed again; each tried again later", "evaluations")
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(
@@ -358,8 +361,12 @@ class Daemon:
         self.metrics.sources["evaluations"].failed(error)
         self.metrics.evaluation_errors.inc(workflow=root.workflow)
         delay = self._backoff.next_delay(state.errors)
-        self._log.warning("evaluation failed; trying again later", root=str(root), error=error,
-                          failures=state.errors, retry_in_seconds=round(delay, 3))
+        said = {"root": str(root), "error": error, "failures": state.errors,
+                "retry_in_seconds": round(delay, 3)}
+        if state.errors == 1:
+            self._log.warning("evaluation failed; trying again later", **said)
+        else:  # a source down for an hour, each of its days tried again every minute
+            self._failing_again(**said)
         self._evaluate_again_at(root, state, datetime.now(UTC) + timedelta(seconds=delay))
 
     def _evaluate_again_at(self, root: Root, state: RootState, when: datetime) -> None:

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import anyio
 import pytest
+import structlog
 
 from jobs.top_artists import END_CONTENT_FACT, TopArtistsJob
 from orchestrator.config import load_settings
@@ -19,7 +20,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.report import Outcome, Report
 from orchestrator.daemon.daemon import MAX_CONCURRENT_EVALUATIONS
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import RegistryError
+from orchestrator.errors import RegistryError, WarehouseError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
@@ -161,6 +162,29 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
         await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
         await world.wait_for(lambda: len(world.runner.calls) == 1, timeout=10)
     assert world.daemon.metrics.sensor_errors.value(sensor="registry") == 3
+
+
+async def test_a_day_failing_again_and_again_is_said_once_then_counted() -> None:
+    world = make_world()
+
+    async def down(*args: object) -> None:
+        raise WarehouseError("BigQuery answered 503")
+
+    world.warehouse.table_info = down  # type: ignore[method-assign,assignment]
+    world.warehouse.list_tables = down  # type: ignore[method-assign,assignment]
+    with structlog.testing.capture_logs() as logs:
+        async with running(world):
+            # Retried with the backoff: 20 ms, 40 ms, 80 ms... (polls every 10 ms here).
+            await world.wait_for(lambda: any(
+                state.errors >= 6 for state in world.daemon.roots.values()), timeout=20)
+    said = [entry for entry in logs if entry["event"] == "evaluation failed; trying again later"]
+    assert sorted(entry["root"] for entry in said) == sorted(map(str, world.daemon.roots))
+    assert {entry["failures"] for entry in said} == {1}  # each day's first, and no other
+    again = [entry for entry in logs
+             if entry["event"] == "evaluations failed again; each tried again later"]
+    assert 1 <= len(again) <= 2  # one at once, the rest counted for 10 s
+    assert again[0]["log_level"] == "warning"
+    assert "BigQuery answered 503" in again[0]["error"]
 
 
 async def test_shutdown_lets_a_running_job_finish_within_the_grace_period() -> None:

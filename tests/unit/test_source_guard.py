@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import anyio
 import pytest
+import structlog
 
+from orchestrator.config import load_settings
+from orchestrator.core.engine import Engine
+from orchestrator.core.ports import Adapters
+from orchestrator.core.report import Status
 from orchestrator.errors import SourceNotAnswering, WarehouseError
 from orchestrator.model import TableInfo
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.targets import RegistryTarget, Target, WarehouseTable
-from orchestrator.testing import InMemoryRegistry, InMemoryWarehouse
+from orchestrator.tasks.task import ExternalTask
+from orchestrator.testing import (
+    FakeJobRunner,
+    InMemoryRegistry,
+    InMemoryStateStore,
+    InMemoryStorage,
+    InMemoryWarehouse,
+)
 from sensors import Sensors
 from sensors.guard import SourceGuard
 
@@ -182,6 +195,26 @@ async def test_a_batch_keeps_the_answers_of_the_sources_that_answer() -> None:
     assert [type(failure) for failure in failures] == [SourceNotAnswering]
     with anyio.fail_after(AT_ONCE), pytest.raises(SourceNotAnswering):
         await sensors.lookup_many(targets)
+
+
+class TableInput(ExternalTask):
+    def output(self) -> WarehouseTable:
+        return TABLE
+
+
+async def test_the_nodes_a_silent_source_fails_are_not_each_said_again() -> None:
+    warehouse, storage = PausedWarehouse(), InMemoryStorage()
+    engine = Engine(Adapters(InMemoryRegistry(), warehouse, storage, InMemoryStateStore(), "/out"),
+                    runner=FakeJobRunner(warehouse, storage), beam=load_settings({}).beam,
+                    max_concurrent_runs=1, lease=timedelta(hours=1),
+                    lookup_timeout=timedelta(seconds=TIMEOUT))
+    with structlog.testing.capture_logs() as logs, anyio.fail_after(TIMEOUT + LATE):
+        for _ in range(3):
+            outcome = (await engine.run(TableInput())).outcomes[TableInput().task_id]
+            assert outcome.status is Status.ERROR
+            assert "SourceNotAnswering: the warehouse" in outcome.detail
+    warned = [entry["event"] for entry in logs if entry["log_level"] == "warning"]
+    assert warned == ["source not answering: its lookups fail at once for a while"]
 
 
 def test_a_lookup_timeout_must_be_positive() -> None:
