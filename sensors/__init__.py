@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -29,6 +29,7 @@ from sensors.warehouse import WarehouseSensor
 
 __all__ = ["DatabaseSensor", "RegistrySensor", "Sensors", "StorageSensor", "WarehouseSensor"]
 
+T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
@@ -70,13 +71,19 @@ class Sensors:
         def guarded(source: str, sensor: Sensor[Any]) -> _Guarded:
             return _Guarded(sensor, SourceGuard(source, lookup_timeout_seconds))
 
+        self._storage = guarded("storage", _NoStorage() if storage is None
+                                else StorageSensor(storage, data_prefix))
         self._by_kind = TargetKinds[_Guarded]("sensor", {
             RegistryTarget: guarded("the registry", RegistrySensor(registry)),
             WarehouseTable: guarded("the warehouse", WarehouseSensor(warehouse)),
-            StorageTarget: guarded("storage", _NoStorage() if storage is None
-                                   else StorageSensor(storage, data_prefix)),
+            StorageTarget: self._storage,
             PostgresTable: guarded("the database", DatabaseSensor(database)),
         })
+
+    async def ask_storage(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, which asks storage for a sensor's sake (are an output's objects
+        still there?), bounded as storage's lookups are, under the same guard."""
+        return await self._storage.guard.ask(call)
 
     async def lookup(self, key: str, target: Target) -> InputRevision | None:
         source = self._by_kind(target)

@@ -33,6 +33,8 @@ class Presence(Protocol[T_contra]):
     """True: present is not enough, the task's run must have consumed its current inputs.
     False: the output records no inputs and may be written only once per task (Luigi's
     marker row), so being there makes the task complete whatever its inputs now are."""
+    reads_storage: bool
+    """True: it asks storage (bounded then as storage's lookups are, sensors/guard.py)."""
 
     async def present(self, target: T_contra, found: InputRevision, adapters: Adapters) -> bool:
         """Whether the output the sensor found still holds its data."""
@@ -40,6 +42,7 @@ class Presence(Protocol[T_contra]):
 
 class _RegistryPresence:
     fingerprinted = True
+    reads_storage = True
 
     async def present(self, target: RegistryTarget, found: InputRevision,
                       adapters: Adapters) -> bool:
@@ -48,6 +51,8 @@ class _RegistryPresence:
 
 class _FoundIsPresent:
     """The sensor's lookup already reads the thing itself: the table, the object, the marker."""
+
+    reads_storage = False
 
     def __init__(self, *, fingerprinted: bool) -> None:
         self.fingerprinted = fingerprinted
@@ -67,6 +72,11 @@ PRESENCE = TargetKinds[Presence[Any]]("completeness", {
 async def present(target: Target, found: InputRevision | None, adapters: Adapters) -> bool:
     """Whether an output the sensor looked up (``found``, None if absent) is there."""
     return found is not None and await PRESENCE(target).present(target, found, adapters)
+
+
+def reads_storage(target: Target) -> bool:
+    """Whether judging the output present asks storage."""
+    return PRESENCE(target).reads_storage
 
 
 def complete_when_present(targets: list[Target]) -> bool:

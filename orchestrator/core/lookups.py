@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from functools import partial
 
-from orchestrator.core.completeness import complete_when_present, present
+from orchestrator.core.completeness import complete_when_present, present, reads_storage
 from orchestrator.core.execution import Evaluation, Inputs
 from orchestrator.core.graph import Graph
 from orchestrator.core.ports import Adapters
@@ -126,13 +127,17 @@ class Lookups:
             return False
         found = await self._sensors.lookup_many(outputs(task))
         for key, target in outputs(task).items():
-            if not await present(target, found[key], self._adapters):
+            if not await self._present(target, found[key]):
                 if succeeded:
                     self._log.info("an output is missing", output=key,
                                    target=str(target))
                 return False
         self._log.info("already complete", run_id=run.id if run else None)
         return True
+
+    async def _present(self, target: Target, found: InputRevision | None) -> bool:
+        check = partial(present, target, found, self._adapters)
+        return await (self._sensors.ask_storage(check) if reads_storage(target) else check())
 
 
 def _external_targets(graph: Graph) -> dict[str, Target]:

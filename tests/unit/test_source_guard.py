@@ -6,6 +6,7 @@ the test lets it; the registry beside it answers at once.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -20,9 +21,11 @@ from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Status
 from orchestrator.errors import SourceNotAnswering, WarehouseError
 from orchestrator.model import TableInfo
+from orchestrator.stores.storage.base import ObjectInfo
 from orchestrator.tablespec import TableSpec
+from orchestrator.tasks.runcontext import RunContext
 from orchestrator.tasks.targets import RegistryTarget, Target, WarehouseTable
-from orchestrator.tasks.task import ExternalTask
+from orchestrator.tasks.task import ExternalTask, Task
 from orchestrator.testing import (
     FakeJobRunner,
     InMemoryRegistry,
@@ -215,6 +218,39 @@ async def test_the_nodes_a_silent_source_fails_are_not_each_said_again() -> None
             assert "SourceNotAnswering: the warehouse" in outcome.detail
     warned = [entry["event"] for entry in logs if entry["log_level"] == "warning"]
     assert warned == ["source not answering: its lookups fail at once for a while"]
+
+
+class PausedStorage(InMemoryStorage):
+    """Storage whose listings, once ``paused``, are taken and never answered."""
+
+    paused = False
+
+    async def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        if self.paused:
+            await anyio.sleep_forever()
+        return await super().list(prefix)
+
+
+class Written(Task):
+    def output(self) -> RegistryTarget:
+        return RegistryTarget("written", "2020-01-01")
+
+    async def run(self, context: RunContext) -> None:
+        await context.storage.write(f"{context.outputs['output']}/part", b"written\n")
+
+
+async def test_whether_an_output_is_still_there_is_asked_of_storage_bounded_too() -> None:
+    warehouse, storage = InMemoryWarehouse(), PausedStorage()
+    engine = Engine(Adapters(InMemoryRegistry(), warehouse, storage, InMemoryStateStore(), "/out"),
+                    runner=FakeJobRunner(warehouse, storage), beam=load_settings({}).beam,
+                    max_concurrent_runs=1, lease=timedelta(hours=1),
+                    lookup_timeout=timedelta(seconds=TIMEOUT))
+    assert (await engine.run(Written())).outcomes[Written().task_id].status is Status.DONE
+    storage.paused = True  # is its output still there? storage takes the question, no more
+    with anyio.fail_after(TIMEOUT + LATE):
+        outcome = (await engine.run(Written())).outcomes[Written().task_id]
+    assert outcome.status is Status.ERROR
+    assert "storage did not answer a lookup within 0.5 s" in outcome.detail
 
 
 def test_a_lookup_timeout_must_be_positive() -> None:
