@@ -56,6 +56,7 @@ Lookup = Callable[[], Awaitable[Inputs | Outcome]]
 """Looks a task's inputs up: their revisions, or the outcome that one is missing."""
 LOOKUP_TIMEOUT = timedelta(seconds=LOOKUP_TIMEOUT_SECONDS)
 """A source's lookups are bounded by this unless told otherwise (sensors/guard.py)."""
+AT_ITS_LIMIT = "ready: its workflow runs as many at once as it may; it runs when one ends"
 MAX_ROUNDS = 3
 """Runs of one node in one evaluation when its inputs keep changing under it; the next
 evaluation (a new input's trigger) takes it from there."""
@@ -278,6 +279,10 @@ class Engine:
         waited = not self._place_free(policy)
         if waited and policy.on_ready is not None:
             policy.on_ready(task)
+        if waited and policy.on_no_place is not None and policy.limiter is not None and (
+                not policy.limiter.available_tokens):
+            policy.on_no_place(task)
+            return Outcome(task.task_id, Status.WAITING, AT_ITS_LIMIT, run=earlier)
         async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place
@@ -368,7 +373,7 @@ class Engine:
         """A place within the evaluation's own limit, if it has one, then the engine's:
         waiting for its workflow's limit holds no place another workflow could use."""
         limits = [self._limiter] if policy.limiter is None else [policy.limiter, self._limiter]
-        return Place(limits)
+        return Place(limits, policy.on_place_freed)
 
     async def _claim(
         self, task: Task, current: str, inputs: Inputs, policy: Policy, *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 
 
@@ -10,8 +12,10 @@ class Place:
     work is done: it is given back before the success is recorded, since the limits bound
     jobs, not bookkeeping, and successes that queue up then share one state-store commit."""
 
-    def __init__(self, limits: list[anyio.CapacityLimiter]) -> None:
+    def __init__(self, limits: list[anyio.CapacityLimiter],
+                 on_release: Callable[[], None] | None = None) -> None:
         self._limits = limits
+        self._on_release = on_release
         self._held = False
 
     async def __aenter__(self) -> Place:
@@ -30,6 +34,8 @@ class Place:
             self._held = False
             for limit in reversed(self._limits):
                 limit.release()
+            if self._on_release is not None:
+                self._on_release()
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()

@@ -34,6 +34,13 @@ class Policy:
     on_ready: Callable[[Task], None] | None = None
     """Told when a task has all its inputs but must wait for a place under the limits
     (the daemon's grid shows it *ready*)."""
+    on_no_place: Callable[[Task], None] | None = None
+    """Told, instead of the evaluation waiting, when a ready task finds ``limiter`` full:
+    the evaluation ends, its task *waiting*, and the caller evaluates it again once
+    ``on_place_freed`` says a place came free (the daemon: a workflow's backlog then
+    holds none of the evaluators every workflow shares). None: the evaluation waits."""
+    on_place_freed: Callable[[], None] | None = None
+    """Told each time a run gives its place within ``limiter`` back."""
 
     def forces(self, task_id: str, run: Run | None) -> bool:
         """Whether a user's re-run asks ``run`` (the task's run of its current inputs)

@@ -31,7 +31,7 @@ from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, source_polls
-from orchestrator.daemon.ready import ReadyRoots
+from orchestrator.daemon.ready import AtLimit, ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, messages
@@ -84,8 +84,10 @@ class Daemon:
         self._limiters = {
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
         }
+        self._at_limit = AtLimit(self._limiters, partial(self.schedule, received=None))
         self._policies = {
-            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy)
+            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy,
+                           on_place_freed=partial(self._at_limit.freed, w.name))
             for w in settings.workflows
         }
         daemon = settings.daemon
@@ -336,7 +338,7 @@ class Daemon:
                 self.metrics.sources["evaluations"].ok()
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
-        state.evaluated_at, state.ready = datetime.now(UTC), False
+        state.evaluated_at, state.ready = datetime.now(UTC), state.ready and root in self._at_limit
         return evaluated
 
     def _record(self, root: Root, state: RootState, verdict: Verdict) -> None:
@@ -350,7 +352,8 @@ class Daemon:
                 received: float | None) -> Policy:
         policy = replace(self._policies[root.workflow],
                          on_launch=partial(self._launched, root.workflow, received),
-                         on_ready=partial(_ready, task.task_id, state))
+                         on_ready=partial(_ready, task.task_id, state),
+                         on_no_place=partial(self._at_limit.wait, root))
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
             state.rerun = NO_RERUNS

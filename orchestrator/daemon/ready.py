@@ -14,7 +14,7 @@ are indexed before that lookup, so a fact about one of them from then on marks i
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -149,3 +149,30 @@ class ReadyRoots:
             return externals
         finally:
             done.set()
+
+
+class AtLimit:
+    """The days whose runs found their workflow at its limit, first come first served:
+    each is evaluated again as a run of its workflow gives its place back. Their
+    evaluations end meanwhile, so a workflow's backlog (a hundred days ready, two runs
+    at a time) holds none of the evaluators every workflow shares."""
+
+    def __init__(self, workflows: Iterable[str], schedule: Callable[[Root], None]) -> None:
+        self._waiting: dict[str, dict[Root, None]] = {workflow: {} for workflow in workflows}
+        self._schedule = schedule
+
+    def __contains__(self, root: Root) -> bool:
+        return root in self._waiting[root.workflow]
+
+    def wait(self, root: Root, _task: Task) -> None:
+        self._waiting[root.workflow][root] = None
+
+    def freed(self, workflow: str) -> None:
+        """A place of ``workflow`` came free: its first waiting day is evaluated again
+        (should another evaluation take the place first, that day waits again)."""
+        waiting = self._waiting[workflow]
+        if waiting:
+            root = next(iter(waiting))
+            del waiting[root]
+            self._schedule(root)
+

@@ -45,7 +45,7 @@ async def output_revisions(world: World, day: str = DAY) -> list[Revision]:
 def make_world(
     policy: str = "rerun", max_runs: int = 2, secret: str = "", *,
     state: Callable[[Clock], S] | None = None, max_attempts: int = 3,
-    retry_delay_seconds: int = 60, grace_seconds: int = 1,
+    retry_delay_seconds: int = 60, grace_seconds: int = 1, lookback_days: int = 1,
 ) -> DaemonWorld[InMemoryRegistry, S]:
     """A daemon watching top_artists over an in-memory world on the wall clock."""
     settings = load_settings({
@@ -54,7 +54,8 @@ def make_world(
     })
     workflow = WorkflowSettings(
         name="top_artists", module="jobs.top_artists", task="TopArtistsJob",
-        params=(("top_n", 10),), lookback_days=1, policy=policy, max_concurrent_runs=max_runs,
+        params=(("top_n", 10),), lookback_days=lookback_days, policy=policy,
+        max_concurrent_runs=max_runs,
         max_attempts=max_attempts, retry_delay_seconds=retry_delay_seconds,
     )
     settings = dataclasses.replace(

@@ -112,6 +112,27 @@ async def test_the_workflow_limit_holds_runs_back() -> None:
     assert world.runner.most_running == 1
 
 
+async def test_days_at_their_workflow_limit_wait_without_holding_an_evaluator() -> None:
+    """A hundred days ready and one run at a time: the other 99 end their evaluations,
+    waiting, rather than each hold one of the evaluators every workflow shares, and each
+    runs in turn as a run gives its place back (none is forgotten)."""
+    days = [(TODAY - timedelta(days=n)).isoformat() for n in range(100)]
+    world = make_world(max_runs=1, lookback_days=len(days))
+    world.runner.gate = anyio.Event()
+    async with running(world):
+        for day in days:
+            await publish_day(world, day)
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.wait_for(lambda: sum(
+            state.ready for state in world.daemon.roots.values()) == len(days) - 1, timeout=10)
+        await anyio.sleep(0.1)
+        assert sum(state.evaluating for state in world.daemon.roots.values()) == 1
+        assert (await world.daemon.status())["totals"]["waiting"] == len(days) - 1
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == len(days), timeout=60)
+    assert world.runner.most_running == 1
+
+
 async def test_status_says_what_each_partition_waits_for() -> None:
     async with running(make_world()) as world:
         await world.wait_for(lambda: all(s.verdict for s in world.daemon.roots.values()))

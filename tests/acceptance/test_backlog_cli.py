@@ -1,0 +1,77 @@
+"""One workflow's backlog holds up no other workflow's days.
+
+A real ``charon daemon`` watches a workflow of 100 days, all ready, whose runs take two
+minutes, two at a time (its limit), and a second workflow. The daemon's evaluators, 64,
+are shared by every workflow; the backlog's days used to wait for a place each holding
+one, so a day of the second workflow, ready and with places free under the engine's
+limit, waited for the backlog to drain. It must run within seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from orchestrator.adapters import open_adapters
+from orchestrator.config import load_settings
+from tests.acceptance.conftest import (
+    CHARON,
+    Cli,
+    importing_tests,
+    reap,
+    revisions,
+    start,
+    wait_until,
+)
+from tests.support.backlog_tasks import QUICK_INPUT, QUICK_OUTPUT, SLOW_INPUT
+
+pytestmark = pytest.mark.slow
+
+FIRST = date(2020, 1, 1)
+BACKLOG = 100
+QUICK_WITHIN = 20.0
+"""Seconds: far less than one run of the backlog (two minutes)."""
+
+
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "charon.toml"
+    last = FIRST + timedelta(days=BACKLOG - 1)
+    path.write_text(
+        "[engine]\nmax_concurrent_runs = 4\n\n"
+        '[[workflows]]\nname = "slow"\nmodule = "tests.support.backlog_tasks"\ntask = "Slow"\n'
+        f'start = "{FIRST}"\nend = "{last}"\nmax_concurrent_runs = 2\n\n'
+        '[[workflows]]\nname = "quick"\nmodule = "tests.support.backlog_tasks"\n'
+        f'task = "Quick"\nstart = "{FIRST}"\nend = "{FIRST}"\n'
+    )
+    return path
+
+
+async def publish(env: dict[str, str], endpoint: str, days: int, folder: Path) -> None:
+    """``days`` partitions from FIRST, through the registry the daemon reads."""
+    async with open_adapters(load_settings(env)) as adapters:
+        for n in range(days):
+            await adapters.registry.publish(endpoint, (FIRST + timedelta(days=n)).isoformat(),
+                                            str(folder))
+
+
+def test_a_backlog_of_long_runs_holds_up_no_other_workflow(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path))}
+    folder = cli.home / "storage" / "inputs"
+    folder.mkdir(parents=True)
+    (folder / "part").write_text("input\n")
+    anyio.run(publish, env, SLOW_INPUT, BACKLOG, folder)
+    log = tmp_path / "daemon.log"
+    daemon, _url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+    try:
+        wait_until(lambda: log.read_text().count('"run started"') >= 2, 60,
+                   "the backlog's first two runs", log)
+        anyio.run(publish, env, QUICK_INPUT, 1, folder)
+        wait_until(lambda: revisions(cli, QUICK_OUTPUT, FIRST.isoformat()) == 1,
+                   QUICK_WITHIN, "the other workflow's day to run", log)
+        assert log.read_text().count('"run started"') == 3  # the backlog: two at a time
+    finally:
+        reap(daemon)
