@@ -87,7 +87,7 @@ class Daemon:
         self._at_limit = AtLimit(self._limiters, partial(self.schedule, received=None))
         self._policies = {
             w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy,
-                           on_place_freed=partial(self._at_limit.freed, w.name))
+                           on_place_freed=partial(self._at_limit.offer, w.name))
             for w in settings.workflows
         }
         daemon = settings.daemon
@@ -300,6 +300,7 @@ class Daemon:
         state = self.roots[root]
         try:
             while True:
+                self._at_limit.leave(root)
                 state.dirty, received, state.pending_since = False, state.pending_since, None
                 serving = self.asking.take(root)
                 evaluated = await self._evaluate_once(root, state, received)
@@ -308,6 +309,7 @@ class Daemon:
                     break
         finally:
             state.evaluating = False
+            self._at_limit.offer(root.workflow)  # a place it woke for and did not take
 
     async def _evaluate_once(self, root: Root, state: RootState,
                              received: float | None) -> bool:

@@ -14,7 +14,7 @@ are indexed before that lookup, so a fact about one of them from then on marks i
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -153,12 +153,20 @@ class ReadyRoots:
 
 class AtLimit:
     """The days whose runs found their workflow at its limit, first come first served:
-    each is evaluated again as a run of its workflow gives its place back. Their
+    as places of that workflow come free, as many are evaluated again. Their
     evaluations end meanwhile, so a workflow's backlog (a hundred days ready, two runs
-    at a time) holds none of the evaluators every workflow shares."""
+    at a time) holds none of the evaluators every workflow shares.
 
-    def __init__(self, workflows: Iterable[str], schedule: Callable[[Root], None]) -> None:
-        self._waiting: dict[str, dict[Root, None]] = {workflow: {} for workflow in workflows}
+    A day is here only while its last evaluation ended at the limit (:meth:`leave` as
+    each begins). Places are offered when a run gives one back and when an evaluation
+    ends, so a place a woken day did not take (another worker ran it meanwhile) goes to
+    the next, rather than wait for a run that will never give one back."""
+
+    def __init__(self, limiters: Mapping[str, anyio.CapacityLimiter],
+                 schedule: Callable[[Root], None]) -> None:
+        """``limiters``: each workflow's limit of runs at once."""
+        self._limiters = limiters
+        self._waiting: dict[str, dict[Root, None]] = {workflow: {} for workflow in limiters}
         self._schedule = schedule
 
     def __contains__(self, root: Root) -> bool:
@@ -167,12 +175,13 @@ class AtLimit:
     def wait(self, root: Root, _task: Task) -> None:
         self._waiting[root.workflow][root] = None
 
-    def freed(self, workflow: str) -> None:
-        """A place of ``workflow`` came free: its first waiting day is evaluated again
-        (should another evaluation take the place first, that day waits again)."""
+    def leave(self, root: Root) -> None:
+        self._waiting[root.workflow].pop(root, None)
+
+    def offer(self, workflow: str) -> None:
+        """As many of ``workflow``'s days as it has places free now are evaluated again
+        (should another evaluation take a place first, that day waits again)."""
         waiting = self._waiting[workflow]
-        if waiting:
-            root = next(iter(waiting))
+        for root in list(islice(waiting, int(self._limiters[workflow].available_tokens))):
             del waiting[root]
             self._schedule(root)
-

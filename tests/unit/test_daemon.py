@@ -9,6 +9,7 @@ import signal
 import time
 from collections import Counter
 from datetime import date, timedelta
+from functools import partial
 
 import anyio
 import pytest
@@ -25,7 +26,7 @@ from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
 from orchestrator.tasks.task import Task
-from orchestrator.testing import ProcessCrashed
+from orchestrator.testing import FakeJobRunner, ProcessCrashed
 from orchestrator.testing.world import DaemonWorld, build_world
 from sensors.facts import Root, Trigger, registry_key
 from tests.support.worlds import TODAY, make_world, output_revisions, publish_day, running
@@ -131,6 +132,32 @@ async def test_days_at_their_workflow_limit_wait_without_holding_an_evaluator() 
         world.runner.gate.set()
         await world.wait_for(lambda: len(world.runner.calls) == len(days), timeout=60)
     assert world.runner.most_running == 1
+
+
+async def test_a_waiting_day_another_worker_ran_meanwhile_passes_its_turn_on() -> None:
+    """Days 2 and 3 wait, in that order, for day 1's place. Day 2 is run meanwhile by
+    another worker (a user's ``charon run``): when the place comes free, day 3 runs,
+    rather than wait for a run that will never give a place back."""
+    world = make_world(max_runs=1, lookback_days=3)
+    world.runner.gate = anyio.Event()
+    days = [(TODAY - timedelta(days=n)).isoformat() for n in range(3)]
+    async with running(world):
+        def waiting(ready: int) -> bool:
+            return len(world.runner.calls) == 1 and sum(
+                state.ready for state in world.daemon.roots.values()) == ready
+
+        for at, day in enumerate(days):  # one at a time: they wait in this order
+            await publish_day(world, day)
+            await world.wait_for(partial(waiting, at))
+        other_worker = Engine(world.daemon.adapters,
+                              runner=FakeJobRunner(world.warehouse, world.storage),
+                              beam=load_settings({}).beam, max_concurrent_runs=1,
+                              lease=timedelta(minutes=1))
+        await other_worker.run(TopArtistsJob(date=days[1], top_n=10))
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == 2, timeout=10)
+    ran = [" ".join(call) for call in world.runner.calls]
+    assert [day for day in days if any(day in call for call in ran)] == [days[0], days[2]]
 
 
 async def test_status_says_what_each_partition_waits_for() -> None:
