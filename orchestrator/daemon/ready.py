@@ -181,7 +181,8 @@ class AtLimit:
     def offer(self, workflow: str) -> None:
         """As many of ``workflow``'s days as it has places free now are evaluated again
         (should another evaluation take a place first, that day waits again)."""
-        waiting = self._waiting[workflow]
+        if not (waiting := self._waiting[workflow]):
+            return  # every evaluation ends here: most find nobody waiting
         for root in list(islice(waiting, int(self._limiters[workflow].available_tokens))):
             del waiting[root]
             self._schedule(root)
