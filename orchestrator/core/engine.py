@@ -90,6 +90,10 @@ class Engine:
     def owner(self) -> str:
         return self._owner
 
+    @property
+    def max_concurrent_runs(self) -> int:
+        return int(self._limiter.total_tokens)
+
     async def cancel(self, task: Task, run: Run) -> None:
         """Cancel ``task``'s running ``run``, under its attempt, then its job. Failing the
         run fences its owner out: the owner's next write is refused, and were the job's

@@ -150,7 +150,9 @@ class Daemon:
             group.start_soon(sensing, self._take_up_asked)
             if serve is not None:
                 await group.start(sensing, serve)
-            for _ in range(MAX_CONCURRENT_EVALUATIONS):
+            # An evaluation waits on each job it runs: the engine's runs at once never
+            # leave fewer evaluators than that to everything else.
+            for _ in range(MAX_CONCURRENT_EVALUATIONS + self.engine.max_concurrent_runs):
                 group.start_soon(self._ready.evaluator, self._life, self._evaluate)
             group.start_soon(sensing, partial(self._dispatch, receive))
             group.start_soon(sensing, self._watch_window)

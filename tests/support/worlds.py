@@ -46,11 +46,13 @@ def make_world(
     policy: str = "rerun", max_runs: int = 2, secret: str = "", *,
     state: Callable[[Clock], S] | None = None, max_attempts: int = 3,
     retry_delay_seconds: int = 60, grace_seconds: int = 1, lookback_days: int = 1,
+    engine_runs: int = 4,
 ) -> DaemonWorld[InMemoryRegistry, S]:
     """A daemon watching top_artists over an in-memory world on the wall clock."""
     settings = load_settings({
         "CHARON_DAEMON__POLL_INTERVAL_MS": "10",
         "CHARON_DAEMON__SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
+        "CHARON_ENGINE__MAX_CONCURRENT_RUNS": str(engine_runs),
     })
     workflow = WorkflowSettings(
         name="top_artists", module="jobs.top_artists", task="TopArtistsJob",

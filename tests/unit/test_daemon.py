@@ -160,6 +160,25 @@ async def test_a_waiting_day_another_worker_ran_meanwhile_passes_its_turn_on() -
     assert [day for day in days if any(day in call for call in ran)] == [days[0], days[2]]
 
 
+async def test_running_jobs_leave_the_evaluators_to_everything_else() -> None:
+    """An engine allowed more runs at once than the daemon has evaluators besides: every
+    place is taken (each run's evaluation waits on its job), and a day that comes in
+    meanwhile is still evaluated."""
+    runs = MAX_CONCURRENT_EVALUATIONS + 6
+    days = [(TODAY - timedelta(days=n)).isoformat() for n in range(runs + 1)]
+    world = make_world(max_runs=runs, engine_runs=runs, lookback_days=len(days))
+    world.runner.gate = anyio.Event()
+    async with running(world):
+        for day in days[:runs]:
+            await publish_day(world, day)
+        await world.wait_for(lambda: world.runner.running == runs, timeout=20)
+        await publish_day(world, days[-1])
+        await world.wait_for(lambda: world.daemon.roots[Root("top_artists", date.fromisoformat(
+            days[-1]))].ready, timeout=10)
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == len(days), timeout=30)
+
+
 async def test_status_says_what_each_partition_waits_for() -> None:
     async with running(make_world()) as world:
         await world.wait_for(lambda: all(s.verdict for s in world.daemon.roots.values()))
