@@ -306,7 +306,9 @@ class Daemon:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
                 serving = self.asking.take(root)
                 evaluated = await self._evaluate_once(root, state, received)
-                await self.asking.settle(root, serving, evaluated=evaluated)
+                # A day left waiting for its workflow's place has not served its requests.
+                await self.asking.settle(root, serving,
+                                         evaluated=evaluated and root not in self._at_limit)
                 if not state.dirty or self._life.stopping:
                     break
         finally:
@@ -325,6 +327,8 @@ class Daemon:
             policy = self._policy(root, begun.task, state, received)
             report = await self.engine.run(begun.task, policy, graph=begun.graph,
                                            externals=begun.externals)
+            if root in self._at_limit:  # a user's re-run not run yet: kept for its turn
+                state.rerun = {**policy.rerun, **state.rerun}
         except* CharonError as group:
             self._evaluation_failed(root, state, messages(group))
         except* Exception as group:

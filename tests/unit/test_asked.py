@@ -15,6 +15,7 @@ import anyio
 from orchestrator.daemon.membership import watched
 from orchestrator.model import Asked, Rerun, RunState
 from orchestrator.testing.world import DaemonWorld
+from sensors.facts import Root, Trigger
 from tests.support.worlds import TODAY, FlakyStateStore, make_world, publish_day, running
 
 WORKFLOW = "top_artists"
@@ -116,3 +117,56 @@ async def test_a_kept_rerun_runs_its_run_again_once_however_often_it_is_served()
     assert len(world.runner.calls) == 2
     [rerun] = await world.state.list_runs(state=RunState.SUCCEEDED)
     assert (rerun.id, rerun.generation) == (run.id, run.generation + 1)
+
+
+def is_ready(world: DaemonWorld, root: Root) -> bool:
+    """Whether ``root`` has all it needs and waits for its workflow's place."""
+    return (state := world.daemon.roots.get(root)) is not None and state.ready
+
+
+async def ask_for(world: DaemonWorld, root: Root, rerun: Rerun | None = None) -> None:
+    """What the daemon's API does for a trigger (or a re-run) of ``root``."""
+    asked = world.daemon.asking.new(root, rerun)
+    await world.state.ask(asked)
+    if rerun is None:
+        assert world.daemon.take(Trigger("api", roots=(root,), asked=(asked.id,)))
+    else:
+        assert world.daemon.rerun(rerun, asked.id)
+
+
+async def test_a_request_for_a_day_waiting_for_its_workflow_s_place_is_kept_until_it_runs(
+) -> None:
+    world = make_world(max_runs=1)
+    world.runner.gate = anyio.Event()
+    await publish_day(world, OUTSIDE.isoformat())
+    async with running(world):
+        await publish_day(world)
+        await world.wait_for(lambda: len(world.runner.calls) == 1)  # the place is taken
+        outside = Root(WORKFLOW, OUTSIDE)
+        await ask_for(world, outside)
+        await world.wait_for(partial(is_ready, world, outside))
+        assert len(await world.state.asked()) == 1  # a daemon killed now loses nothing
+        world.runner.gate.set()
+        await world.wait_for(lambda: launched_outside(world))
+        await none_kept(world)
+
+
+async def test_a_re_run_of_a_day_waiting_for_its_workflow_s_place_runs_in_its_turn() -> None:
+    world = make_world(max_runs=1, lookback_days=2)
+    today, yesterday = TODAY.isoformat(), (TODAY - timedelta(days=1)).isoformat()
+    async with running(world):
+        await publish_day(world, today)
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.wait_for(partial(settled, world))
+        [run] = await world.state.list_runs()
+        world.runner.gate = anyio.Event()
+        await publish_day(world, yesterday)
+        await world.wait_for(lambda: len(world.runner.calls) == 2)  # the place is taken
+        root = Root(WORKFLOW, TODAY)
+        await ask_for(world, root, Rerun(run.task_id, run.fingerprint, run.generation))
+        await world.wait_for(partial(is_ready, world, root))
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == 3)
+        await none_kept(world)
+    assert [" ".join(call).count(TODAY.strftime("%Y%m%d")) > 0
+            for call in world.runner.calls] == [True, False, True]
