@@ -26,7 +26,8 @@ from tests.acceptance.conftest import (
     start,
     wait_until,
 )
-from tests.support.backlog_tasks import QUICK_INPUT, QUICK_OUTPUT, SLOW_INPUT
+from tests.support.backlog_tasks import SLOW_INPUT
+from tests.support.two_sources_tasks import PLAYS
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +44,8 @@ def config(tmp_path: Path) -> Path:
         "[engine]\nmax_concurrent_runs = 4\n\n"
         '[[workflows]]\nname = "slow"\nmodule = "tests.support.backlog_tasks"\ntask = "Slow"\n'
         f'start = "{FIRST}"\nend = "{last}"\nmax_concurrent_runs = 2\n\n'
-        '[[workflows]]\nname = "quick"\nmodule = "tests.support.backlog_tasks"\n'
-        f'task = "Quick"\nstart = "{FIRST}"\nend = "{FIRST}"\n'
+        '[[workflows]]\nname = "quick"\nmodule = "tests.support.two_sources_tasks"\n'
+        f'task = "FromRegistry"\nstart = "{FIRST}"\nend = "{FIRST}"\n'
     )
     return path
 
@@ -69,8 +70,8 @@ def test_a_backlog_of_long_runs_holds_up_no_other_workflow(tmp_path: Path) -> No
     try:
         wait_until(lambda: log.read_text().count('"run started"') >= 2, 60,
                    "the backlog's first two runs", log)
-        anyio.run(publish, env, QUICK_INPUT, 1, folder)
-        wait_until(lambda: revisions(cli, QUICK_OUTPUT, FIRST.isoformat()) == 1,
+        anyio.run(publish, env, PLAYS, 1, folder)
+        wait_until(lambda: revisions(cli, "two.sources.from.registry", FIRST.isoformat()) == 1,
                    QUICK_WITHIN, "the other workflow's day to run", log)
         assert log.read_text().count('"run started"') == 3  # the backlog: two at a time
     finally:

@@ -1,5 +1,5 @@
-"""A workflow with a backlog of long runs beside one whose day should run at once
-(tests/acceptance/test_backlog_cli.py)."""
+"""A workflow with a backlog of long runs (tests/acceptance/test_backlog_cli.py: beside
+it, two_sources_tasks.FromRegistry, whose day should run at once)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from orchestrator.tasks.targets import RegistryTarget
 from orchestrator.tasks.task import LookupDaily, Task
 
 SLOW_INPUT = "backlog.slow.input"
-QUICK_INPUT = "backlog.quick.input"
-QUICK_OUTPUT = "backlog.quick.output"
 SLOW_SECONDS = 120
 
 
@@ -29,15 +27,3 @@ class Slow(Task):
         await anyio.sleep(SLOW_SECONDS)
         await context.storage.write(f"{context.outputs['output']}/part", b"slow\n")
 
-
-class Quick(Task):
-    date = DateParameter()
-
-    def requires(self) -> LookupDaily:
-        return LookupDaily(endpoint=QUICK_INPUT, partition=self.date, pattern="*")
-
-    def output(self) -> RegistryTarget:
-        return RegistryTarget(QUICK_OUTPUT, self.date.isoformat())
-
-    async def run(self, context: RunContext) -> None:
-        await context.storage.write(f"{context.outputs['output']}/part", b"quick\n")

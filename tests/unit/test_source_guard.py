@@ -200,17 +200,21 @@ async def test_a_batch_keeps_the_answers_of_the_sources_that_answer() -> None:
         await sensors.lookup_many(targets)
 
 
+def engine_over(warehouse: InMemoryWarehouse, storage: InMemoryStorage) -> Engine:
+    """An engine whose lookups are bounded by TIMEOUT."""
+    return Engine(Adapters(InMemoryRegistry(), warehouse, storage, InMemoryStateStore(), "/out"),
+                  runner=FakeJobRunner(warehouse, storage), beam=load_settings({}).beam,
+                  max_concurrent_runs=1, lease=timedelta(hours=1),
+                  lookup_timeout=timedelta(seconds=TIMEOUT))
+
+
 class TableInput(ExternalTask):
     def output(self) -> WarehouseTable:
         return TABLE
 
 
 async def test_the_nodes_a_silent_source_fails_are_not_each_said_again() -> None:
-    warehouse, storage = PausedWarehouse(), InMemoryStorage()
-    engine = Engine(Adapters(InMemoryRegistry(), warehouse, storage, InMemoryStateStore(), "/out"),
-                    runner=FakeJobRunner(warehouse, storage), beam=load_settings({}).beam,
-                    max_concurrent_runs=1, lease=timedelta(hours=1),
-                    lookup_timeout=timedelta(seconds=TIMEOUT))
+    engine = engine_over(PausedWarehouse(), InMemoryStorage())
     with structlog.testing.capture_logs() as logs, anyio.fail_after(TIMEOUT + LATE):
         for _ in range(3):
             outcome = (await engine.run(TableInput())).outcomes[TableInput().task_id]
@@ -240,11 +244,8 @@ class Written(Task):
 
 
 async def test_whether_an_output_is_still_there_is_asked_of_storage_bounded_too() -> None:
-    warehouse, storage = InMemoryWarehouse(), PausedStorage()
-    engine = Engine(Adapters(InMemoryRegistry(), warehouse, storage, InMemoryStateStore(), "/out"),
-                    runner=FakeJobRunner(warehouse, storage), beam=load_settings({}).beam,
-                    max_concurrent_runs=1, lease=timedelta(hours=1),
-                    lookup_timeout=timedelta(seconds=TIMEOUT))
+    storage = PausedStorage()
+    engine = engine_over(InMemoryWarehouse(), storage)
     assert (await engine.run(Written())).outcomes[Written().task_id].status is Status.DONE
     storage.paused = True  # is its output still there? storage takes the question, no more
     with anyio.fail_after(TIMEOUT + LATE):
