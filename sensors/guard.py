@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
 from orchestrator.errors import SourceNotAnswering
-from orchestrator.log import get_logger
+from orchestrator.log import Logger, get_logger
 
 T = TypeVar("T")
 
@@ -98,3 +98,9 @@ class SourceGuard:
                               source=self._source, seconds=self._timeout)
         for scope in self._waiting:
             scope.cancel()
+
+
+def level_for(log: Logger, error: Exception) -> Callable[..., Any]:
+    """How to log what ``error`` failed: at debug when it is a source's outage, which
+    its guard said once already, not again for each lookup or task it fails."""
+    return log.debug if isinstance(error, SourceNotAnswering) else log.warning

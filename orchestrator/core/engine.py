@@ -32,7 +32,6 @@ from orchestrator.errors import (
     CharonError,
     RetriesExhausted,
     RunConflict,
-    SourceNotAnswering,
     StaleInputs,
 )
 from orchestrator.log import get_logger, log_context
@@ -47,7 +46,7 @@ from orchestrator.tasks.task import (
     Task,
     WrapperTask,
 )
-from sensors.guard import LOOKUP_TIMEOUT_SECONDS
+from sensors.guard import LOOKUP_TIMEOUT_SECONDS, level_for
 
 EVALUATORS = 256
 """Nodes of one evaluation evaluated at once: enough that claims and successes
@@ -189,9 +188,7 @@ class Engine:
         except CharonError as exc:
             # A store or source failed (or a task is misdeclared): this node cannot be
             # evaluated now. Its dependents are blocked; the rest of the graph goes on.
-            # A source not answering is said once by its guard, not again for each node.
-            said = self._log.debug if isinstance(exc, SourceNotAnswering) else self._log.warning
-            said("cannot evaluate", task=task_id, error=str(exc))
+            level_for(self._log, exc)("cannot evaluate", task=task_id, error=str(exc))
             return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}")
 
     async def _evaluate(

@@ -17,12 +17,12 @@ from orchestrator.core.execution import Evaluation, Inputs
 from orchestrator.core.graph import Graph
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
-from orchestrator.errors import SourceNotAnswering
 from orchestrator.log import get_logger
 from orchestrator.model import InputRevision, Run, RunState
 from orchestrator.tasks.targets import Target
 from orchestrator.tasks.task import ExternalTask, Task, input_sources, input_targets, outputs
 from sensors import Sensors
+from sensors.guard import level_for
 
 Externals = Mapping[str, InputRevision | None]
 """The outputs of external tasks as a batched lookup found them (None: absent), by a key
@@ -60,10 +60,8 @@ class Lookups:
         (each evaluation needing them looks its own up, and fails alone)."""
         found, failures = await self._sensors.lookup_answered(targets)
         for failure in failures:
-            # A source not answering is said once by its guard, not for each lookup.
-            said = (self._log.debug if isinstance(failure, SourceNotAnswering)
-                    else self._log.warning)
-            said("cannot look external tasks up together", error=str(failure))
+            level_for(self._log, failure)("cannot look external tasks up together",
+                                          error=str(failure))
         return found
 
     @staticmethod
