@@ -24,7 +24,7 @@ from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.limits import Place
 from orchestrator.core.lookups import Externals, Lookups
 from orchestrator.core.nodes import Nodes, blocked_by
-from orchestrator.core.policy import USER_RUN, Policy
+from orchestrator.core.policy import USER_RUN, Hooks, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Report, Status, complete, not_claiming
 from orchestrator.core.task_loop import TaskLoop
@@ -108,8 +108,8 @@ class Engine:
         their evaluations to begin with (``run``'s ``externals``); empty if it fails."""
         return await self._lookups.externals_of(graphs)
 
-    async def run(self, root: Task, policy: Policy = USER_RUN, *,
-                  graph: Graph | None = None, externals: Externals | None = None) -> Report:
+    async def run(self, root: Task, policy: Policy = USER_RUN, *, graph: Graph | None = None,
+                  externals: Externals | None = None, hooks: Hooks | None = None) -> Report:
         """Bring ``root`` and everything it requires up to date.
 
         A node becomes ready when its last dependency finishes. Up to ``evaluators``
@@ -118,7 +118,8 @@ class Engine:
         sensor lookups or claims are in flight than that. A node whose sources fail
         ends as an ERROR outcome; it never takes the others down with it. ``graph``:
         ``root``'s, if the caller resolved it already; ``externals``: what a lookup made
-        for several evaluations found (``lookup_externals``), looked up here otherwise.
+        for several evaluations found (``lookup_externals``), looked up here otherwise;
+        ``hooks``: what to tell the caller as it goes (see :class:`Hooks`).
         """
         graph = graph or resolve(root)
         nodes = Nodes(graph)
@@ -137,17 +138,17 @@ class Engine:
             assert isinstance(task, ExternalTask)  # answered() says so
             nodes.settle(task_id, await self._lookups.check_external(task, known))
         if (first := nodes.next_ready()) is not None:
-            await self._evaluate_ready(graph, nodes, first, policy, known)
+            await self._evaluate_ready(graph, nodes, first, policy, known, hooks=hooks)
         return Report(root.task_id, nodes.outcomes, graph.tasks)
 
     async def _evaluate_ready(self, graph: Graph, nodes: Nodes, first: str, policy: Policy,
-                              known: Externals) -> None:
+                              known: Externals, *, hooks: Hooks | None) -> None:
         """Evaluate ``first``, then the nodes as they become ready, until all are
         settled. The lease keeper stops with the last node."""
         evaluators = 0
         async with TaskLoop() as task_loop, anyio.create_task_group() as group:
             keeper = LeaseKeeper(self._adapters.state, self._lease, group)
-            evaluation = Evaluation(keeper, task_loop, known)
+            evaluation = Evaluation(keeper, task_loop, known, hooks=hooks)
 
             def add_evaluators() -> None:
                 """One more evaluator per ready node, up to the cap; each is handed its
@@ -278,12 +279,11 @@ class Engine:
         if not self._claiming:
             return not_claiming(task.task_id)
         waited = not self._place_free(policy)
-        if waited and policy.on_ready is not None:
-            policy.on_ready(task)
-        if waited and policy.on_no_place is not None and policy.limiter is not None and (
-                not policy.limiter.available_tokens):
-            policy.on_no_place(task)
-            return Outcome(task.task_id, Status.WAITING, AT_ITS_LIMIT, run=earlier)
+        if waited and (hooks := evaluation.hooks) is not None:
+            hooks.ready(task)
+            if policy.limiter is not None and not policy.limiter.available_tokens:
+                hooks.no_place(task)
+                return Outcome(task.task_id, Status.WAITING, AT_ITS_LIMIT, run=earlier)
         async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place
@@ -360,9 +360,10 @@ class Engine:
                 # A shutdown began while it claimed: hand the run straight back.
                 await self._adapters.state.release(run.id, run.attempt, "shutting down")
                 return not_claiming(task.task_id)
+            hooks = evaluation.hooks
             attempt = Attempt(task, run, inputs, claimed_at,
                               None if lookup is None else current_inputs, policy.retry,
-                              work_done, policy.on_launch)
+                              work_done, None if hooks is None else hooks.launched)
             return await self._executor.execute(attempt, evaluation)
 
     def _place_free(self, policy: Policy) -> bool:

@@ -30,6 +30,7 @@ from orchestrator.core import commit
 from orchestrator.core.kept_gone import Rebuild
 from orchestrator.core.leases import LeaseKeeper
 from orchestrator.core.lineage import RunLineage
+from orchestrator.core.policy import Hooks
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.core.task_loop import TaskLoop
@@ -83,6 +84,8 @@ class Evaluation:
     and output key: one batched call, not one per external task."""
     rebuilds: dict[str, Rebuild] = field(default_factory=dict)
     """Its kept-gone tasks, by task id: rebuilt if a task reading them has to run."""
+    hooks: Hooks | None = None
+    """What it tells its caller as it goes; None: nothing, and a run waits for its place."""
 
 
 @dataclass

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from orchestrator.errors import DependencyCycle
-from orchestrator.tasks.task import Task, requirements
+from orchestrator.tasks.targets import Target
+from orchestrator.tasks.task import ExternalTask, Task, outputs, requirements
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,23 @@ class Graph:
     """Task id → the ids of the tasks it requires, each once."""
     dependents: dict[str, tuple[str, ...]]
     """Task id → the ids of the tasks that require it, each once."""
+
+    @cached_property
+    def external_outputs(self) -> dict[str, Target]:
+        """The outputs of the external tasks that require nothing, by
+        :func:`output_key`: what looking the graph's inputs up asks for. Made once: a
+        day's first evaluation asks twice (its batch's lookup, then the evaluation)."""
+        return {
+            output_key(task_id, key): target
+            for task_id in self.order if not self.requires[task_id]
+            and isinstance(task := self.tasks[task_id], ExternalTask)
+            for key, target in outputs(task).items()
+        }
+
+
+def output_key(task_id: str, key: str) -> str:
+    """One output of one task of a graph, as a single key."""
+    return f"{task_id}\0{key}"
 
 
 def resolve(root: Task) -> Graph:

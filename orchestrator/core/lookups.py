@@ -14,7 +14,7 @@ from functools import partial
 
 from orchestrator.core.completeness import complete_when_present, present, reads_storage
 from orchestrator.core.execution import Evaluation, Inputs
-from orchestrator.core.graph import Graph
+from orchestrator.core.graph import Graph, output_key
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Outcome, Status
 from orchestrator.log import get_logger
@@ -42,7 +42,7 @@ class Lookups:
         lookup made for several graphs, :meth:`externals_of`) answers, the rest in one
         batched lookup (a year of daily files: one listing, not 366 calls). What a
         source fails to answer there, each task looks up on its own, and fails alone."""
-        targets = _external_targets(graph)
+        targets = graph.external_outputs
         found = {key: known[key] for key in targets if key in known} if known else {}
         if len(found) < len(targets):
             found.update(await self._together(
@@ -53,7 +53,7 @@ class Lookups:
         """The outputs of the external tasks of several graphs, in one batched lookup;
         without those of a source that fails (each evaluation then looks its own up)."""
         return await self._together(
-            {key: target for graph in graphs for key, target in _external_targets(graph).items()})
+            {key: target for graph in graphs for key, target in graph.external_outputs.items()})
 
     async def _together(self, targets: Mapping[str, Target]) -> Externals:
         """What the sources answered; the targets of a source that failed are left out
@@ -69,14 +69,14 @@ class Lookups:
         """Whether ``task`` is external and the batched lookup of the external tasks holds
         every one of its outputs: checking it then asks no sensor anything."""
         return isinstance(task, ExternalTask) and all(
-            _external_key(task.task_id, key) in externals for key in outputs(task))
+            output_key(task.task_id, key) in externals for key in outputs(task))
 
     async def check_external(
         self, task: ExternalTask, known: Mapping[str, InputRevision | None]
     ) -> Outcome:
         absent, found = [], []
         for key, target in outputs(task).items():
-            external_key = _external_key(task.task_id, key)
+            external_key = output_key(task.task_id, key)
             revision = (known[external_key] if external_key in known
                         else await self._sensors.lookup(key, target))
             if revision is None:
@@ -97,8 +97,8 @@ class Lookups:
         superseded, not published), and by the look again after waiting for a place.
         """
         inputs: dict[str, InputRevision] = {}
-        for input_key, (dep, output_key, _) in input_sources(required).items():
-            revision = evaluation.externals.get(_external_key(dep.task_id, output_key))
+        for input_key, (dep, dep_output, _) in input_sources(required).items():
+            revision = evaluation.externals.get(output_key(dep.task_id, dep_output))
             if revision is None:
                 return None
             inputs[input_key] = dataclasses.replace(revision, key=input_key)
@@ -136,17 +136,3 @@ class Lookups:
     async def _present(self, target: Target, found: InputRevision | None) -> bool:
         check = partial(present, target, found, self._adapters)
         return await (self._sensors.ask_storage(check) if reads_storage(target) else check())
-
-
-def _external_targets(graph: Graph) -> dict[str, Target]:
-    """The outputs of the graph's external tasks that require nothing, by external key."""
-    return {
-        _external_key(task_id, key): target
-        for task_id in graph.order if not graph.requires[task_id]
-        and isinstance(task := graph.tasks[task_id], ExternalTask)
-        for key, target in outputs(task).items()
-    }
-
-
-def _external_key(task_id: str, output_key: str) -> str:
-    return f"{task_id}\0{output_key}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 import anyio
 
@@ -26,19 +27,9 @@ class Policy:
     """Stop before claiming: report what would run and what it would consume."""
     retry: RunRetryPolicy = RETRY_AT_ONCE
     """When a failed run is tried again; by default (a user's own run) at once."""
-    on_launch: Callable[[Task], None] | None = None
-    """Told as each run of this evaluation launches (the daemon times launches so)."""
     rerun: Mapping[str, Rerun] = field(default_factory=lambda: NO_RERUNS)
     """Runs (by task id) run again even though their outputs are up to date: a user's
     re-runs."""
-    on_ready: Callable[[Task], None] | None = None
-    """Told when a task has all its inputs but must wait for a place under the limits
-    (the daemon's grid shows it *ready*)."""
-    on_no_place: Callable[[Task], None] | None = None
-    """Told, instead of the evaluation waiting, when a ready task finds ``limiter`` full:
-    the evaluation ends, its task *waiting*, and the caller evaluates it again once
-    ``on_place_freed`` says a place came free (the daemon: a workflow's backlog then
-    holds none of the evaluators every workflow shares). None: the evaluation waits."""
     on_place_freed: Callable[[], None] | None = None
     """Told each time a run gives its place within ``limiter`` back."""
 
@@ -48,6 +39,27 @@ class Policy:
         rerun = self.rerun.get(task_id)
         return rerun is not None and run is not None and (
             rerun.fingerprint, rerun.generation) == (run.fingerprint, run.generation)
+
+
+class Hooks(Protocol):
+    """What one evaluation tells its caller as it goes (the daemon: about one day).
+
+    Given to an evaluation, a ready task that finds the evaluation's own limit full
+    does not wait for a place: the evaluation ends, the task *waiting*, and the caller
+    evaluates it again once the policy's ``on_place_freed`` says a place came free (a
+    workflow's backlog then holds none of the evaluators every workflow shares). They
+    are an evaluation's, not a policy's: a policy is a workflow's, and copying it for
+    each evaluation was a twelfth of a daemon's start-up sweep."""
+
+    def launched(self, task: Task) -> None:
+        """A run of this evaluation launches (the daemon times launches so)."""
+
+    def ready(self, task: Task) -> None:
+        """``task`` has all its inputs but must wait for a place under the limits (the
+        daemon's grid shows it *ready*)."""
+
+    def no_place(self, task: Task) -> None:
+        """``task`` found the evaluation's own limit full; the evaluation ends."""
 
 
 USER_RUN = Policy()

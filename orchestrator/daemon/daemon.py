@@ -31,7 +31,7 @@ from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.polling import PollSchedule, source_polls
-from orchestrator.daemon.ready import AtLimit, ReadyRoots
+from orchestrator.daemon.ready import AtLimit, DayHooks, ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, messages
@@ -324,9 +324,11 @@ class Daemon:
         evaluated = False
         try:
             begun = await self._ready.begin(root)
-            policy = self._policy(root, begun.task, state, received)
+            policy = self._policy(root, state)
+            hooks = DayHooks(root, begun.task.task_id, state, received, self._launched,
+                             self._at_limit)
             report = await self.engine.run(begun.task, policy, graph=begun.graph,
-                                           externals=begun.externals)
+                                           externals=begun.externals, hooks=hooks)
             if root in self._at_limit:  # a user's re-run not run yet: kept for its turn
                 state.rerun = {**policy.rerun, **state.rerun}
         except* CharonError as group:
@@ -356,12 +358,8 @@ class Daemon:
         if first and self._first_verdicts % FREEZE_EVERY == 0:
             self._freeze()
 
-    def _policy(self, root: Root, task: Task, state: RootState,
-                received: float | None) -> Policy:
-        policy = replace(self._policies[root.workflow],
-                         on_launch=partial(self._launched, root.workflow, received),
-                         on_ready=partial(_ready, task.task_id, state),
-                         on_no_place=partial(self._at_limit.wait, root))
+    def _policy(self, root: Root, state: RootState) -> Policy:
+        policy = self._policies[root.workflow]
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
             state.rerun = NO_RERUNS
@@ -414,7 +412,3 @@ class Daemon:
         whatever the state store is doing."""
         return await status.daemon_status(self, query or PageQuery())
 
-
-def _ready(root_task_id: str, state: RootState, task: Task) -> None:
-    if task.task_id == root_task_id:
-        state.ready = True

@@ -26,6 +26,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.graph import Graph
 from orchestrator.core.lookups import Externals
 from orchestrator.daemon.lifecycle import Lifecycle
+from orchestrator.daemon.status import RootState
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.tasks.task import Task
 from sensors.facts import Root
@@ -172,7 +173,7 @@ class AtLimit:
     def __contains__(self, root: Root) -> bool:
         return root in self._waiting[root.workflow]
 
-    def wait(self, root: Root, _task: Task) -> None:
+    def wait(self, root: Root) -> None:
         self._waiting[root.workflow][root] = None
 
     def leave(self, root: Root) -> None:
@@ -186,3 +187,27 @@ class AtLimit:
         for root in list(islice(waiting, int(self._limiters[workflow].available_tokens))):
             del waiting[root]
             self._schedule(root)
+
+
+@dataclass(slots=True)
+class DayHooks:
+    """What one evaluation of a day tells the daemon (``core.policy.Hooks``)."""
+
+    root: Root
+    root_task_id: str
+    state: RootState
+    received: float | None
+    """When the trigger that asked for the evaluation reached the daemon."""
+    count_launch: Callable[[str, float | None, Task], None]
+    """Counts and times a launch: the workflow, ``received``, the task."""
+    at_limit: AtLimit
+
+    def launched(self, task: Task) -> None:
+        self.count_launch(self.root.workflow, self.received, task)
+
+    def ready(self, task: Task) -> None:
+        if task.task_id == self.root_task_id:
+            self.state.ready = True
+
+    def no_place(self, task: Task) -> None:
+        self.at_limit.wait(self.root)
