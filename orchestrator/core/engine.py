@@ -56,6 +56,8 @@ Lookup = Callable[[], Awaitable[Inputs | Outcome]]
 LOOKUP_TIMEOUT = timedelta(seconds=LOOKUP_TIMEOUT_SECONDS)
 """A source's lookups are bounded by this unless told otherwise (sensors/guard.py)."""
 AT_ITS_LIMIT = "ready: its workflow runs as many at once as it may; it runs when one ends"
+AT_THE_ENGINE_LIMIT = ("ready: charon runs as many at once as it may (engine.max_concurrent_runs);"
+                       " it runs when one ends")
 MAX_ROUNDS = 3
 """Runs of one node in one evaluation when its inputs keep changing under it; the next
 evaluation (a new input's trigger) takes it from there."""
@@ -83,6 +85,7 @@ class Engine:
         self._lease = lease
         self._owner = owner or lease_owner()
         self._claiming = True
+        self._place_freed: Callable[[], None] | None = None
         self._log = get_logger("charon.engine")
 
     @property
@@ -92,6 +95,17 @@ class Engine:
     @property
     def max_concurrent_runs(self) -> int:
         return int(self._limiter.total_tokens)
+
+    @property
+    def places_free(self) -> int:
+        """Runs that could start now under the engine's limit."""
+        return int(self._limiter.available_tokens)
+
+    def on_place_freed(self, told: Callable[[], None]) -> None:
+        """``told()`` each time a run gives its place back, whoever's run it was (the
+        daemon's days waiting for one, :class:`Hooks`; a backfill's runs share the
+        places)."""
+        self._place_freed = told
 
     async def cancel(self, task: Task, run: Run) -> None:
         """Cancel ``task``'s running ``run``, under its attempt, then its job. Failing the
@@ -281,9 +295,10 @@ class Engine:
         waited = not self._place_free(policy)
         if waited and (hooks := evaluation.hooks) is not None:
             hooks.ready(task)
-            if policy.limiter is not None and not policy.limiter.available_tokens:
-                hooks.no_place(task)
-                return Outcome(task.task_id, Status.WAITING, AT_ITS_LIMIT, run=earlier)
+            hooks.no_place(task)
+            full = policy.limiter is not None and not policy.limiter.available_tokens
+            return Outcome(task.task_id, Status.WAITING,
+                           AT_ITS_LIMIT if full else AT_THE_ENGINE_LIMIT, run=earlier)
         async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place
@@ -375,7 +390,7 @@ class Engine:
         """A place within the evaluation's own limit, if it has one, then the engine's:
         waiting for its workflow's limit holds no place another workflow could use."""
         limits = [self._limiter] if policy.limiter is None else [policy.limiter, self._limiter]
-        return Place(limits, policy.on_place_freed)
+        return Place(limits, self._place_freed)
 
     async def _claim(
         self, task: Task, current: str, inputs: Inputs, policy: Policy, *,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -30,8 +30,6 @@ class Policy:
     rerun: Mapping[str, Rerun] = field(default_factory=lambda: NO_RERUNS)
     """Runs (by task id) run again even though their outputs are up to date: a user's
     re-runs."""
-    on_place_freed: Callable[[], None] | None = None
-    """Told each time a run gives its place within ``limiter`` back."""
 
     def forces(self, task_id: str, run: Run | None) -> bool:
         """Whether a user's re-run asks ``run`` (the task's run of its current inputs)
@@ -44,10 +42,11 @@ class Policy:
 class Hooks(Protocol):
     """What one evaluation tells its caller as it goes (the daemon: about one day).
 
-    Given to an evaluation, a ready task that finds the evaluation's own limit full
-    does not wait for a place: the evaluation ends, the task *waiting*, and the caller
-    evaluates it again once the policy's ``on_place_freed`` says a place came free (a
-    workflow's backlog then holds none of the evaluators every workflow shares). They
+    Given to an evaluation, a ready task that finds no place free (under the policy's
+    limit or the engine's) does not wait for one: the evaluation ends, the task
+    *waiting*, and the caller evaluates it again once a place comes free (the engine's
+    ``on_place_freed``): a backlog then holds none of the evaluators every workflow
+    shares. They
     are an evaluation's, not a policy's: a policy is a workflow's, and copying it for
     each evaluation was a twelfth of a daemon's start-up sweep."""
 
@@ -59,7 +58,7 @@ class Hooks(Protocol):
         daemon's grid shows it *ready*)."""
 
     def no_place(self, task: Task) -> None:
-        """``task`` found the evaluation's own limit full; the evaluation ends."""
+        """``task`` found no place free; the evaluation ends."""
 
 
 USER_RUN = Policy()

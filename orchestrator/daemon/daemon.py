@@ -30,8 +30,9 @@ from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
 from orchestrator.daemon.metrics import DaemonMetrics
+from orchestrator.daemon.places import AtLimit, DayHooks
 from orchestrator.daemon.polling import PollSchedule, source_polls
-from orchestrator.daemon.ready import AtLimit, DayHooks, ReadyRoots
+from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, messages
@@ -84,10 +85,11 @@ class Daemon:
         self._limiters = {
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
         }
-        self._at_limit = AtLimit(self._limiters, partial(self.schedule, received=None))
+        self._at_limit = AtLimit(self._limiters, lambda: engine.places_free,
+                                 partial(self.schedule, received=None))
+        engine.on_place_freed(self._at_limit.offer)
         self._policies = {
-            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy,
-                           on_place_freed=partial(self._at_limit.offer, w.name))
+            w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy)
             for w in settings.workflows
         }
         daemon = settings.daemon
@@ -313,7 +315,7 @@ class Daemon:
                     break
         finally:
             state.evaluating = False
-            self._at_limit.offer(root.workflow)  # a place it woke for and did not take
+            self._at_limit.evaluated(root)
 
     async def _evaluate_once(self, root: Root, state: RootState,
                              received: float | None) -> bool:

@@ -14,7 +14,7 @@ are indexed before that lookup, so a fact about one of them from then on marks i
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -26,7 +26,6 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.graph import Graph
 from orchestrator.core.lookups import Externals
 from orchestrator.daemon.lifecycle import Lifecycle
-from orchestrator.daemon.status import RootState
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.tasks.task import Task
 from sensors.facts import Root
@@ -151,63 +150,3 @@ class ReadyRoots:
         finally:
             done.set()
 
-
-class AtLimit:
-    """The days whose runs found their workflow at its limit, first come first served:
-    as places of that workflow come free, as many are evaluated again. Their
-    evaluations end meanwhile, so a workflow's backlog (a hundred days ready, two runs
-    at a time) holds none of the evaluators every workflow shares.
-
-    A day is here only while its last evaluation ended at the limit (:meth:`leave` as
-    each begins). Places are offered when a run gives one back and when an evaluation
-    ends, so a place a woken day did not take (another worker ran it meanwhile) goes to
-    the next, rather than wait for a run that will never give one back."""
-
-    def __init__(self, limiters: Mapping[str, anyio.CapacityLimiter],
-                 schedule: Callable[[Root], None]) -> None:
-        """``limiters``: each workflow's limit of runs at once."""
-        self._limiters = limiters
-        self._waiting: dict[str, dict[Root, None]] = {workflow: {} for workflow in limiters}
-        self._schedule = schedule
-
-    def __contains__(self, root: Root) -> bool:
-        return root in self._waiting[root.workflow]
-
-    def wait(self, root: Root) -> None:
-        self._waiting[root.workflow][root] = None
-
-    def leave(self, root: Root) -> None:
-        self._waiting[root.workflow].pop(root, None)
-
-    def offer(self, workflow: str) -> None:
-        """As many of ``workflow``'s days as it has places free now are evaluated again
-        (should another evaluation take a place first, that day waits again)."""
-        if not (waiting := self._waiting[workflow]):
-            return  # every evaluation ends here: most find nobody waiting
-        for root in list(islice(waiting, int(self._limiters[workflow].available_tokens))):
-            del waiting[root]
-            self._schedule(root)
-
-
-@dataclass(slots=True)
-class DayHooks:
-    """What one evaluation of a day tells the daemon (``core.policy.Hooks``)."""
-
-    root: Root
-    root_task_id: str
-    state: RootState
-    received: float | None
-    """When the trigger that asked for the evaluation reached the daemon."""
-    count_launch: Callable[[str, float | None, Task], None]
-    """Counts and times a launch: the workflow, ``received``, the task."""
-    at_limit: AtLimit
-
-    def launched(self, task: Task) -> None:
-        self.count_launch(self.root.workflow, self.received, task)
-
-    def ready(self, task: Task) -> None:
-        if task.task_id == self.root_task_id:
-            self.state.ready = True
-
-    def no_place(self, task: Task) -> None:
-        self.at_limit.wait(self.root)

@@ -113,12 +113,16 @@ async def test_the_workflow_limit_holds_runs_back() -> None:
     assert world.runner.most_running == 1
 
 
-async def test_days_at_their_workflow_limit_wait_without_holding_an_evaluator() -> None:
-    """A hundred days ready and one run at a time: the other 99 end their evaluations,
-    waiting, rather than each hold one of the evaluators every workflow shares, and each
-    runs in turn as a run gives its place back (none is forgotten)."""
+@pytest.mark.parametrize(("workflow_runs", "engine_runs"), [(1, 4), (100, 1)])
+async def test_days_at_a_limit_wait_without_holding_an_evaluator(
+        workflow_runs: int, engine_runs: int) -> None:
+    """A hundred days ready and one run at a time, under the workflow's limit or the
+    engine's: the other 99 end their evaluations, waiting, rather than each hold one of
+    the evaluators every workflow shares, and each runs in turn as a run gives its
+    place back (none is forgotten)."""
     days = [(TODAY - timedelta(days=n)).isoformat() for n in range(100)]
-    world = make_world(max_runs=1, lookback_days=len(days))
+    world = make_world(max_runs=workflow_runs, engine_runs=engine_runs,
+                       lookback_days=len(days))
     world.runner.gate = anyio.Event()
     async with running(world):
         for day in days:
@@ -132,6 +136,22 @@ async def test_days_at_their_workflow_limit_wait_without_holding_an_evaluator() 
         world.runner.gate.set()
         await world.wait_for(lambda: len(world.runner.calls) == len(days), timeout=60)
     assert world.runner.most_running == 1
+
+
+async def test_a_day_waiting_for_a_place_a_user_s_run_held_runs_when_it_ends() -> None:
+    """The engine's one place is held by a run the daemon did not start (a backfill's,
+    through the daemon's engine): the day that found no place runs as that run ends."""
+    world = make_world(engine_runs=1, lookback_days=1)
+    world.runner.gate = anyio.Event()
+    elsewhere = (TODAY - timedelta(days=30)).isoformat()  # not a day the daemon watches
+    async with running(world), anyio.create_task_group() as group:
+        await publish_day(world, elsewhere)
+        group.start_soon(world.daemon.engine.run, TopArtistsJob(date=elsewhere, top_n=10))
+        await world.wait_for(lambda: world.runner.running == 1)
+        await publish_day(world, TODAY.isoformat())
+        await world.wait_for(lambda: world.daemon.roots[Root("top_artists", TODAY)].ready)
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == 2, timeout=10)
 
 
 async def test_a_waiting_day_another_worker_ran_meanwhile_passes_its_turn_on() -> None:
