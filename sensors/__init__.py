@@ -22,7 +22,7 @@ from orchestrator.tasks.targets import (
     WarehouseTable,
 )
 from sensors.database import DatabaseSensor
-from sensors.guard import LOOKUP_TIMEOUT_SECONDS, SourceGuard
+from sensors.guard import SourceGuard, SourceGuards
 from sensors.registry import RegistrySensor
 from sensors.storage import StorageSensor
 from sensors.warehouse import WarehouseSensor
@@ -56,7 +56,7 @@ class _NoStorage:
 
 class Sensors:
     """Looks any target up with the sensor for its kind, each source's lookups bounded
-    by ``lookup_timeout_seconds`` (sensors/guard.py).
+    by its guard (sensors/guard.py).
 
     ``storage`` and ``database`` are optional so that callers which only sense registry
     partitions and tables need not build them; a target of a missing kind is an error.
@@ -66,10 +66,14 @@ class Sensors:
         self, registry: Registry, warehouse: Warehouse, *,
         storage: Storage | None = None, data_prefix: str = "",
         database: Database | None = None,
-        lookup_timeout_seconds: float = LOOKUP_TIMEOUT_SECONDS,
+        guards: SourceGuards | None = None,
     ) -> None:
+        """``guards``: the sources' guards, shared with whatever else asks them (the
+        daemon's polls); the default timeout's own otherwise."""
+        shared = guards or SourceGuards()
+
         def guarded(source: str, sensor: Sensor[Any]) -> _Guarded:
-            return _Guarded(sensor, SourceGuard(source, lookup_timeout_seconds))
+            return _Guarded(sensor, shared[source])
 
         self._storage = guarded("storage", _NoStorage() if storage is None
                                 else StorageSensor(storage, data_prefix))

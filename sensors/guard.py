@@ -31,6 +31,23 @@ LOOKUP_TIMEOUT_SECONDS = 30.0
 """``engine.lookup_timeout_seconds``'s default."""
 
 
+class SourceGuards:
+    """One guard per source, shared by everything in a process that asks it (the
+    engine's lookups, the daemon's polls): a source that stops answering is one outage,
+    found by whichever asks first and said once, rather than one per asker."""
+
+    def __init__(self, timeout_seconds: float = LOOKUP_TIMEOUT_SECONDS) -> None:
+        self._timeout = timeout_seconds
+        self._guards: dict[str, SourceGuard] = {}
+
+    def __getitem__(self, source: str) -> SourceGuard:
+        """The guard of ``source`` (the registry, the warehouse...), made on first use."""
+        guard = self._guards.get(source)
+        if guard is None:
+            guard = self._guards[source] = SourceGuard(source, self._timeout)
+        return guard
+
+
 class SourceGuard:
     """The lookups of one source (the registry, the warehouse...), bounded in time."""
 

@@ -46,15 +46,13 @@ from orchestrator.tasks.task import (
     Task,
     WrapperTask,
 )
-from sensors.guard import LOOKUP_TIMEOUT_SECONDS, level_for
+from sensors.guard import SourceGuards, level_for
 
 EVALUATORS = 256
 """Nodes of one evaluation evaluated at once: enough that claims and successes
 queued together fill a state-store batch (orchestrator.stores.drivers.sqlite.MAX_BATCH)."""
 Lookup = Callable[[], Awaitable[Inputs | Outcome]]
 """Looks a task's inputs up: their revisions, or the outcome that one is missing."""
-LOOKUP_TIMEOUT = timedelta(seconds=LOOKUP_TIMEOUT_SECONDS)
-"""A source's lookups are bounded by this unless told otherwise (sensors/guard.py)."""
 AT_ITS_LIMIT = "ready: its workflow runs as many at once as it may; it runs when one ends"
 AT_THE_ENGINE_LIMIT = ("ready: charon runs as many at once as it may (engine.max_concurrent_runs);"
                        " it runs when one ends")
@@ -74,10 +72,13 @@ class Engine:
         lease: timedelta,
         owner: str | None = None,
         local_runner: JobRunner | None = None,
-        lookup_timeout: timedelta = LOOKUP_TIMEOUT,
+        guards: SourceGuards | None = None,
     ) -> None:
+        """``guards``: the sources' guards, which bound its lookups (sensors/guard.py),
+        shared with whatever else in the process asks the sources (the daemon's polls)."""
         self._adapters = adapters
-        self._lookups = Lookups(adapters, lookup_timeout.total_seconds())
+        self.guards = guards or SourceGuards()
+        self._lookups = Lookups(adapters, self.guards)
         self._executor = Executor(adapters, runner=runner, beam=beam, local_runner=local_runner)
         self._limiter = anyio.CapacityLimiter(max_concurrent_runs)
         # Never fewer evaluators than runs allowed at once, or the limit could not be met.
@@ -405,7 +406,6 @@ class Engine:
         return claimed_at, run
 
 
-
 def _keep_the_place() -> None:
     """The place stays held: the run that claimed it still has its own work to do."""
 
@@ -427,5 +427,5 @@ def build_engine(
         adapters, runner=runner, beam=settings.beam,
         max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
         lease=timedelta(seconds=settings.engine.lease_seconds), local_runner=local_runner,
-        lookup_timeout=timedelta(seconds=settings.engine.lookup_timeout_seconds),
+        guards=SourceGuards(settings.engine.lookup_timeout_seconds),
     )

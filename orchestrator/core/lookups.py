@@ -22,7 +22,7 @@ from orchestrator.model import InputRevision, Run, RunState
 from orchestrator.tasks.targets import Target
 from orchestrator.tasks.task import ExternalTask, Task, input_sources, input_targets, outputs
 from sensors import Sensors
-from sensors.guard import level_for
+from sensors.guard import SourceGuards, level_for
 
 Externals = Mapping[str, InputRevision | None]
 """The outputs of external tasks as a batched lookup found them (None: absent), by a key
@@ -30,11 +30,11 @@ of the task's id and the output's."""
 
 
 class Lookups:
-    def __init__(self, adapters: Adapters, lookup_timeout_seconds: float) -> None:
+    def __init__(self, adapters: Adapters, guards: SourceGuards) -> None:
         self._adapters = adapters
         self._sensors = Sensors(adapters.registry, adapters.warehouse, storage=adapters.storage,
                                 data_prefix=adapters.data_prefix, database=adapters.database,
-                                lookup_timeout_seconds=lookup_timeout_seconds)
+                                guards=guards)
         self._log = get_logger("charon.engine")
 
     async def externals(self, graph: Graph, known: Externals | None = None) -> Externals:

@@ -123,7 +123,7 @@ class Daemon:
         )
         self._send = send
         polls = source_polls(self.adapters, self.watch, send, self._backoff, self.metrics,
-                             lookup_timeout_seconds=self.settings.engine.lookup_timeout_seconds)
+                             guards=self.engine.guards)
         with send, receive:
             await self._run_all(serve, receive, polls, task_status)
         self._log.info("daemon stopped")

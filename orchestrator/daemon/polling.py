@@ -16,7 +16,7 @@ from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from sensors.facts import Trigger
-from sensors.guard import SourceGuard
+from sensors.guard import SourceGuards
 from sensors.watches import RegistryFeed, StorageWatch, TableWatch
 
 
@@ -66,16 +66,17 @@ async def poll_forever(
 
 def source_polls(
     adapters: Adapters, watch: Watchlist, send: MemoryObjectSendStream[Trigger],
-    schedule: PollSchedule, metrics: DaemonMetrics, *, lookup_timeout_seconds: float,
+    schedule: PollSchedule, metrics: DaemonMetrics, *, guards: SourceGuards,
 ) -> list[Callable[[], Awaitable[None]]]:
     """The daemon's polling sensors, each looping under :func:`poll_forever`: the
     registry's change feed, and the tables and objects ``watch`` watches, their
-    listings bounded by ``lookup_timeout_seconds``."""
+    listings bounded by the sources' ``guards``, the engine's lookups' too: a source that
+    stops answering is one outage to both."""
     feed = RegistryFeed(adapters.registry, send)
     tables = TableWatch(adapters.warehouse, lambda: watch.datasets, send,
-                        SourceGuard("the warehouse", lookup_timeout_seconds))
+                        guards["the warehouse"])
     objects = StorageWatch(adapters.storage, adapters.data_prefix, lambda: watch.objects, send,
-                           SourceGuard("storage", lookup_timeout_seconds))
+                           guards["storage"])
     return [partial(poll_forever, "registry", feed.poll_once, schedule, metrics),
             partial(poll_forever, "warehouse", tables.poll_once, schedule, metrics),
             partial(poll_forever, "storage", objects.poll_once, schedule, metrics)]

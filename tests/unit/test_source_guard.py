@@ -34,7 +34,9 @@ from orchestrator.testing import (
     InMemoryWarehouse,
 )
 from sensors import Sensors
-from sensors.guard import SourceGuard
+from sensors.facts import Trigger
+from sensors.guard import SourceGuard, SourceGuards
+from sensors.watches import TableWatch
 
 TIMEOUT = 0.5
 AT_ONCE = 0.2
@@ -89,7 +91,7 @@ async def seconds_to_fail(lookup: Callable[[], Awaitable[object]]) -> float:
 
 
 async def test_a_lookup_the_source_does_not_answer_fails_within_the_timeout() -> None:
-    sensors = Sensors(InMemoryRegistry(), PausedWarehouse(), lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(InMemoryRegistry(), PausedWarehouse(), guards=SourceGuards(TIMEOUT))
     started = time.monotonic()
     with anyio.fail_after(TIMEOUT + LATE), pytest.raises(
             SourceNotAnswering, match=r"the warehouse did not answer a lookup within 0\.5 s"):
@@ -99,7 +101,7 @@ async def test_a_lookup_the_source_does_not_answer_fails_within_the_timeout() ->
 
 async def test_then_its_lookups_fail_at_once_without_asking_while_others_answer() -> None:
     warehouse = PausedWarehouse()
-    sensors = Sensors(await published_registry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(await published_registry(), warehouse, guards=SourceGuards(TIMEOUT))
     await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
     asked = warehouse.asked
 
@@ -112,7 +114,7 @@ async def test_then_its_lookups_fail_at_once_without_asking_while_others_answer(
 
 
 async def test_the_lookups_waiting_on_it_fail_with_the_first() -> None:
-    sensors = Sensors(InMemoryRegistry(), PausedWarehouse(), lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(InMemoryRegistry(), PausedWarehouse(), guards=SourceGuards(TIMEOUT))
     ended: list[float] = []
 
     async def look_up(key: str, target: Target) -> None:
@@ -133,7 +135,7 @@ async def test_the_lookups_waiting_on_it_fail_with_the_first() -> None:
 async def test_as_long_again_later_one_lookup_tries_it_and_its_answer_ends_the_outage(
 ) -> None:
     warehouse = PausedWarehouse()
-    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(InMemoryRegistry(), warehouse, guards=SourceGuards(TIMEOUT))
     await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
     await anyio.sleep(TIMEOUT)
     asked = warehouse.asked
@@ -151,7 +153,7 @@ async def test_as_long_again_later_one_lookup_tries_it_and_its_answer_ends_the_o
 
 async def test_a_lookup_that_tries_it_and_gets_no_answer_fails_it_as_long_again() -> None:
     warehouse = PausedWarehouse()
-    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(InMemoryRegistry(), warehouse, guards=SourceGuards(TIMEOUT))
     await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
     await anyio.sleep(TIMEOUT)
     assert await seconds_to_fail(lambda: sensors.lookup("table", TABLE)) >= TIMEOUT
@@ -163,7 +165,7 @@ async def test_a_lookup_that_tries_it_and_gets_no_answer_fails_it_as_long_again(
 async def test_an_error_answered_in_time_is_an_answer_not_an_outage() -> None:
     warehouse = PausedWarehouse()
     warehouse.failing = True
-    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(InMemoryRegistry(), warehouse, guards=SourceGuards(TIMEOUT))
     for asked in range(1, 4):
         with pytest.raises(WarehouseError, match="BigQuery answered 500"):
             await sensors.lookup("table", TABLE)
@@ -172,7 +174,7 @@ async def test_an_error_answered_in_time_is_an_answer_not_an_outage() -> None:
 
 async def test_an_error_answered_to_the_lookup_trying_it_ends_the_outage() -> None:
     warehouse = PausedWarehouse()
-    sensors = Sensors(InMemoryRegistry(), warehouse, lookup_timeout_seconds=TIMEOUT)
+    sensors = Sensors(InMemoryRegistry(), warehouse, guards=SourceGuards(TIMEOUT))
     await seconds_to_fail(lambda: sensors.lookup("table", TABLE))
     await anyio.sleep(TIMEOUT)
     warehouse.failing = True
@@ -189,7 +191,7 @@ async def test_an_error_answered_to_the_lookup_trying_it_ends_the_outage() -> No
 
 async def test_a_batch_keeps_the_answers_of_the_sources_that_answer() -> None:
     sensors = Sensors(await published_registry(), PausedWarehouse(),
-                      lookup_timeout_seconds=TIMEOUT)
+                      guards=SourceGuards(TIMEOUT))
     targets: dict[str, Target] = {"table": TABLE, "plays": PLAYS, "other": OTHER_TABLE}
     with anyio.fail_after(TIMEOUT + LATE):
         found, failures = await sensors.lookup_answered(targets)
@@ -205,7 +207,7 @@ def engine_over(warehouse: InMemoryWarehouse, storage: InMemoryStorage) -> Engin
     return Engine(Adapters(InMemoryRegistry(), warehouse, storage, InMemoryStateStore(), "/out"),
                   runner=FakeJobRunner(warehouse, storage), beam=load_settings({}).beam,
                   max_concurrent_runs=1, lease=timedelta(hours=1),
-                  lookup_timeout=timedelta(seconds=TIMEOUT))
+                  guards=SourceGuards(TIMEOUT))
 
 
 class TableInput(ExternalTask):
@@ -220,6 +222,28 @@ async def test_the_nodes_a_silent_source_fails_are_not_each_said_again() -> None
             outcome = (await engine.run(TableInput())).outcomes[TableInput().task_id]
             assert outcome.status is Status.ERROR
             assert "SourceNotAnswering: the warehouse" in outcome.detail
+    warned = [entry["event"] for entry in logs if entry["log_level"] == "warning"]
+    assert warned == ["source not answering: its lookups fail at once for a while"]
+
+
+async def test_a_poll_and_the_lookups_of_one_source_share_one_outage() -> None:
+    """The daemon polls the warehouse's tables with the engine's guard of it: once the
+    poll has waited out the timeout, the engine's lookups fail at once, without asking,
+    and the outage is said once, not once by each."""
+    warehouse = PausedWarehouse()
+    engine = engine_over(warehouse, InMemoryStorage())
+    send, receive = anyio.create_memory_object_stream[Trigger](1)
+    spec = TABLE.spec
+    tables = TableWatch(warehouse, lambda: {(spec.project, spec.dataset): {str(spec)}}, send,
+                        engine.guards["the warehouse"])
+    with send, receive, structlog.testing.capture_logs() as logs:
+        assert await seconds_to_fail(tables.poll_once) >= TIMEOUT
+        asked = warehouse.asked
+        with anyio.fail_after(AT_ONCE):
+            outcome = (await engine.run(TableInput())).outcomes[TableInput().task_id]
+        assert outcome.status is Status.ERROR
+        assert "SourceNotAnswering: the warehouse" in outcome.detail
+        assert warehouse.asked == asked
     warned = [entry["event"] for entry in logs if entry["log_level"] == "warning"]
     assert warned == ["source not answering: its lookups fail at once for a while"]
 
