@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -63,24 +65,37 @@ async def publish(env: dict[str, str], endpoint: str, days: int, folder: Path) -
                                             str(folder))
 
 
-def test_a_backlog_of_long_runs_holds_up_no_other_workflow(tmp_path: Path) -> None:
+@contextmanager
+def backlog_daemon(tmp_path: Path, **limits: int) -> Iterator[
+        tuple[Cli, dict[str, str], str, Path]]:
+    """A daemon (its home, environment, address and log) whose backlog's first two runs
+    have started, the other workflow's input not yet published."""
     cli = Cli(tmp_path / "home")
-    env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path))}
+    env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path, **limits))}
     folder = cli.home / "storage" / "inputs"
     folder.mkdir(parents=True)
     (folder / "part").write_text("input\n")
     anyio.run(publish, env, SLOW_INPUT, BACKLOG, folder)
     log = tmp_path / "daemon.log"
-    daemon, _url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+    daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
     try:
         wait_until(lambda: log.read_text().count('"run started"') >= 2, 60,
                    "the backlog's first two runs", log)
-        anyio.run(publish, env, PLAYS, 1, folder)
+        yield cli, env, url, log
+    finally:
+        reap(daemon)
+
+
+def publish_the_other_day(cli: Cli, env: dict[str, str]) -> None:
+    anyio.run(publish, env, PLAYS, 1, cli.home / "storage" / "inputs")
+
+
+def test_a_backlog_of_long_runs_holds_up_no_other_workflow(tmp_path: Path) -> None:
+    with backlog_daemon(tmp_path) as (cli, env, _url, log):
+        publish_the_other_day(cli, env)
         wait_until(lambda: revisions(cli, "two.sources.from.registry", FIRST.isoformat()) == 1,
                    QUICK_WITHIN, "the other workflow's day to run", log)
         assert log.read_text().count('"run started"') == 3  # the backlog: two at a time
-    finally:
-        reap(daemon)
 
 
 def quick_day(url: str) -> dict[str, object]:
@@ -93,24 +108,11 @@ def quick_day(url: str) -> dict[str, object]:
 
 
 def test_a_backlog_at_the_engine_s_limit_holds_up_no_evaluation(tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "home")
-    env = {**importing_tests(cli.env),
-           "CHARON_CONFIG": str(config(tmp_path, engine_runs=2, backlog_runs=10))}
-    folder = cli.home / "storage" / "inputs"
-    folder.mkdir(parents=True)
-    (folder / "part").write_text("input\n")
-    anyio.run(publish, env, SLOW_INPUT, BACKLOG, folder)
-    log = tmp_path / "daemon.log"
-    daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
-    try:
-        wait_until(lambda: log.read_text().count('"run started"') >= 2, 60,
-                   "the backlog's first two runs", log)
+    with backlog_daemon(tmp_path, engine_runs=2, backlog_runs=10) as (cli, env, url, log):
         wait_until(lambda: PLAYS in str(quick_day(url).get("waiting_for")), QUICK_WITHIN,
                    "the other workflow's day to wait for its input", log)
-        anyio.run(publish, env, PLAYS, 1, folder)
+        publish_the_other_day(cli, env)
         wait_until(lambda: quick_day(url).get("waiting_for") == [], QUICK_WITHIN,
                    "the other workflow's day to be seen ready", log)
         assert quick_day(url)["state"] == "waiting"  # for a place: the engine's are taken
         assert log.read_text().count('"run started"') == 2  # the engine's limit
-    finally:
-        reap(daemon)

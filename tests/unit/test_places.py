@@ -26,6 +26,11 @@ class Line:
         self.scheduled: list[Root] = []
         self.at_limit = AtLimit(self.limiters, lambda: self.engine, self.scheduled.append)
 
+    def places_free(self, count: int) -> None:
+        """The engine has ``count`` places free, and a run just gave one back."""
+        self.engine = count
+        self.at_limit.offer()
+
     def evaluate_and_wait(self, root: Root) -> None:
         """An evaluation of ``root`` that found no place."""
         self.at_limit.leave(root)
@@ -36,7 +41,7 @@ class Line:
 def test_nothing_is_offered_while_no_place_is_free() -> None:
     line = Line(x=1, y=1, engine=0)
     line.evaluate_and_wait(day("x", 1))
-    line.at_limit.offer()
+    line.places_free(0)
     assert line.scheduled == []
     assert day("x", 1) in line.at_limit
 
@@ -45,8 +50,7 @@ def test_the_engine_s_places_go_to_the_oldest_days_of_any_workflow() -> None:
     line = Line(x=5, y=5, engine=0)
     for root in (day("y", 1), day("x", 2), day("y", 3), day("x", 4)):
         line.evaluate_and_wait(root)
-    line.engine = 3
-    line.at_limit.offer()
+    line.places_free(3)
     assert line.scheduled == [day("y", 1), day("x", 2), day("y", 3)]
     assert day("x", 4) in line.at_limit
 
@@ -55,8 +59,7 @@ def test_a_workflow_at_its_own_limit_leaves_the_places_to_the_others() -> None:
     line = Line(x=1, y=5, engine=0)
     for root in (day("x", 1), day("x", 2), day("y", 3)):
         line.evaluate_and_wait(root)
-    line.engine = 3
-    line.at_limit.offer()
+    line.places_free(3)
     assert line.scheduled == [day("x", 1), day("y", 3)]  # x's one place, then y's
 
 
@@ -66,13 +69,11 @@ def test_a_day_that_finds_its_place_taken_keeps_its_turn() -> None:
     line = Line(x=5, y=5, engine=0)
     line.evaluate_and_wait(day("x", 1))
     line.evaluate_and_wait(day("x", 2))
-    line.engine = 1
-    line.at_limit.offer()
+    line.places_free(1)
     assert line.scheduled == [day("x", 1)]
     line.engine = 0  # a new day's run took it
     line.evaluate_and_wait(day("x", 1))
-    line.engine = 1
-    line.at_limit.offer()
+    line.places_free(1)
     assert line.scheduled == [day("x", 1), day("x", 1)]
 
 
@@ -81,8 +82,7 @@ def test_a_waiting_day_evaluated_for_something_else_keeps_its_turn_too() -> None
     line.evaluate_and_wait(day("x", 1))
     line.evaluate_and_wait(day("x", 2))
     line.evaluate_and_wait(day("x", 1))  # a new input: evaluated again, no place yet
-    line.engine = 1
-    line.at_limit.offer()
+    line.places_free(1)
     assert line.scheduled == [day("x", 1)]
 
 
@@ -91,14 +91,12 @@ def test_a_day_that_ran_has_no_turn_left() -> None:
     line = Line(x=5, y=5, engine=0)
     line.evaluate_and_wait(day("x", 1))
     line.evaluate_and_wait(day("x", 2))
-    line.engine = 1
-    line.at_limit.offer()
+    line.places_free(1)
     line.engine = 0  # day 1's run holds the place
     line.at_limit.leave(day("x", 1))
     line.at_limit.evaluated(day("x", 1))
     line.evaluate_and_wait(day("x", 1))
-    line.engine = 1
-    line.at_limit.offer()
+    line.places_free(1)
     assert line.scheduled == [day("x", 1), day("x", 2)]
 
 
@@ -109,6 +107,5 @@ def test_days_evaluated_again_and_again_while_waiting_are_not_kept_over_and_over
     # Its memory, not its behaviour: each wait puts the day in line again, and the line
     # must not grow with every evaluation of a day that waits for hours.
     assert len(line.at_limit._turns["x"]) <= 66
-    line.engine = 5
-    line.at_limit.offer()
+    line.places_free(5)
     assert line.scheduled == [day("x", 1)]
