@@ -10,7 +10,7 @@ number watched; replicas sharing a state store split the roots (membership.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -331,8 +331,6 @@ class Daemon:
                              self._at_limit)
             report = await self.engine.run(begun.task, policy, graph=begun.graph,
                                            externals=begun.externals, hooks=hooks)
-            if root in self._at_limit:  # a user's re-run not run yet: kept for its turn
-                state.rerun = {**policy.rerun, **state.rerun}
         except* CharonError as group:
             self._evaluation_failed(root, state, messages(group))
         except* Exception as group:
@@ -348,6 +346,8 @@ class Daemon:
             else:
                 state.error, state.errors, evaluated = None, 0, True
                 self.metrics.sources["evaluations"].ok()
+                if root not in self._at_limit:
+                    state.rerun = _not_served(state.rerun, policy.rerun)
             if (held_until := report.held_until) is not None:
                 self._evaluate_again_at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), state.ready and root in self._at_limit
@@ -361,10 +361,13 @@ class Daemon:
             self._freeze()
 
     def _policy(self, root: Root, state: RootState) -> Policy:
+        """The workflow's policy, with the user's re-runs of the day, which stay the
+        day's until an evaluation ends that ran them: one that failed, or that left the
+        day waiting for a place, has not (they run a run again once, whatever number of
+        evaluations carry them: see Rerun)."""
         policy = self._policies[root.workflow]
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
-            state.rerun = NO_RERUNS
         return policy
 
     def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
@@ -414,3 +417,9 @@ class Daemon:
         whatever the state store is doing."""
         return await status.daemon_status(self, query or PageQuery())
 
+
+def _not_served(asked: Mapping[str, Rerun], served: Mapping[str, Rerun]) -> Mapping[str, Rerun]:
+    """The re-runs asked for that an evaluation carrying ``served`` did not serve: those
+    asked for while it went on."""
+    left = {task_id: rerun for task_id, rerun in asked.items() if served.get(task_id) != rerun}
+    return left or NO_RERUNS

@@ -84,7 +84,7 @@ class RootState:
     """A re-evaluation is pending for then: a lease runs out, a retry is due, or a
     failing source is tried again."""
     rerun: Mapping[str, Rerun] = field(default_factory=lambda: NO_RERUNS)
-    """Runs (by task id) a user asked to re-run, by the next evaluation."""
+    """Runs (by task id) a user asked to re-run, until an evaluation ends that ran them."""
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,43 @@ def test_a_paused_warehouse_holds_up_only_the_days_that_read_it(
     finally:
         os.kill(bigquery.process.pid, signal.SIGCONT)
         reap(daemon)
+
+
+TOKEN = "api-token"
+
+
+def rerun(url: str, task: str) -> int:
+    """Ask the daemon's API to re-run the newest run of ``task``; its HTTP status."""
+    with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310
+        [run_id] = [run["id"] for run in json.load(answer)["runs"] if run["task"] == task]
+    request = urllib.request.Request(  # noqa: S310  # the test's own daemon on the loopback
+        f"{url}/api/runs/{run_id}/rerun", data=b"{}", method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        return int(answer.status)
+
+
+def test_a_re_run_asked_while_the_warehouse_is_silent_runs_once_it_answers(
+        tmp_path: Path, bigquery: Emulator) -> None:
+    """The re-run's evaluation fails (the table cannot be looked up): the day keeps the
+    re-run, and runs it once the warehouse answers, rather than serve the request with
+    an evaluation that runs nothing."""
+    cli = Cli(tmp_path / "home")
+    anyio.run(create_table, bigquery, DAYS[0])
+    env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path)),
+           "BIGQUERY_EMULATOR_HOST": bigquery.host, "CHARON_API_TOKEN": TOKEN}
+    log = tmp_path / "daemon.log"
+    daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+    try:
+        wait_until(lambda: revisions(cli, "two.sources.from.table", DAYS[0]) == 1, 60,
+                   "the table's day to run", log)
+        os.kill(bigquery.process.pid, signal.SIGSTOP)
+        assert rerun(url, f"FromTable(date={DAYS[0]})") == 202
+        wait_until(lambda: "the warehouse is not answering" in log.read_text(),
+                   REGISTRY_DAYS_WITHIN, "the re-run's evaluation to fail", log)
+        os.kill(bigquery.process.pid, signal.SIGCONT)
+        wait_until(lambda: revisions(cli, "two.sources.from.table", DAYS[0]) == 2, 60,
+                   "the re-run to run once the warehouse answers", log)
+    finally:
+        os.kill(bigquery.process.pid, signal.SIGCONT)
+        reap(daemon)

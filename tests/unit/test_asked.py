@@ -170,3 +170,21 @@ async def test_a_re_run_of_a_day_waiting_for_its_workflow_s_place_runs_in_its_tu
         await none_kept(world)
     assert [" ".join(call).count(TODAY.strftime("%Y%m%d")) > 0
             for call in world.runner.calls] == [True, False, True]
+
+
+async def test_a_re_run_whose_evaluation_fails_runs_once_the_store_answers() -> None:
+    """The store fails the evaluation a user's re-run asked for: the re-run is not
+    dropped with it, but runs when the evaluation is tried again."""
+    world = make_world(state=FlakyStateStore)
+    async with running(world):
+        await publish_day(world)
+        await world.wait_for(lambda: len(world.runner.calls) == 1)
+        await world.wait_for(partial(settled, world))
+        [run] = await world.state.list_runs()
+        world.state.broken = True
+        root = Root(WORKFLOW, TODAY)
+        await ask_for(world, root, Rerun(run.task_id, run.fingerprint, run.generation))
+        await world.wait_for(lambda: world.daemon.roots[root].errors >= 2)
+        world.state.broken = False
+        await world.wait_for(lambda: len(world.runner.calls) == 2)
+        await none_kept(world)
