@@ -21,7 +21,7 @@ from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.core.graph import Graph, resolve
 from orchestrator.core.kept_gone import Rebuild, gone_since_success, kept_gone, rebuild_below
 from orchestrator.core.leases import LeaseKeeper
-from orchestrator.core.limits import Place
+from orchestrator.core.limits import Place, PlaceLine
 from orchestrator.core.lookups import Externals, Lookups
 from orchestrator.core.nodes import Nodes, blocked_by
 from orchestrator.core.policy import USER_RUN, Hooks, Policy
@@ -86,7 +86,7 @@ class Engine:
         self._lease = lease
         self._owner = owner or lease_owner()
         self._claiming = True
-        self._place_freed: Callable[[], None] | None = None
+        self._line: PlaceLine | None = None
         self._log = get_logger("charon.engine")
 
     @property
@@ -102,11 +102,11 @@ class Engine:
         """Runs that could start now under the engine's limit."""
         return int(self._limiter.available_tokens)
 
-    def on_place_freed(self, told: Callable[[], None]) -> None:
-        """``told()`` each time a run gives its place back, whoever's run it was (the
-        daemon's days waiting for one, :class:`Hooks`; a backfill's runs share the
-        places)."""
-        self._place_freed = told
+    def share_places(self, line: PlaceLine) -> None:
+        """Wait for places in ``line`` (the daemon's): a run that finds none free and
+        whose evaluation has no :class:`Hooks` (a backfill's) waits there for its turn,
+        and ``line`` is told each time a run gives its place back, whoever's it was."""
+        self._line = line
 
     async def cancel(self, task: Task, run: Run) -> None:
         """Cancel ``task``'s running ``run``, under its attempt, then its job. Failing the
@@ -300,6 +300,8 @@ class Engine:
             full = policy.limiter is not None and not policy.limiter.available_tokens
             return Outcome(task.task_id, Status.WAITING,
                            AT_ITS_LIMIT if full else AT_THE_ENGINE_LIMIT, run=earlier)
+        if waited and self._line is not None:
+            await self._line.park(policy.limiter)
         async with self._place(policy) as place:
             for _ in range(MAX_ROUNDS):
                 if waited:  # the inputs may have moved on while it waited for a place
@@ -391,7 +393,7 @@ class Engine:
         """A place within the evaluation's own limit, if it has one, then the engine's:
         waiting for its workflow's limit holds no place another workflow could use."""
         limits = [self._limiter] if policy.limiter is None else [policy.limiter, self._limiter]
-        return Place(limits, self._place_freed)
+        return Place(limits, None if self._line is None else self._line.offer)
 
     async def _claim(
         self, task: Task, current: str, inputs: Inputs, policy: Policy, *,

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import anyio
+
+
+class PlaceLine(Protocol):
+    """Who is next to a place given back, when several wait for one (the daemon's days,
+    and the runs it did not start: a backfill's)."""
+
+    def offer(self) -> None:
+        """A place was given back: those waiting have their turns at the places free."""
+
+    async def park(self, limiter: anyio.CapacityLimiter | None) -> None:
+        """Return at the caller's turn at a place, within ``limiter`` and the engine's."""
 
 
 class Place:

@@ -44,9 +44,9 @@ class Hooks(Protocol):
 
     Given to an evaluation, a ready task that finds no place free (under the policy's
     limit or the engine's) does not wait for one: the evaluation ends, the task
-    *waiting*, and the caller evaluates it again once a place comes free (the engine's
-    ``on_place_freed``): a backlog then holds none of the evaluators every workflow
-    shares. They
+    *waiting*, and the caller evaluates it again once a place comes free (its line,
+    the engine's ``share_places``): a backlog then holds none of the evaluators every
+    workflow shares. They
     are an evaluation's, not a policy's: a policy is a workflow's, and copying it for
     each evaluation was a twelfth of a daemon's start-up sweep."""
 

@@ -87,7 +87,7 @@ class Daemon:
         }
         self._at_limit = AtLimit(self._limiters, lambda: engine.places_free,
                                  partial(self.schedule, received=None))
-        engine.on_place_freed(self._at_limit.offer)
+        engine.share_places(self._at_limit)
         self._policies = {
             w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy)
             for w in settings.workflows

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
 
 from orchestrator.daemon.status import RootState
 from orchestrator.tasks.task import Task
@@ -18,11 +20,18 @@ Turn = tuple[int, Root]
 """A waiting day's place in line: the number of its arrival, then the day."""
 
 
+@dataclass(eq=False, slots=True)
+class _Parked:
+    limiter: anyio.CapacityLimiter | None
+    turn: anyio.Event = field(default_factory=anyio.Event)
+
+
 class AtLimit:
     """The days whose runs found no place free, under their workflow's limit or the
     engine's: evaluated again as places come free, oldest first. Their evaluations end
     meanwhile, so a backlog (a hundred days ready, two runs at a time) holds none of the
-    evaluators every workflow shares.
+    evaluators every workflow shares. The engine's other runs (a backfill's) that find
+    no place wait in the same line (:meth:`park`): it is the engine's ``PlaceLine``.
 
     A day is here only while its last evaluation ended without a place (:meth:`leave` as
     each begins). Places are offered when a run gives one back and when an evaluation
@@ -45,6 +54,9 @@ class AtLimit:
         they reach its head)."""
         self._kept: dict[Root, int] = {}
         """The arrival numbers of the days being evaluated again, should they wait again."""
+        self._parked: dict[_Parked, int] = {}
+        """The runs waiting for their turn at a place (:meth:`park`), oldest first, with
+        their arrival numbers."""
         self._arrivals = itertools.count()
         self._count = 0
 
@@ -78,27 +90,62 @@ class AtLimit:
         self.offer()
 
     def offer(self) -> None:
-        """As many waiting days as there are places free now are evaluated again, oldest
-        first, each within its workflow's limit and all within the engine's (should
-        another evaluation take a place first, that day waits again, keeping its turn)."""
+        """As many of those waiting as there are places free now have their turn, oldest
+        first, each within its own limit and all within the engine's: a day is
+        evaluated again (should another evaluation take the place first, it waits
+        again, keeping its turn), a parked run goes on to take its place."""
         if not self._count:
             return  # every evaluation ends here: most find nobody waiting
         free = self._engine_places()
-        places = {workflow: int(self._limiters[workflow].available_tokens)
-                  for workflow, waiting in self._waiting.items() if waiting}
+        granted: Counter[int] = Counter()
+
+        def room(limiter: anyio.CapacityLimiter | None) -> bool:
+            return limiter is None or limiter.available_tokens > granted[id(limiter)]
+
         while free > 0:
-            heads = [(head, workflow) for workflow, count in places.items()
-                     if count > 0 and (head := self._head(workflow)) is not None]
-            if not heads:
+            day = min(((head, workflow) for workflow, waiting in self._waiting.items()
+                       if waiting and room(self._limiters[workflow])
+                       and (head := self._head(workflow)) is not None), default=None)
+            run = next(((arrival, parked) for parked, arrival in self._parked.items()
+                        if room(parked.limiter)), None)
+            if run is not None and (day is None or run[0] < day[0][0]):
+                parked = run[1]
+                del self._parked[parked]
+                parked.turn.set()
+                limiter = parked.limiter
+            elif day is not None:
+                (arrival, root), workflow = day
+                heapq.heappop(self._turns[workflow])
+                del self._waiting[workflow][root]
+                self._kept[root] = arrival
+                self._schedule(root)
+                limiter = self._limiters[workflow]
+            else:
                 return
-            (arrival, root), workflow = min(heads)
-            heapq.heappop(self._turns[workflow])
-            del self._waiting[workflow][root]
             self._count -= 1
-            self._kept[root] = arrival
-            places[workflow] -= 1
+            granted[id(limiter)] += 1
             free -= 1
-            self._schedule(root)
+
+    async def park(self, limiter: anyio.CapacityLimiter | None) -> None:
+        """Return at the caller's turn at a place, within ``limiter`` and the engine's: a
+        run the daemon's days did not start (a backfill's) waits in line with them,
+        rather than take each place given back ahead of days that waited longer."""
+        parked = _Parked(limiter)
+        self._parked[parked] = next(self._arrivals)
+        self._count += 1
+        self.offer()  # a place may have come free since the caller found none
+        try:
+            await parked.turn.wait()
+            # Cancelled as its turn came, it must say so now: the caller takes its place
+            # next, and a cancelled caller would take none, and pass the turn to no one.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            if parked in self._parked:
+                del self._parked[parked]
+                self._count -= 1
+            else:
+                self.offer()  # its turn came as it was cancelled: the next one's now
+            raise
 
     def _head(self, workflow: str) -> Turn | None:
         turns, waiting = self._turns[workflow], self._waiting[workflow]

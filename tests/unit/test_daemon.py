@@ -154,6 +154,33 @@ async def test_a_day_waiting_for_a_place_a_user_s_run_held_runs_when_it_ends() -
         await world.wait_for(lambda: len(world.runner.calls) == 2, timeout=10)
 
 
+async def test_runs_the_daemon_did_not_start_wait_in_line_with_its_days() -> None:
+    """A backfill through the daemon's engine, one place: its next run, asked for after
+    a day of the daemon's found no place, runs after that day, not before (a run
+    waiting for the engine's limit took each place given back, and a backfill kept the
+    daemon's days waiting until it ended)."""
+    world = make_world(engine_runs=1, lookback_days=1)
+    world.runner.gate = anyio.Event()
+    backfill = [(TODAY - timedelta(days=30 + n)).isoformat() for n in range(3)]
+    engine = world.daemon.engine
+    async with running(world), anyio.create_task_group() as group:
+        for day in backfill:
+            await publish_day(world, day)
+        group.start_soon(engine.run, TopArtistsJob(date=backfill[0], top_n=10))
+        await world.wait_for(lambda: world.runner.running == 1)
+        group.start_soon(engine.run, TopArtistsJob(date=backfill[1], top_n=10))
+        await anyio.sleep(0.05)
+        await publish_day(world, TODAY.isoformat())
+        await world.wait_for(lambda: world.daemon.roots[Root("top_artists", TODAY)].ready)
+        group.start_soon(engine.run, TopArtistsJob(date=backfill[2], top_n=10))
+        await anyio.sleep(0.05)
+        world.runner.gate.set()
+        await world.wait_for(lambda: len(world.runner.calls) == 4, timeout=10)
+    launched = [next(day for day in [*backfill, TODAY.isoformat()]
+                     if day.replace("-", "") in " ".join(call)) for call in world.runner.calls]
+    assert launched == [backfill[0], backfill[1], TODAY.isoformat(), backfill[2]]
+
+
 async def test_a_waiting_day_another_worker_ran_meanwhile_passes_its_turn_on() -> None:
     """Days 2 and 3 wait, in that order, for day 1's place. Day 2 is run meanwhile by
     another worker (a user's ``charon run``): when the place comes free, day 3 runs,

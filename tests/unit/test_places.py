@@ -109,3 +109,53 @@ def test_days_evaluated_again_and_again_while_waiting_are_not_kept_over_and_over
     assert len(line.at_limit._turns["x"]) <= 66
     line.places_free(5)
     assert line.scheduled == [day("x", 1)]
+
+
+async def test_runs_parked_by_the_engine_wait_in_line_with_the_days() -> None:
+    line = Line(x=5, y=5, engine=0)
+    turns: list[str] = []
+
+    async def run(name: str) -> None:
+        await line.at_limit.park(None)
+        turns.append(name)
+
+    async with anyio.create_task_group() as group:
+        line.evaluate_and_wait(day("x", 1))
+        group.start_soon(run, "first run")
+        await anyio.sleep(0.01)
+        line.evaluate_and_wait(day("y", 2))
+        group.start_soon(run, "second run")
+        await anyio.sleep(0.01)
+        for _ in range(4):
+            line.places_free(1)
+            await anyio.sleep(0.01)
+            line.engine = 0  # whoever had the turn took the place
+    assert line.scheduled == [day("x", 1), day("y", 2)]
+    assert turns == ["first run", "second run"]
+    assert day("x", 1) not in line.at_limit
+
+
+async def test_a_run_parked_while_a_place_is_free_goes_on_at_once() -> None:
+    line = Line(x=5, y=5, engine=1)
+    with anyio.fail_after(1):
+        await line.at_limit.park(None)
+
+
+async def test_a_parked_run_cancelled_leaves_the_line() -> None:
+    line = Line(x=5, y=5, engine=0)
+    with anyio.move_on_after(0.05):
+        await line.at_limit.park(None)
+    line.evaluate_and_wait(day("x", 1))
+    line.places_free(1)
+    assert line.scheduled == [day("x", 1)]
+
+
+async def test_a_parked_run_cancelled_as_its_turn_came_passes_the_place_on() -> None:
+    line = Line(x=5, y=5, engine=0)
+    async with anyio.create_task_group() as group:
+        group.start_soon(line.at_limit.park, None)
+        await anyio.sleep(0.01)
+        line.evaluate_and_wait(day("x", 1))
+        line.places_free(1)  # the run's turn: its task is cancelled before it goes on
+        group.cancel_scope.cancel()
+    assert line.scheduled == [day("x", 1)]
