@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.noop_tasks import INPUT_ENDPOINT  # after the path is set
 from jobs.runners.beam import SubprocessJobRunner
+from orchestrator.adapters import build_engine
 from orchestrator.config import Settings, load_settings
-from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from jobs.runners.base import JobRunner
 from jobs.runners.beam import SubprocessJobRunner
 from orchestrator.config import Settings
+from orchestrator.core.engine import Engine
 from orchestrator.core.ports import Adapters
 from orchestrator.errors import UsageError
 from orchestrator.stores.database.base import Database
@@ -29,6 +31,7 @@ from orchestrator.stores.storage.base import Storage
 from orchestrator.stores.storage.local import LocalStorage
 from orchestrator.stores.warehouse.base import Warehouse
 from orchestrator.stores.warehouse.duckdb import DuckDBWarehouse
+from sensors.guard import SourceGuards
 
 if TYPE_CHECKING:
     import aiohttp
@@ -199,3 +202,24 @@ async def open_job_runner(settings: Settings) -> AsyncIterator[JobRunner]:
 
     async with new_session() as session:
         yield DataflowJobRunner.from_settings(settings, session)
+
+
+def build_engine(
+    adapters: Adapters,
+    settings: Settings,
+    runner: JobRunner,
+    *,
+    local_runner: JobRunner | None = None,
+    max_concurrent_runs: int | None = None,
+) -> Engine:
+    """The engine as the settings describe it.
+
+    ``runner`` runs Beam jobs; ``local_runner`` the jobs that always run on this machine
+    (spark-submit), even when Beam jobs go to Dataflow.
+    """
+    return Engine(
+        adapters, runner=runner, beam=settings.beam,
+        max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
+        lease=timedelta(seconds=settings.engine.lease_seconds), local_runner=local_runner,
+        guards=SourceGuards(settings.engine.lookup_timeout_seconds),
+    )

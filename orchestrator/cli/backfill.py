@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.adapters import local_job_runner, open_job_runner
+from orchestrator.adapters import build_engine, local_job_runner, open_job_runner
 from orchestrator.cli import arguments, retcodes, task_options
 from orchestrator.cli.render import SAID
 from orchestrator.cli.summary import summary
@@ -24,7 +24,6 @@ from orchestrator.core.backfill import (
     exit_code,
     run_backfill,
 )
-from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import CATEGORIES, Status
 from orchestrator.errors import UsageError

@@ -11,10 +11,9 @@ from typing import Any
 
 import anyio.abc
 
-from orchestrator.adapters import local_job_runner, open_job_runner
+from orchestrator.adapters import build_engine, local_job_runner, open_job_runner
 from orchestrator.cli import arguments
 from orchestrator.config import Settings
-from orchestrator.core.engine import build_engine
 from orchestrator.core.explain import explanation
 from orchestrator.core.policy import Policy
 from orchestrator.core.ports import Adapters

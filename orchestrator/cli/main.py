@@ -11,11 +11,16 @@ from typing import Any, TypeAlias
 
 import anyio
 
-from orchestrator.adapters import local_job_runner, open_adapters, open_job_runner, open_registry
+from orchestrator.adapters import (
+    build_engine,
+    local_job_runner,
+    open_adapters,
+    open_job_runner,
+    open_registry,
+)
 from orchestrator.cli import arguments, render, retcodes, task_options
 from orchestrator.cli.stopping import Stopped, unless_stopped
 from orchestrator.config import Settings, load_settings
-from orchestrator.core.engine import build_engine
 from orchestrator.core.graph import resolve
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode, Report

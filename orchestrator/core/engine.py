@@ -16,7 +16,7 @@ from datetime import timedelta
 import anyio
 
 from jobs.runners.base import JobRunner
-from orchestrator.config import BeamSettings, Settings
+from orchestrator.config import BeamSettings
 from orchestrator.core.execution import Attempt, Evaluation, Executor, Inputs
 from orchestrator.core.graph import Graph, resolve
 from orchestrator.core.kept_gone import Rebuild, gone_since_success, kept_gone, rebuild_below
@@ -410,24 +410,3 @@ class Engine:
 
 def _keep_the_place() -> None:
     """The place stays held: the run that claimed it still has its own work to do."""
-
-
-def build_engine(
-    adapters: Adapters,
-    settings: Settings,
-    runner: JobRunner,
-    *,
-    local_runner: JobRunner | None = None,
-    max_concurrent_runs: int | None = None,
-) -> Engine:
-    """The engine as the settings describe it.
-
-    ``runner`` runs Beam jobs; ``local_runner`` the jobs that always run on this machine
-    (spark-submit), even when Beam jobs go to Dataflow.
-    """
-    return Engine(
-        adapters, runner=runner, beam=settings.beam,
-        max_concurrent_runs=max_concurrent_runs or settings.engine.max_concurrent_runs,
-        lease=timedelta(seconds=settings.engine.lease_seconds), local_runner=local_runner,
-        guards=SourceGuards(settings.engine.lookup_timeout_seconds),
-    )

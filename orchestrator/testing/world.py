@@ -18,9 +18,9 @@ import anyio
 # typing_extensions comes with anyio on every Python without TypeVar defaults.
 from typing_extensions import TypeVar
 
-from orchestrator.adapters import local_job_runner
+from orchestrator.adapters import build_engine, local_job_runner
 from orchestrator.config import Settings, load_settings
-from orchestrator.core.engine import Engine, build_engine
+from orchestrator.core.engine import Engine
 from orchestrator.core.janitor import Janitor
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import Report, Status

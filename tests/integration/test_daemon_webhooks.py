@@ -18,9 +18,8 @@ import asyncpg
 import pytest
 
 from jobs.top_artists import END_CONTENT_FACT
-from orchestrator.adapters import local_job_runner
+from orchestrator.adapters import build_engine, local_job_runner
 from orchestrator.config import load_settings
-from orchestrator.core.engine import build_engine
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.http_api import daemon_app
 from orchestrator.model import Asked

@@ -16,10 +16,9 @@ from jobs.luigi_top_artists import (
     Top10Artists,
 )
 from jobs.luigi_top_artists.sample_data import streams_day
-from orchestrator.adapters import local_job_runner
+from orchestrator.adapters import build_engine, local_job_runner
 from orchestrator.cli.main import parse_task
 from orchestrator.config import load_settings
-from orchestrator.core.engine import build_engine
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.errors import ConfigError, UsageError
