@@ -32,6 +32,7 @@ from orchestrator.errors import (
     CharonError,
     RetriesExhausted,
     RunConflict,
+    SourceNotAnswering,
     StaleInputs,
 )
 from orchestrator.log import get_logger, log_context
@@ -205,7 +206,8 @@ class Engine:
             # A store or source failed (or a task is misdeclared): this node cannot be
             # evaluated now. Its dependents are blocked; the rest of the graph goes on.
             level_for(self._log, exc)("cannot evaluate", task=task_id, error=str(exc))
-            return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}")
+            return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}",
+                           outage=isinstance(exc, SourceNotAnswering))
 
     async def _evaluate(
         self, graph: Graph, task_id: str, outcomes: dict[str, Outcome], policy: Policy,

@@ -50,6 +50,8 @@ class Outcome:
     """The targets of a MISSING external task that are not there yet."""
     blocked_by: tuple[str, ...] = ()
     """The dependencies of a BLOCKED task that did not finish."""
+    outage: bool = False
+    """An ERROR a source's outage caused, which the source's guard has said already."""
 
     @property
     def category(self) -> Category:
@@ -145,6 +147,11 @@ class Report:
     def errors(self) -> list[str]:
         """What could not be evaluated because a store or source failed."""
         return [o.detail for o in self.outcomes.values() if o.status is Status.ERROR]
+
+    @property
+    def outages_only(self) -> bool:
+        """Whether every error it has is a source's outage (said by its guard already)."""
+        return all(o.outage for o in self.outcomes.values() if o.status is Status.ERROR)
 
     @property
     def missing(self) -> list[str]:

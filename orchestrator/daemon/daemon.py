@@ -35,7 +35,7 @@ from orchestrator.daemon.polling import PollSchedule, source_polls
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError, messages
+from orchestrator.errors import CharonError, SourceNotAnswering, messages
 from orchestrator.log import Throttled, get_logger
 from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
@@ -107,8 +107,8 @@ class Daemon:
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
         # A day's first failure is said; the next ones are counted, in a line every 10 s.
-        self._failing_again = Throttled(
-            self._log, "evaluations failed again; each tried again later", "evaluations")
+        self._failures_counted = Throttled(
+            self._log, "evaluations failed; each tried again later", "evaluations")
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(
@@ -332,7 +332,8 @@ class Daemon:
             report = await self.engine.run(begun.task, policy, graph=begun.graph,
                                            externals=begun.externals, hooks=hooks)
         except* CharonError as group:
-            self._evaluation_failed(root, state, messages(group))
+            self._evaluation_failed(root, state, messages(group), outage=all(
+                isinstance(error, SourceNotAnswering) for error in group.exceptions))
         except* Exception as group:
             # A bug, or a task that raises in requires()/output(): logged with its
             # traceback, kept out of the daemon's task group.
@@ -342,7 +343,8 @@ class Daemon:
         else:
             self._record(root, state, Verdict.of(report))
             if report.errors:
-                self._evaluation_failed(root, state, "; ".join(report.errors))
+                self._evaluation_failed(root, state, "; ".join(report.errors),
+                                        outage=report.outages_only)
             else:
                 state.error, state.errors, evaluated = None, 0, True
                 self.metrics.sources["evaluations"].ok()
@@ -370,17 +372,22 @@ class Daemon:
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
         return policy
 
-    def _evaluation_failed(self, root: Root, state: RootState, error: str) -> None:
+    def _evaluation_failed(self, root: Root, state: RootState, error: str, *,
+                           outage: bool = False) -> None:
+        """Record the failure and evaluate the day again later. Its first failure in a
+        row is said, unless a source's outage caused it: that source's guard said so
+        once, for all the days it fails (a thousand lines at once, else); the others
+        are counted into one line now and then."""
         state.error, state.errors = error, state.errors + 1
         self.metrics.sources["evaluations"].failed(error)
         self.metrics.evaluation_errors.inc(workflow=root.workflow)
         delay = self._backoff.next_delay(state.errors)
         said = {"root": str(root), "error": error, "failures": state.errors,
                 "retry_in_seconds": round(delay, 3)}
-        if state.errors == 1:
+        if state.errors == 1 and not outage:
             self._log.warning("evaluation failed; trying again later", **said)
         else:  # a source down for an hour, each of its days tried again every minute
-            self._failing_again(**said)
+            self._failures_counted(**said)
         self._evaluate_again_at(root, state, datetime.now(UTC) + timedelta(seconds=delay))
 
     def _evaluate_again_at(self, root: Root, state: RootState, when: datetime) -> None:

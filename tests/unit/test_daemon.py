@@ -21,7 +21,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.report import Outcome, Report
 from orchestrator.daemon.daemon import MAX_CONCURRENT_EVALUATIONS
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import RegistryError, WarehouseError
+from orchestrator.errors import RegistryError, SourceNotAnswering, WarehouseError
 from orchestrator.model import Revision, RunState
 from orchestrator.stores.warehouse.base import Column
 from orchestrator.tablespec import TableSpec
@@ -295,10 +295,32 @@ async def test_a_day_failing_again_and_again_is_said_once_then_counted() -> None
     assert sorted(entry["root"] for entry in said) == sorted(map(str, world.daemon.roots))
     assert {entry["failures"] for entry in said} == {1}  # each day's first, and no other
     again = [entry for entry in logs
-             if entry["event"] == "evaluations failed again; each tried again later"]
+             if entry["event"] == "evaluations failed; each tried again later"]
     assert 1 <= len(again) <= 2  # one at once, the rest counted for 10 s
     assert again[0]["log_level"] == "warning"
     assert "BigQuery answered 503" in again[0]["error"]
+
+
+async def test_days_a_silent_source_fails_are_counted_from_their_first_failure() -> None:
+    """The source's guard says it once for them all: the days' failures, first ones too,
+    are counted into one line, not said a line a day."""
+    world = make_world(lookback_days=20)
+
+    async def silent(*args: object) -> None:
+        raise SourceNotAnswering("the warehouse is not answering (no answer within 30 s)")
+
+    world.warehouse.table_info = silent  # type: ignore[method-assign,assignment]
+    world.warehouse.list_tables = silent  # type: ignore[method-assign,assignment]
+    with structlog.testing.capture_logs() as logs:
+        async with running(world):
+            await world.wait_for(lambda: len(world.daemon.roots) > 1 and all(
+                state.errors >= 2 for state in world.daemon.roots.values()), timeout=20)
+    assert not [entry for entry in logs
+                if entry["event"] == "evaluation failed; trying again later"]
+    counted = [entry for entry in logs
+               if entry["event"] == "evaluations failed; each tried again later"]
+    assert 1 <= len(counted) <= 3
+    assert "the warehouse is not answering" in counted[0]["error"]
 
 
 async def test_shutdown_lets_a_running_job_finish_within_the_grace_period() -> None:
