@@ -25,6 +25,7 @@ from orchestrator.core.engine import Engine
 from orchestrator.core.policy import NO_RERUNS, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
+from orchestrator.daemon.again import Again
 from orchestrator.daemon.asking import Asking
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
@@ -36,7 +37,7 @@ from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError, SourceNotAnswering, messages
-from orchestrator.log import Throttled, get_logger
+from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
@@ -47,8 +48,6 @@ FREEZE_EVERY = 2000
 """Days evaluated for the first time between two freezes of the collector's objects."""
 LEAVE_SECONDS = 2.0
 """How long a stopped daemon tries to tell the state store it left."""
-# Past a lease's end, so the holder's clock (if a little behind ours) has let it go too.
-LEASE_RETRY_MARGIN_SECONDS = 0.5
 
 
 def utc_today() -> date:
@@ -106,9 +105,8 @@ class Daemon:
         self._life = Lifecycle(daemon.shutdown_grace_seconds)
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
-        # A day's first failure is said; the next ones are counted, in a line every 10 s.
-        self._failures_counted = Throttled(
-            self._log, "evaluations failed; each tried again later", "evaluations")
+        self._again = Again(self.metrics, self._backoff, partial(self.schedule, received=None),
+                            self._start_sensing)
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(
@@ -292,6 +290,13 @@ class Daemon:
         self.schedule(root, None)
         return True
 
+    def _start_sensing(self, wait: Callable[[], Awaitable[None]]) -> bool:
+        """Start ``wait`` as the daemon's sensing runs: stopped at once by a stop."""
+        if self._group is None:
+            return False
+        self._group.start_soon(self._life.sensing_task, wait)
+        return True
+
     def start_work(self, work: Callable[[], Awaitable[None]]) -> bool:
         """Run ``work`` (a backfill) as an evaluation runs: at shutdown it has the grace
         period, then is stopped. False when the daemon is stopping or not started."""
@@ -332,18 +337,18 @@ class Daemon:
             report = await self.engine.run(begun.task, policy, graph=begun.graph,
                                            externals=begun.externals, hooks=hooks)
         except* CharonError as group:
-            self._evaluation_failed(root, state, messages(group), outage=all(
+            self._again.failed(root, state, messages(group), outage=all(
                 isinstance(error, SourceNotAnswering) for error in group.exceptions))
         except* Exception as group:
             # A bug, or a task that raises in requires()/output(): logged with its
             # traceback, kept out of the daemon's task group.
             self._log.exception("evaluation crashed", root=str(root),
                                 exc_info=group.exceptions[0])
-            self._evaluation_failed(root, state, messages(group))
+            self._again.failed(root, state, messages(group))
         else:
             self._record(root, state, Verdict.of(report))
             if report.errors:
-                self._evaluation_failed(root, state, "; ".join(report.errors),
+                self._again.failed(root, state, "; ".join(report.errors),
                                         outage=report.outages_only)
             else:
                 state.error, state.errors, evaluated = None, 0, True
@@ -351,7 +356,7 @@ class Daemon:
                 if root not in self._at_limit:
                     state.rerun = _not_served(state.rerun, policy.rerun)
             if (held_until := report.held_until) is not None:
-                self._evaluate_again_at(root, state, held_until)
+                self._again.at(root, state, held_until)
         state.evaluated_at, state.ready = datetime.now(UTC), state.ready and root in self._at_limit
         return evaluated
 
@@ -371,42 +376,6 @@ class Daemon:
         if state.rerun:  # a user's own re-run: a failed run is tried again at once too
             policy = replace(policy, rerun=state.rerun, retry=RETRY_AT_ONCE)
         return policy
-
-    def _evaluation_failed(self, root: Root, state: RootState, error: str, *,
-                           outage: bool = False) -> None:
-        """Record the failure and evaluate the day again later. Its first failure in a
-        row is said, unless a source's outage caused it: that source's guard said so
-        once, for all the days it fails (a thousand lines at once, else); the others
-        are counted into one line now and then."""
-        state.error, state.errors = error, state.errors + 1
-        self.metrics.sources["evaluations"].failed(error)
-        self.metrics.evaluation_errors.inc(workflow=root.workflow)
-        delay = self._backoff.next_delay(state.errors)
-        said = {"root": str(root), "error": error, "failures": state.errors,
-                "retry_in_seconds": round(delay, 3)}
-        if state.errors == 1 and not outage:
-            self._log.warning("evaluation failed; trying again later", **said)
-        else:  # a source down for an hour, each of its days tried again every minute
-            self._failures_counted(**said)
-        self._evaluate_again_at(root, state, datetime.now(UTC) + timedelta(seconds=delay))
-
-    def _evaluate_again_at(self, root: Root, state: RootState, when: datetime) -> None:
-        """Evaluate ``root`` again at ``when``: once another worker's lease on one of its
-        runs is out (if that worker died, nothing else would trigger the takeover), a
-        failed run's retry is due, or a failing source may be back. One re-evaluation is
-        pending per root at a time, the earliest."""
-        if self._group is None or (state.retry_at is not None and state.retry_at <= when):
-            return
-        state.retry_at = when
-
-        async def retry() -> None:
-            wait = (when - datetime.now(UTC)).total_seconds() + LEASE_RETRY_MARGIN_SECONDS
-            await anyio.sleep(max(wait, 0))
-            if state.retry_at == when:
-                state.retry_at = None
-            self.schedule(root, None)
-
-        self._group.start_soon(self._life.sensing_task, retry)
 
     def _launched(self, workflow: str, received: float | None, task: Task) -> None:
         self.metrics.launches.inc(workflow=workflow)
