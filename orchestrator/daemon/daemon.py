@@ -349,7 +349,7 @@ class Daemon:
             self._record(root, state, Verdict.of(report))
             if report.errors:
                 self._again.failed(root, state, "; ".join(report.errors),
-                                        outage=report.outages_only)
+                                   outage=report.outages_only)
             else:
                 state.error, state.errors, evaluated = None, 0, True
                 self.metrics.sources["evaluations"].ok()
