@@ -22,7 +22,7 @@ from orchestrator.tasks.targets import (
     WarehouseTable,
 )
 from sensors.database import DatabaseSensor
-from sensors.guard import SourceGuard, SourceGuards
+from sensors.guard import DATABASE, REGISTRY, STORAGE, WAREHOUSE, SourceGuard, SourceGuards
 from sensors.registry import RegistrySensor
 from sensors.storage import StorageSensor
 from sensors.warehouse import WarehouseSensor
@@ -75,13 +75,13 @@ class Sensors:
         def guarded(source: str, sensor: Sensor[Any]) -> _Guarded:
             return _Guarded(sensor, shared[source])
 
-        self._storage = guarded("storage", _NoStorage() if storage is None
+        self._storage = guarded(STORAGE, _NoStorage() if storage is None
                                 else StorageSensor(storage, data_prefix))
         self._by_kind = TargetKinds[_Guarded]("sensor", {
-            RegistryTarget: guarded("the registry", RegistrySensor(registry)),
-            WarehouseTable: guarded("the warehouse", WarehouseSensor(warehouse)),
+            RegistryTarget: guarded(REGISTRY, RegistrySensor(registry)),
+            WarehouseTable: guarded(WAREHOUSE, WarehouseSensor(warehouse)),
             StorageTarget: self._storage,
-            PostgresTable: guarded("the database", DatabaseSensor(database)),
+            PostgresTable: guarded(DATABASE, DatabaseSensor(database)),
         })
 
     async def ask_storage(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 LOOKUP_TIMEOUT_SECONDS = 30.0
 """``engine.lookup_timeout_seconds``'s default."""
+REGISTRY, WAREHOUSE, STORAGE, DATABASE = "the registry", "the warehouse", "storage", "the database"
+"""The sources, as their guards name them: one name, one guard, whoever asks."""
 
 
 class SourceGuards:
@@ -117,7 +119,12 @@ class SourceGuard:
             scope.cancel()
 
 
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` is a source's outage, which its guard has said once already."""
+    return isinstance(error, SourceNotAnswering)
+
+
 def level_for(log: Logger, error: Exception) -> Callable[..., Any]:
-    """How to log what ``error`` failed: at debug when it is a source's outage, which
-    its guard said once already, not again for each lookup or task it fails."""
-    return log.debug if isinstance(error, SourceNotAnswering) else log.warning
+    """How to log what ``error`` failed: at debug when it is a source's outage, not
+    again for each lookup or task it fails."""
+    return log.debug if is_outage(error) else log.warning

@@ -32,7 +32,6 @@ from orchestrator.errors import (
     CharonError,
     RetriesExhausted,
     RunConflict,
-    SourceNotAnswering,
     StaleInputs,
 )
 from orchestrator.log import get_logger, log_context
@@ -47,7 +46,7 @@ from orchestrator.tasks.task import (
     Task,
     WrapperTask,
 )
-from sensors.guard import SourceGuards, level_for
+from sensors.guard import SourceGuards, is_outage, level_for
 
 EVALUATORS = 256
 """Nodes of one evaluation evaluated at once: enough that claims and successes
@@ -207,7 +206,7 @@ class Engine:
             # evaluated now. Its dependents are blocked; the rest of the graph goes on.
             level_for(self._log, exc)("cannot evaluate", task=task_id, error=str(exc))
             return Outcome(task_id, Status.ERROR, f"{type(exc).__name__}: {exc}",
-                           outage=isinstance(exc, SourceNotAnswering))
+                           outage=is_outage(exc))
 
     async def _evaluate(
         self, graph: Graph, task_id: str, outcomes: dict[str, Outcome], policy: Policy,

@@ -46,9 +46,9 @@ class Hooks(Protocol):
     limit or the engine's) does not wait for one: the evaluation ends, the task
     *waiting*, and the caller evaluates it again once a place comes free (its line,
     the engine's ``share_places``): a backlog then holds none of the evaluators every
-    workflow shares. They
-    are an evaluation's, not a policy's: a policy is a workflow's, and copying it for
-    each evaluation was a twelfth of a daemon's start-up sweep."""
+    workflow shares. They are an evaluation's, not a policy's: a policy is a
+    workflow's, and copying it for each evaluation was a twelfth of a daemon's start-up
+    sweep."""
 
     def launched(self, task: Task) -> None:
         """A run of this evaluation launches (the daemon times launches so)."""

@@ -36,11 +36,12 @@ from orchestrator.daemon.polling import PollSchedule, source_polls
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError, SourceNotAnswering, messages
+from orchestrator.errors import CharonError, messages
 from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
 from sensors.facts import Root, Trigger
+from sensors.guard import is_outage
 
 WINDOW_CHECK_SECONDS = 60.0
 MAX_CONCURRENT_EVALUATIONS = 64
@@ -84,8 +85,8 @@ class Daemon:
         self._limiters = {
             w.name: anyio.CapacityLimiter(w.max_concurrent_runs) for w in settings.workflows
         }
-        self._at_limit = AtLimit(self._limiters, lambda: engine.places_free,
-                                 partial(self.schedule, received=None))
+        evaluate_again = partial(self.schedule, received=None)
+        self._at_limit = AtLimit(self._limiters, lambda: engine.places_free, evaluate_again)
         engine.share_places(self._at_limit)
         self._policies = {
             w.name: Policy(self._limiters[w.name], w.rerun_late_inputs, retry=w.retry_policy)
@@ -105,8 +106,7 @@ class Daemon:
         self._life = Lifecycle(daemon.shutdown_grace_seconds)
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
-        self._again = Again(self.metrics, self._backoff, partial(self.schedule, received=None),
-                            self._start_sensing)
+        self._again = Again(self.metrics, self._backoff, evaluate_again, self._start_sensing)
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(
@@ -313,7 +313,7 @@ class Daemon:
                 state.dirty, received, state.pending_since = False, state.pending_since, None
                 serving = self.asking.take(root)
                 evaluated = await self._evaluate_once(root, state, received)
-                # A day left waiting for its workflow's place has not served its requests.
+                # A day left waiting for a place has not served its requests.
                 await self.asking.settle(root, serving,
                                          evaluated=evaluated and root not in self._at_limit)
                 if not state.dirty or self._life.stopping:
@@ -337,8 +337,8 @@ class Daemon:
             report = await self.engine.run(begun.task, policy, graph=begun.graph,
                                            externals=begun.externals, hooks=hooks)
         except* CharonError as group:
-            self._again.failed(root, state, messages(group), outage=all(
-                isinstance(error, SourceNotAnswering) for error in group.exceptions))
+            self._again.failed(root, state, messages(group),
+                               outage=all(map(is_outage, group.exceptions)))
         except* Exception as group:
             # A bug, or a task that raises in requires()/output(): logged with its
             # traceback, kept out of the daemon's task group.

@@ -16,7 +16,7 @@ from orchestrator.daemon.watch import Watchlist
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from sensors.facts import Trigger
-from sensors.guard import SourceGuards
+from sensors.guard import STORAGE, WAREHOUSE, SourceGuards
 from sensors.watches import RegistryFeed, StorageWatch, TableWatch
 
 
@@ -74,9 +74,9 @@ def source_polls(
     stops answering is one outage to both."""
     feed = RegistryFeed(adapters.registry, send)
     tables = TableWatch(adapters.warehouse, lambda: watch.datasets, send,
-                        guards["the warehouse"])
+                        guards[WAREHOUSE])
     objects = StorageWatch(adapters.storage, adapters.data_prefix, lambda: watch.objects, send,
-                           guards["storage"])
+                           guards[STORAGE])
     return [partial(poll_forever, "registry", feed.poll_once, schedule, metrics),
             partial(poll_forever, "warehouse", tables.poll_once, schedule, metrics),
             partial(poll_forever, "storage", objects.poll_once, schedule, metrics)]

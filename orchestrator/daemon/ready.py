@@ -149,4 +149,3 @@ class ReadyRoots:
             return externals
         finally:
             done.set()
-

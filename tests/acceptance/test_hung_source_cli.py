@@ -18,6 +18,7 @@ import signal
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -65,9 +66,15 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
+def status(url: str, query: str) -> dict[str, Any]:
+    """The test's own daemon's ``/status?<query>`` (on the loopback)."""
+    with urllib.request.urlopen(f"{url}/status?{query}", timeout=10) as answer:  # noqa: S310
+        found: dict[str, Any] = json.load(answer)
+    return found
+
+
 def warehouse_health(url: str) -> dict[str, object]:
-    with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310
-        health: dict[str, object] = json.load(answer)["sources"]["warehouse"]
+    health: dict[str, object] = status(url, "limit=1")["sources"]["warehouse"]
     return health
 
 
@@ -124,8 +131,7 @@ TOKEN = "api-token"
 
 def rerun(url: str, task: str) -> int:
     """Ask the daemon's API to re-run the newest run of ``task``; its HTTP status."""
-    with urllib.request.urlopen(f"{url}/status?limit=1", timeout=10) as answer:  # noqa: S310
-        [run_id] = [run["id"] for run in json.load(answer)["runs"] if run["task"] == task]
+    [run_id] = [run["id"] for run in status(url, "limit=1")["runs"] if run["task"] == task]
     request = urllib.request.Request(  # noqa: S310  # the test's own daemon on the loopback
         f"{url}/api/runs/{run_id}/rerun", data=b"{}", method="POST",
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
@@ -135,9 +141,8 @@ def rerun(url: str, task: str) -> int:
 
 def day_error(url: str) -> object:
     """The table workflow's first day's latest error, as ``/status`` shows it."""
-    with urllib.request.urlopen(f"{url}/status?workflow=tables", timeout=10) as answer:  # noqa: S310
-        partitions = json.load(answer)["partitions"]
-    return next(day["error"] for day in partitions if day["partition"] == DAYS[0])
+    return next(day["error"] for day in status(url, "workflow=tables")["partitions"]
+                if day["partition"] == DAYS[0])
 
 
 def test_a_re_run_asked_while_the_warehouse_is_silent_runs_once_it_answers(

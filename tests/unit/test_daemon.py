@@ -278,14 +278,19 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
     assert world.daemon.metrics.sensor_errors.value(sensor="registry") == 3
 
 
+def warehouse_fails(world: DaemonWorld, error: Exception) -> None:
+    """Every lookup and listing of the world's warehouse raises ``error``."""
+
+    async def fail(*args: object) -> None:
+        raise error
+
+    world.warehouse.table_info = fail  # type: ignore[method-assign,assignment]
+    world.warehouse.list_tables = fail  # type: ignore[method-assign,assignment]
+
+
 async def test_a_day_failing_again_and_again_is_said_once_then_counted() -> None:
     world = make_world()
-
-    async def down(*args: object) -> None:
-        raise WarehouseError("BigQuery answered 503")
-
-    world.warehouse.table_info = down  # type: ignore[method-assign,assignment]
-    world.warehouse.list_tables = down  # type: ignore[method-assign,assignment]
+    warehouse_fails(world, WarehouseError("BigQuery answered 503"))
     with structlog.testing.capture_logs() as logs:
         async with running(world):
             # Retried with the backoff: 20 ms, 40 ms, 80 ms... (polls every 10 ms here).
@@ -305,12 +310,8 @@ async def test_days_a_silent_source_fails_are_counted_from_their_first_failure()
     """The source's guard says it once for them all: the days' failures, first ones too,
     are counted into one line, not said a line a day."""
     world = make_world(lookback_days=20)
-
-    async def silent(*args: object) -> None:
-        raise SourceNotAnswering("the warehouse is not answering (no answer within 30 s)")
-
-    world.warehouse.table_info = silent  # type: ignore[method-assign,assignment]
-    world.warehouse.list_tables = silent  # type: ignore[method-assign,assignment]
+    warehouse_fails(world, SourceNotAnswering(
+        "the warehouse is not answering (no answer within 30 s)"))
     with structlog.testing.capture_logs() as logs:
         async with running(world):
             await world.wait_for(lambda: len(world.daemon.roots) > 1 and all(

@@ -35,7 +35,7 @@ from orchestrator.testing import (
 )
 from sensors import Sensors
 from sensors.facts import Trigger
-from sensors.guard import SourceGuard, SourceGuards
+from sensors.guard import WAREHOUSE, SourceGuard, SourceGuards
 from sensors.watches import TableWatch
 
 TIMEOUT = 0.5
@@ -235,7 +235,7 @@ async def test_a_poll_and_the_lookups_of_one_source_share_one_outage() -> None:
     send, receive = anyio.create_memory_object_stream[Trigger](1)
     spec = TABLE.spec
     tables = TableWatch(warehouse, lambda: {(spec.project, spec.dataset): {str(spec)}}, send,
-                        engine.guards["the warehouse"])
+                        engine.guards[WAREHOUSE])
     with send, receive, structlog.testing.capture_logs() as logs:
         assert await seconds_to_fail(tables.poll_once) >= TIMEOUT
         asked = warehouse.asked
