@@ -147,6 +147,7 @@ class DaemonSettings:
     # Beyond 100 a poll's delay could be negative.
     jitter_percent: int = field(metadata=within(0, 100))
     max_backoff_seconds: int = field(metadata=within(1, DAY))
+    backfill_retry_seconds: int = field(metadata=within(0, DAY))
     max_body_bytes: int = field(metadata=within(1, MAX_BODY_BYTES))
     shutdown_grace_seconds: int = field(metadata=within(0, DAY))
     trigger_queue: int = field(metadata=within(1, 1_000_000))

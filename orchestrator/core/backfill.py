@@ -3,7 +3,10 @@ outcome recorded in the state store, so that running the backfill again resumes 
 
 A day recorded done is not evaluated again; any other day is. A day whose run another
 worker holds (a crashed backfill's, until its lease runs out) is waited for and then
-evaluated again, so the run is taken over as usual rather than left behind.
+evaluated again, so the run is taken over as usual rather than left behind. A day whose
+evaluation ended in an error (a store or source failed, not the day's own run) may be
+tried again for a while (:class:`ErrorRetries`): a backfill nobody watches, the
+daemon's, rides out an outage as the daemon's own days do.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import anyio
 
 from orchestrator.core.engine import Engine
 from orchestrator.core.report import Category, Outcome, Report, RetCodes, Status
+from orchestrator.log import get_logger
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.tasks.task import Task
@@ -27,6 +31,16 @@ from orchestrator.tasks.task import Task
 RECHECK_SECONDS = 0.2
 # Outcomes no wait fixes: a day with one of these ends as it is.
 FINAL = {Category.FAILED, Category.SCHEDULING_ERROR, Category.MISSING}
+
+
+@dataclass(frozen=True)
+class ErrorRetries:
+    """How a day whose evaluation ended in an error is tried again."""
+
+    seconds: float
+    """For how long from its first error in a row; past it, the day ends in its error."""
+    pause: Callable[[int], float]
+    """The pause before the next try, given the errors in a row so far."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,11 @@ def backfill_record(task: str, interval: str, order: BackfillOrder,
 
 async def run_backfill(
     engine: Engine, state: StateStore, backfill: Backfill, roots: Mapping[date, Task], *,
-    max_parallel: int, on_day: OnDay,
+    max_parallel: int, on_day: OnDay, errors: ErrorRetries | None = None,
 ) -> list[DayResult]:
     """Evaluate each day's root in the order of ``roots``, at most ``max_parallel`` at
-    once, telling ``on_day`` as each ends; record the backfill's final state."""
+    once, telling ``on_day`` as each ends; record the backfill's final state. A day that
+    ends in an error is tried again as ``errors`` says; without it, it ends so."""
     results: list[DayResult] = []
     # A semaphore, not a CapacityLimiter: a place is taken here, in day order, and
     # given back by the day's own task.
@@ -75,7 +90,7 @@ async def run_backfill(
 
     async def evaluate(day: date, root: Task) -> None:
         try:
-            report = await _evaluate(engine, root)
+            report = await _evaluate(engine, root, day, errors)
             status = report.outcomes[report.root].status
             await state.record_backfill_day(backfill.id, day.isoformat(), status.value)
             done(DayResult(day, status, report))
@@ -96,15 +111,38 @@ async def run_backfill(
     return results
 
 
-async def _evaluate(engine: Engine, root: Task) -> Report:
-    """The root's report, once no run of it is held by another worker any more."""
+async def _evaluate(engine: Engine, root: Task, day: date,
+                    errors: ErrorRetries | None) -> Report:
+    """The root's report, once no run of it is held by another worker any more and, as
+    ``errors`` allows, it did not end in an error."""
+    first_error: float | None = None
+    tries = 0
     while True:
         report = await engine.run(root)
-        held_until = _held_until(report)
-        if held_until is None:
+        if (held_until := _held_until(report)) is not None:
+            wait = (held_until - datetime.now(UTC)).total_seconds()
+            await anyio.sleep(max(wait, 0) + RECHECK_SECONDS)
+            continue
+        if errors is None or not _errors_only(report):
             return report
-        wait = (held_until - datetime.now(UTC)).total_seconds()
-        await anyio.sleep(max(wait, 0) + RECHECK_SECONDS)
+        now = anyio.current_time()
+        first_error = now if first_error is None else first_error
+        if now - first_error >= errors.seconds:
+            return report
+        tries += 1
+        pause = errors.pause(tries)
+        get_logger("charon.backfill").info(
+            "backfill day not evaluated; tried again later", day=day.isoformat(),
+            error="; ".join(report.errors), tries=tries, retry_in_seconds=round(pause, 3))
+        await anyio.sleep(pause)
+
+
+def _errors_only(report: Report) -> bool:
+    """Whether the root fell short only for what failed around it: a store or source
+    failed, nothing of its own failed and no input is missing."""
+    categories = {outcome.category for outcome in report.outcomes.values()}
+    return not report.outcomes[report.root].status.ok and categories & FINAL == {
+        Category.SCHEDULING_ERROR}
 
 
 def _held_until(report: Report) -> datetime | None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from orchestrator.core.backfill import backfill_record, run_backfill
+from orchestrator.core.backfill import ErrorRetries, backfill_record, run_backfill
 from orchestrator.core.graph import resolve
 from orchestrator.core.report import Status
 from orchestrator.daemon import refusals
@@ -44,6 +44,10 @@ class Actions:
         self._max_body_bytes = max_body_bytes
         self._backfill: str | None = None
         """The id of the backfill this daemon runs now: one at a time."""
+        # Nobody watches a backfill the daemon runs: a day an outage failed is tried
+        # again with the daemon's backoff, as its own days are, for a while.
+        self._errors = ErrorRetries(daemon.settings.daemon.backfill_retry_seconds,
+                                    daemon.backoff.next_delay)
         self._log = get_logger("charon.actions")
 
     async def _authorised(self, request: web.Request, fields: set[str]) -> dict[str, Any]:
@@ -137,7 +141,8 @@ class Actions:
         async def work() -> None:
             try:
                 await run_backfill(self._daemon.engine, self._daemon.adapters.state, record,
-                                   roots, max_parallel=max_parallel, on_day=lambda _: None)
+                                   roots, max_parallel=max_parallel, on_day=lambda _: None,
+                                   errors=self._errors)
             except* CharonError as group:  # left running: starting it again resumes it
                 self._log.warning("backfill stopped", backfill=record.id,
                                   error=str(group.exceptions[0]))

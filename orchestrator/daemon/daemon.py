@@ -93,9 +93,9 @@ class Daemon:
             for w in settings.workflows
         }
         daemon = settings.daemon
-        self._backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
-                                     daemon.max_backoff_seconds)
-        self.asking = Asking(adapters.state, self.membership, self._backoff)
+        self.backoff = PollSchedule(daemon.poll_interval_ms / 1000, daemon.jitter_percent / 100,
+                                    daemon.max_backoff_seconds)
+        self.asking = Asking(adapters.state, self.membership, self.backoff)
         self._take_up_asked = partial(self.asking.take_up, self.watch.workflows.__contains__,
                                       self._ask)
         self.roots: dict[Root, RootState] = {}
@@ -106,7 +106,7 @@ class Daemon:
         self._life = Lifecycle(daemon.shutdown_grace_seconds)
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
-        self._again = Again(self.metrics, self._backoff, evaluate_again, self._start_sensing)
+        self._again = Again(self.metrics, self.backoff, evaluate_again, self._start_sensing)
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(
@@ -120,7 +120,7 @@ class Daemon:
             self.settings.daemon.trigger_queue
         )
         self._send = send
-        polls = source_polls(self.adapters, self.watch, send, self._backoff, self.metrics,
+        polls = source_polls(self.adapters, self.watch, send, self.backoff, self.metrics,
                              guards=self.engine.guards)
         with send, receive:
             await self._run_all(serve, receive, polls, task_status)

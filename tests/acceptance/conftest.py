@@ -11,7 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,3 +170,17 @@ def resumed_attempts(log: str) -> list[int]:
     """The attempts of the runs resumed, as the JSON lines of a charon log say."""
     return [json.loads(line)["attempt"] for line in log.splitlines()
             if '"run resumed"' in line]
+
+
+API_TOKEN = "api-token"
+"""The ``CHARON_API_TOKEN`` of the daemons that tests act through."""
+
+
+def act(url: str, path: str, body: Mapping[str, object] | None = None) -> tuple[int, Any]:
+    """The daemon's API's answer to ``body`` posted to ``path`` (to a GET without one),
+    with API_TOKEN: its HTTP status and JSON."""
+    request = urllib.request.Request(  # noqa: S310  # the test's own daemon on the loopback
+        f"{url}{path}", data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        return int(answer.status), json.load(answer)

@@ -27,8 +27,10 @@ from orchestrator.stores.warehouse.base import Column
 from orchestrator.stores.warehouse.bigquery import BigQueryWarehouse
 from orchestrator.tablespec import TableSpec
 from tests.acceptance.conftest import (
+    API_TOKEN,
     CHARON,
     Cli,
+    act,
     importing_tests,
     reap,
     revisions,
@@ -126,17 +128,10 @@ def test_a_paused_warehouse_holds_up_only_the_days_that_read_it(
         reap(daemon)
 
 
-TOKEN = "api-token"
-
-
 def rerun(url: str, task: str) -> int:
     """Ask the daemon's API to re-run the newest run of ``task``; its HTTP status."""
     [run_id] = [run["id"] for run in status(url, "limit=1")["runs"] if run["task"] == task]
-    request = urllib.request.Request(  # noqa: S310  # the test's own daemon on the loopback
-        f"{url}/api/runs/{run_id}/rerun", data=b"{}", method="POST",
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        return int(answer.status)
+    return act(url, f"/api/runs/{run_id}/rerun", {})[0]
 
 
 def day_error(url: str) -> object:
@@ -153,7 +148,7 @@ def test_a_re_run_asked_while_the_warehouse_is_silent_runs_once_it_answers(
     cli = Cli(tmp_path / "home")
     anyio.run(create_table, bigquery, DAYS[0])
     env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path)),
-           "BIGQUERY_EMULATOR_HOST": bigquery.host, "CHARON_API_TOKEN": TOKEN}
+           "BIGQUERY_EMULATOR_HOST": bigquery.host, "CHARON_API_TOKEN": API_TOKEN}
     log = tmp_path / "daemon.log"
     daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
     try:
@@ -166,6 +161,41 @@ def test_a_re_run_asked_while_the_warehouse_is_silent_runs_once_it_answers(
         os.kill(bigquery.process.pid, signal.SIGCONT)
         wait_until(lambda: revisions(cli, "two.sources.from.table", DAYS[0]) == 2, 60,
                    "the re-run to run once the warehouse answers", log)
+    finally:
+        os.kill(bigquery.process.pid, signal.SIGCONT)
+        reap(daemon)
+
+
+BACKFILL = {"workflow": "tables", "interval": "2019-12-01-2019-12-03"}
+BACKFILL_DAYS = ("2019-12-01", "2019-12-02")
+
+
+def test_a_backfill_through_the_daemon_rides_out_a_silent_warehouse(
+        tmp_path: Path, bigquery: Emulator) -> None:
+    """Its days' evaluations fail while the warehouse is silent: they are tried again
+    with the daemon's backoff, and the backfill ends done once it answers, rather than
+    failed, to be started again by hand."""
+    cli = Cli(tmp_path / "home")
+    for day in BACKFILL_DAYS:
+        anyio.run(create_table, bigquery, day)
+    env = {**importing_tests(cli.env), "CHARON_CONFIG": str(config(tmp_path)),
+           "BIGQUERY_EMULATOR_HOST": bigquery.host, "CHARON_API_TOKEN": API_TOKEN}
+    log = tmp_path / "daemon.log"
+    daemon, url = start([CHARON, "daemon", "--port", "0"], env, log, "daemon listening on ")
+    try:
+        os.kill(bigquery.process.pid, signal.SIGSTOP)
+        code, started = act(url, "/api/backfills", BACKFILL)
+        assert (code, started["total"]) == (202, len(BACKFILL_DAYS))
+        wait_until(lambda: "the warehouse is not answering" in log.read_text(),
+                   REGISTRY_DAYS_WITHIN, "the backfill's days to fail", log)
+        os.kill(bigquery.process.pid, signal.SIGCONT)
+        path = f"/api/backfills/{started['id']}"
+        wait_until(lambda: act(url, path)[1]["state"] != "running", 60,
+                   "the backfill to end", log)
+        ended = act(url, path)[1]
+        assert (ended["state"], ended["done"], ended["failed"]) == (
+            "succeeded", len(BACKFILL_DAYS), 0)
+        assert all(revisions(cli, "two.sources.from.table", day) == 1 for day in BACKFILL_DAYS)
     finally:
         os.kill(bigquery.process.pid, signal.SIGCONT)
         reap(daemon)

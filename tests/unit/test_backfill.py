@@ -10,18 +10,26 @@ from pathlib import Path
 
 import anyio
 import pytest
+import structlog
 
 from orchestrator.cli.backfill import new_backfill, parse_days, progress
 from orchestrator.cli.main import run_cli
 from orchestrator.cli.summary import summary
-from orchestrator.core.backfill import DayResult, combined, exit_code, run_backfill
+from orchestrator.core.backfill import (
+    DayResult,
+    ErrorRetries,
+    combined,
+    exit_code,
+    run_backfill,
+)
 from orchestrator.core.report import Report, RetCodes, Status
-from orchestrator.errors import UsageError
+from orchestrator.errors import RegistryError, UsageError
 from orchestrator.intervals import parse_interval
 from orchestrator.model import Backfill, BackfillState, fingerprint
 from orchestrator.tasks.params import DateParameter
 from orchestrator.tasks.runcontext import RunContext
-from orchestrator.tasks.task import Task
+from orchestrator.tasks.targets import RegistryTarget
+from orchestrator.tasks.task import LookupDaily, Task
 from orchestrator.testing.world import World, build_world
 from tests.support.backfill_tasks import DailyCount
 
@@ -77,11 +85,13 @@ def arguments(interval: str = "2018-10", order: str = "oldest", family: str = "D
 
 
 async def backfill(world: World, args: argparse.Namespace, *, max_parallel: int = 4,
-                   argv: Sequence[str] = ()) -> tuple[Backfill, list[DayResult]]:
+                   argv: Sequence[str] = (), errors: ErrorRetries | None = None,
+                   ) -> tuple[Backfill, list[DayResult]]:
     roots = parse_days(args, argv)
     record = await world.state.open_backfill(new_backfill(args, roots))
     results = await run_backfill(world.engine(), world.state, record, roots,
-                                 max_parallel=max_parallel, on_day=lambda _: None)
+                                 max_parallel=max_parallel, on_day=lambda _: None,
+                                 errors=errors)
     return record, results
 
 
@@ -167,6 +177,90 @@ async def test_a_day_held_by_a_crashed_worker_is_taken_over_when_its_lease_ends(
     assert ran(runs_log) == ["2018-10-05"]
     [run] = await world.state.list_runs()
     assert run.attempt == 2
+
+
+INPUT = "backfill.input"
+
+
+class FromInput(Task):
+    """A day of a registry input, copied; ``Unlucky`` fails its 13th."""
+
+    date = DateParameter()
+
+    def requires(self) -> LookupDaily:
+        return LookupDaily(endpoint=INPUT, partition=self.date, pattern="*")
+
+    def output(self) -> RegistryTarget:
+        return RegistryTarget("backfill.copied", self.date.isoformat())
+
+    async def run(self, context: RunContext) -> None:
+        if self.date.day == 13 and type(self).__name__ == "Unlucky":
+            raise RuntimeError("an unlucky day")
+        await context.storage.write(f"{context.outputs['output']}/part", b"copied\n")
+
+
+class Unlucky(FromInput):
+    pass
+
+
+async def registry_down_for(world: World, lookups: int, days: Sequence[str]) -> list[str]:
+    """The inputs of ``days`` published, then the registry's next ``lookups`` lookups
+    failing as in an outage; what each lookup answered ("down" or "up")."""
+    for day in days:
+        await world.storage.write(f"/inputs/{day}/part", b"input\n")
+        await world.registry.publish(INPUT, day, f"/inputs/{day}")
+    answers: list[str] = []
+    real = world.registry.latest_many
+
+    async def down_then_up(*args: object, **kwargs: object) -> object:
+        answers.append("down" if len(answers) < lookups else "up")
+        if answers[-1] == "down":
+            raise RegistryError("the registry is not answering")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    world.registry.latest_many = down_then_up  # type: ignore[method-assign,assignment]
+    return answers
+
+
+PATIENT = ErrorRetries(seconds=60, pause=lambda tries: 0.01 * tries)
+
+
+async def test_a_day_an_outage_failed_is_tried_again_and_done_once_it_is_over(
+        world: World) -> None:
+    answers = await registry_down_for(world, 3, ["2018-10-01"])
+    record, [result] = await backfill(world, arguments("2018-10-01", family="FromInput",
+                                                       module=__name__), errors=PATIENT)
+    assert result.status is Status.DONE
+    assert answers[:4] == ["down", "down", "down", "up"]
+    stored = await world.state.get_backfill(record.id)
+    assert stored is not None
+    assert stored.state is BackfillState.SUCCEEDED
+
+
+async def test_without_retries_or_past_their_time_a_day_ends_in_its_error(
+        world: World) -> None:
+    await registry_down_for(world, 1000, ["2018-10-01", "2018-10-02"])
+
+    async def tries_of(day: str, errors: ErrorRetries | None) -> tuple[Status, int]:
+        with structlog.testing.capture_logs() as logs:
+            _, [result] = await backfill(world, arguments(day, family="FromInput",
+                                                          module=__name__), errors=errors)
+        return result.status, sum(entry["event"] == "backfill day not evaluated; tried again "
+                                  "later" for entry in logs)
+
+    assert await tries_of("2018-10-01", None) == (Status.ERROR, 0)
+    status, tries = await tries_of("2018-10-02", ErrorRetries(0.05, PATIENT.pause))
+    assert status is Status.ERROR
+    assert 1 <= tries <= 3  # tried again after 10, 20 and 30 ms at the most
+
+
+async def test_a_day_s_own_failure_or_missing_input_is_not_tried_again(world: World) -> None:
+    answers = await registry_down_for(world, 0, ["2018-10-13"])
+    _, results = await backfill(world, arguments("2018-10-13-2018-10-15", family="Unlucky",
+                                                 module=__name__), errors=PATIENT)
+    assert sorted((r.day.day, r.status) for r in results) == [
+        (13, Status.FAILED), (14, Status.BLOCKED)]
+    assert len(answers) == 2
 
 
 def test_the_day_parameter_is_found_or_named() -> None:
