@@ -199,6 +199,13 @@ class Backfill:
     days: Mapping[str, str] = field(default_factory=dict)
     """Each day evaluated so far (YYYY-MM-DD) and the status its last evaluation ended in
     (orchestrator.core.report.Status), oldest day first."""
+    workflow: str = ""
+    """The daemon's workflow whose days it runs; "" for ``charon backfill``'s."""
+    max_parallel: int = 0
+    """Its days at once, for a daemon resuming it; 0 for the command's, told each time."""
+    owner: str = ""
+    """The daemon replica running it, "" for the command's: a daemon's backfill whose
+    replica is gone is taken over by another."""
 
 
 @dataclass(frozen=True)

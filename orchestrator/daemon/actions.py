@@ -10,16 +10,15 @@ anything changes, in this order: token configured, origin, token, media type, bo
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from orchestrator.core.backfill import ErrorRetries, backfill_record, run_backfill
 from orchestrator.core.graph import resolve
 from orchestrator.core.report import Status
 from orchestrator.daemon import refusals
+from orchestrator.daemon.backfilling import backfill_days
 from orchestrator.daemon.daemon import Daemon
 from orchestrator.daemon.refusals import body_of, field, json_object, queue_full
 from orchestrator.daemon.ui.states import find_run
@@ -28,7 +27,6 @@ from orchestrator.intervals import parse_interval
 from orchestrator.log import get_logger
 from orchestrator.model import Backfill, BackfillOrder, Rerun, Run, RunState
 from orchestrator.stores.state.claims import MAX_LIST
-from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.task import Task
 from orchestrator.web.http import Rejected, bearer_matches
 from sensors.facts import Root, Trigger
@@ -42,12 +40,6 @@ class Actions:
         self._daemon = daemon
         self._token = token
         self._max_body_bytes = max_body_bytes
-        self._backfill: str | None = None
-        """The id of the backfill this daemon runs now: one at a time."""
-        # Nobody watches a backfill the daemon runs: a day an outage failed is tried
-        # again with the daemon's backoff, as its own days are, for a while.
-        self._errors = ErrorRetries(daemon.settings.daemon.backfill_retry_seconds,
-                                    daemon.backoff.next_delay)
         self._log = get_logger("charon.actions")
 
     async def _authorised(self, request: web.Request, fields: set[str]) -> dict[str, Any]:
@@ -126,31 +118,14 @@ class Actions:
             raise Rejected(400, str(exc), "malformed") from None
         order = _order(payload.get("order", BackfillOrder.OLDEST.value))
         max_parallel = _max_parallel(payload.get("max_parallel", workflow.max_concurrent_runs))
-        days = sorted({workflow.partition_day(day) for day in interval},
-                      reverse=order is BackfillOrder.NEWEST)
-        if len(days) > MAX_BACKFILL_DAYS:
-            raise Rejected(400, f"{len(days)} days: at most {MAX_BACKFILL_DAYS}", "malformed")
-        if self._backfill is not None:
-            raise Rejected(409, f"backfill {self._backfill} is running", "conflict")
-        roots = {day: root_task(workflow, day) for day in days}
-        record = await self._daemon.adapters.state.open_backfill(backfill_record(
-            shlex.join(["--module", workflow.module, workflow.task]), str(interval), order,
-            roots))
-        self._backfill = record.id
-
-        async def work() -> None:
-            try:
-                await run_backfill(self._daemon.engine, self._daemon.adapters.state, record,
-                                   roots, max_parallel=max_parallel, on_day=lambda _: None,
-                                   errors=self._errors)
-            except* CharonError as group:  # left running: starting it again resumes it
-                self._log.warning("backfill stopped", backfill=record.id,
-                                  error=str(group.exceptions[0]))
-            finally:
-                self._backfill = None
-
-        if not self._daemon.start_work(work):
-            self._backfill = None
+        days = len(backfill_days(workflow, interval, order))
+        if days > MAX_BACKFILL_DAYS:
+            raise Rejected(400, f"{days} days: at most {MAX_BACKFILL_DAYS}", "malformed")
+        backfills = self._daemon.backfills
+        if backfills.running is not None:
+            raise Rejected(409, f"backfill {backfills.running} is running", "conflict")
+        record = await backfills.start(workflow, interval, order, max_parallel)
+        if record is None:
             raise Rejected(503, "the daemon is stopping", "unavailable")
         self._log.info("backfill started", backfill=record.id, workflow=workflow.name,
                        interval=str(interval))

@@ -21,12 +21,14 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.config import Settings
+from orchestrator.core.backfill import ErrorRetries
 from orchestrator.core.engine import Engine
 from orchestrator.core.policy import NO_RERUNS, Policy
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon import status
 from orchestrator.daemon.again import Again
 from orchestrator.daemon.asking import Asking
+from orchestrator.daemon.backfilling import Backfills
 from orchestrator.daemon.janitor_loop import sweep_staging
 from orchestrator.daemon.lifecycle import Lifecycle
 from orchestrator.daemon.membership import Membership, Shares
@@ -107,6 +109,12 @@ class Daemon:
         self._group: anyio.abc.TaskGroup | None = None
         self._log = get_logger("charon.daemon")
         self._again = Again(self.metrics, self.backoff, evaluate_again, self._start_sensing)
+        # Nobody watches a backfill the daemon runs: a day an outage failed is tried
+        # again with the daemon's backoff, as its own days are, for a while.
+        self.backfills = Backfills(
+            adapters.state, engine, self.membership, self.watch.workflows,
+            errors=ErrorRetries(daemon.backfill_retry_seconds, self.backoff.next_delay),
+            start_work=self.start_work)
         self._send: MemoryObjectSendStream[Trigger] | None = None
 
     async def run(
@@ -158,6 +166,7 @@ class Daemon:
             group.start_soon(sensing, self._watch_window)
             group.start_soon(sensing, self.metrics.probe_loop_lag)
             group.start_soon(sensing, partial(self.membership.keep, self._take_over))
+            group.start_soon(sensing, self.backfills.keep_taking_over)
             for poll in polls:
                 group.start_soon(sensing, poll)
             if self.settings.janitor.interval_seconds:

@@ -69,6 +69,10 @@ class Membership:
         self.replica = replica
         self._watched = {workflow.name: watched(workflow) for workflow in workflows}
         self.shares: Shares = {name: (replica,) for name in self._watched.values()}
+        self.live: frozenset[str] = frozenset({replica})
+        """Every live replica, whatever it watches, as the last heartbeat found them."""
+        self.heard = False
+        """Whether a heartbeat has answered yet: until then, :attr:`live` is a guess."""
         self._state = state
         self._ttl = ttl
         self._log = get_logger("charon.daemon.membership", replica=replica)
@@ -103,6 +107,7 @@ class Membership:
             self._log.warning("heartbeat failed; sharing days as before",
                               error=str(exc) or "no answer within the replica timeout")
             return None
+        self.live, self.heard = frozenset({self.replica, *(r for r, _ in rows)}), True
         # Its own rows were written in the same transaction; a store that lost them
         # still must not leave this replica owning nothing.
         shares = {name: tuple(sorted({self.replica, *(r for r, w in rows if w == name)}))

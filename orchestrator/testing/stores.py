@@ -195,7 +195,9 @@ class InMemoryStateStore(StateStoreBase):
         known = next((b for b in self._backfills.values() if b.key == backfill.key), None)
         stored = dataclasses.replace(backfill, created=now, updated=now, days={}) \
             if known is None else dataclasses.replace(
-                known, order=backfill.order, state=backfill.state, updated=now)
+                known, order=backfill.order, state=backfill.state, updated=now,
+                workflow=backfill.workflow, max_parallel=backfill.max_parallel,
+                owner=backfill.owner)
         self._backfills[stored.id] = stored
         return stored
 
@@ -221,12 +223,22 @@ class InMemoryStateStore(StateStoreBase):
         await anyio.lowlevel.checkpoint()
         return self._backfills.get(backfill_id)
 
-    async def list_backfills(self, limit: int = 100) -> builtins.list[Backfill]:
+    async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
+        await anyio.lowlevel.checkpoint()
+        known = self._backfills.get(backfill_id)
+        if known is None or known.owner != from_owner or known.state is not BackfillState.RUNNING:
+            return False
+        self._backfills[backfill_id] = dataclasses.replace(
+            known, owner=owner, updated=truncate_ms(self._now()))
+        return True
+
+    async def list_backfills(self, limit: int = 100, *,
+                             running: bool = False) -> builtins.list[Backfill]:
         check_list_limit(limit)
         await anyio.lowlevel.checkpoint()
         newest = sorted(reversed(self._backfills.values()), key=lambda b: b.created,
                         reverse=True)
-        return newest[:limit]
+        return [b for b in newest if not running or b.state is BackfillState.RUNNING][:limit]
 
     async def aclose(self) -> None:
         """Nothing to release."""

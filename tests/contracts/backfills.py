@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -88,3 +89,35 @@ class BackfillsContract:
         with pytest.raises(UnknownBackfill, match="no backfill 'bf-9'"):
             await state.finish_backfill("bf-9", BackfillState.SUCCEEDED)
         assert await state.list_backfills() == []
+
+    async def test_a_daemon_s_backfill_keeps_its_runner_and_is_taken_over_once(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        daemons = dataclasses.replace(backfill(clock), workflow="daily", max_parallel=3,
+                                      owner="replica-a")
+        await state.open_backfill(daemons)
+        opened = await state.open_backfill(dataclasses.replace(
+            backfill(clock, backfill_id="bf-2"), workflow="daily", max_parallel=2,
+            owner="replica-b"))  # the same key: the same backfill, another runner
+        assert (opened.id, opened.workflow, opened.max_parallel, opened.owner) == (
+            "bf-1", "daily", 2, "replica-b")
+        assert not await state.take_backfill("bf-1", "replica-c", from_owner="replica-a")
+        assert await state.take_backfill("bf-1", "replica-c", from_owner="replica-b")
+        assert not await state.take_backfill("bf-1", "replica-d", from_owner="replica-b")
+        taken = await state.get_backfill("bf-1")
+        assert taken is not None
+        assert taken.owner == "replica-c"
+        await state.finish_backfill("bf-1", BackfillState.SUCCEEDED)
+        assert not await state.take_backfill("bf-1", "replica-d", from_owner="replica-c")
+        assert not await state.take_backfill("bf-9", "replica-d", from_owner="")
+
+    async def test_the_running_backfills_are_listed_apart(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        await state.open_backfill(backfill(clock))
+        clock.advance(timedelta(seconds=1))
+        await state.open_backfill(backfill(clock, "key-2", backfill_id="bf-2"))
+        await state.finish_backfill("bf-2", BackfillState.FAILED)
+        assert [b.id for b in await state.list_backfills()] == ["bf-2", "bf-1"]
+        [running] = await state.list_backfills(running=True)
+        assert (running.id, running.workflow, running.owner) == ("bf-1", "", "")

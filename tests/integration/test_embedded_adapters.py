@@ -6,8 +6,8 @@ import os
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import closing
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +38,23 @@ from tests.contracts.registry import APPLIED_MIGRATIONS, DAY, KEY, RegistryContr
 from tests.contracts.state import StateStoreContract, claim
 from tests.contracts.storage import StorageContract
 from tests.contracts.warehouse import COLUMNS, FINAL, ROWS, WarehouseContract
+
+
+@contextmanager
+def older_state_file(path: Path, *, migrations: int) -> Iterator[sqlite3.Connection]:
+    """A state store file as an older charon left it, its first ``migrations`` applied;
+    what the block writes in it is committed."""
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, applied TEXT NOT NULL)"
+        )
+        for migration in load_migrations("state/sqlite")[:migrations]:
+            for statement in split_statements(migration.sql):
+                connection.execute(statement)
+            connection.execute("INSERT INTO schema_migrations VALUES (?, ?, '')",
+                               (migration.version, migration.name))
+        yield connection
 
 
 class TestSqliteRegistry(RegistryContract):
@@ -162,22 +179,13 @@ class TestSqliteStateStore(StateStoreContract):
             store = await SqliteStateStore.open(path)
             applied = await store.migrations()
             await store.aclose()
-            assert [version for version, _name, _at in applied] == [1, 2, 3, 4, 5, 6, 7, 8]
+            assert [version for version, _name, _at in applied] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
     async def test_an_older_file_with_two_active_runs_of_a_task_keeps_the_newest(
         self, tmp_path: Path
     ) -> None:
         path = tmp_path / "state.sqlite"
-        with sqlite3.connect(path) as connection:
-            connection.execute(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-                " name TEXT NOT NULL, applied TEXT NOT NULL)"
-            )
-            for migration in load_migrations("state/sqlite")[:3]:
-                for statement in split_statements(migration.sql):
-                    connection.execute(statement)
-                connection.execute("INSERT INTO schema_migrations VALUES (?, ?, '')",
-                                   (migration.version, migration.name))
+        with older_state_file(path, migrations=3) as connection:
             for n in (1, 2):
                 connection.execute(
                     "INSERT INTO runs (id, task_id, family, partition, fingerprint, state,"
@@ -192,6 +200,23 @@ class TestSqliteStateStore(StateStoreContract):
             assert newer is not None
             assert (older.state, newer.state) == (RunState.SUPERSEDED, RunState.RUNNING)
             assert (newer.generation, newer.failures) == (1, 0)
+        finally:
+            await store.aclose()
+
+    async def test_an_older_file_s_backfills_are_the_command_s(self, tmp_path: Path) -> None:
+        """Recorded before a backfill kept its runner: resumed by its command, never
+        taken over by a daemon."""
+        path = tmp_path / "state.sqlite"
+        with older_state_file(path, migrations=8) as connection:
+            connection.execute(
+                "INSERT INTO backfills VALUES ('bf-1', 'key', '--module m T', '2018-10',"
+                " 'oldest', 'running', 31, '2018-10-31T00:00:00.000+00:00',"
+                " '2018-10-31T00:00:00.000+00:00')")
+        store = await SqliteStateStore.open(path)
+        try:
+            [running] = await store.list_backfills(running=True)
+            assert (running.id, running.workflow, running.max_parallel, running.owner) == (
+                "bf-1", "", 0, "")
         finally:
             await store.aclose()
 

@@ -107,7 +107,7 @@ async def test_migrations_apply_once_when_replicas_start_together(postgres_dsn: 
             applied = await store.migrations()
             assert [(version, name) for version, name, _at in applied] == [
                 (1, "init"), (2, "one_active_run"), (3, "deliveries"), (4, "backfills"),
-                (5, "replicas"), (6, "asked"),
+                (5, "replicas"), (6, "asked"), (7, "backfill_owner"),
             ]
     finally:
         for store in opened:

@@ -15,23 +15,31 @@ from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.stores.state.base import Moment
 
 # Every store's SELECT of a backfill returns these columns, in this order.
-COLUMNS = "id, key, task, date_interval, run_order, state, total, created, updated"
+COLUMNS = ("id, key, task, date_interval, run_order, state, total, created, updated,"
+           " workflow, max_parallel, owner")
+# Resumed by its key, a backfill takes the new invocation's order, state and runner.
+RESUMED = ("run_order = excluded.run_order, state = excluded.state, updated = excluded.updated,"
+           " workflow = excluded.workflow, max_parallel = excluded.max_parallel,"
+           " owner = excluded.owner")
 
 
 def values(backfill: Backfill, moment: Moment) -> tuple[object, ...]:
     """A backfill's values in COLUMNS order."""
     return (backfill.id, backfill.key, backfill.task, backfill.interval,
             backfill.order.value, backfill.state.value, backfill.total,
-            moment(backfill.created), moment(backfill.updated))
+            moment(backfill.created), moment(backfill.updated), backfill.workflow,
+            backfill.max_parallel, backfill.owner)
 
 
 def from_row(row: Sequence[Any], days: Iterable[Sequence[Any]], moment: Moment) -> Backfill:
     """A backfill from its COLUMNS and its days' (day, status) rows."""
-    (bid, key, task, interval, order, state, total, created, updated) = row
+    (bid, key, task, interval, order, state, total, created, updated, workflow,
+     max_parallel, owner) = row
     return Backfill(
         id=bid, key=key, task=task, interval=interval, order=BackfillOrder(order),
         state=BackfillState(state), total=total, created=moment(created),
         updated=moment(updated), days=dict(sorted((day, status) for day, status in days)),
+        workflow=workflow, max_parallel=max_parallel, owner=owner,
     )
 
 

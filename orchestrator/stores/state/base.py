@@ -165,8 +165,13 @@ class StateStore(Protocol):
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None: ...
 
-    async def list_backfills(self, limit: int = 100) -> list[Backfill]:
-        """Backfills newest first, each with its days."""
+    async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
+        """Make ``owner`` the running backfill's runner if ``from_owner`` still is (the
+        daemon replica that ran it is gone): whether it did. Of replicas racing to take
+        one over, one does."""
+
+    async def list_backfills(self, limit: int = 100, *, running: bool = False) -> list[Backfill]:
+        """Backfills newest first, each with its days; only those running if ``running``."""
 
     async def aclose(self) -> None: ...
 

@@ -125,18 +125,20 @@ PRUNE_REPLICAS = (
 SELECT_REPLICAS = "SELECT id, watched FROM replicas WHERE expires > $1 ORDER BY id, watched"
 DELETE_REPLICA = "DELETE FROM replicas WHERE id = $1"
 
-# A backfill found again by its key is resumed: the same id and days, the new order
-# and state.
+# A backfill found again by its key is resumed: the same id and days.
 INSERT_BACKFILL = (
     f"INSERT INTO backfills ({backfills.COLUMNS})"  # noqa: S608  # constants; values are bound
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    " ON CONFLICT (key) DO UPDATE SET run_order = excluded.run_order,"
-    " state = excluded.state, updated = excluded.updated"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    f" ON CONFLICT (key) DO UPDATE SET {backfills.RESUMED}"
 )
 SELECT_BACKFILL = f"SELECT {backfills.COLUMNS} FROM backfills"  # noqa: S608  # constants
 SELECT_BACKFILL_BY_KEY = SELECT_BACKFILL + " WHERE key = $1"
 SELECT_BACKFILL_BY_ID = SELECT_BACKFILL + " WHERE id = $1"
 SELECT_BACKFILLS = SELECT_BACKFILL + " ORDER BY created DESC, id DESC LIMIT $1"
+SELECT_RUNNING_BACKFILLS = (SELECT_BACKFILL + " WHERE state = 'running'"
+                            " ORDER BY created DESC, id DESC LIMIT $1")
+TAKE_BACKFILL = ("UPDATE backfills SET owner = $1, updated = $2"
+                 " WHERE id = $3 AND owner = $4 AND state = 'running'")
 SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = $1"
 UPDATE_BACKFILL = "UPDATE backfills SET state = COALESCE($1, state), updated = $2 WHERE id = $3"
 UPSERT_BACKFILL_DAY = (
@@ -346,11 +348,20 @@ class PostgresStateStore(StateStoreBase):
                 row = await connection.fetchrow(SELECT_BACKFILL_BY_ID, backfill_id)
                 return None if row is None else await _with_days(connection, row)
 
-    async def list_backfills(self, limit: int = 100) -> builtins.list[Backfill]:
+    async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                found = await connection.execute(
+                    TAKE_BACKFILL, owner, await self._now(connection), backfill_id, from_owner)
+        return bool(found == "UPDATE 1")
+
+    async def list_backfills(self, limit: int = 100, *,
+                             running: bool = False) -> builtins.list[Backfill]:
         check_list_limit(limit)
+        sql = SELECT_RUNNING_BACKFILLS if running else SELECT_BACKFILLS
         with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):
             async with self._pool.acquire() as connection:
-                rows = await connection.fetch(SELECT_BACKFILLS, limit)
+                rows = await connection.fetch(sql, limit)
                 return [await _with_days(connection, row) for row in rows]
 
     async def migrations(self) -> builtins.list[tuple[int, str, datetime]]:

@@ -100,18 +100,20 @@ PRUNE_REPLICAS = "DELETE FROM replicas WHERE expires <= ?"
 SELECT_REPLICAS = "SELECT id, watched FROM replicas ORDER BY id, watched"
 DELETE_REPLICA = "DELETE FROM replicas WHERE id = ?"
 
-# A backfill found again by its key is resumed: the same id and days, the new order
-# and state.
+# A backfill found again by its key is resumed: the same id and days.
 INSERT_BACKFILL = (
     f"INSERT INTO backfills ({backfills.COLUMNS})"  # noqa: S608  # constants; values are bound
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (key) DO UPDATE SET run_order = excluded.run_order,"
-    " state = excluded.state, updated = excluded.updated"
+    f" VALUES ({', '.join('?' * len(backfills.COLUMNS.split(',')))})"
+    f" ON CONFLICT (key) DO UPDATE SET {backfills.RESUMED}"
 )
 SELECT_BACKFILL = f"SELECT {backfills.COLUMNS} FROM backfills"  # noqa: S608  # constants
 SELECT_BACKFILL_BY_KEY = SELECT_BACKFILL + " WHERE key = ?"
 SELECT_BACKFILL_BY_ID = SELECT_BACKFILL + " WHERE id = ?"
 SELECT_BACKFILLS = SELECT_BACKFILL + " ORDER BY created DESC, rowid DESC LIMIT ?"
+SELECT_RUNNING_BACKFILLS = (SELECT_BACKFILL + " WHERE state = 'running'"
+                            " ORDER BY created DESC, rowid DESC LIMIT ?")
+TAKE_BACKFILL = ("UPDATE backfills SET owner = ?, updated = ?"
+                 " WHERE id = ? AND owner = ? AND state = 'running'")
 SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = ?"
 UPDATE_BACKFILL = "UPDATE backfills SET state = COALESCE(?, state), updated = ? WHERE id = ?"
 UPSERT_BACKFILL_DAY = (
@@ -308,11 +310,20 @@ class SqliteStateStore(StateStoreBase):
     async def get_backfill(self, backfill_id: str) -> Backfill | None:
         return await self._db.run(lambda c: _backfill(c, SELECT_BACKFILL_BY_ID, backfill_id))
 
-    async def list_backfills(self, limit: int = 100) -> list[Backfill]:
+    async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
+        def take(connection: sqlite3.Connection) -> bool:
+            with transaction(connection):
+                return connection.execute(TAKE_BACKFILL, (
+                    owner, iso_ms(self._now()), backfill_id, from_owner)).rowcount == 1
+
+        return await self._db.run(take)
+
+    async def list_backfills(self, limit: int = 100, *, running: bool = False) -> list[Backfill]:
         check_list_limit(limit)
+        sql = SELECT_RUNNING_BACKFILLS if running else SELECT_BACKFILLS
 
         def select(connection: sqlite3.Connection) -> list[Backfill]:
-            rows = connection.execute(SELECT_BACKFILLS, (limit,)).fetchall()
+            rows = connection.execute(sql, (limit,)).fetchall()
             return [_with_days(connection, row) for row in rows]
 
         return await self._db.run(select)

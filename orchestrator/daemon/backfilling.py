@@ -1,0 +1,125 @@
+"""The backfills a daemon runs: one at a time, started through its API or taken over
+from a replica that ran one and is gone.
+
+A backfill the API accepted (202) is recorded with its workflow, its days at once and
+the replica running it. When that replica is gone (killed, stopped, or silent past the
+replica timeout) a live one running no backfill takes it over: one of those racing for
+it wins the store's compare-and-set, and resumes it, skipping the days done. A replica
+restarted under the same ``daemon.replica_id`` takes its own back at once. A backfill
+of ``charon backfill`` is its command's to resume, never a daemon's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
+
+import anyio
+
+from orchestrator.core.backfill import ErrorRetries, backfill_record, run_backfill
+from orchestrator.core.engine import Engine
+from orchestrator.daemon.membership import Membership
+from orchestrator.errors import CharonError
+from orchestrator.intervals import DateInterval, parse_interval
+from orchestrator.log import get_logger
+from orchestrator.model import Backfill, BackfillOrder
+from orchestrator.stores.state.base import StateStore
+from orchestrator.tasks.roots import root_task
+from orchestrator.tasks.task import Task
+from orchestrator.workflows import WorkflowSettings
+
+StartWork = Callable[[Callable[[], Awaitable[None]]], bool]
+
+
+def backfill_days(workflow: WorkflowSettings, interval: DateInterval,
+                  order: BackfillOrder) -> list[date]:
+    """The workflow's days of ``interval`` (a period's first day for each of its
+    periods), in ``order``."""
+    return sorted({workflow.partition_day(day) for day in interval},
+                  reverse=order is BackfillOrder.NEWEST)
+
+
+class Backfills:
+    def __init__(self, state: StateStore, engine: Engine, membership: Membership,
+                 workflows: Mapping[str, WorkflowSettings], *, errors: ErrorRetries,
+                 start_work: StartWork) -> None:
+        """``start_work`` runs a backfill as the daemon runs work (False when stopping)."""
+        self._state = state
+        self._engine = engine
+        self._membership = membership
+        self._workflows = workflows
+        self._errors = errors
+        self._start_work = start_work
+        self.running: str | None = None
+        """The id of the backfill this daemon runs now."""
+        self._log = get_logger("charon.backfill")
+
+    async def start(self, workflow: WorkflowSettings, interval: DateInterval,
+                    order: BackfillOrder, max_parallel: int) -> Backfill | None:
+        """Record the backfill (or resume the one recorded) and run it here; None when
+        the daemon is stopping. The caller has checked that none runs here."""
+        days = backfill_days(workflow, interval, order)
+        roots = {day: root_task(workflow, day) for day in days}
+        record = await self._state.open_backfill(dataclasses.replace(
+            backfill_record(shlex.join(["--module", workflow.module, workflow.task]),
+                            str(interval), order, roots),
+            workflow=workflow.name, max_parallel=max_parallel,
+            owner=self._membership.replica))
+        return record if self._run(record, roots) else None
+
+    async def keep_taking_over(self) -> None:
+        """Look for a backfill to take over at every heartbeat, until cancelled."""
+        while True:
+            await anyio.sleep(self._membership.interval_seconds)
+            try:
+                await self.take_over()
+            except CharonError as exc:  # the store: the next heartbeat's look tries again
+                self._log.warning("cannot look for backfills to take over", error=str(exc))
+
+    async def take_over(self) -> None:
+        """Take over and run one running backfill whose replica is gone, if this one
+        runs none and knows the live replicas."""
+        if self.running is not None or not self._membership.heard:
+            return
+        for record in await self._state.list_backfills(running=True):
+            roots = self._orphan_roots(record)
+            if roots is not None and await self._state.take_backfill(
+                    record.id, self._membership.replica, from_owner=record.owner):
+                self._log.info("backfill taken over", backfill=record.id,
+                               workflow=record.workflow, replica_gone=record.owner)
+                self._run(record, roots)
+                return
+
+    def _orphan_roots(self, record: Backfill) -> dict[date, Task] | None:
+        """The roots of ``record`` when it is a daemon's whose replica is gone (or is
+        this one, restarted) and this daemon has its workflow, defined alike."""
+        me, live = self._membership.replica, self._membership.live
+        if not record.workflow or (record.owner in live and record.owner != me):
+            return None
+        workflow = self._workflows.get(record.workflow)
+        if workflow is None:
+            return None
+        days = backfill_days(workflow, parse_interval(record.interval), record.order)
+        roots = {day: root_task(workflow, day) for day in days}
+        same = backfill_record(record.task, record.interval, record.order, roots).key
+        return roots if same == record.key else None
+
+    def _run(self, record: Backfill, roots: Mapping[date, Task]) -> bool:
+        async def work() -> None:
+            try:
+                await run_backfill(self._engine, self._state, record, roots,
+                                   max_parallel=record.max_parallel, on_day=lambda _: None,
+                                   errors=self._errors)
+            except* CharonError as group:  # left running: a daemon takes it up again
+                self._log.warning("backfill stopped", backfill=record.id,
+                                  error=str(group.exceptions[0]))
+            finally:
+                self.running = None
+
+        self.running = record.id
+        if self._start_work(work):
+            return True
+        self.running = None
+        return False

@@ -1,0 +1,6 @@
+-- A backfill the daemon runs records its workflow, its days at once and the replica
+-- running it, so that another replica takes it over when that one is gone. A backfill
+-- of `charon backfill` has neither ('' and 0): it is resumed by running it again.
+ALTER TABLE backfills ADD COLUMN workflow TEXT NOT NULL DEFAULT '';
+ALTER TABLE backfills ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0 CHECK (max_parallel >= 0);
+ALTER TABLE backfills ADD COLUMN owner TEXT NOT NULL DEFAULT '';

@@ -1,0 +1,95 @@
+"""A backfill a daemon ran is taken over by one replica once that daemon is gone, never
+while it lives, and never a command's. (Real processes stopped and killed:
+tests/acceptance/test_daemon_backfill_cli.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import structlog
+
+from orchestrator.core.backfill import backfill_record
+from orchestrator.daemon.backfilling import backfill_days
+from orchestrator.intervals import parse_interval
+from orchestrator.model import Backfill, BackfillOrder, BackfillState
+from orchestrator.tasks.roots import root_task
+from orchestrator.testing.world import DaemonWorld
+from tests.support.worlds import TODAY, running
+from tests.unit.test_replicas import replica_world
+
+INTERVAL = "2018-09-01-2018-09-04"
+TAKEN = "backfill taken over"
+
+
+def daemons_backfill(world: DaemonWorld, owner: str) -> Backfill:
+    """A running backfill of the world's workflow, as a daemon replica ``owner`` records it."""
+    [workflow] = world.daemon.settings.workflows
+    interval, order = parse_interval(INTERVAL), BackfillOrder.OLDEST
+    roots = {day: root_task(workflow, day) for day in backfill_days(workflow, interval, order)}
+    return dataclasses.replace(
+        backfill_record("--module jobs.top_artists TopArtistsJob", INTERVAL, order, roots),
+        workflow=workflow.name, max_parallel=2, owner=owner)
+
+
+async def stored(world: DaemonWorld, backfill_id: str) -> Backfill:
+    found = await world.state.get_backfill(backfill_id)
+    assert found is not None
+    return found
+
+
+async def test_a_gone_replica_s_backfill_is_taken_over_by_one_replica_and_run() -> None:
+    first = replica_world()
+    second = first.with_daemon(first.daemon.settings, today=lambda: TODAY)
+    record = await first.state.open_backfill(daemons_backfill(first, owner="gone"))
+    with structlog.testing.capture_logs() as logs:
+        async with running(first), running(second):
+            await first.wait_for(lambda: len(first.daemon.membership.members) == 2)
+            await second.wait_for(lambda: second.daemon.membership.heard)
+            await first.daemon.backfills.take_over()
+            await second.daemon.backfills.take_over()
+            await first.wait_for(lambda: first.daemon.backfills.running is None
+                                 and second.daemon.backfills.running is None)
+    assert [entry["backfill"] for entry in logs if entry["event"] == TAKEN] == [record.id]
+    ended = await stored(first, record.id)
+    assert ended.owner == first.daemon.membership.replica
+    # Its days' inputs are missing: evaluated, each ends so, and the backfill with them.
+    assert (ended.state, len(ended.days)) == (BackfillState.FAILED, 3)
+
+
+async def test_a_live_replica_s_backfill_a_command_s_and_another_definition_s_are_left(
+) -> None:
+    first = replica_world()
+    second = first.with_daemon(first.daemon.settings, today=lambda: TODAY)
+    async with running(first), running(second):
+        await first.wait_for(lambda: len(first.daemon.membership.members) == 2)
+        await second.wait_for(lambda: len(second.daemon.membership.members) == 2)
+        live = await first.state.open_backfill(
+            daemons_backfill(first, owner=first.daemon.membership.replica))
+        commands = await first.state.open_backfill(dataclasses.replace(
+            daemons_backfill(first, owner=""), id="bf-command", key="command", workflow=""))
+        redefined = await first.state.open_backfill(dataclasses.replace(
+            daemons_backfill(first, owner="gone"), id="bf-redefined", key="redefined"))
+        await second.daemon.backfills.take_over()
+        assert second.daemon.backfills.running is None
+    for record in (live, commands, redefined):
+        assert (await stored(first, record.id)).owner == record.owner
+
+
+async def test_nothing_is_taken_over_before_the_live_replicas_are_known() -> None:
+    world = replica_world()
+    record = await world.state.open_backfill(daemons_backfill(world, owner="gone"))
+    assert not world.daemon.membership.heard
+    await world.daemon.backfills.take_over()
+    assert (await stored(world, record.id)).owner == "gone"
+
+
+async def test_a_replica_restarted_under_its_id_takes_its_backfill_back() -> None:
+    world = replica_world()
+    async with running(world):
+        await world.wait_for(lambda: world.daemon.membership.heard)
+        mine = world.daemon.membership.replica
+        record = await world.state.open_backfill(daemons_backfill(world, owner=mine))
+        await world.daemon.backfills.take_over()
+        await world.wait_for(lambda: world.daemon.backfills.running is None)
+    ended = await stored(world, record.id)
+    assert (ended.owner, ended.state) == (mine, BackfillState.FAILED)
