@@ -47,6 +47,11 @@ class UnknownBackfill(UsageError):
     """No backfill is recorded under the id given."""
 
 
+class BackfillTaken(CharonError):
+    """Another runner took the backfill over (this one was thought gone, or a command
+    resumed it): what this one would write of it is refused, and it stops."""
+
+
 class AdapterError(CharonError):
     """An outside system (store, registry, warehouse, storage) failed."""
 

@@ -92,7 +92,8 @@ async def run_backfill(
         try:
             report = await _evaluate(engine, root, day, errors)
             status = report.outcomes[report.root].status
-            await state.record_backfill_day(backfill.id, day.isoformat(), status.value)
+            await state.record_backfill_day(backfill.id, day.isoformat(), status.value,
+                                            owner=backfill.owner)
             done(DayResult(day, status, report))
         finally:
             places.release()
@@ -107,7 +108,8 @@ async def run_backfill(
             group.start_soon(evaluate, day, root)
     finished = all(result.ok for result in results)
     await state.finish_backfill(
-        backfill.id, BackfillState.SUCCEEDED if finished else BackfillState.FAILED)
+        backfill.id, BackfillState.SUCCEEDED if finished else BackfillState.FAILED,
+        owner=backfill.owner)
     return results
 
 

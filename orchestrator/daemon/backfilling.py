@@ -85,11 +85,12 @@ class Backfills:
             return
         for record in await self._state.list_backfills(running=True):
             roots = self._orphan_roots(record)
+            me = self._membership.replica
             if roots is not None and await self._state.take_backfill(
-                    record.id, self._membership.replica, from_owner=record.owner):
+                    record.id, me, from_owner=record.owner):
                 self._log.info("backfill taken over", backfill=record.id,
                                workflow=record.workflow, replica_gone=record.owner)
-                self._run(record, roots)
+                self._run(dataclasses.replace(record, owner=me), roots)
                 return
 
     def _orphan_roots(self, record: Backfill) -> dict[date, Task] | None:

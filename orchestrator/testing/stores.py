@@ -22,7 +22,7 @@ from orchestrator.stores.registry.base import (
     partitions_to_look_up,
     replay,
 )
-from orchestrator.stores.state.backfills import unknown
+from orchestrator.stores.state.backfills import refused
 from orchestrator.stores.state.base import Change, StateStoreBase
 from orchestrator.stores.state.claims import (
     ClaimPlan,
@@ -201,22 +201,24 @@ class InMemoryStateStore(StateStoreBase):
         self._backfills[stored.id] = stored
         return stored
 
-    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
-        known = await self._known_backfill(backfill_id)
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str, *,
+                                  owner: str = "") -> None:
+        known = await self._known_backfill(backfill_id, owner)
         self._backfills[backfill_id] = dataclasses.replace(
             known, updated=truncate_ms(self._now()),
             days=dict(sorted({**known.days, day: status}.items())))
 
-    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
-        known = await self._known_backfill(backfill_id)
+    async def finish_backfill(self, backfill_id: str, state: BackfillState, *,
+                              owner: str = "") -> None:
+        known = await self._known_backfill(backfill_id, owner)
         self._backfills[backfill_id] = dataclasses.replace(
             known, state=BackfillState(state), updated=truncate_ms(self._now()))
 
-    async def _known_backfill(self, backfill_id: str) -> Backfill:
+    async def _known_backfill(self, backfill_id: str, owner: str) -> Backfill:
         await anyio.lowlevel.checkpoint()
         known = self._backfills.get(backfill_id)
-        if known is None:
-            raise unknown(backfill_id)
+        if known is None or known.owner != owner:
+            raise refused(backfill_id, None if known is None else known.owner)
         return known
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.errors import UnknownBackfill
+from orchestrator.errors import BackfillTaken, UnknownBackfill
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.stores.state.base import StateStore
 from orchestrator.testing import ManualClock
@@ -107,9 +107,30 @@ class BackfillsContract:
         taken = await state.get_backfill("bf-1")
         assert taken is not None
         assert taken.owner == "replica-c"
-        await state.finish_backfill("bf-1", BackfillState.SUCCEEDED)
+        await state.finish_backfill("bf-1", BackfillState.SUCCEEDED, owner="replica-c")
         assert not await state.take_backfill("bf-1", "replica-d", from_owner="replica-c")
         assert not await state.take_backfill("bf-9", "replica-d", from_owner="")
+
+    async def test_only_its_runner_writes_a_backfill(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        await state.open_backfill(dataclasses.replace(
+            backfill(clock), workflow="daily", max_parallel=3, owner="replica-a"))
+        await state.record_backfill_day("bf-1", "2018-10-01", "done", owner="replica-a")
+        assert await state.take_backfill("bf-1", "replica-b", from_owner="replica-a")
+        # replica-a, thought gone, wakes up: what it would write is refused.
+        with pytest.raises(BackfillTaken, match="bf-1 is run by replica replica-b now"):
+            await state.record_backfill_day("bf-1", "2018-10-02", "done", owner="replica-a")
+        with pytest.raises(BackfillTaken):
+            await state.finish_backfill("bf-1", BackfillState.FAILED, owner="replica-a")
+        await state.open_backfill(backfill(clock))  # resumed by its command
+        with pytest.raises(BackfillTaken, match="bf-1 is run by its command now"):
+            await state.record_backfill_day("bf-1", "2018-10-02", "done", owner="replica-b")
+        await state.record_backfill_day("bf-1", "2018-10-02", "failed")
+        taken = await state.get_backfill("bf-1")
+        assert taken is not None
+        assert (taken.state, taken.days) == (
+            BackfillState.RUNNING, {"2018-10-01": "done", "2018-10-02": "failed"})
 
     async def test_the_running_backfills_are_listed_apart(
         self, state: StateStore, clock: ManualClock

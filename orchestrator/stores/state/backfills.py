@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from orchestrator.errors import UnknownBackfill
+from orchestrator.errors import BackfillTaken, UnknownBackfill
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.stores.state.base import Moment
 
@@ -45,3 +45,12 @@ def from_row(row: Sequence[Any], days: Iterable[Sequence[Any]], moment: Moment) 
 
 def unknown(backfill_id: str) -> UnknownBackfill:
     return UnknownBackfill(f"no backfill {backfill_id!r}")
+
+
+def refused(backfill_id: str, owner: str | None) -> UnknownBackfill | BackfillTaken:
+    """Why a write of the backfill as its runner changed nothing: ``owner`` is who runs
+    it now, None when it is not recorded."""
+    if owner is None:
+        return unknown(backfill_id)
+    return BackfillTaken(f"backfill {backfill_id} is run by "
+                         f"{f'replica {owner}' if owner else 'its command'} now")

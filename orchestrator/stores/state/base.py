@@ -157,11 +157,14 @@ class StateStore(Protocol):
         """Record ``backfill``; when one with its key is recorded, resume that one
         instead: its id and days stay, its order and state become ``backfill``'s."""
 
-    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
-        """What the day's evaluation ended in; UnknownBackfill for an unknown id."""
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str, *,
+                                  owner: str = "") -> None:
+        """What the day's evaluation ended in, written by the backfill's runner
+        ``owner``; UnknownBackfill for an unknown id, BackfillTaken when another runs it."""
 
-    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
-        """Its final state; UnknownBackfill for an unknown id."""
+    async def finish_backfill(self, backfill_id: str, state: BackfillState, *,
+                              owner: str = "") -> None:
+        """Its final state, as :meth:`record_backfill_day` writes."""
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None: ...
 

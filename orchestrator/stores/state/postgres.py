@@ -140,7 +140,9 @@ SELECT_RUNNING_BACKFILLS = (SELECT_BACKFILL + " WHERE state = 'running'"
 TAKE_BACKFILL = ("UPDATE backfills SET owner = $1, updated = $2"
                  " WHERE id = $3 AND owner = $4 AND state = 'running'")
 SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = $1"
-UPDATE_BACKFILL = "UPDATE backfills SET state = COALESCE($1, state), updated = $2 WHERE id = $3"
+UPDATE_BACKFILL = ("UPDATE backfills SET state = COALESCE($1, state), updated = $2"
+                   " WHERE id = $3 AND owner = $4")
+SELECT_BACKFILL_OWNER = "SELECT owner FROM backfills WHERE id = $1"
 UPSERT_BACKFILL_DAY = (
     "INSERT INTO backfill_days (backfill_id, day, status, updated) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (backfill_id, day) DO UPDATE SET status = excluded.status,"
@@ -166,6 +168,14 @@ async def _write(connection: Connection, write: Write) -> None:
         # The row is locked, so this never fires; if it did, writing on regardless
         # is the one mistake a state store must not make.
         raise StateStoreError(f"run {new.id} moved past attempt {old.attempt} during a write")
+
+
+async def _update_backfill(connection: Connection, state: str | None, now: datetime,
+                           backfill_id: str, owner: str) -> None:
+    """UPDATE_BACKFILL, refused unless it changed the backfill's row."""
+    if await connection.execute(UPDATE_BACKFILL, state, now, backfill_id, owner) != "UPDATE 1":
+        found = await connection.fetchrow(SELECT_BACKFILL_OWNER, backfill_id)
+        raise backfills.refused(backfill_id, None if found is None else found[0])
 
 
 async def _with_days(connection: Connection, row: asyncpg.Record) -> Backfill:
@@ -324,23 +334,20 @@ class PostgresStateStore(StateStoreBase):
                 # Written or found in this transaction: a row is always there.
                 return await _with_days(connection, row)  # type: ignore[arg-type]
 
-    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str, *,
+                                  owner: str = "") -> None:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             async with self._pool.acquire() as connection, connection.transaction():
                 now = await self._now(connection)
-                found = await connection.execute(UPDATE_BACKFILL, None, now, backfill_id)
-                if found != "UPDATE 1":
-                    raise backfills.unknown(backfill_id)
+                await _update_backfill(connection, None, now, backfill_id, owner)
                 await connection.execute(UPSERT_BACKFILL_DAY, backfill_id, day, status, now)
 
-    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
+    async def finish_backfill(self, backfill_id: str, state: BackfillState, *,
+                              owner: str = "") -> None:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             async with self._pool.acquire() as connection:
-                found = await connection.execute(
-                    UPDATE_BACKFILL, BackfillState(state).value,
-                    await self._now(connection), backfill_id)
-        if found != "UPDATE 1":
-            raise backfills.unknown(backfill_id)
+                await _update_backfill(connection, BackfillState(state).value,
+                                       await self._now(connection), backfill_id, owner)
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None:
         with pg.converted(StateStoreError, "cannot read the PostgreSQL state store"):

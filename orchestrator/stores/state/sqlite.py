@@ -115,7 +115,9 @@ SELECT_RUNNING_BACKFILLS = (SELECT_BACKFILL + " WHERE state = 'running'"
 TAKE_BACKFILL = ("UPDATE backfills SET owner = ?, updated = ?"
                  " WHERE id = ? AND owner = ? AND state = 'running'")
 SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = ?"
-UPDATE_BACKFILL = "UPDATE backfills SET state = COALESCE(?, state), updated = ? WHERE id = ?"
+UPDATE_BACKFILL = ("UPDATE backfills SET state = COALESCE(?, state), updated = ?"
+                   " WHERE id = ? AND owner = ?")
+SELECT_BACKFILL_OWNER = "SELECT owner FROM backfills WHERE id = ?"
 UPSERT_BACKFILL_DAY = (
     "INSERT INTO backfill_days (backfill_id, day, status, updated) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (backfill_id, day) DO UPDATE SET status = excluded.status,"
@@ -139,6 +141,14 @@ def _one(connection: sqlite3.Connection, sql: str, params: Sequence[object]) -> 
 def _backfill(connection: sqlite3.Connection, sql: str, key: str) -> Backfill | None:
     row = connection.execute(sql, (key,)).fetchone()
     return None if row is None else _with_days(connection, row)
+
+
+def _update_backfill(connection: sqlite3.Connection, params: tuple[object, ...]) -> None:
+    """UPDATE_BACKFILL with ``params``, refused unless it changed the backfill's row."""
+    if connection.execute(UPDATE_BACKFILL, params).rowcount != 1:
+        backfill_id = params[2]
+        found = connection.execute(SELECT_BACKFILL_OWNER, (backfill_id,)).fetchone()
+        raise backfills.refused(str(backfill_id), None if found is None else found[0])
 
 
 def _with_days(connection: sqlite3.Connection, row: Sequence[Any]) -> Backfill:
@@ -286,24 +296,22 @@ class SqliteStateStore(StateStoreBase):
 
         return await self._db.run(open_)
 
-    async def record_backfill_day(self, backfill_id: str, day: str, status: str) -> None:
+    async def record_backfill_day(self, backfill_id: str, day: str, status: str, *,
+                                  owner: str = "") -> None:
         def record(connection: sqlite3.Connection) -> None:
             now = iso_ms(self._now())
             with transaction(connection):
-                cursor = connection.execute(UPDATE_BACKFILL, (None, now, backfill_id))
-                if cursor.rowcount != 1:
-                    raise backfills.unknown(backfill_id)
+                _update_backfill(connection, (None, now, backfill_id, owner))
                 connection.execute(UPSERT_BACKFILL_DAY, (backfill_id, day, status, now))
 
         await self._db.run(record)
 
-    async def finish_backfill(self, backfill_id: str, state: BackfillState) -> None:
+    async def finish_backfill(self, backfill_id: str, state: BackfillState, *,
+                              owner: str = "") -> None:
         def finish(connection: sqlite3.Connection) -> None:
             with transaction(connection):
-                cursor = connection.execute(UPDATE_BACKFILL, (
-                    BackfillState(state).value, iso_ms(self._now()), backfill_id))
-                if cursor.rowcount != 1:
-                    raise backfills.unknown(backfill_id)
+                _update_backfill(connection, (
+                    BackfillState(state).value, iso_ms(self._now()), backfill_id, owner))
 
         await self._db.run(finish)
 
