@@ -10,6 +10,7 @@ import structlog
 
 from orchestrator.core.backfill import backfill_record
 from orchestrator.daemon.backfilling import backfill_days
+from orchestrator.errors import StateStoreError
 from orchestrator.intervals import parse_interval
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.tasks.roots import root_task
@@ -93,3 +94,32 @@ async def test_a_replica_restarted_under_its_id_takes_its_backfill_back() -> Non
         await world.wait_for(lambda: world.daemon.backfills.running is None)
     ended = await stored(world, record.id)
     assert (ended.owner, ended.state) == (mine, BackfillState.FAILED)
+
+
+async def test_a_backfill_a_store_outage_stopped_is_taken_back_and_ends() -> None:
+    world = replica_world(timeout_seconds=1)
+    state = world.daemon.adapters.state
+    real = state.record_backfill_day
+    failures = 1
+
+    async def down_once(backfill_id: str, day: str, status: str, *, owner: str = "") -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise StateStoreError("the state store is restarting")
+        await real(backfill_id, day, status, owner=owner)
+
+    state.record_backfill_day = down_once  # type: ignore[method-assign]
+    [workflow] = world.daemon.settings.workflows
+    with structlog.testing.capture_logs() as logs:
+        async with running(world):
+            await world.wait_for(lambda: world.daemon.membership.heard)
+            record = await world.daemon.backfills.start(
+                workflow, parse_interval(INTERVAL), BackfillOrder.OLDEST, max_parallel=1)
+            assert record is not None
+            await world.wait_for(lambda: any(entry["event"] == TAKEN for entry in logs))
+            await world.wait_for(lambda: world.daemon.backfills.running is None)
+    said = [entry["event"] for entry in logs if entry.get("backfill") == record.id]
+    assert said == ["backfill stopped", TAKEN]
+    ended = await stored(world, record.id)
+    assert (ended.state, len(ended.days)) == (BackfillState.FAILED, 3)
