@@ -168,6 +168,7 @@ def progress(backfill: Backfill) -> dict[str, Any]:
     done = sum(status.ok for status in statuses)
     return {"id": backfill.id, "task": backfill.task, "interval": backfill.interval,
             "order": backfill.order.value, "state": backfill.state.value,
+            "runner": backfill.owner,
             "total": backfill.total, "done": done, "failed": len(statuses) - done,
             "created": backfill.created.isoformat(), "updated": backfill.updated.isoformat()}
 

@@ -82,6 +82,7 @@ def test_a_backfill_whose_replica_is_gone_is_taken_over_and_each_day_published_o
                    "the watched day to run", first_log)
         code, started = act(url, "/api/backfills", BACKFILL)
         assert (code, started["total"]) == (202, len(DAYS))
+        assert started["runner"] == act(url, "/status?limit=1")[1]["owner"]
         wait_until(lambda: len(runs_of(runs_log)) > 1, 30, "the backfill's first run",
                    first_log)
         in_flight = runs_of(runs_log)[1:]
@@ -105,6 +106,7 @@ def test_a_backfill_whose_replica_is_gone_is_taken_over_and_each_day_published_o
                    "the backfill to end", other_log)
         ended = act(other_url, path)[1]
         assert (ended["state"], ended["done"], ended["failed"]) == ("succeeded", len(DAYS), 0)
+        assert ended["runner"] == act(other_url, "/status?limit=1")[1]["owner"]
     finally:
         reap(first)
         reap(other)
