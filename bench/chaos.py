@@ -9,11 +9,14 @@ whose job records every execution and any overlap) and --top-days days of the re
 top-artists Beam job. While inputs arrive in bursts, with late revisions, the
 harness deals faults for --fault-seconds: replicas SIGKILLed and restarted, paused
 past their lease (one of them mid-publication), the registry service SIGKILLed and
-restarted, PostgreSQL connections cut. Then it lets the system settle and checks
+restarted, PostgreSQL connections cut; and a backfill of --backfill-days days after
+the watched ones is started through a replica's API as they begin, to be taken over
+whenever the replica running it dies. Then it lets the system settle and checks
 (see bench/chaos_scenario.py, bench/chaos_checks.py): figures that must be zero,
 and how long settling and launching took.
 Usage: .venv/bin/python bench/chaos.py [--partitions 200] [--top-days 3]
-       [--fault-seconds 150] [--replicas 3] [--lease 5] [--seed 1] [--keep DIR]
+       [--fault-seconds 150] [--replicas 3] [--lease 5] [--backfill-days 40] [--seed 1]
+       [--keep DIR]
 Exit status 1 when a must-be-zero figure is not zero.
 """
 
@@ -60,12 +63,13 @@ def command(params: ChaosParams) -> str:
     return (f".venv/bin/python bench/chaos.py --partitions {params.partitions}"
             f" --top-days {params.top_days} --fault-seconds {params.fault_seconds:g}"
             f" --replicas {params.replicas} --lease {params.lease_seconds}"
-            f" --seed {params.seed}")
+            f" --backfill-days {params.backfill_days} --seed {params.seed}")
 
 
 def report(params: ChaosParams, result: ChaosResult) -> str:
     """The figures, the details of anything wrong, the verdict and the command."""
-    lines = [f"chaos: {params.partitions} partitions + {params.top_days} top-artists days,"
+    lines = [f"chaos: {params.partitions} partitions + {params.top_days} top-artists days"
+             f" + a backfill of {params.backfill_days} days,"
              f" {params.replicas} replicas, lease {params.lease_seconds} s,"
              f" {params.fault_seconds:g} s of faults, seed {params.seed}", "must be zero:"]
     width = max(len(name) for name in result.must_be_zero)
@@ -95,16 +99,19 @@ def parse(argv: list[str] | None = None) -> tuple[ChaosParams, Path | None]:
     parser.add_argument("--fault-seconds", type=float, default=defaults.fault_seconds)
     parser.add_argument("--replicas", type=int, default=defaults.replicas)
     parser.add_argument("--lease", type=int, default=defaults.lease_seconds)
+    parser.add_argument("--backfill-days", type=int, default=defaults.backfill_days)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the run's files (logs, storage) here; by default they"
                              " are removed, unless the verdict is FAIL")
     args = parser.parse_args(argv)
-    if args.replicas < 2 or args.partitions < 1 or args.top_days < 1:
-        parser.error("at least 2 replicas, 1 partition and 1 top-artists day")
+    if args.replicas < 2 or args.partitions < 1 or args.top_days < 1 or args.backfill_days < 0:
+        parser.error("at least 2 replicas, 1 partition and 1 top-artists day, and no"
+                     " negative number of backfill days")
     return ChaosParams(partitions=args.partitions, top_days=args.top_days,
                        fault_seconds=args.fault_seconds, replicas=args.replicas,
-                       lease_seconds=args.lease, seed=args.seed), args.keep
+                       lease_seconds=args.lease, backfill_days=args.backfill_days,
+                       seed=args.seed), args.keep
 
 
 def main(argv: list[str] | None = None) -> int:

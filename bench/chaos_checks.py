@@ -32,6 +32,10 @@ SELECT_RUNS = (
     "SELECT id, family, partition, fingerprint, state, attempt, generation, failures,"
     " outputs::text AS outputs, error FROM charon_state.runs"
 )
+SELECT_BACKFILLS = (
+    "SELECT b.id, b.state, b.owner, d.day, d.status FROM charon_state.backfills b"
+    " LEFT JOIN charon_state.backfill_days d ON d.backfill_id = b.id"
+)
 STAGING_TABLES = (
     "SELECT schema_name || '.' || table_name FROM duckdb_tables()"
     " WHERE starts_with(schema_name, '_incoming_')"
@@ -83,6 +87,18 @@ async def read_runs(pool: asyncpg.Pool[Any]) -> list[RunRow]:
     return [RunRow(r["id"], r["family"], r["partition"], r["fingerprint"], r["state"],
                    r["attempt"], r["generation"], r["failures"], json.loads(r["outputs"]),
                    r["error"]) for r in rows]
+
+
+async def backfills_not_done(pool: asyncpg.Pool[Any], days: Sequence[date]) -> list[str]:
+    """What keeps the recorded backfills from being done: one not succeeded, or one of
+    ``days`` (the backfill's) not recorded done."""
+    rows = await pool.fetch(SELECT_BACKFILLS)
+    wrong = sorted({f"backfill {r['id']} is {r['state']} (runner {r['owner'] or 'none'})"
+                    for r in rows if r["state"] != "succeeded"})
+    statuses = {r["day"]: r["status"] for r in rows if r["day"] is not None}
+    wrong += [f"backfill day {day} is {statuses.get(day.isoformat(), 'not recorded')}"
+              for day in days if statuses.get(day.isoformat()) not in ("done", "complete")]
+    return wrong
 
 
 @dataclass(frozen=True)

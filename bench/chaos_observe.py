@@ -37,7 +37,8 @@ NOTABLE = (
     "reattaching to job", "cannot reattach, launching again",
     "this publication was made by another attempt; discarding this attempt's copy",
     "removed unowned staging", "evaluation failed; trying again later",
-    "could not renew a lease", "evaluation crashed",
+    "could not renew a lease", "evaluation crashed", "backfill taken over",
+    "backfill stopped", "backfill day not evaluated; tried again later",
 )
 
 

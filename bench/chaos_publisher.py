@@ -6,6 +6,8 @@ partitions, half of them aimed at partitions whose run is in flight at that mome
 The top-artists days come from ``charon sample-data`` against the same service, and
 get late revisions (``--new-revision --seed N``) while their runs are in flight too.
 Every publish is retried until the service takes it: faults make it come and go.
+Days after the watched window get their inputs too, and a backfill of them is started
+through a replica's API, which the faults then kill and pause like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import aiohttp
@@ -56,6 +58,8 @@ class Published:
     sample_late_in_flight: int = 0
     retries: int = 0
     failures: list[str] = field(default_factory=list)
+    backfill: str = ""
+    """The id of the backfill started through a replica's API."""
 
 
 class Publisher:
@@ -75,6 +79,35 @@ class Publisher:
             group.start_soon(self._bursts, start, window, days, late - late // 2)
             group.start_soon(self._random_late, start, window, late // 2)
             group.start_soon(self._top_artists, start, window, top_days)
+
+    async def backfill(self, days: Sequence[date]) -> None:
+        """Publish the inputs of ``days`` (never revised: outside the watched window a
+        late revision would not run), then start a backfill of them, one day at a time,
+        through whichever replica answers."""
+        if not days:
+            return
+        await self._publish_all(days, revised=False)
+        self.done.inputs += len(days)
+        body = {"workflow": "chaos", "max_parallel": 1,
+                "interval": f"{days[0]}-{days[-1] + timedelta(days=1)}"}
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
+        with anyio.move_on_after(PUBLISH_DEADLINE_SECONDS):
+            while True:
+                replica = self._rng.choice(self._stack.replicas)
+                try:
+                    url = await replica.wait_ready(through_restarts=True)
+                    async with self._session.post(f"{url}/api/backfills", json=body,
+                                                  headers=headers, timeout=timeout) as answer:
+                        if answer.status == 202:
+                            self.done.backfill = (await answer.json())["id"]
+                            self._say(f"backfill {self.done.backfill} of {len(days)} days"
+                                      f" started through {replica.name}")
+                            return
+                except (aiohttp.ClientError, TimeoutError, RuntimeError):
+                    pass  # that replica is down or paused now: another, in a moment
+                self.done.retries += 1
+                await anyio.sleep(RETRY_SECONDS)
 
     async def more_work(self, count: int) -> None:
         """Late revisions for ``count`` published partitions now: runs for a fault to catch."""
@@ -97,9 +130,11 @@ class Publisher:
                 await self._late_in_flight(wanted)
 
     async def _late_in_flight(self, wanted: int) -> None:
-        """Late revisions of partitions whose runs are running right now."""
+        """Late revisions of watched partitions whose runs are running right now (not
+        the backfill's days: outside the window, a late revision would not run)."""
         with anyio.move_on_after(IN_FLIGHT_WAIT_SECONDS):
-            while not (running := await self._running("ChaosTask")):
+            while not (running := {day for day in await self._running("ChaosTask")
+                                   if date.fromisoformat(day) in self._revisions}):
                 await anyio.sleep(POLL_SECONDS)
             chosen = self._rng.sample(sorted(running), min(wanted, len(running)))
             await self._publish_all([date.fromisoformat(day) for day in chosen])
@@ -119,15 +154,17 @@ class Publisher:
         rows = await self._pool.fetch(RUNNING_PARTITIONS, family)
         return {row["partition"] for row in rows}
 
-    async def _publish_all(self, days: Sequence[date]) -> None:
+    async def _publish_all(self, days: Sequence[date], *, revised: bool = True) -> None:
+        """Each day's next input revision; ``revised``: the day may get late ones."""
         async with anyio.create_task_group() as group:
             for day in days:
-                group.start_soon(self._publish_input, day)
+                group.start_soon(self._publish_input, day, revised)
 
-    async def _publish_input(self, day: date) -> None:
+    async def _publish_input(self, day: date, revised: bool) -> None:
         async with self._limit:
             number = self._revisions.get(day, 0) + 1
-            self._revisions[day] = number
+            if revised:
+                self._revisions[day] = number
             token = secrets.token_hex(4)
             folder = self._stack.layout.inputs / day.isoformat() / f"r{number}-{token}"
             await anyio.Path(folder).mkdir(parents=True)

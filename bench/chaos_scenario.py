@@ -19,6 +19,7 @@ from bench.chaos_checks import (
     Rev,
     RunRow,
     Workflow,
+    backfills_not_done,
     beam_overlaps,
     dump_tables,
     duplicate_outputs,
@@ -72,6 +73,9 @@ class ChaosParams:
     """Late input revisions, as a share of the small task's partitions."""
     events: int = 20_000
     settle_seconds: float = 180.0
+    backfill_days: int = 40
+    """Days after the watched window that a backfill, started through a replica's API
+    as the faults begin, runs one at a time."""
 
     @property
     def days(self) -> list[date]:
@@ -80,6 +84,11 @@ class ChaosParams:
     @property
     def top(self) -> list[date]:
         return [FIRST_TOP_DAY + timedelta(days=n) for n in range(self.top_days)]
+
+    @property
+    def backfill(self) -> list[date]:
+        after = FIRST_DAY + timedelta(days=self.partitions)
+        return [after + timedelta(days=n) for n in range(self.backfill_days)]
 
 
 @dataclass
@@ -144,6 +153,7 @@ async def _attack_and_judge(
     async with anyio.create_task_group() as attack:
         attack.start_soon(publisher.run, params.fault_seconds, params.days, params.top,
                           params.late_share)
+        attack.start_soon(publisher.backfill, params.backfill)
         attack.start_soon(faults.run, params.fault_seconds)  # ends with every process back
     say("faults over, every process running: settling")
     result.settle_seconds = await _settle(params, pool, say)
@@ -164,9 +174,10 @@ async def _settle(params: ChaosParams, pool: asyncpg.Pool[Any], say: Say) -> flo
     with anyio.move_on_after(params.settle_seconds):
         while True:
             stale = _stale(params, await read_revisions(pool))
-            if not stale:
+            if not stale and not await backfills_not_done(pool, params.backfill):
                 took = anyio.current_time() - start
-                say(f"settled: every partition up to date after {took:.1f} s")
+                say(f"settled: every partition up to date, the backfill done, after"
+                    f" {took:.1f} s")
                 return took
             await anyio.sleep(SETTLE_POLL_SECONDS)
     say(f"NOT settled after {params.settle_seconds:g} s: {len(stale)} partitions stale,"
@@ -176,7 +187,7 @@ async def _settle(params: ChaosParams, pool: asyncpg.Pool[Any], say: Say) -> flo
 
 def _stale(params: ChaosParams, revisions: Sequence[Rev],
            tables: dict[str, str] | None = None) -> list[str]:
-    small = Workflow(INPUT_ENDPOINT, OUTPUT_ENDPOINT, params.days)
+    small = Workflow(INPUT_ENDPOINT, OUTPUT_ENDPOINT, [*params.days, *params.backfill])
     top = Workflow(ECF_ENDPOINT, TOP_ARTISTS_ENDPOINT, params.top)
     return stale_partitions(revisions, small) + stale_partitions(revisions, top, tables)
 
@@ -238,7 +249,7 @@ async def _judge(params: ChaosParams, stack: Stack, pool: asyncpg.Pool[Any], *,
     facts = read_logs(replica.log for replica in stack.replicas)
     overlaps, lingering = beam_overlaps(sampler, facts, runs)
     endpoints = (OUTPUT_ENDPOINT, TOP_ARTISTS_ENDPOINT)
-    small = Workflow(INPUT_ENDPOINT, OUTPUT_ENDPOINT, params.days)
+    small = Workflow(INPUT_ENDPOINT, OUTPUT_ENDPOINT, [*params.days, *params.backfill])
     staging = await anyio.to_thread.run_sync(staging_tables, layout.warehouse)
 
     result.zero("overlapping executions, small job (flock)",
@@ -265,6 +276,8 @@ async def _judge(params: ChaosParams, stack: Stack, pool: asyncpg.Pool[Any], *,
     result.zero("replicas not exiting 0 on SIGTERM",
                 [f"{name}: {code}" for name, code in codes.items() if code != 0])
     result.zero("publishes that never went through", result.published.failures)
+    result.zero("backfills not done", await backfills_not_done(pool, params.backfill)
+                if result.published.backfill else ["the backfill was never started"])
     result.zero("required faults not dealt", _missing_faults(result.faults))
 
     inputs = Counter(r.endpoint for r in revisions)

@@ -140,7 +140,7 @@ def base_env(home: Path) -> dict[str, str]:
     """This environment without any CHARON_ setting, running this checkout's code."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARON_")}
     env.update(PYTHONPATH=str(ROOT), CHARON_HOME=str(home), CHARON_LOG__FORMAT="json",
-               CHARON_REGISTRY_TOKEN=TOKEN)
+               CHARON_REGISTRY_TOKEN=TOKEN, CHARON_API_TOKEN=TOKEN)
     return env
 
 

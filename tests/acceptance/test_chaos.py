@@ -3,8 +3,9 @@
 Three daemon replicas, the registry service and PostgreSQL, 40 partitions of the
 small job task and one top-artists day, under about 35 s of faults (replicas
 SIGKILLed and paused past their lease, one of them mid-publication, the registry
-service SIGKILLed twice, PostgreSQL connections cut). Every must-be-zero figure
-must be zero, which includes every partition being up to date.
+service SIGKILLed twice, PostgreSQL connections cut), and a backfill of 12 more days
+started through a replica's API. Every must-be-zero figure must be zero, which
+includes every partition being up to date and the backfill done.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bench.chaos import ChaosParams, report, run_chaos
 pytestmark = pytest.mark.slow
 
 SHORT = ChaosParams(partitions=40, top_days=1, fault_seconds=35, replicas=3, seed=7,
-                    settle_seconds=90)
+                    settle_seconds=90, backfill_days=12)
 
 
 @pytest.mark.timeout(300)
