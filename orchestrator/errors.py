@@ -48,8 +48,9 @@ class UnknownBackfill(UsageError):
 
 
 class BackfillTaken(CharonError):
-    """Another runner took the backfill over (this one was thought gone, or a command
-    resumed it): what this one would write of it is refused, and it stops."""
+    """The backfill is no longer this runner's to run: another took it over (this one
+    was thought gone, or a command resumed it), or a user cancelled it. What this one
+    would write of it is refused, and it stops."""
 
 
 class AdapterError(CharonError):

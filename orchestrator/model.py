@@ -172,6 +172,7 @@ class BackfillState(enum.StrEnum):
     RUNNING = "running"  # or stopped by a crash: its updated time says when it last moved
     SUCCEEDED = "succeeded"  # every day done, now or before
     FAILED = "failed"  # it ended with days not done: running it again resumes them
+    CANCELLED = "cancelled"  # by a user, through the daemon's API: nothing runs it
 
 
 class BackfillOrder(enum.StrEnum):

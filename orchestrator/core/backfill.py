@@ -78,7 +78,11 @@ async def run_backfill(
 ) -> list[DayResult]:
     """Evaluate each day's root in the order of ``roots``, at most ``max_parallel`` at
     once, telling ``on_day`` as each ends; record the backfill's final state. A day that
-    ends in an error is tried again as ``errors`` says; without it, it ends so."""
+    ends in an error is tried again as ``errors`` says; without it, it ends so.
+
+    Once the backfill is no longer this runner's (cancelled, or taken over), its next
+    write says so (BackfillTaken): no day begins, and the days going on are stopped,
+    their runs released as at a shutdown."""
     results: list[DayResult] = []
     # A semaphore, not a CapacityLimiter: a place is taken here, in day order, and
     # given back by the day's own task.

@@ -131,6 +131,21 @@ class Actions:
                        interval=str(interval))
         return web.json_response(progress(record), status=202)
 
+    async def cancel_backfill(self, request: web.Request) -> web.StreamResponse:
+        await self._authorised(request, set())
+        backfill_id = request.match_info["backfill_id"]
+        state = self._daemon.adapters.state
+        if not await state.cancel_backfill(backfill_id):
+            found = await state.get_backfill(backfill_id)
+            if found is None:
+                raise Rejected(404, f"no backfill {backfill_id[:100]!r}", "unknown")
+            raise Rejected(409, f"backfill {found.id} is {found.state}: only a running one"
+                           " is cancelled", "conflict")
+        self._log.info("backfill cancelled", backfill=backfill_id)
+        cancelled = await state.get_backfill(backfill_id)
+        assert cancelled is not None  # cancelled just now; backfills are never deleted
+        return web.json_response(progress(cancelled))
+
     async def backfills(self, request: web.Request) -> web.StreamResponse:
         listed = await self._daemon.adapters.state.list_backfills(limit=MAX_LIST)
         return web.json_response({"backfills": [progress(b) for b in listed]})
@@ -202,4 +217,5 @@ def add_actions(app: web.Application, daemon: Daemon, *, token: str,
     app.router.add_post("/api/backfills", actions.start_backfill)
     app.router.add_get("/api/backfills", actions.backfills)
     app.router.add_get("/api/backfills/{backfill_id}", actions.backfill)
+    app.router.add_post("/api/backfills/{backfill_id}/cancel", actions.cancel_backfill)
 

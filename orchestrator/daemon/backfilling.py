@@ -7,6 +7,11 @@ replica timeout) a live one running no backfill takes it over: one of those raci
 it wins the store's compare-and-set, and resumes it, skipping the days done. A replica
 restarted under the same ``daemon.replica_id`` takes its own back at once. A backfill
 of ``charon backfill`` is its command's to resume, never a daemon's.
+
+The runner looks at its backfill's record at every heartbeat too: cancelled by a user,
+or taken over (this replica was thought gone), it is stopped there and then, its runs
+going on released as at a shutdown; its next write to the record would be refused
+anyway, but a day of it may run for hours.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from orchestrator.daemon.membership import Membership
 from orchestrator.errors import CharonError
 from orchestrator.intervals import DateInterval, parse_interval
 from orchestrator.log import get_logger
-from orchestrator.model import Backfill, BackfillOrder
+from orchestrator.model import Backfill, BackfillOrder, BackfillState
+from orchestrator.stores.state.backfills import refused
 from orchestrator.stores.state.base import StateStore
 from orchestrator.tasks.roots import root_task
 from orchestrator.tasks.task import Task
@@ -54,6 +60,8 @@ class Backfills:
         self._start_work = start_work
         self.running: str | None = None
         """The id of the backfill this daemon runs now."""
+        self._scope: anyio.CancelScope | None = None
+        """What stops it."""
         self._log = get_logger("charon.backfill")
 
     async def start(self, workflow: WorkflowSettings, interval: DateInterval,
@@ -70,13 +78,28 @@ class Backfills:
         return record if self._run(record, roots) else None
 
     async def keep_taking_over(self) -> None:
-        """Look for a backfill to take over at every heartbeat, until cancelled."""
+        """At every heartbeat, until cancelled: stop the backfill running here if it is
+        no longer this replica's, and look for one to take over."""
         while True:
             await anyio.sleep(self._membership.interval_seconds)
             try:
+                await self._stop_if_not_held()
                 await self.take_over()
             except CharonError as exc:  # the store: the next heartbeat's look tries again
-                self._log.warning("cannot look for backfills to take over", error=str(exc))
+                self._log.warning("cannot look at the backfills", error=str(exc))
+
+    async def _stop_if_not_held(self) -> None:
+        """A user cancelled the backfill running here, or another runner took it (this
+        replica was thought gone): stopped now, rather than when a day of it ends."""
+        if self.running is None or self._scope is None:
+            return
+        found = await self._state.get_backfill(self.running)
+        me = self._membership.replica
+        if found is not None and found.state is BackfillState.RUNNING and found.owner == me:
+            return
+        why = refused(self.running, None if found is None else (found.owner, found.state))
+        self._log.warning("backfill stopped", backfill=self.running, error=str(why))
+        self._scope.cancel()
 
     async def take_over(self) -> None:
         """Take over and run one running backfill whose replica is gone, if this one
@@ -109,15 +132,17 @@ class Backfills:
 
     def _run(self, record: Backfill, roots: Mapping[date, Task]) -> bool:
         async def work() -> None:
+            scope = self._scope = anyio.CancelScope()
             try:
-                await run_backfill(self._engine, self._state, record, roots,
-                                   max_parallel=record.max_parallel, on_day=lambda _: None,
-                                   errors=self._errors)
+                with scope:
+                    await run_backfill(self._engine, self._state, record, roots,
+                                       max_parallel=record.max_parallel,
+                                       on_day=lambda _: None, errors=self._errors)
             except* CharonError as group:  # left running: a daemon takes it up again
                 self._log.warning("backfill stopped", backfill=record.id,
                                   error=str(group.exceptions[0]))
             finally:
-                self.running = None
+                self.running, self._scope = None, None
 
         self.running = record.id
         if self._start_work(work):

@@ -217,9 +217,18 @@ class InMemoryStateStore(StateStoreBase):
     async def _known_backfill(self, backfill_id: str, owner: str) -> Backfill:
         await anyio.lowlevel.checkpoint()
         known = self._backfills.get(backfill_id)
-        if known is None or known.owner != owner:
-            raise refused(backfill_id, None if known is None else known.owner)
+        if known is None or known.owner != owner or known.state is not BackfillState.RUNNING:
+            raise refused(backfill_id, None if known is None else (known.owner, known.state))
         return known
+
+    async def cancel_backfill(self, backfill_id: str) -> bool:
+        await anyio.lowlevel.checkpoint()
+        known = self._backfills.get(backfill_id)
+        if known is None or known.state is not BackfillState.RUNNING:
+            return False
+        self._backfills[backfill_id] = dataclasses.replace(
+            known, state=BackfillState.CANCELLED, updated=truncate_ms(self._now()))
+        return True
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None:
         await anyio.lowlevel.checkpoint()

@@ -7,13 +7,20 @@ it stops, one of its runs goes on and the others wait in line for its place. Sto
 backfill to the other replica, which takes it over by itself, and every day ends
 published once. Paused (SIGSTOP) past the replica timeout instead, it is thought gone
 and its backfill taken over the same way; woken, it finds that out at its next write
-to the backfill's record, and stops running it.
+to the backfill's record, and stops running it. Cancelled through either replica's
+API, it is stopped by its runner, no other day of it begins, and nobody takes it over,
+even once its runner is killed.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,10 +68,25 @@ def runs_of(runs_log: Path) -> list[str]:
     return runs_log.read_text().split() if runs_log.exists() else []
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP],
-                         ids=["stopped", "killed", "paused"])
-def test_a_backfill_whose_replica_is_gone_is_taken_over_and_each_day_published_once(
-        tmp_path: Path, postgres_dsn: str, stop: signal.Signals) -> None:
+@dataclass
+class Pair:
+    """Two replicas on one PostgreSQL, the first running a backfill with its first run
+    going: their processes, addresses and logs, the backfill and that run's day."""
+
+    cli: Cli
+    runs_log: Path
+    first: subprocess.Popen[str]
+    url: str
+    first_log: Path
+    other: subprocess.Popen[str]
+    other_url: str
+    other_log: Path
+    backfill: str
+    in_flight: list[str]
+
+
+@contextmanager
+def two_replicas(tmp_path: Path, postgres_dsn: str) -> Iterator[Pair]:
     on_postgres = {"CHARON_STATE__KIND": "postgres", "CHARON_STATE__DSN": postgres_dsn,
                    "CHARON_REGISTRY__KIND": "postgres", "CHARON_REGISTRY__DSN": postgres_dsn}
     cli = Cli(tmp_path / "home", on_postgres)
@@ -87,18 +109,32 @@ def test_a_backfill_whose_replica_is_gone_is_taken_over_and_each_day_published_o
                    first_log)
         in_flight = runs_of(runs_log)[1:]
         assert len(in_flight) == 1  # the others wait for its place
+        yield Pair(cli, runs_log, first, url, first_log, other, other_url, other_log,
+                   started["id"], in_flight)
+    finally:
+        reap(first)
+        reap(other)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP],
+                         ids=["stopped", "killed", "paused"])
+def test_a_backfill_whose_replica_is_gone_is_taken_over_and_each_day_published_once(
+        tmp_path: Path, postgres_dsn: str, stop: signal.Signals) -> None:
+    with two_replicas(tmp_path, postgres_dsn) as pair:
+        first, first_log, other_log, other_url = (
+            pair.first, pair.first_log, pair.other_log, pair.other_url)
         first.send_signal(stop)
         if stop is not signal.SIGSTOP:
             first.wait(timeout=20)
         if stop is signal.SIGTERM:
             assert first.returncode == 0, first_log.read_text()[-3000:]
 
-        path = f"/api/backfills/{started['id']}"
+        path = f"/api/backfills/{pair.backfill}"
         wait_until(lambda: "backfill taken over" in other_log.read_text(),
                    TAKEN_OVER_WITHIN, "the other replica to take the backfill over", other_log)
         if stop is signal.SIGSTOP:
             first.send_signal(signal.SIGCONT)
-            wait_until(lambda: f"backfill {started['id']} is run by replica" in
+            wait_until(lambda: f"backfill {pair.backfill} is run by replica" in
                        first_log.read_text(), 30, "the woken replica to stop the backfill",
                        first_log)
             assert first.poll() is None  # the daemon goes on
@@ -107,12 +143,29 @@ def test_a_backfill_whose_replica_is_gone_is_taken_over_and_each_day_published_o
         ended = act(other_url, path)[1]
         assert (ended["state"], ended["done"], ended["failed"]) == ("succeeded", len(DAYS), 0)
         assert ended["runner"] == act(other_url, "/status?limit=1")[1]["owner"]
-    finally:
-        reap(first)
-        reap(other)
-    assert all(revisions(cli, ENDPOINT, day) == 1 for day in DAYS)
+    assert all(revisions(pair.cli, ENDPOINT, day) == 1 for day in DAYS)
     # The run stopped in flight ran again from its start; every other day ran once.
-    ran = Counter(runs_of(runs_log))
-    assert ran == Counter([WATCHED, *DAYS]) + Counter(in_flight) or (
+    ran = Counter(runs_of(pair.runs_log))
+    assert ran == Counter([WATCHED, *DAYS]) + Counter(pair.in_flight) or (
         # Woken before its lease ran out, the paused replica may finish its run itself.
         stop is signal.SIGSTOP and ran == Counter([WATCHED, *DAYS]))
+
+
+def test_a_cancelled_backfill_ends_its_day_going_on_and_nobody_takes_it_over(
+        tmp_path: Path, postgres_dsn: str) -> None:
+    with two_replicas(tmp_path, postgres_dsn) as pair:
+        cancel = f"/api/backfills/{pair.backfill}/cancel"
+        code, cancelled = act(pair.other_url, cancel, {})  # from any replica
+        assert (code, cancelled["state"]) == (200, "cancelled")
+        wait_until(lambda: '"backfill stopped"' in pair.first_log.read_text(), 30,
+                   "its runner to stop", pair.first_log)
+        pair.first.kill()
+        pair.first.wait(timeout=10)
+        # Past the dead replica's timeout and two looks for a backfill to take over.
+        time.sleep(REPLICA_TIMEOUT + 2 * REPLICA_TIMEOUT / 3 + 1)
+        assert "backfill taken over" not in pair.other_log.read_text()
+        ended = act(pair.other_url, f"/api/backfills/{pair.backfill}")[1]
+        assert (ended["state"], ended["done"]) == ("cancelled", 0)
+    assert runs_of(pair.runs_log) == [WATCHED, *pair.in_flight]  # no other day began
+    assert all(revisions(pair.cli, ENDPOINT, day) == 0 for day in DAYS
+               if day not in pair.in_flight)

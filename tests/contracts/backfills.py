@@ -132,6 +132,24 @@ class BackfillsContract:
         assert (taken.state, taken.days) == (
             BackfillState.RUNNING, {"2018-10-01": "done", "2018-10-02": "failed"})
 
+    async def test_a_cancelled_backfill_is_nobody_s_to_run(
+        self, state: StateStore, clock: ManualClock
+    ) -> None:
+        await state.open_backfill(dataclasses.replace(
+            backfill(clock), workflow="daily", max_parallel=3, owner="replica-a"))
+        assert not await state.cancel_backfill("bf-9")
+        assert await state.cancel_backfill("bf-1")
+        assert not await state.cancel_backfill("bf-1")
+        with pytest.raises(BackfillTaken, match="bf-1 is cancelled now"):
+            await state.record_backfill_day("bf-1", "2018-10-01", "done", owner="replica-a")
+        with pytest.raises(BackfillTaken):
+            await state.finish_backfill("bf-1", BackfillState.SUCCEEDED, owner="replica-a")
+        assert not await state.take_backfill("bf-1", "replica-b", from_owner="replica-a")
+        assert await state.list_backfills(running=True) == []
+        cancelled = await state.get_backfill("bf-1")
+        assert cancelled is not None
+        assert (cancelled.state, cancelled.days) == (BackfillState.CANCELLED, {})
+
     async def test_the_running_backfills_are_listed_apart(
         self, state: StateStore, clock: ManualClock
     ) -> None:

@@ -212,13 +212,20 @@ class TestSqliteStateStore(StateStoreContract):
                 "INSERT INTO backfills VALUES ('bf-1', 'key', '--module m T', '2018-10',"
                 " 'oldest', 'running', 31, '2018-10-31T00:00:00.000+00:00',"
                 " '2018-10-31T00:00:00.000+00:00')")
+            connection.execute("INSERT INTO backfill_days VALUES ('bf-1', '2018-10-01', 'done',"
+                               " '2018-10-31T00:00:00.000+00:00')")
         store = await SqliteStateStore.open(path)
         try:
             [running] = await store.list_backfills(running=True)
-            assert (running.id, running.workflow, running.max_parallel, running.owner) == (
-                "bf-1", "", 0, "")
+            assert (running.id, running.workflow, running.max_parallel, running.owner,
+                    running.days) == ("bf-1", "", 0, "", {"2018-10-01": "done"})
+            await store.record_backfill_day("bf-1", "2018-10-02", "done")
         finally:
             await store.aclose()
+        with closing(sqlite3.connect(path)) as connection:
+            # Built anew, the days' table still refers to the backfills'.
+            [reference] = connection.execute("PRAGMA foreign_key_list(backfill_days)")
+            assert reference[2:5] == ("backfills", "backfill_id", "id")
 
     async def test_sqlite_errors_become_state_store_errors(self, tmp_path: Path) -> None:
         path = tmp_path / "state.sqlite"

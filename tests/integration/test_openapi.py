@@ -53,7 +53,9 @@ DAY = "2018-10-31"
 PARTITION = "/v1/endpoints/{endpoint}/partitions/{partition}"
 TRIGGER = "/api/partitions/{workflow}/{date}/trigger"
 RUN_ACTION = "/api/runs/{{run_id}}/{}"
-ACTIONS = [TRIGGER, RUN_ACTION.format("rerun"), RUN_ACTION.format("cancel"), "/api/backfills"]
+BACKFILL_CANCEL = "/api/backfills/{backfill_id}/cancel"
+ACTIONS = [TRIGGER, RUN_ACTION.format("rerun"), RUN_ACTION.format("cancel"), "/api/backfills",
+           BACKFILL_CANCEL]
 # Documented answers no test here provokes: a failing store, a full trigger queue, a
 # daemon without a secret and a body that stalls for 30 s (each tested in
 # test_registry_service.py, test_registry_service_hostile.py and test_daemon_webhooks.py,
@@ -78,7 +80,8 @@ UNPROVOKED = {
                *{("post", path, status) for path in ACTIONS for status in ("408", "415", "503")},
                *{("post", RUN_ACTION.format(verb), status) for verb in ("rerun", "cancel")
                  for status in ("409", "200" if verb == "cancel" else "202")},
-               ("post", "/api/backfills", "409"), ("get", "/api/backfills", "503"),
+               ("post", "/api/backfills", "409"), ("post", BACKFILL_CANCEL, "200"),
+               ("post", BACKFILL_CANCEL, "409"), ("get", "/api/backfills", "503"),
                ("get", "/api/backfills/{backfill_id}", "503"),
                ("get", "/runs/{run_id}/log", "200")},
 }
@@ -319,7 +322,8 @@ def _act(call: Observer) -> None:
     call("post", TRIGGER, 400, path_parameters={**day, "date": "2018-02-30"}, body={},
          headers=api)
     for path, parts, body in [(TRIGGER, day, {}), (ACTIONS[1], run, {}), (ACTIONS[2], run, {}),
-                              ("/api/backfills", {}, backfill)]:
+                              ("/api/backfills", {}, backfill),
+                              (BACKFILL_CANCEL, {"backfill_id": "none"}, {})]:
         call("post", path, 401, path_parameters=parts, body=body, headers={})
         call("post", path, 403, path_parameters=parts, body=body,
              headers={**api, "Origin": "https://elsewhere.example"})
@@ -333,6 +337,8 @@ def _act(call: Observer) -> None:
     assert started["id"] in {each["id"] for each in listed}
     call("get", "/api/backfills/{backfill_id}", 200, path_parameters={"backfill_id": started["id"]})
     call("get", "/api/backfills/{backfill_id}", 404, path_parameters={"backfill_id": "none"})
+    call("post", BACKFILL_CANCEL, 404, path_parameters={"backfill_id": "none"}, body={},
+         headers=api)
 
 
 def watched_day(status: dict[str, Any]) -> str:

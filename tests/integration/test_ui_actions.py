@@ -148,6 +148,34 @@ async def test_a_backfill_runs_each_day_once_and_reports_progress() -> None:
         assert [b["id"] for b in listed["backfills"]] == [started["id"]]
 
 
+async def test_a_cancelled_backfill_begins_no_day_and_its_day_going_on_ends() -> None:
+    async with serving() as api:
+        api.world.runner.gate = anyio.Event()
+        days = ["2018-10-01", "2018-10-02", "2018-10-03"]
+        for day in days:
+            await publish_day(api.world, day)
+        body = {"workflow": "top_artists", "interval": "2018-10-01-2018-10-04", "max_parallel": 1}
+        started = (await api.call("POST", "/api/backfills", body))[1]
+        cancel = f"/api/backfills/{started['id']}/cancel"
+        await api.world.wait_for(lambda: api.world.runner.running == 1)
+        refused = await api.call("POST", cancel, {}, {"Content-Type": "application/json"})
+        assert (refused[0], refused[1]["code"]) == (401, "unauthorized")
+        status, cancelled = await api.call("POST", cancel, {})
+        assert (status, cancelled["state"], cancelled["done"]) == (200, "cancelled", 0)
+        api.world.runner.gate.set()  # the day going on ends, and publishes
+        await api.world.wait_for(lambda: api.world.daemon.backfills.running is None)
+        await api.world.daemon.backfills.take_over()  # nobody takes a cancelled one over
+        await anyio.sleep(0.2)
+        assert len(api.world.runner.calls) == 1
+        [run] = await api.world.state.list_runs()
+        assert (run.partition, run.state) == (days[0], RunState.SUCCEEDED)
+        status, answer = await api.call("POST", cancel, {})
+        assert (status, answer["code"]) == (409, "conflict")
+        assert "is cancelled" in answer["error"]
+        progress = (await api.call("GET", f"/api/backfills/{started['id']}"))[1]
+        assert (progress["state"], progress["done"]) == ("cancelled", 0)
+
+
 ACTIONS = [
     ("/api/partitions/top_artists/2018-10-31/trigger", {}),
     ("/api/runs/{run}/rerun", {}),
@@ -194,6 +222,8 @@ BAD_INPUT = [
     ("/api/partitions/top_artists/2018-10-31/trigger", [1], 400, "malformed"),
     ("/api/runs/none/rerun", {}, 404, "unknown"),
     ("/api/runs/none/cancel", {}, 404, "unknown"),
+    ("/api/backfills/none/cancel", {}, 404, "unknown"),
+    ("/api/backfills/none/cancel", {"x": 1}, 400, "malformed"),
     ("/api/backfills", {"workflow": "none", "interval": "2018-10"}, 404, "unknown"),
     ("/api/backfills", {"workflow": "top_artists"}, 400, "malformed"),
     ("/api/backfills", {"workflow": "top_artists", "interval": "2018-13"}, 400, "malformed"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import anyio
 import structlog
 
 from orchestrator.core.backfill import backfill_record
@@ -15,7 +16,7 @@ from orchestrator.intervals import parse_interval
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.tasks.roots import root_task
 from orchestrator.testing.world import DaemonWorld
-from tests.support.worlds import TODAY, running
+from tests.support.worlds import TODAY, publish_day, running
 from tests.unit.test_replicas import replica_world
 
 INTERVAL = "2018-09-01-2018-09-04"
@@ -96,6 +97,17 @@ async def test_a_replica_restarted_under_its_id_takes_its_backfill_back() -> Non
     assert (ended.owner, ended.state) == (mine, BackfillState.FAILED)
 
 
+async def started_here(world: DaemonWorld) -> Backfill:
+    """A backfill of the world's workflow, one day at a time, started through the
+    running daemon once it knows the live replicas."""
+    await world.wait_for(lambda: world.daemon.membership.heard)
+    [workflow] = world.daemon.settings.workflows
+    record = await world.daemon.backfills.start(
+        workflow, parse_interval(INTERVAL), BackfillOrder.OLDEST, max_parallel=1)
+    assert record is not None
+    return record
+
+
 async def test_a_backfill_a_store_outage_stopped_is_taken_back_and_ends() -> None:
     world = replica_world(timeout_seconds=1)
     state = world.daemon.adapters.state
@@ -110,16 +122,31 @@ async def test_a_backfill_a_store_outage_stopped_is_taken_back_and_ends() -> Non
         await real(backfill_id, day, status, owner=owner)
 
     state.record_backfill_day = down_once  # type: ignore[method-assign]
-    [workflow] = world.daemon.settings.workflows
     with structlog.testing.capture_logs() as logs:
         async with running(world):
-            await world.wait_for(lambda: world.daemon.membership.heard)
-            record = await world.daemon.backfills.start(
-                workflow, parse_interval(INTERVAL), BackfillOrder.OLDEST, max_parallel=1)
-            assert record is not None
+            record = await started_here(world)
             await world.wait_for(lambda: any(entry["event"] == TAKEN for entry in logs))
             await world.wait_for(lambda: world.daemon.backfills.running is None)
     said = [entry["event"] for entry in logs if entry.get("backfill") == record.id]
     assert said == ["backfill stopped", TAKEN]
     ended = await stored(world, record.id)
     assert (ended.state, len(ended.days)) == (BackfillState.FAILED, 3)
+
+
+async def test_a_backfill_cancelled_meanwhile_is_stopped_at_the_next_heartbeat() -> None:
+    """Its day's job still going (held by the runner's gate): stopped then, not when the
+    day ends, and no other day begins."""
+    world = replica_world(timeout_seconds=1)
+    world.runner.gate = anyio.Event()
+    for day in ("2018-09-01", "2018-09-02", "2018-09-03"):
+        await publish_day(world, day)
+    with structlog.testing.capture_logs() as logs:
+        async with running(world):
+            record = await started_here(world)
+            await world.wait_for(lambda: world.runner.running == 1)
+            assert await world.state.cancel_backfill(record.id)
+            await world.wait_for(lambda: world.daemon.backfills.running is None)
+            assert not world.runner.gate.is_set()
+    [stopped] = [entry for entry in logs if entry["event"] == "backfill stopped"]
+    assert stopped["error"] == f"backfill {record.id} is cancelled now"
+    assert len(world.runner.calls) == 1

@@ -47,10 +47,13 @@ def unknown(backfill_id: str) -> UnknownBackfill:
     return UnknownBackfill(f"no backfill {backfill_id!r}")
 
 
-def refused(backfill_id: str, owner: str | None) -> UnknownBackfill | BackfillTaken:
-    """Why a write of the backfill as its runner changed nothing: ``owner`` is who runs
-    it now, None when it is not recorded."""
-    if owner is None:
+def refused(backfill_id: str, found: tuple[str, str] | None) -> UnknownBackfill | BackfillTaken:
+    """Why a write of the running backfill by its runner changed nothing: ``found`` is
+    its (owner, state) now, None when it is not recorded."""
+    if found is None:
         return unknown(backfill_id)
+    owner, state = found
+    if state != BackfillState.RUNNING:
+        return BackfillTaken(f"backfill {backfill_id} is {state} now")
     return BackfillTaken(f"backfill {backfill_id} is run by "
                          f"{f'replica {owner}' if owner else 'its command'} now")

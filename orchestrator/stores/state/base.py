@@ -159,14 +159,19 @@ class StateStore(Protocol):
 
     async def record_backfill_day(self, backfill_id: str, day: str, status: str, *,
                                   owner: str = "") -> None:
-        """What the day's evaluation ended in, written by the backfill's runner
-        ``owner``; UnknownBackfill for an unknown id, BackfillTaken when another runs it."""
+        """What the day's evaluation ended in, written by the running backfill's runner
+        ``owner``; UnknownBackfill for an unknown id, BackfillTaken when another runs it
+        or it ended (cancelled, say)."""
 
     async def finish_backfill(self, backfill_id: str, state: BackfillState, *,
                               owner: str = "") -> None:
         """Its final state, as :meth:`record_backfill_day` writes."""
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None: ...
+
+    async def cancel_backfill(self, backfill_id: str) -> bool:
+        """Cancel the backfill if it is running: whether it was. Its runner's next write
+        to it is refused, and nobody takes it over."""
 
     async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
         """Make ``owner`` the running backfill's runner if ``from_owner`` still is (the

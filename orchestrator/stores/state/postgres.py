@@ -141,8 +141,10 @@ TAKE_BACKFILL = ("UPDATE backfills SET owner = $1, updated = $2"
                  " WHERE id = $3 AND owner = $4 AND state = 'running'")
 SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = $1"
 UPDATE_BACKFILL = ("UPDATE backfills SET state = COALESCE($1, state), updated = $2"
-                   " WHERE id = $3 AND owner = $4")
-SELECT_BACKFILL_OWNER = "SELECT owner FROM backfills WHERE id = $1"
+                   " WHERE id = $3 AND owner = $4 AND state = 'running'")
+SELECT_BACKFILL_RUNNER = "SELECT owner, state FROM backfills WHERE id = $1"
+CANCEL_BACKFILL = ("UPDATE backfills SET state = 'cancelled', updated = $1"
+                   " WHERE id = $2 AND state = 'running'")
 UPSERT_BACKFILL_DAY = (
     "INSERT INTO backfill_days (backfill_id, day, status, updated) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (backfill_id, day) DO UPDATE SET status = excluded.status,"
@@ -174,8 +176,8 @@ async def _update_backfill(connection: Connection, state: str | None, now: datet
                            backfill_id: str, owner: str) -> None:
     """UPDATE_BACKFILL, refused unless it changed the backfill's row."""
     if await connection.execute(UPDATE_BACKFILL, state, now, backfill_id, owner) != "UPDATE 1":
-        found = await connection.fetchrow(SELECT_BACKFILL_OWNER, backfill_id)
-        raise backfills.refused(backfill_id, None if found is None else found[0])
+        found = await connection.fetchrow(SELECT_BACKFILL_RUNNER, backfill_id)
+        raise backfills.refused(backfill_id, None if found is None else (found[0], found[1]))
 
 
 async def _with_days(connection: Connection, row: asyncpg.Record) -> Backfill:
@@ -354,6 +356,13 @@ class PostgresStateStore(StateStoreBase):
             async with self._pool.acquire() as connection:
                 row = await connection.fetchrow(SELECT_BACKFILL_BY_ID, backfill_id)
                 return None if row is None else await _with_days(connection, row)
+
+    async def cancel_backfill(self, backfill_id: str) -> bool:
+        with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
+            async with self._pool.acquire() as connection:
+                found = await connection.execute(
+                    CANCEL_BACKFILL, await self._now(connection), backfill_id)
+        return bool(found == "UPDATE 1")
 
     async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):

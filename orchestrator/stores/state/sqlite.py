@@ -116,8 +116,10 @@ TAKE_BACKFILL = ("UPDATE backfills SET owner = ?, updated = ?"
                  " WHERE id = ? AND owner = ? AND state = 'running'")
 SELECT_BACKFILL_DAYS = "SELECT day, status FROM backfill_days WHERE backfill_id = ?"
 UPDATE_BACKFILL = ("UPDATE backfills SET state = COALESCE(?, state), updated = ?"
-                   " WHERE id = ? AND owner = ?")
-SELECT_BACKFILL_OWNER = "SELECT owner FROM backfills WHERE id = ?"
+                   " WHERE id = ? AND owner = ? AND state = 'running'")
+SELECT_BACKFILL_RUNNER = "SELECT owner, state FROM backfills WHERE id = ?"
+CANCEL_BACKFILL = ("UPDATE backfills SET state = 'cancelled', updated = ?"
+                   " WHERE id = ? AND state = 'running'")
 UPSERT_BACKFILL_DAY = (
     "INSERT INTO backfill_days (backfill_id, day, status, updated) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (backfill_id, day) DO UPDATE SET status = excluded.status,"
@@ -147,8 +149,8 @@ def _update_backfill(connection: sqlite3.Connection, params: tuple[object, ...])
     """UPDATE_BACKFILL with ``params``, refused unless it changed the backfill's row."""
     if connection.execute(UPDATE_BACKFILL, params).rowcount != 1:
         backfill_id = params[2]
-        found = connection.execute(SELECT_BACKFILL_OWNER, (backfill_id,)).fetchone()
-        raise backfills.refused(str(backfill_id), None if found is None else found[0])
+        found = connection.execute(SELECT_BACKFILL_RUNNER, (backfill_id,)).fetchone()
+        raise backfills.refused(str(backfill_id), None if found is None else tuple(found))
 
 
 def _with_days(connection: sqlite3.Connection, row: Sequence[Any]) -> Backfill:
@@ -317,6 +319,14 @@ class SqliteStateStore(StateStoreBase):
 
     async def get_backfill(self, backfill_id: str) -> Backfill | None:
         return await self._db.run(lambda c: _backfill(c, SELECT_BACKFILL_BY_ID, backfill_id))
+
+    async def cancel_backfill(self, backfill_id: str) -> bool:
+        def cancel(connection: sqlite3.Connection) -> bool:
+            with transaction(connection):
+                return connection.execute(CANCEL_BACKFILL, (
+                    iso_ms(self._now()), backfill_id)).rowcount == 1
+
+        return await self._db.run(cancel)
 
     async def take_backfill(self, backfill_id: str, owner: str, *, from_owner: str) -> bool:
         def take(connection: sqlite3.Connection) -> bool:
