@@ -4,6 +4,8 @@ backfill started and followed, a run cancelled and re-run; no page logs another 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 from playwright.async_api import Page
 
@@ -98,3 +100,28 @@ async def test_the_run_page_cancels_and_reruns_with_the_token_only() -> None:
         for tab in tabs:
             await tab.page.close()
     assert [tab.errors for tab in tabs] == [[], []]
+
+
+async def test_the_backfills_panel_cancels_a_running_backfill_with_the_token(
+        tmp_path: Path) -> None:
+    world = make_world()
+    world.runner.gate = anyio.Event()  # the backfill's first day runs until the end
+    for day in ("2018-10-02", "2018-10-03"):
+        await publish_day(world, day)
+    async with chromium() as browser, served_ui(world, TOKEN) as url:
+        tab = await watched_page(browser)
+        page = tab.page
+        await page.goto(url)
+        await use_token(page, TOKEN)
+        await page.fill("#act-interval", "2018-10-02-2018-10-04")
+        await page.click('button[data-act="backfill"]')
+        cancel = page.locator("#backfills button.cancel-backfill")
+        await cancel.wait_for()
+        await cancel.click()
+        await page.locator(".act-result", has_text="cancelled").wait_for()
+        await page.locator("#backfills .s-cancelled").wait_for()
+        assert await cancel.count() == 0  # only a running backfill has one
+        await page.screenshot(path=str(tmp_path / "backfill-cancelled.png"))
+        await page.close()
+        world.runner.gate.set()
+    assert tab.errors == []

@@ -161,7 +161,7 @@ def _grid_actions(page: GridPage) -> str:
         '<button type="button" class="act" data-act="backfill">start the backfill</button></p>'
         '<p class="act-result" role="status"></p></section>'
         '<section id="backfills" hidden><h2>Backfills</h2><table><thead><tr><th>backfill</th>'
-        "<th>task</th><th>interval</th><th>state</th><th>progress</th></tr></thead>"
+        "<th>task</th><th>interval</th><th>state</th><th>progress</th><th></th></tr></thead>"
         "<tbody></tbody></table></section>"
     )
 

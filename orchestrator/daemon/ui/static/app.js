@@ -147,6 +147,23 @@
     row.appendChild(td);
     return td;
   }
+  // A running backfill's own button: made with each render, so not among `buttons`.
+  function cancelButton(id) {
+    const button = document.createElement("button");
+    button.textContent = "cancel";
+    button.className = "cancel-backfill";
+    button.disabled = token() === "";
+    button.title = button.disabled ? "enter the API token first" : "";
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      say("sending…");
+      act("/api/backfills/" + encodeURIComponent(id) + "/cancel", {})
+        .then(function (done) { say("backfill " + done.id + " cancelled"); },
+              function (error) { say("refused: " + error.message); })
+        .finally(function () { poll(true); });
+    });
+    return button;
+  }
   function render(backfills) {
     const rows = backfills.map(function (backfill) {
       const row = document.createElement("tr");
@@ -161,6 +178,10 @@
       bar.max = backfill.total;
       bar.value = backfill.done + backfill.failed;
       shown.prepend(bar);
+      const end = cell(row, "");
+      if (backfill.state === "running") {
+        end.appendChild(cancelButton(backfill.id));
+      }
       return row;
     });
     panel.querySelector("tbody").replaceChildren(...rows);
