@@ -4,9 +4,11 @@ summary and the progress lines, over in-memory adapters."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import anyio
 import pytest
@@ -23,7 +25,7 @@ from orchestrator.core.backfill import (
     run_backfill,
 )
 from orchestrator.core.report import Report, RetCodes, Status
-from orchestrator.errors import RegistryError, UsageError
+from orchestrator.errors import BackfillTaken, RegistryError, UsageError
 from orchestrator.intervals import parse_interval
 from orchestrator.model import Backfill, BackfillState, fingerprint
 from orchestrator.tasks.params import DateParameter
@@ -323,3 +325,31 @@ def test_progress_is_a_line_per_day_in_plain_output_and_under_a_bar_in_a_termina
     out = capsys.readouterr().out
     assert "[ 3/12] 2018-10-03 failed" in out
     assert "3/12" in out.replace(" ", "") or "25%" in out
+
+
+class Cancelling(Task):
+    """A day whose run cancels its own backfill, as a user would meanwhile."""
+
+    date = DateParameter()
+    cancel: ClassVar[Callable[[], Awaitable[bool]]]
+
+    async def run(self, context: RunContext) -> None:
+        assert await Cancelling.cancel()
+
+
+async def test_a_backfill_cancelled_meanwhile_stops_at_its_next_write(world: World) -> None:
+    args = arguments("2018-10-01-2018-10-04", family="Cancelling", module=__name__)
+    roots = parse_days(args, [])
+    record = await world.state.open_backfill(new_backfill(args, roots))
+    Cancelling.cancel = partial(world.state.cancel_backfill, record.id)
+    stopped: list[BaseException] = []
+    try:
+        await run_backfill(world.engine(), world.state, record, roots, max_parallel=1,
+                           on_day=lambda _: None)
+    except* BackfillTaken as group:
+        stopped.extend(group.exceptions)
+    assert [str(error) for error in stopped] == [f"backfill {record.id} is cancelled now"]
+    assert len(await world.state.list_runs()) == 1  # no day began after the first
+    ended = await world.state.get_backfill(record.id)
+    assert ended is not None
+    assert (ended.state, ended.days) == (BackfillState.CANCELLED, {})
