@@ -122,8 +122,10 @@ class Actions:
         if days > MAX_BACKFILL_DAYS:
             raise Rejected(400, f"{days} days: at most {MAX_BACKFILL_DAYS}", "malformed")
         backfills = self._daemon.backfills
-        if backfills.running is not None:
-            raise Rejected(409, f"backfill {backfills.running} is running", "conflict")
+        if backfills.busy:
+            running = backfills.running
+            raise Rejected(409, f"backfill {running} is running" if running else
+                           "a backfill is being started", "conflict")
         record = await backfills.start(workflow, interval, order, max_parallel)
         if record is None:
             raise Rejected(503, "the daemon is stopping", "unavailable")

@@ -60,22 +60,33 @@ class Backfills:
         self._start_work = start_work
         self.running: str | None = None
         """The id of the backfill this daemon runs now."""
+        self._starting = False
+        """A backfill is being started or taken over: no other may begin meanwhile."""
         self._scope: anyio.CancelScope | None = None
         """What stops it."""
         self._log = get_logger("charon.backfill")
 
+    @property
+    def busy(self) -> bool:
+        """Whether a backfill runs here, or is being started: one at a time."""
+        return self.running is not None or self._starting
+
     async def start(self, workflow: WorkflowSettings, interval: DateInterval,
                     order: BackfillOrder, max_parallel: int) -> Backfill | None:
         """Record the backfill (or resume the one recorded) and run it here; None when
-        the daemon is stopping. The caller has checked that none runs here."""
-        days = backfill_days(workflow, interval, order)
-        roots = {day: root_task(workflow, day) for day in days}
-        record = await self._state.open_backfill(dataclasses.replace(
-            backfill_record(shlex.join(["--module", workflow.module, workflow.task]),
-                            str(interval), order, roots),
-            workflow=workflow.name, max_parallel=max_parallel,
-            owner=self._membership.replica))
-        return record if self._run(record, roots) else None
+        the daemon is stopping. The caller has checked that this daemon is not busy."""
+        self._starting = True  # before the first await: no other start or take-over now
+        try:
+            days = backfill_days(workflow, interval, order)
+            roots = {day: root_task(workflow, day) for day in days}
+            record = await self._state.open_backfill(dataclasses.replace(
+                backfill_record(shlex.join(["--module", workflow.module, workflow.task]),
+                                str(interval), order, roots),
+                workflow=workflow.name, max_parallel=max_parallel,
+                owner=self._membership.replica))
+            return record if self._run(record, roots) else None
+        finally:
+            self._starting = False
 
     async def keep_taking_over(self) -> None:
         """At every heartbeat, until cancelled: stop the backfill running here if it is
@@ -104,17 +115,21 @@ class Backfills:
     async def take_over(self) -> None:
         """Take over and run one running backfill whose replica is gone, if this one
         runs none and knows the live replicas."""
-        if self.running is not None or not self._membership.heard:
+        if self.busy or not self._membership.heard:
             return
-        for record in await self._state.list_backfills(running=True):
-            roots = self._orphan_roots(record)
-            me = self._membership.replica
-            if roots is not None and await self._state.take_backfill(
-                    record.id, me, from_owner=record.owner):
-                self._log.info("backfill taken over", backfill=record.id,
-                               workflow=record.workflow, replica_gone=record.owner)
-                self._run(dataclasses.replace(record, owner=me), roots)
-                return
+        self._starting = True
+        try:
+            for record in await self._state.list_backfills(running=True):
+                roots = self._orphan_roots(record)
+                me = self._membership.replica
+                if roots is not None and await self._state.take_backfill(
+                        record.id, me, from_owner=record.owner):
+                    self._log.info("backfill taken over", backfill=record.id,
+                                   workflow=record.workflow, replica_gone=record.owner)
+                    self._run(dataclasses.replace(record, owner=me), roots)
+                    return
+        finally:
+            self._starting = False
 
     def _orphan_roots(self, record: Backfill) -> dict[date, Task] | None:
         """The roots of ``record`` when it is a daemon's whose replica is gone (or is
@@ -138,7 +153,9 @@ class Backfills:
                     await run_backfill(self._engine, self._state, record, roots,
                                        max_parallel=record.max_parallel,
                                        on_day=lambda _: None, errors=self._errors)
-            except* CharonError as group:  # left running: a daemon takes it up again
+            # A store that failed leaves it running, taken up again at a heartbeat; else
+            # another runner has it, or a user cancelled it.
+            except* CharonError as group:
                 self._log.warning("backfill stopped", backfill=record.id,
                                   error=str(group.exceptions[0]))
             finally:

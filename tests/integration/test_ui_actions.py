@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from orchestrator.errors import StateStoreError
-from orchestrator.model import Asked, RunState
+from orchestrator.model import Asked, Backfill, RunState
 from orchestrator.testing.stores import InMemoryStateStore
 from orchestrator.testing.world import DaemonWorld
 from sensors.facts import Root
@@ -174,6 +174,30 @@ async def test_a_cancelled_backfill_begins_no_day_and_its_day_going_on_ends() ->
         assert "is cancelled" in answer["error"]
         progress = (await api.call("GET", f"/api/backfills/{started['id']}"))[1]
         assert (progress["state"], progress["done"]) == ("cancelled", 0)
+
+
+async def test_of_two_backfills_asked_at_once_one_starts_and_one_is_refused() -> None:
+    async with serving() as api:
+        api.world.runner.gate = anyio.Event()
+        real = api.world.state.open_backfill
+
+        async def slow_open(backfill: Backfill) -> Backfill:
+            await anyio.sleep(0.2)  # the second request comes while the first records
+            return await real(backfill)
+
+        api.world.state.open_backfill = slow_open  # type: ignore[method-assign]
+        answers: list[int] = []
+
+        async def ask(interval: str) -> None:
+            body = {"workflow": "top_artists", "interval": interval}
+            answers.append((await api.call("POST", "/api/backfills", body))[0])
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ask, "2018-10-01")
+            group.start_soon(ask, "2018-10-02")
+        assert sorted(answers) == [202, 409]
+        assert len(await api.world.state.list_backfills()) == 1
+        api.world.runner.gate.set()
 
 
 ACTIONS = [
