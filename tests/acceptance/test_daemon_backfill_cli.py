@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 WATCHED = "2020-01-01"
 BACKFILL = {"workflow": "daily", "interval": "2019-12-01-2019-12-05", "max_parallel": 3}
 DAYS = ("2019-12-01", "2019-12-02", "2019-12-03", "2019-12-04")
-RUN_SECONDS = "4"
+RUN_SECONDS = "3"
 """Long enough for the stop to come while the backfill's first run goes on."""
 REPLICA_TIMEOUT = 3
 """Seconds: a replica silent this long is gone (daemon.replica_timeout_seconds)."""
