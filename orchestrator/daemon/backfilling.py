@@ -102,15 +102,18 @@ class Backfills:
     async def _stop_if_not_held(self) -> None:
         """A user cancelled the backfill running here, or another runner took it (this
         replica was thought gone): stopped now, rather than when a day of it ends."""
-        if self.running is None or self._scope is None:
+        running, scope = self.running, self._scope
+        if running is None or scope is None:
             return
-        found = await self._state.get_backfill(self.running)
+        found = await self._state.get_backfill(running)
+        if self.running != running:
+            return  # it ended meanwhile, and said why
         me = self._membership.replica
         if found is not None and found.state is BackfillState.RUNNING and found.owner == me:
             return
-        why = refused(self.running, None if found is None else (found.owner, found.state))
-        self._log.warning("backfill stopped", backfill=self.running, error=str(why))
-        self._scope.cancel()
+        why = refused(running, None if found is None else (found.owner, found.state))
+        self._log.warning("backfill stopped", backfill=running, error=str(why))
+        scope.cancel()
 
     async def take_over(self) -> None:
         """Take over and run one running backfill whose replica is gone, if this one

@@ -150,3 +150,30 @@ async def test_a_backfill_cancelled_meanwhile_is_stopped_at_the_next_heartbeat()
     [stopped] = [entry for entry in logs if entry["event"] == "backfill stopped"]
     assert stopped["error"] == f"backfill {record.id} is cancelled now"
     assert len(world.runner.calls) == 1
+
+
+async def test_a_backfill_that_ends_while_its_record_is_read_stops_nothing() -> None:
+    """The heartbeat's look at the record began while the backfill ran, and the backfill
+    ended before the answer came: a chaos run's daemon died of it."""
+    world = replica_world(timeout_seconds=1)
+    world.runner.gate = anyio.Event()
+    await publish_day(world, "2018-09-01")
+    looking, answer = anyio.Event(), anyio.Event()
+    real = world.state.get_backfill
+
+    async def slow_read(backfill_id: str) -> Backfill | None:
+        looking.set()
+        await answer.wait()
+        return await real(backfill_id)
+
+    async with running(world):
+        record = await started_here(world)
+        await world.wait_for(lambda: world.runner.running == 1)
+        world.state.get_backfill = slow_read  # type: ignore[method-assign]
+        await looking.wait()
+        world.runner.gate.set()
+        await world.wait_for(lambda: world.daemon.backfills.running is None)
+        answer.set()
+        await anyio.sleep(1)  # a heartbeat or two more, the daemon still up
+        world.state.get_backfill = real  # type: ignore[method-assign]
+    assert (await stored(world, record.id)).state is BackfillState.FAILED
