@@ -47,6 +47,12 @@ def backfill_days(workflow: WorkflowSettings, interval: DateInterval,
                   reverse=order is BackfillOrder.NEWEST)
 
 
+def _roots(workflow: WorkflowSettings, interval: DateInterval,
+           order: BackfillOrder) -> dict[date, Task]:
+    """Each day's task of a backfill of ``workflow``, in the order the days begin."""
+    return {day: root_task(workflow, day) for day in backfill_days(workflow, interval, order)}
+
+
 class Backfills:
     def __init__(self, state: StateStore, engine: Engine, membership: Membership,
                  workflows: Mapping[str, WorkflowSettings], *, errors: ErrorRetries,
@@ -62,6 +68,10 @@ class Backfills:
         """The id of the backfill this daemon runs now."""
         self._starting = False
         """A backfill is being started or taken over: no other may begin meanwhile."""
+        self._defined_otherwise: set[str] = set()
+        """The backfills whose workflow this daemon defines otherwise (other days'
+        tasks): never this one's, and not worth building their days' tasks again at
+        every heartbeat while their replica is gone."""
         self._scope: anyio.CancelScope | None = None
         """What stops it."""
         self._log = get_logger("charon.backfill")
@@ -77,8 +87,7 @@ class Backfills:
         the daemon is stopping. The caller has checked that this daemon is not busy."""
         self._starting = True  # before the first await: no other start or take-over now
         try:
-            days = backfill_days(workflow, interval, order)
-            roots = {day: root_task(workflow, day) for day in days}
+            roots = _roots(workflow, interval, order)
             record = await self._state.open_backfill(dataclasses.replace(
                 backfill_record(shlex.join(["--module", workflow.module, workflow.task]),
                                 str(interval), order, roots),
@@ -121,10 +130,10 @@ class Backfills:
         if self.busy or not self._membership.heard:
             return
         self._starting = True
+        me = self._membership.replica
         try:
             for record in await self._state.list_backfills(running=True):
                 roots = self._orphan_roots(record)
-                me = self._membership.replica
                 if roots is not None and await self._state.take_backfill(
                         record.id, me, from_owner=record.owner):
                     self._log.info("backfill taken over", backfill=record.id,
@@ -141,12 +150,13 @@ class Backfills:
         if not record.workflow or (record.owner in live and record.owner != me):
             return None
         workflow = self._workflows.get(record.workflow)
-        if workflow is None:
+        if workflow is None or record.id in self._defined_otherwise:
             return None
-        days = backfill_days(workflow, parse_interval(record.interval), record.order)
-        roots = {day: root_task(workflow, day) for day in days}
-        same = backfill_record(record.task, record.interval, record.order, roots).key
-        return roots if same == record.key else None
+        roots = _roots(workflow, parse_interval(record.interval), record.order)
+        if backfill_record(record.task, record.interval, record.order, roots).key != record.key:
+            self._defined_otherwise.add(record.id)
+            return None
+        return roots
 
     def _run(self, record: Backfill, roots: Mapping[date, Task]) -> bool:
         async def work() -> None:
