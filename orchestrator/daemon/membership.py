@@ -5,7 +5,8 @@ the live replicas watching each workflow alike (the same name and definition); e
 day belongs to one of those by rendezvous hashing, which every replica computes alike
 from the same list. A replica's sensors see every change, but it evaluates only the
 days it owns, so adding a replica adds capacity. A replica that dies or stalls drops
-out once its heartbeat runs out; the others then evaluate the days it owned. A workflow
+out once its heartbeat runs out, or at once when its process is provably gone (killed on
+this machine: :mod:`orchestrator.owners`); the others then evaluate the days it owned. A workflow
 only one replica watches, or defines as it does (in the middle of a rolling change of
 the configuration, say), is that replica's alone. Ownership spreads work and nothing
 else: runs are still claimed under leases and fenced, so two replicas that briefly
@@ -22,6 +23,7 @@ from hashlib import blake2b
 import anyio
 import anyio.lowlevel
 
+from orchestrator import owners
 from orchestrator.errors import CharonError
 from orchestrator.log import get_logger
 from orchestrator.stores.state.base import StateStore
@@ -101,8 +103,8 @@ class Membership:
         try:
             # Bounded: past its ttl the others count this replica gone whatever it sends.
             with anyio.fail_after(self._ttl.total_seconds()):
-                rows = await self._state.heartbeat(
-                    self.replica, sorted(self._watched.values()), self._ttl)
+                rows = await self._without_the_dead(await self._state.heartbeat(
+                    self.replica, sorted(self._watched.values()), self._ttl))
         except (CharonError, TimeoutError) as exc:
             self._log.warning("heartbeat failed; sharing days as before",
                               error=str(exc) or "no answer within the replica timeout")
@@ -117,6 +119,23 @@ class Membership:
         before, self.shares = self.shares, shares
         self._log.info("replicas changed", replicas=list(self.members))
         return before
+
+    async def _without_the_dead(self, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``rows`` but those of replicas killed on this machine, whose heartbeats have
+        not run out yet: their days are this machine's others' now, not in a replica
+        timeout (a daemon restarted after a SIGKILL waited it out for the days hashed to
+        its dead self). Their rows are removed too, so that replicas of other machines,
+        which cannot tell, stop counting them at their next heartbeat."""
+        dead = {replica for replica, _ in rows
+                if replica != self.replica and owners.gone(replica)}
+        for replica in sorted(dead):
+            self._log.info("replica gone: its process ended", gone=replica)
+            try:
+                await self._state.leave(replica)
+            except CharonError as exc:
+                self._log.warning("could not remove a gone replica; it times out",
+                                  gone=replica, error=str(exc))
+        return [row for row in rows if row[0] not in dead]
 
     async def keep(self, on_change: Callable[[Shares], None]) -> None:
         """Heartbeat until cancelled; ``on_change`` gets the shares as they were before

@@ -14,8 +14,10 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -186,13 +188,17 @@ def test_under_nohup_a_hangup_does_not_stop_it(tmp_path: Path) -> None:
         reap(daemon)
 
 
-def _counting_daemon(tmp_path: Path, runs: Path) -> dict[str, str]:
-    """The environment of a daemon watching one day of tests.support.backfill_tasks'
-    DailyCount, which needs no input: its run appends the day to ``runs`` as it begins,
-    then takes two minutes."""
+def _counting_daemon(tmp_path: Path, runs: Path, days: int = 1) -> dict[str, str]:
+    """The environment of a daemon watching ``days`` days from 2020-01-01 of
+    tests.support.backfill_tasks' DailyCount, which needs no input: its run appends the
+    day to ``runs`` as it begins, then takes two minutes. They all run at once, and a
+    replica it cannot see die is counted live for two minutes."""
     config = tmp_path / "charon.toml"
-    config.write_text('[[workflows]]\nname = "count"\nmodule = "tests.support.backfill_tasks"\n'
-                      'task = "DailyCount"\nstart = "2020-01-01"\nend = "2020-01-01"\n')
+    config.write_text(
+        f"[engine]\nmax_concurrent_runs = {days}\n\n[daemon]\nreplica_timeout_seconds = 120\n\n"
+        '[[workflows]]\nname = "count"\nmodule = "tests.support.backfill_tasks"\n'
+        f'task = "DailyCount"\nmax_concurrent_runs = {days}\nstart = "2020-01-01"\n'
+        f'end = "{date(2020, 1, days).isoformat()}"\n')
     return {**importing_tests(Cli(tmp_path / "home").env), "CHARON_CONFIG": str(config),
             "BACKFILL_RUNS_LOG": str(runs), "BACKFILL_RUN_SECONDS": "120"}
 
@@ -207,25 +213,29 @@ def test_a_daemon_killed_mid_run_and_started_again_takes_its_run_over_at_once(
     tmp_path: Path,
 ) -> None:
     """Killed by SIGKILL (the OOM killer) and started again on its machine (by systemd,
-    say), the daemon resumes the run it held now, not once the run's lease (an hour by
-    default) has run out."""
-    runs = tmp_path / "runs.log"
-    env = _counting_daemon(tmp_path, runs)
+    say), the daemon resumes the runs it held now: not once their leases (an hour by
+    default) have run out, nor, for the days its dead self's heartbeat still claims as
+    that replica's (about half of them), once that heartbeat has (two minutes here)."""
+    runs, days = tmp_path / "runs.log", 6
+    env = _counting_daemon(tmp_path, runs, days)
     killed_log, log = tmp_path / "killed.log", tmp_path / "daemon.log"
     killed, _ = start([CHARON, "daemon", "--port", "0"], env, killed_log, "daemon listening on ")
     try:
-        wait_until(lambda: runs.exists() and bool(runs.read_text()), 60, "the run", killed_log)
+        wait_until(lambda: runs.exists() and len(runs.read_text().splitlines()) == days, 60,
+                   "the runs", killed_log)
         killed.kill()
     finally:
         reap(killed)
     again, _ = start([CHARON, "daemon", "--port", "0"], {**env, "BACKFILL_RUN_SECONDS": "0"},
                      log, "daemon listening on ")
     try:
-        wait_until(lambda: '"run succeeded"' in log.read_text(), 30, "the run taken over", log)
+        wait_until(lambda: log.read_text().count('"run succeeded"') == days, 30,
+                   "the runs taken over", log)
     finally:
         reap(again)
-    assert runs.read_text().splitlines() == ["2020-01-01", "2020-01-01"]
-    assert resumed_attempts(log.read_text()) == [2]
+    assert Counter(runs.read_text().splitlines()) == {
+        date(2020, 1, day).isoformat(): 2 for day in range(1, days + 1)}
+    assert resumed_attempts(log.read_text()) == [2] * days
 
 
 def test_a_daemon_takes_over_the_run_of_a_charon_run_killed_beside_it(tmp_path: Path) -> None:

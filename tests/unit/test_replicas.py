@@ -12,9 +12,11 @@ from datetime import date, timedelta
 import anyio
 
 from orchestrator.daemon.membership import Membership, rendezvous, watched
+from orchestrator.owners import lease_owner
 from orchestrator.testing.stores import InMemoryStateStore
 from orchestrator.testing.world import DaemonWorld
 from sensors.facts import Root
+from tests.support.owners import ended_owner, paused_owner
 from tests.support.worlds import TODAY, make_world, publish_day, running
 
 DAYS = 24
@@ -164,3 +166,23 @@ async def test_a_heartbeat_that_hangs_gives_up_within_the_replica_timeout() -> N
     with anyio.fail_after(3):
         assert await membership.beat() is None
     assert membership.members == ("alone",)
+
+
+async def test_a_replica_killed_on_this_machine_is_dropped_at_once_and_removed() -> None:
+    """Its heartbeat has not run out, but its process is provably gone: its days are the
+    others' at their next heartbeat, not in a replica timeout. A paused one stays."""
+    workflows = replica_world().daemon.settings.workflows
+    names = [watched(workflow) for workflow in workflows]
+    state = InMemoryStateStore()
+    hour = timedelta(hours=1)
+    with paused_owner() as paused:
+        killed = ended_owner()
+        for replica in (killed, paused):
+            await state.heartbeat(replica, names, hour)
+        membership = Membership(state, lease_owner(), hour, workflows)
+        await membership.beat()
+        assert membership.members == tuple(sorted((membership.replica, paused)))
+        assert membership.live == {membership.replica, paused}
+        # Removed from the store: a replica of another machine stops counting it too.
+        assert {replica for replica, _ in await state.heartbeat(paused, names, hour)} == {
+            membership.replica, paused}
