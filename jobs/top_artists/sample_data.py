@@ -11,12 +11,14 @@ import itertools
 import random
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.to_thread
 import fastavro
 
 from orchestrator.log import get_logger
@@ -77,6 +79,15 @@ _NOUNS = (
 
 TrackEntityRow = tuple[str, str, str]
 
+CHECKPOINT_EVERY = 20_000
+"""Records made or encoded between two calls of a :data:`Checkpoint` (about a tenth
+of a second of work)."""
+Checkpoint = Callable[[int], None]
+"""Called with the number of records made (or encoded) so far, every CHECKPOINT_EVERY
+of them: where the worker thread doing it can be cancelled (a Ctrl-C waited for the
+whole of a big day before) and say how far it got."""
+_Record = TypeVar("_Record")
+
 
 @dataclass(frozen=True)
 class SampleDay:
@@ -91,6 +102,7 @@ class SampleDay:
 
 def generate_day(
     day: date, events: int, seed: int = DEFAULT_SEED, *, catalogue_seed: int | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> SampleDay:
     """A deterministic day of ``events`` plays over a Zipf-skewed catalogue.
 
@@ -110,10 +122,11 @@ def generate_day(
     popularity = list(
         itertools.accumulate(1 / rank**ZIPF_EXPONENT for rank in range(1, tracks + 1))
     )
-    streams = [
-        play(rng, day, rng.choice(users), pick_track(rng, known, unknown, popularity))
-        for _ in range(events)
-    ]
+    streams = list(_checked(
+        (play(rng, day, rng.choice(users), pick_track(rng, known, unknown, popularity))
+         for _ in range(events)),
+        checkpoint,
+    ))
     return SampleDay(
         day=day,
         streams=streams,
@@ -182,10 +195,29 @@ def play(rng: random.Random, day: date, user: str, track: str) -> dict[str, Any]
     }
 
 
-def avro_bytes(records: Iterable[dict[str, Any]]) -> bytes:
+def avro_bytes(records: Iterable[dict[str, Any]], checkpoint: Checkpoint | None = None,
+               ) -> bytes:
     buffer = io.BytesIO()
-    fastavro.writer(buffer, fastavro.parse_schema(AVRO_SCHEMA), records, codec="deflate")
+    fastavro.writer(buffer, fastavro.parse_schema(AVRO_SCHEMA), _checked(records, checkpoint),
+                    codec="deflate")
     return buffer.getvalue()
+
+
+def _checked(records: Iterable[_Record], checkpoint: Checkpoint | None) -> Iterator[_Record]:
+    """``records``, ``checkpoint`` called every CHECKPOINT_EVERY of them."""
+    if checkpoint is None:
+        yield from records
+        return
+    for count, record in enumerate(records):
+        if count and count % CHECKPOINT_EVERY == 0:
+            checkpoint(count)
+        yield record
+
+
+def cancellable(_: int) -> None:
+    """A checkpoint for a worker thread of anyio's: the thread stops, raising, once its
+    caller is cancelled."""
+    anyio.from_thread.check_cancelled()
 
 
 def split(records: Sequence[dict[str, Any]], parts: int) -> list[Sequence[dict[str, Any]]]:
@@ -235,7 +267,7 @@ async def publish_sample_day(
     folder = revision_folder(storage_prefix, sample.day, datetime.now(UTC), secrets.token_hex(6))
     for index, records in enumerate(split(sample.streams, files)):
         # Encoding is CPU-bound: keep it off the event loop.
-        data = await anyio.to_thread.run_sync(avro_bytes, records)
+        data = await anyio.to_thread.run_sync(avro_bytes, records, cancellable)
         uri = f"{folder}/{part_name(index, files)}"
         await storage.write(uri, data)
         log.info("wrote sample file", file=f"{index + 1}/{files}", records=len(records), uri=uri)

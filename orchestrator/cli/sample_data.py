@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import anyio
+import anyio.from_thread
 
 from orchestrator.cli import arguments, render
 from orchestrator.config import Settings
@@ -17,6 +20,8 @@ from orchestrator.errors import UsageError
 from orchestrator.intervals import parse_day
 from orchestrator.log import get_logger
 from orchestrator.tablespec import TableSpec
+
+PROGRESS_SECONDS = 1.0
 
 
 def add_sample_data_command(commands: Any) -> None:
@@ -70,9 +75,9 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     late = existing is not None and await adapters.warehouse.table_info(
         TableSpec.parse(sample_data.TRACK_ENTITY_TABLE.format(day=day))
     ) is not None
-    sample = await anyio.to_thread.run_sync(
-        partial(sample_data.generate_day, day, args.events, seed, catalogue_seed=day_seed)
-    )
+    sample = await anyio.to_thread.run_sync(partial(
+        sample_data.generate_day, day, args.events, seed, catalogue_seed=day_seed,
+        checkpoint=_generating(args.events)))
     log.info("writing sample data", date=args.date, events=args.events, late=late)
     revision = await sample_data.publish_sample_day(
         sample, registry=adapters.registry, warehouse=adapters.warehouse,
@@ -87,6 +92,22 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
         print(render.revisions([revision]))
         print(f"{'kept' if late else 'created'} table {sample.track_entity_spec}")
     return ExitCode.OK
+
+
+def _generating(events: int) -> Callable[[int], None]:
+    """A generator's checkpoint that stops it once the command is cancelled (Ctrl-C),
+    and says how far it got every PROGRESS_SECONDS: a big day takes a while."""
+    log = get_logger("charon.sample_data")
+    said = time.monotonic()
+
+    def checkpoint(made: int) -> None:
+        nonlocal said
+        anyio.from_thread.check_cancelled()
+        if time.monotonic() - said >= PROGRESS_SECONDS:
+            said = time.monotonic()
+            log.info("generating sample data", events=f"{made:,} of {events:,}")
+
+    return checkpoint
 
 
 async def _sample_streams(args: argparse.Namespace, settings: Settings,

@@ -14,19 +14,24 @@ import pytest
 from tests.acceptance.conftest import CHARON, Cli, importing_tests, popen, resumed_attempts
 
 
-def test_ctrl_c_stops_a_command_with_one_line(charon: Cli) -> None:
-    # Big enough to be still writing when the signal comes.
+def test_ctrl_c_stops_a_command_with_one_line_at_once(charon: Cli) -> None:
+    """Ctrl-C as a big day of sample data is being made: the command stops now, not once
+    the 20 s of making it are over (it did), and publishes nothing."""
     with popen([CHARON, "sample-data", "--date", "2018-10-31", "--events", "3000000"],
                env=charon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         try:
-            time.sleep(1)
+            assert process.stderr is not None
+            said = process.stderr.readline()  # its progress: it is making the day now
+            assert "generating sample data" in said, said
             process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=120)
+            _, stderr = process.communicate(timeout=10)
         finally:
             _kill(process)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in stderr
+    listed = charon("registry", "ls", "di.golden.path.EndContentFactXT2", "2018-10-31")
+    assert listed.returncode == 1, listed.stdout  # none
 
 
 def _kill(process: subprocess.Popen[str]) -> None:

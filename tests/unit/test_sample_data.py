@@ -10,6 +10,7 @@ import pytest
 
 from jobs.top_artists.sample_data import (
     AVRO_SCHEMA,
+    CHECKPOINT_EVERY,
     ENDPOINT,
     TRACK_ENTITY_COLUMNS,
     SampleDay,
@@ -35,6 +36,29 @@ def sample() -> SampleDay:
 def test_a_seed_gives_the_same_day(sample: SampleDay) -> None:
     assert generate_day(DAY, 20_000, seed=7) == sample
     assert generate_day(DAY, 20_000, seed=8).streams != sample.streams
+
+
+def test_making_and_encoding_a_day_stop_at_checkpoints_and_say_how_far_they_got() -> None:
+    """Where a Ctrl-C stops a big day (tests/acceptance/test_interrupt_cli.py); the day
+    made is the same with them."""
+    events = 2 * CHECKPOINT_EVERY + 1
+    made: list[int] = []
+    day = generate_day(DAY, events, seed=7, checkpoint=made.append)
+    assert day == generate_day(DAY, events, seed=7)
+    assert made == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]
+
+    class Stop(Exception):
+        pass
+
+    def stop(count: int) -> None:
+        raise Stop(count)
+
+    with pytest.raises(Stop, match=f"^{CHECKPOINT_EVERY}$"):
+        avro_bytes(day.streams, stop)
+    encoded: list[int] = []
+    reader = fastavro.reader(io.BytesIO(avro_bytes(day.streams, encoded.append)))
+    assert list(reader) == day.streams
+    assert encoded == made
 
 
 def test_names_and_ids(sample: SampleDay) -> None:
