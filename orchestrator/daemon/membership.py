@@ -126,8 +126,8 @@ class Membership:
         timeout (a daemon restarted after a SIGKILL waited it out for the days hashed to
         its dead self). Their rows are removed too, so that replicas of other machines,
         which cannot tell, stop counting them at their next heartbeat."""
-        dead = {replica for replica, _ in rows
-                if replica != self.replica and owners.gone(replica)}
+        others = {replica for replica, _ in rows} - {self.replica}
+        dead = {replica for replica in others if owners.gone(replica)}
         for replica in sorted(dead):
             self._log.info("replica gone: its process ended", gone=replica)
             try:
