@@ -127,6 +127,7 @@ class Membership:
         its dead self). Their rows are removed too, so that replicas of other machines,
         which cannot tell, stop counting them at their next heartbeat."""
         others = {replica for replica, _ in rows} - {self.replica}
+        # A look in /proc, which is memory, not disk: a few of them on the loop are fine.
         dead = {replica for replica in others if owners.gone(replica)}
         for replica in sorted(dead):
             self._log.info("replica gone: its process ended", gone=replica)
