@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import anyio.to_thread
 
+from jobs.checkpoints import Checkpoint, cancellable, checked
 from jobs.luigi_top_artists import Streams
 from orchestrator.errors import ObjectExists
 from orchestrator.intervals import DateInterval
@@ -49,17 +50,18 @@ def artist_pool(seed: int) -> tuple[list[str], list[float]]:
     return artists, weights
 
 
-def streams_day(day: date, events: int, seed: int = DEFAULT_SEED) -> str:
+def streams_day(day: date, events: int, seed: int = DEFAULT_SEED,
+                checkpoint: Checkpoint | None = None) -> str:
     """A day of streams as TSV text."""
     artists, weights = artist_pool(seed)
     rng = random.Random(f"{seed}:{day.isoformat()}")  # synthetic data
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    offsets = sorted(rng.randrange(86_400) for _ in range(events))
+    offsets = sorted(checked((rng.randrange(86_400) for _ in range(events)), checkpoint))
     chosen = rng.choices(artists, cum_weights=weights, k=events)
     lines = [
         f"{start + timedelta(seconds=offset):%Y-%m-%dT%H:%M:%S}\t{artist}\t"
         f"{artist}-track{rng.randrange(TRACKS_PER_ARTIST):02d}\n"
-        for offset, artist in zip(offsets, chosen, strict=True)
+        for offset, artist in checked(zip(offsets, chosen, strict=True), checkpoint)
     ]
     return "".join(lines)
 
@@ -75,7 +77,7 @@ async def write_streams(
         uri = Streams(date=day).output().resolve(data_prefix)
         try:
             # Generating is CPU-bound: keep it off the event loop.
-            text = await anyio.to_thread.run_sync(streams_day, day, events, seed)
+            text = await anyio.to_thread.run_sync(streams_day, day, events, seed, cancellable)
             await storage.write(uri, text.encode())
         except ObjectExists:
             written.append(Written(day, uri, created=False))

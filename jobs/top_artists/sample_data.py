@@ -11,16 +11,16 @@ import itertools
 import random
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 import fastavro
 
+from jobs.checkpoints import Checkpoint, cancellable, checked
 from orchestrator.log import get_logger
 from orchestrator.model import Revision
 from orchestrator.stores.registry.base import Registry
@@ -79,14 +79,6 @@ _NOUNS = (
 
 TrackEntityRow = tuple[str, str, str]
 
-CHECKPOINT_EVERY = 20_000
-"""Records made or encoded between two calls of a :data:`Checkpoint` (about a tenth
-of a second of work)."""
-Checkpoint = Callable[[int], None]
-"""Called with the number of records made (or encoded) so far, every CHECKPOINT_EVERY
-of them: where the worker thread doing it can be cancelled (a Ctrl-C waited for the
-whole of a big day before) and say how far it got."""
-_Record = TypeVar("_Record")
 
 
 @dataclass(frozen=True)
@@ -122,7 +114,7 @@ def generate_day(
     popularity = list(
         itertools.accumulate(1 / rank**ZIPF_EXPONENT for rank in range(1, tracks + 1))
     )
-    streams = list(_checked(
+    streams = list(checked(
         (play(rng, day, rng.choice(users), pick_track(rng, known, unknown, popularity))
          for _ in range(events)),
         checkpoint,
@@ -198,26 +190,9 @@ def play(rng: random.Random, day: date, user: str, track: str) -> dict[str, Any]
 def avro_bytes(records: Iterable[dict[str, Any]], checkpoint: Checkpoint | None = None,
                ) -> bytes:
     buffer = io.BytesIO()
-    fastavro.writer(buffer, fastavro.parse_schema(AVRO_SCHEMA), _checked(records, checkpoint),
+    fastavro.writer(buffer, fastavro.parse_schema(AVRO_SCHEMA), checked(records, checkpoint),
                     codec="deflate")
     return buffer.getvalue()
-
-
-def _checked(records: Iterable[_Record], checkpoint: Checkpoint | None) -> Iterator[_Record]:
-    """``records``, ``checkpoint`` called every CHECKPOINT_EVERY of them."""
-    if checkpoint is None:
-        yield from records
-        return
-    for count, record in enumerate(records):
-        if count and count % CHECKPOINT_EVERY == 0:
-            checkpoint(count)
-        yield record
-
-
-def cancellable(_: int) -> None:
-    """A checkpoint for a worker thread of anyio's: the thread stops, raising, once its
-    caller is cancelled."""
-    anyio.from_thread.check_cancelled()
 
 
 def split(records: Sequence[dict[str, Any]], parts: int) -> list[Sequence[dict[str, Any]]]:

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 import fastavro
 import pytest
 
+from jobs.checkpoints import CHECKPOINT_EVERY
 from jobs.top_artists.sample_data import (
     AVRO_SCHEMA,
-    CHECKPOINT_EVERY,
     ENDPOINT,
     TRACK_ENTITY_COLUMNS,
     SampleDay,

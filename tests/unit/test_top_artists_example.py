@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from jobs.checkpoints import CHECKPOINT_EVERY
 from jobs.luigi_top_artists import (
     ARTIST_STREAMS,
     TOP_ARTISTS,
@@ -222,3 +223,12 @@ def test_targets_validate_their_names() -> None:
     for table in ("Top10", "top10; DROP TABLE x", "a.b.c", '"q"'):
         with pytest.raises(InvalidIdentifier):
             PostgresTable(table, "T")
+
+
+def test_a_day_of_streams_stops_at_checkpoints_and_is_the_same_with_them() -> None:
+    """Where a Ctrl-C stops ``charon sample-data --streams`` within a big day."""
+    day, events = date(2012, 7, 1), 2 * CHECKPOINT_EVERY + 1
+    made: list[int] = []
+    assert streams_day(day, events, 7, made.append) == streams_day(day, events, 7)
+    # Once while drawing the times, once while writing the lines.
+    assert made == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY] * 2
