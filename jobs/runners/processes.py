@@ -79,14 +79,22 @@ class LocalJob:
 
 
 async def start_process(argv: Sequence[str]) -> anyio.abc.Process:
-    """The job's process, leading a new process group, its stderr merged into a stdout pipe."""
+    """The job's process, leading a new process group, its stderr merged into a stdout pipe.
+
+    Shielded from cancellation: the process is forked before the first wait inside
+    (for its pipes), and a cancellation there left it to asyncio, which kills the
+    leader alone, leaving the job's own children running and its pipe open. Once it is
+    returned, the caller stops the whole group whatever happens (:func:`close_process`).
+    """
     try:
-        return await anyio.open_process(
-            _tied_to_this_process(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with anyio.CancelScope(shield=True):
+            process = await anyio.open_process(
+                _tied_to_this_process(argv), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
     except OSError as exc:
         raise JobFailed(f"cannot start job {argv[0]!r}: {exc}") from exc
+    return process
 
 
 def _tied_to_this_process(argv: Sequence[str]) -> list[str]:

@@ -170,6 +170,29 @@ async def test_cancelling_a_run_stops_the_job_s_whole_group_promptly(directory: 
     await assert_heartbeats_stopped(job)
 
 
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_a_run_cancelled_as_its_job_starts_leaves_no_process(directory: Path) -> None:
+    """Cancelled (a lease lost, a shutdown) while the job's process was being started:
+    the process, running already, is the run's to stop, not left running untracked with
+    its pipe open (a loaded machine's suite once met this: no job id, a pipe transport
+    never closed)."""
+    ids: list[str] = []
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # delivered at the first wait: once the process was forked
+        await run_job(SubprocessJobRunner(), directory, ids=ids)
+    assert len(ids) == 1
+    job = LocalJob.parse(ids[0])
+    assert job is not None
+    await until(lambda: _group_gone(job.pid), 5)
+
+
 async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(
     directory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
