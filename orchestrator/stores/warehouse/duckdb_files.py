@@ -53,7 +53,8 @@ LOAD_ROWS = 10_000
 """Rows an INSERT loads, as one JSON document bound as one value (DuckDB's
 ``from_json_strict``), not a value each: DuckDB's Python client tries to import pandas
 for every value it binds, which searches the whole ``sys.path`` each time when pandas
-is not installed. A table of 183,769 rows of three strings took 90 s to create; 3 s."""
+is not installed. A table of 183,769 rows of three strings took 90 s to create; about
+1 s."""
 LOAD_ROWS_SQL = (
     "INSERT INTO {table} SELECT unnest(from_json_strict(?::JSON, ?), recursive := true)"
 )
