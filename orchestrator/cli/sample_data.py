@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import anyio
-import anyio.from_thread
 
+from jobs.checkpoints import Checkpoint, cancellable
 from orchestrator.cli import arguments, render
 from orchestrator.config import Settings
 from orchestrator.core.ports import Adapters
@@ -94,7 +93,7 @@ async def cmd_sample_data(args: argparse.Namespace, settings: Settings,
     return ExitCode.OK
 
 
-def _generating(events: int) -> Callable[[int], None]:
+def _generating(events: int) -> Checkpoint:
     """A generator's checkpoint that stops it once the command is cancelled (Ctrl-C),
     and says how far it got every PROGRESS_SECONDS: a big day takes a while."""
     log = get_logger("charon.sample_data")
@@ -102,7 +101,7 @@ def _generating(events: int) -> Callable[[int], None]:
 
     def checkpoint(made: int) -> None:
         nonlocal said
-        anyio.from_thread.check_cancelled()
+        cancellable(made)
         if time.monotonic() - said >= PROGRESS_SECONDS:
             said = time.monotonic()
             log.info("generating sample data", events=f"{made:,} of {events:,}")
