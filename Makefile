@@ -13,6 +13,9 @@ DEMO_DATE ?= 2018-10-31
 DEMO_EVENTS ?= 200000
 DEMO_TOP_N ?= 10
 CHROMIUM := /usr/bin/chromium
+# Worker processes for the suite. Each module's tests stay in one worker (--dist
+# loadfile), so a module's services start once; each worker starts its own emulators.
+TEST_WORKERS ?= 2
 
 .PHONY: demo dev test lint typecheck check clean
 
@@ -46,7 +49,8 @@ test: $(TEST_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check orchestrator sensors jobs tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(BIN)/pytest -m alone
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check orchestrator sensors jobs tests bench

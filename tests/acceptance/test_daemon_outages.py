@@ -154,6 +154,7 @@ def pg_cluster(action: str) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
+@pytest.mark.alone  # stops the machine's PostgreSQL, which every other test may be using
 def test_status_through_a_registry_outage_and_a_postgres_restart(stack: Stack) -> None:
     log = stack.daemon_log
     stack.publish_input(DAYS[0])

@@ -59,7 +59,11 @@ def install_spatial_extension() -> None:
     target = Path.home() / ".duckdb" / "extensions" / version / _duckdb_platform()
     target.mkdir(parents=True, exist_ok=True)
     if not (target / source.name).is_file():
-        shutil.copyfile(source, target / source.name)
+        # Copied under a name of its own, then renamed: another worker process of the
+        # suite may be starting its emulator, which must never load half a file.
+        partial = target / f"{source.name}.{os.getpid()}"
+        shutil.copyfile(source, partial)
+        partial.replace(target / source.name)
 
 
 def _duckdb_platform() -> str:
