@@ -7,7 +7,9 @@ edge, so callers never need to know which backend is configured.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
+from typing import TypeVar
 
 
 class CharonError(Exception):
@@ -148,12 +150,19 @@ class RetriesExhausted(RunError):
     inputs change or a user runs it again."""
 
 
-def messages(group: BaseExceptionGroup[Exception]) -> str:
-    """Every error of a (nested) group, as one line each."""
-    found: list[str] = []
+E = TypeVar("E", bound=BaseException)
+
+
+def leaves(group: BaseExceptionGroup[E]) -> Iterator[E]:
+    """The errors of a group, those of the groups nested in it included: what ``except*``
+    hands over may hold a task group's group, whose own message names no error."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            found.append(messages(exc))
+            yield from leaves(exc)
         else:
-            found.append(f"{type(exc).__name__}: {exc}")
-    return "; ".join(found)
+            yield exc
+
+
+def messages(group: BaseExceptionGroup[Exception]) -> str:
+    """Every error of a (nested) group, each as its type and message."""
+    return "; ".join(f"{type(exc).__name__}: {exc}" for exc in leaves(group))

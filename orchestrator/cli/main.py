@@ -24,7 +24,7 @@ from orchestrator.config import Settings, load_settings
 from orchestrator.core.graph import resolve
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode, Report
-from orchestrator.errors import CharonError, ConfigError, UsageError
+from orchestrator.errors import CharonError, ConfigError, UsageError, leaves
 from orchestrator.log import configure_logging
 from orchestrator.stores.registry.base import Registry
 from orchestrator.tasks.commands import spark_submit
@@ -77,7 +77,7 @@ def run_cli(argv: Sequence[str]) -> int:
         errors, others = group.split(CharonError)
         if errors is None or others is not None:
             raise
-        return _refuse(_first(errors))
+        return _refuse(next(leaves(errors)))
 
 
 def _execute(argv: Sequence[str]) -> int:
@@ -117,9 +117,6 @@ def _refuse(error: CharonError) -> int:
     return ExitCode.USAGE if isinstance(error, UsageError | ConfigError) else ExitCode.FAILED
 
 
-def _first(group: BaseExceptionGroup[CharonError]) -> CharonError:
-    error = group.exceptions[0]
-    return _first(error) if isinstance(error, BaseExceptionGroup) else error
 
 
 async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:

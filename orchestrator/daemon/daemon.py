@@ -38,7 +38,7 @@ from orchestrator.daemon.polling import PollSchedule, source_polls
 from orchestrator.daemon.ready import ReadyRoots
 from orchestrator.daemon.status import PageQuery, RootState, Tally, Verdict
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError, messages
+from orchestrator.errors import CharonError, leaves, messages
 from orchestrator.log import get_logger
 from orchestrator.model import RETRY_AT_ONCE, Asked, Rerun
 from orchestrator.tasks.task import Task
@@ -347,7 +347,7 @@ class Daemon:
                                            externals=begun.externals, hooks=hooks)
         except* CharonError as group:
             self._again.failed(root, state, messages(group),
-                               outage=all(map(is_outage, group.exceptions)))
+                               outage=all(map(is_outage, leaves(group))))
         except* Exception as group:
             # A bug, or a task that raises in requires()/output(): logged with its
             # traceback, kept out of the daemon's task group.

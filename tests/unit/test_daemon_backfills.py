@@ -5,16 +5,19 @@ tests/acceptance/test_daemon_backfill_cli.py.)"""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import anyio
 import structlog
 
 from orchestrator.core.backfill import backfill_record
+from orchestrator.core.report import Report
 from orchestrator.daemon.backfilling import backfill_days
 from orchestrator.errors import StateStoreError
 from orchestrator.intervals import parse_interval
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
 from orchestrator.tasks.roots import root_task
+from orchestrator.tasks.task import Task
 from orchestrator.testing.world import DaemonWorld
 from tests.support.worlds import TODAY, publish_day, running
 from tests.unit.test_replicas import replica_world
@@ -127,10 +130,43 @@ async def test_a_backfill_a_store_outage_stopped_is_taken_back_and_ends() -> Non
             record = await started_here(world)
             await world.wait_for(lambda: any(entry["event"] == TAKEN for entry in logs))
             await world.wait_for(lambda: world.daemon.backfills.running is None)
-    said = [entry["event"] for entry in logs if entry.get("backfill") == record.id]
-    assert said == ["backfill stopped", TAKEN]
+    said = [entry for entry in logs if entry.get("backfill") == record.id]
+    assert [entry["event"] for entry in said] == ["backfill stopped", TAKEN]
+    # Why, not the task group it came out of.
+    assert said[0]["error"] == "StateStoreError: the state store is restarting"
     ended = await stored(world, record.id)
     assert (ended.state, len(ended.days)) == (BackfillState.FAILED, 3)
+
+
+async def test_a_backfill_stopped_by_an_error_out_of_a_task_group_says_which() -> None:
+    """An evaluation's error may come out of its task group, a group in the backfill's
+    own: the log names it (a chaos run's said only "unhandled errors in a TaskGroup")."""
+    world = replica_world(timeout_seconds=1)
+    real = world.daemon.engine.run
+    failures = 1
+
+    async def fails_once_in_a_task_group(root: Task, *args: Any, **kwargs: Any) -> Report:
+        nonlocal failures
+        if failures and root.partition_label in INTERVAL:  # a day of the backfill's
+
+            async def store_call() -> None:
+                raise StateStoreError("connection was closed in the middle of operation")
+
+            failures -= 1
+            async with anyio.create_task_group() as group:
+                group.start_soon(store_call)
+        return await real(root, *args, **kwargs)
+
+    world.daemon.engine.run = fails_once_in_a_task_group  # type: ignore[method-assign]
+    with structlog.testing.capture_logs() as logs:
+        async with running(world):
+            record = await started_here(world)
+            await world.wait_for(lambda: any(entry["event"] == TAKEN for entry in logs))
+            await world.wait_for(lambda: world.daemon.backfills.running is None)
+    [stopped] = [entry for entry in logs if entry["event"] == "backfill stopped"]
+    assert stopped["error"] == (
+        "StateStoreError: connection was closed in the middle of operation")
+    assert (await stored(world, record.id)).state is BackfillState.FAILED  # and it ended
 
 
 async def test_a_backfill_cancelled_meanwhile_is_stopped_at_the_next_heartbeat() -> None:
