@@ -39,6 +39,25 @@ and it holds its locks until the server ends it: a task's claim lock, or the reg
 publish lock, which would stop every replica's publishing. Ended, its transaction is
 rolled back; the paused process finds its connection gone when it wakes, an outage it
 retries."""
+STALLED_SECONDS = IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000
+# The same rule for a charon session paused in the middle of a statement, which that
+# timeout never ends: asyncpg sends a statement new to a connection as Parse, Describe
+# and Flush, and its values (Bind, Execute, Sync) once answered. A process paused
+# between the two leaves its session active, waiting for the client, with every lock
+# its transaction took (the registry's publish lock, say) for as long as it stays
+# paused. A live client answers within a round trip. Ended only when another session
+# waits for one of its locks, and never in a COPY, whose client may take its time to
+# send a user's rows; only sessions of this database and this database user.
+END_STALLED_SESSIONS = (
+    "SELECT count(pg_terminate_backend(stalled.pid)) FROM pg_stat_activity AS stalled"
+    " WHERE stalled.datname = current_database() AND stalled.usename = current_user"
+    " AND stalled.application_name LIKE 'charon[%'"
+    " AND stalled.state = 'active' AND stalled.wait_event_type = 'Client'"
+    " AND stalled.wait_event = 'ClientRead' AND stalled.query NOT ILIKE 'copy %'"
+    " AND stalled.state_change < clock_timestamp() - $1::interval"
+    " AND stalled.pid IN (SELECT unnest(pg_blocking_pids(waiting.pid))"
+    " FROM pg_stat_activity AS waiting WHERE waiting.wait_event_type = 'Lock')"
+)
 # InternalClientError is what asyncpg raises when a pool resets a connection the server
 # terminated in the middle of an operation ("cannot switch to state ..."): seen when a
 # replica's connections are cut (pg_terminate_backend), it is an outage like the others.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from orchestrator.errors import ConfigError, StateStoreError
+from orchestrator.log import get_logger
 from orchestrator.model import Asked, Backfill, BackfillState, Run, RunState
 from orchestrator.stores.drivers import postgres as pg
 from orchestrator.stores.drivers.pg_group import GroupCommit
@@ -196,6 +197,7 @@ class PostgresStateStore(StateStoreBase):
         self._pool = pool
         self._clock = now
         self._writes = GroupCommit(pool, lanes=WRITE_LANES)
+        self._log = get_logger("charon.state.postgres")
 
     @classmethod
     async def open(cls, dsn: str, *, now: Clock | None = None,
@@ -313,15 +315,24 @@ class PostgresStateStore(StateStoreBase):
     async def heartbeat(
         self, replica: str, watched: Sequence[str], ttl: timedelta,
     ) -> builtins.list[tuple[str, str]]:
-        """On the database's clock, like the leases."""
+        """On the database's clock, like the leases. It also ends the sessions of charon
+        processes paused in the middle of a statement (see pg.END_STALLED_SESSIONS)."""
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             async with self._pool.acquire() as connection, connection.transaction():
+                await self._end_stalled_sessions(connection)
                 now = await self._now(connection)
                 await connection.execute(PRUNE_REPLICAS, now)
                 await connection.execute(DELETE_REPLICA, replica)
                 await connection.execute(INSERT_REPLICA, replica, list(watched), now + ttl)
                 return [(row["id"], row["watched"])
                         for row in await connection.fetch(SELECT_REPLICAS, now)]
+
+    async def _end_stalled_sessions(self, connection: asyncpg.Connection) -> None:
+        ended = await connection.fetchval(pg.END_STALLED_SESSIONS,
+                                          timedelta(seconds=pg.STALLED_SECONDS))
+        if ended:
+            self._log.warning("ended sessions of charon processes paused in a statement",
+                              sessions=ended)
 
     async def leave(self, replica: str) -> None:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
