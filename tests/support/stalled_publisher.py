@@ -23,7 +23,8 @@ ENDPOINT, PARTITION, URI = "stalled.output", "2018-10-31", "/data/stalled"
 
 
 def stop_after_preparing_the_key_lookup() -> None:
-    prepare = asyncpg.Connection._get_statement  # where the pause must fall
+    # Where the pause must fall: asyncpg's own step, not a typed API of it.
+    prepare = asyncpg.Connection._get_statement  # type: ignore[attr-defined]
 
     async def then_stop(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
         statement = await prepare(self, query, *args, **kwargs)
@@ -31,7 +32,7 @@ def stop_after_preparing_the_key_lookup() -> None:
             os.kill(os.getpid(), signal.SIGSTOP)
         return statement
 
-    asyncpg.Connection._get_statement = then_stop  # type: ignore[method-assign]
+    asyncpg.Connection._get_statement = then_stop  # type: ignore[attr-defined]
 
 
 async def main(dsn: str) -> None:

@@ -327,7 +327,7 @@ class PostgresStateStore(StateStoreBase):
                 return [(row["id"], row["watched"])
                         for row in await connection.fetch(SELECT_REPLICAS, now)]
 
-    async def _end_stalled_sessions(self, connection: asyncpg.Connection) -> None:
+    async def _end_stalled_sessions(self, connection: Connection) -> None:
         ended = await connection.fetchval(pg.END_STALLED_SESSIONS,
                                           timedelta(seconds=pg.STALLED_SECONDS))
         if ended:
