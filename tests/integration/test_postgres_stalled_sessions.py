@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -90,3 +90,37 @@ async def test_a_heartbeat_ends_a_session_stalled_in_a_statement_and_frees_its_l
         await observer.close()
         await store.aclose()
         await registry.aclose()
+
+
+async def test_a_heartbeat_leaves_a_load_waiting_for_its_rows_alone(postgres_dsn: str) -> None:
+    """A COPY's client may take its time to send a user's rows: its session, active and
+    waiting for the client with a lock another session waits for, is a load going on."""
+    store = await PostgresStateStore.open(postgres_dsn)
+    loader = await asyncpg.connect(postgres_dsn, server_settings={"application_name": "charon[1]"})
+    waiter = await asyncpg.connect(postgres_dsn)
+    more_rows = anyio.Event()
+
+    async def rows() -> AsyncIterator[tuple[int]]:
+        yield (1,)
+        await more_rows.wait()
+        yield (2,)
+
+    try:
+        await loader.execute("CREATE TABLE loaded (n INT)")
+        async with anyio.create_task_group() as group:
+
+            async def load() -> None:
+                async with loader.transaction():
+                    await loader.execute("SELECT pg_advisory_xact_lock(7)")
+                    await loader.copy_records_to_table("loaded", records=rows())
+
+            group.start_soon(load)
+            group.start_soon(waiter.execute, "SELECT pg_advisory_xact_lock(7)")
+            await anyio.sleep(IDLE_SECONDS + 1)
+            await store.heartbeat("replica-1", ["daily"], timedelta(seconds=30))
+            more_rows.set()
+        assert await loader.fetchval("SELECT count(*) FROM loaded") == 2
+    finally:
+        await waiter.close()
+        await loader.close()
+        await store.aclose()
