@@ -117,8 +117,6 @@ def _refuse(error: CharonError) -> int:
     return ExitCode.USAGE if isinstance(error, UsageError | ConfigError) else ExitCode.FAILED
 
 
-
-
 async def _with_adapters(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     registry_command: RegistryCommand | None = getattr(args, "registry_command", None)
     if registry_command is not None:
