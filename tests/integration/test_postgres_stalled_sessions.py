@@ -18,6 +18,7 @@ import anyio
 import asyncpg
 import structlog
 
+from orchestrator import procfs
 from orchestrator.stores.drivers.postgres import IDLE_IN_TRANSACTION_TIMEOUT_MS
 from orchestrator.stores.registry.postgres import PostgresRegistry
 from orchestrator.stores.state.postgres import PostgresStateStore
@@ -46,8 +47,7 @@ def stalled_publisher(dsn: str) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def stopped(pid: int) -> bool:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return fields[0] == "T"
+    return (found := procfs.stat(pid)) is not None and found.state == "T"
 
 
 async def test_a_heartbeat_ends_a_session_stalled_in_a_statement_and_frees_its_locks(
