@@ -80,7 +80,6 @@ _NOUNS = (
 TrackEntityRow = tuple[str, str, str]
 
 
-
 @dataclass(frozen=True)
 class SampleDay:
     """One day of sample input: stream records and TrackEntity rows."""
