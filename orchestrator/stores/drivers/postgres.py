@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 import anyio
 import asyncpg
 
 from orchestrator.errors import AdapterError
+from orchestrator.log import Logger
 from orchestrator.stores.drivers.migrations import load_migrations
 from orchestrator.validate import pg_schema
+
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
@@ -45,19 +49,40 @@ STALLED_SECONDS = IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000
 # and Flush, and its values (Bind, Execute, Sync) once answered. A process paused
 # between the two leaves its session active, waiting for the client, with every lock
 # its transaction took (the registry's publish lock, say) for as long as it stays
-# paused. A live client answers within a round trip. Ended only when another session
-# waits for one of its locks, and never in a COPY, whose client may take its time to
-# send a user's rows; only sessions of this database and this database user.
-END_STALLED_SESSIONS = (
+# paused. A live client answers within a round trip. Never a session in a COPY, whose
+# client may take its time to send a user's rows; only sessions of this database and
+# this database user.
+_STALLED_SESSIONS = (
     "SELECT count(pg_terminate_backend(stalled.pid)) FROM pg_stat_activity AS stalled"
     " WHERE stalled.datname = current_database() AND stalled.usename = current_user"
     " AND stalled.application_name LIKE 'charon[%'"
     " AND stalled.state = 'active' AND stalled.wait_event_type = 'Client'"
     " AND stalled.wait_event = 'ClientRead' AND stalled.query NOT ILIKE 'copy %'"
     " AND stalled.state_change < clock_timestamp() - $1::interval"
+)
+END_STALLED_SESSIONS = _STALLED_SESSIONS + (  # noqa: S608  # constants; values are bound
     " AND stalled.pid IN (SELECT unnest(pg_blocking_pids(waiting.pid))"
     " FROM pg_stat_activity AS waiting WHERE waiting.wait_event_type = 'Lock')"
 )
+"""Ends the stalled sessions another session waits for (a replica's heartbeat)."""
+END_STALLED_HOLDERS = _STALLED_SESSIONS + (  # noqa: S608  # constants; values are bound
+    " AND stalled.pid IN (SELECT holder.pid FROM pg_locks AS holder"
+    " WHERE holder.locktype = 'advisory' AND holder.granted AND holder.objsubid = 1"
+    " AND holder.classid = (($2::bigint >> 32) & 4294967295)::oid"
+    " AND holder.objid = ($2::bigint & 4294967295)::oid)"
+)
+"""Ends the stalled sessions holding one advisory lock ($2, a :func:`lock_key`): asked
+by a session that gave up waiting for it, so no longer waits itself."""
+# The subquery runs first (volatile, it is never merged into the outer query), so the
+# lock's wait is bound; the bound stays on for the rest of the transaction.
+TAKE_XACT_LOCK_WAITING = (
+    "SELECT pg_advisory_xact_lock($1) FROM (SELECT set_config('lock_timeout', $2, true)) AS bound"
+)
+"""Takes the advisory lock $1, waiting for it at most $2 (as ``lock_timeout`` reads it)."""
+LOCK_WAIT = f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}ms"
+"""How long one try of :func:`locked_transaction` waits for its lock."""
+LOCK_TRIES = int(COMMAND_TIMEOUT_SECONDS * 1000 // IDLE_IN_TRANSACTION_TIMEOUT_MS)
+"""Tries in all: a lock is waited for as long as one statement may be."""
 # InternalClientError is what asyncpg raises when a pool resets a connection the server
 # terminated in the middle of an operation ("cannot switch to state ..."): seen when a
 # replica's connections are cut (pg_terminate_backend), it is an outage like the others.
@@ -75,6 +100,51 @@ CREATE_MIGRATIONS_TABLE = (
 SELECT_APPLIED = "SELECT version FROM schema_migrations"
 INSERT_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 SELECT_MIGRATIONS = "SELECT version, name, applied FROM schema_migrations ORDER BY version"
+
+
+async def end_stalled_sessions(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], log: Logger, *,
+    holding: int | None = None,
+) -> None:
+    """End the sessions of charon processes paused in a statement (see
+    :data:`END_STALLED_SESSIONS`): those another session waits for, or those holding
+    the advisory lock ``holding``; says so when it ends any."""
+    stalled = timedelta(seconds=STALLED_SECONDS)
+    ended = await (connection.fetchval(END_STALLED_SESSIONS, stalled) if holding is None
+                   else connection.fetchval(END_STALLED_HOLDERS, stalled, holding))
+    if ended:
+        log.warning("ended sessions of charon processes paused in a statement", sessions=ended)
+
+
+async def locked_transaction(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], key: int,
+    work: Callable[[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]], Awaitable[T]],
+    log: Logger,
+) -> T:
+    """``work`` in a transaction holding the advisory lock ``key`` from its start.
+
+    A try that waits :data:`LOCK_WAIT` for the lock gives up, ends the sessions of
+    charon processes paused in a statement that hold it, and tries again: a daemon's
+    heartbeat ends such sessions only where another waits, in its state store's
+    database, and none may run (one-shot runs; a registry with a database of its own).
+    A holder busy in a statement is slow, not paused: it is waited for in the next try.
+    The last try's wait fails as the caller's outage, after about the statement bound.
+    """
+    for _ in range(LOCK_TRIES - 1):
+        try:
+            return await _locked_once(connection, key, work)
+        except asyncpg.LockNotAvailableError:
+            await end_stalled_sessions(connection, log, holding=key)
+    return await _locked_once(connection, key, work)
+
+
+async def _locked_once(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], key: int,
+    work: Callable[[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]], Awaitable[T]],
+) -> T:
+    async with connection.transaction():
+        await connection.execute(TAKE_XACT_LOCK_WAITING, key, LOCK_WAIT)
+        return await work(connection)
 
 
 def lock_key(name: str) -> int:

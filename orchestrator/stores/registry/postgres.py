@@ -13,10 +13,12 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from orchestrator.errors import ConfigError, RegistryError, UnknownRevision
+from orchestrator.log import get_logger
 from orchestrator.model import Revision
 from orchestrator.stores.drivers import postgres as pg
 from orchestrator.stores.registry.base import (
@@ -32,6 +34,9 @@ from orchestrator.stores.registry.base import (
 )
 
 Clock = Callable[[], datetime]
+if TYPE_CHECKING:
+    # Generic only in the stubs: subscripting it at run time fails.
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 
 SCHEMA = "charon_registry"
 MIGRATIONS = "registry/postgres"
@@ -97,6 +102,7 @@ class PostgresRegistry(StoringRegistry):
     def __init__(self, pool: pg.Pool, now: Clock = utc_now) -> None:
         self._pool = pool
         self._now = now
+        self._log = get_logger("charon.registry.postgres")
 
     @classmethod
     async def open(cls, dsn: str, *, now: Clock = utc_now,
@@ -112,27 +118,29 @@ class PostgresRegistry(StoringRegistry):
         return cls(pool, now)
 
     async def _insert(self, new: Revision, idempotency_key: str | None) -> Publication:
+        async def insert(connection: Connection) -> Publication:
+            if idempotency_key is not None:
+                row = await connection.fetchrow(SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
+                if row is not None:
+                    return replay(_revision(row), new, idempotency_key)
+            [inserted] = await connection.fetch(
+                INSERT_REVISION, new.id, new.endpoint, new.partition, new.uri, new.created,
+                list(new.lineage), idempotency_key,
+            )
+            created = inserted["created"].astimezone(UTC)
+            return Publication(dataclasses.replace(new, seq=inserted["seq"], created=created),
+                               replayed=False)
+
         with _converted("publish to"):
-            async with self._acquire() as connection, connection.transaction():
+            async with self._acquire() as connection:
                 # Identity values are handed out at insert time but become visible at
                 # commit, so without this lock seq 7 could commit before seq 6 and a
                 # reader at cursor 7 would never see 6. Holding one lock from before the
                 # insert until commit makes seqs visible in order. Publishes are rare
                 # next to reads, so serialising them costs little. The same lock makes
                 # the key's lookup and insert one step: a second publisher of the key
-                # waits here, then finds the first one's row.
-                await connection.execute(pg.TAKE_XACT_LOCK, PUBLISH_LOCK)
-                if idempotency_key is not None:
-                    row = await connection.fetchrow(SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
-                    if row is not None:
-                        return replay(_revision(row), new, idempotency_key)
-                [inserted] = await connection.fetch(
-                    INSERT_REVISION, new.id, new.endpoint, new.partition, new.uri, new.created,
-                    list(new.lineage), idempotency_key,
-                )
-        created = inserted["created"].astimezone(UTC)
-        return Publication(dataclasses.replace(new, seq=inserted["seq"], created=created),
-                           replayed=False)
+                # waits for it, then finds the first one's row.
+                return await pg.locked_transaction(connection, PUBLISH_LOCK, insert, self._log)
 
     async def latest(self, endpoint: str, partition: str) -> Revision | None:
         if not names_a_partition(endpoint, partition):

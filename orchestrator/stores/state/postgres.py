@@ -78,11 +78,8 @@ SELECT_RUNS = (
     " WHERE ($1::text IS NULL OR task_id = $1) AND ($2::text IS NULL OR state = $2)"
     " ORDER BY created DESC, seq DESC LIMIT $3"
 )
-# The lock is taken first, then the clock read: the time a claim decides by is never
+# A claim reads the clock once it holds its task's lock: the time it decides by is never
 # earlier than the moment it may decide.
-LOCK_TASK_AND_READ_CLOCK = (
-    "SELECT clock_timestamp() AS now FROM (SELECT pg_advisory_xact_lock($1)) AS locked"
-)
 READ_CLOCK = "SELECT clock_timestamp()"
 INSERT_RUN = (
     "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt, job_id,"
@@ -217,16 +214,9 @@ class PostgresStateStore(StateStoreBase):
             return truncate_ms(self._clock())
         return truncate_ms(await connection.fetchval(READ_CLOCK))
 
-    async def _lock_task(self, connection: Connection, task_id: str) -> datetime:
-        """Queue up behind the task's other claims; the store's time once through."""
-        locked_at = await connection.fetchval(
-            LOCK_TASK_AND_READ_CLOCK, pg.lock_key(f"charon.run.{task_id}")
-        )
-        return truncate_ms(locked_at if self._clock is None else self._clock())
-
     async def _claim(self, request: ClaimRequest) -> ClaimPlan:
         async def claim(connection: Connection) -> ClaimPlan:
-            now = await self._lock_task(connection, request.task_id)
+            now = await self._now(connection)  # once through the queue of the task's claims
             rows = await connection.fetch(SELECT_FOR_CLAIM, request.task_id, request.fingerprint)
             plan = plan_claim([_run(row) for row in rows], request, now)
             for write in plan.writes:
@@ -236,8 +226,9 @@ class PostgresStateStore(StateStoreBase):
         # Not through the group commit: a claim holds its task's lock and rows, and a
         # batch holding them while it waits on another replica's batch can deadlock.
         with pg.converted(StateStoreError, "cannot claim in the PostgreSQL state store"):
-            async with self._pool.acquire() as connection, connection.transaction():
-                return await claim(connection)
+            async with self._pool.acquire() as connection:
+                return await pg.locked_transaction(
+                    connection, pg.lock_key(f"charon.run.{request.task_id}"), claim, self._log)
 
     async def get(self, task_id: str, fingerprint: str) -> Run | None:
         return await self._one(SELECT_BY_KEY, task_id, fingerprint)
@@ -319,20 +310,13 @@ class PostgresStateStore(StateStoreBase):
         processes paused in the middle of a statement (see pg.END_STALLED_SESSIONS)."""
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
             async with self._pool.acquire() as connection, connection.transaction():
-                await self._end_stalled_sessions(connection)
+                await pg.end_stalled_sessions(connection, self._log)
                 now = await self._now(connection)
                 await connection.execute(PRUNE_REPLICAS, now)
                 await connection.execute(DELETE_REPLICA, replica)
                 await connection.execute(INSERT_REPLICA, replica, list(watched), now + ttl)
                 return [(row["id"], row["watched"])
                         for row in await connection.fetch(SELECT_REPLICAS, now)]
-
-    async def _end_stalled_sessions(self, connection: Connection) -> None:
-        ended = await connection.fetchval(pg.END_STALLED_SESSIONS,
-                                          timedelta(seconds=pg.STALLED_SECONDS))
-        if ended:
-            self._log.warning("ended sessions of charon processes paused in a statement",
-                              sessions=ended)
 
     async def leave(self, replica: str) -> None:
         with pg.converted(StateStoreError, "cannot write to the PostgreSQL state store"):
