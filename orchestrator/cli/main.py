@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import os
+import select
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
@@ -39,6 +41,9 @@ from orchestrator.tasks.task import SparkSubmitTask, Task, load_task_class
 GC_FIRST_GENERATION_THRESHOLD = 10_000
 INTERRUPTED = 130
 """The shells' exit code for a command stopped by SIGINT (128 + 2)."""
+OUTPUT_CLOSED = 141
+"""The shells' exit code for a command whose output's reader went away (128 + SIGPIPE),
+as a command killed by that signal, which Python ignores, would end."""
 
 Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
 Check = Callable[[argparse.Namespace, Settings], None]
@@ -72,12 +77,41 @@ def run_cli(argv: Sequence[str]) -> int:
     except Stopped as stop:  # SIGTERM or SIGHUP, cleaned up as Ctrl-C is
         print(stop, file=sys.stderr)
         return stop.exit_code
-    except BaseExceptionGroup as group:
-        # A server or the daemon fails inside a task group, which wraps the error.
-        errors, others = group.split(CharonError)
-        if errors is None or others is not None:
+    except BrokenPipeError:
+        if not _reader_gone():
             raise
-        return _refuse(next(leaves(errors)))
+        return _output_closed()
+    except BaseExceptionGroup as group:
+        return _exit_of_group(group)
+
+
+def _exit_of_group(group: BaseExceptionGroup[BaseException]) -> int:
+    """A command fails inside a task group (a server's, the daemon's, the one watching
+    for signals), which wraps the error."""
+    pipes, rest = group.split(BrokenPipeError)
+    if pipes is not None and rest is None and _reader_gone():
+        return _output_closed()
+    errors, others = group.split(CharonError)
+    if errors is None or others is not None:
+        raise group
+    return _refuse(next(leaves(errors)))
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe (or socket) whose reading end is closed: polled,
+    it reports an error at once. A broken pipe elsewhere (a job's, a socket's) is a bug
+    to show, not this."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _output_closed() -> int:
+    """Whoever read charon's output closed it (``charon registry ls ... | head``), and has
+    what it wanted: no traceback. What is left unwritten goes nowhere, or the flush at
+    exit would fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return OUTPUT_CLOSED
 
 
 def _execute(argv: Sequence[str]) -> int:
