@@ -9,6 +9,7 @@ that finds everything complete, which at the default level logs nothing.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ class _Configuration:
         """Lines below this level are dropped before structlog is involved; 0 (before
         any configuration) passes every line to structlog as it is configured."""
         self.pending: tuple[str, str, TextIO | None, bool] | None = None
+        self.dropped = 0
+        """Lines the log's stream refused (see :class:`_Lines`)."""
 
 
 _configuration = _Configuration()
@@ -63,6 +66,33 @@ def reset_logging() -> None:
     """Forget :func:`configure_logging`'s level and configuration (tests)."""
     _configuration.threshold = 0
     _configuration.pending = None
+    _configuration.dropped = 0
+
+
+def dropped_lines() -> int:
+    """How many lines the log's stream has refused since the process began."""
+    return _configuration.dropped
+
+
+class _Lines:
+    """structlog's logger for one stream: a line a call, flushed. A line the stream
+    refuses (its reader gone, its disk full) is dropped and counted, not raised: a
+    daemon must not die of its log (one did, at its next line, once the reader of its
+    ``2>&1 |`` pipe had exited), and it has nowhere else to say so but its metrics."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()  # the worker threads log too
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            try:
+                print(message, file=self._stream, flush=True)
+            except OSError:
+                _configuration.dropped += 1
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
 
 
 def _structlog() -> Any:
@@ -78,6 +108,7 @@ def _structlog() -> Any:
 def _apply(structlog: Any, level: str, fmt: str, stream: TextIO | None,
            cache_loggers: bool) -> None:
     out = stream or sys.stderr
+    lines = _Lines(out)
     console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer = (structlog.dev.ConsoleRenderer(colors=out.isatty()) if console
                 else structlog.processors.JSONRenderer())
@@ -90,7 +121,7 @@ def _apply(structlog: Any, level: str, fmt: str, stream: TextIO | None,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=lambda *_: lines,
         cache_logger_on_first_use=cache_loggers,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import os
@@ -72,10 +73,10 @@ def run_cli(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: the command's tasks were cancelled and cleaned up on the way out (a
         # claimed run is released, or waits out its lease); a traceback would say a bug.
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return INTERRUPTED
     except Stopped as stop:  # SIGTERM or SIGHUP, cleaned up as Ctrl-C is
-        print(stop, file=sys.stderr)
+        _say(str(stop))
         return stop.exit_code
     except BrokenPipeError:
         if not _reader_gone():
@@ -95,6 +96,13 @@ def _exit_of_group(group: BaseExceptionGroup[BaseException]) -> int:
     if errors is None or others is not None:
         raise group
     return _refuse(next(leaves(errors)))
+
+
+def _say(line: str) -> None:
+    """One line on stderr; one no one reads any longer (a daemon's log pipe whose reader
+    exited) must not turn the exit code into a traceback's."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
 
 
 def _reader_gone() -> bool:
@@ -146,7 +154,7 @@ def _execute(argv: Sequence[str]) -> int:
 
 
 def _refuse(error: CharonError) -> int:
-    print(f"error: {error}", file=sys.stderr)
+    _say(f"error: {error}")
     # Bad configuration is bad input, like a bad flag: nothing ran.
     return ExitCode.USAGE if isinstance(error, UsageError | ConfigError) else ExitCode.FAILED
 

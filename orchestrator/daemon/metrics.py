@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import anyio
 
+from orchestrator.log import dropped_lines
+
 Labels = tuple[tuple[str, str], ...]
 
 # Trigger-to-launch latency spans sub-millisecond pushes to multi-second polls.
@@ -156,14 +158,20 @@ class DaemonMetrics:
         )
         self.loop_lag_max = Gauge("charon_event_loop_lag_max_seconds",
                                   "The longest the event loop was blocked since start")
+        self.log_lines_dropped = Counter(
+            "charon_log_lines_dropped_total",
+            "Log lines the log's stream refused (its reader gone, its disk full)",
+        )
 
     def render(self) -> str:
         for name, health in self.sources.items():
             self.source_up.set(1 if health.failures == 0 else 0, source=name)
+        self.log_lines_dropped.inc(dropped_lines() - self.log_lines_dropped.value())
         metrics = (self.runs, self.sensor_polls, self.sensor_errors, self.source_up,
                    self.evaluation_errors, self.staging_removed, self.triggers,
-                   self.webhooks_rejected, self.replicas,
-                   self.launches, self.trigger_latency, self.loop_lag, self.loop_lag_max)
+                   self.webhooks_rejected, self.replicas, self.launches,
+                   self.trigger_latency, self.loop_lag, self.loop_lag_max,
+                   self.log_lines_dropped)
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"
 
     async def probe_loop_lag(self) -> None:

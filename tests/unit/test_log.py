@@ -15,6 +15,7 @@ from orchestrator.log import (
     Throttled,
     bound_context,
     configure_logging,
+    dropped_lines,
     get_logger,
     log_context,
     merge_log_context,
@@ -71,6 +72,22 @@ def test_a_configured_logger_writes_json_lines_at_its_level_with_context() -> No
     assert lines[0]["attempt"] == 2
     assert lines[0]["run_id"] == "r1"
     assert lines[0]["detail"] == "x"
+
+
+class ClosedPipe(io.StringIO):
+    """A stream whose reader has gone: every write fails, as a pipe's then does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_line_the_stream_refuses_is_dropped_and_counted_not_raised() -> None:
+    configure_logging("info", "json", ClosedPipe())
+    log = get_logger("charon.test")
+    log.info("one")
+    log.error("two")
+    structlog.get_logger().warning("three")
+    assert dropped_lines() == 3
 
 
 def test_structlog_used_directly_gets_the_configuration_too() -> None:
