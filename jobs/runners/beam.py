@@ -9,6 +9,7 @@ anyio's text streams), a tenth of a command's start-up, is imported when a job r
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from anyio.streams.text import TextReceiveStream
 
 LOG_TAIL = 20
+MAX_JOB_LINE = 16 * 1024
+"""Characters of one line of a job's output that reach the log; the rest is cut."""
+LINE_BREAKS = re.compile(r"[\r\n]")
 
 
 class SubprocessJobRunner:
@@ -125,12 +129,38 @@ def log_tail(tail: collections.deque[str]) -> str:
 
 
 async def _lines(chunks: TextReceiveStream) -> AsyncIterator[str]:
-    pending = ""
+    """The job's lines, a carriage return ending one too (a progress bar's updates, each
+    of which a terminal shows in turn), blank ones left out."""
+    line = _Line()
     async for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split("\n")
-        for line in complete:
-            if line.strip():
-                yield line.rstrip()
-    if pending.strip():
-        yield pending.rstrip()
+        *ends, rest = LINE_BREAKS.split(chunk)
+        for piece in ends:
+            if shown := line.end(piece):
+                yield shown
+        line.add(rest)
+    if shown := line.end(""):
+        yield shown
+
+
+class _Line:
+    """A line of a job's output as its pieces arrive, at most MAX_JOB_LINE characters of
+    it kept: a job writing without line breaks (a binary dump, a progress bar that only
+    returns its carriage) was held whole in the daemon's memory, and split again at each
+    chunk, so its time grew with the square of the line's length, on the event loop."""
+
+    def __init__(self) -> None:
+        self._text, self._cut = "", False
+
+    def add(self, piece: str) -> None:
+        if not self._cut:
+            self._text += piece
+            if len(self._text) > MAX_JOB_LINE:
+                self._text, self._cut = self._text[:MAX_JOB_LINE], True
+
+    def end(self, piece: str) -> str:
+        """The line, ended by a break after ``piece``: "" if blank."""
+        self.add(piece)
+        shown = self._text.rstrip() + (f" [cut at {MAX_JOB_LINE} characters]" if self._cut
+                                       else "")
+        self._text, self._cut = "", False
+        return shown.strip() and shown

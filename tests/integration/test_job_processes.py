@@ -24,7 +24,7 @@ import anyio.abc
 import pytest
 
 from jobs.runners import processes
-from jobs.runners.beam import SubprocessJobRunner
+from jobs.runners.beam import MAX_JOB_LINE, SubprocessJobRunner
 from jobs.runners.die_with_parent import PARENT_GONE
 from jobs.runners.processes import LocalJob
 from orchestrator.errors import JobFailed, JobLost
@@ -330,3 +330,21 @@ async def test_the_job_s_output_goes_to_its_run_s_log_line_by_line() -> None:
                                         on_started=_ignore)
     assert sorted(seen) == ["3", "<two>", "one"]  # stdout and stderr, each line once
 
+
+
+async def test_a_progress_bar_s_updates_are_lines_and_a_line_too_long_is_cut() -> None:
+    """A job writing 8 MB without a line break was held whole, and split again at each
+    chunk (its time the square of its length, on the event loop): it reaches the log
+    cut. A carriage return, as a progress bar writes, ends a line as a terminal shows."""
+    seen: list[str] = []
+
+    async def sink(line: str) -> None:
+        seen.append(line)
+
+    script = ("import sys; w = sys.stdout.write; w('step 1%\\rstep 2%\\r');"
+              " w('x' * 8_000_000); w('\\r\\ndone\\n')")
+    with job_output_to(sink):
+        await SubprocessJobRunner().run([sys.executable, "-c", script], job_name="j",
+                                        on_started=_ignore)
+    cut = "x" * MAX_JOB_LINE + f" [cut at {MAX_JOB_LINE} characters]"
+    assert seen == ["step 1%", "step 2%", cut, "done"]
