@@ -95,6 +95,14 @@ class StorageContract:
         await storage.write(uri, ("\n".join(expected) + "\n").encode())
         assert [line async for line in storage.read_lines(uri)] == expected
 
+    async def test_read_lines_keeps_a_line_of_many_chunks_whole(
+        self, storage: Storage, base: str,
+    ) -> None:
+        long = "é" * 1_000_000  # 2 MB of UTF-8, a character split at chunk boundaries
+        uri = base + "long.txt"
+        await storage.write(uri, f"first\r\n{long}\r\nlast".encode())
+        assert [line async for line in storage.read_lines(uri)] == ["first", long, "last"]
+
     async def test_read_lines_empty_object(self, storage: Storage, base: str) -> None:
         await storage.write(base + "empty", b"")
         assert [line async for line in storage.read_lines(base + "empty")] == []
