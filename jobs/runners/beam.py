@@ -13,6 +13,8 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+import anyio
+
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.log import get_logger, job_output
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from anyio.streams.text import TextReceiveStream
 
 LOG_TAIL = 20
+LOG_DRAIN_SECONDS = 2.0
+"""How long a job's output is still read once the job has exited."""
 MAX_JOB_LINE = 16 * 1024
 """Characters of one line of a job's output that reach the log; the rest is cut."""
 LINE_BREAKS = re.compile(r"[\r\n]")
@@ -94,8 +98,7 @@ class SubprocessJobRunner:
         self._processes[job_id] = process
         try:
             await on_started(job_id)
-            await stream_log(process, tail)
-            returncode = await process.wait()
+            returncode = await exit_code(process, tail)
         finally:
             # Cancelled (lease lost, shutting down) or failed: the group goes first.
             await close_process(process)
@@ -103,6 +106,30 @@ class SubprocessJobRunner:
         if returncode != 0:
             raise JobFailed(f"job exited with code {returncode}; {log_tail(tail)}")
         log.info("job finished", returncode=returncode)
+
+
+async def exit_code(
+    process: anyio.abc.Process,
+    tail: collections.deque[str],
+    on_line: Callable[[str], None] | None = None,
+) -> int:
+    """The job's exit code, its output streamed into the log meanwhile. Once it has
+    exited, what its pipe still holds is read for up to LOG_DRAIN_SECONDS, no longer: a
+    process it started may hold the pipe open for good (a run waited on such a one, its
+    job long done), and the caller stops what is left of the job's group."""
+    read = anyio.Event()
+
+    async def reading() -> None:
+        await stream_log(process, tail, on_line)
+        read.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(reading)
+        returncode = await process.wait()
+        with anyio.move_on_after(LOG_DRAIN_SECONDS):
+            await read.wait()
+        group.cancel_scope.cancel()
+    return returncode
 
 
 async def stream_log(

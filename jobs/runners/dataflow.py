@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 
 from jobs.runners.base import DATAFLOW_JOB, dataflow_console_url
-from jobs.runners.beam import LOG_TAIL, log_tail, stream_log
+from jobs.runners.beam import LOG_TAIL, exit_code, log_tail
 from jobs.runners.processes import close_process, start_process, stop_process
 from orchestrator.config import Settings
 from orchestrator.errors import AdapterError, JobFailed, JobLost, UsageError
@@ -241,8 +241,7 @@ class DataflowJobRunner:
             if match := CREATED_LINE.search(line):
                 submission.found(match[1])
 
-        await stream_log(process, tail, scan)
-        submission.returncode = await process.wait()
+        submission.returncode = await exit_code(process, tail, scan)
         submission.settled.set()
         if submission.returncode != 0 and submission.job_id is not None:
             # The job runs on without its submitter; the API says how it ends.
