@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -42,11 +43,28 @@ def output_key(task_id: str, key: str) -> str:
 
 
 def resolve(root: Task) -> Graph:
-    """Walk requires() from ``root``; raise DependencyCycle on a loop."""
+    """Walk requires() from ``root``; raise DependencyCycle on a loop.
+
+    Depth first, with a stack of its own rather than Python's: a day that requires the
+    day before it (a running total since a start date) is a chain as long as the days,
+    and recursing a level a task ended in RecursionError past about 990 of them.
+    """
     tasks: dict[str, Task] = {}
     requires: dict[str, dict[str, Task]] = {}
     order: list[str] = []
-    _visit(root, tasks, requires, order, [])
+    path: dict[str, int] = {}
+    """The tasks being walked, from the root down, by id: each one's place on the path."""
+    stack: list[tuple[Task, str, Iterator[Task]]] = []
+    _enter(root, tasks, requires, path, stack)
+    while stack:
+        task, task_id, deps = stack[-1]
+        if (dep := next(deps, None)) is not None:
+            _enter(dep, tasks, requires, path, stack)
+            continue
+        stack.pop()
+        del path[task_id]
+        tasks[task_id] = task
+        order.append(task_id)
     dependencies = {task_id: tuple(dict.fromkeys(dep.task_id for dep in requires[task_id].values()))
                     for task_id in order}
     dependents: dict[str, list[str]] = {task_id: [] for task_id in order}
@@ -57,21 +75,18 @@ def resolve(root: Task) -> Graph:
                  {task_id: tuple(ids) for task_id, ids in dependents.items()})
 
 
-def _visit(task: Task, tasks: dict[str, Task], requires: dict[str, dict[str, Task]],
-           order: list[str], visiting: list[str]) -> None:
-    """A function of the module, not a closure: a recursive closure refers to itself
-    through its cell, a cycle that would keep each graph's dicts for the collector."""
+def _enter(task: Task, tasks: dict[str, Task], requires: dict[str, dict[str, Task]],
+           path: dict[str, int], stack: list[tuple[Task, str, Iterator[Task]]]) -> None:
+    """Begin walking ``task`` unless it was walked already. A function of the module,
+    not a closure: a closure of resolve() would be held by the graph's dicts through
+    its cell, a cycle left for the collector."""
     task_id = task.task_id
     if task_id in tasks:
         return
-    if task_id in visiting:
-        cycle = " -> ".join([*visiting[visiting.index(task_id) :], task_id])
+    if task_id in path:
+        cycle = " -> ".join([*list(path)[path[task_id]:], task_id])
         raise DependencyCycle(f"dependency cycle: {cycle}")
-    visiting.append(task_id)
     deps = requirements(task)
-    for dep in deps.values():
-        _visit(dep, tasks, requires, order, visiting)
-    visiting.pop()
-    tasks[task_id] = task
     requires[task_id] = deps
-    order.append(task_id)
+    path[task_id] = len(path)
+    stack.append((task, task_id, iter(deps.values())))

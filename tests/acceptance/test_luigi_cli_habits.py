@@ -164,3 +164,37 @@ def test_log_level_overrides_the_configured_level(charon: Cli) -> None:
     loud = configured_quiet(*run, "2012-06-01-2012-06-03", "--log-level", "info")
     assert loud.returncode == 0, loud.stderr
     assert '"event": "run started"' in loud.stderr
+
+
+# Luigi's running total: each day requires the day before, back to a first day.
+CHAIN_TASKS = textwrap.dedent('''
+    from datetime import date, timedelta
+
+    from orchestrator.tasks.params import DateParameter
+    from orchestrator.tasks.task import WrapperTask
+
+
+    class RunningTotal(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> list[WrapperTask]:
+            first = self.day <= date(2010, 1, 1)
+            return [] if first else [RunningTotal(day=self.day - timedelta(days=1))]
+''')
+
+
+def test_a_task_requiring_the_day_before_for_thousands_of_days_runs(
+    charon: Cli, tmp_path: Path,
+) -> None:
+    """3,000 days down: Python's own stack ran out about 990 down, a traceback."""
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "chain_tasks.py").write_text(CHAIN_TASKS)
+    chain = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    task = ("--module", "chain_tasks", "RunningTotal", "--day", "2018-03-19")
+    ran = chain("run", *task)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "* 3000 complete ones were encountered:" in ran.stdout, ran.stdout[-2000:]
+    explained = chain("explain", *task)
+    assert explained.returncode == 0, explained.stderr[-2000:]
+    assert "Traceback" not in ran.stderr + explained.stderr

@@ -84,3 +84,34 @@ def test_a_dependency_required_twice_is_one_dependency() -> None:
     blocked = nodes.outcomes["Twice()"]
     assert (blocked.status, blocked.detail, blocked.blocked_by) == (
         Status.BLOCKED, "waiting for Leaf(n=1)", ("Leaf(n=1)",))
+
+
+class Chain(Task):
+    """A running total: each day requires the day before, back to day 0."""
+
+    n = IntParameter()
+
+    def requires(self) -> list[Task]:
+        return [Chain(n=self.n - 1)] if self.n else []
+
+
+def test_a_chain_of_ten_thousand_days_resolves_each_after_the_day_before() -> None:
+    """Python's own stack ran out about 990 days down (RecursionError)."""
+    graph = resolve(Chain(n=10_000))
+    assert graph.order == tuple(f"Chain(n={n})" for n in range(10_001))
+    assert graph.dependencies["Chain(n=10000)"] == ("Chain(n=9999)",)
+
+
+class Loop(Task):
+    """Down a chain, the fifth link requires the second again."""
+
+    n = IntParameter()
+
+    def requires(self) -> Task:
+        return Loop(n=2 if self.n == 5 else self.n + 1)
+
+
+def test_a_cycle_down_a_chain_is_reported_from_where_it_closes() -> None:
+    with pytest.raises(DependencyCycle, match=r"cycle: Loop\(n=2\) -> Loop\(n=3\) -> "
+                                              r"Loop\(n=4\) -> Loop\(n=5\) -> Loop\(n=2\)$"):
+        resolve(Loop(n=0))
