@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -239,15 +239,29 @@ class LookupDaily(ExternalTask):
 
 
 def requirements(task: Task) -> dict[str, Task]:
-    """requires() normalised to a dict; list entries are keyed by position."""
+    """requires() normalised to a dict; list entries (or a generator's, as Luigi's
+    ``yield``) are keyed by position. Anything else is the task's mistake, said as one
+    (it was a TypeError's traceback, or a failure further on)."""
     required = task.requires()
     if required is None:
         return {}
     if isinstance(required, Task):
         return {"input": required}
     if isinstance(required, Mapping):
-        return dict(required)
-    return {str(index): item for index, item in enumerate(required)}
+        found = dict(required)
+    elif isinstance(required, Iterable) and not isinstance(required, str | bytes):
+        found = {str(index): item for index, item in enumerate(required)}
+    else:
+        raise UsageError(f"{task.task_id}.requires() returned {shown(required)}: a task, a"
+                         " list or a dict of tasks, or None")
+    for key, item in found.items():
+        if not isinstance(key, str):
+            raise UsageError(f"{task.task_id}.requires() names a task by {shown(key)}:"
+                             " a dict's keys are strings")
+        if not isinstance(item, Task):
+            raise UsageError(f"{task.task_id}.requires() holds {shown(item)} (at {key!r}),"
+                             " not a task")
+    return found
 
 
 def outputs(task: Task) -> Mapping[str, Target]:

@@ -198,3 +198,64 @@ def test_a_task_requiring_the_day_before_for_thousands_of_days_runs(
     explained = chain("explain", *task)
     assert explained.returncode == 0, explained.stderr[-2000:]
     assert "Traceback" not in ran.stderr + explained.stderr
+
+
+MISDECLARED_TASKS = textwrap.dedent('''
+    from orchestrator.tasks.params import DateParameter
+    from orchestrator.tasks.task import WrapperTask
+
+
+    class Leaf(WrapperTask):
+        day = DateParameter()
+
+
+    class Number(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> object:
+            return 42
+
+
+    class Name(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> object:
+            return [Leaf(day=self.day), "Leaf(day=2018-10-31)"]
+
+
+    class IntKey(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> object:
+            return {1: Leaf(day=self.day)}
+
+
+    class Yields(WrapperTask):
+        """Luigi's habit: requires() as a generator."""
+
+        day = DateParameter()
+
+        def requires(self) -> object:
+            yield Leaf(day=self.day)
+''')
+
+
+@pytest.mark.parametrize(("family", "said"), [
+    ("Number", "Number(day=2018-10-31).requires() returned 42: a task, a list or a dict"),
+    ("Name", "Name(day=2018-10-31).requires() holds 'Leaf(day=2018-10-31)' (at '1'), not a"),
+    ("IntKey", "IntKey(day=2018-10-31).requires() names a task by 1: a dict's keys are"),
+])
+def test_a_requires_that_returns_no_tasks_is_one_line_and_exit_2(
+    charon: Cli, tmp_path: Path, family: str, said: str,
+) -> None:
+    """It was a TypeError's or an AttributeError's traceback."""
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "misdeclared_tasks.py").write_text(MISDECLARED_TASKS)
+    misdeclared = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    ran = misdeclared("run", "--module", "misdeclared_tasks", family, "--day", "2018-10-31")
+    assert ran.returncode == 2, ran.stderr[-2000:]
+    [line] = ran.stderr.splitlines()
+    assert line.startswith(f"error: {said}")
+    yields = misdeclared("run", "--module", "misdeclared_tasks", "Yields", "--day", "2018-10-31")
+    assert yields.returncode == 0, yields.stderr[-2000:]
