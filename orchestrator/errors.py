@@ -100,6 +100,11 @@ class SourceNotAnswering(AdapterError):
     answering since one did not (sensors/guard.py)."""
 
 
+class TaskCodeError(CharonError):
+    """A task's own ``requires()`` or ``output()`` raised: said in one line, with where
+    in the task's code; a daemon evaluates the day again later, as after any error."""
+
+
 class AuthError(CharonError):
     """A request is not authenticated: missing or wrong token, bad or stale signature."""
 

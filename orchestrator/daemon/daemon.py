@@ -349,8 +349,8 @@ class Daemon:
             self._again.failed(root, state, messages(group),
                                outage=all(map(is_outage, leaves(group))))
         except* Exception as group:
-            # A bug, or a task that raises in requires()/output(): logged with its
-            # traceback, kept out of the daemon's task group.
+            # A bug (a task's own requires() or output() raising is a TaskCodeError,
+            # above): logged with its traceback, kept out of the daemon's task group.
             self._log.exception("evaluation crashed", root=str(root),
                                 exc_info=group.exceptions[0])
             self._again.failed(root, state, messages(group))

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from orchestrator.bounds import MODULE_PATH, shown
-from orchestrator.errors import InvalidIdentifier, TaskNotFound, UsageError
+from orchestrator.errors import (
+    CharonError,
+    InvalidIdentifier,
+    TaskCodeError,
+    TaskNotFound,
+    UsageError,
+)
 from orchestrator.tasks.commands import beam_command, spark_command
 from orchestrator.tasks.params import (
     DateIntervalParameter,
@@ -23,6 +30,8 @@ if TYPE_CHECKING:
     from orchestrator.config import BeamSettings
     from orchestrator.model import InputRevision
     from orchestrator.tasks.runcontext import RunContext
+
+T = TypeVar("T")
 
 
 def _check_worker_timeout(cls: type[Task]) -> None:
@@ -242,7 +251,7 @@ def requirements(task: Task) -> dict[str, Task]:
     """requires() normalised to a dict; list entries (or a generator's, as Luigi's
     ``yield``) are keyed by position. Anything else is the task's mistake, said as one
     (it was a TypeError's traceback, or a failure further on)."""
-    required = task.requires()
+    required = _called(task, "requires", task.requires)
     if required is None:
         return {}
     if isinstance(required, Task):
@@ -272,8 +281,22 @@ def outputs(task: Task) -> Mapping[str, Target]:
     # Mapping, so that no caller may change it).
     made: Mapping[str, Target] | None = task.__dict__.get("_outputs")
     if made is None:
-        made = task.__dict__["_outputs"] = _normalised(task.output())
+        made = task.__dict__["_outputs"] = _normalised(_called(task, "output", task.output))
     return made
+
+
+def _called(task: Task, method: str, call: Callable[[], T]) -> T:
+    """``call()``, a task's own method: what it raises, but charon's errors, becomes a
+    TaskCodeError (it was a traceback through charon's and anyio's frames, or a
+    daemon's evaluation logged as crashed)."""
+    try:
+        return call()
+    except CharonError:
+        raise
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        raise TaskCodeError(f"{task.task_id}.{method}() raised {type(exc).__name__}: {exc}"
+                            f" ({where.filename}:{where.lineno})") from exc
 
 
 def _normalised(produced: Target | Mapping[str, Target] | None) -> dict[str, Target]:

@@ -202,7 +202,7 @@ def test_a_task_requiring_the_day_before_for_thousands_of_days_runs(
 
 MISDECLARED_TASKS = textwrap.dedent('''
     from orchestrator.tasks.params import DateParameter
-    from orchestrator.tasks.task import WrapperTask
+    from orchestrator.tasks.task import ExternalTask, WrapperTask
 
 
     class Leaf(WrapperTask):
@@ -230,6 +230,27 @@ MISDECLARED_TASKS = textwrap.dedent('''
             return {1: Leaf(day=self.day)}
 
 
+    class RequiresRaises(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> object:
+            return {"a": Leaf(day=self.day)}["b"]
+
+
+    class OutputRaises(ExternalTask):
+        day = DateParameter()
+
+        def output(self) -> object:
+            raise RuntimeError("the bucket could not be listed")
+
+
+    class NeedsOutputRaises(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> object:
+            return [Leaf(day=self.day), OutputRaises(day=self.day)]
+
+
     class Yields(WrapperTask):
         """Luigi's habit: requires() as a generator."""
 
@@ -240,22 +261,28 @@ MISDECLARED_TASKS = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize(("family", "said"), [
-    ("Number", "Number(day=2018-10-31).requires() returned 42: a task, a list or a dict"),
-    ("Name", "Name(day=2018-10-31).requires() holds 'Leaf(day=2018-10-31)' (at '1'), not a"),
-    ("IntKey", "IntKey(day=2018-10-31).requires() names a task by 1: a dict's keys are"),
+@pytest.mark.parametrize(("family", "code", "said"), [
+    ("Number", 2, "Number(day=2018-10-31).requires() returned 42: a task, a list or a dict"),
+    ("Name", 2, "Name(day=2018-10-31).requires() holds 'Leaf(day=2018-10-31)' (at '1'), not"),
+    ("IntKey", 2, "IntKey(day=2018-10-31).requires() names a task by 1: a dict's keys are"),
+    ("RequiresRaises", 1, "RequiresRaises(day=2018-10-31).requires() raised KeyError: 'b' ("),
+    ("NeedsOutputRaises", 1, "OutputRaises(day=2018-10-31).output() raised RuntimeError: the"
+                             " bucket could not be listed ("),
 ])
-def test_a_requires_that_returns_no_tasks_is_one_line_and_exit_2(
-    charon: Cli, tmp_path: Path, family: str, said: str,
+def test_a_task_whose_requires_or_output_goes_wrong_is_one_line(
+    charon: Cli, tmp_path: Path, family: str, code: int, said: str,
 ) -> None:
-    """It was a TypeError's or an AttributeError's traceback."""
+    """Each was a traceback: a TypeError's, an AttributeError's, the task's own error's
+    through charon's and anyio's frames. What the task returned is bad input (exit 2);
+    what it raised, a failure (exit 1), said with where in the task's module."""
     folder = tmp_path / "modules"
     folder.mkdir()
     (folder / "misdeclared_tasks.py").write_text(MISDECLARED_TASKS)
     misdeclared = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
     ran = misdeclared("run", "--module", "misdeclared_tasks", family, "--day", "2018-10-31")
-    assert ran.returncode == 2, ran.stderr[-2000:]
-    [line] = ran.stderr.splitlines()
+    assert ran.returncode == code, ran.stderr[-2000:]
+    [line] = [line for line in ran.stderr.splitlines() if not line.startswith("{")]
     assert line.startswith(f"error: {said}")
+    assert code == 2 or line.endswith(f"misdeclared_tasks.py:{line.rsplit(':', 1)[1]}")
     yields = misdeclared("run", "--module", "misdeclared_tasks", "Yields", "--day", "2018-10-31")
     assert yields.returncode == 0, yields.stderr[-2000:]
