@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from orchestrator.errors import JobFailed
 from orchestrator.model import TableInfo
 from orchestrator.stores.database.base import Database, PgColumn
 from orchestrator.stores.storage.base import ObjectInfo, Storage
@@ -94,6 +95,12 @@ class TaskLoop(AbstractAsyncContextManager["TaskLoop"]):
         async def on_task_loop() -> None:
             try:
                 await task_run(bridged)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # The task's own sys.exit() (or a KeyboardInterrupt of its own: signals
+                # reach the main thread only) went out of the task loop and ended its
+                # thread, and the run's future never ended: charon hung for good. It
+                # fails the run, as any other error of the task's code.
+                raise JobFailed(f"the task's run() raised {exc!r}") from exc
             finally:
                 ending.finished()
 

@@ -286,3 +286,39 @@ def test_a_task_whose_requires_or_output_goes_wrong_is_one_line(
     assert code == 2 or line.endswith(f"misdeclared_tasks.py:{line.rsplit(':', 1)[1]}")
     yields = misdeclared("run", "--module", "misdeclared_tasks", "Yields", "--day", "2018-10-31")
     assert yields.returncode == 0, yields.stderr[-2000:]
+
+
+EXITING_TASKS = textwrap.dedent('''
+    import sys
+
+    from orchestrator.tasks.params import DateParameter
+    from orchestrator.tasks.targets import RegistryTarget
+    from orchestrator.tasks.task import Task
+
+
+    class Exits(Task):
+        """A script's habit, ported as it was."""
+
+        day = DateParameter()
+
+        def output(self) -> RegistryTarget:
+            return RegistryTarget("exits.out", self.day.isoformat())
+
+        async def run(self, context: object) -> None:
+            sys.exit(3)
+''')
+
+
+def test_a_run_that_calls_sys_exit_fails_its_run_and_charon_goes_on(
+    charon: Cli, tmp_path: Path,
+) -> None:
+    """It ended the thread task code runs on, and `charon run` hung for good."""
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "exiting_tasks.py").write_text(EXITING_TASKS)
+    exiting = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    ran = exiting("run", "--module", "exiting_tasks", "Exits", "--day", "2018-10-31",
+                  timeout=60)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert "Exits(day=2018-10-31): failed (the task's run() raised SystemExit(3))" in ran.stdout
+    assert "Traceback" not in ran.stderr
