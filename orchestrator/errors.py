@@ -170,4 +170,22 @@ def leaves(group: BaseExceptionGroup[E]) -> Iterator[E]:
 
 def messages(group: BaseExceptionGroup[Exception]) -> str:
     """Every error of a (nested) group, each as its type and message."""
-    return "; ".join(f"{type(exc).__name__}: {exc}" for exc in leaves(group))
+    return "; ".join(f"{type(exc).__name__}: {described(exc)}" for exc in leaves(group))
+
+
+MAX_DESCRIBED = 4000
+"""Characters of an error's message that are kept: a task's error may carry megabytes
+(a rejected row, a whole response), and it is recorded with its run, logged, and shown
+on every page of its day."""
+
+
+def described(error: BaseException) -> str:
+    """``str(error)``, cut to MAX_DESCRIBED characters; its type's name alone when its
+    message cannot be made (a task's exception class whose ``__str__`` raises)."""
+    try:
+        text = str(error)
+    except Exception:
+        return f"{type(error).__name__} (its message could not be made)"
+    if len(text) <= MAX_DESCRIBED:
+        return text
+    return f"{text[:MAX_DESCRIBED]}… [{len(text) - MAX_DESCRIBED:,} more characters]"

@@ -41,6 +41,7 @@ from orchestrator.errors import (
     JobLost,
     LeaseLost,
     UsageError,
+    described,
 )
 from orchestrator.log import get_logger, job_output, job_output_to
 from orchestrator.model import InputRevision, Run, RunRetryPolicy, RunState, fingerprint
@@ -341,21 +342,21 @@ class Executor:
         self, attempt: Attempt, targets: Mapping[str, Target], staged: _Staged,
         failure: Exception,
     ) -> Outcome:
-        run, task_id = attempt.run, attempt.task.task_id
+        run, task_id, said = attempt.run, attempt.task.task_id, described(failure)
         if staged.publishing:
             # A table may be in place, a revision may be read downstream: finish it later
             # with these same outputs, never start again.
-            await self._release(run, f"publication interrupted, to be resumed: {failure}")
+            await self._release(run, f"publication interrupted, to be resumed: {said}")
             return Outcome(task_id, Status.ERROR,
-                           f"publication interrupted, to be resumed: {failure}", run)
+                           f"publication interrupted, to be resumed: {said}", run)
         if isinstance(failure, AdapterError) and not staged.in_job:
             # An outage around the job (the state store, the registry, storage), not the
             # run's own failure: released, so that outages do not use its retries up.
-            await self._release(run, f"interrupted by an outage, to be resumed: {failure}")
+            await self._release(run, f"interrupted by an outage, to be resumed: {said}")
             return Outcome(task_id, Status.ERROR,
-                           f"interrupted by an outage, to be resumed: {failure}", run)
+                           f"interrupted by an outage, to be resumed: {said}", run)
         try:
-            failed = await self._adapters.state.fail(run.id, run.attempt, str(failure))
+            failed = await self._adapters.state.fail(run.id, run.attempt, said)
         except LeaseLost as lost:
             await self._after_lost(attempt, targets, staged, lost)
             return Outcome(task_id, Status.WAITING, str(lost), run, held_until=datetime.now(UTC))
@@ -363,11 +364,11 @@ class Executor:
             # The staging stays recorded with the run: whoever takes it over when its
             # lease runs out discards it.
             self._log.error("could not record the failure", error=str(exc))
-            return Outcome(task_id, Status.FAILED, str(failure), run)
-        self._log.error("run failed", error=str(failure), failures=failed.failures)
-        await self._lineage.failed(attempt.task, failed, str(failure))
+            return Outcome(task_id, Status.FAILED, said, run)
+        self._log.error("run failed", error=said, failures=failed.failures)
+        await self._lineage.failed(attempt.task, failed, said)
         await self._discard(targets, staged)
-        return Outcome(task_id, Status.FAILED, str(failure), failed,
+        return Outcome(task_id, Status.FAILED, said, failed,
                        held_until=attempt.retry.retry_at(failed))
 
     async def _release(self, run: Run, reason: str) -> None:

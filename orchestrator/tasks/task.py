@@ -16,6 +16,7 @@ from orchestrator.errors import (
     TaskCodeError,
     TaskNotFound,
     UsageError,
+    described,
 )
 from orchestrator.tasks.commands import beam_command, spark_command
 from orchestrator.tasks.params import (
@@ -295,8 +296,8 @@ def _called(task: Task, method: str, call: Callable[[], T]) -> T:
         raise
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        raise TaskCodeError(f"{task.task_id}.{method}() raised {type(exc).__name__}: {exc}"
-                            f" ({where.filename}:{where.lineno})") from exc
+        raise TaskCodeError(f"{task.task_id}.{method}() raised {type(exc).__name__}:"
+                            f" {described(exc)} ({where.filename}:{where.lineno})") from exc
 
 
 def _normalised(produced: Target | Mapping[str, Target] | None) -> dict[str, Target]:

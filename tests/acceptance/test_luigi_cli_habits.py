@@ -306,6 +306,13 @@ EXITING_TASKS = textwrap.dedent('''
 
         async def run(self, context: object) -> None:
             sys.exit(3)
+
+
+    class Shouts(Exits):
+        """Its error carries a whole rejected batch."""
+
+        async def run(self, context: object) -> None:
+            raise ValueError("rows rejected: " + "x" * 50_000_000)
 ''')
 
 
@@ -322,3 +329,19 @@ def test_a_run_that_calls_sys_exit_fails_its_run_and_charon_goes_on(
     assert ran.returncode == 1, ran.stderr[-2000:]
     assert "Exits(day=2018-10-31): failed (the task's run() raised SystemExit(3))" in ran.stdout
     assert "Traceback" not in ran.stderr
+
+
+def test_a_run_s_error_of_megabytes_is_told_in_a_bounded_line(
+    charon: Cli, tmp_path: Path,
+) -> None:
+    """The 50 MB went whole into the summary, the log and the run's row in the state
+    store (and on a daemon, into every page showing the day)."""
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "exiting_tasks.py").write_text(EXITING_TASKS)
+    exiting = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    ran = exiting("run", "--module", "exiting_tasks", "Shouts", "--day", "2018-10-31")
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert "more characters]" in ran.stdout
+    assert len(ran.stdout) + len(ran.stderr) < 50_000
+    assert (charon.home / "state.sqlite").stat().st_size < 1_000_000
