@@ -73,12 +73,15 @@ END_STALLED_HOLDERS = _STALLED_SESSIONS + (  # noqa: S608  # constants; values a
 )
 """Ends the stalled sessions holding one advisory lock ($2, a :func:`lock_key`): asked
 by a session that gave up waiting for it, so no longer waits itself."""
-# The subquery runs first (volatile, it is never merged into the outer query), so the
-# lock's wait is bound; the bound stays on for the rest of the transaction.
-TAKE_XACT_LOCK_WAITING = (
-    "SELECT pg_advisory_xact_lock($1) FROM (SELECT set_config('lock_timeout', $2, true)) AS bound"
+# Each subquery runs before the query around it (volatile, none is merged into it): the
+# bound is set, the lock taken, then the clock read. The bound stays on for the rest of
+# the transaction.
+LOCK_WAITING_AND_READ_CLOCK = (
+    "SELECT clock_timestamp() AS now FROM (SELECT pg_advisory_xact_lock($1) FROM"
+    " (SELECT set_config('lock_timeout', $2, true)) AS bound) AS locked"
 )
-"""Takes the advisory lock $1, waiting for it at most $2 (as ``lock_timeout`` reads it)."""
+"""Takes the advisory lock $1, waiting for it at most $2 (as ``lock_timeout`` reads it),
+and reads the database's clock once it holds it."""
 LOCK_WAIT = f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}ms"
 """How long one try of :func:`locked_transaction` waits for its lock."""
 LOCK_TRIES = int(COMMAND_TIMEOUT_SECONDS * 1000 // IDLE_IN_TRANSACTION_TIMEOUT_MS)
@@ -118,10 +121,11 @@ async def end_stalled_sessions(
 
 async def locked_transaction(
     connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], key: int,
-    work: Callable[[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]], Awaitable[T]],
+    work: Callable[[asyncpg.pool.PoolConnectionProxy[asyncpg.Record], datetime], Awaitable[T]],
     log: Logger,
 ) -> T:
-    """``work`` in a transaction holding the advisory lock ``key`` from its start.
+    """``work`` in a transaction holding the advisory lock ``key`` from its start, given
+    the database's clock as the lock was taken.
 
     A try that waits :data:`LOCK_WAIT` for the lock gives up, ends the sessions of
     charon processes paused in a statement that hold it, and tries again: a daemon's
@@ -140,11 +144,11 @@ async def locked_transaction(
 
 async def _locked_once(
     connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], key: int,
-    work: Callable[[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]], Awaitable[T]],
+    work: Callable[[asyncpg.pool.PoolConnectionProxy[asyncpg.Record], datetime], Awaitable[T]],
 ) -> T:
     async with connection.transaction():
-        await connection.execute(TAKE_XACT_LOCK_WAITING, key, LOCK_WAIT)
-        return await work(connection)
+        locked_at = await connection.fetchval(LOCK_WAITING_AND_READ_CLOCK, key, LOCK_WAIT)
+        return await work(connection, locked_at)
 
 
 def lock_key(name: str) -> int:

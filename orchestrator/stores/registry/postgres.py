@@ -118,7 +118,7 @@ class PostgresRegistry(StoringRegistry):
         return cls(pool, now)
 
     async def _insert(self, new: Revision, idempotency_key: str | None) -> Publication:
-        async def insert(connection: Connection) -> Publication:
+        async def insert(connection: Connection, _locked_at: datetime) -> Publication:
             if idempotency_key is not None:
                 row = await connection.fetchrow(SELECT_BY_IDEMPOTENCY_KEY, idempotency_key)
                 if row is not None:

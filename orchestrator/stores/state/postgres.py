@@ -78,8 +78,6 @@ SELECT_RUNS = (
     " WHERE ($1::text IS NULL OR task_id = $1) AND ($2::text IS NULL OR state = $2)"
     " ORDER BY created DESC, seq DESC LIMIT $3"
 )
-# A claim reads the clock once it holds its task's lock: the time it decides by is never
-# earlier than the moment it may decide.
 READ_CLOCK = "SELECT clock_timestamp()"
 INSERT_RUN = (
     "INSERT INTO runs (id, task_id, family, partition, fingerprint, state, attempt, job_id,"
@@ -215,8 +213,10 @@ class PostgresStateStore(StateStoreBase):
         return truncate_ms(await connection.fetchval(READ_CLOCK))
 
     async def _claim(self, request: ClaimRequest) -> ClaimPlan:
-        async def claim(connection: Connection) -> ClaimPlan:
-            now = await self._now(connection)  # once through the queue of the task's claims
+        async def claim(connection: Connection, locked_at: datetime) -> ClaimPlan:
+            # Read once the task's lock is held: the time a claim decides by is never
+            # earlier than the moment it may decide.
+            now = truncate_ms(locked_at if self._clock is None else self._clock())
             rows = await connection.fetch(SELECT_FOR_CLAIM, request.task_id, request.fingerprint)
             plan = plan_claim([_run(row) for row in rows], request, now)
             for write in plan.writes:
