@@ -43,12 +43,16 @@ PROBE_TASKS = textwrap.dedent('''
 ''')
 
 
+def importing(charon: Cli, folder: Path, module: str, text: str) -> Cli:
+    """``charon`` with the task module ``module`` (its source ``text``) importable."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{module}.py").write_text(text)
+    return Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+
+
 @pytest.fixture
 def probe(charon: Cli, tmp_path: Path) -> Cli:
-    folder = tmp_path / "modules"
-    folder.mkdir()
-    (folder / "probe_tasks.py").write_text(PROBE_TASKS)
-    return Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    return importing(charon, tmp_path / "modules", "probe_tasks", PROBE_TASKS)
 
 
 @pytest.mark.parametrize(
@@ -187,10 +191,7 @@ def test_a_task_requiring_the_day_before_for_thousands_of_days_runs(
     charon: Cli, tmp_path: Path,
 ) -> None:
     """3,000 days down: Python's own stack ran out about 990 down, a traceback."""
-    folder = tmp_path / "modules"
-    folder.mkdir()
-    (folder / "chain_tasks.py").write_text(CHAIN_TASKS)
-    chain = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    chain = importing(charon, tmp_path / "modules", "chain_tasks", CHAIN_TASKS)
     task = ("--module", "chain_tasks", "RunningTotal", "--day", "2018-03-19")
     ran = chain("run", *task)
     assert ran.returncode == 0, ran.stderr[-2000:]
@@ -275,10 +276,7 @@ def test_a_task_whose_requires_or_output_goes_wrong_is_one_line(
     """Each was a traceback: a TypeError's, an AttributeError's, the task's own error's
     through charon's and anyio's frames. What the task returned is bad input (exit 2);
     what it raised, a failure (exit 1), said with where in the task's module."""
-    folder = tmp_path / "modules"
-    folder.mkdir()
-    (folder / "misdeclared_tasks.py").write_text(MISDECLARED_TASKS)
-    misdeclared = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    misdeclared = importing(charon, tmp_path / "modules", "misdeclared_tasks", MISDECLARED_TASKS)
     ran = misdeclared("run", "--module", "misdeclared_tasks", family, "--day", "2018-10-31")
     assert ran.returncode == code, ran.stderr[-2000:]
     [line] = [line for line in ran.stderr.splitlines() if not line.startswith("{")]
@@ -320,10 +318,7 @@ def test_a_run_that_calls_sys_exit_fails_its_run_and_charon_goes_on(
     charon: Cli, tmp_path: Path,
 ) -> None:
     """It ended the thread task code runs on, and `charon run` hung for good."""
-    folder = tmp_path / "modules"
-    folder.mkdir()
-    (folder / "exiting_tasks.py").write_text(EXITING_TASKS)
-    exiting = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    exiting = importing(charon, tmp_path / "modules", "exiting_tasks", EXITING_TASKS)
     ran = exiting("run", "--module", "exiting_tasks", "Exits", "--day", "2018-10-31",
                   timeout=60)
     assert ran.returncode == 1, ran.stderr[-2000:]
@@ -336,10 +331,7 @@ def test_a_run_s_error_of_megabytes_is_told_in_a_bounded_line(
 ) -> None:
     """The 50 MB went whole into the summary, the log and the run's row in the state
     store (and on a daemon, into every page showing the day)."""
-    folder = tmp_path / "modules"
-    folder.mkdir()
-    (folder / "exiting_tasks.py").write_text(EXITING_TASKS)
-    exiting = Cli(charon.home, {"PYTHONPATH": f"{folder}:{Path.cwd()}"})
+    exiting = importing(charon, tmp_path / "modules", "exiting_tasks", EXITING_TASKS)
     ran = exiting("run", "--module", "exiting_tasks", "Shouts", "--day", "2018-10-31")
     assert ran.returncode == 1, ran.stderr[-2000:]
     assert "more characters]" in ran.stdout
