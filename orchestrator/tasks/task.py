@@ -260,7 +260,9 @@ def requirements(task: Task) -> dict[str, Task]:
     if isinstance(required, Mapping):
         found = dict(required)
     elif isinstance(required, Iterable) and not isinstance(required, str | bytes):
-        found = {str(index): item for index, item in enumerate(required)}
+        # A generator's body runs here, not in the call above: what it raises is its own.
+        found = _called(task, "requires",
+                        lambda: {str(index): item for index, item in enumerate(required)})
     else:
         raise UsageError(f"{task.task_id}.requires() returned {shown(required)}: a task, a"
                          " list or a dict of tasks, or None")

@@ -252,6 +252,14 @@ MISDECLARED_TASKS = textwrap.dedent('''
             return [Leaf(day=self.day), OutputRaises(day=self.day)]
 
 
+    class YieldsThenRaises(WrapperTask):
+        day = DateParameter()
+
+        def requires(self) -> object:
+            yield Leaf(day=self.day)
+            yield {"a": Leaf(day=self.day)}["c"]
+
+
     class Yields(WrapperTask):
         """Luigi's habit: requires() as a generator."""
 
@@ -267,6 +275,7 @@ MISDECLARED_TASKS = textwrap.dedent('''
     ("Name", 2, "Name(day=2018-10-31).requires() holds 'Leaf(day=2018-10-31)' (at '1'), not"),
     ("IntKey", 2, "IntKey(day=2018-10-31).requires() names a task by 1: a dict's keys are"),
     ("RequiresRaises", 1, "RequiresRaises(day=2018-10-31).requires() raised KeyError: 'b' ("),
+    ("YieldsThenRaises", 1, "YieldsThenRaises(day=2018-10-31).requires() raised KeyError: 'c'"),
     ("NeedsOutputRaises", 1, "OutputRaises(day=2018-10-31).output() raised RuntimeError: the"
                              " bucket could not be listed ("),
 ])
