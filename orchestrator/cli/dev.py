@@ -37,7 +37,7 @@ def add_dev_command(commands: Any) -> None:
                     "sample day published and run; Ctrl-C stops it all")
     dev.add_argument("--date", type=arguments.day, default=DEMO_DAY,
                      help=f"the sample day to publish (default: {DEMO_DAY})")
-    dev.add_argument("--events", type=arguments.positive, default=100_000,
+    dev.add_argument("--events", type=arguments.events, default=100_000,
                      help="the sample day's stream events")
     dev.add_argument("--port-registry", type=arguments.port,
                      help="the registry service's port (default: registry_service.port; "

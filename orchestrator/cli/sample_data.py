@@ -31,7 +31,7 @@ def add_sample_data_command(commands: Any) -> None:
                         help="write the Luigi example's daily Streams TSV files instead")
     sample.add_argument("--date-interval", type=arguments.interval,
                         help="with --streams: the days, in any Luigi spelling (2012-07)")
-    sample.add_argument("--events", type=arguments.positive, default=100_000,
+    sample.add_argument("--events", type=arguments.events, default=100_000,
                         help="stream events")
     sample.add_argument("--seed", type=arguments.seed, default=None,
                         help="random seed (default: the date)")
