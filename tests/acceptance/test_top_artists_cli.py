@@ -126,7 +126,7 @@ def test_a_failing_job_leaves_nothing_visible(charon: Cli) -> None:
         (("registry", "publish", "bad endpoint!", DAY, "/x"), "invalid endpoint"),
         (("registry", "publish", ECF, "31/10/2018", "/x"), "invalid partition"),
         (("sample-data", "--date", "yesterday"), "invalid date"),
-        (("sample-data", "--date", DAY, "--events", "-5"), "positive"),
+        (("sample-data", "--date", DAY, "--events", "-5"), "a whole number from 1"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_error_and_changes_nothing(
