@@ -346,15 +346,15 @@ class Executor:
         if staged.publishing:
             # A table may be in place, a revision may be read downstream: finish it later
             # with these same outputs, never start again.
-            await self._release(run, f"publication interrupted, to be resumed: {said}")
-            return Outcome(task_id, Status.ERROR,
-                           f"publication interrupted, to be resumed: {said}", run)
+            reason = f"publication interrupted, to be resumed: {said}"
+            await self._release(run, reason)
+            return Outcome(task_id, Status.ERROR, reason, run)
         if isinstance(failure, AdapterError) and not staged.in_job:
             # An outage around the job (the state store, the registry, storage), not the
             # run's own failure: released, so that outages do not use its retries up.
-            await self._release(run, f"interrupted by an outage, to be resumed: {said}")
-            return Outcome(task_id, Status.ERROR,
-                           f"interrupted by an outage, to be resumed: {said}", run)
+            reason = f"interrupted by an outage, to be resumed: {said}"
+            await self._release(run, reason)
+            return Outcome(task_id, Status.ERROR, reason, run)
         try:
             failed = await self._adapters.state.fail(run.id, run.attempt, said)
         except LeaseLost as lost:

@@ -26,7 +26,7 @@ import anyio
 from orchestrator.core.backfill import ErrorRetries, backfill_record, run_backfill
 from orchestrator.core.engine import Engine
 from orchestrator.daemon.membership import Membership
-from orchestrator.errors import CharonError, leaves
+from orchestrator.errors import CharonError, described, leaves
 from orchestrator.intervals import DateInterval, parse_interval
 from orchestrator.log import get_logger
 from orchestrator.model import Backfill, BackfillOrder, BackfillState
@@ -170,7 +170,7 @@ class Backfills:
             # another runner has it, or a user cancelled it.
             except* CharonError as group:
                 self._log.warning("backfill stopped", backfill=record.id,
-                                  error="; ".join(map(str, leaves(group))))
+                                  error="; ".join(map(described, leaves(group))))
             finally:
                 self.running, self._scope = None, None
 
