@@ -11,6 +11,7 @@ a live job of its name attaches to it instead of submitting a second one.
 from __future__ import annotations
 
 import collections
+import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,9 @@ class DataflowApi:
                                 transient=exc.status in RETRY_STATUSES) from exc
         except HttpUnavailable as exc:
             raise DataflowError(f"Dataflow API unreachable: {exc}", transient=True) from exc
-        return None if response.status == 404 else response.json()
+        # An unreadable answer is a proxy's or a glitch's: the next poll may read one.
+        return None if response.status == 404 else response.json(
+            functools.partial(DataflowError, transient=True))
 
 
 @dataclass

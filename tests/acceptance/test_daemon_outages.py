@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from tests.acceptance.conftest import (
     Cli,
     daily_daemon,
     free_port,
+    importing_tests,
     publish_daily_input,
     start,
     wait_until,
@@ -187,6 +189,36 @@ def test_status_through_a_registry_outage_and_a_postgres_restart(stack: Stack) -
     assert stack.daemon.poll() is None, "the daemon exited on its own"
     # A run publishes, then records its success: the status may lag the registry a moment.
     wait_until(lambda: succeeded_days(stack) == list(DAYS), 30, "every day's run succeeded", log)
+
+
+def test_a_registry_answering_unreadable_json_is_an_outage_the_daemon_rides_out(
+    stack: Stack,
+) -> None:
+    """Something else answers at the registry's address, with JSON nested past what a
+    decoder follows: the daemon says the registry is down, as for any outage, and carries
+    on once the registry is back. Before, its change feed's sensor died of the
+    RecursionError, and the daemon with it."""
+    log = stack.daemon_log
+    stack.publish_input(DAYS[0])
+    wait_until(lambda: stack.published(DAYS[0]), 60, "the first day", log)
+    stack.kill_registry()
+    unreadable, _url = start(
+        [sys.executable, "-m", "tests.support.unreadable_service", str(stack.registry_port)],
+        importing_tests(stack.env), log.with_name("unreadable.log"), "serving on ")
+    try:
+        wait_until(lambda: "nested too deeply" in log.read_text()
+                   and stack.source_up("registry") is False, 30,
+                   "/status to report the registry down", log)
+        assert stack.daemon.poll() is None, "the daemon exited on an unreadable answer"
+    finally:
+        unreadable.kill()
+        unreadable.wait(timeout=10)
+        assert unreadable.stdout is not None
+        unreadable.stdout.close()
+    stack.restart_registry()
+    stack.publish_input(DAYS[1])
+    wait_until(lambda: stack.published(DAYS[1]), 60, "the day after the outage", log)
+    assert stack.daemon.poll() is None
 
 
 def succeeded_days(stack: Stack) -> list[str]:

@@ -31,7 +31,7 @@ from tests.support.emulators import (  # noqa: F401  (pytest finds fixtures by t
     clear_bigquery,
     gcs_emulator,
 )
-from tests.support.fault_proxy import FaultInjectingProxy, serving
+from tests.support.fault_proxy import UNREADABLE_ANSWERS, FaultInjectingProxy, serving
 
 pytestmark = pytest.mark.slow
 
@@ -182,6 +182,48 @@ async def test_lost_copy_response_then_409_waits_for_the_job(proxy: FaultInjecti
         assert await warehouse.read_rows(FINAL) == as_dicts(ROWS)
     finally:
         await warehouse.aclose()
+
+
+# Each answered with 200, and the first also as an error's body (a 403 is not retried).
+UNREADABLE = [(200, body) for body in UNREADABLE_ANSWERS.values()] + [
+    (403, UNREADABLE_ANSWERS["JSON nested 200,000 deep"])]
+UNREADABLE_IDS = [*UNREADABLE_ANSWERS, "JSON nested 200,000 deep, as a 403's body"]
+
+
+@pytest.mark.parametrize("answer", UNREADABLE, ids=UNREADABLE_IDS)
+async def test_an_unreadable_bigquery_answer_is_a_warehouse_error(
+    proxy: FaultInjectingProxy, answer: tuple[int, bytes]
+) -> None:
+    """A warehouse error is an outage the daemon rides out; anything else ended its
+    sensor, and the daemon with it."""
+    warehouse = await _fast_retrying_warehouse(f"{proxy.url}/bigquery/v2")
+    try:
+        proxy.garbled[("GET", rf"/tables/{FINAL.table}$")] = [answer]
+        with pytest.raises(WarehouseError, match=r"answered|HTTP 403"):
+            await warehouse.table_info(FINAL)
+        assert await warehouse.table_info(FINAL) is None  # the next answer is read
+    finally:
+        await warehouse.aclose()
+
+
+@pytest.mark.parametrize("answer", UNREADABLE, ids=UNREADABLE_IDS)
+async def test_an_unreadable_gcs_answer_is_a_storage_error(
+    gcs_emulator: Emulator, answer: tuple[int, bytes]  # noqa: F811
+) -> None:
+    folder = f"gs://{BUCKET}/unreadable-{secrets.token_hex(4)}/"
+    async with serving(FaultInjectingProxy(gcs_emulator.url)) as proxy:
+        storage = await GcsStorage.open(api_root=proxy.url)
+        try:
+            await storage.write(folder + "x", b"x")
+            proxy.garbled[("GET", rf"/b/{BUCKET}/o\?")] = [answer]
+            with pytest.raises(StorageError, match=r"answered|HTTP 403"):
+                await storage.list(folder)
+            proxy.garbled[("GET", r"/o/unreadable")] = [answer]
+            with pytest.raises(StorageError, match=r"answered|HTTP 403"):
+                await storage.exists(folder + "x")
+            assert [info.uri for info in await storage.list(folder)] == [folder + "x"]
+        finally:
+            await storage.aclose()
 
 
 async def test_one_session_serves_both_adapters(

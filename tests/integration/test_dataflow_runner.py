@@ -28,6 +28,7 @@ from orchestrator.stores.drivers.gcp import GoogleApi, RetryPolicy
 from orchestrator.tasks.commands import job_name
 from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
 from tests.support.fake_dataflow import FakeDataflowServer
+from tests.support.fault_proxy import UNREADABLE_ANSWERS
 
 NAME = job_name("TopArtistsJob", "2018-10-31", "0123456789abcdef")
 
@@ -255,3 +256,23 @@ async def test_the_runner_the_settings_ask_for(fake: FakeDataflowServer) -> None
         await runner.reattach(job)
     async with open_job_runner(load_settings({})) as local:
         assert not isinstance(local, DataflowJobRunner)
+
+
+async def test_an_unreadable_answer_is_waited_out_like_an_unreachable_api(
+    fake: FakeDataflowServer, runner: DataflowJobRunner
+) -> None:
+    """A broken proxy's answer in place of the job's state: while the job is followed it
+    is one poll that could not read the state, never the run's end (the job runs on in
+    the cloud); on reattaching, a transient error, as the API out of reach is."""
+    job = fake.create(NAME, project="p", region="r")
+    async with anyio.create_task_group() as group:
+        group.start_soon(runner.reattach, job)
+        await eventually(lambda: len(fake.requests) >= 1)
+        fake.garble_next(*UNREADABLE_ANSWERS.values())
+        read = len(fake.requests)
+        await eventually(lambda: len(fake.requests) >= read + len(UNREADABLE_ANSWERS))
+        fake.set_state(job, "JOB_STATE_DONE")
+    fake.garble_next(UNREADABLE_ANSWERS["JSON nested 200,000 deep"])
+    with pytest.raises(DataflowError, match="nested too deeply") as unreadable:
+        await runner.reattach(job)
+    assert unreadable.value.transient

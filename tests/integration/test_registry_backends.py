@@ -42,6 +42,7 @@ from tests.contracts.registry import (
     RegistryContract,
     assert_created_rises_with_seq,
 )
+from tests.support.fault_proxy import UNREADABLE_ANSWERS, FaultInjectingProxy, serving
 from tests.support.services import registry_service
 
 TOKEN = "test-token"
@@ -329,6 +330,30 @@ class TestHttpRegistryOverSqlite(RegistryContract):
                 await client.latest("plays", DAY)
         finally:
             await client.aclose()
+
+    @pytest.mark.parametrize("answer", [
+        *((200, body) for body in UNREADABLE_ANSWERS.values()),
+        (500, UNREADABLE_ANSWERS["JSON nested 200,000 deep"])],
+        ids=[*UNREADABLE_ANSWERS, "JSON nested 200,000 deep, as a 500's body"])
+    async def test_an_unreadable_answer_is_a_registry_error(
+        self, service_url: str, answer: tuple[int, bytes]
+    ) -> None:
+        """A registry error is an outage the daemon rides out; anything else ended its
+        change feed's sensor, and the daemon with it."""
+        async with serving(FaultInjectingProxy(service_url)) as proxy:
+            client = await _http_registry(proxy.url)
+            try:
+                published = await client.publish("plays", DAY, "/data/x")
+                proxy.garbled[("GET", r"/latest$")] = [answer]
+                proxy.garbled[("GET", r"/changes\?")] = [answer]
+                with pytest.raises(RegistryError):
+                    await client.latest("plays", DAY)
+                with pytest.raises(RegistryError):
+                    await client.changes(0)
+                assert await client.latest("plays", DAY) == published
+                assert await client.changes(0) == [published]
+            finally:
+                await client.aclose()
 
     async def test_closed_client_raises_registry_error(self, service_url: str) -> None:
         client = await _http_registry(service_url)

@@ -13,7 +13,8 @@ charon make, in the real API's shapes:
   a job already over gets 400 FAILED_PRECONDITION
 
 Tests steer it directly (thread-safe, so a test thread can while the server runs in
-another): :meth:`set_state`, :meth:`create`, :attr:`created`, :meth:`fail_next`.
+another): :meth:`set_state`, :meth:`create`, :attr:`created`, :meth:`fail_next`,
+:meth:`garble_next`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FakeDataflowServer:
         self.requests: list[str] = []
         self._ids = itertools.count(1)
         self._failures: list[int] = []
+        self._garbage: list[bytes] = []
         self._lock = threading.Lock()
         self.root = ""
 
@@ -81,6 +83,11 @@ class FakeDataflowServer:
         """Answer the next requests with these statuses (e.g. 503, 429) first."""
         with self._lock:
             self._failures.extend(statuses)
+
+    def garble_next(self, *bodies: bytes) -> None:
+        """Answer the next requests 200 with these bodies, as a broken proxy would."""
+        with self._lock:
+            self._garbage.extend(bodies)
 
     # -- serving ---------------------------------------------------------------------
 
@@ -137,6 +144,9 @@ class FakeDataflowServer:
         with self._lock:
             self.requests.append(f"{request.method} {request.path_qs}")
             status = self._failures.pop(0) if self._failures else None
+            garbage = self._garbage.pop(0) if self._garbage and status is None else None
+        if garbage is not None:
+            return web.Response(body=garbage, content_type="application/json")
         if status is not None:
             return _error(status, "UNAVAILABLE", "injected by the test")
         response: web.StreamResponse = await handler(request)

@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 import anyio
@@ -22,6 +23,17 @@ class Forwarded:
     body: bytes
 
 
+T = TypeVar("T")
+
+UNREADABLE_ANSWERS = {
+    # Past what json.loads can follow: it raises RecursionError, not a ValueError.
+    "JSON nested 200,000 deep": b"[" * 200_000 + b"]" * 200_000,
+    "a proxy's HTML page": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "JSON cut short": b'{"kind": "bigquery#table", "tableRef',
+    "bytes that are not text": b"\xff\xfe\x00\xd8",
+    "a JSON list": b"[1, 2]",
+}
+"""What a broken proxy, or a service that is not the one meant, may answer."""
 Hold = Callable[[list[Forwarded]], bool]
 """Whether to hold the answer to the last request forwarded, given all forwarded so far."""
 
@@ -30,16 +42,18 @@ Hold = Callable[[list[Forwarded]], bool]
 class FaultInjectingProxy:
     """``faults`` maps (method, path regex) to statuses answered instead of forwarding,
     one per matching request; ``lost`` maps them to statuses answered after forwarding
-    (the request took effect, its response is lost). With ``duplicate_jobs``, a
-    jobs.insert whose job id was forwarded before is answered 409 Already Exists, as
-    real BigQuery does (bqemulator runs the job again). The first request ``hold``
-    picks is forwarded, so it takes effect, and then its answer is held back: ``held``
-    is set, and the answer goes out only after ``release()``.
+    (the request took effect, its response is lost); ``garbled`` maps them to (status,
+    body) answered instead of forwarding, as a broken proxy or service would. With
+    ``duplicate_jobs``, a jobs.insert whose job id was forwarded before is answered 409
+    Already Exists, as real BigQuery does (bqemulator runs the job again). The first
+    request ``hold`` picks is forwarded, so it takes effect, and then its answer is held
+    back: ``held`` is set, and the answer goes out only after ``release()``.
     """
 
     target: str
     faults: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     lost: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    garbled: dict[tuple[str, str], list[tuple[int, bytes]]] = field(default_factory=dict)
     duplicate_jobs: bool = False
     hold: Hold | None = None
     seen: list[tuple[str, str]] = field(default_factory=list)
@@ -58,10 +72,10 @@ class FaultInjectingProxy:
         return self.url.removeprefix("http://")
 
     @staticmethod
-    def _take(table: dict[tuple[str, str], list[int]], method: str, path: str) -> int | None:
-        for (m, pattern), statuses in table.items():
-            if m == method and re.search(pattern, path) and statuses:
-                return statuses.pop(0)
+    def _take(table: dict[tuple[str, str], list[T]], method: str, path: str) -> T | None:
+        for (m, pattern), answers in table.items():
+            if m == method and re.search(pattern, path) and answers:
+                return answers.pop(0)
         return None
 
     def _duplicate(self, method: str, path: str, body: bytes) -> bool:
@@ -77,6 +91,9 @@ class FaultInjectingProxy:
         method, path = request.method, request.path_qs
         self.seen.append((method, path))
         body = await request.read()
+        if (garbage := self._take(self.garbled, method, path)) is not None:
+            status, body = garbage
+            return web.Response(status=status, body=body, content_type="application/json")
         injected = self._take(self.faults, method, path)
         if injected is None and self._duplicate(method, path, body):
             injected = 409

@@ -14,13 +14,15 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import anyio
 from gcloud.aio.auth import Token
+
+from orchestrator.stores.drivers.answers import MalformedAnswer, decoded
 
 # Statuses worth retrying: rate limits and server-side trouble. Everything else is
 # the caller's mistake or a definite answer and is reported at once.
@@ -59,12 +61,22 @@ class Response:
     status: int
     body: bytes
     headers: Mapping[str, str]
+    request: str = ""
+    """The request's method and URL, for messages."""
 
-    def json(self) -> dict[str, Any]:
+    def json(self, unreadable: Callable[[str], Exception]) -> dict[str, Any]:
+        """The JSON object answered (empty for an empty body); for anything else,
+        ``unreadable``'s exception: the adapter's own error, an outage of its port."""
         if not self.body:
             return {}
-        parsed = json.loads(self.body)
-        return parsed if isinstance(parsed, dict) else {}
+        try:
+            parsed = decoded(self.body)
+        except MalformedAnswer as exc:
+            raise unreadable(f"{self.request} answered {exc}") from None
+        if not isinstance(parsed, dict):
+            raise unreadable(
+                f"{self.request} answered a JSON {type(parsed).__name__}, not an object")
+        return parsed
 
 
 class GoogleApi:
@@ -148,7 +160,7 @@ class GoogleApi:
             timeout=self._timeout,
         ) as response:
             body = await response.read()
-            return Response(response.status, body, dict(response.headers))
+            return Response(response.status, body, dict(response.headers), f"{method} {url}")
 
 
 def new_session() -> aiohttp.ClientSession:
@@ -158,8 +170,8 @@ def new_session() -> aiohttp.ClientSession:
 
 def _error(body: str) -> dict[str, Any]:
     try:
-        parsed = json.loads(body)
-    except ValueError:
+        parsed = decoded(body)
+    except MalformedAnswer:
         return {}
     error = parsed.get("error") if isinstance(parsed, dict) else None
     return error if isinstance(error, dict) else {}

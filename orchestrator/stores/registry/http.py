@@ -37,6 +37,7 @@ from orchestrator.errors import (
 )
 from orchestrator.log import Logger, get_logger
 from orchestrator.model import Revision
+from orchestrator.stores.drivers.answers import MalformedAnswer, decoded
 from orchestrator.stores.registry.base import (
     check_limit,
     check_publish,
@@ -194,7 +195,7 @@ class HttpRegistry:
     @staticmethod
     def _revisions(body: object) -> builtins.list[Revision]:
         if not isinstance(body, Mapping) or not isinstance(body.get("revisions"), builtins.list):
-            raise RegistryError(f"the registry service sent no revision list: {body!r}")
+            raise RegistryError(f"the registry service sent no revision list: {body!r:.200}")
         return [revision_from_json(item) for item in body["revisions"]]
 
     async def _call(self, method: str, path: Sequence[str], *, body: object = None,
@@ -248,12 +249,12 @@ class HttpRegistry:
     @staticmethod
     async def _json(response: aiohttp.ClientResponse) -> object:
         try:
-            return await response.json(content_type=None)
-        except ValueError:
+            return decoded(await response.read())
+        except MalformedAnswer as exc:
             if response.status >= _HTTP_BAD_REQUEST:
                 return None  # a proxy's HTML error page: the status says enough
             raise RegistryError(
-                f"the registry service at {response.url} did not answer JSON"
+                f"the registry service at {response.url} did not answer JSON: {exc}"
             ) from None
 
 

@@ -92,7 +92,8 @@ class GcsStorage:
 
     async def _metadata(self, uri: str) -> dict[str, Any]:
         bucket, name = _object_name(uri)
-        return (await self._call("GET", self._object_url(bucket, name), uri)).json()
+        answer = await self._call("GET", self._object_url(bucket, name), uri)
+        return answer.json(StorageError)
 
     async def exists(self, uri: str) -> bool:
         try:
@@ -108,7 +109,7 @@ class GcsStorage:
         found: list[ObjectInfo] = []
         while True:
             try:
-                page = (await self._call("GET", url, prefix, params=params)).json()
+                page = (await self._call("GET", url, prefix, params=params)).json(StorageError)
             except ObjectNotFound:
                 return []  # no such bucket: nothing below the prefix
             for item in page.get("items", []):

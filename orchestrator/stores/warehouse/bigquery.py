@@ -102,6 +102,9 @@ class BigQueryWarehouse:
         except HttpUnavailable as exc:
             raise WarehouseError(f"BigQuery unreachable: {exc}") from exc
 
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return (await self._call(method, path, **kwargs)).json(WarehouseError)
+
     def _table_path(self, spec: TableSpec) -> str:
         return (
             f"/projects/{quote(spec.project, safe='')}/datasets/{spec.dataset}"
@@ -113,7 +116,7 @@ class BigQueryWarehouse:
 
     async def _get_table(self, spec: TableSpec) -> dict[str, Any] | None:
         try:
-            return (await self._call("GET", self._table_path(spec))).json()
+            return await self._json("GET", self._table_path(spec))
         except TableNotFound:
             return None
 
@@ -133,7 +136,7 @@ class BigQueryWarehouse:
     async def _get_job(self, project: str, job_id: str) -> dict[str, Any] | None:
         path = f"{self._jobs_path(project)}/{job_id}"
         try:
-            return (await self._call("GET", path, params={"location": self._location})).json()
+            return await self._json("GET", path, params={"location": self._location})
         except TableNotFound:
             return None
 
@@ -162,7 +165,8 @@ class BigQueryWarehouse:
         response = await self._call(
             "POST", self._jobs_path(project), json_body=body, ok=frozenset({409})
         )
-        job = response.json() if response.status != 409 else {"jobReference": reference}
+        job = ({"jobReference": reference} if response.status == 409
+               else response.json(WarehouseError))
         return await self._wait(project, job)
 
     async def _load(self, spec: TableSpec, columns: Sequence[Column], lines: bytes) -> None:
@@ -190,7 +194,7 @@ class BigQueryWarehouse:
             )
         except (HttpStatusError, HttpUnavailable) as exc:
             raise WarehouseError(f"cannot load rows into {spec}: {exc}") from exc
-        await self._wait(spec.project, response.json())
+        await self._wait(spec.project, response.json(WarehouseError))
 
     # -- the Warehouse protocol -------------------------------------------------
 
@@ -203,9 +207,9 @@ class BigQueryWarehouse:
     async def _row_count(self, spec: TableSpec) -> int:
         # tabledata.list's totalRows counts the data itself; the emulator leaves the
         # table resource's numRows stale after a copy onto an existing table.
-        data = await self._call("GET", self._table_path(spec) + "/data",
+        data = await self._json("GET", self._table_path(spec) + "/data",
                                 params={"maxResults": 0})
-        return int(data.json().get("totalRows", 0))
+        return int(data.get("totalRows", 0))
 
     async def list_tables(self, project: str, dataset: str) -> list[TableInfo]:
         TableSpec(project, dataset, "_")  # validates both identifiers before any request
@@ -232,7 +236,7 @@ class BigQueryWarehouse:
         params: dict[str, str | int] = {}
         while True:
             try:
-                page = (await self._call("GET", path, params=params)).json()
+                page = await self._json("GET", path, params=params)
             except TableNotFound:
                 return  # no such dataset (or project): no tables
             for item in page.get("tables", []):
@@ -286,7 +290,7 @@ class BigQueryWarehouse:
         while limit is None or len(rows) < limit:
             wanted = _PAGE_ROWS if limit is None else min(_PAGE_ROWS, limit - len(rows))
             params["maxResults"] = wanted
-            page = (await self._call("GET", self._table_path(spec) + "/data", params=params)).json()
+            page = await self._json("GET", self._table_path(spec) + "/data", params=params)
             rows.extend(typed_rows(page.get("rows", []), fields))
             if not page.get("pageToken"):
                 break
@@ -329,7 +333,7 @@ class BigQueryWarehouse:
         path = self._jobs_path(final.project)
         response = await self._call("POST", path, json_body=body, ok=frozenset({409}))
         if response.status != 409:
-            return response.json()
+            return response.json(WarehouseError)
         # 409: this move was inserted before (a retry, or our own lost response):
         # wait for that job rather than copying twice.
         found = await self._get_job(final.project, job_id)
