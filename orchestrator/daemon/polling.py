@@ -13,7 +13,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError
+from orchestrator.errors import CharonError, described
 from orchestrator.log import get_logger
 from sensors.facts import Trigger
 from sensors.guard import STORAGE, WAREHOUSE, SourceGuards
@@ -45,17 +45,24 @@ async def poll_forever(
 
     ``poll_once`` returns True when it should be called again at once (it found work
     and more may be waiting, or it already waited on a long-poll). A failing source is
-    logged and retried with backoff: one bad source never stops the daemon.
+    logged and retried with backoff: one bad source never stops the daemon. Nor does a
+    bug, or an answer no adapter foresaw: as an evaluation's, it is logged with its
+    traceback, and the source is said to be down until a poll goes through.
     """
     log = get_logger("charon.sensor").bind(sensor=name)
     health = metrics.sources[name]
     while True:
         try:
             again = await poll_once()
-        except CharonError as exc:
-            health.failed(str(exc))
+        except Exception as exc:  # a bug too: see the docstring
+            foreseen = isinstance(exc, CharonError)
+            health.failed(described(exc) if foreseen
+                          else f"{type(exc).__name__}: {described(exc)}")
             metrics.sensor_errors.inc(sensor=name)
-            log.warning("sensor poll failed", error=str(exc), failures=health.failures)
+            if foreseen:
+                log.warning("sensor poll failed", error=str(exc), failures=health.failures)
+            else:
+                log.exception("sensor poll crashed", failures=health.failures)
             again = False
         else:
             health.ok()

@@ -251,7 +251,14 @@ async def test_a_run_requested_for_a_day_outside_the_window_fires() -> None:
         await world.daemon.stop()
 
 
-async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
+@pytest.mark.parametrize(("error", "said"), [
+    (RegistryError("registry unavailable"), "sensor poll failed"),
+    # A bug, or an answer no adapter foresaw: it ended the daemon before.
+    (KeyError("revisions"), "sensor poll crashed"),
+], ids=["an outage", "an error no adapter foresaw"])
+async def test_a_failing_source_is_retried_and_never_stops_the_daemon(
+    error: Exception, said: str
+) -> None:
     world = make_world()
     failures = 3
     real_changes = world.registry.changes
@@ -260,7 +267,7 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
         nonlocal failures
         if failures:
             failures -= 1
-            raise RegistryError("registry unavailable")
+            raise error
         return await real_changes(since_seq, limit)
 
     world.registry.changes = flaky_changes  # type: ignore[method-assign]
@@ -268,15 +275,18 @@ async def test_a_failing_source_is_retried_and_never_stops_the_daemon() -> None:
         TableSpec.parse("scio-playground:di_golden_path.track_entity_20181031"),
         [Column("track_gid", "STRING")], [("t1",)],
     )
-    async with running(world):
-        # The table's fact taken and every evaluation done: the daemon is idle.
-        await world.wait_for(lambda: bool(world.daemon.roots) and all(
-            state.verdict and not state.evaluating for state in world.daemon.roots.values()
-        ) and world.daemon.metrics.triggers.value(source="warehouse") == 1)
-        # Only the registry feed can tell the daemon about this revision.
-        await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
-        await world.wait_for(lambda: len(world.runner.calls) == 1, timeout=10)
+    with structlog.testing.capture_logs() as logs:
+        async with running(world):
+            # The table's fact taken and every evaluation done: the daemon is idle.
+            await world.wait_for(lambda: bool(world.daemon.roots) and all(
+                state.verdict and not state.evaluating for state in world.daemon.roots.values()
+            ) and world.daemon.metrics.triggers.value(source="warehouse") == 1)
+            # Only the registry feed can tell the daemon about this revision.
+            await world.registry.publish(END_CONTENT_FACT, "2018-10-31", "/data/ecf/r1")
+            await world.wait_for(lambda: len(world.runner.calls) == 1, timeout=10)
     assert world.daemon.metrics.sensor_errors.value(sensor="registry") == 3
+    assert world.daemon.metrics.sources["registry"].failures == 0  # up again
+    assert [entry["event"] for entry in logs if entry.get("sensor") == "registry"] == [said] * 3
 
 
 def warehouse_fails(world: DaemonWorld, error: Exception) -> None:
