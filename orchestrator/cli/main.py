@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
-import os
-import select
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
@@ -21,7 +18,7 @@ from orchestrator.adapters import (
     open_job_runner,
     open_registry,
 )
-from orchestrator.cli import arguments, render, retcodes, task_options
+from orchestrator.cli import arguments, output, render, retcodes, task_options
 from orchestrator.cli.stopping import Stopped, unless_stopped
 from orchestrator.config import Settings, load_settings
 from orchestrator.core.graph import resolve
@@ -42,9 +39,6 @@ from orchestrator.tasks.task import SparkSubmitTask, Task, load_task_class
 GC_FIRST_GENERATION_THRESHOLD = 10_000
 INTERRUPTED = 130
 """The shells' exit code for a command stopped by SIGINT (128 + 2)."""
-OUTPUT_CLOSED = 141
-"""The shells' exit code for a command whose output's reader went away (128 + SIGPIPE),
-as a command killed by that signal, which Python ignores, would end."""
 
 Command = Callable[[argparse.Namespace, Settings, Adapters], Awaitable[int]]
 Check = Callable[[argparse.Namespace, Settings], None]
@@ -55,6 +49,7 @@ Commands: TypeAlias = "argparse._SubParsersAction[arguments.Parser]"
 
 def main(argv: Sequence[str] | None = None) -> None:
     tune_garbage_collector()
+    output.watch_output()
     sys.exit(run_cli(sys.argv[1:] if argv is None else argv))
 
 
@@ -73,15 +68,15 @@ def run_cli(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: the command's tasks were cancelled and cleaned up on the way out (a
         # claimed run is released, or waits out its lease); a traceback would say a bug.
-        _say("interrupted")
+        output.say("interrupted")
         return INTERRUPTED
     except Stopped as stop:  # SIGTERM or SIGHUP, cleaned up as Ctrl-C is
-        _say(str(stop))
+        output.say(str(stop))
         return stop.exit_code
-    except BrokenPipeError:
-        if not _reader_gone():
+    except OSError as error:  # a broken pipe among them
+        if (code := output.ended_by(error)) is None:
             raise
-        return _output_closed()
+        return code
     except BaseExceptionGroup as group:
         return _exit_of_group(group)
 
@@ -89,37 +84,12 @@ def run_cli(argv: Sequence[str]) -> int:
 def _exit_of_group(group: BaseExceptionGroup[BaseException]) -> int:
     """A command fails inside a task group (a server's, the daemon's, the one watching
     for signals), which wraps the error."""
-    pipes, rest = group.split(BrokenPipeError)
-    if pipes is not None and rest is None and _reader_gone():
-        return _output_closed()
+    if (code := output.ended_by(group)) is not None:
+        return code
     errors, others = group.split(CharonError)
     if errors is None or others is not None:
         raise group
     return _refuse(next(leaves(errors)))
-
-
-def _say(line: str) -> None:
-    """One line on stderr; one no one reads any longer (a daemon's log pipe whose reader
-    exited) must not turn the exit code into a traceback's."""
-    with contextlib.suppress(OSError):
-        print(line, file=sys.stderr)
-
-
-def _reader_gone() -> bool:
-    """Whether standard output is a pipe (or socket) whose reading end is closed: polled,
-    it reports an error at once. A broken pipe elsewhere (a job's, a socket's) is a bug
-    to show, not this."""
-    poller = select.poll()
-    poller.register(sys.stdout.fileno(), select.POLLOUT)
-    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
-
-
-def _output_closed() -> int:
-    """Whoever read charon's output closed it (``charon registry ls ... | head``), and has
-    what it wanted: no traceback. What is left unwritten goes nowhere, or the flush at
-    exit would fail again."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return OUTPUT_CLOSED
 
 
 def _execute(argv: Sequence[str]) -> int:
@@ -154,7 +124,7 @@ def _execute(argv: Sequence[str]) -> int:
 
 
 def _refuse(error: CharonError) -> int:
-    _say(f"error: {error}")
+    output.say(f"error: {error}")
     # Bad configuration is bad input, like a bad flag: nothing ran.
     return ExitCode.USAGE if isinstance(error, UsageError | ConfigError) else ExitCode.FAILED
 

@@ -1,6 +1,7 @@
 """A command whose output's reader goes away before the end (``charon registry ls ... |
 head``): the shells' code for it, 141, as a command killed by SIGPIPE, and no traceback
-(it was a 40-line one). A daemon whose log's reader goes away goes on (it died)."""
+(it was a 40-line one). A command whose output cannot be written (a full disk: /dev/full)
+says so in one line. A daemon whose log's reader goes away goes on (it died)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import anyio
+import pytest
 
 from orchestrator.stores.registry.sqlite import SqliteRegistry
 from tests.acceptance.conftest import (
@@ -40,6 +42,22 @@ def test_a_listing_whose_reader_stops_early_ends_quietly(charon: Cli) -> None:
         stderr = process.stderr.read()
         process.wait(timeout=60)
     assert (process.returncode, stderr) == (141, "")
+
+
+@pytest.mark.parametrize("command", [
+    ("registry", "ls", ENDPOINT, PARTITION),
+    ("daemon", "--port", "0"),  # its `daemon listening on` line
+], ids=["a listing", "a daemon"])
+def test_output_to_a_full_disk_is_one_line_not_a_traceback(
+    charon: Cli, command: tuple[str, ...]
+) -> None:
+    anyio.run(publish_many, charon.home / "registry.sqlite")
+    with Path("/dev/full").open("w") as full:
+        ended = subprocess.run([CHARON, *command], env=charon.env, stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    assert "Traceback" not in ended.stderr
+    assert (ended.returncode, ended.stderr.splitlines()[-1]) == (
+        1, "error: cannot write to standard output: No space left on device")
 
 
 async def publish_many(path: Path) -> None:
