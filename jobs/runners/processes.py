@@ -27,6 +27,7 @@ import anyio.abc
 
 from orchestrator import procfs
 from orchestrator.errors import JobFailed
+from orchestrator.log import get_logger
 
 STOP_GRACE_SECONDS = 5.0
 """How long a job has to end on SIGTERM before its group gets SIGKILL."""
@@ -126,10 +127,28 @@ async def stop_process(process: anyio.abc.Process) -> None:
 
 
 async def close_process(process: anyio.abc.Process) -> None:
-    """:func:`stop_process`, then close its pipes."""
+    """:func:`stop_process`, then what the job left running in its group, then close its
+    pipes."""
     with anyio.CancelScope(shield=True):
         await stop_process(process)
+        await _stop_leftovers(process.pid)
         await process.aclose()
+
+
+async def _stop_leftovers(pgid: int) -> None:
+    """Stop what a job started and left running in its group once it exited (or ignored
+    the SIGTERM that ended it): one still writing where the job wrote would change its
+    output after it was checked and published. A live member keeps the group's number
+    taken, as the leader does, so the signals reach no other group; what left the group
+    on purpose (setsid) is beyond reach, as it is of the parent-death signal."""
+    try:
+        os.killpg(pgid, 0)  # the common case, at the price of one call: nobody is left
+    except ProcessLookupError:
+        return
+    if await _group_running(pgid):
+        get_logger("charon.job").warning("the job left processes running; stopping them",
+                                         group=pgid)
+        await _stop_group(pgid, f"what job group {pgid} left", grace=STOP_GRACE_SECONDS)
 
 
 async def stop_job(job: LocalJob, *, grace: float) -> bool:
@@ -144,17 +163,24 @@ async def stop_job(job: LocalJob, *, grace: float) -> bool:
     # While its leader is there, even as a zombie, no other group can take its number.
     if stat is None or stat.start_time != job.start_time or not await _group_running(job.pid):
         return False
+    await _stop_group(job.pid, f"job {job}", grace=grace)
+    return True
+
+
+async def _stop_group(pgid: int, what: str, *, grace: float) -> None:
+    """SIGTERM, SIGKILL after ``grace`` seconds (at once if 0), until no process of the
+    group runs; JobFailed when it outlives SIGKILL by GONE_TIMEOUT_SECONDS."""
     if grace > 0:
-        _signal_group(job.pid, signal.SIGTERM)
+        _signal_group(pgid, signal.SIGTERM)
         with anyio.move_on_after(grace):
-            await _until_gone(job.pid)
-            return True
+            await _until_gone(pgid)
+            return
         # Still running: the group still holds its number.
-    _signal_group(job.pid, signal.SIGKILL)
+    _signal_group(pgid, signal.SIGKILL)
     with anyio.move_on_after(GONE_TIMEOUT_SECONDS):
-        await _until_gone(job.pid)
-        return True
-    raise JobFailed(f"job {job} still runs {GONE_TIMEOUT_SECONDS:g} s after SIGKILL")
+        await _until_gone(pgid)
+        return
+    raise JobFailed(f"{what} still runs {GONE_TIMEOUT_SECONDS:g} s after SIGKILL")
 
 
 def _signal_group(pgid: int, signum: int) -> None:

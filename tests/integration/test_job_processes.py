@@ -27,7 +27,6 @@ from jobs.runners import processes
 from jobs.runners.beam import LOG_DRAIN_SECONDS, MAX_JOB_LINE, SubprocessJobRunner
 from jobs.runners.die_with_parent import PARENT_GONE
 from jobs.runners.processes import LocalJob
-from orchestrator import procfs
 from orchestrator.errors import JobFailed, JobLost
 from orchestrator.log import job_output_to
 from tests.contracts.job_runner import Fate, JobRunnerContract, Jobs
@@ -351,22 +350,29 @@ async def test_a_progress_bar_s_updates_are_lines_and_a_line_too_long_is_cut() -
     assert seen == ["step 1%", "step 2%", cut, "done"]
 
 
-async def test_a_job_is_done_when_it_exits_though_what_it_started_holds_its_output(
+@pytest.mark.parametrize("ignoring_sigterm", [False, True], ids=["ending", "ignoring SIGTERM"])
+async def test_a_job_is_done_when_it_exits_and_what_it_left_running_is_stopped(
+    ignoring_sigterm: bool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A process the job started and left running, its output pipe still open: the run
-    waited on it, however long it lived (the job long done), with its lease kept."""
+    waited on it, however long it lived (the job long done), with its lease kept; then
+    it was left running, free to write where the job wrote after the output was
+    published. Now it gets SIGTERM, and SIGKILL after the grace."""
+    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.5)
     seen: list[str] = []
 
     async def sink(line: str) -> None:
         seen.append(line)
 
+    ignore = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " * ignoring_sigterm
     script = ("import subprocess, sys; child = subprocess.Popen([sys.executable, '-c',"
-              " 'import time; time.sleep(60)']); print(child.pid, flush=True)")
+              f" {ignore + 'import time; time.sleep(60)'!r}]); print(child.pid, flush=True)")
     with job_output_to(sink), anyio.fail_after(LOG_DRAIN_SECONDS + 10):
         await SubprocessJobRunner().run([sys.executable, "-c", script], job_name="j",
                                         on_started=_ignore)
     [child] = seen
     try:
-        assert procfs.stat(int(child)) is not None  # it was still there
+        assert not running(int(child))
     finally:
-        os.kill(int(child), signal.SIGKILL)
+        if running(int(child)):
+            os.kill(int(child), signal.SIGKILL)
