@@ -145,10 +145,16 @@ async def _stop_leftovers(pgid: int) -> None:
         os.killpg(pgid, 0)  # the common case, at the price of one call: nobody is left
     except ProcessLookupError:
         return
-    if await _group_running(pgid):
-        get_logger("charon.job").warning("the job left processes running; stopping them",
-                                         group=pgid)
+    if not await _group_running(pgid):
+        return
+    log = get_logger("charon.job").bind(group=pgid)
+    log.warning("the job left processes running; stopping them")
+    try:
         await _stop_group(pgid, f"what job group {pgid} left", grace=STOP_GRACE_SECONDS)
+    except JobFailed:
+        # SIGKILLed, they end once their system call does (a hung NFS read); the run's
+        # own outcome, or its cancellation, stays what it was.
+        log.exception("the job's leftover processes outlive SIGKILL")
 
 
 async def stop_job(job: LocalJob, *, grace: float) -> bool:
