@@ -49,8 +49,9 @@ class _Output:
 
 
 def watch_output() -> None:
-    """Note why standard output fails, for :func:`ended_by`; the command calls it once,
-    as it starts (never an import: tests run commands in their own process)."""
+    """Note why standard output fails, for :func:`ended_by`; ``charon`` calls it once, as
+    it starts, never an import: a test calling a command in its own process keeps
+    pytest's capture of its output as it was."""
     if not isinstance(sys.stdout, _Output):
         sys.stdout = cast(TextIO, _Output(sys.stdout))
 
