@@ -7,6 +7,7 @@ edge, so callers never need to know which backend is configured.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TypeVar
@@ -166,6 +167,22 @@ def leaves(group: BaseExceptionGroup[E]) -> Iterator[E]:
             yield from leaves(exc)
         else:
             yield exc
+
+
+@contextlib.contextmanager
+def as_one_error() -> Iterator[None]:
+    """Requests an adapter sends side by side, in a task group, fail as one would alone:
+    its port's callers catch its error, not a group of them (a BigQuery listing whose
+    table reads failed ended the daemon's warehouse sensor). A group holding anything
+    but charon errors, a bug, comes out whole."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        errors, others = group.split(CharonError)
+        if errors is None or others is not None:
+            raise
+        first = next(leaves(errors))
+        raise first from first.__cause__  # its own cause, not the group holding it
 
 
 def messages(group: BaseExceptionGroup[Exception]) -> str:

@@ -206,6 +206,21 @@ async def test_an_unreadable_bigquery_answer_is_a_warehouse_error(
         await warehouse.aclose()
 
 
+async def test_a_listing_whose_table_read_fails_raises_that_error_not_a_group(
+    proxy: FaultInjectingProxy,
+) -> None:
+    """The tables' reads go side by side: one failing failed the listing with an
+    ExceptionGroup, which the daemon's warehouse sensor did not take for an outage."""
+    warehouse = await _fast_retrying_warehouse(f"{proxy.url}/bigquery/v2")
+    try:
+        await warehouse.create_table(FINAL, COLUMNS, ROWS)
+        proxy.faults[("GET", rf"/tables/{FINAL.table}$")] = [403]
+        with pytest.raises(WarehouseError, match="injected 403"):
+            await warehouse.list_tables(FINAL.project, FINAL.dataset)
+    finally:
+        await warehouse.aclose()
+
+
 @pytest.mark.parametrize("answer", UNREADABLE, ids=UNREADABLE_IDS)
 async def test_an_unreadable_gcs_answer_is_a_storage_error(
     gcs_emulator: Emulator, answer: tuple[int, bytes]  # noqa: F811

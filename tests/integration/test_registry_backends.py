@@ -355,6 +355,20 @@ class TestHttpRegistryOverSqlite(RegistryContract):
             finally:
                 await client.aclose()
 
+    async def test_a_batched_lookup_with_one_failure_raises_that_error_not_a_group(
+        self, service_url: str
+    ) -> None:
+        async with serving(FaultInjectingProxy(service_url)) as proxy:
+            client = await _http_registry(proxy.url)
+            try:
+                await client.publish("plays", DAY, "/data/x")
+                proxy.garbled[("GET", rf"/partitions/{DAY}/latest$")] = [
+                    (200, UNREADABLE_ANSWERS["a proxy's HTML page"])]
+                with pytest.raises(RegistryError, match="did not answer JSON"):
+                    await client.latest_many("plays", [DAY, "2018-11-01", "2018-11-02"])
+            finally:
+                await client.aclose()
+
     async def test_closed_client_raises_registry_error(self, service_url: str) -> None:
         client = await _http_registry(service_url)
         await client.aclose()

@@ -3,10 +3,13 @@ error is told in a bounded line, whatever its message holds or does."""
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.errors import (
     MAX_DESCRIBED,
     RegistryError,
     StateStoreError,
+    as_one_error,
     described,
     leaves,
     messages,
@@ -32,3 +35,21 @@ def test_an_error_is_told_whole_cut_to_its_bound_or_by_its_type() -> None:
     assert described(Unsayable()) == "Unsayable (its message could not be made)"
     assert messages(ExceptionGroup("g", [Unsayable()])) == (
         "Unsayable: Unsayable (its message could not be made)")
+
+
+def test_a_group_of_charon_errors_comes_out_as_its_first_with_its_own_cause() -> None:
+    cause = OSError("connection reset")
+    first = RegistryError("no answer")
+    first.__cause__ = cause
+    nested = ExceptionGroup("outer", [ExceptionGroup("inner", [first]), StateStoreError("x")])
+    with pytest.raises(RegistryError) as raised, as_one_error():
+        raise nested
+    assert raised.value is first
+    assert raised.value.__cause__ is cause
+
+
+def test_a_group_holding_a_bug_comes_out_whole() -> None:
+    group = ExceptionGroup("g", [RegistryError("no answer"), KeyError("revisions")])
+    with pytest.raises(ExceptionGroup) as raised, as_one_error():
+        raise group
+    assert raised.value is group

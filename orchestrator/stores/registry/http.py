@@ -34,6 +34,7 @@ from orchestrator.errors import (
     RegistryError,
     UnknownRevision,
     UsageError,
+    as_one_error,
 )
 from orchestrator.log import Logger, get_logger
 from orchestrator.model import Revision
@@ -154,9 +155,10 @@ class HttpRegistry:
             if revision is not None:
                 found[partition] = revision
 
-        async with anyio.create_task_group() as group:
-            for partition in wanted:
-                group.start_soon(look_up, partition)
+        with as_one_error():
+            async with anyio.create_task_group() as group:
+                for partition in wanted:
+                    group.start_soon(look_up, partition)
         return found
 
     async def list(self, endpoint: str, partition: str) -> list[Revision]:

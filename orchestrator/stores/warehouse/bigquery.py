@@ -28,7 +28,7 @@ import aiohttp
 import anyio
 from gcloud.aio.bigquery.bigquery import SCOPES, init_api_root
 
-from orchestrator.errors import InvalidIdentifier, TableNotFound, WarehouseError
+from orchestrator.errors import InvalidIdentifier, TableNotFound, WarehouseError, as_one_error
 from orchestrator.model import TableInfo
 from orchestrator.stores.drivers.gcp import GoogleApi, HttpStatusError, HttpUnavailable, Response
 from orchestrator.stores.warehouse.base import (
@@ -226,9 +226,10 @@ class BigQueryWarehouse:
             if info is not None:
                 found[spec] = info
 
-        async with anyio.create_task_group() as group:
-            for spec in specs:
-                group.start_soon(one, spec)
+        with as_one_error():
+            async with anyio.create_task_group() as group:
+                for spec in specs:
+                    group.start_soon(one, spec)
         return [found[spec] for spec in sorted(found)]
 
     async def _table_specs(self, project: str, dataset: str) -> Any:
