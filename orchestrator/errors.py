@@ -178,16 +178,26 @@ def as_one_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        errors, others = group.split(CharonError)
-        if errors is None or others is not None:
+        if (first := first_charon_error(group)) is None:
             raise
-        first = next(leaves(errors))
         raise first from first.__cause__  # its own cause, not the group holding it
+
+
+def first_charon_error(group: BaseExceptionGroup[BaseException]) -> CharonError | None:
+    """The first error of a (nested) group that holds charon errors only; None when it
+    holds anything else, a bug to show whole."""
+    errors, others = group.split(CharonError)
+    return None if errors is None or others is not None else next(leaves(errors))
 
 
 def messages(group: BaseExceptionGroup[Exception]) -> str:
     """Every error of a (nested) group, each as its type and message."""
-    return "; ".join(f"{type(exc).__name__}: {described(exc)}" for exc in leaves(group))
+    return "; ".join(map(named, leaves(group)))
+
+
+def named(error: BaseException) -> str:
+    """The error as its type and its message, the message bounded."""
+    return f"{type(error).__name__}: {described(error)}"
 
 
 MAX_DESCRIBED = 4000

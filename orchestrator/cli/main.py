@@ -24,7 +24,7 @@ from orchestrator.config import Settings, load_settings
 from orchestrator.core.graph import resolve
 from orchestrator.core.ports import Adapters
 from orchestrator.core.report import ExitCode, Report
-from orchestrator.errors import CharonError, ConfigError, UsageError, leaves
+from orchestrator.errors import CharonError, ConfigError, UsageError, first_charon_error
 from orchestrator.log import configure_logging
 from orchestrator.stores.registry.base import Registry
 from orchestrator.tasks.commands import spark_submit
@@ -86,10 +86,9 @@ def _exit_of_group(group: BaseExceptionGroup[BaseException]) -> int:
     for signals), which wraps the error."""
     if (code := output.ended_by(group)) is not None:
         return code
-    errors, others = group.split(CharonError)
-    if errors is None or others is not None:
+    if (error := first_charon_error(group)) is None:
         raise group
-    return _refuse(next(leaves(errors)))
+    return _refuse(error)
 
 
 def _execute(argv: Sequence[str]) -> int:

@@ -13,7 +13,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from orchestrator.core.ports import Adapters
 from orchestrator.daemon.metrics import DaemonMetrics
 from orchestrator.daemon.watch import Watchlist
-from orchestrator.errors import CharonError, described
+from orchestrator.errors import CharonError, described, named
 from orchestrator.log import get_logger
 from sensors.facts import Trigger
 from sensors.guard import STORAGE, WAREHOUSE, SourceGuards
@@ -56,8 +56,7 @@ async def poll_forever(
             again = await poll_once()
         except Exception as exc:  # a bug too: see the docstring
             foreseen = isinstance(exc, CharonError)
-            health.failed(described(exc) if foreseen
-                          else f"{type(exc).__name__}: {described(exc)}")
+            health.failed(described(exc) if foreseen else named(exc))
             metrics.sensor_errors.inc(sensor=name)
             if foreseen:
                 log.warning("sensor poll failed", error=str(exc), failures=health.failures)

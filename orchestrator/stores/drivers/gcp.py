@@ -61,7 +61,7 @@ class Response:
     status: int
     body: bytes
     headers: Mapping[str, str]
-    request: str = ""
+    request: str
     """The request's method and URL, for messages."""
 
     def json(self, unreadable: Callable[[str], Exception]) -> dict[str, Any]:
